@@ -1,0 +1,348 @@
+//! Configuration: flags, then `TRESOR_*` environment variables (both resolved by the CLI),
+//! then a TOML file, then the defaults below — in that order of precedence. The file is
+//! strict (`deny_unknown_fields`): a misspelled key is an error, not a silently ignored one.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4566";
+/// Larger than any input AWS accepts for these services (Secrets Manager's 64 KiB secret
+/// value, base64-encoded, is the largest), small enough to refuse abuse early.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_DATA_DIR_NAME: &str = "tresor";
+
+/// AWS's commercial regions (partition `aws`), served by default.
+pub const DEFAULT_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "mx-central-1",
+    "sa-east-1",
+];
+
+/// Values given on the command line or in `TRESOR_*` variables (None = not given).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub dev: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: Option<bool>,
+    pub account_id: Option<String>,
+    pub regions: Option<Vec<String>>,
+    pub max_body_bytes: Option<usize>,
+    /// `TRESOR_ROOT_KEY`: the root key itself (hex or base64), instead of the key file.
+    pub root_key: Option<String>,
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure_http: Option<bool>,
+    account_id: Option<String>,
+    regions: Option<Vec<String>>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `None` in `--dev` mode: a throwaway store in a temporary directory.
+    pub data_dir: Option<PathBuf>,
+    pub dev: bool,
+    pub tls: Option<TlsFiles>,
+    pub account_id: Option<String>,
+    pub regions: Vec<String>,
+    pub max_body_bytes: usize,
+    pub root_key: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("dev", &self.dev)
+            .field("tls", &self.tls)
+            .field("account_id", &self.account_id)
+            .field("regions", &self.regions.len())
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
+        let file = match &o.config_file {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError::Invalid(format!("listen address '{listen_text}' is not an IP:port"))
+        })?;
+        let tls = match (o.tls_cert.or(file.tls_cert), o.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key must be given together".into(),
+                ));
+            }
+        };
+        let insecure_http = o.insecure_http.or(file.insecure_http).unwrap_or(false);
+        if tls.is_none() && !listen.ip().is_loopback() && !insecure_http {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {listen} without TLS: SigV4 protects request integrity but not \
+                 confidentiality, so secret values and new secret access keys would cross the network in \
+                 the clear. Give --tls-cert and --tls-key, listen on a loopback address, or pass \
+                 --insecure-http if a TLS-terminating proxy sits in front."
+            )));
+        }
+        let account_id = o.account_id.or(file.account_id);
+        if let Some(a) = &account_id
+            && (a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "account id '{a}' is not 12 digits"
+            )));
+        }
+        let regions = o
+            .regions
+            .or(file.regions)
+            .unwrap_or_else(|| DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect());
+        if regions.is_empty() {
+            return Err(ConfigError::Invalid(
+                "at least one region must be served".into(),
+            ));
+        }
+        for r in &regions {
+            let ok = !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err(ConfigError::Invalid(format!("'{r}' is not a region name")));
+            }
+        }
+        let max_body_bytes = o
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let data_dir = if o.dev {
+            None
+        } else {
+            Some(
+                o.data_dir
+                    .or(file.data_dir)
+                    .unwrap_or_else(default_data_dir),
+            )
+        };
+        Ok(Config {
+            listen,
+            data_dir,
+            dev: o.dev,
+            tls,
+            account_id,
+            regions,
+            max_body_bytes,
+            root_key: o.root_key,
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// `$XDG_DATA_HOME/tresor`, else `~/.local/share/tresor`, else `./tresor-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join(DEFAULT_DATA_DIR_NAME);
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h)
+            .join(".local/share")
+            .join(DEFAULT_DATA_DIR_NAME);
+    }
+    PathBuf::from("tresor-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::NamedTempFile, PathBuf) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        let p = f.path().to_path_buf();
+        (f, p)
+    }
+
+    #[test]
+    fn defaults_just_work() {
+        let c = Config::resolve(Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.regions.iter().any(|r| r == "us-east-1"));
+        assert!(c.tls.is_none());
+        assert!(c.data_dir.is_some());
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let (_f, p) = file(
+            "listen = \"127.0.0.1:9000\"\nregions = [\"eu-west-1\"]\naccount_id = \"111122223333\"\n",
+        );
+        let c = Config::resolve(Overrides {
+            config_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.regions, vec!["eu-west-1"]);
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            listen: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.account_id.as_deref(), Some("111122223333"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let (_f, p) = file("listn = \"127.0.0.1:9000\"\n");
+        let e = Config::resolve(Overrides {
+            config_file: Some(p),
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("listn"), "{e}");
+    }
+
+    #[test]
+    fn non_loopback_without_tls_is_refused_with_a_reason() {
+        let e = Config::resolve(Overrides {
+            listen: Some("0.0.0.0:4566".into()),
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("without TLS"), "{e}");
+        assert!(e.to_string().contains("--insecure-http"), "{e}");
+        let ok = Config::resolve(Overrides {
+            listen: Some("0.0.0.0:4566".into()),
+            insecure_http: Some(true),
+            ..Default::default()
+        });
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for o in [
+            Overrides {
+                account_id: Some("12345".into()),
+                ..Default::default()
+            },
+            Overrides {
+                listen: Some("localhost".into()),
+                ..Default::default()
+            },
+            Overrides {
+                regions: Some(vec![]),
+                ..Default::default()
+            },
+            Overrides {
+                regions: Some(vec!["US East".into()]),
+                ..Default::default()
+            },
+            Overrides {
+                tls_cert: Some("c.pem".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::resolve(o).is_err());
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_the_root_key() {
+        let c = Config::resolve(Overrides {
+            root_key: Some("00".repeat(32)),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!format!("{c:?}").contains(&"00".repeat(32)));
+    }
+}

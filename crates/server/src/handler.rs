@@ -1,0 +1,349 @@
+//! One HTTP request, start to finish: health, body limits, protocol routing (awsJson1.1 by
+//! `X-Amz-Target`, awsQuery by `Action`), authentication, dispatch and rendering. Every
+//! failure is an AWS-shaped error; nothing here panics on input.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use time::OffsetDateTime;
+use tresor_services::{Input, Output, RequestCtx, Services};
+use tresor_sigv4::{HttpRequest, SigningKeyCache};
+use tresor_wire::error::{render_json, render_xml};
+use tresor_wire::query::QueryParams;
+use tresor_wire::route::parse_target;
+use tresor_wire::timefmt::http_date;
+use tresor_wire::xml::query_response;
+use tresor_wire::{AwsError, Protocol, ServiceId, json};
+
+use crate::auth;
+use crate::config::Config;
+use crate::setup::Deployment;
+
+const SIGNING_KEY_CACHE: usize = 4096;
+
+/// Shared state of the request handler.
+pub struct State {
+    services: Arc<Services>,
+    keys: SigningKeyCache,
+    regions: Vec<String>,
+    max_body_bytes: usize,
+    deployment: parking_lot::Mutex<Option<Deployment>>,
+}
+
+impl State {
+    pub fn new(deployment: Deployment, config: &Config, _tls: bool) -> Self {
+        State {
+            services: deployment.services.clone(),
+            keys: SigningKeyCache::new(SIGNING_KEY_CACHE),
+            regions: config.regions.clone(),
+            max_body_bytes: config.max_body_bytes,
+            deployment: parking_lot::Mutex::new(Some(deployment)),
+        }
+    }
+
+    /// Closes the store cleanly and removes a `--dev` throwaway directory.
+    pub fn close(&self) {
+        if let Err(e) = self.services.store().close() {
+            tracing::warn!(error = %e, "closing the store failed");
+        }
+        drop(self.deployment.lock().take());
+    }
+}
+
+/// Serves one request; the connection loop wraps this in `hyper::service::service_fn`.
+pub async fn serve_request(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    tls: bool,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(handle(&state, req, remote, tls).await)
+}
+
+/// Which protocol and error rendering applies, as far as it is known.
+#[derive(Clone, Copy)]
+enum Renderer {
+    Json(Option<ServiceId>),
+    Xml(ServiceId),
+}
+
+async fn handle(
+    state: &State,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    tls: bool,
+) -> Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    if parts.uri.path() == "/health"
+        && (parts.method == Method::GET || parts.method == Method::HEAD)
+    {
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from_static(b"{\"status\":\"ok\"}"),
+            &request_id,
+        );
+    }
+    let renderer = if parts.headers.contains_key("x-amz-target") {
+        Renderer::Json(None)
+    } else {
+        Renderer::Xml(ServiceId::Sts)
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes) {
+        return render_error(
+            renderer,
+            &AwsError::request_entity_too_large(state.max_body_bytes),
+            &request_id,
+        );
+    }
+    let body = match Limited::new(body, state.max_body_bytes).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let err = if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                AwsError::request_entity_too_large(state.max_body_bytes)
+            } else {
+                AwsError::client("IncompleteBody", "The request body could not be read.")
+            };
+            return render_error(renderer, &err, &request_id);
+        }
+    };
+    let http_req = HttpRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now = OffsetDateTime::now_utc();
+    let call = Call {
+        state,
+        http_req: &http_req,
+        request_id: &request_id,
+        now,
+        remote,
+        tls,
+    };
+    match parts.headers.get("x-amz-target") {
+        Some(target) => call.json(target),
+        None => call.query(),
+    }
+}
+
+struct Call<'a> {
+    state: &'a State,
+    http_req: &'a HttpRequest<'a>,
+    request_id: &'a str,
+    now: OffsetDateTime,
+    remote: SocketAddr,
+    tls: bool,
+}
+
+impl Call<'_> {
+    fn ctx(&self, authenticated: auth::Authenticated) -> RequestCtx {
+        RequestCtx {
+            request_id: self.request_id.to_string(),
+            region: authenticated.region,
+            now: self.now,
+            source_ip: Some(self.remote.ip()),
+            secure_transport: self.tls,
+            caller: authenticated.caller,
+        }
+    }
+
+    fn json(&self, target: &HeaderValue) -> Response<Full<Bytes>> {
+        let unknown = || {
+            render_error(
+                Renderer::Json(None),
+                &AwsError::unknown_operation(Protocol::AwsJson11),
+                self.request_id,
+            )
+        };
+        let Ok(target) = target.to_str() else {
+            return unknown();
+        };
+        let Ok((service, op)) = parse_target(target) else {
+            return unknown();
+        };
+        let renderer = Renderer::Json(Some(service));
+        let authenticated = match auth::authenticate(
+            &self.state.services,
+            &self.state.keys,
+            &self.state.regions,
+            service,
+            self.http_req,
+            self.now,
+        ) {
+            Ok(a) => a,
+            Err(e) => return render_error(renderer, &e, self.request_id),
+        };
+        if !self.state.services.knows(service, op) {
+            return render_error(
+                renderer,
+                &AwsError::unknown_operation(Protocol::AwsJson11),
+                self.request_id,
+            );
+        }
+        let ctx = self.ctx(authenticated);
+        match self
+            .state
+            .services
+            .handle(&ctx, service, op, Input::Json(self.http_req.body))
+        {
+            Ok(Output::Json(body)) => respond(
+                StatusCode::OK,
+                json::CONTENT_TYPE,
+                Bytes::from(body),
+                self.request_id,
+            ),
+            Ok(Output::Xml(_)) => render_error(
+                renderer,
+                &AwsError::internal(Protocol::AwsJson11),
+                self.request_id,
+            ),
+            Err(e) => render_error(renderer, &e, self.request_id),
+        }
+    }
+
+    fn query(&self) -> Response<Full<Bytes>> {
+        let params = match self.query_params() {
+            Ok(p) => p,
+            Err(e) => return render_error(Renderer::Xml(ServiceId::Sts), &e, self.request_id),
+        };
+        let service = match auth::scope_service(self.http_req).as_deref() {
+            Some("iam") => ServiceId::Iam,
+            Some("sts") => ServiceId::Sts,
+            _ => guess_query_service(params.action()),
+        };
+        let renderer = Renderer::Xml(service);
+        let authenticated = match auth::authenticate(
+            &self.state.services,
+            &self.state.keys,
+            &self.state.regions,
+            service,
+            self.http_req,
+            self.now,
+        ) {
+            Ok(a) => a,
+            Err(e) => return render_error(renderer, &e, self.request_id),
+        };
+        let Some(action) = params.action() else {
+            return render_error(
+                renderer,
+                &AwsError::unknown_operation(Protocol::AwsQuery),
+                self.request_id,
+            );
+        };
+        if !self.state.services.knows(service, action) {
+            return render_error(renderer, &AwsError::invalid_action(action), self.request_id);
+        }
+        let ctx = self.ctx(authenticated);
+        match self
+            .state
+            .services
+            .handle(&ctx, service, action, Input::Query(&params))
+        {
+            Ok(Output::Xml(result)) => {
+                let doc = query_response(service, action, result.as_deref(), self.request_id);
+                respond(
+                    StatusCode::OK,
+                    "text/xml",
+                    Bytes::from(doc),
+                    self.request_id,
+                )
+            }
+            Ok(Output::Json(_)) => render_error(
+                renderer,
+                &AwsError::internal(Protocol::AwsQuery),
+                self.request_id,
+            ),
+            Err(e) => render_error(renderer, &e, self.request_id),
+        }
+    }
+
+    /// awsQuery parameters: the URL's query string plus, for a form POST, the body.
+    fn query_params(&self) -> Result<QueryParams, AwsError> {
+        let mut params = QueryParams::parse(self.http_req.query.as_bytes())?;
+        if self.http_req.method == "POST" && !self.http_req.body.is_empty() {
+            params.extend(QueryParams::parse(self.http_req.body)?)?;
+        }
+        Ok(params)
+    }
+}
+
+/// Without a credential scope to go by, an awsQuery action names its service.
+fn guess_query_service(action: Option<&str>) -> ServiceId {
+    const STS_ACTIONS: &[&str] = &[
+        "AssumeRole",
+        "AssumeRoleWithSAML",
+        "AssumeRoleWithWebIdentity",
+        "AssumeRoot",
+        "DecodeAuthorizationMessage",
+        "GetAccessKeyInfo",
+        "GetCallerIdentity",
+        "GetDelegatedAccessToken",
+        "GetFederationToken",
+        "GetSessionToken",
+        "GetWebIdentityToken",
+    ];
+    match action {
+        Some(a) if STS_ACTIONS.contains(&a) => ServiceId::Sts,
+        Some(_) => ServiceId::Iam,
+        None => ServiceId::Sts,
+    }
+}
+
+fn render_error(renderer: Renderer, err: &AwsError, request_id: &str) -> Response<Full<Bytes>> {
+    if err.is_server_fault() {
+        tracing::warn!(request_id, code = %err.code, "request failed with a server fault");
+    } else {
+        tracing::debug!(request_id, code = %err.code, "request refused");
+    }
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+    match renderer {
+        Renderer::Json(service) => respond(
+            status,
+            json::CONTENT_TYPE,
+            Bytes::from(render_json(service, err)),
+            request_id,
+        ),
+        Renderer::Xml(service) => respond(
+            status,
+            "text/xml",
+            Bytes::from(render_xml(service, err, request_id)),
+            request_id,
+        ),
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&http_date(OffsetDateTime::now_utc())) {
+        h.insert(header::DATE, v);
+    }
+    resp
+}

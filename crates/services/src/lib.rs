@@ -1,0 +1,20 @@
+//! The AWS semantics of tresor: records, operations and errors of IAM, STS, KMS, Secrets
+//! Manager and Parameter Store.
+//!
+//! Services never parse HTTP and never talk to a database directly: they get an
+//! authenticated [`RequestCtx`], a decoded input (through `tresor-wire`'s codecs) and the
+//! ordered key-value [`tresor_store::Store`]. Every write is one store transaction.
+
+pub mod bootstrap;
+pub mod ctx;
+pub mod dispatch;
+pub mod error;
+pub mod iam;
+pub mod identity;
+pub mod keys;
+pub mod record;
+pub mod sts;
+
+pub use ctx::{Caller, CallerKind, RequestCtx};
+pub use dispatch::{Input, Output, Services};
+pub use identity::{CredentialError, ResolvedCredential};

@@ -1,0 +1,62 @@
+//! The storage error type. It describes what failed (which operation, which file, the
+//! backend's error code) and never carries a key's value: callers may log it, and services
+//! turn it into an opaque `InternalServiceError` for clients.
+
+use std::path::PathBuf;
+
+/// Why a storage operation failed. No variant holds a stored value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store was closed with [`crate::Store::close`].
+    #[error("the store is closed")]
+    Closed,
+
+    /// Another writer (another transaction of this process, or another process using the same
+    /// database) held the lock for longer than the busy timeout. Retrying may succeed.
+    #[error("the store is busy: the write lock was not acquired within {timeout_ms} ms")]
+    Busy { timeout_ms: u64 },
+
+    /// Creating or inspecting the database file failed.
+    #[error("storage file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The database was written by an incompatible version of tresor.
+    #[error("unsupported storage schema version {found} (this build reads version {expected})")]
+    UnsupportedSchema { found: String, expected: u32 },
+
+    /// The backend cannot provide a guarantee the store relies on.
+    #[error("the storage backend does not support {what}")]
+    Unsupported { what: &'static str },
+
+    /// The backend reported an error. SQLite's messages name tables, columns and error codes,
+    /// never bound values.
+    #[error("sqlite error while {context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether the same transaction, retried from the start, may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Busy { .. } => true,
+            StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        move |source| StoreError::Sqlite { context, source }
+    }
+}
