@@ -221,7 +221,7 @@ def test_unknown_json_operation_and_unknown_target_prefix(server):
 def test_unimplemented_operations_never_answer_success(server):
     # Operations of later issues must not pretend to work: every one is an unknown operation.
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        server.admin("kms").list_keys()
+        server.admin("ssm").describe_parameters()
     assert error_code(e.value) == "UnknownOperationException"
 
 

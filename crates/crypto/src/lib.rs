@@ -37,6 +37,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// Hex-encoded SHA-256 of `data` (ring), e.g. the stored digest of an STS session token.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use time::OffsetDateTime;
-use tresor_services::{Input, Output, RequestCtx, Services};
+use tresor_services::{Input, JsonHandler, Output, RequestCtx, Services};
 use tresor_sigv4::{HttpRequest, SigningKeyCache};
 use tresor_wire::error::{render_json, render_xml};
 use tresor_wire::query::QueryParams;
@@ -44,6 +44,10 @@ impl State {
             max_body_bytes: config.max_body_bytes,
             deployment: parking_lot::Mutex::new(Some(deployment)),
         }
+    }
+
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
     }
 
     /// Closes the store cleanly and removes a `--dev` throwaway directory.
@@ -190,28 +194,19 @@ impl Call<'_> {
             Ok(a) => a,
             Err(e) => return render_error(renderer, &e, self.request_id),
         };
-        if !self.state.services.knows(service, op) {
+        let Some(handler) = json_handler(service, op) else {
             return render_error(
                 renderer,
                 &AwsError::unknown_operation(Protocol::AwsJson11),
                 self.request_id,
             );
-        }
+        };
         let ctx = self.ctx(authenticated);
-        match self
-            .state
-            .services
-            .handle(&ctx, service, op, Input::Json(self.http_req.body))
-        {
-            Ok(Output::Json(body)) => respond(
+        match handler(&self.state.services, &ctx, self.http_req.body) {
+            Ok(body) => respond(
                 StatusCode::OK,
                 json::CONTENT_TYPE,
                 Bytes::from(body),
-                self.request_id,
-            ),
-            Ok(Output::Xml(_)) => render_error(
-                renderer,
-                &AwsError::internal(Protocol::AwsJson11),
                 self.request_id,
             ),
             Err(e) => render_error(renderer, &e, self.request_id),
@@ -281,6 +276,15 @@ impl Call<'_> {
             params.extend(QueryParams::parse(self.http_req.body)?)?;
         }
         Ok(params)
+    }
+}
+
+/// The dispatch table of the awsJson1.1 services: each service crate names its operations.
+fn json_handler(service: ServiceId, op: &str) -> Option<JsonHandler> {
+    match service {
+        ServiceId::Kms => tresor_kms::handler(op),
+        ServiceId::SecretsManager => tresor_secretsmanager::handler(op),
+        ServiceId::Ssm | ServiceId::Iam | ServiceId::Sts => None,
     }
 }
 

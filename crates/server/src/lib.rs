@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod handler;
+pub mod jobs;
 pub mod setup;
 pub mod tls;
 
@@ -85,7 +86,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let report = deployment.report(local_addr, tls.is_some());
     let state = Arc::new(handler::State::new(deployment, &config, tls.is_some()));
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, tls, state, rx));
+    let worker = tokio::spawn(jobs::worker(
+        state.services().clone(),
+        jobs::JOB_INTERVAL,
+        rx.clone(),
+    ));
+    let task = tokio::spawn(async move {
+        serve(listener, tls, state, rx).await;
+        let _ = worker.await;
+    });
     Ok(Running {
         local_addr,
         report,

@@ -3,6 +3,7 @@
 //! work.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::OffsetDateTime;
 use tresor_crypto::RootKey;
@@ -10,7 +11,9 @@ use tresor_store::Store;
 use tresor_wire::query::QueryParams;
 use tresor_wire::{AwsError, Protocol, ServiceId};
 
+use crate::authz_impl::PolicyCache;
 use crate::ctx::RequestCtx;
+use crate::generation::GenerationStore;
 use crate::identity::{self, CredentialError, ResolvedCredential};
 use crate::sts;
 
@@ -32,13 +35,53 @@ pub enum Output {
 pub struct Services {
     store: Arc<dyn Store>,
     root: Arc<RootKey>,
+    policies: PolicyCache,
+    /// Bumped after every committed change to identity data (see [`crate::generation`]).
+    identity_generation: Arc<AtomicU64>,
 }
 
 type QueryHandler = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
 
+/// The handler signature of an awsJson1.1 operation: the raw body in, the encoded output out.
+/// Build one from a typed handler with [`crate::json_handler!`].
+pub type JsonHandler = fn(&Services, &RequestCtx, &[u8]) -> Result<Vec<u8>, AwsError>;
+
+/// Wraps `fn(&Services, &RequestCtx, Input) -> Result<Output, AwsError>` (Input: Deserialize,
+/// Output: Serialize) into a [`JsonHandler`]: the wire layer decodes and encodes, the handler
+/// only sees typed values.
+#[macro_export]
+macro_rules! json_handler {
+    ($f:path) => {
+        |services: &$crate::Services,
+         ctx: &$crate::RequestCtx,
+         body: &[u8]|
+         -> Result<Vec<u8>, tresor_wire::AwsError> {
+            let input = tresor_wire::json::decode(body)?;
+            let output = $f(services, ctx, input)?;
+            tresor_wire::json::encode(&output)
+        }
+    };
+}
+
 impl Services {
     pub fn new(store: Arc<dyn Store>, root: Arc<RootKey>) -> Self {
-        Services { store, root }
+        let counting = GenerationStore::new(store);
+        let identity_generation = counting.counter();
+        Services {
+            store: Arc::new(counting),
+            root,
+            policies: PolicyCache::default(),
+            identity_generation,
+        }
+    }
+
+    /// The number of identity changes committed so far; caches keyed by it are never stale.
+    pub fn identity_generation(&self) -> u64 {
+        self.identity_generation.load(Ordering::SeqCst)
+    }
+
+    pub fn policy_cache(&self) -> &PolicyCache {
+        &self.policies
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -59,7 +102,8 @@ impl Services {
         identity::resolve_credential(&self.store, &self.root, access_key_id, session_token, now)
     }
 
-    /// Whether `op` is an operation of `service` that tresor implements.
+    /// Whether `op` is an awsQuery operation of `service` that tresor implements. (The
+    /// awsJson1.1 services live in their own crates; the server's dispatch table finds them.)
     pub fn knows(&self, service: ServiceId, op: &str) -> bool {
         match service.protocol() {
             Protocol::AwsQuery => query_handler(service, op).is_some(),
@@ -80,9 +124,6 @@ impl Services {
                     query_handler(service, op).ok_or_else(|| AwsError::invalid_action(op))?;
                 handler(self, ctx, params).map(Output::Xml)
             }
-            (Protocol::AwsJson11, Input::Json(_body)) => {
-                Err(AwsError::unknown_operation(Protocol::AwsJson11))
-            }
             (protocol, _) => Err(AwsError::unknown_operation(protocol)),
         }
     }
@@ -91,6 +132,9 @@ impl Services {
 fn query_handler(service: ServiceId, op: &str) -> Option<QueryHandler> {
     match (service, op) {
         (ServiceId::Sts, "GetCallerIdentity") => Some(sts::get_caller_identity),
+        (ServiceId::Sts, "AssumeRole") => Some(sts::assume_role),
+        (ServiceId::Sts, "GetSessionToken") => Some(sts::get_session_token),
+        (ServiceId::Iam, op) => crate::iam::handler(op),
         _ => None,
     }
 }

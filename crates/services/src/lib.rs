@@ -5,10 +5,13 @@
 //! authenticated [`RequestCtx`], a decoded input (through `tresor-wire`'s codecs) and the
 //! ordered key-value [`tresor_store::Store`]. Every write is one store transaction.
 
+pub mod authz;
+pub mod authz_impl;
 pub mod bootstrap;
 pub mod ctx;
 pub mod dispatch;
 pub mod error;
+pub mod generation;
 pub mod iam;
 pub mod identity;
 pub mod keys;
@@ -16,5 +19,5 @@ pub mod record;
 pub mod sts;
 
 pub use ctx::{Caller, CallerKind, RequestCtx};
-pub use dispatch::{Input, Output, Services};
+pub use dispatch::{Input, JsonHandler, Output, Services};
 pub use identity::{CredentialError, ResolvedCredential};

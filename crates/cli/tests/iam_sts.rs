@@ -1,0 +1,324 @@
+//! IAM and STS through the real `aws-sdk-iam` / `aws-sdk-sts` clients against a spawned
+//! `tresor serve`: a role trusted by the administrator is assumed, its temporary credentials
+//! work until the role is deleted, and entity lifecycles answer AWS's error codes.
+
+mod common;
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use common::Server;
+
+fn trust_for(principal: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"}}]}}"#
+    )
+}
+
+const READ_ROLE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetRole","Resource":"*"}]}"#;
+
+fn code<E: ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn assumed_role_credentials_work_until_the_role_is_deleted() {
+    let server = Server::start(&[]);
+    let admin = server.admin_config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let sts = aws_sdk_sts::Client::new(&admin);
+    let me = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity");
+    let admin_arn = me.arn().expect("Arn").to_string();
+    let account = me.account().expect("Account").to_string();
+
+    let role = iam
+        .create_role()
+        .role_name("ci-agent")
+        .assume_role_policy_document(trust_for(&admin_arn))
+        .send()
+        .await
+        .expect("CreateRole");
+    let role = role.role().expect("Role");
+    assert!(role.role_id().starts_with("AROA") && role.role_id().len() == 21);
+    // aws-sdk-rust hands back the document as IAM sends it: percent-encoded.
+    let doc = role.assume_role_policy_document().expect("document");
+    assert!(
+        doc.starts_with("%7B%22Version%22%3A%222012-10-17%22"),
+        "{doc}"
+    );
+    iam.put_role_policy()
+        .role_name("ci-agent")
+        .policy_name("read")
+        .policy_document(READ_ROLE)
+        .send()
+        .await
+        .expect("PutRolePolicy");
+
+    let out = sts
+        .assume_role()
+        .role_arn(role.arn())
+        .role_session_name("build-7")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let creds = out.credentials().expect("Credentials");
+    assert!(creds.access_key_id().starts_with("ASIA"));
+    assert_eq!(
+        out.assumed_role_user().map(|u| u.arn()),
+        Some(format!("arn:aws:sts::{account}:assumed-role/ci-agent/build-7").as_str())
+    );
+
+    let temp = server
+        .config(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token()),
+        )
+        .await;
+    let who = aws_sdk_sts::Client::new(&temp)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("as role");
+    assert_eq!(
+        who.arn(),
+        Some(format!("arn:aws:sts::{account}:assumed-role/ci-agent/build-7").as_str())
+    );
+    assert_eq!(
+        who.user_id(),
+        Some(format!("{}:build-7", role.role_id()).as_str())
+    );
+    let temp_iam = aws_sdk_iam::Client::new(&temp);
+    temp_iam
+        .get_role()
+        .role_name("ci-agent")
+        .send()
+        .await
+        .expect("GetRole as the role");
+
+    let err = iam
+        .delete_role()
+        .role_name("ci-agent")
+        .send()
+        .await
+        .expect_err("policies first");
+    assert_eq!(code(&err), "DeleteConflict");
+    iam.delete_role_policy()
+        .role_name("ci-agent")
+        .policy_name("read")
+        .send()
+        .await
+        .expect("DeleteRolePolicy");
+    iam.delete_role()
+        .role_name("ci-agent")
+        .send()
+        .await
+        .expect("DeleteRole");
+
+    let err = aws_sdk_sts::Client::new(&temp)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("role is gone");
+    assert_eq!(code(&err), "InvalidClientTokenId");
+}
+
+#[tokio::test]
+async fn iam_errors_have_aws_codes_and_messages() {
+    let server = Server::start(&[]);
+    let admin = server.admin_config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let me = aws_sdk_sts::Client::new(&admin)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("identity");
+    let admin_arn = me.arn().expect("Arn").to_string();
+
+    let err = iam
+        .get_role()
+        .role_name("missing")
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(code(&err), "NoSuchEntity");
+    assert_eq!(
+        err.message(),
+        Some("The role with name missing cannot be found.")
+    );
+    let err = iam
+        .get_user()
+        .user_name("ghost")
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        err.message(),
+        Some("The user with name ghost cannot be found.")
+    );
+
+    iam.create_role()
+        .role_name("Dup")
+        .assume_role_policy_document(trust_for(&admin_arn))
+        .send()
+        .await
+        .expect("role");
+    let err = iam
+        .create_role()
+        .role_name("dup")
+        .assume_role_policy_document(trust_for(&admin_arn))
+        .send()
+        .await
+        .expect_err("case-insensitive duplicate");
+    assert_eq!(code(&err), "EntityAlreadyExists");
+
+    let err = iam
+        .put_role_policy()
+        .role_name("Dup")
+        .policy_name("p")
+        .policy_document("{\"Statement\":[]")
+        .send()
+        .await
+        .expect_err("malformed");
+    assert_eq!(code(&err), "MalformedPolicyDocument");
+
+    let err = iam
+        .create_role()
+        .role_name("bad name")
+        .assume_role_policy_document(trust_for(&admin_arn))
+        .send()
+        .await
+        .expect_err("pattern");
+    assert_eq!(code(&err), "ValidationError");
+
+    iam.create_user()
+        .user_name("keys")
+        .send()
+        .await
+        .expect("CreateUser");
+    let first = iam
+        .create_access_key()
+        .user_name("keys")
+        .send()
+        .await
+        .expect("key 1");
+    let first = first.access_key().expect("AccessKey");
+    iam.create_access_key()
+        .user_name("keys")
+        .send()
+        .await
+        .expect("key 2");
+    let err = iam
+        .create_access_key()
+        .user_name("keys")
+        .send()
+        .await
+        .expect_err("third key");
+    assert_eq!(code(&err), "LimitExceeded");
+    let err = iam
+        .delete_user()
+        .user_name("keys")
+        .send()
+        .await
+        .expect_err("keys first");
+    assert_eq!(code(&err), "DeleteConflict");
+
+    // An inactive key stops authenticating.
+    let user_cfg = server
+        .config(first.access_key_id(), first.secret_access_key(), None)
+        .await;
+    let user_sts = aws_sdk_sts::Client::new(&user_cfg);
+    user_sts
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("active key works");
+    iam.update_access_key()
+        .user_name("keys")
+        .access_key_id(first.access_key_id())
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .expect("deactivate");
+    let err = user_sts
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("inactive");
+    assert_eq!(code(&err), "InvalidClientTokenId");
+
+    // Pagination through the SDK paginator: markers never repeat.
+    for i in 0..5 {
+        iam.create_user()
+            .user_name(format!("page-{i}"))
+            .path("/paged/")
+            .send()
+            .await
+            .expect("user");
+    }
+    let pages: Vec<_> = iam
+        .list_users()
+        .path_prefix("/paged/")
+        .max_items(2)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("paginate");
+    let names: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.users().iter().map(|u| u.user_name().to_string()))
+        .collect();
+    assert_eq!(names, ["page-0", "page-1", "page-2", "page-3", "page-4"]);
+    assert_eq!(pages.len(), 3);
+}
+
+#[tokio::test]
+async fn assume_role_refuses_too_long_sessions_and_unknown_roles() {
+    let server = Server::start(&[]);
+    let admin = server.admin_config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let sts = aws_sdk_sts::Client::new(&admin);
+    let me = sts.get_caller_identity().send().await.expect("identity");
+    let admin_arn = me.arn().expect("Arn").to_string();
+    let account = me.account().expect("Account").to_string();
+    let arn = iam
+        .create_role()
+        .role_name("short")
+        .assume_role_policy_document(trust_for(&admin_arn))
+        .send()
+        .await
+        .expect("role")
+        .role()
+        .map(|r| r.arn().to_string())
+        .expect("arn");
+    let err = sts
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("long")
+        .duration_seconds(7200)
+        .send()
+        .await
+        .expect_err("exceeds MaxSessionDuration");
+    assert_eq!(code(&err), "ValidationError");
+    assert_eq!(
+        err.message(),
+        Some("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+    );
+
+    let missing = format!("arn:aws:iam::{account}:role/nope");
+    let err = sts
+        .assume_role()
+        .role_arn(&missing)
+        .role_session_name("x1")
+        .send()
+        .await
+        .expect_err("unknown role");
+    assert_eq!(code(&err), "AccessDenied");
+    assert_eq!(
+        err.message(),
+        Some(format!("User: {admin_arn} is not authorized to perform: sts:AssumeRole on resource: {missing}").as_str())
+    );
+}

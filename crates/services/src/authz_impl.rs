@@ -1,0 +1,221 @@
+//! The Authorizer's implementation: gathers the caller's identity policies (cached in
+//! compiled form, keyed by document text so an IAM change is seen on the very next request),
+//! the target's resource policy and the request's condition keys, and asks the pure policy
+//! engine. Denials carry AWS's message naming caller, action, resource and reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tresor_policy::{
+    Context, Policy, PolicyKind, PolicySet, PolicySource, Principal, Request, ResourceKind,
+    SourcePolicyType,
+};
+use tresor_store::ReadTxn;
+use tresor_wire::AwsError;
+
+use crate::authz::{AuthzRequest, ResourcePolicy};
+use crate::ctx::{Caller, CallerKind, RequestCtx};
+use crate::dispatch::Services;
+use crate::iam;
+
+/// Compiled policies by kind and document text. Parsing is the expensive part of evaluation;
+/// documents are immutable values, so a text-keyed cache can never serve a stale policy.
+#[derive(Default)]
+pub struct PolicyCache {
+    maps: [RwLock<HashMap<String, Arc<Policy>>>; 6],
+}
+
+/// Bound on each kind's map; on overflow it is cleared (cheap to refill, never stale).
+const POLICY_CACHE_MAX: usize = 16_384;
+
+impl PolicyCache {
+    pub fn get(&self, kind: PolicyKind, text: &str) -> Option<Arc<Policy>> {
+        let map = &self.maps[usize::from(kind_tag(kind))];
+        if let Some(p) = map.read().get(text) {
+            return Some(p.clone());
+        }
+        let parsed = Arc::new(Policy::parse(text, kind).ok()?);
+        let mut map = map.write();
+        if map.len() >= POLICY_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(text.to_string(), parsed.clone());
+        Some(parsed)
+    }
+}
+
+fn kind_tag(kind: PolicyKind) -> u8 {
+    match kind {
+        PolicyKind::Identity => 0,
+        PolicyKind::Resource => 1,
+        PolicyKind::Trust => 2,
+        PolicyKind::KeyPolicy => 3,
+        PolicyKind::Session => 4,
+        PolicyKind::Boundary => 5,
+    }
+}
+
+/// The policy engine's view of a caller.
+pub fn principal_of(caller: &Caller, tags: &[(String, String)]) -> Principal {
+    let mut p = match &caller.kind {
+        CallerKind::Root => Principal::root(&caller.account),
+        CallerKind::User {
+            name,
+            path,
+            unique_id,
+        } => Principal::user(
+            &caller.account,
+            &format!("{}{name}", path.trim_start_matches('/')),
+            unique_id,
+        ),
+        CallerKind::AssumedRole {
+            role_name,
+            role_path,
+            role_id,
+            session_name,
+            ..
+        } => Principal::assumed_role(
+            &caller.account,
+            &format!("{}{role_name}", role_path.trim_start_matches('/')),
+            role_id,
+            session_name,
+        ),
+    };
+    p.tags = tags.to_vec();
+    p
+}
+
+pub fn authorize(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    req: &AuthzRequest<'_>,
+) -> Result<(), AwsError> {
+    let caller = &ctx.caller;
+    let protocol = crate::dispatch::protocol_of_action(req.action);
+    let gathered = iam::identity_policies(txn, caller).map_err(|e| e.into_aws(protocol))?;
+    let cache = services.policy_cache();
+    let compile = |kind: PolicyKind, text: &str| -> Result<Arc<Policy>, AwsError> {
+        cache.get(kind, text).ok_or_else(|| {
+            // A stored policy that no longer parses is a server fault, not the caller's.
+            tracing::error!(action = req.action, "a stored policy does not parse");
+            AwsError::internal(protocol)
+        })
+    };
+    let identity: Vec<(String, Arc<Policy>)> = gathered
+        .policies
+        .iter()
+        .map(|(label, text)| compile(PolicyKind::Identity, text).map(|p| (label.clone(), p)))
+        .collect::<Result<_, _>>()?;
+    let boundary = gathered
+        .boundary
+        .as_deref()
+        .map(|t| compile(PolicyKind::Boundary, t))
+        .transpose()?;
+    let session: Vec<Arc<Policy>> = gathered
+        .session_policies
+        .iter()
+        .map(|t| compile(PolicyKind::Session, t))
+        .collect::<Result<_, _>>()?;
+    let (resource, resource_kind) = match &req.resource_policy {
+        None => (None, ResourceKind::None),
+        Some(ResourcePolicy::Generic(t)) => (
+            Some(compile(PolicyKind::Resource, t)?),
+            ResourceKind::Generic,
+        ),
+        Some(ResourcePolicy::KmsKey(t)) => (
+            Some(compile(PolicyKind::KeyPolicy, t)?),
+            ResourceKind::KmsKey,
+        ),
+        Some(ResourcePolicy::RoleTrust(t)) => (
+            Some(compile(PolicyKind::Trust, t)?),
+            ResourceKind::RoleTrust,
+        ),
+    };
+
+    let principal = principal_of(caller, &gathered.principal_tags);
+    let mut context = Context::new()
+        .with_current_time(ctx.now)
+        .with("aws:RequestedRegion", ctx.region.clone())
+        .with_bool("aws:SecureTransport", ctx.secure_transport);
+    if let Some(ip) = ctx.source_ip {
+        context = context.with("aws:SourceIp", ip.to_string());
+    }
+    for (k, v) in &req.context {
+        let mut values = context.get(k).map(<[String]>::to_vec).unwrap_or_default();
+        values.push(v.clone());
+        context.set(k, values);
+    }
+    let resource_account = resource_account(req.resource);
+    let set = PolicySet {
+        identity: identity
+            .iter()
+            .map(|(label, p)| {
+                (
+                    PolicySource {
+                        id: label,
+                        source_type: source_type_of(label),
+                    },
+                    p.as_ref(),
+                )
+            })
+            .collect(),
+        boundary: boundary.as_deref(),
+        session: session.iter().map(Arc::as_ref).collect(),
+        resource: resource.as_deref().map(|p| {
+            (
+                PolicySource {
+                    id: req.resource,
+                    source_type: SourcePolicyType::Resource,
+                },
+                p,
+            )
+        }),
+        resource_kind,
+    };
+    let request = Request {
+        principal: &principal,
+        action: req.action,
+        resource: req.resource,
+        resource_account: resource_account.as_deref(),
+        context: &context,
+    };
+    let decision = tresor_policy::evaluate(&request, &set);
+    if decision.allowed {
+        return Ok(());
+    }
+    let shown = (req.resource != "*").then_some(req.resource);
+    Err(AwsError::access_denied(
+        protocol,
+        decision.denial_message(&caller.arn, req.action, shown),
+    ))
+}
+
+/// The account field of an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
+fn resource_account(resource: &str) -> Option<String> {
+    let mut parts = resource.splitn(6, ':');
+    if parts.next()? != "arn" {
+        return None;
+    }
+    let account = parts.nth(3)?;
+    // AWS-managed policies (`arn:aws:iam::aws:policy/…`) belong to no account: reading them
+    // is not a cross-account request.
+    (!account.is_empty() && account != "aws").then(|| account.to_string())
+}
+
+/// The simulation API's `SourcePolicyType` of an identity policy, from its label (a managed
+/// policy ARN, or "inline policy <name> of <user|group|role> <name>").
+fn source_type_of(label: &str) -> SourcePolicyType {
+    if label.starts_with("arn:aws:iam::aws:policy/") {
+        SourcePolicyType::AwsManaged
+    } else if label.starts_with("arn:") {
+        SourcePolicyType::UserManaged
+    } else if label.contains(" of role ") {
+        SourcePolicyType::Role
+    } else if label.contains(" of group ") {
+        SourcePolicyType::Group
+    } else {
+        SourcePolicyType::User
+    }
+}
