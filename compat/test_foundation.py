@@ -219,9 +219,9 @@ def test_unknown_json_operation_and_unknown_target_prefix(server):
 
 
 def test_unimplemented_operations_never_answer_success(server):
-    # Operations of later issues must not pretend to work: every one is an unknown operation.
+    # Operations tresor does not implement (SSM documents) must not pretend to work.
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        server.admin("ssm").describe_parameters()
+        server.admin("ssm").list_documents()
     assert error_code(e.value) == "UnknownOperationException"
 
 

@@ -25,6 +25,18 @@ use crate::config::Config;
 use crate::setup::Deployment;
 
 const SIGNING_KEY_CACHE: usize = 4096;
+/// How much of an oversized body is read and discarded before the 413 is sent.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+async fn drain(mut body: Incoming, limit: usize) {
+    let mut seen = 0usize;
+    while seen < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
+}
 
 /// Shared state of the request handler.
 pub struct State {
@@ -105,11 +117,17 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > state.max_body_bytes) {
-        return render_error(
+        // Read and discard what the client is already sending (up to a bound), so that it
+        // receives the 413 instead of a broken pipe, then close the connection.
+        drain(body, DRAIN_LIMIT).await;
+        let mut resp = render_error(
             renderer,
             &AwsError::request_entity_too_large(state.max_body_bytes),
             &request_id,
         );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
     }
     let body = match Limited::new(body, state.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
@@ -284,7 +302,8 @@ fn json_handler(service: ServiceId, op: &str) -> Option<JsonHandler> {
     match service {
         ServiceId::Kms => tresor_kms::handler(op),
         ServiceId::SecretsManager => tresor_secretsmanager::handler(op),
-        ServiceId::Ssm | ServiceId::Iam | ServiceId::Sts => None,
+        ServiceId::Ssm => tresor_ssm::handler(op),
+        ServiceId::Iam | ServiceId::Sts => None,
     }
 }
 

@@ -15,8 +15,10 @@ use tresor_store::ReadTxn;
 use tresor_wire::AwsError;
 
 use crate::authz::{AuthzRequest, ResourcePolicy};
+use crate::cache::CompiledIdentity;
 use crate::ctx::{Caller, CallerKind, RequestCtx};
 use crate::dispatch::Services;
+use crate::error::ServiceError;
 use crate::iam;
 
 /// Compiled policies by kind and document text. Parsing is the expensive part of evaluation;
@@ -86,15 +88,17 @@ pub fn principal_of(caller: &Caller, tags: &[(String, String)]) -> Principal {
     p
 }
 
+/// `_txn` is the operation's transaction; identity data is read through the generation-tagged
+/// cache instead (see [`compiled_identity`]), so that a cached entry is never staler than its tag.
 pub fn authorize(
     services: &Services,
-    txn: &dyn ReadTxn,
+    _txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     req: &AuthzRequest<'_>,
 ) -> Result<(), AwsError> {
     let caller = &ctx.caller;
     let protocol = crate::dispatch::protocol_of_action(req.action);
-    let gathered = iam::identity_policies(txn, caller).map_err(|e| e.into_aws(protocol))?;
+    let compiled = compiled_identity(services, caller, protocol)?;
     let cache = services.policy_cache();
     let compile = |kind: PolicyKind, text: &str| -> Result<Arc<Policy>, AwsError> {
         cache.get(kind, text).ok_or_else(|| {
@@ -103,21 +107,6 @@ pub fn authorize(
             AwsError::internal(protocol)
         })
     };
-    let identity: Vec<(String, Arc<Policy>)> = gathered
-        .policies
-        .iter()
-        .map(|(label, text)| compile(PolicyKind::Identity, text).map(|p| (label.clone(), p)))
-        .collect::<Result<_, _>>()?;
-    let boundary = gathered
-        .boundary
-        .as_deref()
-        .map(|t| compile(PolicyKind::Boundary, t))
-        .transpose()?;
-    let session: Vec<Arc<Policy>> = gathered
-        .session_policies
-        .iter()
-        .map(|t| compile(PolicyKind::Session, t))
-        .collect::<Result<_, _>>()?;
     let (resource, resource_kind) = match &req.resource_policy {
         None => (None, ResourceKind::None),
         Some(ResourcePolicy::Generic(t)) => (
@@ -134,7 +123,7 @@ pub fn authorize(
         ),
     };
 
-    let principal = principal_of(caller, &gathered.principal_tags);
+    let principal = principal_of(caller, &compiled.principal_tags);
     let mut context = Context::new()
         .with_current_time(ctx.now)
         .with("aws:RequestedRegion", ctx.region.clone())
@@ -149,7 +138,8 @@ pub fn authorize(
     }
     let resource_account = resource_account(req.resource);
     let set = PolicySet {
-        identity: identity
+        identity: compiled
+            .identity
             .iter()
             .map(|(label, p)| {
                 (
@@ -161,8 +151,8 @@ pub fn authorize(
                 )
             })
             .collect(),
-        boundary: boundary.as_deref(),
-        session: session.iter().map(Arc::as_ref).collect(),
+        boundary: compiled.boundary.as_deref(),
+        session: compiled.session.iter().map(Arc::as_ref).collect(),
         resource: resource.as_deref().map(|p| {
             (
                 PolicySource {
@@ -218,4 +208,56 @@ fn source_type_of(label: &str) -> SourcePolicyType {
     } else {
         SourcePolicyType::User
     }
+}
+
+/// The caller's identity policies, compiled, from the identity cache or — on a miss — from a
+/// read transaction of its own begun after the generation was read (so the entry is never
+/// older than its tag, whatever snapshot the operation's own transaction holds).
+fn compiled_identity(
+    services: &Services,
+    caller: &Caller,
+    protocol: tresor_wire::Protocol,
+) -> Result<Arc<CompiledIdentity>, AwsError> {
+    let generation = services.identity_generation();
+    if let Some(hit) = services
+        .identity_cache()
+        .get(&caller.access_key_id, generation)
+    {
+        return Ok(hit);
+    }
+    let txn = services
+        .store()
+        .begin_read()
+        .map_err(|e| ServiceError::from(e).into_aws(protocol))?;
+    let gathered = iam::identity_policies(&*txn, caller).map_err(|e| e.into_aws(protocol))?;
+    drop(txn);
+    let cache = services.policy_cache();
+    let compile = |kind: PolicyKind, text: &str| -> Result<Arc<Policy>, AwsError> {
+        cache.get(kind, text).ok_or_else(|| {
+            tracing::error!("a stored identity policy does not parse");
+            AwsError::internal(protocol)
+        })
+    };
+    let compiled = Arc::new(CompiledIdentity {
+        identity: gathered
+            .policies
+            .iter()
+            .map(|(label, text)| compile(PolicyKind::Identity, text).map(|p| (label.clone(), p)))
+            .collect::<Result<_, _>>()?,
+        boundary: gathered
+            .boundary
+            .as_deref()
+            .map(|t| compile(PolicyKind::Boundary, t))
+            .transpose()?,
+        session: gathered
+            .session_policies
+            .iter()
+            .map(|t| compile(PolicyKind::Session, t))
+            .collect::<Result<_, _>>()?,
+        principal_tags: gathered.principal_tags,
+    });
+    services
+        .identity_cache()
+        .insert(&caller.access_key_id, generation, compiled.clone());
+    Ok(compiled)
 }

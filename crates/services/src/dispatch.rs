@@ -12,6 +12,7 @@ use tresor_wire::query::QueryParams;
 use tresor_wire::{AwsError, Protocol, ServiceId};
 
 use crate::authz_impl::PolicyCache;
+use crate::cache::{CredentialCache, IdentityCache};
 use crate::ctx::RequestCtx;
 use crate::generation::GenerationStore;
 use crate::identity::{self, CredentialError, ResolvedCredential};
@@ -38,6 +39,8 @@ pub struct Services {
     policies: PolicyCache,
     /// Bumped after every committed change to identity data (see [`crate::generation`]).
     identity_generation: Arc<AtomicU64>,
+    credentials: CredentialCache,
+    identities: IdentityCache,
 }
 
 type QueryHandler = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
@@ -72,6 +75,8 @@ impl Services {
             root,
             policies: PolicyCache::default(),
             identity_generation,
+            credentials: CredentialCache::default(),
+            identities: IdentityCache::default(),
         }
     }
 
@@ -92,14 +97,36 @@ impl Services {
         &self.root
     }
 
-    /// The SigV4 check's credential lookup.
+    /// The SigV4 check's credential lookup, served from the credential cache while no
+    /// identity change has committed since it was filled.
     pub fn resolve_credential(
         &self,
         access_key_id: &str,
         session_token: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<ResolvedCredential, CredentialError> {
-        identity::resolve_credential(&self.store, &self.root, access_key_id, session_token, now)
+        // Read the generation before the store: data read afterwards is at least that new.
+        let generation = self.identity_generation();
+        if let Some(hit) = self
+            .credentials
+            .get(access_key_id, session_token, generation, now)?
+        {
+            return Ok(hit);
+        }
+        let resolved = identity::resolve_credential(
+            &self.store,
+            &self.root,
+            access_key_id,
+            session_token,
+            now,
+        )?;
+        self.credentials
+            .insert(access_key_id, generation, &resolved);
+        Ok(resolved)
+    }
+
+    pub(crate) fn identity_cache(&self) -> &IdentityCache {
+        &self.identities
     }
 
     /// Whether `op` is an awsQuery operation of `service` that tresor implements. (The

@@ -145,9 +145,19 @@ pub fn token_digest(token: &str) -> String {
 }
 
 /// What the SigV4 check needs: the secret to verify with and the principal it proves.
+#[derive(Clone)]
 pub struct ResolvedCredential {
     pub secret: SecretBytes,
     pub caller: Caller,
+    /// For temporary credentials: when they stop working, and the SHA-256 of their token.
+    pub session: Option<SessionValidity>,
+}
+
+/// What must still be checked on every use of a cached temporary credential.
+#[derive(Clone, Debug)]
+pub struct SessionValidity {
+    pub expiration: OffsetDateTime,
+    pub token_sha256: String,
 }
 
 impl std::fmt::Debug for ResolvedCredential {
@@ -205,7 +215,11 @@ pub fn resolve_in(
     }
     let secret = open_secret(root, access_key_id, &key.secret_sealed)?;
     let caller = caller_for_key(txn, access_key_id, &key)?;
-    Ok(ResolvedCredential { secret, caller })
+    Ok(ResolvedCredential {
+        secret,
+        caller,
+        session: None,
+    })
 }
 
 fn open_secret(
@@ -280,7 +294,14 @@ fn resolve_session(
         }
     };
     let secret = open_secret(root, access_key_id, &session.secret_sealed)?;
-    Ok(ResolvedCredential { secret, caller })
+    Ok(ResolvedCredential {
+        secret,
+        caller,
+        session: Some(SessionValidity {
+            expiration: session.expiration,
+            token_sha256: session.token_sha256.clone(),
+        }),
+    })
 }
 
 /// The caller of a role session: `arn:aws:sts::<account>:assumed-role/<role>/<session>`

@@ -8,6 +8,7 @@
 pub mod authz;
 pub mod authz_impl;
 pub mod bootstrap;
+pub mod cache;
 pub mod ctx;
 pub mod dispatch;
 pub mod error;
