@@ -1,10 +1,58 @@
-//! Secrets Manager (awsJson1.1). Operations arrive with their issue; until then every operation answers
-//! AWS's unknown-operation error from the dispatch table.
+//! Secrets Manager (awsJson1.1, target prefix `secretsmanager`): secrets, versions and staging
+//! labels, envelope encryption through KMS, resource policies with principal capture, and the
+//! deletion lifecycle with its durable purge job.
+//!
+//! Each operation resolves the `SecretId`, names its IAM action (`secretsmanager:<Op>`), the
+//! secret ARN and the condition keys to the Authorizer together with the secret's resource
+//! policy, and never decides access itself ([`access`]). Every write is one store transaction,
+//! KMS data-key generation included. No secret value reaches a log line, an error, a `Debug`
+//! output or the store unencrypted.
+//!
+//! Rotation and replication operations (RotateSecret, CancelRotateSecret,
+//! ReplicateSecretToRegions, RemoveRegionsFromReplication, StopReplicationToReplica) are not
+//! registered yet; the records already carry their state.
+
+mod access;
+mod envelope;
+mod errors;
+mod jobs;
+mod model;
+mod password;
+mod policy;
+mod secrets;
+mod shapes;
+mod validate;
+mod versions;
 
 use tresor_services::JsonHandler;
 
+pub use jobs::run_due_jobs;
+
 /// The Secrets Manager operation named `op`, if tresor implements it.
 pub fn handler(op: &str) -> Option<JsonHandler> {
-    let _ = op;
-    None
+    Some(match op {
+        "CreateSecret" => tresor_services::json_handler!(secrets::create_secret),
+        "DescribeSecret" => tresor_services::json_handler!(secrets::describe_secret),
+        "UpdateSecret" => tresor_services::json_handler!(secrets::update_secret),
+        "DeleteSecret" => tresor_services::json_handler!(secrets::delete_secret),
+        "RestoreSecret" => tresor_services::json_handler!(secrets::restore_secret),
+        "ListSecrets" => tresor_services::json_handler!(secrets::list_secrets),
+        "TagResource" => tresor_services::json_handler!(secrets::tag_resource),
+        "UntagResource" => tresor_services::json_handler!(secrets::untag_resource),
+        "GetSecretValue" => tresor_services::json_handler!(versions::get_secret_value),
+        "BatchGetSecretValue" => tresor_services::json_handler!(versions::batch_get_secret_value),
+        "PutSecretValue" => tresor_services::json_handler!(versions::put_secret_value),
+        "UpdateSecretVersionStage" => {
+            tresor_services::json_handler!(versions::update_secret_version_stage)
+        }
+        "ListSecretVersionIds" => tresor_services::json_handler!(versions::list_secret_version_ids),
+        "PutResourcePolicy" => tresor_services::json_handler!(policy::put_resource_policy),
+        "GetResourcePolicy" => tresor_services::json_handler!(policy::get_resource_policy),
+        "DeleteResourcePolicy" => tresor_services::json_handler!(policy::delete_resource_policy),
+        "ValidateResourcePolicy" => {
+            tresor_services::json_handler!(policy::validate_resource_policy)
+        }
+        "GetRandomPassword" => tresor_services::json_handler!(password::get_random_password),
+        _ => return None,
+    })
 }

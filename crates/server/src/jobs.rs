@@ -18,7 +18,14 @@ pub const JOB_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The runners of every service that has durable jobs.
 pub fn runners() -> Vec<(&'static str, JobRunner)> {
-    Vec::new()
+    vec![
+        ("kms", |services, now| {
+            tresor_kms::run_due_jobs(services, now).map_err(|e| e.to_string())
+        }),
+        ("secretsmanager", |services, now| {
+            tresor_secretsmanager::run_due_jobs(services, now).map_err(|e| e.to_string())
+        }),
+    ]
 }
 
 /// Runs every runner once (on a blocking thread: jobs write to the store).

@@ -1,0 +1,428 @@
+//! Secrets Manager through the real `aws-sdk-secretsmanager` client against a spawned
+//! `tresor serve`: versions and staging labels, idempotency, deletion, resource policies with
+//! unique-id capture (roles via `aws-sdk-iam` and `aws-sdk-sts`), and encryption at rest.
+
+mod common;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use aws_sdk_secretsmanager::primitives::Blob;
+use common::Server;
+
+async fn admin(server: &Server) -> Client {
+    Client::new(&server.admin_config().await)
+}
+
+#[tokio::test]
+async fn versions_move_awscurrent_and_awsprevious_follows() {
+    let server = Server::start(&[]);
+    let sm = admin(&server).await;
+    let created = sm
+        .create_secret()
+        .name("ci/agent-token")
+        .secret_string("v1")
+        .send()
+        .await
+        .expect("create");
+    let arn = created.arn().expect("ARN").to_string();
+    let v1 = created.version_id().expect("VersionId").to_string();
+    let got = sm
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.secret_string(), Some("v1"));
+    assert_eq!(got.version_stages(), ["AWSCURRENT"]);
+
+    // Hand rotation: AWSPENDING first, then move AWSCURRENT with RemoveFromVersionId.
+    let token = "11111111-2222-4333-8444-555555555555";
+    let put = sm
+        .put_secret_value()
+        .secret_id("ci/agent-token")
+        .client_request_token(token)
+        .secret_string("v2")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("put pending");
+    assert_eq!(put.version_stages(), ["AWSPENDING"]);
+    let err = sm
+        .update_secret_version_stage()
+        .secret_id(&arn)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(token)
+        .send()
+        .await
+        .expect_err("label is attached elsewhere");
+    assert_eq!(err.code(), Some("InvalidParameterException"));
+    sm.update_secret_version_stage()
+        .secret_id(&arn)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(token)
+        .remove_from_version_id(&v1)
+        .send()
+        .await
+        .expect("move AWSCURRENT");
+    let described = sm
+        .describe_secret()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("describe");
+    let stages = described
+        .version_ids_to_stages()
+        .expect("VersionIdsToStages");
+    assert_eq!(stages[&v1], ["AWSPREVIOUS"]);
+    let mut current = stages[token].clone();
+    current.sort();
+    assert_eq!(current, ["AWSCURRENT", "AWSPENDING"]);
+    assert!(
+        described.kms_key_id().is_none(),
+        "the default key is not shown"
+    );
+    let got = sm
+        .get_secret_value()
+        .secret_id("ci/agent-token")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.secret_string(), Some("v2"));
+    assert_eq!(got.version_id(), Some(token));
+
+    // Replay of the same token and value is a no-op; another value is refused.
+    sm.put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(token)
+        .secret_string("v2")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("idempotent replay");
+    let err = sm
+        .put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(token)
+        .secret_string("v3")
+        .send()
+        .await
+        .expect_err("different value under a used token");
+    assert_eq!(err.code(), Some("ResourceExistsException"));
+
+    // Binary values.
+    sm.put_secret_value()
+        .secret_id(&arn)
+        .secret_binary(Blob::new(vec![0u8, 1, 2, 255]))
+        .send()
+        .await
+        .expect("put binary");
+    let got = sm
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("get binary");
+    assert_eq!(
+        got.secret_binary().map(|b| b.as_ref().to_vec()),
+        Some(vec![0u8, 1, 2, 255])
+    );
+    assert!(got.secret_string().is_none());
+}
+
+#[tokio::test]
+async fn deletion_refuses_reads_keeps_the_name_and_can_be_undone() {
+    let server = Server::start(&[]);
+    let sm = admin(&server).await;
+    sm.create_secret()
+        .name("doomed")
+        .secret_string("s")
+        .send()
+        .await
+        .expect("create");
+    let err = sm
+        .delete_secret()
+        .secret_id("doomed")
+        .recovery_window_in_days(7)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect_err("both parameters");
+    assert_eq!(err.code(), Some("InvalidParameterException"));
+    sm.delete_secret()
+        .secret_id("doomed")
+        .send()
+        .await
+        .expect("schedule deletion");
+    let err = sm
+        .get_secret_value()
+        .secret_id("doomed")
+        .send()
+        .await
+        .expect_err("scheduled");
+    assert_eq!(err.code(), Some("InvalidRequestException"));
+    assert_eq!(
+        err.message(),
+        Some("You can't perform this operation on the secret because it was marked for deletion.")
+    );
+    let err = sm
+        .create_secret()
+        .name("doomed")
+        .secret_string("x")
+        .send()
+        .await
+        .expect_err("name reserved");
+    assert_eq!(err.code(), Some("InvalidRequestException"));
+    let d = sm
+        .describe_secret()
+        .secret_id("doomed")
+        .send()
+        .await
+        .expect("describe still works");
+    assert!(d.deleted_date().is_some());
+    sm.restore_secret()
+        .secret_id("doomed")
+        .send()
+        .await
+        .expect("restore");
+    let got = sm
+        .get_secret_value()
+        .secret_id("doomed")
+        .send()
+        .await
+        .expect("readable again");
+    assert_eq!(got.secret_string(), Some("s"));
+    sm.delete_secret()
+        .secret_id("doomed")
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("force");
+    let err = sm
+        .describe_secret()
+        .secret_id("doomed")
+        .send()
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code(), Some("ResourceNotFoundException"));
+}
+
+#[tokio::test]
+async fn list_secrets_paginates_with_the_sdk_paginator() {
+    let server = Server::start(&[]);
+    let sm = admin(&server).await;
+    for i in 0..7 {
+        sm.create_secret()
+            .name(format!("page/{i}"))
+            .secret_string("x")
+            .send()
+            .await
+            .expect("create");
+    }
+    let pages: Vec<_> = sm
+        .list_secrets()
+        .max_results(3)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("paginate");
+    assert_eq!(pages.len(), 3);
+    let names: Vec<String> = pages
+        .iter()
+        .flat_map(|p| {
+            p.secret_list()
+                .iter()
+                .filter_map(|s| s.name().map(str::to_string))
+        })
+        .collect();
+    assert_eq!(
+        names,
+        (0..7).map(|i| format!("page/{i}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn recreated_role_is_denied_until_policy_is_saved_again() {
+    let server = Server::start(&[]);
+    let config = server.admin_config().await;
+    let sm = Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let sts = aws_sdk_sts::Client::new(&config);
+    let admin_arn = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("identity")
+        .arn()
+        .expect("arn")
+        .to_string();
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{admin_arn}"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let create_role = || async {
+        iam.create_role()
+            .role_name("buildkite-secretsmanager-Role")
+            .assume_role_policy_document(&trust)
+            .send()
+            .await
+            .expect("create role")
+            .role()
+            .cloned()
+            .expect("role")
+    };
+    let role = create_role().await;
+    let arn = sm
+        .create_secret()
+        .name("buildkite/agent-token")
+        .secret_string("bk-token")
+        .send()
+        .await
+        .expect("create")
+        .arn()
+        .expect("ARN")
+        .to_string();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{}"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#,
+        role.arn()
+    );
+    sm.put_resource_policy()
+        .secret_id(&arn)
+        .resource_policy(&policy)
+        .send()
+        .await
+        .expect("put policy");
+
+    let as_role = |role_arn: String| {
+        let sts = sts.clone();
+        let server = &server;
+        async move {
+            let creds = sts
+                .assume_role()
+                .role_arn(role_arn)
+                .role_session_name("i-0123456789")
+                .send()
+                .await
+                .expect("assume role")
+                .credentials()
+                .cloned()
+                .expect("credentials");
+            Client::new(
+                &server
+                    .config(
+                        creds.access_key_id(),
+                        creds.secret_access_key(),
+                        Some(creds.session_token()),
+                    )
+                    .await,
+            )
+        }
+    };
+    let instance = as_role(role.arn().to_string()).await;
+    let got = instance
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("allowed by the secret policy");
+    assert_eq!(got.secret_string(), Some("bk-token"));
+
+    iam.delete_role()
+        .role_name("buildkite-secretsmanager-Role")
+        .send()
+        .await
+        .expect("delete role");
+    let shown = sm
+        .get_resource_policy()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("get policy");
+    assert!(
+        shown
+            .resource_policy()
+            .expect("policy")
+            .contains(role.role_id()),
+        "shows the bare unique id"
+    );
+    let role2 = create_role().await;
+    assert_ne!(role2.role_id(), role.role_id());
+    let instance = as_role(role2.arn().to_string()).await;
+    let err = instance
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect_err("new role id is not in the policy");
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+
+    sm.put_resource_policy()
+        .secret_id(&arn)
+        .resource_policy(&policy)
+        .send()
+        .await
+        .expect("save again");
+    let got = instance
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("allowed again");
+    assert_eq!(got.secret_string(), Some("bk-token"));
+    let shown = sm
+        .get_resource_policy()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("get policy");
+    assert!(
+        shown
+            .resource_policy()
+            .expect("policy")
+            .contains(role2.arn())
+    );
+}
+
+#[tokio::test]
+async fn no_secret_value_reaches_the_data_directory() {
+    let server = Server::start(&[]);
+    let sm = admin(&server).await;
+    let marker = "tresor-plaintext-marker-7d1c0b5e";
+    sm.create_secret()
+        .name("disk")
+        .secret_string(marker)
+        .send()
+        .await
+        .expect("create");
+    sm.put_secret_value()
+        .secret_id("disk")
+        .secret_string(format!("{marker}-2"))
+        .send()
+        .await
+        .expect("put");
+    let got = sm
+        .get_secret_value()
+        .secret_id("disk")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.secret_string(), Some(format!("{marker}-2").as_str()));
+    let mut stack = vec![server.data_dir.clone()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            files += 1;
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                "{} holds a secret value",
+                path.display()
+            );
+        }
+    }
+    assert!(files > 0);
+}

@@ -1,0 +1,631 @@
+//! Keys as KMS sees them: resolving a `KeyId` (key id, key ARN, alias name, alias ARN) to a
+//! key, creating customer and AWS-managed keys, asking the Authorizer about a key, key-state
+//! rules, and the cryptographic core shared by the HTTP operations and the envelope API.
+//!
+//! Access is never decided here: every check goes through `Services::authorize` with the key
+//! ARN as resource, the key policy as a `KmsKey` resource policy and KMS's condition keys.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use time::{Duration, OffsetDateTime};
+use tresor_crypto::{AeadKey, Zeroizing};
+use tresor_services::authz::{AuthzRequest, ResourcePolicy};
+use tresor_services::{RequestCtx, Services};
+use tresor_store::{ReadTxn, WriteTxn};
+use tresor_wire::AwsError;
+
+use crate::blob::{self, BlobHeader};
+use crate::errors::{self, internal};
+use crate::model::{
+    self, AliasRecord, JobKind, JobRecord, KeyManager, KeyRecord, KeyState, Material,
+    RECORD_VERSION, Rotation,
+};
+
+/// The services that have an AWS-managed key (`alias/aws/<service>`) in tresor.
+pub(crate) const MANAGED_SERVICES: [&str; 2] = ["secretsmanager", "ssm"];
+
+/// AWS-managed keys rotate every year (KMS Developer Guide, "Rotating AWS KMS keys": "AWS
+/// managed keys ... automatically rotated every year").
+const MANAGED_ROTATION_DAYS: i64 = 365;
+
+/// `<service>.<region>.amazonaws.com`, the value of `kms:ViaService` (spec §1.3).
+pub(crate) fn via_service(via: &str, region: &str) -> String {
+    format!("{via}.{region}.amazonaws.com")
+}
+
+/// The default key policy of a key created without `Policy`, byte for byte what GetKeyPolicy
+/// returns on AWS (spec §6.6).
+pub(crate) fn default_key_policy(account: &str) -> String {
+    format!(
+        r#"{{
+  "Version" : "2012-10-17",
+  "Id" : "key-default-1",
+  "Statement" : [ {{
+    "Sid" : "Enable IAM User Permissions",
+    "Effect" : "Allow",
+    "Principal" : {{
+      "AWS" : "arn:aws:iam::{account}:root"
+    }},
+    "Action" : "kms:*",
+    "Resource" : "*"
+  }} ]
+}}"#
+    )
+}
+
+/// The key policy of an AWS-managed key (spec §6.7, KMS Developer Guide "AWS managed keys"
+/// and the Secrets Manager User Guide's policy of `aws/secretsmanager`): every principal of the
+/// account, only through the service; metadata reads for the account.
+pub(crate) fn managed_key_policy(account: &str, region: &str, service: &str) -> String {
+    let (label, id) = match service {
+        "ssm" => ("AWS Systems Manager", "auto-ssm-1"),
+        _ => ("AWS Secrets Manager", "auto-secretsmanager-1"),
+    };
+    let via = via_service(service, region);
+    format!(
+        r#"{{
+  "Version" : "2012-10-17",
+  "Id" : "{id}",
+  "Statement" : [ {{
+    "Sid" : "Allow access through {label} for all principals in the account that are authorized to use {label}",
+    "Effect" : "Allow",
+    "Principal" : {{
+      "AWS" : "*"
+    }},
+    "Action" : [ "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey" ],
+    "Resource" : "*",
+    "Condition" : {{
+      "StringEquals" : {{
+        "kms:ViaService" : "{via}",
+        "kms:CallerAccount" : "{account}"
+      }}
+    }}
+  }}, {{
+    "Sid" : "Allow direct access to key metadata to the account",
+    "Effect" : "Allow",
+    "Principal" : {{
+      "AWS" : "arn:aws:iam::{account}:root"
+    }},
+    "Action" : [ "kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant" ],
+    "Resource" : "*"
+  }} ]
+}}"#
+    )
+}
+
+fn managed_description(service: &str) -> &'static str {
+    match service {
+        "ssm" => "Default key that protects my SSM parameters when no other key is defined",
+        _ => "Default key that protects my Secrets Manager data when no other key is defined",
+    }
+}
+
+/// A new key record with fresh material sealed under the root key. Not stored.
+pub(crate) fn new_key(
+    services: &Services,
+    account: &str,
+    region: &str,
+    now: OffsetDateTime,
+    description: String,
+    key_manager: KeyManager,
+    policy: String,
+) -> Result<KeyRecord, AwsError> {
+    let key_id = tresor_crypto::ids::uuid_v4();
+    let arn = model::key_arn(region, account, &key_id);
+    let (material_id, sealed) = blob::new_material(services.root_key(), &arn).map_err(internal)?;
+    Ok(KeyRecord {
+        v: RECORD_VERSION,
+        key_id,
+        account: account.to_string(),
+        region: region.to_string(),
+        arn,
+        creation_date: now,
+        description,
+        key_manager,
+        state: KeyState::Enabled,
+        deletion_date: None,
+        pending_window_days: None,
+        policy,
+        tags: Vec::new(),
+        rotation: Rotation::default(),
+        materials: vec![Material {
+            id: material_id,
+            sealed: STANDARD.encode(sealed),
+            created: now,
+            rotation_type: None,
+        }],
+        aliases: Vec::new(),
+    })
+}
+
+/// Adds a new generation of material to `key` (rotation); older generations stay for
+/// decryption.
+pub(crate) fn add_material(
+    services: &Services,
+    key: &mut KeyRecord,
+    now: OffsetDateTime,
+    rotation_type: &str,
+) -> Result<(), AwsError> {
+    let (id, sealed) = blob::new_material(services.root_key(), &key.arn).map_err(internal)?;
+    key.materials.push(Material {
+        id,
+        sealed: STANDARD.encode(sealed),
+        created: now,
+        rotation_type: Some(rotation_type.to_string()),
+    });
+    Ok(())
+}
+
+/// Schedules the next automatic rotation of `key` (and records its job) from `now`.
+pub(crate) fn schedule_rotation(
+    txn: &mut dyn WriteTxn,
+    key: &mut KeyRecord,
+    period_days: i64,
+    now: OffsetDateTime,
+) -> Result<(), AwsError> {
+    if let Some(old) = key.rotation.next_rotation.take() {
+        model::delete_job(txn, old, key, JobKind::RotateKey)?;
+    }
+    let next = now + Duration::days(period_days);
+    key.rotation.enabled = true;
+    key.rotation.period_days = Some(period_days);
+    key.rotation.next_rotation = Some(next);
+    model::put_job(
+        txn,
+        &JobRecord {
+            v: RECORD_VERSION,
+            kind: JobKind::RotateKey,
+            account: key.account.clone(),
+            region: key.region.clone(),
+            key_id: key.key_id.clone(),
+            due: next,
+        },
+    )
+}
+
+/// The AWS-managed key `alias/aws/<service>` of the account and region, created (with its
+/// alias, policy and rotation schedule) in `txn` on first use, as AWS does (spec §6.7).
+pub(crate) fn ensure_managed_key(
+    services: &Services,
+    txn: &mut dyn WriteTxn,
+    account: &str,
+    region: &str,
+    service: &str,
+    now: OffsetDateTime,
+) -> Result<KeyRecord, AwsError> {
+    let alias_name = format!("alias/aws/{service}");
+    if let Some(alias) = model::load_alias(&*txn, account, region, &alias_name)? {
+        return model::load_key(&*txn, account, region, &alias.target_key_id)?.ok_or_else(|| {
+            errors::key_not_found(&model::key_arn(region, account, &alias.target_key_id))
+        });
+    }
+    let policy = managed_key_policy(account, region, service);
+    let mut key = new_key(
+        services,
+        account,
+        region,
+        now,
+        managed_description(service).to_string(),
+        KeyManager::Aws,
+        policy,
+    )?;
+    key.aliases.push(alias_name.clone());
+    schedule_rotation(txn, &mut key, MANAGED_ROTATION_DAYS, now)?;
+    model::save_key(txn, &key)?;
+    model::save_alias(
+        txn,
+        account,
+        region,
+        &AliasRecord {
+            v: RECORD_VERSION,
+            name: alias_name,
+            target_key_id: key.key_id.clone(),
+            creation_date: now,
+            last_updated: now,
+        },
+    )?;
+    tracing::info!(key = %key.arn, service, "created AWS managed key");
+    Ok(key)
+}
+
+/// A `KeyId` input, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyInput {
+    Key {
+        account: String,
+        region: String,
+        key_id: String,
+    },
+    /// `name` is the full `alias/<name>`.
+    Alias {
+        account: String,
+        region: String,
+        name: String,
+    },
+}
+
+/// Parses a key id, key ARN, alias name or alias ARN (the last two only when `allow_alias`).
+pub(crate) fn parse_key_input(
+    input: &str,
+    ctx: &RequestCtx,
+    allow_alias: bool,
+) -> Result<KeyInput, AwsError> {
+    let own = |f: fn(String, String, String) -> KeyInput, rest: &str| {
+        f(
+            ctx.caller.account.clone(),
+            ctx.region.clone(),
+            rest.to_string(),
+        )
+    };
+    if let Some(rest) = input.strip_prefix("arn:aws:kms:") {
+        let mut parts = rest.splitn(3, ':');
+        let (Some(region), Some(account), Some(resource)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(errors::invalid_key_id(input));
+        };
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) || region.is_empty()
+        {
+            return Err(errors::invalid_key_id(input));
+        }
+        if let Some(id) = resource.strip_prefix("key/")
+            && blob::is_key_id(id)
+        {
+            return Ok(KeyInput::Key {
+                account: account.into(),
+                region: region.into(),
+                key_id: id.into(),
+            });
+        }
+        if allow_alias && resource.starts_with("alias/") && resource.len() > 6 {
+            return Ok(KeyInput::Alias {
+                account: account.into(),
+                region: region.into(),
+                name: resource.into(),
+            });
+        }
+        return Err(errors::invalid_key_id(input));
+    }
+    if blob::is_key_id(input) {
+        return Ok(own(
+            |account, region, key_id| KeyInput::Key {
+                account,
+                region,
+                key_id,
+            },
+            input,
+        ));
+    }
+    if allow_alias && input.starts_with("alias/") && input.len() > 6 {
+        return Ok(own(
+            |account, region, name| KeyInput::Alias {
+                account,
+                region,
+                name,
+            },
+            input,
+        ));
+    }
+    Err(errors::invalid_key_id(input))
+}
+
+/// A key found from a `KeyId`, and the alias name it was named by (for `kms:RequestAlias`).
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub key: KeyRecord,
+    pub request_alias: Option<String>,
+}
+
+/// Finds the key a `KeyId` names (NotFoundException with AWS's texts otherwise).
+pub(crate) fn resolve(
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    input: &str,
+    allow_alias: bool,
+) -> Result<Resolved, AwsError> {
+    match parse_key_input(input, ctx, allow_alias)? {
+        KeyInput::Key {
+            account,
+            region,
+            key_id,
+        } => {
+            let arn = model::key_arn(&region, &account, &key_id);
+            if region != ctx.region {
+                return Err(errors::key_not_found(&arn));
+            }
+            let key = model::load_key(txn, &account, &region, &key_id)?
+                .ok_or_else(|| errors::key_not_found(&arn))?;
+            Ok(Resolved {
+                key,
+                request_alias: None,
+            })
+        }
+        KeyInput::Alias {
+            account,
+            region,
+            name,
+        } => {
+            let alias_arn = model::alias_arn(&region, &account, &name);
+            if region != ctx.region {
+                return Err(errors::alias_not_found(&alias_arn));
+            }
+            let alias = model::load_alias(txn, &account, &region, &name)?
+                .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
+            let key = model::load_key(txn, &account, &region, &alias.target_key_id)?.ok_or_else(
+                || errors::key_not_found(&model::key_arn(&region, &account, &alias.target_key_id)),
+            )?;
+            Ok(Resolved {
+                key,
+                request_alias: Some(name),
+            })
+        }
+    }
+}
+
+/// The managed service whose predefined alias `input` names in the caller's own account and
+/// the request's region, if any (`alias/aws/secretsmanager`, or its alias ARN).
+pub(crate) fn predefined_alias_service(input: &str, ctx: &RequestCtx) -> Option<&'static str> {
+    match parse_key_input(input, ctx, true).ok()? {
+        KeyInput::Alias {
+            account,
+            region,
+            name,
+        } if account == ctx.caller.account && region == ctx.region => {
+            let service = name.strip_prefix("alias/aws/")?;
+            MANAGED_SERVICES.iter().copied().find(|s| *s == service)
+        }
+        _ => None,
+    }
+}
+
+/// Like [`resolve`], creating the AWS-managed key first when `input` is a predefined alias
+/// that has no key yet (DescribeKey and the cryptographic operations do this on AWS).
+pub(crate) fn resolve_creating(
+    services: &Services,
+    txn: &mut dyn WriteTxn,
+    ctx: &RequestCtx,
+    input: &str,
+    allow_alias: bool,
+) -> Result<Resolved, AwsError> {
+    if allow_alias && let Some(service) = predefined_alias_service(input, ctx) {
+        ensure_managed_key(
+            services,
+            txn,
+            &ctx.caller.account,
+            &ctx.region,
+            service,
+            ctx.now,
+        )?;
+    }
+    resolve(&*txn, ctx, input, allow_alias)
+}
+
+/// For operations that otherwise only read: makes sure a predefined alias named by `input` has
+/// its key, in a short write transaction of its own, so the read that follows finds it.
+pub(crate) fn prepare_predefined(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: Option<&str>,
+) -> Result<(), AwsError> {
+    let Some(service) = input.and_then(|i| predefined_alias_service(i, ctx)) else {
+        return Ok(());
+    };
+    {
+        let txn = services.store().begin_read().map_err(internal)?;
+        if model::load_alias(
+            &*txn,
+            &ctx.caller.account,
+            &ctx.region,
+            &format!("alias/aws/{service}"),
+        )?
+        .is_some()
+        {
+            return Ok(());
+        }
+    }
+    let mut txn = services.store().begin_write().map_err(internal)?;
+    ensure_managed_key(
+        services,
+        &mut *txn,
+        &ctx.caller.account,
+        &ctx.region,
+        service,
+        ctx.now,
+    )?;
+    txn.commit().map_err(internal)
+}
+
+/// `kms:EncryptionContext:<k>` = v for each pair and one `kms:EncryptionContextKeys` per key
+/// (a multi-valued key: the Authorizer gathers repeated entries into one list).
+pub(crate) fn context_conditions(context: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(context.len() * 2);
+    for (k, v) in context {
+        out.push((format!("kms:EncryptionContext:{k}"), v.clone()));
+        out.push(("kms:EncryptionContextKeys".to_string(), k.clone()));
+    }
+    out
+}
+
+/// Asks the Authorizer whether the caller may perform `action` on `key`. The key policy is
+/// the resource policy (required: IAM alone never suffices, spec §6.6); the request's
+/// resource is always the key ARN, so IAM statements naming an alias never match.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn authorize_key(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    key: &KeyRecord,
+    request_alias: Option<&str>,
+    via: Option<&str>,
+    extra: Vec<(String, String)>,
+) -> Result<(), AwsError> {
+    let mut context = Vec::with_capacity(8 + key.aliases.len() + extra.len());
+    context.push(("kms:CallerAccount".to_string(), ctx.caller.account.clone()));
+    if let Some(via) = via {
+        context.push(("kms:ViaService".to_string(), via_service(via, &ctx.region)));
+    }
+    if let Some(alias) = request_alias {
+        context.push(("kms:RequestAlias".to_string(), alias.to_string()));
+    }
+    for alias in &key.aliases {
+        context.push(("kms:ResourceAliases".to_string(), alias.clone()));
+    }
+    context.push(("kms:KeyOrigin".to_string(), "AWS_KMS".to_string()));
+    context.push(("kms:KeySpec".to_string(), "SYMMETRIC_DEFAULT".to_string()));
+    context.push(("kms:KeyUsage".to_string(), "ENCRYPT_DECRYPT".to_string()));
+    context.extend(extra);
+    services.authorize(
+        txn,
+        ctx,
+        &AuthzRequest {
+            action,
+            resource: &key.arn,
+            context,
+            resource_policy: Some(ResourcePolicy::KmsKey(&key.policy)),
+        },
+    )
+}
+
+/// Asks the Authorizer about an action that IAM policies alone govern (`kms:CreateKey`,
+/// `kms:ListKeys`, alias ARNs for alias operations).
+pub(crate) fn authorize_identity(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    resource: &str,
+    extra: Vec<(String, String)>,
+) -> Result<(), AwsError> {
+    let mut context = vec![("kms:CallerAccount".to_string(), ctx.caller.account.clone())];
+    context.extend(extra);
+    services.authorize(
+        txn,
+        ctx,
+        &AuthzRequest {
+            action,
+            resource,
+            context,
+            resource_policy: None,
+        },
+    )
+}
+
+/// Cryptographic operations need an enabled key (spec §6.4).
+pub(crate) fn require_usable(key: &KeyRecord) -> Result<(), AwsError> {
+    match key.state {
+        KeyState::Enabled => Ok(()),
+        KeyState::Disabled => Err(errors::disabled(&key.arn)),
+        KeyState::PendingDeletion => Err(errors::pending_deletion(&key.arn)),
+    }
+}
+
+/// Management operations refuse keys pending deletion (spec §6.4).
+pub(crate) fn require_not_pending(key: &KeyRecord) -> Result<(), AwsError> {
+    if key.state == KeyState::PendingDeletion {
+        return Err(errors::pending_deletion(&key.arn));
+    }
+    Ok(())
+}
+
+fn open_material(
+    services: &Services,
+    key: &KeyRecord,
+    material: &Material,
+) -> Result<AeadKey, AwsError> {
+    let sealed = STANDARD.decode(material.sealed.as_bytes()).map_err(|_| {
+        tracing::error!(key = %key.arn, "stored key material is not base64");
+        AwsError::internal(tresor_wire::Protocol::AwsJson11)
+    })?;
+    blob::open_material(services.root_key(), &key.arn, &material.id, &sealed).map_err(internal)
+}
+
+/// Encrypts under the key's current material. Returns the blob and the material id.
+pub(crate) fn encrypt_under(
+    services: &Services,
+    key: &KeyRecord,
+    plaintext: &[u8],
+    context: &BTreeMap<String, String>,
+) -> Result<(Vec<u8>, String), AwsError> {
+    let material = key.current_material()?;
+    let aead = open_material(services, key, material)?;
+    let header = BlobHeader {
+        account: key.account.clone(),
+        key_id: key.key_id.clone(),
+        material_id: material.id.clone(),
+    };
+    let blob = blob::seal(&header, &aead, plaintext, context).map_err(internal)?;
+    Ok((blob, material.id.clone()))
+}
+
+/// What a successful decryption yields.
+pub(crate) struct Opened {
+    pub key: KeyRecord,
+    pub plaintext: Zeroizing<Vec<u8>>,
+    pub material_id: String,
+}
+
+/// The ciphertext names a key that is not there (or not visible): the historical AWS text
+/// (spec §6.3 Decrypt).
+fn ciphertext_key_unknown() -> AwsError {
+    AwsError::access_denied(
+        tresor_wire::Protocol::AwsJson11,
+        "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.",
+    )
+}
+
+/// Decrypts a blob as the caller: finds the key from the blob, checks `KeyId` when given
+/// (IncorrectKeyException), authorizes `action` on the key found in the blob, checks its
+/// state, then authenticates the blob with the context.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decrypt_blob(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    ciphertext: &[u8],
+    context: &BTreeMap<String, String>,
+    key_id: Option<&str>,
+    via: Option<&str>,
+    mut extra: Vec<(String, String)>,
+) -> Result<Opened, AwsError> {
+    let header = blob::parse_header(ciphertext).ok_or_else(errors::invalid_ciphertext)?;
+    let mut request_alias = None;
+    if let Some(input) = key_id {
+        let named = resolve(txn, ctx, input, true)?;
+        if named.key.account != header.account || named.key.key_id != header.key_id {
+            return Err(errors::incorrect_key());
+        }
+        request_alias = named.request_alias;
+    }
+    let key = model::load_key(txn, &header.account, &ctx.region, &header.key_id)?
+        .ok_or_else(ciphertext_key_unknown)?;
+    extra.extend(context_conditions(context));
+    authorize_key(
+        services,
+        txn,
+        ctx,
+        action,
+        &key,
+        request_alias.as_deref(),
+        via,
+        extra,
+    )?;
+    require_usable(&key)?;
+    let material = key
+        .materials
+        .iter()
+        .find(|m| m.id == header.material_id)
+        .ok_or_else(errors::invalid_ciphertext)?;
+    let aead = open_material(services, &key, material)?;
+    let plaintext =
+        blob::open(ciphertext, &aead, context).map_err(|_| errors::invalid_ciphertext())?;
+    let material_id = material.id.clone();
+    Ok(Opened {
+        key,
+        plaintext,
+        material_id,
+    })
+}

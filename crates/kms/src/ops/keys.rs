@@ -1,0 +1,518 @@
+//! Key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
+//! ScheduleKeyDeletion, CancelKeyDeletion, UpdateKeyDescription.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use tresor_services::{RequestCtx, Services};
+use tresor_wire::AwsError;
+use tresor_wire::json::epoch_seconds;
+use tresor_wire::validate::Validator;
+
+use super::{
+    Empty, KeyMetadata, check_enum, check_policy_text, commit, finish, key_metadata, page_limit,
+    read, write,
+};
+use crate::errors::{self, internal};
+use crate::keys::{self as k, authorize_identity, authorize_key, require_not_pending};
+use crate::model::{self, JobKind, JobRecord, KeyManager, KeyState, RECORD_VERSION};
+use crate::ops::policy::check_new_policy;
+use crate::ops::tags::{TagInput, apply_tags, validate_tags};
+
+const KEY_USAGES: [&str; 5] = [
+    "SIGN_VERIFY",
+    "ENCRYPT_DECRYPT",
+    "GENERATE_VERIFY_MAC",
+    "KEY_AGREEMENT",
+    "ENCAPSULATE_DECAPSULATE",
+];
+const CMK_SPECS: [&str; 13] = [
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "SYMMETRIC_DEFAULT",
+    "HMAC_224",
+    "HMAC_256",
+    "HMAC_384",
+    "HMAC_512",
+    "SM2",
+];
+const KEY_SPECS: [&str; 20] = [
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "SYMMETRIC_DEFAULT",
+    "HMAC_224",
+    "HMAC_256",
+    "HMAC_384",
+    "HMAC_512",
+    "SM2",
+    "ML_DSA_44",
+    "ML_DSA_65",
+    "ML_DSA_87",
+    "ECC_NIST_EDWARDS25519",
+    "ML_KEM_512",
+    "ML_KEM_768",
+    "ML_KEM_1024",
+];
+const ORIGINS: [&str; 4] = ["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
+
+/// `PendingWindowInDays`: 7–30, default 30 (KMS API reference, ScheduleKeyDeletion; the
+/// model's 1–365 is wider than what the service accepts).
+const MIN_PENDING_DAYS: i64 = 7;
+const MAX_PENDING_DAYS: i64 = 30;
+const DEFAULT_PENDING_DAYS: i64 = 30;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CreateKeyInput {
+    policy: Option<String>,
+    description: Option<String>,
+    key_usage: Option<String>,
+    customer_master_key_spec: Option<String>,
+    key_spec: Option<String>,
+    origin: Option<String>,
+    custom_key_store_id: Option<String>,
+    bypass_policy_lockout_safety_check: Option<bool>,
+    tags: Option<Vec<TagInput>>,
+    multi_region: Option<bool>,
+    xks_key_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct KeyMetadataOutput {
+    key_metadata: KeyMetadata,
+}
+
+pub(crate) fn create_key(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: CreateKeyInput,
+) -> Result<KeyMetadataOutput, AwsError> {
+    let mut v = Validator::new();
+    check_policy_text(&mut v, "Policy", input.policy.as_deref());
+    v.length("Description", input.description.as_deref(), 0, 8192);
+    check_enum(&mut v, "KeyUsage", input.key_usage.as_deref(), &KEY_USAGES);
+    check_enum(
+        &mut v,
+        "CustomerMasterKeySpec",
+        input.customer_master_key_spec.as_deref(),
+        &CMK_SPECS,
+    );
+    check_enum(&mut v, "KeySpec", input.key_spec.as_deref(), &KEY_SPECS);
+    check_enum(&mut v, "Origin", input.origin.as_deref(), &ORIGINS);
+    v.length(
+        "CustomKeyStoreId",
+        input.custom_key_store_id.as_deref(),
+        1,
+        64,
+    );
+    v.length("XksKeyId", input.xks_key_id.as_deref(), 1, 128);
+    let tags = input.tags.unwrap_or_default();
+    validate_tags(&mut v, &tags);
+    finish(v)?;
+    if input.key_spec.is_some() && input.customer_master_key_spec.is_some() {
+        return Err(errors::validation(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec parameter is deprecated. Use KeySpec only.",
+        ));
+    }
+    // tresor implements symmetric encryption keys only (deviation, reported).
+    let spec = input
+        .key_spec
+        .as_deref()
+        .or(input.customer_master_key_spec.as_deref())
+        .unwrap_or(super::SYMMETRIC_DEFAULT);
+    let usage = input.key_usage.as_deref().unwrap_or(super::ENCRYPT_DECRYPT);
+    if spec != super::SYMMETRIC_DEFAULT || usage != super::ENCRYPT_DECRYPT {
+        return Err(errors::unsupported(format!(
+            "tresor supports only SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys, not {spec} {usage}."
+        )));
+    }
+    if input.origin.as_deref().is_some_and(|o| o != "AWS_KMS")
+        || input.custom_key_store_id.is_some()
+        || input.xks_key_id.is_some()
+    {
+        return Err(errors::unsupported(
+            "tresor supports only keys with Origin AWS_KMS.",
+        ));
+    }
+    if input.multi_region == Some(true) {
+        return Err(errors::unsupported(
+            "tresor does not support multi-Region keys.",
+        ));
+    }
+    let bypass = input.bypass_policy_lockout_safety_check.unwrap_or(false);
+
+    let mut txn = write(services)?;
+    let mut conditions = vec![
+        ("kms:KeySpec".to_string(), spec.to_string()),
+        ("kms:KeyUsage".to_string(), usage.to_string()),
+        ("kms:KeyOrigin".to_string(), "AWS_KMS".to_string()),
+        ("kms:MultiRegion".to_string(), "false".to_string()),
+    ];
+    if input.bypass_policy_lockout_safety_check.is_some() {
+        conditions.push((
+            "kms:BypassPolicyLockoutSafetyCheck".to_string(),
+            bypass.to_string(),
+        ));
+    }
+    authorize_identity(services, &*txn, ctx, "kms:CreateKey", "*", conditions)?;
+    let account = ctx.caller.account.as_str();
+    let policy = input
+        .policy
+        .clone()
+        .unwrap_or_else(|| k::default_key_policy(account));
+    let mut key = k::new_key(
+        services,
+        account,
+        &ctx.region,
+        ctx.now,
+        input.description.unwrap_or_default(),
+        KeyManager::Customer,
+        policy,
+    )?;
+    if !tags.is_empty() {
+        // CreateKey with Tags also needs kms:TagResource in an IAM policy (KMS API reference).
+        authorize_identity(
+            services,
+            &*txn,
+            ctx,
+            "kms:TagResource",
+            &key.arn,
+            Vec::new(),
+        )?;
+        apply_tags(&mut key, &tags)?;
+    }
+    if input.policy.is_some() {
+        check_new_policy(services, &*txn, ctx, &key, bypass)?;
+    }
+    model::save_key(&mut *txn, &key)?;
+    commit(txn)?;
+    tracing::info!(key = %key.arn, "created KMS key");
+    Ok(KeyMetadataOutput {
+        key_metadata: key_metadata(&key),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct KeyIdInput {
+    pub key_id: String,
+}
+
+pub(crate) fn validate_key_id(v: &mut Validator, member: &str, key_id: Option<&str>) {
+    v.length(member, key_id, 1, 2048);
+}
+
+pub(crate) fn describe_key(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: KeyIdInput,
+) -> Result<KeyMetadataOutput, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
+    finish(v)?;
+    k::prepare_predefined(services, ctx, Some(&input.key_id))?;
+    let txn = read(services)?;
+    let resolved = k::resolve(&*txn, ctx, &input.key_id, true)?;
+    authorize_key(
+        services,
+        &*txn,
+        ctx,
+        "kms:DescribeKey",
+        &resolved.key,
+        resolved.request_alias.as_deref(),
+        None,
+        Vec::new(),
+    )?;
+    Ok(KeyMetadataOutput {
+        key_metadata: key_metadata(&resolved.key),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListKeysInput {
+    limit: Option<i64>,
+    marker: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct KeyListEntry {
+    key_id: String,
+    key_arn: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListKeysOutput {
+    keys: Vec<KeyListEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_marker: Option<String>,
+    truncated: bool,
+}
+
+pub(crate) fn list_keys(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: ListKeysInput,
+) -> Result<ListKeysOutput, AwsError> {
+    let mut v = Validator::new();
+    v.range("Limit", input.limit, 1, 1000);
+    v.length("Marker", input.marker.as_deref(), 1, 1024);
+    finish(v)?;
+    if input
+        .marker
+        .as_deref()
+        .is_some_and(|m| !crate::blob::is_key_id(m))
+    {
+        return Err(errors::invalid_marker());
+    }
+    let limit = page_limit(input.limit, 100, 1000);
+    let txn = read(services)?;
+    authorize_identity(services, &*txn, ctx, "kms:ListKeys", "*", Vec::new())?;
+    let prefix = model::key_prefix(&ctx.caller.account, &ctx.region);
+    let start = input.marker.as_deref().map(|m| format!("{prefix}{m}"));
+    let rows = txn
+        .scan(&prefix, start.as_deref(), limit + 1)
+        .map_err(internal)?;
+    let truncated = rows.len() > limit;
+    let keys: Vec<KeyListEntry> = rows
+        .iter()
+        .take(limit)
+        .filter_map(|(key, _)| key.strip_prefix(&prefix))
+        .map(|id| KeyListEntry {
+            key_id: id.to_string(),
+            key_arn: model::key_arn(&ctx.region, &ctx.caller.account, id),
+        })
+        .collect();
+    let next_marker = truncated
+        .then(|| keys.last().map(|e| e.key_id.clone()))
+        .flatten();
+    Ok(ListKeysOutput {
+        keys,
+        next_marker,
+        truncated,
+    })
+}
+
+/// Shared by the operations that take a key id or key ARN only and write the key record.
+fn update_key(
+    services: &Services,
+    ctx: &RequestCtx,
+    key_id: &str,
+    action: &str,
+    extra: Vec<(String, String)>,
+    change: impl FnOnce(&mut dyn tresor_store::WriteTxn, &mut model::KeyRecord) -> Result<(), AwsError>,
+) -> Result<model::KeyRecord, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(key_id));
+    finish(v)?;
+    let mut txn = write(services)?;
+    let mut key = k::resolve(&*txn, ctx, key_id, false)?.key;
+    authorize_key(services, &*txn, ctx, action, &key, None, None, extra)?;
+    change(&mut *txn, &mut key)?;
+    model::save_key(&mut *txn, &key)?;
+    commit(txn)?;
+    Ok(key)
+}
+
+/// AWS-managed keys cannot be changed by anyone (spec §6.7). Their key policy already denies
+/// these actions, so this only guards against a future policy change.
+pub(crate) fn refuse_aws_managed(key: &model::KeyRecord) -> Result<(), AwsError> {
+    if key.is_aws_managed() {
+        return Err(errors::unsupported(format!(
+            "{} is an AWS managed key and cannot be modified.",
+            key.arn
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn enable_key(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: KeyIdInput,
+) -> Result<Empty, AwsError> {
+    update_key(
+        services,
+        ctx,
+        &input.key_id,
+        "kms:EnableKey",
+        Vec::new(),
+        |_, key| {
+            refuse_aws_managed(key)?;
+            require_not_pending(key)?;
+            key.state = KeyState::Enabled;
+            Ok(())
+        },
+    )?;
+    Ok(Empty {})
+}
+
+pub(crate) fn disable_key(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: KeyIdInput,
+) -> Result<Empty, AwsError> {
+    update_key(
+        services,
+        ctx,
+        &input.key_id,
+        "kms:DisableKey",
+        Vec::new(),
+        |_, key| {
+            refuse_aws_managed(key)?;
+            require_not_pending(key)?;
+            key.state = KeyState::Disabled;
+            Ok(())
+        },
+    )?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ScheduleKeyDeletionInput {
+    key_id: String,
+    pending_window_in_days: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ScheduleKeyDeletionOutput {
+    key_id: String,
+    #[serde(with = "epoch_seconds")]
+    deletion_date: OffsetDateTime,
+    key_state: &'static str,
+    pending_window_in_days: i64,
+}
+
+pub(crate) fn schedule_key_deletion(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: ScheduleKeyDeletionInput,
+) -> Result<ScheduleKeyDeletionOutput, AwsError> {
+    let mut v = Validator::new();
+    v.range(
+        "PendingWindowInDays",
+        input.pending_window_in_days,
+        MIN_PENDING_DAYS,
+        MAX_PENDING_DAYS,
+    );
+    finish(v)?;
+    let days = input.pending_window_in_days.unwrap_or(DEFAULT_PENDING_DAYS);
+    let extra = vec![(
+        "kms:ScheduleKeyDeletionPendingWindowInDays".to_string(),
+        days.to_string(),
+    )];
+    let key = update_key(
+        services,
+        ctx,
+        &input.key_id,
+        "kms:ScheduleKeyDeletion",
+        extra,
+        |txn, key| {
+            refuse_aws_managed(key)?;
+            require_not_pending(key)?;
+            let due = ctx.now + Duration::days(days);
+            key.state = KeyState::PendingDeletion;
+            key.deletion_date = Some(due);
+            key.pending_window_days = Some(days);
+            // The outbox: the deletion job is written in the same transaction (DESIGN.md §6).
+            model::put_job(
+                txn,
+                &JobRecord {
+                    v: RECORD_VERSION,
+                    kind: JobKind::DeleteKey,
+                    account: key.account.clone(),
+                    region: key.region.clone(),
+                    key_id: key.key_id.clone(),
+                    due,
+                },
+            )
+        },
+    )?;
+    Ok(ScheduleKeyDeletionOutput {
+        key_id: key.arn.clone(),
+        deletion_date: key.deletion_date.unwrap_or(ctx.now),
+        key_state: key.state.as_str(),
+        pending_window_in_days: days,
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct KeyIdOutput {
+    pub key_id: String,
+}
+
+pub(crate) fn cancel_key_deletion(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: KeyIdInput,
+) -> Result<KeyIdOutput, AwsError> {
+    let key = update_key(
+        services,
+        ctx,
+        &input.key_id,
+        "kms:CancelKeyDeletion",
+        Vec::new(),
+        |txn, key| {
+            if key.state != KeyState::PendingDeletion {
+                return Err(errors::invalid_state(format!(
+                    "{} is not pending deletion (or pending replica deletion).",
+                    key.arn
+                )));
+            }
+            if let Some(due) = key.deletion_date.take() {
+                model::delete_job(txn, due, key, JobKind::DeleteKey)?;
+            }
+            // The key comes back Disabled, not Enabled (KMS API reference, CancelKeyDeletion).
+            key.state = KeyState::Disabled;
+            key.pending_window_days = None;
+            Ok(())
+        },
+    )?;
+    Ok(KeyIdOutput { key_id: key.arn })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct UpdateKeyDescriptionInput {
+    key_id: String,
+    description: String,
+}
+
+pub(crate) fn update_key_description(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: UpdateKeyDescriptionInput,
+) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    v.length("Description", Some(&input.description), 0, 8192);
+    finish(v)?;
+    update_key(
+        services,
+        ctx,
+        &input.key_id,
+        "kms:UpdateKeyDescription",
+        Vec::new(),
+        |_, key| {
+            refuse_aws_managed(key)?;
+            require_not_pending(key)?;
+            key.description = input.description;
+            Ok(())
+        },
+    )?;
+    Ok(Empty {})
+}

@@ -1,0 +1,185 @@
+//! The KMS HTTP operations (target `TrentService.<Op>`), one file per group, and the shapes
+//! they share. Member names are the botocore model's (kms 2014-11-01).
+
+pub(crate) mod aliases;
+pub(crate) mod crypto;
+pub(crate) mod keys;
+pub(crate) mod policy;
+pub(crate) mod rotation;
+pub(crate) mod tags;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tresor_services::Services;
+use tresor_store::{ReadTxn, WriteTxn};
+use tresor_wire::json::epoch_seconds;
+use tresor_wire::validate::Validator;
+use tresor_wire::{AwsError, Protocol};
+
+use crate::errors::internal;
+use crate::model::{KeyRecord, KeyState};
+
+pub(crate) const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
+pub(crate) const ENCRYPT_DECRYPT: &str = "ENCRYPT_DECRYPT";
+
+pub(crate) fn read(services: &Services) -> Result<Box<dyn ReadTxn + '_>, AwsError> {
+    services.store().begin_read().map_err(internal)
+}
+
+pub(crate) fn write(services: &Services) -> Result<Box<dyn WriteTxn + '_>, AwsError> {
+    services.store().begin_write().map_err(internal)
+}
+
+pub(crate) fn commit(txn: Box<dyn WriteTxn + '_>) -> Result<(), AwsError> {
+    txn.commit().map_err(internal)
+}
+
+pub(crate) fn finish(v: Validator) -> Result<(), AwsError> {
+    v.finish(Protocol::AwsJson11)
+}
+
+/// A member the operation needs but the model does not mark required: AWS's null wording.
+pub(crate) fn null_member(member: &str) -> AwsError {
+    crate::errors::validation(format!(
+        "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+        tresor_wire::validate::member_path(member)
+    ))
+}
+
+/// AWS's enum constraint: `Member must satisfy enum value set: [A, B]`.
+pub(crate) fn check_enum(v: &mut Validator, member: &str, value: Option<&str>, allowed: &[&str]) {
+    if let Some(value) = value
+        && !allowed.contains(&value)
+    {
+        v.fail(
+            member,
+            Some(value),
+            &format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ),
+        );
+    }
+}
+
+/// The model's pattern `[\u0009\u000A\u000D\u0020-\u00FF]+` for policies and markers.
+pub(crate) fn check_latin1(
+    v: &mut Validator,
+    member: &str,
+    value: Option<&str>,
+    pattern: &str,
+    show: bool,
+) {
+    if let Some(value) = value
+        && value
+            .chars()
+            .any(|c| !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}'))
+    {
+        let shown = show.then_some(value);
+        v.fail(
+            member,
+            shown,
+            &format!("Member must satisfy regular expression pattern: {pattern}"),
+        );
+    }
+}
+
+/// A `PolicyType` member (1–131072 characters of `[\u0009\u000A\u000D\u0020-\u00FF]`). The
+/// document is not quoted back: it can be long, and it is the caller's, not ours, to log.
+pub(crate) fn check_policy_text(v: &mut Validator, member: &str, value: Option<&str>) {
+    if let Some(text) = value {
+        let n = text.chars().count();
+        if n == 0 {
+            v.fail(
+                member,
+                None,
+                "Member must have length greater than or equal to 1",
+            );
+        } else if n > 131_072 {
+            v.fail(
+                member,
+                None,
+                "Member must have length less than or equal to 131072",
+            );
+        }
+    }
+    check_latin1(
+        v,
+        member,
+        value,
+        r"[\u0009\u000A\u000D\u0020-\u00FF]+",
+        false,
+    );
+}
+
+pub(crate) const ENCRYPTION_ALGORITHMS: [&str; 4] = [
+    "SYMMETRIC_DEFAULT",
+    "RSAES_OAEP_SHA_1",
+    "RSAES_OAEP_SHA_256",
+    "SM2PKE",
+];
+
+/// `KeyMetadata` (spec §6.2).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct KeyMetadata {
+    #[serde(rename = "AWSAccountId")]
+    aws_account_id: String,
+    key_id: String,
+    arn: String,
+    #[serde(with = "epoch_seconds")]
+    creation_date: OffsetDateTime,
+    enabled: bool,
+    description: String,
+    key_usage: &'static str,
+    key_state: &'static str,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "epoch_seconds::option"
+    )]
+    deletion_date: Option<OffsetDateTime>,
+    origin: &'static str,
+    key_manager: &'static str,
+    customer_master_key_spec: &'static str,
+    key_spec: &'static str,
+    encryption_algorithms: Vec<&'static str>,
+    multi_region: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_deletion_window_in_days: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_key_material_id: Option<String>,
+}
+
+pub(crate) fn key_metadata(key: &KeyRecord) -> KeyMetadata {
+    KeyMetadata {
+        aws_account_id: key.account.clone(),
+        key_id: key.key_id.clone(),
+        arn: key.arn.clone(),
+        creation_date: key.creation_date,
+        enabled: key.state == KeyState::Enabled,
+        description: key.description.clone(),
+        key_usage: ENCRYPT_DECRYPT,
+        key_state: key.state.as_str(),
+        deletion_date: key.deletion_date,
+        origin: "AWS_KMS",
+        key_manager: key.key_manager.as_str(),
+        customer_master_key_spec: SYMMETRIC_DEFAULT,
+        key_spec: SYMMETRIC_DEFAULT,
+        encryption_algorithms: vec![SYMMETRIC_DEFAULT],
+        multi_region: false,
+        pending_deletion_window_in_days: key.pending_window_days,
+        current_key_material_id: key.materials.last().map(|m| m.id.clone()),
+    }
+}
+
+/// An operation without output members: AWS sends an empty body, `{}` parses as well.
+#[derive(Serialize)]
+pub(crate) struct Empty {}
+
+/// `Limit` of the List operations: validated against the model's range, then capped at the
+/// documented page maximum.
+pub(crate) fn page_limit(limit: Option<i64>, default: usize, max: usize) -> usize {
+    limit.map_or(default, |l| {
+        usize::try_from(l).unwrap_or(default).clamp(1, max)
+    })
+}

@@ -1,0 +1,279 @@
+//! Key policies: GetKeyPolicy, PutKeyPolicy, ListKeyPolicies, and the validation CreateKey
+//! shares — grammar (policy engine), principals, and the lockout safety check.
+
+use serde::{Deserialize, Serialize};
+use tresor_policy::{Policy, PolicyError, PolicyKind};
+use tresor_services::{RequestCtx, Services};
+use tresor_store::ReadTxn;
+use tresor_wire::AwsError;
+use tresor_wire::validate::Validator;
+
+use super::keys::{refuse_aws_managed, validate_key_id};
+use super::{Empty, check_policy_text, commit, finish, page_limit, read, write};
+use crate::errors::{self, internal};
+use crate::keys::{self as k, authorize_key};
+use crate::model::{self, KeyRecord};
+
+/// The only policy name of a key (KMS API reference, GetKeyPolicy: "The only valid name is
+/// default").
+const DEFAULT_POLICY_NAME: &str = "default";
+
+fn invalid_principals() -> AwsError {
+    errors::malformed_policy("Policy contains a statement with one or more invalid principals.")
+}
+
+/// Is `p` a principal KMS accepts in a key policy? ARNs of users and roles of an account held
+/// by this deployment must name existing entities, as AWS resolves them when the policy is
+/// saved; accounts this deployment does not hold cannot be checked and are accepted.
+fn principal_ok(txn: &dyn ReadTxn, p: &str) -> Result<bool, AwsError> {
+    let digits12 = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit());
+    if p == "*" || digits12(p) {
+        return Ok(true);
+    }
+    // Unique ids (AIDA…, AROA…) appear in policies whose principal was deleted.
+    if (p.starts_with("AIDA") || p.starts_with("AROA"))
+        && p.len() >= 16
+        && p.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Ok(true);
+    }
+    let (service, rest) = if let Some(rest) = p.strip_prefix("arn:aws:iam::") {
+        ("iam", rest)
+    } else if let Some(rest) = p.strip_prefix("arn:aws:sts::") {
+        ("sts", rest)
+    } else {
+        return Ok(false);
+    };
+    let Some((account, resource)) = rest.split_once(':') else {
+        return Ok(false);
+    };
+    if !digits12(account) {
+        return Ok(false);
+    }
+    let known_account = txn
+        .get(&tresor_services::keys::account(account))
+        .map_err(internal)?
+        .is_some();
+    let name = |r: &str| r.rsplit('/').next().unwrap_or_default().to_string();
+    Ok(match (service, resource) {
+        ("iam", "root") => true,
+        ("iam", r) if r.starts_with("user/") => {
+            !known_account
+                || txn
+                    .get(&tresor_services::keys::user(account, &name(r)))
+                    .map_err(internal)?
+                    .is_some()
+        }
+        ("iam", r) if r.starts_with("role/") => {
+            !known_account
+                || txn
+                    .get(&tresor_services::keys::role(account, &name(r)))
+                    .map_err(internal)?
+                    .is_some()
+        }
+        ("sts", r) => r.starts_with("assumed-role/") && r.split('/').count() >= 3,
+        _ => false,
+    })
+}
+
+/// Validates `key.policy` as the key's new policy: grammar and size (the policy engine),
+/// principals, and — unless bypassed — that the caller could still call PutKeyPolicy under
+/// it (KMS API reference, PutKeyPolicy `BypassPolicyLockoutSafetyCheck`). The lockout check
+/// asks the Authorizer with the new policy; it decides nothing itself.
+pub(crate) fn check_new_policy(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    key: &KeyRecord,
+    bypass: bool,
+) -> Result<(), AwsError> {
+    let parsed = Policy::parse(&key.policy, PolicyKind::KeyPolicy).map_err(|e| match e {
+        PolicyError::Malformed(m) => errors::malformed_policy(m),
+        PolicyError::TooLarge { limit, .. } => errors::limit_exceeded(format!(
+            "The key policy exceeds the maximum size of {limit} bytes."
+        )),
+    })?;
+    for p in parsed.aws_principals() {
+        if !principal_ok(txn, p)? {
+            return Err(invalid_principals());
+        }
+    }
+    if !bypass {
+        match authorize_key(
+            services,
+            txn,
+            ctx,
+            "kms:PutKeyPolicy",
+            key,
+            None,
+            None,
+            Vec::new(),
+        ) {
+            Ok(()) => {}
+            Err(e) if e.code == "AccessDeniedException" => return Err(errors::policy_lockout()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn check_policy_name(v: &mut Validator, name: Option<&str>) {
+    v.length("PolicyName", name, 1, 128);
+    if let Some(n) = name
+        && !n.chars().all(|c| c.is_alphanumeric() || c == '_')
+    {
+        v.fail(
+            "PolicyName",
+            Some(n),
+            r"Member must satisfy regular expression pattern: [\w]+",
+        );
+    }
+}
+
+fn require_default_name(name: Option<&str>) -> Result<(), AwsError> {
+    match name {
+        None | Some(DEFAULT_POLICY_NAME) => Ok(()),
+        Some(_) => Err(AwsError::client(
+            "NotFoundException",
+            "No such policy exists",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct GetKeyPolicyInput {
+    key_id: String,
+    policy_name: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct GetKeyPolicyOutput {
+    policy: String,
+    policy_name: &'static str,
+}
+
+pub(crate) fn get_key_policy(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: GetKeyPolicyInput,
+) -> Result<GetKeyPolicyOutput, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
+    check_policy_name(&mut v, input.policy_name.as_deref());
+    finish(v)?;
+    let txn = read(services)?;
+    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    authorize_key(
+        services,
+        &*txn,
+        ctx,
+        "kms:GetKeyPolicy",
+        &key,
+        None,
+        None,
+        Vec::new(),
+    )?;
+    require_default_name(input.policy_name.as_deref())?;
+    Ok(GetKeyPolicyOutput {
+        policy: key.policy,
+        policy_name: DEFAULT_POLICY_NAME,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PutKeyPolicyInput {
+    key_id: String,
+    policy_name: Option<String>,
+    policy: String,
+    bypass_policy_lockout_safety_check: Option<bool>,
+}
+
+pub(crate) fn put_key_policy(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: PutKeyPolicyInput,
+) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
+    check_policy_name(&mut v, input.policy_name.as_deref());
+    check_policy_text(&mut v, "Policy", Some(&input.policy));
+    finish(v)?;
+    let bypass = input.bypass_policy_lockout_safety_check.unwrap_or(false);
+    let mut txn = write(services)?;
+    let mut key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    let mut extra = Vec::new();
+    if input.bypass_policy_lockout_safety_check.is_some() {
+        extra.push((
+            "kms:BypassPolicyLockoutSafetyCheck".to_string(),
+            bypass.to_string(),
+        ));
+    }
+    authorize_key(
+        services,
+        &*txn,
+        ctx,
+        "kms:PutKeyPolicy",
+        &key,
+        None,
+        None,
+        extra,
+    )?;
+    refuse_aws_managed(&key)?;
+    require_default_name(input.policy_name.as_deref())?;
+    key.policy = input.policy;
+    check_new_policy(services, &*txn, ctx, &key, bypass)?;
+    model::save_key(&mut *txn, &key)?;
+    commit(txn)?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListKeyPoliciesInput {
+    key_id: String,
+    limit: Option<i64>,
+    marker: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListKeyPoliciesOutput {
+    policy_names: Vec<&'static str>,
+    truncated: bool,
+}
+
+pub(crate) fn list_key_policies(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: ListKeyPoliciesInput,
+) -> Result<ListKeyPoliciesOutput, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
+    v.range("Limit", input.limit, 1, 1000);
+    v.length("Marker", input.marker.as_deref(), 1, 1024);
+    finish(v)?;
+    let _ = page_limit(input.limit, 100, 1000);
+    // There is one policy, so no page ever ends early: any marker is one we never issued.
+    if input.marker.is_some() {
+        return Err(errors::invalid_marker());
+    }
+    let txn = read(services)?;
+    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    authorize_key(
+        services,
+        &*txn,
+        ctx,
+        "kms:ListKeyPolicies",
+        &key,
+        None,
+        None,
+        Vec::new(),
+    )?;
+    Ok(ListKeyPoliciesOutput {
+        policy_names: vec![DEFAULT_POLICY_NAME],
+        truncated: false,
+    })
+}

@@ -1,0 +1,217 @@
+//! Key tags: TagResource, UntagResource, ListResourceTags (and the validation CreateKey
+//! shares). Tags are kept sorted by key, so a page marker is simply the last key returned.
+
+use serde::{Deserialize, Serialize};
+use tresor_services::{RequestCtx, Services};
+use tresor_wire::AwsError;
+use tresor_wire::validate::Validator;
+
+use super::keys::{refuse_aws_managed, validate_key_id};
+use super::{Empty, commit, finish, page_limit, read, write};
+use crate::errors;
+use crate::keys::{self as k, authorize_key, require_not_pending};
+use crate::model::{self, KeyRecord, Tag};
+
+/// Tags per key (KMS Developer Guide, "Quotas": 50 tags per KMS key).
+const MAX_TAGS: usize = 50;
+
+#[derive(Deserialize, Serialize, Clone)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TagInput {
+    pub tag_key: String,
+    pub tag_value: String,
+}
+
+pub(crate) fn validate_tags(v: &mut Validator, tags: &[TagInput]) {
+    for (i, t) in tags.iter().enumerate() {
+        let n = i + 1;
+        v.length(&format!("Tags.{n}.member.tagKey"), Some(&t.tag_key), 1, 128);
+        v.length(
+            &format!("Tags.{n}.member.tagValue"),
+            Some(&t.tag_value),
+            0,
+            256,
+        );
+    }
+}
+
+/// Merges `tags` into the key (a repeated key replaces the value, as on AWS).
+pub(crate) fn apply_tags(key: &mut KeyRecord, tags: &[TagInput]) -> Result<(), AwsError> {
+    for t in tags {
+        if t.tag_key.starts_with("aws:") {
+            return Err(errors::tag_error("Tags beginning with aws: are reserved."));
+        }
+        match key
+            .tags
+            .binary_search_by(|x| x.key.as_str().cmp(&t.tag_key))
+        {
+            Ok(i) => key.tags[i].value = t.tag_value.clone(),
+            Err(i) => key.tags.insert(
+                i,
+                Tag {
+                    key: t.tag_key.clone(),
+                    value: t.tag_value.clone(),
+                },
+            ),
+        }
+    }
+    if key.tags.len() > MAX_TAGS {
+        return Err(errors::limit_exceeded(format!(
+            "The number of tags exceeds the limit of {MAX_TAGS} for this key."
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TagResourceInput {
+    key_id: String,
+    tags: Vec<TagInput>,
+}
+
+pub(crate) fn tag_resource(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: TagResourceInput,
+) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
+    validate_tags(&mut v, &input.tags);
+    finish(v)?;
+    let mut txn = write(services)?;
+    let mut key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    let extra = input
+        .tags
+        .iter()
+        .map(|t| ("aws:TagKeys".to_string(), t.tag_key.clone()))
+        .collect();
+    authorize_key(
+        services,
+        &*txn,
+        ctx,
+        "kms:TagResource",
+        &key,
+        None,
+        None,
+        extra,
+    )?;
+    refuse_aws_managed(&key)?;
+    require_not_pending(&key)?;
+    apply_tags(&mut key, &input.tags)?;
+    model::save_key(&mut *txn, &key)?;
+    commit(txn)?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct UntagResourceInput {
+    key_id: String,
+    tag_keys: Vec<String>,
+}
+
+pub(crate) fn untag_resource(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: UntagResourceInput,
+) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
+    for (i, t) in input.tag_keys.iter().enumerate() {
+        v.length(&format!("TagKeys.{}.member", i + 1), Some(t), 1, 128);
+    }
+    finish(v)?;
+    let mut txn = write(services)?;
+    let mut key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    let extra = input
+        .tag_keys
+        .iter()
+        .map(|t| ("aws:TagKeys".to_string(), t.clone()))
+        .collect();
+    authorize_key(
+        services,
+        &*txn,
+        ctx,
+        "kms:UntagResource",
+        &key,
+        None,
+        None,
+        extra,
+    )?;
+    refuse_aws_managed(&key)?;
+    require_not_pending(&key)?;
+    key.tags.retain(|t| !input.tag_keys.contains(&t.key));
+    model::save_key(&mut *txn, &key)?;
+    commit(txn)?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListResourceTagsInput {
+    key_id: String,
+    limit: Option<i64>,
+    marker: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListResourceTagsOutput {
+    tags: Vec<TagInput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_marker: Option<String>,
+    truncated: bool,
+}
+
+pub(crate) fn list_resource_tags(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: ListResourceTagsInput,
+) -> Result<ListResourceTagsOutput, AwsError> {
+    let mut v = Validator::new();
+    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
+    v.range("Limit", input.limit, 1, 1000);
+    v.length("Marker", input.marker.as_deref(), 1, 1024);
+    finish(v)?;
+    let limit = page_limit(input.limit, 50, 50);
+    let txn = read(services)?;
+    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    authorize_key(
+        services,
+        &*txn,
+        ctx,
+        "kms:ListResourceTags",
+        &key,
+        None,
+        None,
+        Vec::new(),
+    )?;
+    let start = match &input.marker {
+        None => 0,
+        Some(m) => key
+            .tags
+            .iter()
+            .position(|t| &t.key == m)
+            .map(|i| i + 1)
+            .ok_or_else(errors::invalid_marker)?,
+    };
+    let rest = &key.tags[start..];
+    let truncated = rest.len() > limit;
+    let tags: Vec<TagInput> = rest
+        .iter()
+        .take(limit)
+        .map(|t| TagInput {
+            tag_key: t.key.clone(),
+            tag_value: t.value.clone(),
+        })
+        .collect();
+    let next_marker = truncated
+        .then(|| tags.last().map(|t| t.tag_key.clone()))
+        .flatten();
+    Ok(ListResourceTagsOutput {
+        tags,
+        next_marker,
+        truncated,
+    })
+}

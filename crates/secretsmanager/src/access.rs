@@ -1,0 +1,236 @@
+//! Finding the secret a `SecretId` names and asking the Authorizer about it.
+//!
+//! `SecretId` is a name, a full ARN, or a partial ARN (the ARN without the `-xxxxxx` suffix)
+//! (API reference, "Finding a secret from a partial ARN"). Names are case-sensitive. A full
+//! ARN of another account reaches that account's secret (cross-account access needs an ARN).
+//!
+//! Every operation names its action, the secret ARN and the condition keys
+//! (`secretsmanager:SecretId`, `secretsmanager:ResourceTag/<k>`, `aws:ResourceTag/<k>`, …) and
+//! passes the secret's resource policy; it never decides access itself. When the secret does
+//! not exist the question is asked about the ARN as supplied, so a caller without permission
+//! learns nothing about existence.
+
+use tresor_services::authz::{AuthzRequest, ResourcePolicy};
+use tresor_services::{RequestCtx, Services, record};
+use tresor_store::ReadTxn;
+use tresor_wire::AwsError;
+
+use crate::errors::{self, OrInternal};
+use crate::model::{SecretRecord, keys};
+
+/// Where a `SecretId` points.
+pub struct Target {
+    pub account: String,
+    pub region: String,
+    /// The ARN to name to the Authorizer when nothing is found.
+    pub shown_arn: String,
+    candidates: Vec<(String, Option<String>)>,
+}
+
+/// Parses `secret_id` into the account/region/names to look for.
+pub fn target(ctx: &RequestCtx, secret_id: &str) -> Target {
+    if let Some(rest) = secret_id.strip_prefix("arn:") {
+        // arn:<partition>:secretsmanager:<region>:<account>:secret:<resource>
+        let parts: Vec<&str> = rest.splitn(6, ':').collect();
+        if let [
+            _partition,
+            "secretsmanager",
+            region,
+            account,
+            "secret",
+            resource,
+        ] = parts.as_slice()
+        {
+            let mut candidates = Vec::new();
+            // A full ARN: name + "-" + 6 random characters, and the ARN must match exactly.
+            if let Some((name, suffix)) = resource.rsplit_once('-')
+                && suffix.len() == 6
+                && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+                && !name.is_empty()
+            {
+                candidates.push((name.to_string(), Some(secret_id.to_string())));
+            }
+            // A partial ARN: the resource part is the whole name.
+            candidates.push((resource.to_string(), None));
+            return Target {
+                account: account.to_string(),
+                region: region.to_string(),
+                shown_arn: secret_id.to_string(),
+                candidates,
+            };
+        }
+        return Target {
+            account: ctx.caller.account.clone(),
+            region: ctx.region.clone(),
+            shown_arn: secret_id.to_string(),
+            candidates: Vec::new(),
+        };
+    }
+    Target {
+        account: ctx.caller.account.clone(),
+        region: ctx.region.clone(),
+        shown_arn: format!(
+            "arn:aws:secretsmanager:{}:{}:secret:{secret_id}",
+            ctx.region, ctx.caller.account
+        ),
+        candidates: vec![(secret_id.to_string(), None)],
+    }
+}
+
+/// The secret `secret_id` names, if it exists in the request's region.
+pub fn find(
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    secret_id: &str,
+) -> Result<(Target, Option<SecretRecord>), AwsError> {
+    let t = target(ctx, secret_id);
+    // A secret lives in one region; an ARN of another region names nothing here.
+    if t.region != ctx.region {
+        return Ok((t, None));
+    }
+    for (name, exact_arn) in &t.candidates {
+        let rec: Option<SecretRecord> =
+            record::get(txn, &keys::secret(&t.account, &t.region, name)).or_internal()?;
+        if let Some(rec) = rec
+            && exact_arn.as_deref().is_none_or(|a| a == rec.arn)
+        {
+            return Ok((t, Some(rec)));
+        }
+    }
+    Ok((t, None))
+}
+
+/// The condition keys every request about an existing secret carries.
+pub fn secret_context(rec: &SecretRecord) -> Vec<(String, String)> {
+    let mut c = vec![("secretsmanager:SecretId".to_string(), rec.arn.clone())];
+    for (k, v) in &rec.tags {
+        c.push((format!("secretsmanager:ResourceTag/{k}"), v.clone()));
+        c.push((format!("aws:ResourceTag/{k}"), v.clone()));
+    }
+    if let Some(lambda) = &rec.rotation_lambda_arn {
+        c.push((
+            "secretsmanager:resource/AllowRotationLambdaArn".to_string(),
+            lambda.clone(),
+        ));
+    }
+    c
+}
+
+/// Asks the Authorizer whether the caller may do `action` on `rec`, with `extra` condition
+/// keys, evaluating the secret's resource policy.
+pub fn authorize(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    rec: &SecretRecord,
+    extra: Vec<(String, String)>,
+) -> Result<(), AwsError> {
+    let mut context = secret_context(rec);
+    context.extend(extra);
+    services.authorize(
+        txn,
+        ctx,
+        &AuthzRequest {
+            action,
+            resource: &rec.arn,
+            context,
+            resource_policy: rec.policy.as_deref().map(ResourcePolicy::Generic),
+        },
+    )
+}
+
+/// Resolves `secret_id` and authorizes `action` on it. A missing secret is
+/// `ResourceNotFoundException`, but only for a caller who would be allowed the action on the
+/// ARN as supplied (AWS answers AccessDenied first, naming the resource as supplied).
+pub fn load_authorized(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    secret_id: &str,
+    extra: Vec<(String, String)>,
+) -> Result<SecretRecord, AwsError> {
+    let (t, rec) = find(txn, ctx, secret_id)?;
+    match rec {
+        Some(rec) => {
+            authorize(services, txn, ctx, action, &rec, extra)?;
+            Ok(rec)
+        }
+        None => {
+            let mut context = vec![("secretsmanager:SecretId".to_string(), t.shown_arn.clone())];
+            context.extend(extra);
+            services.authorize(
+                txn,
+                ctx,
+                &AuthzRequest {
+                    action,
+                    resource: &t.shown_arn,
+                    context,
+                    resource_policy: None,
+                },
+            )?;
+            Err(errors::secret_not_found())
+        }
+    }
+}
+
+/// Authorizes an action that has no resource (`ListSecrets`, `GetRandomPassword`, …).
+pub fn authorize_star(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+) -> Result<(), AwsError> {
+    services.authorize(txn, ctx, &AuthzRequest::new(action, "*"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_services::Caller;
+
+    fn ctx() -> RequestCtx {
+        RequestCtx {
+            request_id: "r".into(),
+            region: "eu-west-1".into(),
+            now: time::OffsetDateTime::UNIX_EPOCH,
+            source_ip: None,
+            secure_transport: false,
+            caller: Caller::root("111122223333", "AKIA"),
+        }
+    }
+
+    #[test]
+    fn full_arns_try_the_suffixless_name_first_then_the_partial_form() {
+        let t = target(
+            &ctx(),
+            "arn:aws:secretsmanager:eu-west-1:444455556666:secret:ci/token-AbC123",
+        );
+        assert_eq!(t.account, "444455556666");
+        assert_eq!(t.region, "eu-west-1");
+        assert_eq!(t.candidates[0].0, "ci/token");
+        assert!(t.candidates[0].1.is_some());
+        assert_eq!(t.candidates[1], ("ci/token-AbC123".to_string(), None));
+    }
+
+    #[test]
+    fn partial_arns_and_names_look_up_the_name() {
+        let t = target(
+            &ctx(),
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:ci/agent",
+        );
+        assert_eq!(t.candidates, vec![("ci/agent".to_string(), None)]);
+        let t = target(&ctx(), "ci/agent");
+        assert_eq!(t.candidates, vec![("ci/agent".to_string(), None)]);
+        assert_eq!(
+            t.shown_arn,
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:ci/agent"
+        );
+        assert!(
+            target(&ctx(), "arn:aws:ssm:eu-west-1:1:parameter/x")
+                .candidates
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Envelope encryption of secret values (DESIGN.md §4, spec §5.2): each version gets a fresh
+//! 256-bit data key from KMS `GenerateDataKey` under the secret's key, the value is sealed
+//! locally with AES-256-GCM (AAD: account, region, ARN, version id) and only the sealed value
+//! and the KMS-encrypted data key are stored. Reads call KMS `Decrypt`.
+//!
+//! KMS is called through its service-to-service API as the *original caller*, with
+//! `kms:ViaService = secretsmanager.<region>.amazonaws.com` and the encryption context AWS
+//! uses: `{"SecretARN": <arn>, "SecretVersionId": <version id>}` (AWS Secrets Manager User
+//! Guide, "Secret encryption and decryption"). KMS decides access; this module only maps
+//! KMS's errors to the ones Secrets Manager returns.
+
+use std::collections::BTreeMap;
+
+use tresor_crypto::{AeadKey, SecretBytes};
+use tresor_services::{RequestCtx, Services};
+use tresor_store::{ReadTxn, WriteTxn};
+use tresor_wire::AwsError;
+
+use crate::errors;
+use crate::model::{RECORD_VERSION, SecretRecord, ValueKind, ValueRecord, value_aad};
+
+/// The `via` name KMS turns into `kms:ViaService`.
+const VIA: &str = "secretsmanager";
+
+fn encryption_context(arn: &str, version_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("SecretARN".to_string(), arn.to_string()),
+        ("SecretVersionId".to_string(), version_id.to_string()),
+    ])
+}
+
+/// Seals `plaintext` as version `version_id` of `secret`, under the secret's KMS key (or
+/// `key_override`). Returns the value record and the ARN of the KMS key used.
+pub fn seal(
+    services: &Services,
+    txn: &mut dyn WriteTxn,
+    ctx: &RequestCtx,
+    secret: &SecretRecord,
+    key_override: Option<Option<&str>>,
+    version_id: &str,
+    (kind, plaintext): (ValueKind, &[u8]),
+) -> Result<(ValueRecord, String), AwsError> {
+    let key_id = key_override.unwrap_or(secret.kms_key_id.as_deref());
+    // The AWS managed key works only for callers of the secret's own account (spec §5.2;
+    // API reference, CreateSecret KmsKeyId).
+    if key_id.is_none() && ctx.caller.account != secret.account {
+        return Err(errors::kms_access_denied());
+    }
+    let data_key = tresor_kms::envelope::generate_data_key(
+        services,
+        txn,
+        ctx,
+        key_id,
+        VIA,
+        &encryption_context(&secret.arn, version_id),
+    )
+    .map_err(map_encrypt_error)?;
+    let aead = AeadKey::from_bytes(data_key.plaintext.expose()).map_err(errors::internal)?;
+    let sealed = aead
+        .seal(
+            plaintext,
+            &value_aad(&secret.account, &secret.region, &secret.arn, version_id),
+        )
+        .map_err(errors::internal)?;
+    Ok((
+        ValueRecord {
+            v: RECORD_VERSION,
+            kind,
+            data_key: data_key.ciphertext_blob,
+            sealed,
+        },
+        data_key.key_arn,
+    ))
+}
+
+/// Opens the value of version `version_id` of `secret` (as the caller).
+pub fn open(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    secret: &SecretRecord,
+    version_id: &str,
+    value: &ValueRecord,
+) -> Result<SecretBytes, AwsError> {
+    let (data_key, _key_arn) = tresor_kms::envelope::decrypt(
+        services,
+        txn,
+        ctx,
+        &value.data_key,
+        VIA,
+        &encryption_context(&secret.arn, version_id),
+    )
+    .map_err(map_decrypt_error)?;
+    let aead = AeadKey::from_bytes(data_key.expose()).map_err(errors::internal)?;
+    let plain = aead
+        .open(&value.sealed, &value_aad(&secret.account, &secret.region, &secret.arn, version_id))
+        .map_err(|_| {
+            tracing::error!(secret = %secret.arn, version_id, "a sealed secret value does not open");
+            errors::decryption_failure()
+        })?;
+    Ok(SecretBytes::new(plain.to_vec()))
+}
+
+/// Checks that `key_id` names a usable key for the caller and returns its ARN (the
+/// validation calls Secrets Manager makes when a key is set without a value).
+pub fn resolve_key(
+    services: &Services,
+    txn: &mut dyn WriteTxn,
+    ctx: &RequestCtx,
+    key_id: Option<&str>,
+) -> Result<String, AwsError> {
+    tresor_kms::envelope::resolve_key_arn(services, txn, ctx, key_id, VIA)
+        .map_err(map_encrypt_error)
+}
+
+/// KMS → Secrets Manager, on the write path: a refused caller is `AccessDeniedException:
+/// Access to KMS is not allowed` [O]; an unusable key (disabled, pending deletion, missing,
+/// wrong usage) is `EncryptionFailure` [M].
+fn map_encrypt_error(e: AwsError) -> AwsError {
+    match &*e.code {
+        "AccessDeniedException" => errors::kms_access_denied(),
+        _ if e.is_server_fault() => e,
+        _ => {
+            tracing::info!(kms_error = %e.code, "KMS refused to generate a data key");
+            errors::encryption_failure()
+        }
+    }
+}
+
+/// KMS → Secrets Manager, on the read path: `AccessDeniedException` [O] or
+/// `DecryptionFailure` [M] (disabled key, pending deletion, tampered blob).
+fn map_decrypt_error(e: AwsError) -> AwsError {
+    match &*e.code {
+        "AccessDeniedException" => errors::kms_access_denied(),
+        _ if e.is_server_fault() => e,
+        _ => {
+            tracing::info!(kms_error = %e.code, "KMS refused to decrypt a data key");
+            errors::decryption_failure()
+        }
+    }
+}
+
+/// Constant-time comparison of a stored value with a new one (ClientRequestToken replay).
+pub fn same_value(
+    stored: &SecretBytes,
+    stored_kind: ValueKind,
+    new: &[u8],
+    new_kind: ValueKind,
+) -> bool {
+    stored_kind == new_kind && tresor_crypto::constant_time_eq(stored.expose(), new)
+}

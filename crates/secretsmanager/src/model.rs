@@ -1,0 +1,386 @@
+//! The records Secrets Manager keeps in the store and the keys they live under.
+//!
+//! One [`SecretRecord`] per secret holds every piece of metadata, including the version map
+//! (version id → staging labels, dates, KMS key) and the resource policy. The sealed value of
+//! each version lives in its own [`ValueRecord`] so that metadata operations never load
+//! ciphertexts. Nothing here holds a plaintext: values are sealed under a per-version data
+//! key, and only the KMS-encrypted data key is stored next to them (DESIGN.md §4).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Format version of the records below.
+pub const RECORD_VERSION: u32 = 1;
+
+/// `AWSCURRENT`, `AWSPREVIOUS`, `AWSPENDING`: the staging labels Secrets Manager itself moves.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+pub const AWSPENDING: &str = "AWSPENDING";
+
+/// Secret metadata. Secret names are case-sensitive in Secrets Manager, so the key is the
+/// name as given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretRecord {
+    pub v: u32,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The KMS key as the caller named it (key id, key ARN, alias or alias ARN); `None` for
+    /// the AWS managed key `aws/secretsmanager`, which DescribeSecret omits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    /// The resource policy as stored: user and role ARNs replaced by their unique ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Unique id → the ARN it was captured from (its account tells where to look it up).
+    #[serde(default)]
+    pub policy_principals: BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_changed: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_accessed: Option<OffsetDateTime>,
+    /// When DeleteSecret scheduled the deletion (shown as `DeletedDate`).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deleted: Option<OffsetDateTime>,
+    /// When the purge is due (DeleteSecret's `DeletionDate`).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deletion_due: Option<OffsetDateTime>,
+    /// Rotation and replication state, kept for the rotation/replication operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_lambda_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_rules: Option<RotationRules>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_rotated: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_rotation: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owning_service: Option<String>,
+    /// `None` means this region (the secret is its own primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+    #[serde(default)]
+    pub replication_status: Vec<ReplicationStatus>,
+    /// Every version, by id: labelled ones, deprecated ones (no label) and label-only
+    /// placeholders (no value).
+    #[serde(default)]
+    pub versions: BTreeMap<String, VersionMeta>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationRules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatically_after_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_expression: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_accessed: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionMeta {
+    #[serde(default)]
+    pub stages: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_accessed: Option<OffsetDateTime>,
+    /// The KMS key ARN the version's data key is encrypted under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// Whether the data key came from the AWS managed key `aws/secretsmanager`.
+    #[serde(default)]
+    pub default_key: bool,
+    /// Whether a [`ValueRecord`] exists (false for a rotation placeholder).
+    pub has_value: bool,
+}
+
+/// The sealed value of one version.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ValueRecord {
+    pub v: u32,
+    pub kind: ValueKind,
+    /// The KMS ciphertext blob of the data key.
+    #[serde(with = "b64")]
+    pub data_key: Vec<u8>,
+    /// The value sealed (AES-256-GCM) under the data key, AAD per [`value_aad`].
+    #[serde(with = "b64")]
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for ValueRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValueRecord")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    String,
+    Binary,
+}
+
+/// A durable purge job (the outbox of DeleteSecret, DESIGN.md §6).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PurgeJob {
+    pub v: u32,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub retry_after: Option<OffsetDateTime>,
+}
+
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD
+            .decode(s.as_bytes())
+            .map_err(|_| serde::de::Error::custom("invalid base64"))
+    }
+}
+
+impl SecretRecord {
+    /// The version holding `label`, if any.
+    pub fn holder_of(&self, label: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, m)| m.stages.iter().any(|s| s == label))
+            .map(|(id, _)| id.as_str())
+    }
+
+    pub fn is_scheduled_for_deletion(&self) -> bool {
+        self.deleted.is_some()
+    }
+
+    /// `VersionIdsToStages`: versions that carry at least one label, placeholders included.
+    pub fn version_stages(&self) -> BTreeMap<String, Vec<String>> {
+        self.versions
+            .iter()
+            .filter(|(_, m)| !m.stages.is_empty())
+            .map(|(id, m)| (id.clone(), m.stages.clone()))
+            .collect()
+    }
+
+    /// Attaches `label` to `to`, taking it from whichever version held it. Moving AWSCURRENT
+    /// drags AWSPREVIOUS to the version it left (Secrets Manager API reference,
+    /// PutSecretValue / UpdateSecretVersionStage).
+    pub fn attach_label(&mut self, label: &str, to: &str) {
+        let previous = self.holder_of(label).map(str::to_string);
+        if previous.as_deref() == Some(to) {
+            return;
+        }
+        if let Some(prev) = &previous {
+            self.detach_label(label, prev);
+        }
+        if let Some(m) = self.versions.get_mut(to) {
+            m.stages.push(label.to_string());
+        }
+        if label == AWSCURRENT
+            && let Some(prev) = previous
+        {
+            self.attach_label(AWSPREVIOUS, &prev);
+        }
+    }
+
+    /// Removes `label` from version `from`; a placeholder left without labels disappears.
+    pub fn detach_label(&mut self, label: &str, from: &str) {
+        let mut drop_version = false;
+        if let Some(m) = self.versions.get_mut(from) {
+            m.stages.retain(|s| s != label);
+            drop_version = m.stages.is_empty() && !m.has_value;
+        }
+        if drop_version {
+            self.versions.remove(from);
+        }
+    }
+}
+
+/// Midnight UTC of `t`: Secrets Manager keeps `LastAccessedDate` at day resolution
+/// (API reference, SecretVersionsListEntry: "the resolution of this field is at the date
+/// level and does not include the time").
+pub fn day_of(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_time(time::Time::MIDNIGHT)
+}
+
+/// The associated data binding a sealed value to its account, region, secret and version
+/// (DESIGN.md §4), so a sealed value copied to another record does not open.
+pub fn value_aad(account: &str, region: &str, arn: &str, version_id: &str) -> Vec<u8> {
+    format!("tresor/secretsmanager/value/v1\0{account}\0{region}\0{arn}\0{version_id}").into_bytes()
+}
+
+pub mod keys {
+    //! Key layout: `acct/<account>/region/<region>/secretsmanager/…`.
+
+    fn base(account: &str, region: &str) -> String {
+        format!("acct/{account}/region/{region}/secretsmanager/")
+    }
+
+    /// The secret record, by exact (case-sensitive) name.
+    pub fn secret(account: &str, region: &str, name: &str) -> String {
+        format!("{}secret/{name}", base(account, region))
+    }
+
+    pub fn secret_prefix(account: &str, region: &str) -> String {
+        format!("{}secret/", base(account, region))
+    }
+
+    /// The sealed value of a version. Keyed by the ARN's resource part (name + random suffix)
+    /// so a re-created secret with the same name never meets an old value.
+    pub fn value(account: &str, region: &str, arn: &str, version_id: &str) -> String {
+        let resource = arn.rsplit_once(":secret:").map_or(arn, |(_, r)| r);
+        format!("{}value/{version_id}/{resource}", base(account, region))
+    }
+
+    pub const JOBS_PREFIX: &str = "sys/jobs/secretsmanager/purge/";
+
+    /// A purge job, ordered by due time so the worker scans only what is due.
+    pub fn purge_job(due_unix: i64, account: &str, region: &str, name: &str) -> String {
+        format!(
+            "{JOBS_PREFIX}{:020}/{account}/{region}/{name}",
+            due_unix.max(0)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> SecretRecord {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let meta = |stages: &[&str]| VersionMeta {
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            created: now,
+            last_accessed: None,
+            kms_key_arn: None,
+            default_key: true,
+            has_value: true,
+        };
+        let mut versions = BTreeMap::new();
+        versions.insert("v1".to_string(), meta(&["AWSPREVIOUS"]));
+        versions.insert("v2".to_string(), meta(&["AWSCURRENT"]));
+        versions.insert("v3".to_string(), meta(&[]));
+        SecretRecord {
+            v: RECORD_VERSION,
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            name: "n".into(),
+            arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:n-AbCdEf".into(),
+            description: None,
+            kms_key_id: None,
+            secret_type: None,
+            tags: vec![],
+            policy: None,
+            policy_principals: BTreeMap::new(),
+            created: now,
+            last_changed: now,
+            last_accessed: None,
+            deleted: None,
+            deletion_due: None,
+            rotation_enabled: None,
+            rotation_lambda_arn: None,
+            rotation_rules: None,
+            last_rotated: None,
+            next_rotation: None,
+            owning_service: None,
+            primary_region: None,
+            replication_status: vec![],
+            versions,
+        }
+    }
+
+    #[test]
+    fn moving_awscurrent_drags_awsprevious_to_the_old_current() {
+        let mut r = record();
+        r.attach_label(AWSCURRENT, "v3");
+        assert_eq!(r.holder_of(AWSCURRENT), Some("v3"));
+        assert_eq!(r.holder_of(AWSPREVIOUS), Some("v2"));
+        assert!(r.versions["v1"].stages.is_empty(), "v1 is deprecated now");
+        // Rolling back to the previous version swaps the two.
+        r.attach_label(AWSCURRENT, "v2");
+        assert_eq!(r.holder_of(AWSCURRENT), Some("v2"));
+        assert_eq!(r.holder_of(AWSPREVIOUS), Some("v3"));
+    }
+
+    #[test]
+    fn a_placeholder_without_labels_disappears() {
+        let mut r = record();
+        r.versions.insert(
+            "p".into(),
+            VersionMeta {
+                stages: vec![AWSPENDING.into()],
+                created: OffsetDateTime::UNIX_EPOCH,
+                last_accessed: None,
+                kms_key_arn: None,
+                default_key: true,
+                has_value: false,
+            },
+        );
+        r.detach_label(AWSPENDING, "p");
+        assert!(!r.versions.contains_key("p"));
+        r.detach_label(AWSPREVIOUS, "v1");
+        assert!(
+            r.versions.contains_key("v1"),
+            "a version with a value stays, deprecated"
+        );
+    }
+
+    #[test]
+    fn value_keys_separate_recreated_secrets() {
+        let a = keys::value(
+            "1",
+            "r",
+            "arn:aws:secretsmanager:r:1:secret:a/b-AbCdEf",
+            "v",
+        );
+        let b = keys::value(
+            "1",
+            "r",
+            "arn:aws:secretsmanager:r:1:secret:a/b-XyZ123",
+            "v",
+        );
+        assert_ne!(a, b);
+        assert!(a.ends_with("value/v/a/b-AbCdEf"));
+    }
+}
