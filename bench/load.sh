@@ -2,6 +2,8 @@
 # One-command load benchmark: tresor (release build, --dev) and moto's server side by side,
 # the same SigV4-signed request for each operation, wrk with 64 keep-alive connections for
 # 10 s on loopback. Prints requests/s and p50/p99 latency for both, and the ratio.
+# tresor is called by an IAM user with an identity policy (full authentication,
+# authorization and decryption on every request); moto accepts any credentials.
 #
 #   bench/load.sh [OPERATION ...]     (default: every operation in signed_request.py)
 # Environment: DURATION (10s), CONNECTIONS (64), THREADS (2).
@@ -14,7 +16,7 @@ duration=${DURATION:-10s}
 conns=${CONNECTIONS:-64}
 threads=${THREADS:-2}
 ops=("$@")
-[ ${#ops[@]} -gt 0 ] || ops=(GetCallerIdentity)
+[ ${#ops[@]} -gt 0 ] || ops=(GetCallerIdentity GetSecretValue KmsDecrypt1KiB GetParameterSecureString GetParameterReference)
 
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null; }
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -35,13 +37,15 @@ for url in "http://127.0.0.1:$tport/health" "http://127.0.0.1:$mport/moto-api/";
   for _ in $(seq 100); do curl -fs "$url" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
-run() { # endpoint op -> "rps p50 p99"
-  "$venv/bin/python" bench/signed_request.py "$1" "$2" > "$work/req.lua"
+run() { # endpoint op [--iam-user] -> "rps p50 p99"
+  if ! "$venv/bin/python" bench/signed_request.py "$1" "$2" ${3:-} > "$work/req.lua" 2>"$work/setup.err"; then
+    echo "- - -"; echo "setup of $2 failed on $1: $(tail -1 "$work/setup.err")" >&2; return
+  fi
   # The request must succeed before it is measured.
   wrk -t1 -c1 -d1s -s "$work/req.lua" "$1" >/dev/null
   local out
   out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/req.lua" "$1")
-  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx responses from $1 for $2:" >&2; echo "$out" >&2; fi
+  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx responses from $1 for $2 (not counted as a result):" >&2; echo "- - -"; return; fi
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -51,7 +55,7 @@ run() { # endpoint op -> "rps p50 p99"
 
 printf '\n%-28s %14s %10s %10s   %14s %10s %10s   %8s\n' operation "tresor req/s" p50 p99 "moto req/s" p50 p99 ratio
 for op in "${ops[@]}"; do
-  read -r trps tp50 tp99 < <(run "http://127.0.0.1:$tport" "$op")
+  read -r trps tp50 tp99 < <(run "http://127.0.0.1:$tport" "$op" --iam-user)
   read -r mrps mp50 mp99 < <(run "http://127.0.0.1:$mport" "$op")
   ratio=$(awk -v a="$trps" -v b="$mrps" 'BEGIN { if (b > 0) printf "%.0fx", a/b; else print "-" }')
   printf '%-28s %14s %10s %10s   %14s %10s %10s   %8s\n' "$op" "$trps" "$tp50" "$tp99" "$mrps" "$mp50" "$mp99" "$ratio"

@@ -1,41 +1,100 @@
-"""Prints a wrk Lua script that replays one SigV4-signed request (signed by botocore).
+"""Prepares one benchmark operation against an endpoint and prints a wrk Lua script that
+replays its SigV4-signed request (signed by botocore).
 
 A SigV4 signature carries no nonce and stays valid for the 5-minute skew window, so a
-10-second run can replay the same signed request: the server still verifies every one.
+10-second run can replay the same signed request: the server still verifies, authorizes
+and decrypts every one.
 
-usage: signed_request.py ENDPOINT OPERATION [ACCESS_KEY SECRET_KEY]
+usage: signed_request.py ENDPOINT OPERATION [--iam-user]
+  --iam-user   (tresor) create an IAM user `bench` with an identity policy allowing the
+               benchmarked actions and sign with its key, so every request runs the full
+               policy evaluation of a real caller rather than the account root's.
 """
 
+import base64
 import json
+import os
 import sys
 
+import boto3
 import botocore.auth
+import botocore.exceptions
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-OPERATIONS = {
-    # name: (service, protocol, target or action, body)
-    "GetCallerIdentity": ("sts", "query", "GetCallerIdentity", "Action=GetCallerIdentity&Version=2011-06-15"),
+REGION = "us-east-1"
+SECRET_NAME = "bench/agent-token"
+PARAM_NAME = "/bench/secure"
+VALUE = base64.b64encode(os.urandom(768)).decode()  # 1 KiB of text
+BENCH_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameter"], "Resource": "*"}
+    ],
 }
+
+
+def client(endpoint, service, akid="test", secret="test"):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id=akid, aws_secret_access_key=secret)
+
+
+def iam_user(endpoint):
+    iam = client(endpoint, "iam")
+    try:
+        iam.create_user(UserName="bench")
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+    iam.put_user_policy(UserName="bench", PolicyName="bench", PolicyDocument=json.dumps(BENCH_POLICY))
+    for k in iam.list_access_keys(UserName="bench")["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName="bench", AccessKeyId=k["AccessKeyId"])
+    k = iam.create_access_key(UserName="bench")["AccessKey"]
+    return k["AccessKeyId"], k["SecretAccessKey"]
+
+
+def ensure_secret(endpoint):
+    sm = client(endpoint, "secretsmanager")
+    try:
+        sm.create_secret(Name=SECRET_NAME, SecretString=VALUE)
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] != "ResourceExistsException":
+            raise
+
+
+def setup(endpoint, op):
+    """Creates what the operation reads; returns (service, headers, body)."""
+    json_headers = lambda target: {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
+    if op == "GetCallerIdentity":
+        return "sts", {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, "Action=GetCallerIdentity&Version=2011-06-15"
+    if op == "GetSecretValue":
+        ensure_secret(endpoint)
+        return "secretsmanager", json_headers("secretsmanager.GetSecretValue"), json.dumps({"SecretId": SECRET_NAME})
+    if op == "KmsDecrypt1KiB":
+        kms = client(endpoint, "kms")
+        key = kms.create_key(Description="bench")["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=key, Plaintext=os.urandom(1024))["CiphertextBlob"]
+        return "kms", json_headers("TrentService.Decrypt"), json.dumps({"CiphertextBlob": base64.b64encode(blob).decode()})
+    if op == "GetParameterSecureString":
+        client(endpoint, "ssm").put_parameter(Name=PARAM_NAME, Value=VALUE, Type="SecureString", Overwrite=True)
+        return "ssm", json_headers("AmazonSSM.GetParameter"), json.dumps({"Name": PARAM_NAME, "WithDecryption": True})
+    if op == "GetParameterReference":
+        ensure_secret(endpoint)
+        name = f"/aws/reference/secretsmanager/{SECRET_NAME}"
+        return "ssm", json_headers("AmazonSSM.GetParameter"), json.dumps({"Name": name, "WithDecryption": True})
+    raise SystemExit(f"unknown operation {op}")
 
 
 def main():
     endpoint, op = sys.argv[1], sys.argv[2]
-    akid = sys.argv[3] if len(sys.argv) > 3 else "test"
-    secret = sys.argv[4] if len(sys.argv) > 4 else "test"
-    service, protocol, name, body = OPERATIONS[op]
-    if protocol == "json":
-        headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": name}
-    else:
-        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    service, headers, body = setup(endpoint, op)
+    akid, secret = iam_user(endpoint) if "--iam-user" in sys.argv else ("test", "test")
     req = AWSRequest(method="POST", url=endpoint + "/", data=body.encode(), headers=headers)
-    botocore.auth.SigV4Auth(Credentials(akid, secret), service, "us-east-1").add_auth(req)
+    botocore.auth.SigV4Auth(Credentials(akid, secret), service, REGION).add_auth(req)
     p = req.prepare()
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
     for k, v in p.headers.items():
-        if k.lower() in ("content-length",):
-            continue
-        lines.append(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}")
+        if k.lower() != "content-length":
+            lines.append(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}")
     print("\n".join(lines))
 
 

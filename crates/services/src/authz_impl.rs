@@ -183,7 +183,7 @@ pub fn authorize(
 }
 
 /// The account field of an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
-fn resource_account(resource: &str) -> Option<String> {
+pub(crate) fn resource_account(resource: &str) -> Option<String> {
     let mut parts = resource.splitn(6, ':');
     if parts.next()? != "arn" {
         return None;
@@ -196,7 +196,7 @@ fn resource_account(resource: &str) -> Option<String> {
 
 /// The simulation API's `SourcePolicyType` of an identity policy, from its label (a managed
 /// policy ARN, or "inline policy <name> of <user|group|role> <name>").
-fn source_type_of(label: &str) -> SourcePolicyType {
+pub(crate) fn source_type_of(label: &str) -> SourcePolicyType {
     if label.starts_with("arn:aws:iam::aws:policy/") {
         SourcePolicyType::AwsManaged
     } else if label.starts_with("arn:") {

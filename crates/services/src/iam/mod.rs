@@ -21,6 +21,7 @@ mod pagination;
 mod policies;
 mod principals;
 mod roles;
+mod simulate;
 mod users;
 
 use std::collections::BTreeMap;
@@ -152,6 +153,9 @@ pub fn handler(op: &str) -> Option<QueryOp> {
             op!(instance_profiles::remove_role_from_instance_profile)
         }
         "ListInstanceProfilesForRole" => op!(instance_profiles::list_instance_profiles_for_role),
+        // the policy simulator
+        "SimulatePrincipalPolicy" => op!(simulate::simulate_principal_policy),
+        "SimulateCustomPolicy" => op!(simulate::simulate_custom_policy),
         _ => None,
     }
 }
