@@ -25,6 +25,7 @@ pub fn runners() -> Vec<(&'static str, JobRunner)> {
         ("secretsmanager", |services, now| {
             tresor_secretsmanager::run_due_jobs(services, now).map_err(|e| e.to_string())
         }),
+        ("ssm", tresor_ssm::run_due_jobs),
     ]
 }
 

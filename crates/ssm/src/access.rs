@@ -1,0 +1,100 @@
+//! Loading parameters and asking the Authorizer. Every operation names its IAM action
+//! (`ssm:<Op>`), the parameter ARN and the condition keys; access is decided by
+//! [`Services::authorize`], never here.
+//!
+//! Authorization comes before existence: a caller without permission gets
+//! `AccessDeniedException` whether or not the parameter exists, and the resource in the
+//! message is the ARN derived from the name as supplied.
+
+use tresor_services::authz::AuthzRequest;
+use tresor_services::record;
+use tresor_services::{RequestCtx, Services};
+use tresor_store::ReadTxn;
+use tresor_wire::AwsError;
+
+use crate::errors;
+use crate::model::{ParameterRecord, VersionRecord, keys};
+use crate::names::Selector;
+
+pub fn load(
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    name: &str,
+) -> Result<Option<ParameterRecord>, AwsError> {
+    record::get(txn, &keys::param(&ctx.caller.account, &ctx.region, name)).map_err(errors::internal)
+}
+
+pub fn load_version(
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    name: &str,
+    version: i64,
+) -> Result<Option<VersionRecord>, AwsError> {
+    record::get(
+        txn,
+        &keys::version(&ctx.caller.account, &ctx.region, name, version),
+    )
+    .map_err(errors::internal)
+}
+
+/// `aws:ResourceTag/<k>` and `ssm:resourceTag/<k>` of an existing parameter (Service
+/// Authorization Reference, Systems Manager condition keys).
+pub fn resource_tag_context(rec: Option<&ParameterRecord>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (k, v) in rec.map(|r| r.tags.as_slice()).unwrap_or_default() {
+        out.push((format!("aws:ResourceTag/{k}"), v.clone()));
+        out.push((format!("ssm:resourceTag/{k}"), v.clone()));
+    }
+    out
+}
+
+/// `aws:RequestTag/<k>` and `aws:TagKeys` of tags in a request.
+pub fn request_tag_context<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (k, v) in tags {
+        out.push((format!("aws:RequestTag/{k}"), v.to_string()));
+        out.push(("aws:TagKeys".to_string(), k.to_string()));
+    }
+    out
+}
+
+pub fn authorize(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    resource: &str,
+    context: Vec<(String, String)>,
+) -> Result<(), AwsError> {
+    services.authorize(
+        txn,
+        ctx,
+        &AuthzRequest {
+            action,
+            resource,
+            context,
+            resource_policy: None,
+        },
+    )
+}
+
+/// The version a selector names (the latest without one).
+pub fn select_version(rec: &ParameterRecord, selector: Option<&Selector>) -> Result<i64, AwsError> {
+    match selector {
+        None => Ok(rec.version),
+        Some(Selector::Version(v)) => {
+            if *v >= rec.oldest_version && *v <= rec.version {
+                Ok(*v)
+            } else {
+                Err(errors::version_not_found(&rec.name, *v))
+            }
+        }
+        Some(Selector::Label(l)) => rec
+            .labels
+            .get(l)
+            .copied()
+            .ok_or_else(|| errors::label_not_found(&rec.name, l)),
+    }
+}

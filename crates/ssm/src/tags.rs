@@ -1,0 +1,219 @@
+//! AddTagsToResource, RemoveTagsFromResource, ListTagsForResource for `ResourceType`
+//! `Parameter` (spec §3.4). `ResourceId` is the parameter name; adding a key that exists
+//! replaces its value; a parameter holds at most 50 tags.
+
+use serde::{Deserialize, Serialize};
+use tresor_services::record;
+use tresor_services::{RequestCtx, Services};
+use tresor_wire::validate::Validator;
+use tresor_wire::{AwsError, Protocol};
+
+use crate::access::{self, authorize, load};
+use crate::errors;
+use crate::labels::target_name;
+use crate::model::{MAX_TAGS, keys};
+use crate::names;
+use crate::shapes::{Empty, Tag};
+use crate::values;
+
+/// [M] The `ResourceTypeForTagging` enum.
+const RESOURCE_TYPES: &[&str] = &[
+    "Document",
+    "ManagedInstance",
+    "MaintenanceWindow",
+    "Parameter",
+    "PatchBaseline",
+    "OpsItem",
+    "OpsMetadata",
+    "Automation",
+    "Association",
+    "CloudConnector",
+];
+
+fn check_resource_type(v: &mut Validator, resource_type: &str) {
+    if !RESOURCE_TYPES.contains(&resource_type) {
+        v.fail(
+            "ResourceType",
+            Some(resource_type),
+            &format!(
+                "Member must satisfy enum value set: [{}]",
+                RESOURCE_TYPES.join(", ")
+            ),
+        );
+    }
+}
+
+/// The parameter name of a tagging request. Other resource types are not part of tresor.
+fn parameter_of(
+    ctx: &RequestCtx,
+    resource_type: &str,
+    resource_id: &str,
+) -> Result<String, AwsError> {
+    if resource_type != "Parameter" {
+        return Err(errors::invalid_resource_type());
+    }
+    match target_name(ctx, resource_id) {
+        Ok(n) => Ok(n),
+        Err(e) if e.code == "AccessDeniedException" => Err(e),
+        Err(_) => Err(errors::invalid_resource_id()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddTagsToResourceInput {
+    pub resource_type: String,
+    pub resource_id: String,
+    pub tags: Vec<Tag>,
+}
+
+pub fn add_tags_to_resource(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: AddTagsToResourceInput,
+) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    check_resource_type(&mut v, &input.resource_type);
+    if input.tags.len() > 1000 {
+        v.fail(
+            "Tags",
+            None,
+            "Member must have length less than or equal to 1000",
+        );
+    }
+    values::check_tags(
+        &mut v,
+        input
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str())),
+    );
+    v.finish(Protocol::AwsJson11)?;
+    let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
+    let mut txn = services.store().begin_write().map_err(errors::internal)?;
+    let rec = load(&*txn, ctx, &name)?;
+    let mut context = access::resource_tag_context(rec.as_ref());
+    context.extend(access::request_tag_context(
+        input
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str())),
+    ));
+    authorize(
+        services,
+        &*txn,
+        ctx,
+        "ssm:AddTagsToResource",
+        &names::arn_in(ctx, &name),
+        context,
+    )?;
+    let mut rec = rec.ok_or_else(errors::invalid_resource_id)?;
+    for t in &input.tags {
+        match rec.tags.iter_mut().find(|(k, _)| *k == t.key) {
+            Some(slot) => slot.1 = t.value.clone(),
+            None => rec.tags.push((t.key.clone(), t.value.clone())),
+        }
+    }
+    if rec.tags.len() > MAX_TAGS {
+        return Err(errors::too_many_tags());
+    }
+    record::put(
+        &mut *txn,
+        &keys::param(&ctx.caller.account, &ctx.region, &name),
+        &rec,
+    )
+    .map_err(errors::internal)?;
+    txn.commit().map_err(errors::internal)?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoveTagsFromResourceInput {
+    pub resource_type: String,
+    pub resource_id: String,
+    pub tag_keys: Vec<String>,
+}
+
+pub fn remove_tags_from_resource(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: RemoveTagsFromResourceInput,
+) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    check_resource_type(&mut v, &input.resource_type);
+    for k in &input.tag_keys {
+        v.length("TagKeys.member", Some(k), 1, 128);
+    }
+    v.finish(Protocol::AwsJson11)?;
+    let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
+    let mut txn = services.store().begin_write().map_err(errors::internal)?;
+    let rec = load(&*txn, ctx, &name)?;
+    let mut context = access::resource_tag_context(rec.as_ref());
+    context.extend(
+        input
+            .tag_keys
+            .iter()
+            .map(|k| ("aws:TagKeys".to_string(), k.clone())),
+    );
+    authorize(
+        services,
+        &*txn,
+        ctx,
+        "ssm:RemoveTagsFromResource",
+        &names::arn_in(ctx, &name),
+        context,
+    )?;
+    let mut rec = rec.ok_or_else(errors::invalid_resource_id)?;
+    rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
+    record::put(
+        &mut *txn,
+        &keys::param(&ctx.caller.account, &ctx.region, &name),
+        &rec,
+    )
+    .map_err(errors::internal)?;
+    txn.commit().map_err(errors::internal)?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceInput {
+    pub resource_type: String,
+    pub resource_id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceOutput {
+    pub tag_list: Vec<Tag>,
+}
+
+pub fn list_tags_for_resource(
+    services: &Services,
+    ctx: &RequestCtx,
+    input: ListTagsForResourceInput,
+) -> Result<ListTagsForResourceOutput, AwsError> {
+    let mut v = Validator::new();
+    check_resource_type(&mut v, &input.resource_type);
+    v.finish(Protocol::AwsJson11)?;
+    let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
+    let txn = services.store().begin_read().map_err(errors::internal)?;
+    let rec = load(&*txn, ctx, &name)?;
+    authorize(
+        services,
+        &*txn,
+        ctx,
+        "ssm:ListTagsForResource",
+        &names::arn_in(ctx, &name),
+        access::resource_tag_context(rec.as_ref()),
+    )?;
+    let rec = rec.ok_or_else(errors::invalid_resource_id)?;
+    Ok(ListTagsForResourceOutput {
+        tag_list: rec
+            .tags
+            .into_iter()
+            .map(|(key, value)| Tag { key, value })
+            .collect(),
+    })
+}

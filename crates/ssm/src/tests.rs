@@ -1,0 +1,982 @@
+//! Unit tests of the operations against the in-memory store, through the real Authorizer and
+//! the real KMS envelope API (root caller: IAM allows, the key policy decides).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+use tresor_crypto::RootKey;
+use tresor_services::{Caller, RequestCtx, Services};
+use tresor_store::{MemoryStore, Store};
+use tresor_wire::AwsError;
+
+const ACCOUNT: &str = "111122223333";
+const REGION: &str = "us-east-1";
+
+struct Env {
+    store: Arc<MemoryStore>,
+    services: Services,
+}
+
+fn env() -> Env {
+    let store = Arc::new(MemoryStore::new());
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let root = Arc::new(RootKey::from_bytes(&[7u8; 32]).unwrap());
+    Env {
+        services: Services::new(dyn_store, root),
+        store,
+    }
+}
+
+fn ctx_at(now: OffsetDateTime) -> RequestCtx {
+    RequestCtx {
+        request_id: "req".into(),
+        region: REGION.into(),
+        now,
+        source_ip: None,
+        secure_transport: true,
+        caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
+    }
+}
+
+fn ctx() -> RequestCtx {
+    ctx_at(OffsetDateTime::now_utc())
+}
+
+fn call(e: &Env, op: &str, body: Value) -> Result<Value, AwsError> {
+    call_at(e, &ctx(), op, body)
+}
+
+fn call_at(e: &Env, c: &RequestCtx, op: &str, body: Value) -> Result<Value, AwsError> {
+    let h = crate::handler(op).unwrap_or_else(|| panic!("no handler for {op}"));
+    let out = h(&e.services, c, &serde_json::to_vec(&body).unwrap())?;
+    Ok(serde_json::from_slice(&out).unwrap())
+}
+
+fn err(r: Result<Value, AwsError>) -> AwsError {
+    r.expect_err("expected an error")
+}
+
+fn put(e: &Env, name: &str, value: &str, ty: &str) -> Value {
+    call(
+        e,
+        "PutParameter",
+        json!({"Name": name, "Value": value, "Type": ty}),
+    )
+    .unwrap()
+}
+
+fn get(e: &Env, name: &str) -> Value {
+    call(
+        e,
+        "GetParameter",
+        json!({"Name": name, "WithDecryption": true}),
+    )
+    .unwrap()["Parameter"]
+        .clone()
+}
+
+#[test]
+fn string_parameter_round_trip_and_names_with_or_without_slash_are_one() {
+    let e = env();
+    let out = put(&e, "/TestParam1", "v1", "String");
+    assert_eq!(out, json!({"Version": 1, "Tier": "Standard"}));
+    let p = get(&e, "TestParam1");
+    assert_eq!(p["Name"], "/TestParam1");
+    assert_eq!(p["Value"], "v1");
+    assert_eq!(p["Type"], "String");
+    assert_eq!(p["DataType"], "text");
+    assert_eq!(
+        p["ARN"],
+        format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/TestParam1")
+    );
+    assert!(p.get("Selector").is_none());
+    assert!(p["LastModifiedDate"].is_f64() || p["LastModifiedDate"].is_u64());
+    let e2 = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "TestParam1", "Value": "x", "Type": "String"}),
+    ));
+    assert_eq!(e2.code, "ParameterAlreadyExists");
+    // A hierarchical name's ARN has no double slash.
+    put(&e, "/Test/TestParam1", "v", "StringList");
+    assert_eq!(
+        get(&e, "/Test/TestParam1")["ARN"],
+        format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/Test/TestParam1")
+    );
+    // By ARN.
+    let by_arn = get(
+        &e,
+        &format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/Test/TestParam1"),
+    );
+    assert_eq!(by_arn["Name"], "/Test/TestParam1");
+    // Missing: no message at all.
+    let nf = err(call(&e, "GetParameter", json!({"Name": "/nope"})));
+    assert_eq!((nf.code.as_ref(), nf.message), ("ParameterNotFound", None));
+}
+
+#[test]
+fn name_rules() {
+    let e = env();
+    let code = |name: &str| {
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": name, "Value": "v", "Type": "String"}),
+        ))
+        .code
+        .to_string()
+    };
+    assert_eq!(code("MyParameter3/L1"), "ValidationException");
+    assert_eq!(code("/a b"), "ValidationException");
+    assert_eq!(code("/a@b"), "ValidationException");
+    assert_eq!(code("/ssm/x"), "ValidationException");
+    assert_eq!(code("ssmthing"), "ValidationException");
+    assert_eq!(code("/aws/x"), "AccessDeniedException");
+    assert_eq!(code("AWSthing"), "AccessDeniedException");
+    assert_eq!(
+        code("/aws/reference/secretsmanager/x"),
+        "AccessDeniedException"
+    );
+    let deep = format!("/{}", vec!["l"; 16].join("/"));
+    assert_eq!(code(&deep), "HierarchyLevelLimitExceededException");
+    let long = format!("/{}", "a".repeat(1000));
+    assert_eq!(code(&long), "ValidationException");
+    let msg = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/aws/test", "Value": "v", "Type": "String"}),
+    ))
+    .message;
+    assert_eq!(
+        msg.as_deref(),
+        Some("No access to reserved parameter name: aws/test.")
+    );
+    // Leading and trailing spaces are trimmed.
+    put(&e, "  /spaced  ", "v", "String");
+    assert_eq!(get(&e, "/spaced")["Value"], "v");
+}
+
+#[test]
+fn overwrite_keeps_unspecified_fields_and_bumps_the_version() {
+    let e = env();
+    call(&e, "PutParameter", json!({"Name": "/o", "Value": "1", "Type": "String", "Description": "d", "AllowedPattern": "\\d+"})).unwrap();
+    let out = call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/o", "Value": "2", "Overwrite": true}),
+    )
+    .unwrap();
+    assert_eq!(out["Version"], 2);
+    let d = call(
+        &e,
+        "DescribeParameters",
+        json!({"ParameterFilters": [{"Key": "Name", "Values": ["/o"]}]}),
+    )
+    .unwrap();
+    let meta = &d["Parameters"][0];
+    assert_eq!(meta["Description"], "d");
+    assert_eq!(meta["AllowedPattern"], "\\d+");
+    assert_eq!(meta["Type"], "String");
+    assert_eq!(meta["Version"], 2);
+    assert_eq!(
+        meta["LastModifiedUser"],
+        format!("arn:aws:iam::{ACCOUNT}:root")
+    );
+    // AllowedPattern stays in force.
+    let pm = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/o", "Value": "abc", "Overwrite": true}),
+    ));
+    assert_eq!(pm.code, "ParameterPatternMismatchException");
+    assert!(!pm.message.unwrap().contains("abc"));
+    let bad = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/p", "Value": "abc", "Type": "String", "AllowedPattern": "("}),
+    ));
+    assert_eq!(bad.code, "InvalidAllowedPatternException");
+    // Tags with overwrite; missing type on create.
+    let t = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/o", "Value": "3", "Overwrite": true, "Tags": [{"Key": "k", "Value": "v"}]}),
+    ));
+    assert_eq!(t.code, "ValidationException");
+    assert!(
+        t.message
+            .unwrap()
+            .contains("tags and overwrite can't be used together")
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/new", "Value": "x"})
+        ))
+        .code,
+        "ValidationException"
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/new", "Value": "x", "Type": "Nope"})
+        ))
+        .code,
+        "ValidationException"
+    );
+    // Selectors.
+    let v1 = call(&e, "GetParameter", json!({"Name": "/o:1"})).unwrap();
+    assert_eq!(v1["Parameter"]["Value"], "1");
+    assert_eq!(v1["Parameter"]["Selector"], ":1");
+    assert_eq!(
+        err(call(&e, "GetParameter", json!({"Name": "/o:9"}))).code,
+        "ParameterVersionNotFound"
+    );
+    assert_eq!(
+        err(call(&e, "GetParameter", json!({"Name": "/o:nolabel"}))).code,
+        "ParameterVersionNotFound"
+    );
+    assert_eq!(
+        err(call(&e, "GetParameter", json!({"Name": "/o:1:2"}))).code,
+        "ValidationException"
+    );
+    assert_eq!(
+        err(call(&e, "GetParameter", json!({"Name": "/o:"}))).code,
+        "ValidationException"
+    );
+}
+
+#[test]
+fn secure_string_is_sealed_under_alias_aws_ssm_and_decrypted_only_on_request() {
+    let e = env();
+    put(&e, "/ci/token", "tok-S3CR3T-value", "SecureString");
+    let plain = get(&e, "/ci/token");
+    assert_eq!(plain["Value"], "tok-S3CR3T-value");
+    assert_eq!(plain["Type"], "SecureString");
+    let cipher = call(&e, "GetParameter", json!({"Name": "/ci/token"})).unwrap();
+    let c = cipher["Parameter"]["Value"].as_str().unwrap();
+    assert!(!c.contains("S3CR3T"));
+    assert!(c.len() > 40);
+    let d = call(&e, "DescribeParameters", json!({})).unwrap();
+    assert_eq!(d["Parameters"][0]["KeyId"], "alias/aws/ssm");
+    // Nothing in the store holds the plaintext.
+    let txn = e.store.begin_read().unwrap();
+    for (k, v) in txn.scan("", None, 100_000).unwrap() {
+        assert!(!String::from_utf8_lossy(&v).contains("S3CR3T"), "{k}");
+    }
+    // A customer key by alias; KeyId is echoed as given.
+    let kms = tresor_kms::handler("CreateKey").unwrap();
+    let out: Value = serde_json::from_slice(&kms(&e.services, &ctx(), b"{}").unwrap()).unwrap();
+    let key_id = out["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    let alias = tresor_kms::handler("CreateAlias").unwrap();
+    alias(
+        &e.services,
+        &ctx(),
+        &serde_json::to_vec(&json!({"AliasName": "alias/ci", "TargetKeyId": key_id})).unwrap(),
+    )
+    .unwrap();
+    call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/ci/k", "Value": "x", "Type": "SecureString", "KeyId": "alias/ci"}),
+    )
+    .unwrap();
+    assert_eq!(get(&e, "/ci/k")["Value"], "x");
+    let h = call(&e, "GetParameterHistory", json!({"Name": "/ci/k"})).unwrap();
+    assert_eq!(h["Parameters"][0]["KeyId"], "alias/ci");
+    let bad = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/ci/k2", "Value": "x", "Type": "SecureString", "KeyId": "alias/missing"}),
+    ));
+    assert_eq!(bad.code, "InvalidKeyId");
+    assert!(bad.message.unwrap().contains("(Service: AWSKMS"));
+    // KeyId on a String parameter is refused.
+    assert_eq!(
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/s", "Value": "x", "Type": "String", "KeyId": "alias/ci"})
+        ))
+        .code,
+        "ValidationException"
+    );
+}
+
+#[test]
+fn hundred_versions_are_kept_and_a_labeled_oldest_blocks_the_next_write() {
+    let e = env();
+    put(&e, "/v", "0", "String");
+    for i in 1..100 {
+        call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/v", "Value": i.to_string(), "Overwrite": true}),
+        )
+        .unwrap();
+    }
+    call(
+        &e,
+        "LabelParameterVersion",
+        json!({"Name": "/v", "ParameterVersion": 1, "Labels": ["keep"]}),
+    )
+    .unwrap();
+    let blocked = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/v", "Value": "x", "Overwrite": true}),
+    ));
+    assert_eq!(blocked.code, "ParameterMaxVersionLimitExceeded");
+    // Move the label; the 101st write drops version 1.
+    call(
+        &e,
+        "LabelParameterVersion",
+        json!({"Name": "/v", "ParameterVersion": 50, "Labels": ["keep"]}),
+    )
+    .unwrap();
+    let out = call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/v", "Value": "x", "Overwrite": true}),
+    )
+    .unwrap();
+    assert_eq!(out["Version"], 101);
+    assert_eq!(
+        err(call(&e, "GetParameter", json!({"Name": "/v:1"}))).code,
+        "ParameterVersionNotFound"
+    );
+    assert_eq!(
+        call(&e, "GetParameter", json!({"Name": "/v:keep"})).unwrap()["Parameter"]["Value"],
+        "49"
+    );
+    let h = call(&e, "GetParameterHistory", json!({"Name": "/v"})).unwrap();
+    assert_eq!(h["Parameters"].as_array().unwrap().len(), 50);
+    assert_eq!(h["Parameters"][0]["Version"], 2);
+    let token = h["NextToken"].as_str().unwrap().to_string();
+    let h2 = call(
+        &e,
+        "GetParameterHistory",
+        json!({"Name": "/v", "NextToken": token}),
+    )
+    .unwrap();
+    assert_eq!(h2["Parameters"].as_array().unwrap().len(), 50);
+    assert_eq!(h2["Parameters"][49]["Version"], 101);
+    assert!(h2.get("NextToken").is_none());
+    assert_eq!(h["Parameters"][48]["Labels"], json!(["keep"]));
+    assert_eq!(h2["Parameters"][48]["Labels"], json!([]));
+    assert_eq!(
+        err(call(
+            &e,
+            "GetParameterHistory",
+            json!({"Name": "/v", "NextToken": "garbage!"})
+        ))
+        .code,
+        "InvalidNextToken"
+    );
+}
+
+#[test]
+fn labels_move_are_validated_and_limited() {
+    let e = env();
+    put(&e, "/l", "a", "String");
+    call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/l", "Value": "b", "Overwrite": true}),
+    )
+    .unwrap();
+    let out = call(
+        &e,
+        "LabelParameterVersion",
+        json!({"Name": "/l", "ParameterVersion": 1, "Labels": ["prod", "1bad", "awsx"]}),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        json!({"InvalidLabels": ["1bad", "awsx"], "ParameterVersion": 1})
+    );
+    // Moving.
+    let out = call(
+        &e,
+        "LabelParameterVersion",
+        json!({"Name": "/l", "Labels": ["prod"]}),
+    )
+    .unwrap();
+    assert_eq!(out["ParameterVersion"], 2);
+    let p = call(&e, "GetParameter", json!({"Name": "/l:prod"})).unwrap();
+    assert_eq!(
+        (
+            p["Parameter"]["Value"].as_str(),
+            p["Parameter"]["Selector"].as_str()
+        ),
+        (Some("b"), Some(":prod"))
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "LabelParameterVersion",
+            json!({"Name": "/l", "ParameterVersion": 7, "Labels": ["x"]})
+        ))
+        .code,
+        "ParameterVersionNotFound"
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "LabelParameterVersion",
+            json!({"Name": "/none", "Labels": ["x"]})
+        ))
+        .code,
+        "ParameterNotFound"
+    );
+    let ten: Vec<String> = (0..10).map(|i| format!("l{i}")).collect();
+    call(
+        &e,
+        "LabelParameterVersion",
+        json!({"Name": "/l", "ParameterVersion": 1, "Labels": ten}),
+    )
+    .unwrap();
+    assert_eq!(
+        err(call(
+            &e,
+            "LabelParameterVersion",
+            json!({"Name": "/l", "ParameterVersion": 1, "Labels": ["l10"]})
+        ))
+        .code,
+        "ParameterVersionLabelLimitExceeded"
+    );
+    let un = call(
+        &e,
+        "UnlabelParameterVersion",
+        json!({"Name": "/l", "ParameterVersion": 2, "Labels": ["prod", "l0"]}),
+    )
+    .unwrap();
+    assert_eq!(
+        un,
+        json!({"RemovedLabels": ["prod"], "InvalidLabels": ["l0"]})
+    );
+}
+
+#[test]
+fn by_path_is_recursive_or_one_level_pages_and_filters() {
+    let e = env();
+    for n in ["/a/x", "/a/y", "/a/b/z", "/other", "top"] {
+        put(&e, n, n, "String");
+    }
+    put(&e, "/a/s", "secret", "SecureString");
+    let one = call(&e, "GetParametersByPath", json!({"Path": "/a"})).unwrap();
+    let names: Vec<&str> = one["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/a/s", "/a/x", "/a/y"]);
+    let rec = call(
+        &e,
+        "GetParametersByPath",
+        json!({"Path": "/a/", "Recursive": true, "WithDecryption": true}),
+    )
+    .unwrap();
+    assert_eq!(rec["Parameters"].as_array().unwrap().len(), 4);
+    assert!(
+        rec["Parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["Value"] == "secret")
+    );
+    let top = call(&e, "GetParametersByPath", json!({"Path": "/"})).unwrap();
+    let names: Vec<&str> = top["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/other", "top"]);
+    // Pagination never repeats a token and covers everything once.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"Path": "/", "Recursive": true, "MaxResults": 2});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let page = call(&e, "GetParametersByPath", body).unwrap();
+        seen.extend(
+            page["Parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["Name"].as_str().unwrap().to_string()),
+        );
+        match page["NextToken"].as_str() {
+            Some(t) => {
+                assert_ne!(Some(t.to_string()), token);
+                token = Some(t.to_string());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    let filtered = call(
+        &e,
+        "GetParametersByPath",
+        json!({"Path": "/a", "ParameterFilters": [{"Key": "Type", "Values": ["SecureString"]}]}),
+    )
+    .unwrap();
+    assert_eq!(filtered["Parameters"].as_array().unwrap().len(), 1);
+    call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/a/x", "Value": "new", "Overwrite": true}),
+    )
+    .unwrap();
+    call(
+        &e,
+        "LabelParameterVersion",
+        json!({"Name": "/a/x", "ParameterVersion": 1, "Labels": ["old"]}),
+    )
+    .unwrap();
+    let labeled = call(
+        &e,
+        "GetParametersByPath",
+        json!({"Path": "/a", "ParameterFilters": [{"Key": "Label", "Values": ["old"]}]}),
+    )
+    .unwrap();
+    assert_eq!(labeled["Parameters"][0]["Value"], "/a/x");
+    assert_eq!(labeled["Parameters"].as_array().unwrap().len(), 1);
+    for (filter, code) in [
+        (json!({"Key": "Name", "Values": ["/a"]}), "InvalidFilterKey"),
+        (
+            json!({"Key": "tag:x", "Values": ["/a"]}),
+            "InvalidFilterKey",
+        ),
+        (
+            json!({"Key": "Label", "Option": "BeginsWith", "Values": ["x"]}),
+            "InvalidFilterOption",
+        ),
+    ] {
+        assert_eq!(
+            err(call(
+                &e,
+                "GetParametersByPath",
+                json!({"Path": "/a", "ParameterFilters": [filter]})
+            ))
+            .code,
+            code
+        );
+    }
+    assert_eq!(
+        err(call(
+            &e,
+            "GetParametersByPath",
+            json!({"Path": "/a", "MaxResults": 11})
+        ))
+        .code,
+        "ValidationException"
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "GetParametersByPath",
+            json!({"Path": "/a", "NextToken": "nope"})
+        ))
+        .code,
+        "InvalidNextToken"
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "GetParametersByPath",
+            json!({"Path": "/aws/reference/secretsmanager"})
+        ))
+        .code,
+        "ValidationException"
+    );
+}
+
+#[test]
+fn describe_filters_both_styles() {
+    let e = env();
+    put(&e, "/d/a", "1", "String");
+    put(&e, "/d/b/c", "1", "SecureString");
+    call(&e, "PutParameter", json!({"Name": "/d/t", "Value": "1", "Type": "String", "Tags": [{"Key": "team", "Value": "ci"}]})).unwrap();
+    let names = |body: Value| -> Vec<String> {
+        call(&e, "DescribeParameters", body).unwrap()["Parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(json!({"ParameterFilters": [{"Key": "Path", "Values": ["/d"]}]})),
+        ["/d/a", "/d/t"]
+    );
+    assert_eq!(
+        names(
+            json!({"ParameterFilters": [{"Key": "Path", "Option": "Recursive", "Values": ["/d"]}]})
+        )
+        .len(),
+        3
+    );
+    assert_eq!(
+        names(
+            json!({"ParameterFilters": [{"Key": "Name", "Option": "BeginsWith", "Values": ["/d/b"]}]})
+        ),
+        ["/d/b/c"]
+    );
+    assert_eq!(
+        names(
+            json!({"ParameterFilters": [{"Key": "Name", "Option": "Contains", "Values": ["t"]}]})
+        ),
+        ["/d/t"]
+    );
+    assert_eq!(
+        names(json!({"ParameterFilters": [{"Key": "tag:team", "Values": ["ci"]}]})),
+        ["/d/t"]
+    );
+    assert_eq!(
+        names(json!({"ParameterFilters": [{"Key": "Type", "Values": ["SecureString"]}]})),
+        ["/d/b/c"]
+    );
+    assert_eq!(
+        names(json!({"ParameterFilters": [{"Key": "KeyId", "Values": ["alias/aws/ssm"]}]})),
+        ["/d/b/c"]
+    );
+    assert_eq!(
+        names(json!({"Filters": [{"Key": "Type", "Values": ["SecureString"]}]})),
+        ["/d/b/c"]
+    );
+    assert_eq!(
+        names(json!({"Filters": [{"Key": "Name", "Values": ["/d/t"]}]})),
+        ["/d/t"]
+    );
+    let both = err(call(
+        &e,
+        "DescribeParameters",
+        json!({"Filters": [{"Key": "Type", "Values": ["String"]}], "ParameterFilters": [{"Key": "Type", "Values": ["String"]}]}),
+    ));
+    assert_eq!(
+        both.message.as_deref(),
+        Some("You can use either Filters or ParameterFilters in a single request.")
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "DescribeParameters",
+            json!({"ParameterFilters": [{"Key": "Label", "Values": ["x"]}]})
+        ))
+        .code,
+        "InvalidFilterKey"
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "DescribeParameters",
+            json!({"ParameterFilters": [{"Key": "Name", "Option": "Fuzzy", "Values": ["x"]}]})
+        ))
+        .code,
+        "InvalidFilterOption"
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "DescribeParameters",
+            json!({"Filters": [{"Key": "Bogus", "Values": ["x"]}]})
+        ))
+        .code,
+        "ValidationException"
+    );
+    let page = call(&e, "DescribeParameters", json!({"MaxResults": 2})).unwrap();
+    assert_eq!(page["Parameters"].as_array().unwrap().len(), 2);
+    let next = call(
+        &e,
+        "DescribeParameters",
+        json!({"MaxResults": 2, "NextToken": page["NextToken"]}),
+    )
+    .unwrap();
+    assert_eq!(next["Parameters"].as_array().unwrap().len(), 1);
+    assert!(next.get("NextToken").is_none());
+    assert_eq!(
+        call(&e, "DescribeParameters", json!({"Shared": true})).unwrap()["Parameters"],
+        json!([])
+    );
+}
+
+#[test]
+fn tiers_policies_and_expiration_job() {
+    let e = env();
+    let big = "x".repeat(5000);
+    assert_eq!(
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/big", "Value": big, "Type": "String"})
+        ))
+        .code,
+        "ValidationException"
+    );
+    let out = call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/big", "Value": big, "Type": "String", "Tier": "Intelligent-Tiering"}),
+    )
+    .unwrap();
+    assert_eq!(out["Tier"], "Advanced");
+    let down = err(call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/big", "Value": "small", "Overwrite": true, "Tier": "Standard"}),
+    ));
+    assert_eq!(down.code, "ValidationException");
+    let stays = call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/big", "Value": "small", "Overwrite": true}),
+    )
+    .unwrap();
+    assert_eq!(stays["Tier"], "Advanced");
+    let now = OffsetDateTime::now_utc();
+    let at = (now + Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let policies = format!(
+        r#"[{{"Type":"Expiration","Version":"1.0","Attributes":{{"Timestamp":"{at}"}}}},{{"Type":"NoChangeNotification","Version":"1.0","Attributes":{{"After":"2","Unit":"Days"}}}}]"#
+    );
+    // Policies need the advanced tier.
+    assert_eq!(
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/exp", "Value": "v", "Type": "String", "Policies": policies})
+        ))
+        .code,
+        "ValidationException"
+    );
+    call(&e, "PutParameter", json!({"Name": "/exp", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
+    let d = call(
+        &e,
+        "DescribeParameters",
+        json!({"ParameterFilters": [{"Key": "Name", "Values": ["/exp"]}]}),
+    )
+    .unwrap();
+    let pol = d["Parameters"][0]["Policies"].as_array().unwrap();
+    assert_eq!(pol.len(), 2);
+    assert_eq!(pol[0]["PolicyType"], "Expiration");
+    assert_eq!(pol[0]["PolicyStatus"], "Pending");
+    // Overwriting without Policies keeps them (and the expiration).
+    call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/exp", "Value": "v2", "Overwrite": true}),
+    )
+    .unwrap();
+    assert_eq!(crate::run_due_jobs(&e.services, now).unwrap(), 0);
+    assert_eq!(get(&e, "/exp")["Value"], "v2");
+    assert_eq!(
+        crate::run_due_jobs(&e.services, now + Duration::hours(2)).unwrap(),
+        1
+    );
+    assert_eq!(
+        err(call(&e, "GetParameter", json!({"Name": "/exp"}))).code,
+        "ParameterNotFound"
+    );
+    // Idempotent: nothing left to do.
+    assert_eq!(
+        crate::run_due_jobs(&e.services, now + Duration::hours(2)).unwrap(),
+        0
+    );
+    // A job made stale by deletion and re-creation does not delete the new parameter.
+    call(&e, "PutParameter", json!({"Name": "/exp2", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
+    call(&e, "DeleteParameter", json!({"Name": "/exp2"})).unwrap();
+    put(&e, "/exp2", "again", "String");
+    crate::run_due_jobs(&e.services, now + Duration::hours(2)).unwrap();
+    assert_eq!(get(&e, "/exp2")["Value"], "again");
+    // New empty policies cancel the expiration.
+    call(&e, "PutParameter", json!({"Name": "/exp3", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
+    call(
+        &e,
+        "PutParameter",
+        json!({"Name": "/exp3", "Value": "v", "Overwrite": true, "Policies": "[]"}),
+    )
+    .unwrap();
+    crate::run_due_jobs(&e.services, now + Duration::hours(2)).unwrap();
+    assert_eq!(get(&e, "/exp3")["Value"], "v");
+}
+
+#[test]
+fn data_types() {
+    let e = env();
+    call(&e, "PutParameter", json!({"Name": "/ami", "Value": "ami-0123456789abcdef0", "Type": "String", "DataType": "aws:ec2:image"})).unwrap();
+    assert_eq!(get(&e, "/ami")["DataType"], "aws:ec2:image");
+    assert_eq!(
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/ami2", "Value": "nope", "Type": "String", "DataType": "aws:ec2:image"})
+        ))
+        .code,
+        "ValidationException"
+    );
+    assert_eq!(
+        err(call(
+            &e,
+            "PutParameter",
+            json!({"Name": "/x", "Value": "v", "Type": "String", "DataType": "bogus"})
+        ))
+        .code,
+        "ValidationException"
+    );
+}
+
+#[test]
+fn get_parameters_splits_found_and_invalid() {
+    let e = env();
+    put(&e, "/g/a", "1", "String");
+    put(&e, "/g/b", "2", "SecureString");
+    let out = call(&e, "GetParameters", json!({"Names": ["/g/b", "/g/a", "/g/missing", "/g/a:9", "bad name", "/g/a"], "WithDecryption": true})).unwrap();
+    let names: Vec<&str> = out["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/g/a", "/g/b"]);
+    assert_eq!(out["Parameters"][1]["Value"], "2");
+    assert_eq!(
+        out["InvalidParameters"],
+        json!(["/g/missing", "/g/a:9", "bad name"])
+    );
+    assert_eq!(
+        err(call(&e, "GetParameters", json!({"Names": []}))).code,
+        "ValidationException"
+    );
+    // A reference without WithDecryption is invalid, not an error.
+    let r = call(
+        &e,
+        "GetParameters",
+        json!({"Names": ["/aws/reference/secretsmanager/x"]}),
+    )
+    .unwrap();
+    assert_eq!(
+        r["InvalidParameters"],
+        json!(["/aws/reference/secretsmanager/x"])
+    );
+}
+
+#[test]
+fn reference_requires_decryption_and_parses_strictly() {
+    let e = env();
+    let nd = err(call(
+        &e,
+        "GetParameter",
+        json!({"Name": "/aws/reference/secretsmanager/missing"}),
+    ));
+    assert_eq!(nd.code, "ValidationException");
+    assert_eq!(
+        nd.message.as_deref(),
+        Some("WithDecryption flag must be True for retrieving a Secret Manager secret.")
+    );
+    let bad = err(call(
+        &e,
+        "GetParameter",
+        json!({"Name": "/aws/reference/secretsmanager/x:a:b", "WithDecryption": true}),
+    ));
+    assert!(bad.message.unwrap().contains("<name>:<version/label>"));
+    let nf = err(call(
+        &e,
+        "GetParameter",
+        json!({"Name": "/aws/reference/secretsmanager/missing", "WithDecryption": true}),
+    ));
+    assert_eq!(nf.code, "ParameterNotFound");
+    assert_eq!(
+        nf.message.as_deref(),
+        Some(
+            "An error occurred (ParameterNotFound) when referencing Secrets Manager: Secret aws/reference/secretsmanager/missingnull not found."
+        )
+    );
+}
+
+#[test]
+fn deletes_and_tags() {
+    let e = env();
+    put(&e, "/del/a", "1", "String");
+    put(&e, "/del/b", "1", "String");
+    call(&e, "DeleteParameter", json!({"Name": "/del/a"})).unwrap();
+    assert_eq!(
+        err(call(&e, "DeleteParameter", json!({"Name": "/del/a"}))).code,
+        "ParameterNotFound"
+    );
+    assert_eq!(
+        err(call(&e, "DeleteParameter", json!({"Name": "/aws/x"}))).code,
+        "AccessDeniedException"
+    );
+    let out = call(
+        &e,
+        "DeleteParameters",
+        json!({"Names": ["/del/b", "/del/a"]}),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        json!({"DeletedParameters": ["/del/b"], "InvalidParameters": ["/del/a"]})
+    );
+    // Versions are gone with the parameter: re-creating starts at 1.
+    assert_eq!(put(&e, "/del/b", "x", "String")["Version"], 1);
+
+    let tag = |op: &str, body: Value| call(&e, op, body);
+    tag("AddTagsToResource", json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]})).unwrap();
+    tag("AddTagsToResource", json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": [{"Key": "a", "Value": "3"}]})).unwrap();
+    tag(
+        "RemoveTagsFromResource",
+        json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "TagKeys": ["b"]}),
+    )
+    .unwrap();
+    let l = tag(
+        "ListTagsForResource",
+        json!({"ResourceType": "Parameter", "ResourceId": "/del/b"}),
+    )
+    .unwrap();
+    assert_eq!(l, json!({"TagList": [{"Key": "a", "Value": "3"}]}));
+    assert_eq!(
+        err(tag(
+            "ListTagsForResource",
+            json!({"ResourceType": "Parameter", "ResourceId": "/nope"})
+        ))
+        .code,
+        "InvalidResourceId"
+    );
+    assert_eq!(
+        err(tag(
+            "ListTagsForResource",
+            json!({"ResourceType": "Document", "ResourceId": "/del/b"})
+        ))
+        .code,
+        "InvalidResourceType"
+    );
+    assert_eq!(
+        err(tag(
+            "ListTagsForResource",
+            json!({"ResourceType": "Bogus", "ResourceId": "/del/b"})
+        ))
+        .code,
+        "ValidationException"
+    );
+    let many: Vec<Value> = (0..51)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    assert_eq!(
+        err(tag(
+            "AddTagsToResource",
+            json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": many})
+        ))
+        .code,
+        "TooManyTagsError"
+    );
+}
