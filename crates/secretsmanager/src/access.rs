@@ -12,7 +12,7 @@
 
 use tresor_services::authz::{AuthzRequest, ResourcePolicy};
 use tresor_services::{RequestCtx, Services, record};
-use tresor_store::ReadTxn;
+use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 
 use crate::errors::{self, OrInternal};
@@ -183,6 +183,16 @@ pub fn authorize_star(
     action: &str,
 ) -> Result<(), AwsError> {
     services.authorize(txn, ctx, &AuthzRequest::new(action, "*"))
+}
+
+/// Stores `rec` under its key.
+pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), AwsError> {
+    record::put(
+        txn,
+        &keys::secret(&rec.account, &rec.region, &rec.name),
+        rec,
+    )
+    .or_internal()
 }
 
 #[cfg(test)]

@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tresor_policy::{Policy, PolicyError, PolicyKind, map_aws_principals};
 use tresor_services::iam::{arn_for_unique_id, unique_id_for_arn};
-use tresor_services::{RequestCtx, Services, record};
+use tresor_services::{RequestCtx, Services};
 use tresor_store::ReadTxn;
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized};
+use crate::access::{self, load_authorized, save};
 use crate::errors::{self, OrInternal};
-use crate::model::{SecretRecord, keys};
+use crate::model::SecretRecord;
 use crate::validate;
 
 const DEFAULT_POLICY_NAME: &str = "default";
@@ -222,12 +222,7 @@ pub fn put_resource_policy(
     rec.policy = Some(stored);
     rec.policy_principals = captured;
     rec.last_changed = ctx.now;
-    record::put(
-        &mut *txn,
-        &keys::secret(&rec.account, &rec.region, &rec.name),
-        &rec,
-    )
-    .or_internal()?;
+    save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
     Ok(PolicyOutput {
         arn: rec.arn,
@@ -305,12 +300,7 @@ pub fn delete_resource_policy(
     if rec.policy.take().is_some() {
         rec.policy_principals.clear();
         rec.last_changed = ctx.now;
-        record::put(
-            &mut *txn,
-            &keys::secret(&rec.account, &rec.region, &rec.name),
-            &rec,
-        )
-        .or_internal()?;
+        save(&mut *txn, &rec)?;
         txn.commit().or_internal()?;
     }
     Ok(PolicyOutput {

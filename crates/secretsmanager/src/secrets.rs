@@ -16,7 +16,7 @@ use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, authorize, load_authorized};
+use crate::access::{self, authorize, load_authorized, save};
 use crate::errors::{self, OrInternal};
 use crate::model::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, PurgeJob, RECORD_VERSION, SecretRecord, ValueRecord, keys,
@@ -348,12 +348,7 @@ pub fn update_secret(
         version_id = Some(token);
     }
     rec.last_changed = ctx.now;
-    record::put(
-        &mut *txn,
-        &keys::secret(&rec.account, &rec.region, &rec.name),
-        &rec,
-    )
-    .or_internal()?;
+    save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
     Ok(CreateSecretOutput {
         arn: rec.arn,
@@ -551,12 +546,7 @@ pub fn delete_secret(
         &job,
     )
     .or_internal()?;
-    record::put(
-        &mut *txn,
-        &keys::secret(&rec.account, &rec.region, &rec.name),
-        &rec,
-    )
-    .or_internal()?;
+    save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
     Ok(DeleteSecretOutput {
         arn: rec.arn,
@@ -627,12 +617,7 @@ pub fn restore_secret(
         .or_internal()?;
         rec.deleted = None;
         rec.last_changed = ctx.now;
-        record::put(
-            &mut *txn,
-            &keys::secret(&rec.account, &rec.region, &rec.name),
-            &rec,
-        )
-        .or_internal()?;
+        save(&mut *txn, &rec)?;
         txn.commit().or_internal()?;
     }
     Ok(ArnNameOutput {
@@ -700,12 +685,7 @@ pub fn tag_resource(
         context,
     )?;
     rec.last_changed = ctx.now;
-    record::put(
-        &mut *txn,
-        &keys::secret(&rec.account, &rec.region, &rec.name),
-        &rec,
-    )
-    .or_internal()?;
+    save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
     Ok(Empty {})
 }
@@ -750,12 +730,7 @@ pub fn untag_resource(
             context,
         )?;
         rec.last_changed = ctx.now;
-        record::put(
-            &mut *txn,
-            &keys::secret(&rec.account, &rec.region, &rec.name),
-            &rec,
-        )
-        .or_internal()?;
+        save(&mut *txn, &rec)?;
         txn.commit().or_internal()?;
     }
     Ok(Empty {})

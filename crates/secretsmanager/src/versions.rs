@@ -21,7 +21,7 @@ use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized};
+use crate::access::{self, load_authorized, save};
 use crate::errors::{self, OrInternal};
 use crate::model::{AWSCURRENT, SecretRecord, ValueKind, ValueRecord, VersionMeta, day_of, keys};
 use crate::secrets::{Filter, ListQuery, list_page, validate_filters};
@@ -615,12 +615,7 @@ pub fn put_secret_value(
         .map(|m| m.stages.clone())
         .unwrap_or_default();
     if outcome != AddOutcome::Replayed {
-        record::put(
-            &mut *txn,
-            &keys::secret(&rec.account, &rec.region, &rec.name),
-            &rec,
-        )
-        .or_internal()?;
+        save(&mut *txn, &rec)?;
         txn.commit().or_internal()?;
     }
     Ok(PutSecretValueOutput {
@@ -732,12 +727,7 @@ pub fn update_secret_version_stage(
         }
     }
     rec.last_changed = ctx.now;
-    record::put(
-        &mut *txn,
-        &keys::secret(&rec.account, &rec.region, &rec.name),
-        &rec,
-    )
-    .or_internal()?;
+    save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
     Ok(crate::secrets::ArnNameOutput {
         arn: rec.arn,

@@ -7,12 +7,13 @@ use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
 use super::pagination::{Page, write_page_end};
-use super::users::authorized_user;
-use super::{Check, OpResult, caller_user_name, iso, limit_exceeded, no_such_entity, scan_keys};
+use super::{
+    Check, OpResult, authorized, caller_user_name, iso, limit_exceeded, no_such_entity, scan_keys,
+};
 use crate::ctx::RequestCtx;
 use crate::dispatch::Services;
 use crate::error::ServiceError;
-use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, KeyStatus, seal_secret};
+use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, KeyStatus, UserRecord, seal_secret};
 use crate::{keys, record};
 
 /// Access keys per user (IAM and AWS STS quotas).
@@ -71,7 +72,7 @@ pub(crate) fn create_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     let name = user_param(ctx, p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let user = authorized_user(s, &*txn, ctx, &name, "iam:CreateAccessKey")?;
+    let user = authorized::<UserRecord>(s, &*txn, ctx, &name, "iam:CreateAccessKey")?;
     if scan_keys(&*txn, &keys::user_access_key_prefix(account, &user.name))?.len()
         >= MAX_KEYS_PER_USER
     {
@@ -117,7 +118,7 @@ pub(crate) fn delete_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     let id = key_id(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let user = authorized_user(s, &*txn, ctx, &name, "iam:DeleteAccessKey")?;
+    let user = authorized::<UserRecord>(s, &*txn, ctx, &name, "iam:DeleteAccessKey")?;
     owned_key(&*txn, account, &user.name, id)?;
     txn.delete(&keys::access_key(id))?;
     txn.delete(&keys::user_access_key(account, &user.name, id))?;
@@ -143,7 +144,7 @@ pub(crate) fn update_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     };
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let user = authorized_user(s, &*txn, ctx, &name, "iam:UpdateAccessKey")?;
+    let user = authorized::<UserRecord>(s, &*txn, ctx, &name, "iam:UpdateAccessKey")?;
     let mut key = owned_key(&*txn, account, &user.name, id)?;
     key.status = status;
     record::put(&mut *txn, &keys::access_key(id), &key)?;
@@ -156,7 +157,7 @@ pub(crate) fn list_access_keys(s: &Services, ctx: &RequestCtx, p: &QueryParams) 
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
-    let user = authorized_user(s, &*txn, ctx, &name, "iam:ListAccessKeys")?;
+    let user = authorized::<UserRecord>(s, &*txn, ctx, &name, "iam:ListAccessKeys")?;
     let mut found = Vec::new();
     for (key, _) in scan_keys(&*txn, &keys::user_access_key_prefix(account, &user.name))? {
         let Some(id) = key.rsplit('/').next() else {
@@ -209,7 +210,7 @@ pub(crate) fn get_access_key_last_used(
         )?;
         return Err(key_not_found(id));
     };
-    let user = authorized_user(s, &*txn, ctx, &owner, "iam:GetAccessKeyLastUsed")?;
+    let user = authorized::<UserRecord>(s, &*txn, ctx, &owner, "iam:GetAccessKeyLastUsed")?;
     let mut w = XmlWriter::new();
     w.elem("UserName", &user.name);
     w.open("AccessKeyLastUsed")

@@ -6,14 +6,11 @@
 use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
-use super::inline::authorized_holder;
-use super::pagination::{Page, write_page_end};
+use super::inline::{authorized_holder, holder_name};
+use super::pagination::{Page, write_list};
 use super::policies::resolve;
 use super::roles::check_boundary;
-use super::{
-    Check, OpResult, PolicyHolder, authorize_with, limit_exceeded, lookup, no_such_entity,
-};
-use crate::authz::AuthzRequest;
+use super::{Check, OpResult, PolicyHolder, authorized_in_context, limit_exceeded, no_such_entity};
 use crate::ctx::RequestCtx;
 use crate::dispatch::Services;
 use crate::error::ServiceError;
@@ -41,16 +38,8 @@ fn authorized_with_policy<E: PolicyHolder>(
     context_key: &str,
     arn: &str,
 ) -> Result<E, ServiceError> {
-    let member = E::KIND.name_member();
-    let name = p.required(member)?;
-    let mut check = Check::new();
-    check.name(member, Some(name), 128);
-    check.finish()?;
-    let (entity, entity_arn) = lookup::<E>(txn, &ctx.caller.account, name)?;
-    let mut req = AuthzRequest::new(action, &entity_arn);
-    req.context.push((context_key.to_string(), arn.to_string()));
-    authorize_with(s, txn, ctx, &req)?;
-    entity.ok_or_else(|| E::KIND.not_found(name))
+    let context = vec![(context_key.to_string(), arn.to_string())];
+    authorized_in_context(s, txn, ctx, holder_name::<E>(p)?, action, context)
 }
 
 pub(crate) fn attach<E: PolicyHolder>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
@@ -131,15 +120,19 @@ pub(crate) fn list_attached<E: PolicyHolder>(
     }
     let (items, next) = page.apply(attached, |(_, _, r)| r.clone());
     let mut w = XmlWriter::new();
-    w.open("AttachedPolicies");
-    for (name, arn, _) in &items {
-        w.open("member")
-            .elem("PolicyName", name)
-            .elem("PolicyArn", arn)
-            .close("member");
-    }
-    w.close("AttachedPolicies");
-    write_page_end(&mut w, next.as_deref());
+    write_list(
+        &mut w,
+        "AttachedPolicies",
+        &items,
+        next.as_deref(),
+        |w, (name, arn, _)| {
+            w.open("member")
+                .elem("PolicyName", name)
+                .elem("PolicyArn", arn)
+                .close("member");
+            Ok(())
+        },
+    )?;
     Ok(Some(w.finish()))
 }
 

@@ -10,11 +10,14 @@ use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
-use super::pagination::{Page, write_page_end};
-use super::users::{authorized_user, write_user};
+use super::entities::{
+    delete_entity, insert_entity, list_entities, refuse_if_any, refuse_if_policies,
+};
+use super::pagination::{Page, write_list};
+use super::users::write_user;
 use super::{
-    Check, Entity, EntityKind, OpResult, PolicyHolder, authorize, delete_conflict, iso,
-    limit_exceeded, lookup, scan_all, scan_keys,
+    Check, EntityKind, OpResult, authorize, authorized, limit_exceeded, name_param, scan_keys,
+    write_entity_head,
 };
 use crate::ctx::RequestCtx;
 use crate::dispatch::Services;
@@ -39,63 +42,16 @@ pub struct GroupRecord {
     pub attached_policies: Vec<String>,
 }
 
-impl Entity for GroupRecord {
-    const KIND: EntityKind = EntityKind::Group;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn path(&self) -> &str {
-        &self.path
-    }
-    fn id(&self) -> &str {
-        &self.group_id
-    }
-}
-
-impl PolicyHolder for GroupRecord {
-    const INLINE_LIMIT: usize = tresor_policy::GROUP_INLINE_POLICIES_MAX_SIZE;
-    fn inline(&self) -> &BTreeMap<String, String> {
-        &self.inline_policies
-    }
-    fn inline_mut(&mut self) -> &mut BTreeMap<String, String> {
-        &mut self.inline_policies
-    }
-    fn attached(&self) -> &[String] {
-        &self.attached_policies
-    }
-    fn attached_mut(&mut self) -> &mut Vec<String> {
-        &mut self.attached_policies
-    }
-}
+super::impl_entity!(GroupRecord, Group, group_id);
+super::impl_policy_holder!(GroupRecord, tresor_policy::GROUP_INLINE_POLICIES_MAX_SIZE);
 
 fn write_group(w: &mut XmlWriter, g: &GroupRecord, account: &str, tag: &str) {
-    w.open(tag)
-        .elem("Path", &g.path)
-        .elem("GroupName", &g.name)
-        .elem("GroupId", &g.group_id)
-        .elem("Arn", &g.arn(account))
-        .elem("CreateDate", &iso(g.created))
-        .close(tag);
+    write_entity_head(w, g, account, tag);
+    w.close(tag);
 }
 
 fn group_name(p: &QueryParams) -> Result<&str, ServiceError> {
-    let name = p.required("GroupName")?;
-    let mut check = Check::new();
-    check.name("GroupName", Some(name), 128);
-    check.finish()?;
-    Ok(name)
-}
-
-fn authorized_group(
-    s: &Services,
-    txn: &dyn ReadTxn,
-    ctx: &RequestCtx,
-    name: &str,
-    action: &str,
-) -> Result<GroupRecord, ServiceError> {
-    let (group, arn) = lookup::<GroupRecord>(txn, &ctx.caller.account, name)?;
-    authorize(s, txn, ctx, action, &arn)?;
-    group.ok_or_else(|| EntityKind::Group.not_found(name))
+    name_param(p, "GroupName", EntityKind::Group.name_max())
 }
 
 /// The groups user `user` is in (for the Authorizer and ListGroupsForUser).
@@ -141,8 +97,7 @@ pub(crate) fn create_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> O
         inline_policies: BTreeMap::new(),
         attached_policies: Vec::new(),
     };
-    record::put(&mut *txn, &key, &group)?;
-    txn.put(&keys::unique_id(account, &group.group_id), name.as_bytes())?;
+    insert_entity(&mut *txn, account, &group, None)?;
     txn.commit()?;
     let mut w = XmlWriter::new();
     write_group(&mut w, &group, account, "Group");
@@ -154,7 +109,7 @@ pub(crate) fn get_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRe
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
-    let group = authorized_group(s, &*txn, ctx, name, "iam:GetGroup")?;
+    let group = authorized::<GroupRecord>(s, &*txn, ctx, name, "iam:GetGroup")?;
     let mut users = Vec::new();
     for (_, user) in scan_keys(&*txn, &keys::group_member_prefix(account, name))? {
         if let Some(u) = record::get::<UserRecord>(&*txn, &keys::user(account, &user))? {
@@ -164,78 +119,34 @@ pub(crate) fn get_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRe
     let (items, next) = page.apply(users, |u| u.name.to_lowercase());
     let mut w = XmlWriter::new();
     write_group(&mut w, &group, account, "Group");
-    w.open("Users");
-    for u in &items {
-        write_user(&mut w, u, account, "member", false);
-    }
-    w.close("Users");
-    write_page_end(&mut w, next.as_deref());
+    write_list(&mut w, "Users", &items, next.as_deref(), |w, u| {
+        write_user(w, u, account, "member", false);
+        Ok(())
+    })?;
     Ok(Some(w.finish()))
 }
 
 pub(crate) fn delete_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = group_name(p)?;
     let account = &ctx.caller.account;
-    let mut txn = s.store().begin_write()?;
-    let group = authorized_group(s, &*txn, ctx, name, "iam:DeleteGroup")?;
-    if !scan_keys(&*txn, &keys::group_member_prefix(account, name))?.is_empty() {
-        return Err(delete_conflict(
+    delete_entity(s, ctx, p, |txn, group: &GroupRecord| {
+        refuse_if_any(
+            txn,
+            &keys::group_member_prefix(account, &group.name),
             "Cannot delete entity, must remove users from group first.",
-        ));
-    }
-    if !group.inline_policies.is_empty() {
-        return Err(delete_conflict(
-            "Cannot delete entity, must delete policies first.",
-        ));
-    }
-    if !group.attached_policies.is_empty() {
-        return Err(delete_conflict(
-            "Cannot delete entity, must detach all policies first.",
-        ));
-    }
-    txn.delete(&keys::group(account, name))?;
-    txn.delete(&keys::unique_id(account, &group.group_id))?;
-    txn.commit()?;
-    Ok(None)
+        )?;
+        refuse_if_policies(group)
+    })
 }
 
 pub(crate) fn list_groups(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let mut check = Check::new();
-    check.path_prefix("PathPrefix", Some(prefix));
-    check.finish()?;
-    let page = Page::from_params(p)?;
-    let account = &ctx.caller.account;
-    let txn = s.store().begin_read()?;
-    authorize(
-        s,
-        &*txn,
-        ctx,
-        "iam:ListGroups",
-        &format!("arn:aws:iam::{account}:group{prefix}"),
-    )?;
-    let groups: Vec<GroupRecord> = scan_all::<GroupRecord>(&*txn, &keys::group_prefix(account))?
-        .into_iter()
-        .map(|(_, g)| g)
-        .filter(|g| g.path.starts_with(prefix))
-        .collect();
-    let (items, next) = page.apply(groups, |g| g.name.to_lowercase());
-    let mut w = XmlWriter::new();
-    w.open("Groups");
-    for g in &items {
-        write_group(&mut w, g, account, "member");
-    }
-    w.close("Groups");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
+    list_entities(s, ctx, p, |w, _, g: &GroupRecord, account| {
+        write_group(w, g, account, "member");
+        Ok(())
+    })
 }
 
 fn user_name(p: &QueryParams) -> Result<&str, ServiceError> {
-    let name = p.required("UserName")?;
-    let mut check = Check::new();
-    check.name("UserName", Some(name), 128);
-    check.finish()?;
-    Ok(name)
+    name_param(p, "UserName", EntityKind::User.name_max())
 }
 
 pub(crate) fn add_user_to_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
@@ -243,7 +154,7 @@ pub(crate) fn add_user_to_group(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     let user_name = user_name(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let group = authorized_group(s, &*txn, ctx, group_name, "iam:AddUserToGroup")?;
+    let group = authorized::<GroupRecord>(s, &*txn, ctx, group_name, "iam:AddUserToGroup")?;
     let user = record::get::<UserRecord>(&*txn, &keys::user(account, user_name))?
         .ok_or_else(|| EntityKind::User.not_found(user_name))?;
     let member_key = keys::group_member(account, &group.name, &user.name);
@@ -270,7 +181,7 @@ pub(crate) fn remove_user_from_group(s: &Services, ctx: &RequestCtx, p: &QueryPa
     let user_name = user_name(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let group = authorized_group(s, &*txn, ctx, group_name, "iam:RemoveUserFromGroup")?;
+    let group = authorized::<GroupRecord>(s, &*txn, ctx, group_name, "iam:RemoveUserFromGroup")?;
     let user = record::get::<UserRecord>(&*txn, &keys::user(account, user_name))?
         .ok_or_else(|| EntityKind::User.not_found(user_name))?;
     if !txn.delete(&keys::group_member(account, &group.name, &user.name))? {
@@ -289,15 +200,13 @@ pub(crate) fn list_groups_for_user(s: &Services, ctx: &RequestCtx, p: &QueryPara
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
-    let user = authorized_user(s, &*txn, ctx, name, "iam:ListGroupsForUser")?;
+    let user = authorized::<UserRecord>(s, &*txn, ctx, name, "iam:ListGroupsForUser")?;
     let groups = groups_of_user(&*txn, account, &user.name)?;
     let (items, next) = page.apply(groups, |g| g.name.to_lowercase());
     let mut w = XmlWriter::new();
-    w.open("Groups");
-    for g in &items {
-        write_group(&mut w, g, account, "member");
-    }
-    w.close("Groups");
-    write_page_end(&mut w, next.as_deref());
+    write_list(&mut w, "Groups", &items, next.as_deref(), |w, g| {
+        write_group(w, g, account, "member");
+        Ok(())
+    })?;
     Ok(Some(w.finish()))
 }

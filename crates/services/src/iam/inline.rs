@@ -7,15 +7,21 @@ use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
-use super::pagination::{Page, write_page_end};
+use super::pagination::{Page, write_list};
 use super::{
-    Check, OpResult, PolicyHolder, authorize, encode_document, limit_exceeded, lookup,
+    Check, OpResult, PolicyHolder, authorized, encode_document, limit_exceeded, name_param,
     no_such_entity, policy_error,
 };
 use crate::ctx::RequestCtx;
 use crate::dispatch::Services;
 use crate::error::ServiceError;
 use crate::record;
+
+/// The `<Kind>Name` request member of a policy operation. Checked against 128 characters
+/// for every kind (roles included), as tresor always has.
+pub(crate) fn holder_name<E: PolicyHolder>(p: &QueryParams) -> Result<&str, ServiceError> {
+    name_param(p, E::KIND.name_member(), 128)
+}
 
 /// The entity named by `<Kind>Name`, after authorizing `action` on it.
 pub(crate) fn authorized_holder<E: PolicyHolder>(
@@ -25,22 +31,11 @@ pub(crate) fn authorized_holder<E: PolicyHolder>(
     p: &QueryParams,
     action: &str,
 ) -> Result<E, ServiceError> {
-    let member = E::KIND.name_member();
-    let name = p.required(member)?;
-    let mut check = Check::new();
-    check.name(member, Some(name), 128);
-    check.finish()?;
-    let (entity, arn) = lookup::<E>(txn, &ctx.caller.account, name)?;
-    authorize(s, txn, ctx, action, &arn)?;
-    entity.ok_or_else(|| E::KIND.not_found(name))
+    authorized(s, txn, ctx, holder_name::<E>(p)?, action)
 }
 
 fn policy_name(p: &QueryParams) -> Result<&str, ServiceError> {
-    let name = p.required("PolicyName")?;
-    let mut check = Check::new();
-    check.name("PolicyName", Some(name), 128);
-    check.finish()?;
-    Ok(name)
+    name_param(p, "PolicyName", 128)
 }
 
 fn not_found<E: PolicyHolder>(policy: &str) -> ServiceError {
@@ -137,11 +132,9 @@ pub(crate) fn list_policies<E: PolicyHolder>(
     let names: Vec<String> = entity.inline().keys().cloned().collect();
     let (items, next) = page.apply(names, Clone::clone);
     let mut w = XmlWriter::new();
-    w.open("PolicyNames");
-    for n in &items {
+    write_list(&mut w, "PolicyNames", &items, next.as_deref(), |w, n| {
         w.elem("member", n);
-    }
-    w.close("PolicyNames");
-    write_page_end(&mut w, next.as_deref());
+        Ok(())
+    })?;
     Ok(Some(w.finish()))
 }

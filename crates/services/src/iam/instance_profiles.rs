@@ -8,11 +8,12 @@ use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
-use super::pagination::{Page, write_page_end};
-use super::roles::{RoleRecord, authorized_role, write_role};
+use super::entities::{delete_entity, insert_entity, list_entities};
+use super::pagination::{Page, write_list};
+use super::roles::{RoleRecord, write_role};
 use super::{
-    Check, Entity, EntityKind, OpResult, authorize, delete_conflict, iso, limit_exceeded, lookup,
-    no_such_entity, parse_tags, scan_all, scan_keys, write_tags,
+    Check, EntityKind, OpResult, authorize, authorized, delete_conflict, limit_exceeded,
+    name_param, no_such_entity, parse_tags, scan_keys, write_entity_head, write_tags,
 };
 use crate::ctx::RequestCtx;
 use crate::dispatch::Services;
@@ -35,18 +36,7 @@ pub struct InstanceProfileRecord {
     pub tags: Vec<(String, String)>,
 }
 
-impl Entity for InstanceProfileRecord {
-    const KIND: EntityKind = EntityKind::InstanceProfile;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn path(&self) -> &str {
-        &self.path
-    }
-    fn id(&self) -> &str {
-        &self.instance_profile_id
-    }
-}
+super::impl_entity!(InstanceProfileRecord, InstanceProfile, instance_profile_id);
 
 fn write_profile(
     w: &mut XmlWriter,
@@ -55,12 +45,7 @@ fn write_profile(
     account: &str,
     tag: &str,
 ) -> Result<(), ServiceError> {
-    w.open(tag)
-        .elem("Path", &ip.path)
-        .elem("InstanceProfileName", &ip.name)
-        .elem("InstanceProfileId", &ip.instance_profile_id)
-        .elem("Arn", &ip.arn(account))
-        .elem("CreateDate", &iso(ip.created));
+    write_entity_head(w, ip, account, tag);
     w.open("Roles");
     for r in &ip.roles {
         if let Some(role) = record::get::<RoleRecord>(txn, &keys::role(account, r))? {
@@ -74,23 +59,11 @@ fn write_profile(
 }
 
 fn profile_name(p: &QueryParams) -> Result<&str, ServiceError> {
-    let name = p.required("InstanceProfileName")?;
-    let mut check = Check::new();
-    check.name("InstanceProfileName", Some(name), 128);
-    check.finish()?;
-    Ok(name)
-}
-
-fn authorized_profile(
-    s: &Services,
-    txn: &dyn ReadTxn,
-    ctx: &RequestCtx,
-    name: &str,
-    action: &str,
-) -> Result<InstanceProfileRecord, ServiceError> {
-    let (ip, arn) = lookup::<InstanceProfileRecord>(txn, &ctx.caller.account, name)?;
-    authorize(s, txn, ctx, action, &arn)?;
-    ip.ok_or_else(|| EntityKind::InstanceProfile.not_found(name))
+    name_param(
+        p,
+        "InstanceProfileName",
+        EntityKind::InstanceProfile.name_max(),
+    )
 }
 
 pub(crate) fn create_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
@@ -122,11 +95,7 @@ pub(crate) fn create_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryP
         roles: Vec::new(),
         tags,
     };
-    record::put(&mut *txn, &key, &ip)?;
-    txn.put(
-        &keys::unique_id(account, &ip.instance_profile_id),
-        name.as_bytes(),
-    )?;
+    insert_entity(&mut *txn, account, &ip, None)?;
     let mut w = XmlWriter::new();
     write_profile(&mut w, &*txn, &ip, account, "InstanceProfile")?;
     txn.commit()?;
@@ -136,66 +105,32 @@ pub(crate) fn create_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryP
 pub(crate) fn get_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
     let name = profile_name(p)?;
     let txn = s.store().begin_read()?;
-    let ip = authorized_profile(s, &*txn, ctx, name, "iam:GetInstanceProfile")?;
+    let ip = authorized::<InstanceProfileRecord>(s, &*txn, ctx, name, "iam:GetInstanceProfile")?;
     let mut w = XmlWriter::new();
     write_profile(&mut w, &*txn, &ip, &ctx.caller.account, "InstanceProfile")?;
     Ok(Some(w.finish()))
 }
 
 pub(crate) fn delete_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = profile_name(p)?;
-    let account = &ctx.caller.account;
-    let mut txn = s.store().begin_write()?;
-    let ip = authorized_profile(s, &*txn, ctx, name, "iam:DeleteInstanceProfile")?;
-    if !ip.roles.is_empty() {
-        return Err(delete_conflict(
-            "Cannot delete entity, must remove roles from instance profile first.",
-        ));
-    }
-    txn.delete(&keys::instance_profile(account, name))?;
-    txn.delete(&keys::unique_id(account, &ip.instance_profile_id))?;
-    txn.commit()?;
-    Ok(None)
+    delete_entity(s, ctx, p, |_, ip: &InstanceProfileRecord| {
+        if ip.roles.is_empty() {
+            Ok(())
+        } else {
+            Err(delete_conflict(
+                "Cannot delete entity, must remove roles from instance profile first.",
+            ))
+        }
+    })
 }
 
 pub(crate) fn list_instance_profiles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let mut check = Check::new();
-    check.path_prefix("PathPrefix", Some(prefix));
-    check.finish()?;
-    let page = Page::from_params(p)?;
-    let account = &ctx.caller.account;
-    let txn = s.store().begin_read()?;
-    authorize(
-        s,
-        &*txn,
-        ctx,
-        "iam:ListInstanceProfiles",
-        &format!("arn:aws:iam::{account}:instance-profile{prefix}"),
-    )?;
-    let all: Vec<InstanceProfileRecord> =
-        scan_all::<InstanceProfileRecord>(&*txn, &keys::instance_profile_prefix(account))?
-            .into_iter()
-            .map(|(_, ip)| ip)
-            .filter(|ip| ip.path.starts_with(prefix))
-            .collect();
-    let (items, next) = page.apply(all, |ip| ip.name.to_lowercase());
-    let mut w = XmlWriter::new();
-    w.open("InstanceProfiles");
-    for ip in &items {
-        write_profile(&mut w, &*txn, ip, account, "member")?;
-    }
-    w.close("InstanceProfiles");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
+    list_entities(s, ctx, p, |w, txn, ip: &InstanceProfileRecord, account| {
+        write_profile(w, txn, ip, account, "member")
+    })
 }
 
 fn role_param(p: &QueryParams) -> Result<&str, ServiceError> {
-    let name = p.required("RoleName")?;
-    let mut check = Check::new();
-    check.name("RoleName", Some(name), 64);
-    check.finish()?;
-    Ok(name)
+    name_param(p, "RoleName", EntityKind::Role.name_max())
 }
 
 pub(crate) fn add_role_to_instance_profile(
@@ -207,9 +142,10 @@ pub(crate) fn add_role_to_instance_profile(
     let role_name = role_param(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let mut ip = authorized_profile(s, &*txn, ctx, name, "iam:AddRoleToInstanceProfile")?;
+    let mut ip =
+        authorized::<InstanceProfileRecord>(s, &*txn, ctx, name, "iam:AddRoleToInstanceProfile")?;
     // Putting a role in an instance profile passes it to whatever uses the profile.
-    let role = authorized_role(s, &*txn, ctx, role_name, "iam:PassRole")?;
+    let role = authorized::<RoleRecord>(s, &*txn, ctx, role_name, "iam:PassRole")?;
     // Even re-adding the role already in it exceeds the quota of one role per profile.
     if !ip.roles.is_empty() {
         return Err(limit_exceeded(
@@ -235,7 +171,13 @@ pub(crate) fn remove_role_from_instance_profile(
     let role_name = role_param(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let mut ip = authorized_profile(s, &*txn, ctx, name, "iam:RemoveRoleFromInstanceProfile")?;
+    let mut ip = authorized::<InstanceProfileRecord>(
+        s,
+        &*txn,
+        ctx,
+        name,
+        "iam:RemoveRoleFromInstanceProfile",
+    )?;
     let before = ip.roles.len();
     ip.roles.retain(|r| !r.eq_ignore_ascii_case(role_name));
     if ip.roles.len() == before {
@@ -258,7 +200,8 @@ pub(crate) fn list_instance_profiles_for_role(
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
-    let role = authorized_role(s, &*txn, ctx, role_name, "iam:ListInstanceProfilesForRole")?;
+    let role =
+        authorized::<RoleRecord>(s, &*txn, ctx, role_name, "iam:ListInstanceProfilesForRole")?;
     let mut found = Vec::new();
     for (_, profile) in scan_keys(
         &*txn,
@@ -272,11 +215,12 @@ pub(crate) fn list_instance_profiles_for_role(
     }
     let (items, next) = page.apply(found, |ip| ip.name.to_lowercase());
     let mut w = XmlWriter::new();
-    w.open("InstanceProfiles");
-    for ip in &items {
-        write_profile(&mut w, &*txn, ip, account, "member")?;
-    }
-    w.close("InstanceProfiles");
-    write_page_end(&mut w, next.as_deref());
+    write_list(
+        &mut w,
+        "InstanceProfiles",
+        &items,
+        next.as_deref(),
+        |w, ip| write_profile(w, &*txn, ip, account, "member"),
+    )?;
     Ok(Some(w.finish()))
 }

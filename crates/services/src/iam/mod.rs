@@ -14,6 +14,7 @@
 mod access_keys;
 mod attached;
 mod aws_managed;
+mod entities;
 mod groups;
 mod inline;
 mod instance_profiles;
@@ -29,6 +30,7 @@ use std::collections::BTreeMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 use tresor_policy::PolicyError;
 use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
@@ -77,9 +79,9 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "DeleteUser" => op!(users::delete_user),
         "ListUsers" => op!(users::list_users),
         "UpdateUser" => op!(users::update_user),
-        "TagUser" => op!(users::tag_user),
-        "UntagUser" => op!(users::untag_user),
-        "ListUserTags" => op!(users::list_user_tags),
+        "TagUser" => op!(entities::tag::<U>),
+        "UntagUser" => op!(entities::untag::<U>),
+        "ListUserTags" => op!(entities::list_tags::<U>),
         // access keys
         "CreateAccessKey" => op!(access_keys::create_access_key),
         "DeleteAccessKey" => op!(access_keys::delete_access_key),
@@ -102,9 +104,9 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "UpdateRole" => op!(roles::update_role),
         "UpdateRoleDescription" => op!(roles::update_role_description),
         "UpdateAssumeRolePolicy" => op!(roles::update_assume_role_policy),
-        "TagRole" => op!(roles::tag_role),
-        "UntagRole" => op!(roles::untag_role),
-        "ListRoleTags" => op!(roles::list_role_tags),
+        "TagRole" => op!(entities::tag::<R>),
+        "UntagRole" => op!(entities::untag::<R>),
+        "ListRoleTags" => op!(entities::list_tags::<R>),
         // inline policies
         "PutUserPolicy" => op!(inline::put_policy::<U>),
         "PutGroupPolicy" => op!(inline::put_policy::<G>),
@@ -409,6 +411,18 @@ pub(crate) fn write_tags(w: &mut XmlWriter, tags: &[(String, String)]) {
     w.close("Tags");
 }
 
+/// Opens `tag` and writes the members every entity structure starts with: `Path`,
+/// `<Kind>Name`, `<Kind>Id`, `Arn` and `CreateDate`.
+pub(crate) fn write_entity_head<E: Entity>(w: &mut XmlWriter, e: &E, account: &str, tag: &str) {
+    let kind = E::KIND.title();
+    w.open(tag)
+        .elem("Path", e.path())
+        .elem(&format!("{kind}Name"), e.name())
+        .elem(&format!("{kind}Id"), e.id())
+        .elem("Arn", &e.arn(account))
+        .elem("CreateDate", &iso(e.created()));
+}
+
 pub(crate) fn write_boundary(w: &mut XmlWriter, boundary: Option<&str>) {
     if let Some(arn) = boundary {
         w.open("PermissionsBoundary")
@@ -469,6 +483,26 @@ impl EntityKind {
         }
     }
 
+    /// The key prefix under which every entity of this kind is stored.
+    pub(crate) fn prefix(self, account: &str) -> String {
+        match self {
+            EntityKind::User => keys::user_prefix(account),
+            EntityKind::Group => keys::group_prefix(account),
+            EntityKind::Role => keys::role_prefix(account),
+            EntityKind::InstanceProfile => keys::instance_profile_prefix(account),
+        }
+    }
+
+    /// The longest name an operation on an existing entity accepts (botocore
+    /// `existingUserNameType`, `groupNameType`: 128; `roleNameType`: 64;
+    /// `instanceProfileNameType`: 128). Creating a user allows only 64.
+    pub(crate) fn name_max(self) -> usize {
+        match self {
+            EntityKind::Role => 64,
+            EntityKind::User | EntityKind::Group | EntityKind::InstanceProfile => 128,
+        }
+    }
+
     pub(crate) fn arn(self, account: &str, path: &str, name: &str) -> String {
         format!("arn:aws:iam::{account}:{}{path}{name}", self.word())
     }
@@ -502,8 +536,13 @@ pub(crate) trait Entity: Serialize + DeserializeOwned {
     fn name(&self) -> &str;
     fn path(&self) -> &str;
     fn id(&self) -> &str;
+    fn created(&self) -> OffsetDateTime;
     fn arn(&self, account: &str) -> String {
         Self::KIND.arn(account, self.path(), self.name())
+    }
+    /// The permissions boundary ARN (users and roles only).
+    fn boundary(&self) -> Option<&str> {
+        None
     }
 }
 
@@ -521,36 +560,114 @@ pub(crate) trait PolicyHolder: Entity {
     }
 }
 
-impl Entity for UserRecord {
-    const KIND: EntityKind = EntityKind::User;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn path(&self) -> &str {
-        &self.path
-    }
-    fn id(&self) -> &str {
-        &self.user_id
+/// An entity with `Tag<Kind>`/`Untag<Kind>`/`List<Kind>Tags` operations.
+pub(crate) trait Tagged: Entity {
+    fn tags_mut(&mut self) -> &mut Vec<(String, String)>;
+}
+
+/// Implements [`Entity`] for a record with `name`, `path` and `created` fields and the
+/// given id field; `boundary` names its permissions boundary field, if it has one.
+macro_rules! impl_entity {
+    ($record:ty, $kind:ident, $id:ident $(, boundary = $boundary:ident)?) => {
+        impl $crate::iam::Entity for $record {
+            const KIND: $crate::iam::EntityKind = $crate::iam::EntityKind::$kind;
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn path(&self) -> &str {
+                &self.path
+            }
+            fn id(&self) -> &str {
+                &self.$id
+            }
+            fn created(&self) -> ::time::OffsetDateTime {
+                self.created
+            }
+            $(fn boundary(&self) -> Option<&str> {
+                self.$boundary.as_deref()
+            })?
+        }
+    };
+}
+pub(crate) use impl_entity;
+
+/// Implements [`PolicyHolder`] for a record with `inline_policies` and `attached_policies`
+/// fields; `boundary` names its permissions boundary field, if it has one.
+macro_rules! impl_policy_holder {
+    ($record:ty, $limit:expr $(, boundary = $boundary:ident)?) => {
+        impl $crate::iam::PolicyHolder for $record {
+            const INLINE_LIMIT: usize = $limit;
+            fn inline(&self) -> &::std::collections::BTreeMap<String, String> {
+                &self.inline_policies
+            }
+            fn inline_mut(&mut self) -> &mut ::std::collections::BTreeMap<String, String> {
+                &mut self.inline_policies
+            }
+            fn attached(&self) -> &[String] {
+                &self.attached_policies
+            }
+            fn attached_mut(&mut self) -> &mut Vec<String> {
+                &mut self.attached_policies
+            }
+            $(fn boundary_mut(&mut self) -> Option<&mut Option<String>> {
+                Some(&mut self.$boundary)
+            })?
+        }
+    };
+}
+pub(crate) use impl_policy_holder;
+
+impl_entity!(UserRecord, User, user_id, boundary = permissions_boundary);
+impl_policy_holder!(
+    UserRecord,
+    tresor_policy::USER_INLINE_POLICIES_MAX_SIZE,
+    boundary = permissions_boundary
+);
+
+impl Tagged for UserRecord {
+    fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
+        &mut self.tags
     }
 }
 
-impl PolicyHolder for UserRecord {
-    const INLINE_LIMIT: usize = tresor_policy::USER_INLINE_POLICIES_MAX_SIZE;
-    fn inline(&self) -> &BTreeMap<String, String> {
-        &self.inline_policies
-    }
-    fn inline_mut(&mut self) -> &mut BTreeMap<String, String> {
-        &mut self.inline_policies
-    }
-    fn attached(&self) -> &[String] {
-        &self.attached_policies
-    }
-    fn attached_mut(&mut self) -> &mut Vec<String> {
-        &mut self.attached_policies
-    }
-    fn boundary_mut(&mut self) -> Option<&mut Option<String>> {
-        Some(&mut self.permissions_boundary)
-    }
+/// The entity name in request member `member`, validated against `max` characters.
+pub(crate) fn name_param<'a>(
+    p: &'a QueryParams,
+    member: &str,
+    max: usize,
+) -> Result<&'a str, ServiceError> {
+    let name = p.required(member)?;
+    let mut check = Check::new();
+    check.name(member, Some(name), max);
+    check.finish()?;
+    Ok(name)
+}
+
+/// Reads the entity `name` after authorizing `action` on it (see [`lookup`]).
+pub(crate) fn authorized<E: Entity>(
+    s: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    name: &str,
+    action: &str,
+) -> Result<E, ServiceError> {
+    authorized_in_context(s, txn, ctx, name, action, Vec::new())
+}
+
+/// As [`authorized`], with condition keys in the request context.
+pub(crate) fn authorized_in_context<E: Entity>(
+    s: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    name: &str,
+    action: &str,
+    context: Vec<(String, String)>,
+) -> Result<E, ServiceError> {
+    let (entity, arn) = lookup::<E>(txn, &ctx.caller.account, name)?;
+    let mut req = AuthzRequest::new(action, &arn);
+    req.context = context;
+    authorize_with(s, txn, ctx, &req)?;
+    entity.ok_or_else(|| E::KIND.not_found(name))
 }
 
 /// Reads an entity by name and returns it with the ARN to authorize against: the stored

@@ -13,11 +13,13 @@ use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
-use super::pagination::{Page, write_page_end};
+use super::entities::{
+    create_context, delete_entity, insert_entity, list_entities, refuse_if_any, refuse_if_policies,
+};
 use super::{
-    Check, Entity, EntityKind, OpResult, PolicyHolder, authorize, authorize_with, delete_conflict,
-    encode_document, iso, limit_exceeded, lookup, malformed_policy, merge_tags, parse_iam_arn,
-    parse_tags, scan_all, scan_keys, write_boundary, write_tags,
+    Check, EntityKind, OpResult, Tagged, authorize_with, authorized, encode_document,
+    limit_exceeded, malformed_policy, name_param, parse_iam_arn, parse_tags, write_boundary,
+    write_entity_head, write_tags,
 };
 use crate::authz::AuthzRequest;
 use crate::ctx::RequestCtx;
@@ -57,35 +59,16 @@ impl RoleRecord {
     }
 }
 
-impl Entity for RoleRecord {
-    const KIND: EntityKind = EntityKind::Role;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn path(&self) -> &str {
-        &self.path
-    }
-    fn id(&self) -> &str {
-        &self.role_id
-    }
-}
+super::impl_entity!(RoleRecord, Role, role_id, boundary = permissions_boundary);
+super::impl_policy_holder!(
+    RoleRecord,
+    tresor_policy::ROLE_INLINE_POLICIES_MAX_SIZE,
+    boundary = permissions_boundary
+);
 
-impl PolicyHolder for RoleRecord {
-    const INLINE_LIMIT: usize = tresor_policy::ROLE_INLINE_POLICIES_MAX_SIZE;
-    fn inline(&self) -> &BTreeMap<String, String> {
-        &self.inline_policies
-    }
-    fn inline_mut(&mut self) -> &mut BTreeMap<String, String> {
-        &mut self.inline_policies
-    }
-    fn attached(&self) -> &[String] {
-        &self.attached_policies
-    }
-    fn attached_mut(&mut self) -> &mut Vec<String> {
-        &mut self.attached_policies
-    }
-    fn boundary_mut(&mut self) -> Option<&mut Option<String>> {
-        Some(&mut self.permissions_boundary)
+impl Tagged for RoleRecord {
+    fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
+        &mut self.tags
     }
 }
 
@@ -98,18 +81,13 @@ pub(crate) fn write_role(
     tag: &str,
     full: bool,
 ) {
-    w.open(tag)
-        .elem("Path", &role.path)
-        .elem("RoleName", &role.name)
-        .elem("RoleId", &role.role_id)
-        .elem("Arn", &role.arn(account))
-        .elem("CreateDate", &iso(role.created))
-        .elem(
-            "AssumeRolePolicyDocument",
-            &encode_document(&role.assume_role_policy),
-        )
-        .opt("Description", role.description.as_deref())
-        .elem("MaxSessionDuration", &role.max_session_duration.to_string());
+    write_entity_head(w, role, account, tag);
+    w.elem(
+        "AssumeRolePolicyDocument",
+        &encode_document(&role.assume_role_policy),
+    )
+    .opt("Description", role.description.as_deref())
+    .elem("MaxSessionDuration", &role.max_session_duration.to_string());
     if full {
         write_boundary(w, role.permissions_boundary.as_deref());
         write_tags(w, &role.tags);
@@ -186,14 +164,7 @@ pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     let arn = EntityKind::Role.arn(account, path, name);
     let mut txn = s.store().begin_write()?;
     let mut req = AuthzRequest::new("iam:CreateRole", &arn);
-    if let Some(b) = boundary {
-        req.context
-            .push(("iam:PermissionsBoundary".to_string(), b.to_string()));
-    }
-    for (k, v) in &tags {
-        req.context.push((format!("aws:RequestTag/{k}"), v.clone()));
-        req.context.push(("aws:TagKeys".to_string(), k.clone()));
-    }
+    req.context = create_context(boundary, &tags);
     authorize_with(s, &*txn, ctx, &req)?;
     let key = keys::role(account, name);
     if txn.get(&key)?.is_some() {
@@ -217,14 +188,7 @@ pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
         attached_policies: Vec::new(),
         permissions_boundary: boundary.map(str::to_string),
     };
-    record::put(&mut *txn, &key, &role)?;
-    txn.put(&keys::unique_id(account, &role.role_id), name.as_bytes())?;
-    if let Some(r) = boundary_ref {
-        txn.put(
-            &keys::boundary_use(account, &r, "role", name),
-            name.as_bytes(),
-        )?;
-    }
+    insert_entity(&mut *txn, account, &role, boundary_ref)?;
     txn.commit()?;
     let mut w = XmlWriter::new();
     write_role(&mut w, &role, account, "Role", true);
@@ -232,95 +196,35 @@ pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
 }
 
 fn role_name(p: &QueryParams) -> Result<&str, ServiceError> {
-    let name = p.required("RoleName")?;
-    let mut check = Check::new();
-    check.name("RoleName", Some(name), 64);
-    check.finish()?;
-    Ok(name)
-}
-
-/// Reads the role named by `RoleName` after authorizing `action` on it.
-pub(crate) fn authorized_role(
-    s: &Services,
-    txn: &dyn ReadTxn,
-    ctx: &RequestCtx,
-    name: &str,
-    action: &str,
-) -> Result<RoleRecord, ServiceError> {
-    let (role, arn) = lookup::<RoleRecord>(txn, &ctx.caller.account, name)?;
-    authorize(s, txn, ctx, action, &arn)?;
-    role.ok_or_else(|| EntityKind::Role.not_found(name))
+    name_param(p, "RoleName", EntityKind::Role.name_max())
 }
 
 pub(crate) fn get_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
     let name = role_name(p)?;
     let txn = s.store().begin_read()?;
-    let role = authorized_role(s, &*txn, ctx, name, "iam:GetRole")?;
+    let role = authorized::<RoleRecord>(s, &*txn, ctx, name, "iam:GetRole")?;
     let mut w = XmlWriter::new();
     write_role(&mut w, &role, &ctx.caller.account, "Role", true);
     Ok(Some(w.finish()))
 }
 
 pub(crate) fn delete_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = role_name(p)?;
     let account = &ctx.caller.account;
-    let mut txn = s.store().begin_write()?;
-    let role = authorized_role(s, &*txn, ctx, name, "iam:DeleteRole")?;
-    if !scan_keys(&*txn, &keys::role_instance_profile_prefix(account, name))?.is_empty() {
-        return Err(delete_conflict(
+    delete_entity(s, ctx, p, |txn, role: &RoleRecord| {
+        refuse_if_any(
+            txn,
+            &keys::role_instance_profile_prefix(account, &role.name),
             "Cannot delete entity, must remove roles from instance profile first.",
-        ));
-    }
-    if !role.inline_policies.is_empty() {
-        return Err(delete_conflict(
-            "Cannot delete entity, must delete policies first.",
-        ));
-    }
-    if !role.attached_policies.is_empty() {
-        return Err(delete_conflict(
-            "Cannot delete entity, must detach all policies first.",
-        ));
-    }
-    if let Some(b) = &role.permissions_boundary
-        && let Some(m) = super::policies::resolve(&*txn, account, b)?
-    {
-        txn.delete(&keys::boundary_use(account, &m.index_ref(), "role", name))?;
-    }
-    txn.delete(&keys::role(account, name))?;
-    txn.delete(&keys::unique_id(account, &role.role_id))?;
-    txn.commit()?;
-    Ok(None)
+        )?;
+        refuse_if_policies(role)
+    })
 }
 
 pub(crate) fn list_roles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let mut check = Check::new();
-    check.path_prefix("PathPrefix", Some(prefix));
-    check.finish()?;
-    let page = Page::from_params(p)?;
-    let account = &ctx.caller.account;
-    let txn = s.store().begin_read()?;
-    authorize(
-        s,
-        &*txn,
-        ctx,
-        "iam:ListRoles",
-        &format!("arn:aws:iam::{account}:role{prefix}"),
-    )?;
-    let roles: Vec<RoleRecord> = scan_all::<RoleRecord>(&*txn, &keys::role_prefix(account))?
-        .into_iter()
-        .map(|(_, r)| r)
-        .filter(|r| r.path.starts_with(prefix))
-        .collect();
-    let (items, next) = page.apply(roles, |r| r.name.to_lowercase());
-    let mut w = XmlWriter::new();
-    w.open("Roles");
-    for r in &items {
-        write_role(&mut w, r, account, "member", false);
-    }
-    w.close("Roles");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
+    list_entities(s, ctx, p, |w, _, r: &RoleRecord, account| {
+        write_role(w, r, account, "member", false);
+        Ok(())
+    })
 }
 
 pub(crate) fn update_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
@@ -332,7 +236,7 @@ pub(crate) fn update_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     check.range("MaxSessionDuration", max_session, 3600, 43200);
     check.finish()?;
     let mut txn = s.store().begin_write()?;
-    let mut role = authorized_role(s, &*txn, ctx, name, "iam:UpdateRole")?;
+    let mut role = authorized::<RoleRecord>(s, &*txn, ctx, name, "iam:UpdateRole")?;
     if let Some(d) = description {
         role.description = (!d.is_empty()).then(|| d.to_string());
     }
@@ -351,7 +255,7 @@ pub(crate) fn update_role_description(s: &Services, ctx: &RequestCtx, p: &QueryP
     check.length("Description", Some(description), 0, 1000);
     check.finish()?;
     let mut txn = s.store().begin_write()?;
-    let mut role = authorized_role(s, &*txn, ctx, name, "iam:UpdateRoleDescription")?;
+    let mut role = authorized::<RoleRecord>(s, &*txn, ctx, name, "iam:UpdateRoleDescription")?;
     role.description = (!description.is_empty()).then(|| description.to_string());
     record::put(&mut *txn, &keys::role(&ctx.caller.account, name), &role)?;
     txn.commit()?;
@@ -368,55 +272,10 @@ pub(crate) fn update_assume_role_policy(
     let name = role_name(p)?;
     let doc = p.required("PolicyDocument")?;
     let mut txn = s.store().begin_write()?;
-    let mut role = authorized_role(s, &*txn, ctx, name, "iam:UpdateAssumeRolePolicy")?;
+    let mut role = authorized::<RoleRecord>(s, &*txn, ctx, name, "iam:UpdateAssumeRolePolicy")?;
     validate_trust_policy(&*txn, doc)?;
     role.assume_role_policy = doc.to_string();
     record::put(&mut *txn, &keys::role(&ctx.caller.account, name), &role)?;
     txn.commit()?;
     Ok(None)
-}
-
-pub(crate) fn tag_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = role_name(p)?;
-    let tags = parse_tags(p, "Tags")?;
-    let mut txn = s.store().begin_write()?;
-    let mut role = authorized_role(s, &*txn, ctx, name, "iam:TagRole")?;
-    merge_tags(&mut role.tags, tags);
-    if role.tags.len() > 50 {
-        return Err(limit_exceeded("Cannot exceed quota for TagsPerRole: 50"));
-    }
-    record::put(&mut *txn, &keys::role(&ctx.caller.account, name), &role)?;
-    txn.commit()?;
-    Ok(None)
-}
-
-pub(crate) fn untag_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = role_name(p)?;
-    let remove: Vec<String> = p.list("TagKeys").iter().map(|k| k.to_lowercase()).collect();
-    let mut txn = s.store().begin_write()?;
-    let mut role = authorized_role(s, &*txn, ctx, name, "iam:UntagRole")?;
-    role.tags
-        .retain(|(k, _)| !remove.contains(&k.to_lowercase()));
-    record::put(&mut *txn, &keys::role(&ctx.caller.account, name), &role)?;
-    txn.commit()?;
-    Ok(None)
-}
-
-pub(crate) fn list_role_tags(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = role_name(p)?;
-    let page = Page::from_params(p)?;
-    let txn = s.store().begin_read()?;
-    let role = authorized_role(s, &*txn, ctx, name, "iam:ListRoleTags")?;
-    let (items, next) = page.apply(role.tags, |(k, _)| k.clone());
-    let mut w = XmlWriter::new();
-    w.open("Tags");
-    for (k, v) in &items {
-        w.open("member")
-            .elem("Key", k)
-            .elem("Value", v)
-            .close("member");
-    }
-    w.close("Tags");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
 }

@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 
 use tresor_crypto::ids;
-use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
-use super::pagination::{Page, write_page_end};
+use super::entities::{
+    create_context, delete_entity, insert_entity, list_entities, refuse_if_any, refuse_if_policies,
+};
 use super::roles::check_boundary;
 use super::{
-    Check, EntityKind, OpResult, authorize, authorize_with, delete_conflict, iso, limit_exceeded,
-    lookup, merge_tags, parse_tags, scan_all, scan_keys, validation, write_boundary, write_tags,
+    Check, EntityKind, OpResult, authorize, authorize_with, authorized, iso, name_param,
+    parse_tags, scan_keys, validation, write_boundary, write_entity_head, write_tags,
 };
 use crate::authz::AuthzRequest;
 use crate::ctx::{CallerKind, RequestCtx};
@@ -30,12 +31,7 @@ pub(crate) fn write_user(
     tag: &str,
     full: bool,
 ) {
-    w.open(tag)
-        .elem("Path", &user.path)
-        .elem("UserName", &user.name)
-        .elem("UserId", &user.user_id)
-        .elem("Arn", &user.arn(account))
-        .elem("CreateDate", &iso(user.created));
+    write_entity_head(w, user, account, tag);
     if full {
         write_boundary(w, user.permissions_boundary.as_deref());
         write_tags(w, &user.tags);
@@ -43,25 +39,8 @@ pub(crate) fn write_user(
     w.close(tag);
 }
 
-fn user_name<'a>(p: &'a QueryParams, member: &str) -> Result<&'a str, ServiceError> {
-    let name = p.required(member)?;
-    let mut check = Check::new();
-    check.name(member, Some(name), 128);
-    check.finish()?;
-    Ok(name)
-}
-
-/// Reads the user `name` after authorizing `action` on it.
-pub(crate) fn authorized_user(
-    s: &Services,
-    txn: &dyn ReadTxn,
-    ctx: &RequestCtx,
-    name: &str,
-    action: &str,
-) -> Result<UserRecord, ServiceError> {
-    let (user, arn) = lookup::<UserRecord>(txn, &ctx.caller.account, name)?;
-    authorize(s, txn, ctx, action, &arn)?;
-    user.ok_or_else(|| EntityKind::User.not_found(name))
+fn user_name(p: &QueryParams) -> Result<&str, ServiceError> {
+    name_param(p, "UserName", EntityKind::User.name_max())
 }
 
 pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
@@ -78,14 +57,7 @@ pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     let arn = EntityKind::User.arn(account, path, name);
     let mut txn = s.store().begin_write()?;
     let mut req = AuthzRequest::new("iam:CreateUser", &arn);
-    if let Some(b) = boundary {
-        req.context
-            .push(("iam:PermissionsBoundary".to_string(), b.to_string()));
-    }
-    for (k, v) in &tags {
-        req.context.push((format!("aws:RequestTag/{k}"), v.clone()));
-        req.context.push(("aws:TagKeys".to_string(), k.clone()));
-    }
+    req.context = create_context(boundary, &tags);
     authorize_with(s, &*txn, ctx, &req)?;
     let key = keys::user(account, name);
     if txn.get(&key)?.is_some() {
@@ -105,14 +77,7 @@ pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
         attached_policies: Vec::new(),
         permissions_boundary: boundary.map(str::to_string),
     };
-    record::put(&mut *txn, &key, &user)?;
-    txn.put(&keys::unique_id(account, &user.user_id), name.as_bytes())?;
-    if let Some(r) = boundary_ref {
-        txn.put(
-            &keys::boundary_use(account, &r, "user", name),
-            name.as_bytes(),
-        )?;
-    }
+    insert_entity(&mut *txn, account, &user, boundary_ref)?;
     txn.commit()?;
     let mut w = XmlWriter::new();
     write_user(&mut w, &user, account, "User", true);
@@ -150,83 +115,40 @@ pub(crate) fn get_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRes
             ));
         }
     };
-    let user = authorized_user(s, &*txn, ctx, &name, "iam:GetUser")?;
+    let user = authorized::<UserRecord>(s, &*txn, ctx, &name, "iam:GetUser")?;
     let mut w = XmlWriter::new();
     write_user(&mut w, &user, account, "User", true);
     Ok(Some(w.finish()))
 }
 
 pub(crate) fn delete_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = user_name(p, "UserName")?;
     let account = &ctx.caller.account;
-    let mut txn = s.store().begin_write()?;
-    let user = authorized_user(s, &*txn, ctx, name, "iam:DeleteUser")?;
-    if !scan_keys(&*txn, &keys::user_access_key_prefix(account, name))?.is_empty() {
-        return Err(delete_conflict(
+    delete_entity(s, ctx, p, |txn, user: &UserRecord| {
+        refuse_if_any(
+            txn,
+            &keys::user_access_key_prefix(account, &user.name),
             "Cannot delete entity, must delete access keys first.",
-        ));
-    }
-    if !user.inline_policies.is_empty() {
-        return Err(delete_conflict(
-            "Cannot delete entity, must delete policies first.",
-        ));
-    }
-    if !user.attached_policies.is_empty() {
-        return Err(delete_conflict(
-            "Cannot delete entity, must detach all policies first.",
-        ));
-    }
-    if !scan_keys(&*txn, &keys::user_group_prefix(account, name))?.is_empty() {
-        return Err(delete_conflict(
+        )?;
+        refuse_if_policies(user)?;
+        refuse_if_any(
+            txn,
+            &keys::user_group_prefix(account, &user.name),
             "Cannot delete entity, must remove user from all groups first.",
-        ));
-    }
-    if let Some(b) = &user.permissions_boundary
-        && let Some(m) = super::policies::resolve(&*txn, account, b)?
-    {
-        txn.delete(&keys::boundary_use(account, &m.index_ref(), "user", name))?;
-    }
-    txn.delete(&keys::user(account, name))?;
-    txn.delete(&keys::unique_id(account, &user.user_id))?;
-    txn.commit()?;
-    Ok(None)
+        )
+    })
 }
 
 pub(crate) fn list_users(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let mut check = Check::new();
-    check.path_prefix("PathPrefix", Some(prefix));
-    check.finish()?;
-    let page = Page::from_params(p)?;
-    let account = &ctx.caller.account;
-    let txn = s.store().begin_read()?;
-    authorize(
-        s,
-        &*txn,
-        ctx,
-        "iam:ListUsers",
-        &format!("arn:aws:iam::{account}:user{prefix}"),
-    )?;
-    let users: Vec<UserRecord> = scan_all::<UserRecord>(&*txn, &keys::user_prefix(account))?
-        .into_iter()
-        .map(|(_, u)| u)
-        .filter(|u| u.path.starts_with(prefix))
-        .collect();
-    let (items, next) = page.apply(users, |u| u.name.to_lowercase());
-    let mut w = XmlWriter::new();
-    w.open("Users");
-    for u in &items {
-        write_user(&mut w, u, account, "member", false);
-    }
-    w.close("Users");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
+    list_entities(s, ctx, p, |w, _, u: &UserRecord, account| {
+        write_user(w, u, account, "member", false);
+        Ok(())
+    })
 }
 
 /// `UpdateUser`: a new path and/or a new name. Renaming moves every record and index that is
 /// keyed by the user's name, in the same transaction.
 pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = user_name(p, "UserName")?;
+    let name = user_name(p)?;
     let new_path = p.get("NewPath");
     let new_name = p.get("NewUserName");
     let mut check = Check::new();
@@ -235,7 +157,7 @@ pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     check.finish()?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let mut user = authorized_user(s, &*txn, ctx, name, "iam:UpdateUser")?;
+    let mut user = authorized::<UserRecord>(s, &*txn, ctx, name, "iam:UpdateUser")?;
     let old_name = user.name.clone();
     if let Some(path) = new_path {
         user.path = path.to_string();
@@ -307,49 +229,4 @@ pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     record::put(&mut *txn, &keys::user(account, &user.name), &user)?;
     txn.commit()?;
     Ok(None)
-}
-
-pub(crate) fn tag_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = user_name(p, "UserName")?;
-    let tags = parse_tags(p, "Tags")?;
-    let mut txn = s.store().begin_write()?;
-    let mut user = authorized_user(s, &*txn, ctx, name, "iam:TagUser")?;
-    merge_tags(&mut user.tags, tags);
-    if user.tags.len() > 50 {
-        return Err(limit_exceeded("Cannot exceed quota for TagsPerUser: 50"));
-    }
-    record::put(&mut *txn, &keys::user(&ctx.caller.account, name), &user)?;
-    txn.commit()?;
-    Ok(None)
-}
-
-pub(crate) fn untag_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = user_name(p, "UserName")?;
-    let remove: Vec<String> = p.list("TagKeys").iter().map(|k| k.to_lowercase()).collect();
-    let mut txn = s.store().begin_write()?;
-    let mut user = authorized_user(s, &*txn, ctx, name, "iam:UntagUser")?;
-    user.tags
-        .retain(|(k, _)| !remove.contains(&k.to_lowercase()));
-    record::put(&mut *txn, &keys::user(&ctx.caller.account, name), &user)?;
-    txn.commit()?;
-    Ok(None)
-}
-
-pub(crate) fn list_user_tags(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = user_name(p, "UserName")?;
-    let page = Page::from_params(p)?;
-    let txn = s.store().begin_read()?;
-    let user = authorized_user(s, &*txn, ctx, name, "iam:ListUserTags")?;
-    let (items, next) = page.apply(user.tags, |(k, _)| k.clone());
-    let mut w = XmlWriter::new();
-    w.open("Tags");
-    for (k, v) in &items {
-        w.open("member")
-            .elem("Key", k)
-            .elem("Value", v)
-            .close("member");
-    }
-    w.close("Tags");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
 }
