@@ -600,7 +600,16 @@ pub(crate) fn decrypt_blob(
         }
         request_alias = named.request_alias;
     }
-    let key = model::load_key(txn, &header.account, &ctx.region, &header.key_id)?
+    // The hot path of every envelope read: the decoded key record comes from the snapshot-
+    // tagged record cache rather than from a JSON parse per request.
+    let key: KeyRecord = services
+        .records()
+        .get::<KeyRecord>(
+            txn,
+            &model::key_key(&header.account, &ctx.region, &header.key_id),
+        )
+        .map_err(|e| e.into_aws(tresor_wire::Protocol::AwsJson11))?
+        .map(|k| (*k).clone())
         .ok_or_else(ciphertext_key_unknown)?;
     extra.extend(context_conditions(context));
     authorize_key(

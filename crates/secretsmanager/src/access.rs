@@ -79,6 +79,7 @@ pub fn target(ctx: &RequestCtx, secret_id: &str) -> Target {
 
 /// The secret `secret_id` names, if it exists in the request's region.
 pub fn find(
+    services: &Services,
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     secret_id: &str,
@@ -89,8 +90,12 @@ pub fn find(
         return Ok((t, None));
     }
     for (name, exact_arn) in &t.candidates {
-        let rec: Option<SecretRecord> =
-            record::get(txn, &keys::secret(&t.account, &t.region, name)).or_internal()?;
+        // Decoded once per snapshot generation (the record cache), not parsed per request.
+        let rec: Option<SecretRecord> = services
+            .records()
+            .get::<SecretRecord>(txn, &keys::secret(&t.account, &t.region, name))
+            .or_internal()?
+            .map(|r| (*r).clone());
         if let Some(rec) = rec
             && exact_arn.as_deref().is_none_or(|a| a == rec.arn)
         {
@@ -151,7 +156,7 @@ pub fn load_authorized(
     secret_id: &str,
     extra: Vec<(String, String)>,
 ) -> Result<SecretRecord, AwsError> {
-    let (t, rec) = find(txn, ctx, secret_id)?;
+    let (t, rec) = find(services, txn, ctx, secret_id)?;
     match rec {
         Some(rec) => {
             authorize(services, txn, ctx, action, &rec, extra)?;

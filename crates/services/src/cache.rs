@@ -110,3 +110,88 @@ impl IdentityCache {
         map.insert(access_key_id.to_string(), Tagged { generation, value });
     }
 }
+
+/// Decoded records by store key, valid for read snapshots of one tagged generation
+/// ([`tresor_store::ReadTxn::snapshot_generation`]): parsing a record's JSON is most of the
+/// cost of a hot read (a KMS key, a secret), and an entry can only ever be served to a
+/// snapshot that sees exactly the data it was decoded from. Holds what the store holds —
+/// sealed values, never plaintext.
+#[derive(Default)]
+pub struct RecordCache {
+    map: RwLock<HashMap<String, (u64, AnyRecord)>>,
+}
+
+type AnyRecord = Arc<dyn std::any::Any + Send + Sync>;
+
+impl RecordCache {
+    /// [`crate::record::get`], through the cache when `txn`'s snapshot is tagged.
+    pub fn get<T>(
+        &self,
+        txn: &dyn tresor_store::ReadTxn,
+        key: &str,
+    ) -> Result<Option<Arc<T>>, crate::error::ServiceError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let Some(generation) = txn.snapshot_generation() else {
+            return Ok(crate::record::get::<T>(txn, key)?.map(Arc::new));
+        };
+        if let Some((tag, value)) = self.map.read().get(key)
+            && *tag == generation
+            && let Ok(hit) = value.clone().downcast::<T>()
+        {
+            return Ok(Some(hit));
+        }
+        let value = crate::record::get::<T>(txn, key)?.map(Arc::new);
+        if let Some(v) = &value {
+            let mut map = self.map.write();
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(
+                key.to_string(),
+                (
+                    generation,
+                    v.clone() as Arc<dyn std::any::Any + Send + Sync>,
+                ),
+            );
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generation::GenerationStore;
+    use tresor_store::{MemoryStore, Store};
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Rec {
+        v: u32,
+    }
+
+    #[test]
+    fn a_cached_record_is_served_only_to_snapshots_of_its_generation() {
+        let store = GenerationStore::new(Arc::new(MemoryStore::new()));
+        let cache = RecordCache::default();
+        let mut w = store.begin_write().unwrap();
+        crate::record::put(&mut *w, "k", &Rec { v: 1 }).unwrap();
+        w.commit().unwrap();
+        let r = store.begin_read().unwrap();
+        assert_eq!(cache.get::<Rec>(&*r, "k").unwrap().map(|r| r.v), Some(1));
+        drop(r);
+        let mut w = store.begin_write().unwrap();
+        crate::record::put(&mut *w, "k", &Rec { v: 2 }).unwrap();
+        // Inside the write transaction: never cached, sees its own write.
+        assert_eq!(cache.get::<Rec>(&*w, "k").unwrap().map(|r| r.v), Some(2));
+        w.commit().unwrap();
+        let r = store.begin_read().unwrap();
+        assert_eq!(
+            cache.get::<Rec>(&*r, "k").unwrap().map(|r| r.v),
+            Some(2),
+            "a commit invalidates"
+        );
+        assert_eq!(cache.get::<Rec>(&*r, "absent").unwrap(), None);
+    }
+}

@@ -12,7 +12,7 @@ use tresor_wire::query::QueryParams;
 use tresor_wire::{AwsError, Protocol, ServiceId};
 
 use crate::authz_impl::PolicyCache;
-use crate::cache::{CredentialCache, IdentityCache};
+use crate::cache::{CredentialCache, IdentityCache, RecordCache};
 use crate::ctx::RequestCtx;
 use crate::generation::GenerationStore;
 use crate::identity::{self, CredentialError, ResolvedCredential};
@@ -41,6 +41,7 @@ pub struct Services {
     identity_generation: Arc<AtomicU64>,
     credentials: CredentialCache,
     identities: IdentityCache,
+    records: RecordCache,
 }
 
 type QueryHandler = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
@@ -77,6 +78,7 @@ impl Services {
             identity_generation,
             credentials: CredentialCache::default(),
             identities: IdentityCache::default(),
+            records: RecordCache::default(),
         }
     }
 
@@ -123,6 +125,11 @@ impl Services {
         self.credentials
             .insert(access_key_id, generation, &resolved);
         Ok(resolved)
+    }
+
+    /// Decoded records for hot reads (see [`RecordCache`]).
+    pub fn records(&self) -> &RecordCache {
+        &self.records
     }
 
     pub(crate) fn identity_cache(&self) -> &IdentityCache {

@@ -67,6 +67,14 @@ pub trait ReadTxn: Send {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// A number that identifies this transaction's snapshot for caching: two read
+    /// transactions with the same `Some(n)` see the same committed data. `None` (the default,
+    /// and always for write transactions, which see their own uncommitted writes) means the
+    /// snapshot cannot be named and nothing read through it may be cached.
+    fn snapshot_generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Writes inside the (single) write transaction.
