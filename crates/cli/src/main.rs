@@ -57,6 +57,10 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes [default: 1048576].
     #[arg(long, env = "TRESOR_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// Request-handling threads [default: twice the CPU cores: requests read SQLite inline,
+    /// so a thread briefly blocked in a read should not idle a core].
+    #[arg(long, env = "TRESOR_WORKER_THREADS")]
+    worker_threads: Option<std::num::NonZeroUsize>,
     /// Log filter (tracing EnvFilter syntax) [default: info].
     #[arg(long, env = "TRESOR_LOG", default_value = "info")]
     log: String,
