@@ -321,3 +321,50 @@ def test_sigterm_shuts_down_cleanly_and_the_store_survives(tmp_data_dir):
         assert s.admin("sts").get_caller_identity()["Arn"].endswith(":user/tresor-admin")
     finally:
         assert s.stop(signal.SIGINT) == 0
+
+
+# --- decoding errors on a real operation (issue 2, item 3) ----------------------------------
+
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"{", "SerializationException"),                       # malformed JSON
+        (b"[1, 2]", "SerializationException"),                  # not an input structure
+        (b'{"SecretId": 42}', "SerializationException"),        # wrong member type
+        (b'{"VersionStage": "AWSCURRENT"}', "ValidationException"),  # missing required member
+    ],
+)
+def test_bad_json_input_gets_aws_error_codes(server, raw, code):
+    akid, secret = server.admin_keys()
+    status, headers, body = json_call(server, "secretsmanager.GetSecretValue", None, akid, secret,
+                                      "secretsmanager", raw_body=raw)
+    assert status == 400, body
+    err = json.loads(body)
+    assert err["__type"] == code
+    if code == "ValidationException":
+        assert err["Message"] == ("1 validation error detected: Value null at 'secretId' failed to satisfy "
+                                  "constraint: Member must not be null")
+
+
+def test_wrong_member_type_does_not_echo_the_value(server):
+    akid, secret = server.admin_keys()
+    raw = b'{"Name": "x", "SecretString": {"nested": "hunter2-very-secret"}}'
+    status, _, body = json_call(server, "secretsmanager.CreateSecret", None, akid, secret, "secretsmanager", raw_body=raw)
+    assert status == 400 and json.loads(body)["__type"] == "SerializationException"
+    assert b"hunter2" not in body
+
+
+def test_bad_query_input_gets_aws_error_codes(server):
+    akid, secret = server.admin_keys()
+    # A parameter given twice.
+    status, _, body = query_call(server, {"Action": "GetRole", "Version": "2010-05-08", "RoleName": "a"}, akid, secret, service="iam")
+    assert status in (400, 404)
+    p = signed("POST", server.endpoint, "iam", "us-east-1", akid, secret,
+               headers={"Content-Type": "application/x-www-form-urlencoded"},
+               body=b"Action=GetRole&Version=2010-05-08&RoleName=a&RoleName=b")
+    status, _, body = send(p)
+    assert status == 400 and b"<Code>MalformedQueryString</Code>" in body
+    # A required parameter missing.
+    status, _, body = query_call(server, {"Action": "GetRole", "Version": "2010-05-08"}, akid, secret, service="iam")
+    assert status == 400 and b"<Code>ValidationError</Code>" in body
+    assert b"Value null at &apos;roleName&apos;" in body or b"Value null at 'roleName'" in body
