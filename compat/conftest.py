@@ -4,6 +4,7 @@ The binary comes from TRESOR_BIN (scripts/test sets it to the freshly built one)
 server listens on an ephemeral loopback port and is stopped with SIGTERM at the end.
 """
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,13 +61,27 @@ class Server:
             aws_access_key_id=akid,
             aws_secret_access_key=secret,
             aws_session_token=token,
-            config=botocore.config.Config(retries={"max_attempts": 1}),
-            **kw,
+            **{"config": botocore.config.Config(retries={"max_attempts": 1}), **kw},
         )
 
     def admin(self, service: str, **kw):
         akid, secret = self.admin_keys()
         return self.client(service, akid, secret, **kw)
+
+    def unvalidated(self, service: str, akid=None, secret=None, token=None):
+        """A client that skips botocore's own parameter validation, so the server's is tested."""
+        if akid is None:
+            akid, secret = self.admin_keys()
+        return self.client(service, akid, secret, token,
+                           config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False))
+
+    def session(self, service: str, creds: dict, **kw):
+        """A client signed with temporary credentials (an STS `Credentials` member)."""
+        return self.client(service, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"], **kw)
+
+    def assume(self, role_arn: str, session_name: str) -> dict:
+        """The administrator assumes `role_arn`: the session's `Credentials`."""
+        return self.admin("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
 
     def stop(self, sig=signal.SIGTERM, timeout=15) -> int:
         if self.proc.poll() is None:
@@ -111,6 +127,68 @@ def server():
     yield s
     s.stop()
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def iam(server):
+    return server.admin("iam")
+
+
+@pytest.fixture(scope="module")
+def sts(server):
+    return server.admin("sts")
+
+
+@pytest.fixture(scope="module")
+def sm(server):
+    return server.admin("secretsmanager")
+
+
+@pytest.fixture(scope="module")
+def raw_iam(server):
+    """An IAM client without botocore's parameter validation, so the server's is tested."""
+    return server.unvalidated("iam")
+
+
+@pytest.fixture(scope="module")
+def admin_arn(sts):
+    return sts.get_caller_identity()["Arn"]
+
+
+@pytest.fixture(scope="module")
+def account(sts):
+    return sts.get_caller_identity()["Account"]
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def trust_for(*principals: str) -> str:
+    """A trust policy that lets each of `principals` call sts:AssumeRole."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}],
+    })
+
+
+def make_role(iam, name: str, principal: str, inline=None) -> dict:
+    """A role `principal` may assume, with an optional inline policy (a document or its dict)."""
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_for(principal))["Role"]
+    if inline:
+        doc = inline if isinstance(inline, str) else json.dumps(inline)
+        iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=doc)
+    return role
+
+
+def new_user_with_key(iam, name=None, policy=None, policy_name="p"):
+    """An IAM user with an optional inline policy and an access key: (name, akid, secret)."""
+    name = name or uniq("u")
+    iam.create_user(UserName=name)
+    if policy is not None:
+        iam.put_user_policy(UserName=name, PolicyName=policy_name, PolicyDocument=policy)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return name, key["AccessKeyId"], key["SecretAccessKey"]
 
 
 @pytest.fixture()

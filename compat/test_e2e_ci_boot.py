@@ -16,8 +16,6 @@ import json
 import uuid
 from pathlib import Path
 
-import boto3
-import botocore.config
 import botocore.exceptions
 import pytest
 
@@ -146,14 +144,7 @@ def test_instance_boots_with_the_token(world):
 
 
 def test_scaler_reads_the_token_with_boto3(world, server):
-    base = boto3.session.Session(aws_access_key_id=server.admin_keys()[0],
-                                 aws_secret_access_key=server.admin_keys()[1], region_name=REGION)
-    cfg = botocore.config.Config(retries={"max_attempts": 1})
-    creds = base.client("sts", endpoint_url=server.endpoint, config=cfg).assume_role(
-        RoleArn=world.roles["scaler"], RoleSessionName="buildkite-agent-scaler")["Credentials"]
-    ssm = boto3.client("ssm", endpoint_url=server.endpoint, region_name=REGION, config=cfg,
-                       aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                       aws_session_token=creds["SessionToken"])
+    ssm = server.session("ssm", server.assume(world.roles["scaler"], "buildkite-agent-scaler"))
     p = ssm.get_parameter(Name=world.path, WithDecryption=True)["Parameter"]
     assert p["Value"] == TOKEN
     assert p["Type"] == "SecureString" and p["Version"] == 0 and p["ARN"] == world.secret_arn

@@ -4,20 +4,11 @@ permissions boundaries, resource policies, context entries, pagination and error
 simulated decision agrees with what a role session is actually allowed to do."""
 
 import json
-import uuid
 
-import boto3
-import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import aws_cli
-
-REGION = "us-east-1"
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+from conftest import REGION, aws_cli, trust_for, uniq
 
 
 def doc(*statements) -> str:
@@ -38,47 +29,6 @@ def expect_error(code: str, fn, *args, **kwargs) -> str:
     err = info.value.response["Error"]
     assert err["Code"] == code, err
     return err.get("Message", "")
-
-
-def trust_for(*principals: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}]})
-
-
-@pytest.fixture(scope="module")
-def iam(server):
-    return server.admin("iam")
-
-
-@pytest.fixture(scope="module")
-def sm(server):
-    return server.admin("secretsmanager")
-
-
-@pytest.fixture(scope="module")
-def sts(server):
-    return server.admin("sts")
-
-
-@pytest.fixture(scope="module")
-def account(sts):
-    return sts.get_caller_identity()["Account"]
-
-
-@pytest.fixture(scope="module")
-def admin_arn(sts):
-    return sts.get_caller_identity()["Arn"]
-
-
-@pytest.fixture(scope="module")
-def raw_iam(server):
-    """Skips botocore's own parameter validation, so the server's is what is tested."""
-    akid, secret = server.admin_keys()
-    return boto3.client(
-        "iam", endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id=akid,
-        aws_secret_access_key=secret,
-        config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
 
 
 def secret_arn(account: str, name: str) -> str:
@@ -293,8 +243,7 @@ def test_simulation_agrees_with_enforcement(server, iam, sm, sts, account, admin
          "Resource": "*"}))
 
     creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="agreement")["Credentials"]
-    session = server.client("secretsmanager", creds["AccessKeyId"], creds["SecretAccessKey"],
-                            creds["SessionToken"])
+    session = server.session("secretsmanager", creds)
     expected = {"granted": "allowed", "other": "implicitDeny", "denied": "explicitDeny",
                 "by-resource-policy": "allowed"}
     for key, arn in arns.items():

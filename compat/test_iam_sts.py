@@ -7,19 +7,13 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 
-import boto3
-import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import aws_cli
+from conftest import aws_cli, new_user_with_key, trust_for, uniq
 from sign import query_call
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def error_of(exc: botocore.exceptions.ClientError) -> tuple[str, str, int]:
@@ -35,65 +29,13 @@ def expect_error(code: str, fn, *args, **kwargs) -> tuple[str, str, int]:
     return err
 
 
-def trust_for(*principals: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}],
-    })
-
-
 def policy_doc(actions, resource="*") -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]})
 
 
 @pytest.fixture(scope="module")
-def iam(server):
-    return server.admin("iam")
-
-
-@pytest.fixture(scope="module")
-def sts(server):
-    return server.admin("sts")
-
-
-@pytest.fixture(scope="module")
-def admin_arn(sts):
-    return sts.get_caller_identity()["Arn"]
-
-
-@pytest.fixture(scope="module")
-def account(sts):
-    return sts.get_caller_identity()["Account"]
-
-
-def unvalidated(server, service: str, akid=None, secret=None, token=None):
-    """A client that skips botocore's own parameter validation, so the server's is tested."""
-    if akid is None:
-        akid, secret = server.admin_keys()
-    return boto3.client(
-        service, endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=akid,
-        aws_secret_access_key=secret, aws_session_token=token,
-        config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
-
-
-@pytest.fixture(scope="module")
-def raw_iam(server):
-    return unvalidated(server, "iam")
-
-
-@pytest.fixture(scope="module")
 def raw_sts(server):
-    return unvalidated(server, "sts")
-
-
-def new_user_with_key(iam, name=None, policy=None):
-    name = name or uniq("u")
-    iam.create_user(UserName=name)
-    if policy is not None:
-        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=policy)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return name, key["AccessKeyId"], key["SecretAccessKey"]
+    return server.unvalidated("sts")
 
 
 # --- roles ----------------------------------------------------------------------------------
@@ -414,7 +356,7 @@ def test_list_users_paginates_with_opaque_markers(server, iam):
             markers.append(page["Marker"])
     assert seen == names
     assert len(markers) == len(set(markers)) == 2
-    expect_error("ValidationError", unvalidated(server, "iam").list_users, MaxItems=0)
+    expect_error("ValidationError", server.unvalidated("iam").list_users, MaxItems=0)
     # The AWS CLI pages through the same listing.
     akid, secret = iam._request_signer._credentials.access_key, iam._request_signer._credentials.secret_key
     r = aws_cli("iam", "list-users", "--path-prefix", path, "--page-size", "2", "--output", "json",
@@ -453,7 +395,7 @@ def test_assume_role_gives_working_temporary_credentials_until_the_role_is_delet
     assert re.fullmatch(r"ASIA[A-Z2-7]{16}", c["AccessKeyId"]) and len(c["SecretAccessKey"]) == 40
     assert out["AssumedRoleUser"] == {"AssumedRoleId": f"{role_obj['RoleId']}:build-1",
                                       "Arn": f"arn:aws:sts::{account}:assumed-role/{role}/build-1"}
-    temp_sts = server.client("sts", c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    temp_sts = server.session("sts", c)
     ident = temp_sts.get_caller_identity()
     assert ident["Arn"] == f"arn:aws:sts::{account}:assumed-role/{role}/build-1"
     assert ident["UserId"] == f"{role_obj['RoleId']}:build-1"
@@ -488,7 +430,7 @@ def test_assume_role_duration_and_input_errors(server, iam, raw_sts, admin_arn, 
     iam.update_role(RoleName=role, MaxSessionDuration=43200)
     c = sts.assume_role(RoleArn=arn, RoleSessionName="first", DurationSeconds=7200)["Credentials"]
     assert "PackedPolicySize" not in sts.assume_role(RoleArn=arn, RoleSessionName="plain")
-    chained = unvalidated(server, "sts", c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    chained = server.unvalidated("sts", c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
     iam.update_assume_role_policy(RoleName=role, PolicyDocument=trust_for(admin_arn, f"arn:aws:iam::{account}:role/{role}"))
     _, msg, _ = expect_error("ValidationError", chained.assume_role, RoleArn=arn, RoleSessionName="second", DurationSeconds=3601)
     assert msg == "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
@@ -497,10 +439,10 @@ def test_assume_role_duration_and_input_errors(server, iam, raw_sts, admin_arn, 
 
 def test_get_session_token_for_users_only(server, iam, account):
     name, akid, secret = new_user_with_key(iam)
-    user_sts = unvalidated(server, "sts", akid, secret)
+    user_sts = server.unvalidated("sts", akid, secret)
     c = user_sts.get_session_token(DurationSeconds=900)["Credentials"]
     assert re.fullmatch(r"ASIA[A-Z2-7]{16}", c["AccessKeyId"])
-    temp = server.client("sts", c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    temp = server.session("sts", c)
     assert temp.get_caller_identity()["Arn"] == f"arn:aws:iam::{account}:user/{name}"
     expect_error("AccessDenied", temp.get_session_token)
     expect_error("ValidationError", user_sts.get_session_token, DurationSeconds=129601)
@@ -571,7 +513,7 @@ def test_session_policy_narrows_the_role_session(server, iam, sts, admin_arn):
     out = sts.assume_role(RoleArn=arn, RoleSessionName="narrow", Policy=policy_doc("iam:GetRole"))
     assert 0 < out["PackedPolicySize"] <= 100
     c = out["Credentials"]
-    narrow = server.client("iam", c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    narrow = server.session("iam", c)
     assert narrow.get_role(RoleName=role)["Role"]["RoleName"] == role
     expect_error("AccessDenied", narrow.list_roles)
     iam.delete_role_policy(RoleName=role, PolicyName="all")

@@ -11,7 +11,7 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from conftest import aws_cli
+from conftest import aws_cli, new_user_with_key
 from sign import json_call
 
 
@@ -277,11 +277,8 @@ def test_policy_naming_a_user_that_does_not_exist_is_malformed(server, kms):
 
 
 def _user(server, name: str, policy: dict):
-    iam = server.admin("iam")
-    iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName="kms", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return server.client("kms", key["AccessKeyId"], key["SecretAccessKey"])
+    _, akid, secret = new_user_with_key(server.admin("iam"), name, json.dumps(policy), policy_name="kms")
+    return server.client("kms", akid, secret)
 
 
 def test_iam_allow_without_key_policy_delegation_is_denied(server, kms):

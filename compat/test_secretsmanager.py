@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import re
-import subprocess
 import time
 import uuid
 
@@ -14,7 +13,7 @@ import botocore.exceptions
 import botocore.session
 import pytest
 
-from conftest import REGION, aws_cli, start_server
+from conftest import REGION, aws_cli, make_role, start_server
 
 
 def code(exc: botocore.exceptions.ClientError) -> str:
@@ -27,21 +26,6 @@ def msg(exc: botocore.exceptions.ClientError) -> str:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def sm(server):
-    return server.admin("secretsmanager")
-
-
-@pytest.fixture(scope="module")
-def admin_arn(server):
-    return server.admin("sts").get_caller_identity()["Arn"]
-
-
-@pytest.fixture(scope="module")
-def account(server):
-    return server.admin("sts").get_caller_identity()["Account"]
 
 
 # --- create, read, describe ------------------------------------------------------------------
@@ -325,24 +309,14 @@ def test_delete_restore_and_force_delete(sm):
 
 # --- resource policies, unique-id capture, non-admin principals ----------------------------
 
-def make_role(iam, name, admin_arn, inline=None):
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": admin_arn}, "Action": "sts:AssumeRole"}]}
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    if inline:
-        iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=json.dumps(inline))
-    return role
-
-
 def delete_role(iam, name):
     for p in iam.list_role_policies(RoleName=name)["PolicyNames"]:
         iam.delete_role_policy(RoleName=name, PolicyName=p)
     iam.delete_role(RoleName=name)
 
 
-def session_client(server, role_arn, retries=20):
-    sts = server.admin("sts")
-    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="ci-session")["Credentials"]
-    return server.client("secretsmanager", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+def session_client(server, role_arn):
+    return server.session("secretsmanager", server.assume(role_arn, "ci-session"))
 
 
 SEED_POLICY = lambda roles: json.dumps({

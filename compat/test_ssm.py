@@ -4,7 +4,6 @@ operation and error, the AWS CLI for the commands the Elastic CI Stack runs
 `get-parameters-by-path --recursive` with automatic pagination) and the rest of the surface."""
 
 import json
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -37,16 +36,6 @@ def raises(expected_code, fn, **kw):
 @pytest.fixture(scope="module")
 def ssm(server):
     return server.admin("ssm")
-
-
-@pytest.fixture(scope="module")
-def account(server):
-    return server.admin("sts").get_caller_identity()["Account"]
-
-
-@pytest.fixture(scope="module")
-def admin_arn(server):
-    return server.admin("sts").get_caller_identity()["Arn"]
 
 
 @pytest.fixture()

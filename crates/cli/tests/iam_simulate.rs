@@ -5,42 +5,10 @@
 
 mod common;
 
-use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType as D};
-use common::Server;
+use common::{Admin, Server, code};
 
-fn trust_for(principal: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"}}]}}"#
-    )
-}
-
-fn code<E: ProvideErrorMetadata>(e: &E) -> String {
-    e.code().unwrap_or_default().to_string()
-}
-
-struct Admin {
-    iam: aws_sdk_iam::Client,
-    sts: aws_sdk_sts::Client,
-    sm: aws_sdk_secretsmanager::Client,
-    arn: String,
-    account: String,
-}
-
-async fn admin(server: &Server) -> Admin {
-    let config = server.admin_config().await;
-    let sts = aws_sdk_sts::Client::new(&config);
-    let me = sts.get_caller_identity().send().await.expect("identity");
-    Admin {
-        iam: aws_sdk_iam::Client::new(&config),
-        sm: aws_sdk_secretsmanager::Client::new(&config),
-        arn: me.arn().expect("arn").to_string(),
-        account: me.account().expect("account").to_string(),
-        sts,
-    }
-}
-
-async fn simulate_role(a: &Admin, role_arn: &str, secret: &str, policy: Option<&str>) -> D {
+async fn simulate_role(a: &Admin<'_>, role_arn: &str, secret: &str, policy: Option<&str>) -> D {
     let out = a
         .iam
         .simulate_principal_policy()
@@ -66,31 +34,21 @@ async fn simulate_role(a: &Admin, role_arn: &str, secret: &str, policy: Option<&
 #[tokio::test]
 async fn simulated_decisions_agree_with_a_real_role_session() {
     let server = Server::start(&[]);
-    let a = admin(&server).await;
-    let role_arn = a
-        .iam
-        .create_role()
-        .role_name("agree")
-        .assume_role_policy_document(trust_for(&a.arn))
-        .send()
-        .await
-        .expect("CreateRole")
-        .role()
-        .expect("role")
-        .arn()
-        .to_string();
+    let a = Admin::new(&server).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&a.config);
+    let role_arn = a.create_role("agree").await.arn().to_string();
     let mut arns = Vec::new();
     for name in ["granted", "other", "denied", "shared"] {
-        let arn =
-            a.sm.create_secret()
-                .name(format!("agree/{name}"))
-                .secret_string(format!("v-{name}"))
-                .send()
-                .await
-                .expect("CreateSecret")
-                .arn()
-                .expect("ARN")
-                .to_string();
+        let arn = sm
+            .create_secret()
+            .name(format!("agree/{name}"))
+            .secret_string(format!("v-{name}"))
+            .send()
+            .await
+            .expect("CreateSecret")
+            .arn()
+            .expect("ARN")
+            .to_string();
         arns.push(arn);
     }
     let (granted, other, denied, shared) = (&arns[0], &arns[1], &arns[2], &arns[3]);
@@ -108,33 +66,14 @@ async fn simulated_decisions_agree_with_a_real_role_session() {
     let resource_policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{role_arn}"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#
     );
-    a.sm.put_resource_policy()
+    sm.put_resource_policy()
         .secret_id(shared)
         .resource_policy(&resource_policy)
         .send()
         .await
         .expect("PutResourcePolicy");
 
-    let creds = a
-        .sts
-        .assume_role()
-        .role_arn(&role_arn)
-        .role_session_name("agreement")
-        .send()
-        .await
-        .expect("AssumeRole")
-        .credentials()
-        .cloned()
-        .expect("credentials");
-    let session = aws_sdk_secretsmanager::Client::new(
-        &server
-            .config(
-                creds.access_key_id(),
-                creds.secret_access_key(),
-                Some(creds.session_token()),
-            )
-            .await,
-    );
+    let session = aws_sdk_secretsmanager::Client::new(&a.assume(&role_arn, "agreement").await);
 
     let cases = [
         (granted, None, D::Allowed),
@@ -158,7 +97,7 @@ async fn simulated_decisions_agree_with_a_real_role_session() {
 #[tokio::test]
 async fn custom_policies_statements_context_and_errors() {
     let server = Server::start(&[]);
-    let a = admin(&server).await;
+    let a = Admin::new(&server).await;
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Office","Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}},{"Effect":"Deny","Action":"secretsmanager:DeleteSecret","Resource":"*"}]}"#;
     let ip = |v: &str| {
         ContextEntry::builder()

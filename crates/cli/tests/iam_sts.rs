@@ -5,33 +5,20 @@
 mod common;
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
-use common::Server;
-
-fn trust_for(principal: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"}}]}}"#
-    )
-}
+use common::{Admin, Server, code, trust_for};
 
 const READ_ROLE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetRole","Resource":"*"}]}"#;
-
-fn code<E: ProvideErrorMetadata>(e: &E) -> String {
-    e.code().unwrap_or_default().to_string()
-}
 
 #[tokio::test]
 async fn assumed_role_credentials_work_until_the_role_is_deleted() {
     let server = Server::start(&[]);
-    let admin = server.admin_config().await;
-    let iam = aws_sdk_iam::Client::new(&admin);
-    let sts = aws_sdk_sts::Client::new(&admin);
-    let me = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("GetCallerIdentity");
-    let admin_arn = me.arn().expect("Arn").to_string();
-    let account = me.account().expect("Account").to_string();
+    let Admin {
+        iam,
+        sts,
+        arn: admin_arn,
+        account,
+        ..
+    } = Admin::new(&server).await;
 
     let role = iam
         .create_role()
@@ -70,13 +57,7 @@ async fn assumed_role_credentials_work_until_the_role_is_deleted() {
         Some(format!("arn:aws:sts::{account}:assumed-role/ci-agent/build-7").as_str())
     );
 
-    let temp = server
-        .config(
-            creds.access_key_id(),
-            creds.secret_access_key(),
-            Some(creds.session_token()),
-        )
-        .await;
+    let temp = server.session_config(creds).await;
     let who = aws_sdk_sts::Client::new(&temp)
         .get_caller_identity()
         .send()
@@ -128,14 +109,11 @@ async fn assumed_role_credentials_work_until_the_role_is_deleted() {
 #[tokio::test]
 async fn iam_errors_have_aws_codes_and_messages() {
     let server = Server::start(&[]);
-    let admin = server.admin_config().await;
-    let iam = aws_sdk_iam::Client::new(&admin);
-    let me = aws_sdk_sts::Client::new(&admin)
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("identity");
-    let admin_arn = me.arn().expect("Arn").to_string();
+    let Admin {
+        iam,
+        arn: admin_arn,
+        ..
+    } = Admin::new(&server).await;
 
     let err = iam
         .get_role()
@@ -278,22 +256,9 @@ async fn iam_errors_have_aws_codes_and_messages() {
 #[tokio::test]
 async fn assume_role_refuses_too_long_sessions_and_unknown_roles() {
     let server = Server::start(&[]);
-    let admin = server.admin_config().await;
-    let iam = aws_sdk_iam::Client::new(&admin);
-    let sts = aws_sdk_sts::Client::new(&admin);
-    let me = sts.get_caller_identity().send().await.expect("identity");
-    let admin_arn = me.arn().expect("Arn").to_string();
-    let account = me.account().expect("Account").to_string();
-    let arn = iam
-        .create_role()
-        .role_name("short")
-        .assume_role_policy_document(trust_for(&admin_arn))
-        .send()
-        .await
-        .expect("role")
-        .role()
-        .map(|r| r.arn().to_string())
-        .expect("arn");
+    let admin = Admin::new(&server).await;
+    let (sts, admin_arn, account) = (&admin.sts, &admin.arn, &admin.account);
+    let arn = admin.create_role("short").await.arn().to_string();
     let err = sts
         .assume_role()
         .role_arn(&arn)

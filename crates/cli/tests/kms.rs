@@ -9,7 +9,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
-use common::Server;
+use common::{Admin, Server, assert_not_on_disk};
 
 async fn admin(server: &Server) -> Client {
     Client::new(&server.admin_config().await)
@@ -37,30 +37,9 @@ fn code<T, E: ProvideErrorMetadata + std::fmt::Debug>(r: Result<T, E>) -> String
 
 /// A new IAM user with an inline identity policy, and a KMS client signed as that user.
 async fn user_with_policy(server: &Server, name: &str, policy: &str) -> (String, Client) {
-    let iam = aws_sdk_iam::Client::new(&server.admin_config().await);
-    let user = iam
-        .create_user()
-        .user_name(name)
-        .send()
+    let (arn, config) = Admin::new(server)
         .await
-        .expect("CreateUser");
-    let arn = user.user().expect("User").arn().to_string();
-    iam.put_user_policy()
-        .user_name(name)
-        .policy_name("kms")
-        .policy_document(policy)
-        .send()
-        .await
-        .expect("PutUserPolicy");
-    let key = iam
-        .create_access_key()
-        .user_name(name)
-        .send()
-        .await
-        .expect("CreateAccessKey");
-    let key = key.access_key().expect("AccessKey");
-    let config = server
-        .config(key.access_key_id(), key.secret_access_key(), None)
+        .user_with_policy(name, "kms", policy)
         .await;
     (arn, Client::new(&config))
 }
@@ -300,16 +279,7 @@ async fn rotation_keeps_old_ciphertexts_readable() {
 async fn iam_alone_never_authorizes_a_key_whose_policy_does_not_delegate_to_the_account() {
     let server = Server::start(&[]);
     let kms = admin(&server).await;
-    let admin_arn = {
-        let sts = aws_sdk_sts::Client::new(&server.admin_config().await);
-        sts.get_caller_identity()
-            .send()
-            .await
-            .expect("GetCallerIdentity")
-            .arn()
-            .unwrap()
-            .to_string()
-    };
+    let admin_arn = Admin::new(&server).await.arn;
     let allow_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#;
     let (_, alice) = user_with_policy(&server, "alice", allow_all).await;
 
@@ -557,23 +527,6 @@ async fn error_paths_use_kms_codes() {
     assert_eq!(policies.policy_names(), ["default".to_string()]);
 }
 
-/// Files under the data directory, concatenated (SQLite database, WAL, anything else).
-fn data_files(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.extend(bytes);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn no_plaintext_or_data_key_reaches_the_database_files() {
     let server = Server::start(&[]);
@@ -594,18 +547,8 @@ async fn no_plaintext_or_data_key_reaches_the_database_files() {
         .await
         .expect("GenerateDataKey");
     let data_key = dk.plaintext().unwrap().as_ref().to_vec();
-    let files = data_files(&server.data_dir);
-    assert!(!files.is_empty());
-    assert!(
-        !files.windows(marker.len()).any(|w| w == marker.as_bytes()),
-        "plaintext found in the data dir"
-    );
-    assert!(
-        !files
-            .windows(data_key.len())
-            .any(|w| w == data_key.as_slice()),
-        "data key found in the data dir"
-    );
+    assert_not_on_disk(&server.data_dir, marker.as_bytes(), "the plaintext");
+    assert_not_on_disk(&server.data_dir, &data_key, "the data key");
 }
 
 fn from_hex(s: &str) -> Vec<u8> {

@@ -7,7 +7,7 @@ mod common;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::primitives::Blob;
-use common::Server;
+use common::{Admin, Server, assert_not_on_disk};
 
 async fn admin(server: &Server) -> Client {
     Client::new(&server.admin_config().await)
@@ -244,32 +244,10 @@ async fn list_secrets_paginates_with_the_sdk_paginator() {
 #[tokio::test]
 async fn recreated_role_is_denied_until_policy_is_saved_again() {
     let server = Server::start(&[]);
-    let config = server.admin_config().await;
-    let sm = Client::new(&config);
-    let iam = aws_sdk_iam::Client::new(&config);
-    let sts = aws_sdk_sts::Client::new(&config);
-    let admin_arn = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("identity")
-        .arn()
-        .expect("arn")
-        .to_string();
-    let trust = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{admin_arn}"}},"Action":"sts:AssumeRole"}}]}}"#
-    );
-    let create_role = || async {
-        iam.create_role()
-            .role_name("buildkite-secretsmanager-Role")
-            .assume_role_policy_document(&trust)
-            .send()
-            .await
-            .expect("create role")
-            .role()
-            .cloned()
-            .expect("role")
-    };
+    let admin = Admin::new(&server).await;
+    let sm = Client::new(&admin.config);
+    let iam = &admin.iam;
+    let create_role = || admin.create_role("buildkite-secretsmanager-Role");
     let role = create_role().await;
     let arn = sm
         .create_secret()
@@ -293,29 +271,8 @@ async fn recreated_role_is_denied_until_policy_is_saved_again() {
         .expect("put policy");
 
     let as_role = |role_arn: String| {
-        let sts = sts.clone();
-        let server = &server;
-        async move {
-            let creds = sts
-                .assume_role()
-                .role_arn(role_arn)
-                .role_session_name("i-0123456789")
-                .send()
-                .await
-                .expect("assume role")
-                .credentials()
-                .cloned()
-                .expect("credentials");
-            Client::new(
-                &server
-                    .config(
-                        creds.access_key_id(),
-                        creds.secret_access_key(),
-                        Some(creds.session_token()),
-                    )
-                    .await,
-            )
-        }
+        let admin = &admin;
+        async move { Client::new(&admin.assume(&role_arn, "i-0123456789").await) }
     };
     let instance = as_role(role.arn().to_string()).await;
     let got = instance
@@ -406,23 +363,5 @@ async fn no_secret_value_reaches_the_data_directory() {
         .await
         .expect("get");
     assert_eq!(got.secret_string(), Some(format!("{marker}-2").as_str()));
-    let mut stack = vec![server.data_dir.clone()];
-    let mut files = 0;
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            files += 1;
-            let bytes = std::fs::read(&path).expect("read");
-            assert!(
-                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
-                "{} holds a secret value",
-                path.display()
-            );
-        }
-    }
-    assert!(files > 0);
+    assert_not_on_disk(&server.data_dir, marker.as_bytes(), "a secret value");
 }

@@ -11,7 +11,7 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{
     ParameterStringFilter, ParameterTier, ParameterType, ResourceTypeForTagging, Tag,
 };
-use common::Server;
+use common::{Admin, Server, assert_not_on_disk};
 
 async fn admin(server: &Server) -> Client {
     Client::new(&server.admin_config().await)
@@ -251,78 +251,6 @@ async fn by_path_paginator_walks_every_parameter_once() {
     );
 }
 
-struct Identities {
-    iam: aws_sdk_iam::Client,
-    sts: aws_sdk_sts::Client,
-    admin_arn: String,
-}
-
-impl Identities {
-    async fn new(server: &Server) -> Identities {
-        let config = server.admin_config().await;
-        let sts = aws_sdk_sts::Client::new(&config);
-        let admin_arn = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .expect("identity")
-            .arn()
-            .expect("arn")
-            .to_string();
-        Identities {
-            iam: aws_sdk_iam::Client::new(&config),
-            sts,
-            admin_arn,
-        }
-    }
-
-    /// A role the admin may assume, with one inline policy; returns its ARN.
-    async fn role(&self, name: &str, policy: &str) -> String {
-        let trust = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{}"}},"Action":"sts:AssumeRole"}}]}}"#,
-            self.admin_arn
-        );
-        let role = self
-            .iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(trust)
-            .send()
-            .await
-            .expect("create role");
-        self.iam
-            .put_role_policy()
-            .role_name(name)
-            .policy_name("inline")
-            .policy_document(policy)
-            .send()
-            .await
-            .expect("put role policy");
-        role.role().expect("role").arn().to_string()
-    }
-
-    async fn config_as(&self, server: &Server, role_arn: &str) -> aws_config::SdkConfig {
-        let creds = self
-            .sts
-            .assume_role()
-            .role_arn(role_arn)
-            .role_session_name("i-0123456789abcdef0")
-            .send()
-            .await
-            .expect("assume role")
-            .credentials()
-            .cloned()
-            .expect("credentials");
-        server
-            .config(
-                creds.access_key_id(),
-                creds.secret_access_key(),
-                Some(creds.session_token()),
-            )
-            .await
-    }
-}
-
 #[tokio::test]
 async fn by_path_is_authorized_on_the_path_not_on_each_parameter() {
     let server = Server::start(&[]);
@@ -336,12 +264,12 @@ async fn by_path_is_authorized_on_the_path_not_on_each_parameter() {
             .await
             .expect("put");
     }
-    let ids = Identities::new(&server).await;
+    let ids = Admin::new(&server).await;
     let policy = r#"{"Version":"2012-10-17","Statement":[
         {"Effect":"Allow","Action":"ssm:GetParametersByPath","Resource":"arn:aws:ssm:us-east-1:*:parameter/a"},
         {"Effect":"Deny","Action":["ssm:GetParameter","ssm:GetParametersByPath"],"Resource":"arn:aws:ssm:us-east-1:*:parameter/a/b*"}]}"#;
-    let role = ids.role("path-reader", policy).await;
-    let reader = Client::new(&ids.config_as(&server, &role).await);
+    let role = ids.role_with_policy("path-reader", policy).await;
+    let reader = Client::new(&ids.assume(&role, "i-0123456789abcdef0").await);
     let out = reader
         .get_parameters_by_path()
         .path("/a")
@@ -379,10 +307,10 @@ async fn by_path_is_authorized_on_the_path_not_on_each_parameter() {
 #[tokio::test]
 async fn reference_path_reads_the_secret_through_the_whole_chain() {
     let server = Server::start(&[]);
-    let config = server.admin_config().await;
-    let ssm = Client::new(&config);
-    let kms = aws_sdk_kms::Client::new(&config);
-    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    let ids = Admin::new(&server).await;
+    let ssm = Client::new(&ids.config);
+    let kms = aws_sdk_kms::Client::new(&ids.config);
+    let sm = aws_sdk_secretsmanager::Client::new(&ids.config);
     let key = kms.create_key().send().await.expect("key");
     let key_arn = key
         .key_metadata()
@@ -399,7 +327,6 @@ async fn reference_path_reads_the_secret_through_the_whole_chain() {
         .await
         .expect("secret");
     let secret_arn = secret.arn().expect("arn").to_string();
-    let ids = Identities::new(&server).await;
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[
             {{"Effect":"Allow","Action":["ssm:GetParameter","ssm:GetParameters"],"Resource":[
@@ -407,7 +334,7 @@ async fn reference_path_reads_the_secret_through_the_whole_chain() {
                 "arn:aws:ssm:us-east-1:*:parameter/aws/reference/secretsmanager/missing-secret"]}},
             {{"Effect":"Allow","Action":"kms:Decrypt","Resource":"{key_arn}"}}]}}"#
     );
-    let role = ids.role("buildkite-Role", &policy).await;
+    let role = ids.role_with_policy("buildkite-Role", &policy).await;
     sm.put_resource_policy()
         .secret_id(&secret_arn)
         .resource_policy(format!(
@@ -416,7 +343,7 @@ async fn reference_path_reads_the_secret_through_the_whole_chain() {
         .send()
         .await
         .expect("resource policy");
-    let instance = Client::new(&ids.config_as(&server, &role).await);
+    let instance = Client::new(&ids.assume(&role, "i-0123456789abcdef0").await);
     let got = instance
         .get_parameter()
         .name("/aws/reference/secretsmanager/buildkite/agent-token")
@@ -478,8 +405,8 @@ async fn reference_path_reads_the_secret_through_the_whole_chain() {
 
     // A role allowed by SSM but not by the secret's resource policy.
     let policy2 = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}]}"#;
-    let outsider = ids.role("outsider", policy2).await;
-    let outsider = Client::new(&ids.config_as(&server, &outsider).await);
+    let outsider = ids.role_with_policy("outsider", policy2).await;
+    let outsider = Client::new(&ids.assume(&outsider, "i-0123456789abcdef0").await);
     let err = outsider
         .get_parameter()
         .name("/aws/reference/secretsmanager/buildkite/agent-token")
@@ -571,15 +498,5 @@ async fn no_secure_string_value_reaches_the_data_directory() {
             .contains(marker)
     );
     drop(ssm);
-    for entry in std::fs::read_dir(&server.data_dir).expect("data dir") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).expect("read");
-            assert!(
-                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
-                "{} holds a SecureString value",
-                path.display()
-            );
-        }
-    }
+    assert_not_on_disk(&server.data_dir, marker.as_bytes(), "a SecureString value");
 }

@@ -1,9 +1,21 @@
 //! STS through the real `aws-sdk-sts` client against a spawned `tresor serve`.
+#![allow(clippy::expect_used)] // tests: a panic is a failed test
 
 mod common;
 
 use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_sdk_sts::error::SdkError;
+use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
 use common::Server;
+
+/// GetCallerIdentity signed with `config`, which must be refused.
+async fn refused(config: &aws_config::SdkConfig) -> SdkError<GetCallerIdentityError> {
+    aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("must be refused")
+}
 
 #[tokio::test]
 async fn get_caller_identity_returns_the_first_start_administrator() {
@@ -32,23 +44,19 @@ async fn get_caller_identity_returns_the_first_start_administrator() {
 async fn wrong_secret_key_is_signature_does_not_match() {
     let server = Server::start(&[]);
     let (akid, _) = server.admin_keys();
-    let sts = aws_sdk_sts::Client::new(
+    let err = refused(
         &server
             .config(&akid, "0000000000000000000000000000000000000000", None)
             .await,
-    );
-    let err = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .expect_err("must be refused");
+    )
+    .await;
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
 }
 
 #[tokio::test]
 async fn unknown_access_key_is_invalid_client_token_id() {
     let server = Server::start(&[]);
-    let sts = aws_sdk_sts::Client::new(
+    let err = refused(
         &server
             .config(
                 "AKIAIOSFODNN7EXAMPLE",
@@ -56,12 +64,8 @@ async fn unknown_access_key_is_invalid_client_token_id() {
                 None,
             )
             .await,
-    );
-    let err = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .expect_err("must be refused");
+    )
+    .await;
     assert_eq!(err.code(), Some("InvalidClientTokenId"));
     assert_eq!(
         err.message(),
@@ -73,12 +77,7 @@ async fn unknown_access_key_is_invalid_client_token_id() {
 async fn session_token_on_a_long_term_key_is_refused() {
     let server = Server::start(&[]);
     let (akid, secret) = server.admin_keys();
-    let sts = aws_sdk_sts::Client::new(&server.config(&akid, &secret, Some("bogus-token")).await);
-    let err = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .expect_err("must be refused");
+    let err = refused(&server.config(&akid, &secret, Some("bogus-token")).await).await;
     assert_eq!(err.code(), Some("InvalidClientTokenId"));
 }
 
@@ -93,11 +92,6 @@ async fn dev_mode_accepts_test_test_and_verifies_signatures() {
         .expect("GetCallerIdentity");
     assert_eq!(out.account(), Some("000000000000"));
     assert_eq!(out.arn(), Some("arn:aws:iam::000000000000:root"));
-    let bad = aws_sdk_sts::Client::new(&server.config("test", "nottest", None).await);
-    let err = bad
-        .get_caller_identity()
-        .send()
-        .await
-        .expect_err("must be refused");
+    let err = refused(&server.config("test", "nottest", None).await).await;
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
 }

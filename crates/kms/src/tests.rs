@@ -3,50 +3,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use time::{Duration, OffsetDateTime};
-use tresor_crypto::RootKey;
-use tresor_services::{Caller, RequestCtx, Services};
-use tresor_store::{MemoryStore, Store};
+use time::Duration;
+use tresor_services::RequestCtx;
+use tresor_services::testing::{ACCOUNT, TestEnv as Env, ctx};
+use tresor_store::Store;
 use tresor_wire::AwsError;
 
 use crate::envelope;
 
-const ACCOUNT: &str = "111122223333";
-const REGION: &str = "us-east-1";
-
-struct Env {
-    store: Arc<MemoryStore>,
-    services: Services,
-}
-
 fn env() -> Env {
-    let store = Arc::new(MemoryStore::new());
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let root = Arc::new(RootKey::from_bytes(&[42u8; 32]).unwrap());
-    Env {
-        services: Services::new(dyn_store, root),
-        store,
-    }
-}
-
-fn ctx() -> RequestCtx {
-    ctx_at(OffsetDateTime::now_utc())
-}
-
-fn ctx_at(now: OffsetDateTime) -> RequestCtx {
-    RequestCtx {
-        request_id: "req".into(),
-        region: REGION.into(),
-        now,
-        source_ip: None,
-        secure_transport: true,
-        caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
-    }
+    Env::new(42)
 }
 
 fn call(e: &Env, ctx: &RequestCtx, op: &str, body: Value) -> Result<Value, AwsError> {

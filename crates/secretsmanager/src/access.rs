@@ -10,6 +10,7 @@
 //! not exist the question is asked about the ARN as supplied, so a caller without permission
 //! learns nothing about existence.
 
+use time::OffsetDateTime;
 use tresor_services::authz::{AuthzRequest, ResourcePolicy};
 use tresor_services::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
@@ -180,6 +181,23 @@ pub fn load_authorized(
     }
 }
 
+/// [`load_authorized`] for an operation that changes or reads a live secret: a secret
+/// scheduled for deletion is refused with `InvalidRequestException`, after authorization.
+pub fn load_live(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    secret_id: &str,
+    extra: Vec<(String, String)>,
+) -> Result<SecretRecord, AwsError> {
+    let rec = load_authorized(services, txn, ctx, action, secret_id, extra)?;
+    if rec.is_scheduled_for_deletion() {
+        return Err(errors::marked_for_deletion());
+    }
+    Ok(rec)
+}
+
 /// Authorizes an action that has no resource (`ListSecrets`, `GetRandomPassword`, …).
 pub fn authorize_star(
     services: &Services,
@@ -198,6 +216,17 @@ pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), Aws
         rec,
     )
     .or_internal()
+}
+
+/// Stamps `rec` as changed at `now`, saves it and commits the transaction.
+pub(crate) fn save_changed(
+    mut txn: Box<dyn WriteTxn + '_>,
+    rec: &mut SecretRecord,
+    now: OffsetDateTime,
+) -> Result<(), AwsError> {
+    rec.last_changed = now;
+    save(&mut *txn, rec)?;
+    txn.commit().or_internal()
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use tresor_crypto::{AeadKey, SecretBytes};
-use tresor_services::{RequestCtx, Services};
+use tresor_crypto::SecretBytes;
+use tresor_services::{RequestCtx, Services, envelope};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 
@@ -55,13 +55,12 @@ pub fn seal(
         &encryption_context(&secret.arn, version_id),
     )
     .map_err(map_encrypt_error)?;
-    let aead = AeadKey::from_bytes(data_key.plaintext.expose()).map_err(errors::internal)?;
-    let sealed = aead
-        .seal(
-            plaintext,
-            &value_aad(&secret.account, &secret.region, &secret.arn, version_id),
-        )
-        .map_err(errors::internal)?;
+    let sealed = envelope::seal(
+        &data_key.plaintext,
+        plaintext,
+        &value_aad(&secret.account, &secret.region, &secret.arn, version_id),
+    )
+    .map_err(errors::internal)?;
     Ok((
         ValueRecord {
             v: RECORD_VERSION,
@@ -91,14 +90,16 @@ pub fn open(
         &encryption_context(&secret.arn, version_id),
     )
     .map_err(map_decrypt_error)?;
-    let aead = AeadKey::from_bytes(data_key.expose()).map_err(errors::internal)?;
-    let plain = aead
-        .open(&value.sealed, &value_aad(&secret.account, &secret.region, &secret.arn, version_id))
-        .map_err(|_| {
-            tracing::error!(secret = %secret.arn, version_id, "a sealed secret value does not open");
-            errors::decryption_failure()
-        })?;
-    Ok(SecretBytes::new(plain.to_vec()))
+    envelope::open(
+        &data_key,
+        &value.sealed,
+        &value_aad(&secret.account, &secret.region, &secret.arn, version_id),
+    )
+    .map_err(errors::internal)?
+    .ok_or_else(|| {
+        tracing::error!(secret = %secret.arn, version_id, "a sealed secret value does not open");
+        errors::decryption_failure()
+    })
 }
 
 /// Checks that `key_id` names a usable key for the caller and returns its ARN (the

@@ -18,7 +18,7 @@ use tresor_store::ReadTxn;
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized, save};
+use crate::access::{self, load_authorized, load_live, save_changed};
 use crate::errors::{self, OrInternal};
 use crate::model::SecretRecord;
 use crate::validate;
@@ -182,6 +182,18 @@ pub struct PolicyOutput {
     policy_name: String,
 }
 
+impl PolicyOutput {
+    /// The answer about `rec`'s (only) policy.
+    fn of(rec: SecretRecord, resource_policy: Option<String>) -> Self {
+        PolicyOutput {
+            arn: rec.arn,
+            name: rec.name,
+            resource_policy,
+            policy_name: DEFAULT_POLICY_NAME.into(),
+        }
+    }
+}
+
 pub fn put_resource_policy(
     services: &Services,
     ctx: &RequestCtx,
@@ -202,8 +214,8 @@ pub fn put_resource_policy(
         "secretsmanager:BlockPublicPolicy".to_string(),
         block.to_string(),
     )];
-    let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_authorized(
+    let txn = services.store().begin_write().or_internal()?;
+    let mut rec = load_live(
         services,
         &*txn,
         ctx,
@@ -211,9 +223,6 @@ pub fn put_resource_policy(
         &input.secret_id,
         context,
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     parse(&input.resource_policy)?;
     if block && grants_public_access(&input.resource_policy) {
         return Err(public_policy_error());
@@ -221,15 +230,8 @@ pub fn put_resource_policy(
     let (stored, captured) = capture(&*txn, &input.resource_policy)?;
     rec.policy = Some(stored);
     rec.policy_principals = captured;
-    rec.last_changed = ctx.now;
-    save(&mut *txn, &rec)?;
-    txn.commit().or_internal()?;
-    Ok(PolicyOutput {
-        arn: rec.arn,
-        name: rec.name,
-        resource_policy: None,
-        policy_name: DEFAULT_POLICY_NAME.into(),
-    })
+    save_changed(txn, &mut rec, ctx.now)?;
+    Ok(PolicyOutput::of(rec, None))
 }
 
 #[derive(Deserialize)]
@@ -268,12 +270,7 @@ pub fn get_resource_policy(
         ));
     }
     let shown = render(&*txn, &rec)?;
-    Ok(PolicyOutput {
-        arn: rec.arn,
-        name: rec.name,
-        resource_policy: shown,
-        policy_name: DEFAULT_POLICY_NAME.into(),
-    })
+    Ok(PolicyOutput::of(rec, shown))
 }
 
 pub fn delete_resource_policy(
@@ -285,8 +282,8 @@ pub fn delete_resource_policy(
     validate::secret_id(&mut v, &input.secret_id);
     check_policy_name(&mut v, input.policy_name.as_deref())?;
     validate::finish(v)?;
-    let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_authorized(
+    let txn = services.store().begin_write().or_internal()?;
+    let mut rec = load_live(
         services,
         &*txn,
         ctx,
@@ -294,21 +291,11 @@ pub fn delete_resource_policy(
         &input.secret_id,
         vec![],
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     if rec.policy.take().is_some() {
         rec.policy_principals.clear();
-        rec.last_changed = ctx.now;
-        save(&mut *txn, &rec)?;
-        txn.commit().or_internal()?;
+        save_changed(txn, &mut rec, ctx.now)?;
     }
-    Ok(PolicyOutput {
-        arn: rec.arn,
-        name: rec.name,
-        resource_policy: None,
-        policy_name: DEFAULT_POLICY_NAME.into(),
-    })
+    Ok(PolicyOutput::of(rec, None))
 }
 
 #[derive(Deserialize)]

@@ -16,7 +16,7 @@ use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, authorize, load_authorized, save};
+use crate::access::{self, authorize, load_authorized, load_live, save, save_changed};
 use crate::errors::{self, OrInternal};
 use crate::model::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, PurgeJob, RECORD_VERSION, SecretRecord, ValueRecord, keys,
@@ -314,7 +314,7 @@ pub fn update_secret(
     if let Some(k) = &input.kms_key_id {
         context.push(("secretsmanager:KmsKeyId".to_string(), k.clone()));
     }
-    let mut rec = load_authorized(
+    let mut rec = load_live(
         services,
         &*txn,
         ctx,
@@ -322,9 +322,6 @@ pub fn update_secret(
         &input.secret_id,
         context,
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     if rec.primary_region.is_some() {
         return Err(errors::invalid_request(
             "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
@@ -347,9 +344,7 @@ pub fn update_secret(
         add_version(services, &mut *txn, ctx, &mut rec, &token, value, None)?;
         version_id = Some(token);
     }
-    rec.last_changed = ctx.now;
-    save(&mut *txn, &rec)?;
-    txn.commit().or_internal()?;
+    save_changed(txn, &mut rec, ctx.now)?;
     Ok(CreateSecretOutput {
         arn: rec.arn,
         name: rec.name,
@@ -616,9 +611,7 @@ pub fn restore_secret(
         ))
         .or_internal()?;
         rec.deleted = None;
-        rec.last_changed = ctx.now;
-        save(&mut *txn, &rec)?;
-        txn.commit().or_internal()?;
+        save_changed(txn, &mut rec, ctx.now)?;
     }
     Ok(ArnNameOutput {
         arn: rec.arn,
@@ -656,8 +649,8 @@ pub fn tag_resource(
     validate::tags(&mut v, &input.tags)?;
     validate::finish(v)?;
     let context = request_tag_context(&input.tags);
-    let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_authorized(
+    let txn = services.store().begin_write().or_internal()?;
+    let mut rec = load_live(
         services,
         &*txn,
         ctx,
@@ -665,9 +658,6 @@ pub fn tag_resource(
         &input.secret_id,
         context.clone(),
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     set_tags(&mut rec.tags, &input.tags);
     if rec.tags.len() > validate::MAX_TAGS {
         return Err(errors::invalid_parameter(
@@ -684,9 +674,7 @@ pub fn tag_resource(
         &rec,
         context,
     )?;
-    rec.last_changed = ctx.now;
-    save(&mut *txn, &rec)?;
-    txn.commit().or_internal()?;
+    save_changed(txn, &mut rec, ctx.now)?;
     Ok(Empty {})
 }
 
@@ -706,8 +694,8 @@ pub fn untag_resource(
         .iter()
         .map(|k| ("aws:TagKeys".to_string(), k.clone()))
         .collect();
-    let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_authorized(
+    let txn = services.store().begin_write().or_internal()?;
+    let mut rec = load_live(
         services,
         &*txn,
         ctx,
@@ -715,9 +703,6 @@ pub fn untag_resource(
         &input.secret_id,
         context.clone(),
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     let before = rec.tags.len();
     rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
     if rec.tags.len() != before {
@@ -729,9 +714,7 @@ pub fn untag_resource(
             &rec,
             context,
         )?;
-        rec.last_changed = ctx.now;
-        save(&mut *txn, &rec)?;
-        txn.commit().or_internal()?;
+        save_changed(txn, &mut rec, ctx.now)?;
     }
     Ok(Empty {})
 }

@@ -21,7 +21,7 @@ use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized, save};
+use crate::access::{self, load_authorized, load_live, save, save_changed};
 use crate::errors::{self, OrInternal};
 use crate::model::{AWSCURRENT, SecretRecord, ValueKind, ValueRecord, VersionMeta, day_of, keys};
 use crate::secrets::{Filter, ListQuery, list_page, validate_filters};
@@ -239,7 +239,7 @@ fn read_value(
     if let Some(stage) = version_stage {
         context.push(("secretsmanager:VersionStage".to_string(), stage.to_string()));
     }
-    let rec = load_authorized(
+    let rec = load_live(
         services,
         txn,
         ctx,
@@ -247,9 +247,6 @@ fn read_value(
         secret_id,
         context,
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     let (id, meta) = match (version_id, version_stage) {
         (Some(id), stage) => {
             let Some(meta) = rec.versions.get(id) else {
@@ -584,7 +581,7 @@ pub fn put_secret_value(
         context.push(("secretsmanager:VersionStage".to_string(), s.clone()));
     }
     let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_authorized(
+    let mut rec = load_live(
         services,
         &*txn,
         ctx,
@@ -592,9 +589,6 @@ pub fn put_secret_value(
         &input.secret_id,
         context,
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     if rec.primary_region.is_some() {
         return Err(errors::invalid_request(
             "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
@@ -659,8 +653,8 @@ pub fn update_secret_version_stage(
     validate::finish(v)?;
     let label = input.version_stage.as_str();
     let context = vec![("secretsmanager:VersionStage".to_string(), label.to_string())];
-    let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_authorized(
+    let txn = services.store().begin_write().or_internal()?;
+    let mut rec = load_live(
         services,
         &*txn,
         ctx,
@@ -668,9 +662,6 @@ pub fn update_secret_version_stage(
         &input.secret_id,
         context,
     )?;
-    if rec.is_scheduled_for_deletion() {
-        return Err(errors::marked_for_deletion());
-    }
     let holder = rec.holder_of(label).map(str::to_string);
     match (&input.move_to_version_id, &input.remove_from_version_id) {
         (Some(to), remove) => {
@@ -726,9 +717,7 @@ pub fn update_secret_version_stage(
             ));
         }
     }
-    rec.last_changed = ctx.now;
-    save(&mut *txn, &rec)?;
-    txn.commit().or_internal()?;
+    save_changed(txn, &mut rec, ctx.now)?;
     Ok(crate::secrets::ArnNameOutput {
         arn: rec.arn,
         name: rec.name,

@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod cache;
 pub mod ctx;
 pub mod dispatch;
+pub mod envelope;
 pub mod error;
 pub mod generation;
 pub mod iam;
@@ -18,6 +19,8 @@ pub mod identity;
 pub mod keys;
 pub mod record;
 pub mod sts;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use ctx::{Caller, CallerKind, RequestCtx};
 pub use dispatch::{Input, JsonHandler, Output, Services};

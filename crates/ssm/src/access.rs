@@ -9,12 +9,12 @@
 use tresor_services::authz::AuthzRequest;
 use tresor_services::record;
 use tresor_services::{RequestCtx, Services};
-use tresor_store::ReadTxn;
+use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 
 use crate::errors;
 use crate::model::{ParameterRecord, VersionRecord, keys};
-use crate::names::Selector;
+use crate::names::{Selector, arn_in};
 
 pub fn load(
     txn: &dyn ReadTxn,
@@ -78,6 +78,40 @@ pub fn authorize(
             resource_policy: None,
         },
     )
+}
+
+/// Loads parameter `name` and authorizes `action` on its ARN (derived from the name as
+/// supplied, so before existence is known) with the parameter's resource-tag condition keys
+/// and `extra`.
+pub fn load_authorized(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    name: &str,
+    extra: Vec<(String, String)>,
+) -> Result<Option<ParameterRecord>, AwsError> {
+    let rec = load(txn, ctx, name)?;
+    let mut context = resource_tag_context(rec.as_ref());
+    context.extend(extra);
+    authorize(services, txn, ctx, action, &arn_in(ctx, name), context)?;
+    Ok(rec)
+}
+
+/// Stores the parameter record of `name` and commits the transaction.
+pub fn save_and_commit(
+    mut txn: Box<dyn WriteTxn + '_>,
+    ctx: &RequestCtx,
+    name: &str,
+    rec: &ParameterRecord,
+) -> Result<(), AwsError> {
+    record::put(
+        &mut *txn,
+        &keys::param(&ctx.caller.account, &ctx.region, name),
+        rec,
+    )
+    .map_err(errors::internal)?;
+    txn.commit().map_err(errors::internal)
 }
 
 /// The version a selector names (the latest without one).

@@ -4,14 +4,13 @@
 //! the rules are reported in `InvalidLabels`, not raised.
 
 use serde::{Deserialize, Serialize};
-use tresor_services::record;
 use tresor_services::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};
 
-use crate::access::{self, authorize, load};
+use crate::access::{load_authorized, save_and_commit};
 use crate::errors;
-use crate::model::{MAX_LABELS_PER_VERSION, keys};
+use crate::model::MAX_LABELS_PER_VERSION;
 use crate::names::{self, Target};
 
 /// 1–100 characters of letters, digits, `.`, `-`, `_`; not starting with a digit, `aws` or
@@ -87,15 +86,14 @@ pub fn label_parameter_version(
 ) -> Result<LabelParameterVersionOutput, AwsError> {
     validate(&input.name, &input.labels)?;
     let name = target_name(ctx, &input.name)?;
-    let mut txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load(&*txn, ctx, &name)?;
-    authorize(
+    let txn = services.store().begin_write().map_err(errors::internal)?;
+    let rec = load_authorized(
         services,
         &*txn,
         ctx,
         "ssm:LabelParameterVersion",
-        &names::arn_in(ctx, &name),
-        access::resource_tag_context(rec.as_ref()),
+        &name,
+        vec![],
     )?;
     let mut rec = rec.ok_or_else(errors::parameter_not_found)?;
     let version = input.parameter_version.unwrap_or(rec.version);
@@ -113,13 +111,7 @@ pub fn label_parameter_version(
     if rec.labels_of(version).len() > MAX_LABELS_PER_VERSION {
         return Err(errors::label_limit());
     }
-    record::put(
-        &mut *txn,
-        &keys::param(&ctx.caller.account, &ctx.region, &name),
-        &rec,
-    )
-    .map_err(errors::internal)?;
-    txn.commit().map_err(errors::internal)?;
+    save_and_commit(txn, ctx, &name, &rec)?;
     Ok(LabelParameterVersionOutput {
         invalid_labels: invalid,
         parameter_version: version,
@@ -148,15 +140,14 @@ pub fn unlabel_parameter_version(
 ) -> Result<UnlabelParameterVersionOutput, AwsError> {
     validate(&input.name, &input.labels)?;
     let name = target_name(ctx, &input.name)?;
-    let mut txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load(&*txn, ctx, &name)?;
-    authorize(
+    let txn = services.store().begin_write().map_err(errors::internal)?;
+    let rec = load_authorized(
         services,
         &*txn,
         ctx,
         "ssm:UnlabelParameterVersion",
-        &names::arn_in(ctx, &name),
-        access::resource_tag_context(rec.as_ref()),
+        &name,
+        vec![],
     )?;
     let mut rec = rec.ok_or_else(errors::parameter_not_found)?;
     let version = input.parameter_version;
@@ -173,13 +164,7 @@ pub fn unlabel_parameter_version(
             invalid.push(label.clone());
         }
     }
-    record::put(
-        &mut *txn,
-        &keys::param(&ctx.caller.account, &ctx.region, &name),
-        &rec,
-    )
-    .map_err(errors::internal)?;
-    txn.commit().map_err(errors::internal)?;
+    save_and_commit(txn, ctx, &name, &rec)?;
     Ok(UnlabelParameterVersionOutput {
         removed_labels: removed,
         invalid_labels: invalid,

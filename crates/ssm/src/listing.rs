@@ -13,7 +13,7 @@ use tresor_store::ReadTxn;
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};
 
-use crate::access::{authorize, load, load_version};
+use crate::access::{authorize, load_authorized, load_version};
 use crate::errors;
 use crate::filters::{Filters, ParameterStringFilter, ParametersFilter, Use};
 use crate::model::{ParameterRecord, StoredValue, keys};
@@ -371,16 +371,15 @@ pub fn get_parameter_history(
     let with_decryption = input.with_decryption.unwrap_or(false);
     let max = input.max_results.unwrap_or(50);
     let txn = services.store().begin_read().map_err(errors::internal)?;
-    let rec = load(&*txn, ctx, &name)?;
-    let arn = names::arn_in(ctx, &name);
-    authorize(
+    let rec = load_authorized(
         services,
         &*txn,
         ctx,
         "ssm:GetParameterHistory",
-        &arn,
-        crate::access::resource_tag_context(rec.as_ref()),
+        &name,
+        vec![],
     )?;
+    let arn = names::arn_in(ctx, &name);
     let rec = rec.ok_or_else(errors::parameter_not_found)?;
     let start = from.map_or(rec.oldest_version, |f| f.max(rec.oldest_version));
     let end = (start + max - 1).min(rec.version);

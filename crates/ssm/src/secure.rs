@@ -16,8 +16,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tresor_crypto::AeadKey;
-use tresor_services::{RequestCtx, Services};
+use tresor_services::{RequestCtx, Services, envelope};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 use zeroize::Zeroizing;
@@ -74,13 +73,12 @@ pub fn seal(
         &encryption_context(arn),
     )
     .map_err(|e| map_kms_error(ctx, e))?;
-    let aead = AeadKey::from_bytes(data_key.plaintext.expose()).map_err(errors::internal)?;
-    let sealed = aead
-        .seal(
-            plaintext,
-            &value_aad(&ctx.caller.account, &ctx.region, arn, version),
-        )
-        .map_err(errors::internal)?;
+    let sealed = envelope::seal(
+        &data_key.plaintext,
+        plaintext,
+        &value_aad(&ctx.caller.account, &ctx.region, arn, version),
+    )
+    .map_err(errors::internal)?;
     Ok(StoredValue::Sealed {
         data_key: data_key.ciphertext_blob,
         sealed,
@@ -104,17 +102,17 @@ pub fn open(
     let (key, _key_arn) =
         tresor_kms::envelope::decrypt(services, txn, ctx, data_key, VIA, &encryption_context(arn))
             .map_err(|e| map_kms_error(ctx, e))?;
-    let aead = AeadKey::from_bytes(key.expose()).map_err(errors::internal)?;
-    let plain = aead
-        .open(
-            sealed,
-            &value_aad(&ctx.caller.account, &ctx.region, arn, version),
-        )
-        .map_err(|_| {
-            tracing::error!(parameter = %arn, version, "a sealed parameter value does not open");
-            AwsError::internal(tresor_wire::Protocol::AwsJson11)
-        })?;
-    let text = String::from_utf8(plain.to_vec()).map_err(|_| {
+    let plain = envelope::open(
+        &key,
+        sealed,
+        &value_aad(&ctx.caller.account, &ctx.region, arn, version),
+    )
+    .map_err(errors::internal)?
+    .ok_or_else(|| {
+        tracing::error!(parameter = %arn, version, "a sealed parameter value does not open");
+        AwsError::internal(tresor_wire::Protocol::AwsJson11)
+    })?;
+    let text = String::from_utf8(plain.expose().to_vec()).map_err(|_| {
         tracing::error!(parameter = %arn, version, "a sealed parameter value is not UTF-8");
         AwsError::internal(tresor_wire::Protocol::AwsJson11)
     })?;

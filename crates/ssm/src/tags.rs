@@ -3,16 +3,14 @@
 //! replaces its value; a parameter holds at most 50 tags.
 
 use serde::{Deserialize, Serialize};
-use tresor_services::record;
 use tresor_services::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};
 
-use crate::access::{self, authorize, load};
+use crate::access::{self, load_authorized, save_and_commit};
 use crate::errors;
 use crate::labels::target_name;
-use crate::model::{MAX_TAGS, keys};
-use crate::names;
+use crate::model::MAX_TAGS;
 use crate::shapes::{Empty, Tag};
 use crate::values;
 
@@ -74,38 +72,22 @@ pub fn add_tags_to_resource(
 ) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
-    if input.tags.len() > 1000 {
-        v.fail(
-            "Tags",
-            None,
-            "Member must have length less than or equal to 1000",
-        );
-    }
-    values::check_tags(
-        &mut v,
-        input
-            .tags
-            .iter()
-            .map(|t| (t.key.as_str(), t.value.as_str())),
-    );
+    values::check_tags(&mut v, &input.tags);
     v.finish(Protocol::AwsJson11)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
-    let mut txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load(&*txn, ctx, &name)?;
-    let mut context = access::resource_tag_context(rec.as_ref());
-    context.extend(access::request_tag_context(
-        input
-            .tags
-            .iter()
-            .map(|t| (t.key.as_str(), t.value.as_str())),
-    ));
-    authorize(
+    let txn = services.store().begin_write().map_err(errors::internal)?;
+    let rec = load_authorized(
         services,
         &*txn,
         ctx,
         "ssm:AddTagsToResource",
-        &names::arn_in(ctx, &name),
-        context,
+        &name,
+        access::request_tag_context(
+            input
+                .tags
+                .iter()
+                .map(|t| (t.key.as_str(), t.value.as_str())),
+        ),
     )?;
     let mut rec = rec.ok_or_else(errors::invalid_resource_id)?;
     for t in &input.tags {
@@ -117,13 +99,7 @@ pub fn add_tags_to_resource(
     if rec.tags.len() > MAX_TAGS {
         return Err(errors::too_many_tags());
     }
-    record::put(
-        &mut *txn,
-        &keys::param(&ctx.caller.account, &ctx.region, &name),
-        &rec,
-    )
-    .map_err(errors::internal)?;
-    txn.commit().map_err(errors::internal)?;
+    save_and_commit(txn, ctx, &name, &rec)?;
     Ok(Empty {})
 }
 
@@ -147,32 +123,22 @@ pub fn remove_tags_from_resource(
     }
     v.finish(Protocol::AwsJson11)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
-    let mut txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load(&*txn, ctx, &name)?;
-    let mut context = access::resource_tag_context(rec.as_ref());
-    context.extend(
-        input
-            .tag_keys
-            .iter()
-            .map(|k| ("aws:TagKeys".to_string(), k.clone())),
-    );
-    authorize(
+    let txn = services.store().begin_write().map_err(errors::internal)?;
+    let rec = load_authorized(
         services,
         &*txn,
         ctx,
         "ssm:RemoveTagsFromResource",
-        &names::arn_in(ctx, &name),
-        context,
+        &name,
+        input
+            .tag_keys
+            .iter()
+            .map(|k| ("aws:TagKeys".to_string(), k.clone()))
+            .collect(),
     )?;
     let mut rec = rec.ok_or_else(errors::invalid_resource_id)?;
     rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
-    record::put(
-        &mut *txn,
-        &keys::param(&ctx.caller.account, &ctx.region, &name),
-        &rec,
-    )
-    .map_err(errors::internal)?;
-    txn.commit().map_err(errors::internal)?;
+    save_and_commit(txn, ctx, &name, &rec)?;
     Ok(Empty {})
 }
 
@@ -199,14 +165,13 @@ pub fn list_tags_for_resource(
     v.finish(Protocol::AwsJson11)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
     let txn = services.store().begin_read().map_err(errors::internal)?;
-    let rec = load(&*txn, ctx, &name)?;
-    authorize(
+    let rec = load_authorized(
         services,
         &*txn,
         ctx,
         "ssm:ListTagsForResource",
-        &names::arn_in(ctx, &name),
-        access::resource_tag_context(rec.as_ref()),
+        &name,
+        vec![],
     )?;
     let rec = rec.ok_or_else(errors::invalid_resource_id)?;
     Ok(ListTagsForResourceOutput {

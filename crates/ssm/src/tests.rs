@@ -2,46 +2,15 @@
 //! the real KMS envelope API (root caller: IAM allows, the key policy decides).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
-use tresor_crypto::RootKey;
-use tresor_services::{Caller, RequestCtx, Services};
-use tresor_store::{MemoryStore, Store};
+use tresor_services::RequestCtx;
+use tresor_services::testing::{ACCOUNT, REGION, TestEnv as Env, ctx};
+use tresor_store::Store;
 use tresor_wire::AwsError;
 
-const ACCOUNT: &str = "111122223333";
-const REGION: &str = "us-east-1";
-
-struct Env {
-    store: Arc<MemoryStore>,
-    services: Services,
-}
-
 fn env() -> Env {
-    let store = Arc::new(MemoryStore::new());
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let root = Arc::new(RootKey::from_bytes(&[7u8; 32]).unwrap());
-    Env {
-        services: Services::new(dyn_store, root),
-        store,
-    }
-}
-
-fn ctx_at(now: OffsetDateTime) -> RequestCtx {
-    RequestCtx {
-        request_id: "req".into(),
-        region: REGION.into(),
-        now,
-        source_ip: None,
-        secure_transport: true,
-        caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
-    }
-}
-
-fn ctx() -> RequestCtx {
-    ctx_at(OffsetDateTime::now_utc())
+    Env::new(7)
 }
 
 fn call(e: &Env, op: &str, body: Value) -> Result<Value, AwsError> {

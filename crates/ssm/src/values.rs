@@ -8,6 +8,7 @@ use tresor_wire::validate::Validator;
 
 use crate::errors;
 use crate::model::{ADVANCED_MAX_VALUE, STANDARD_MAX_VALUE, Tier};
+use crate::shapes::Tag;
 
 /// The data types the model lists for `DataType` (PutParameter documentation).
 pub const DATA_TYPES: &[&str] = &[
@@ -151,8 +152,16 @@ pub fn resolve_tier(
 }
 
 /// Model constraints of a tag list (`Tags` of PutParameter and AddTagsToResource).
-pub fn check_tags<'a>(v: &mut Validator, tags: impl IntoIterator<Item = (&'a str, &'a str)>) {
-    for (i, (k, val)) in tags.into_iter().enumerate() {
+pub fn check_tags(v: &mut Validator, tags: &[Tag]) {
+    if tags.len() > 1000 {
+        v.fail(
+            "Tags",
+            None,
+            "Member must have length less than or equal to 1000",
+        );
+    }
+    for (i, t) in tags.iter().enumerate() {
+        let (k, val) = (t.key.as_str(), t.value.as_str());
         let n = i + 1;
         v.length(&format!("Tags.{n}.member.Key"), Some(k), 1, 128);
         v.length(&format!("Tags.{n}.member.Value"), Some(val), 0, 256);

@@ -77,16 +77,21 @@ fn attach(key: &mut KeyRecord, alias: &str) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// The checks CreateAlias and UpdateAlias make of their input.
+fn validate_target(input: &AliasTargetInput) -> Result<(), AwsError> {
+    let mut v = Validator::new();
+    validate_alias_name(&mut v, &input.alias_name);
+    validate_key_id(&mut v, "TargetKeyId", Some(&input.target_key_id));
+    finish(v)?;
+    check_alias_name(&input.alias_name)
+}
+
 pub(crate) fn create_alias(
     services: &Services,
     ctx: &RequestCtx,
     input: AliasTargetInput,
 ) -> Result<Empty, AwsError> {
-    let mut v = Validator::new();
-    validate_alias_name(&mut v, &input.alias_name);
-    validate_key_id(&mut v, "TargetKeyId", Some(&input.target_key_id));
-    finish(v)?;
-    check_alias_name(&input.alias_name)?;
+    validate_target(&input)?;
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
     let mut txn = write(services)?;
@@ -137,11 +142,7 @@ pub(crate) fn update_alias(
     ctx: &RequestCtx,
     input: AliasTargetInput,
 ) -> Result<Empty, AwsError> {
-    let mut v = Validator::new();
-    validate_alias_name(&mut v, &input.alias_name);
-    validate_key_id(&mut v, "TargetKeyId", Some(&input.target_key_id));
-    finish(v)?;
-    check_alias_name(&input.alias_name)?;
+    validate_target(&input)?;
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
     let mut txn = write(services)?;

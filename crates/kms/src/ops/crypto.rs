@@ -12,11 +12,11 @@ use tresor_services::{RequestCtx, Services};
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
-use super::{ENCRYPTION_ALGORITHMS, SYMMETRIC_DEFAULT, check_enum, finish, read};
-use crate::errors::{self, internal};
-use crate::keys::{
-    self as k, authorize_identity, authorize_key, context_conditions, require_usable,
+use super::{
+    ENCRYPTION_ALGORITHMS, SYMMETRIC_DEFAULT, authorized_key_or_alias, check_enum, finish, read,
 };
+use crate::errors::{self, internal};
+use crate::keys::{self as k, authorize_identity, context_conditions, require_usable};
 
 const DATA_KEY_SPECS: [&str; 2] = ["AES_256", "AES_128"];
 
@@ -123,16 +123,12 @@ pub(crate) fn encrypt(
         .unwrap_or(SYMMETRIC_DEFAULT);
     k::prepare_predefined(services, ctx, Some(&input.key_id))?;
     let txn = read(services)?;
-    let resolved = k::resolve(&*txn, ctx, &input.key_id, true)?;
-    let key = &resolved.key;
-    authorize_key(
+    let key = &authorized_key_or_alias(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:Encrypt",
-        key,
-        resolved.request_alias.as_deref(),
-        None,
         encryption_conditions(algorithm, &context),
     )?;
     require_usable(key)?;
@@ -333,31 +329,28 @@ pub(crate) fn re_encrypt(
         None,
         extra,
     )?;
-    let destination = k::resolve(&*txn, ctx, &input.destination_key_id, true)?;
-    authorize_key(
+    let destination = authorized_key_or_alias(
         services,
         &*txn,
         ctx,
+        &input.destination_key_id,
         "kms:ReEncryptTo",
-        &destination.key,
-        destination.request_alias.as_deref(),
-        None,
         encryption_conditions(destination_algorithm, &destination_context),
     )?;
-    require_usable(&destination.key)?;
+    require_usable(&destination)?;
     if input.dry_run == Some(true) {
         return Err(errors::dry_run());
     }
     let (ciphertext_blob, destination_material) = k::encrypt_under(
         services,
-        &destination.key,
+        &destination,
         &opened.plaintext,
         &destination_context,
     )?;
     Ok(ReEncryptOutput {
         ciphertext_blob,
         source_key_id: opened.key.arn,
-        key_id: destination.key.arn,
+        key_id: destination.arn,
         source_encryption_algorithm: SYMMETRIC_DEFAULT,
         destination_encryption_algorithm: SYMMETRIC_DEFAULT,
         source_key_material_id: opened.material_id,
@@ -435,16 +428,12 @@ fn generate(
     let context = input.encryption_context.unwrap_or_default();
     k::prepare_predefined(services, ctx, Some(&input.key_id))?;
     let txn = read(services)?;
-    let resolved = k::resolve(&*txn, ctx, &input.key_id, true)?;
-    let key = &resolved.key;
-    authorize_key(
+    let key = &authorized_key_or_alias(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         action,
-        key,
-        resolved.request_alias.as_deref(),
-        None,
         encryption_conditions(SYMMETRIC_DEFAULT, &context),
     )?;
     require_usable(key)?;

@@ -9,11 +9,11 @@ use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
 use super::{
-    Empty, KeyMetadata, check_enum, check_policy_text, commit, finish, key_metadata, page_limit,
-    read, write,
+    Empty, KeyMetadata, authorized_key, authorized_key_or_alias, check_enum, check_policy_text,
+    finish, key_metadata, page_limit, read, save_and_commit, write,
 };
 use crate::errors::{self, internal};
-use crate::keys::{self as k, authorize_identity, authorize_key, require_not_pending};
+use crate::keys::{self as k, authorize_identity, require_not_pending};
 use crate::model::{self, JobKind, JobRecord, KeyManager, KeyState, RECORD_VERSION};
 use crate::ops::policy::check_new_policy;
 use crate::ops::tags::{TagInput, apply_tags, validate_tags};
@@ -151,7 +151,7 @@ pub(crate) fn create_key(
     }
     let bypass = input.bypass_policy_lockout_safety_check.unwrap_or(false);
 
-    let mut txn = write(services)?;
+    let txn = write(services)?;
     let mut conditions = vec![
         ("kms:KeySpec".to_string(), spec.to_string()),
         ("kms:KeyUsage".to_string(), usage.to_string()),
@@ -194,8 +194,7 @@ pub(crate) fn create_key(
     if input.policy.is_some() {
         check_new_policy(services, &*txn, ctx, &key, bypass)?;
     }
-    model::save_key(&mut *txn, &key)?;
-    commit(txn)?;
+    save_and_commit(txn, &key)?;
     tracing::info!(key = %key.arn, "created KMS key");
     Ok(KeyMetadataOutput {
         key_metadata: key_metadata(&key),
@@ -222,19 +221,16 @@ pub(crate) fn describe_key(
     finish(v)?;
     k::prepare_predefined(services, ctx, Some(&input.key_id))?;
     let txn = read(services)?;
-    let resolved = k::resolve(&*txn, ctx, &input.key_id, true)?;
-    authorize_key(
+    let key = authorized_key_or_alias(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:DescribeKey",
-        &resolved.key,
-        resolved.request_alias.as_deref(),
-        None,
         Vec::new(),
     )?;
     Ok(KeyMetadataOutput {
-        key_metadata: key_metadata(&resolved.key),
+        key_metadata: key_metadata(&key),
     })
 }
 
@@ -318,11 +314,9 @@ fn update_key(
     validate_key_id(&mut v, "KeyId", Some(key_id));
     finish(v)?;
     let mut txn = write(services)?;
-    let mut key = k::resolve(&*txn, ctx, key_id, false)?.key;
-    authorize_key(services, &*txn, ctx, action, &key, None, None, extra)?;
+    let mut key = authorized_key(services, &*txn, ctx, key_id, action, extra)?;
     change(&mut *txn, &mut key)?;
-    model::save_key(&mut *txn, &key)?;
-    commit(txn)?;
+    save_and_commit(txn, &key)?;
     Ok(key)
 }
 

@@ -10,7 +10,7 @@ pub(crate) mod tags;
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tresor_services::Services;
+use tresor_services::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
@@ -34,11 +34,72 @@ pub(crate) fn commit(txn: Box<dyn WriteTxn + '_>) -> Result<(), AwsError> {
     txn.commit().map_err(internal)
 }
 
+/// Resolves `key_id` (a key id or key ARN; no alias) and authorizes `action` on the key with
+/// `extra` condition keys.
+pub(crate) fn authorized_key(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    key_id: &str,
+    action: &str,
+    extra: Vec<(String, String)>,
+) -> Result<KeyRecord, AwsError> {
+    let key = crate::keys::resolve(txn, ctx, key_id, false)?.key;
+    crate::keys::authorize_key(services, txn, ctx, action, &key, None, None, extra)?;
+    Ok(key)
+}
+
+/// [`authorized_key`] for the operations that also accept an alias name or alias ARN, which
+/// becomes the `kms:RequestAlias` condition key.
+pub(crate) fn authorized_key_or_alias(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    key_id: &str,
+    action: &str,
+    extra: Vec<(String, String)>,
+) -> Result<KeyRecord, AwsError> {
+    let resolved = crate::keys::resolve(txn, ctx, key_id, true)?;
+    crate::keys::authorize_key(
+        services,
+        txn,
+        ctx,
+        action,
+        &resolved.key,
+        resolved.request_alias.as_deref(),
+        None,
+        extra,
+    )?;
+    Ok(resolved.key)
+}
+
+/// Saves the key record and commits the transaction.
+pub(crate) fn save_and_commit(
+    mut txn: Box<dyn WriteTxn + '_>,
+    key: &KeyRecord,
+) -> Result<(), AwsError> {
+    crate::model::save_key(&mut *txn, key)?;
+    commit(txn)
+}
+
 pub(crate) fn finish(v: Validator) -> Result<(), AwsError> {
     v.finish(Protocol::AwsJson11)
 }
 
 /// A member the operation needs but the model does not mark required: AWS's null wording.
+/// The members of the list operations about one key: `KeyId`, `Limit` and `Marker`.
+pub(crate) fn validate_key_page(
+    key_id: &str,
+    limit: Option<i64>,
+    marker: Option<&str>,
+) -> Result<(), AwsError> {
+    let mut v = Validator::new();
+    keys::validate_key_id(&mut v, "KeyId", Some(key_id));
+    v.range("Limit", limit, 1, 1000);
+    v.length("Marker", marker, 1, 1024);
+    finish(v)
+}
+
 pub(crate) fn null_member(member: &str) -> AwsError {
     crate::errors::validation(format!(
         "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",

@@ -9,10 +9,13 @@ use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
 use super::keys::{refuse_aws_managed, validate_key_id};
-use super::{Empty, check_policy_text, commit, finish, page_limit, read, write};
+use super::{
+    Empty, authorized_key, check_policy_text, finish, page_limit, read, save_and_commit,
+    validate_key_page, write,
+};
 use crate::errors::{self, internal};
-use crate::keys::{self as k, authorize_key};
-use crate::model::{self, KeyRecord};
+use crate::keys::authorize_key;
+use crate::model::KeyRecord;
 
 /// The only policy name of a key (KMS API reference, GetKeyPolicy: "The only valid name is
 /// default").
@@ -164,15 +167,12 @@ pub(crate) fn get_key_policy(
     check_policy_name(&mut v, input.policy_name.as_deref());
     finish(v)?;
     let txn = read(services)?;
-    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
-    authorize_key(
+    let key = authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:GetKeyPolicy",
-        &key,
-        None,
-        None,
         Vec::new(),
     )?;
     require_default_name(input.policy_name.as_deref())?;
@@ -202,8 +202,7 @@ pub(crate) fn put_key_policy(
     check_policy_text(&mut v, "Policy", Some(&input.policy));
     finish(v)?;
     let bypass = input.bypass_policy_lockout_safety_check.unwrap_or(false);
-    let mut txn = write(services)?;
-    let mut key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    let txn = write(services)?;
     let mut extra = Vec::new();
     if input.bypass_policy_lockout_safety_check.is_some() {
         extra.push((
@@ -211,22 +210,19 @@ pub(crate) fn put_key_policy(
             bypass.to_string(),
         ));
     }
-    authorize_key(
+    let mut key = authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:PutKeyPolicy",
-        &key,
-        None,
-        None,
         extra,
     )?;
     refuse_aws_managed(&key)?;
     require_default_name(input.policy_name.as_deref())?;
     key.policy = input.policy;
     check_new_policy(services, &*txn, ctx, &key, bypass)?;
-    model::save_key(&mut *txn, &key)?;
-    commit(txn)?;
+    save_and_commit(txn, &key)?;
     Ok(Empty {})
 }
 
@@ -250,26 +246,19 @@ pub(crate) fn list_key_policies(
     ctx: &RequestCtx,
     input: ListKeyPoliciesInput,
 ) -> Result<ListKeyPoliciesOutput, AwsError> {
-    let mut v = Validator::new();
-    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
-    v.range("Limit", input.limit, 1, 1000);
-    v.length("Marker", input.marker.as_deref(), 1, 1024);
-    finish(v)?;
+    validate_key_page(&input.key_id, input.limit, input.marker.as_deref())?;
     let _ = page_limit(input.limit, 100, 1000);
     // There is one policy, so no page ever ends early: any marker is one we never issued.
     if input.marker.is_some() {
         return Err(errors::invalid_marker());
     }
     let txn = read(services)?;
-    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
-    authorize_key(
+    authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:ListKeyPolicies",
-        &key,
-        None,
-        None,
         Vec::new(),
     )?;
     Ok(ListKeyPoliciesOutput {

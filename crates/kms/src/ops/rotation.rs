@@ -11,9 +11,11 @@ use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
 use super::keys::{KeyIdInput, KeyIdOutput, refuse_aws_managed, validate_key_id};
-use super::{Empty, commit, finish, page_limit, read, write};
+use super::{
+    Empty, authorized_key, finish, page_limit, read, save_and_commit, validate_key_page, write,
+};
 use crate::errors;
-use crate::keys::{self as k, authorize_key, require_usable};
+use crate::keys::{self as k, require_usable};
 use crate::model::{self, JobKind, KeyRecord};
 
 /// `RotationPeriodInDays` default (KMS API reference, EnableKeyRotation).
@@ -32,15 +34,13 @@ fn with_key(
     validate_key_id(&mut v, "KeyId", Some(key_id));
     finish(v)?;
     let mut txn = write(services)?;
-    let mut key = k::resolve(&*txn, ctx, key_id, false)?.key;
-    authorize_key(services, &*txn, ctx, action, &key, None, None, Vec::new())?;
+    let mut key = authorized_key(services, &*txn, ctx, key_id, action, Vec::new())?;
     refuse_aws_managed(&key)?;
     // Rotation settings need an enabled key: Disabled → DisabledException, PendingDeletion →
     // KMSInvalidStateException (KMS Developer Guide, "Key states").
     require_usable(&key)?;
     change(&mut *txn, &mut key)?;
-    model::save_key(&mut *txn, &key)?;
-    commit(txn)?;
+    save_and_commit(txn, &key)?;
     Ok(key)
 }
 
@@ -126,15 +126,12 @@ pub(crate) fn get_key_rotation_status(
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     finish(v)?;
     let txn = read(services)?;
-    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
-    authorize_key(
+    let key = authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:GetKeyRotationStatus",
-        &key,
-        None,
-        None,
         Vec::new(),
     )?;
     let enabled = key.rotation.enabled;
@@ -211,22 +208,15 @@ pub(crate) fn list_key_rotations(
     ctx: &RequestCtx,
     input: ListKeyRotationsInput,
 ) -> Result<ListKeyRotationsOutput, AwsError> {
-    let mut v = Validator::new();
-    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
-    v.range("Limit", input.limit, 1, 1000);
-    v.length("Marker", input.marker.as_deref(), 1, 1024);
-    finish(v)?;
+    validate_key_page(&input.key_id, input.limit, input.marker.as_deref())?;
     let limit = page_limit(input.limit, 100, 1000);
     let txn = read(services)?;
-    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
-    authorize_key(
+    let key = authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:ListKeyRotations",
-        &key,
-        None,
-        None,
         Vec::new(),
     )?;
     let current = key.materials.last().map(|m| m.id.clone());

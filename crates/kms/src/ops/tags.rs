@@ -7,10 +7,12 @@ use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
 use super::keys::{refuse_aws_managed, validate_key_id};
-use super::{Empty, commit, finish, page_limit, read, write};
+use super::{
+    Empty, authorized_key, finish, page_limit, read, save_and_commit, validate_key_page, write,
+};
 use crate::errors;
-use crate::keys::{self as k, authorize_key, require_not_pending};
-use crate::model::{self, KeyRecord, Tag};
+use crate::keys::require_not_pending;
+use crate::model::{KeyRecord, Tag};
 
 /// Tags per key (KMS Developer Guide, "Quotas": 50 tags per KMS key).
 const MAX_TAGS: usize = 50;
@@ -79,28 +81,24 @@ pub(crate) fn tag_resource(
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     validate_tags(&mut v, &input.tags);
     finish(v)?;
-    let mut txn = write(services)?;
-    let mut key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    let txn = write(services)?;
     let extra = input
         .tags
         .iter()
         .map(|t| ("aws:TagKeys".to_string(), t.tag_key.clone()))
         .collect();
-    authorize_key(
+    let mut key = authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:TagResource",
-        &key,
-        None,
-        None,
         extra,
     )?;
     refuse_aws_managed(&key)?;
     require_not_pending(&key)?;
     apply_tags(&mut key, &input.tags)?;
-    model::save_key(&mut *txn, &key)?;
-    commit(txn)?;
+    save_and_commit(txn, &key)?;
     Ok(Empty {})
 }
 
@@ -122,28 +120,24 @@ pub(crate) fn untag_resource(
         v.length(&format!("TagKeys.{}.member", i + 1), Some(t), 1, 128);
     }
     finish(v)?;
-    let mut txn = write(services)?;
-    let mut key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
+    let txn = write(services)?;
     let extra = input
         .tag_keys
         .iter()
         .map(|t| ("aws:TagKeys".to_string(), t.clone()))
         .collect();
-    authorize_key(
+    let mut key = authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:UntagResource",
-        &key,
-        None,
-        None,
         extra,
     )?;
     refuse_aws_managed(&key)?;
     require_not_pending(&key)?;
     key.tags.retain(|t| !input.tag_keys.contains(&t.key));
-    model::save_key(&mut *txn, &key)?;
-    commit(txn)?;
+    save_and_commit(txn, &key)?;
     Ok(Empty {})
 }
 
@@ -169,22 +163,15 @@ pub(crate) fn list_resource_tags(
     ctx: &RequestCtx,
     input: ListResourceTagsInput,
 ) -> Result<ListResourceTagsOutput, AwsError> {
-    let mut v = Validator::new();
-    validate_key_id(&mut v, "KeyId", Some(&input.key_id));
-    v.range("Limit", input.limit, 1, 1000);
-    v.length("Marker", input.marker.as_deref(), 1, 1024);
-    finish(v)?;
+    validate_key_page(&input.key_id, input.limit, input.marker.as_deref())?;
     let limit = page_limit(input.limit, 50, 50);
     let txn = read(services)?;
-    let key = k::resolve(&*txn, ctx, &input.key_id, false)?.key;
-    authorize_key(
+    let key = authorized_key(
         services,
         &*txn,
         ctx,
+        &input.key_id,
         "kms:ListResourceTags",
-        &key,
-        None,
-        None,
         Vec::new(),
     )?;
     let start = match &input.marker {
