@@ -91,7 +91,13 @@ pub fn load_authorized(
     name: &str,
     extra: Vec<(String, String)>,
 ) -> Result<Option<ParameterRecord>, AwsError> {
-    let rec = load(txn, ctx, name)?;
+    // Through the snapshot-tagged record cache: decoded once per committed change, not per
+    // read (a write transaction always reads the store itself).
+    let rec = services
+        .records()
+        .get::<ParameterRecord>(txn, &keys::param(&ctx.caller.account, &ctx.region, name))
+        .map_err(errors::internal)?
+        .map(|r| (*r).clone());
     let mut context = resource_tag_context(rec.as_ref());
     context.extend(extra);
     authorize(services, txn, ctx, action, &arn_in(ctx, name), context)?;

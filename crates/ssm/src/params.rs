@@ -10,7 +10,7 @@ use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};
 
-use crate::access::{self, authorize, load, load_authorized, load_version, select_version};
+use crate::access::{self, authorize, load, load_authorized, select_version};
 use crate::errors;
 use crate::model::{
     ExpirationJob, MAX_VERSIONS, ParameterRecord, ParameterType, RECORD_VERSION, StoredValue,
@@ -398,7 +398,14 @@ fn read_one(
     let rec = load_authorized(services, txn, ctx, action, name, vec![])?;
     let rec = rec.ok_or_else(errors::parameter_not_found)?;
     let version = select_version(&rec, selector)?;
-    let ver = load_version(txn, ctx, name, version)?
+    let ver = services
+        .records()
+        .get::<VersionRecord>(
+            txn,
+            &keys::version(&ctx.caller.account, &ctx.region, name, version),
+        )
+        .map_err(errors::internal)?
+        .map(|v| (*v).clone())
         .ok_or_else(|| errors::version_not_found(&rec.name, version))?;
     render(
         services,
