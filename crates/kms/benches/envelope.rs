@@ -15,7 +15,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use time::OffsetDateTime;
 use tresor_crypto::{AeadKey, RootKey};
-use tresor_services::{Caller, CallerKind, Input, Output, RequestCtx, Services};
+use tresor_services::{Caller, CallerKind, RequestCtx, Services, query_handler};
 use tresor_store::{MemoryStore, SqliteStore, Store};
 use tresor_wire::ServiceId;
 use tresor_wire::query::QueryParams;
@@ -36,13 +36,10 @@ fn ctx(caller: Caller) -> RequestCtx {
 fn iam(services: &Services, root: &RequestCtx, form: &str) -> String {
     let params = QueryParams::parse(form.as_bytes()).unwrap();
     let action = params.action().unwrap().to_string();
-    match services
-        .handle(root, ServiceId::Iam, &action, Input::Query(&params))
+    let handler = query_handler(ServiceId::Iam, &action).unwrap();
+    handler(services, root, &params)
         .unwrap()
-    {
-        Output::Xml(x) => x.unwrap_or_default(),
-        Output::Json(_) => String::new(),
-    }
+        .unwrap_or_default()
 }
 
 /// An IAM user with a Secrets Manager read policy, as the Secrets Manager caller would be.

@@ -11,7 +11,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use time::OffsetDateTime;
-use tresor_services::{Input, JsonHandler, Output, RequestCtx, Services};
+use tresor_services::{JsonHandler, RequestCtx, Services, query_handler};
 use tresor_sigv4::{HttpRequest, SigningKeyCache};
 use tresor_wire::error::{render_json, render_xml};
 use tresor_wire::query::QueryParams;
@@ -260,16 +260,12 @@ impl Call<'_> {
                 self.request_id,
             );
         };
-        if !self.state.services.knows(service, action) {
+        let Some(handler) = query_handler(service, action) else {
             return render_error(renderer, &AwsError::invalid_action(action), self.request_id);
-        }
+        };
         let ctx = self.ctx(authenticated);
-        match self
-            .state
-            .services
-            .handle(&ctx, service, action, Input::Query(&params))
-        {
-            Ok(Output::Xml(result)) => {
+        match handler(&self.state.services, &ctx, &params) {
+            Ok(result) => {
                 let doc = query_response(service, action, result.as_deref(), self.request_id);
                 respond(
                     StatusCode::OK,
@@ -278,11 +274,6 @@ impl Call<'_> {
                     self.request_id,
                 )
             }
-            Ok(Output::Json(_)) => render_error(
-                renderer,
-                &AwsError::internal(Protocol::AwsQuery),
-                self.request_id,
-            ),
             Err(e) => render_error(renderer, &e, self.request_id),
         }
     }

@@ -99,14 +99,7 @@ pub fn authorize(
     let caller = &ctx.caller;
     let protocol = crate::dispatch::protocol_of_action(req.action);
     let compiled = compiled_identity(services, caller, protocol)?;
-    let cache = services.policy_cache();
-    let compile = |kind: PolicyKind, text: &str| -> Result<Arc<Policy>, AwsError> {
-        cache.get(kind, text).ok_or_else(|| {
-            // A stored policy that no longer parses is a server fault, not the caller's.
-            tracing::error!(action = req.action, "a stored policy does not parse");
-            AwsError::internal(protocol)
-        })
-    };
+    let compile = |kind, text: &str| compile(services, kind, text, protocol);
     let (resource, resource_kind) = match &req.resource_policy {
         None => (None, ResourceKind::None),
         Some(ResourcePolicy::Generic(t)) => (
@@ -231,13 +224,7 @@ fn compiled_identity(
         .map_err(|e| ServiceError::from(e).into_aws(protocol))?;
     let gathered = iam::identity_policies(&*txn, caller).map_err(|e| e.into_aws(protocol))?;
     drop(txn);
-    let cache = services.policy_cache();
-    let compile = |kind: PolicyKind, text: &str| -> Result<Arc<Policy>, AwsError> {
-        cache.get(kind, text).ok_or_else(|| {
-            tracing::error!("a stored identity policy does not parse");
-            AwsError::internal(protocol)
-        })
-    };
+    let compile = |kind, text: &str| compile(services, kind, text, protocol);
     let compiled = Arc::new(CompiledIdentity {
         identity: gathered
             .policies
@@ -260,4 +247,18 @@ fn compiled_identity(
         .identity_cache()
         .insert(&caller.access_key_id, generation, compiled.clone());
     Ok(compiled)
+}
+
+/// A stored policy in compiled form, from the policy cache. A stored policy that no longer
+/// parses is a server fault, not the caller's.
+fn compile(
+    services: &Services,
+    kind: PolicyKind,
+    text: &str,
+    protocol: tresor_wire::Protocol,
+) -> Result<Arc<Policy>, AwsError> {
+    services.policy_cache().get(kind, text).ok_or_else(|| {
+        tracing::error!(?kind, "a stored policy does not parse");
+        AwsError::internal(protocol)
+    })
 }

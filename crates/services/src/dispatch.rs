@@ -18,20 +18,6 @@ use crate::generation::GenerationStore;
 use crate::identity::{self, CredentialError, ResolvedCredential};
 use crate::sts;
 
-/// A decoded request body, by protocol.
-pub enum Input<'a> {
-    Json(&'a [u8]),
-    Query(&'a QueryParams),
-}
-
-/// An encoded response body, by protocol.
-pub enum Output {
-    /// The awsJson1.1 body.
-    Json(Vec<u8>),
-    /// The inner XML of `<OpResult>`, or `None` for operations without output.
-    Xml(Option<String>),
-}
-
 /// The services of one deployment, sharing the store and root key.
 pub struct Services {
     store: Arc<dyn Store>,
@@ -44,7 +30,8 @@ pub struct Services {
     records: RecordCache,
 }
 
-type QueryHandler = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
+pub type QueryHandler =
+    fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
 
 /// The handler signature of an awsJson1.1 operation: the raw body in, the encoded output out.
 /// Build one from a typed handler with [`crate::json_handler!`].
@@ -135,35 +122,12 @@ impl Services {
     pub(crate) fn identity_cache(&self) -> &IdentityCache {
         &self.identities
     }
-
-    /// Whether `op` is an awsQuery operation of `service` that tresor implements. (The
-    /// awsJson1.1 services live in their own crates; the server's dispatch table finds them.)
-    pub fn knows(&self, service: ServiceId, op: &str) -> bool {
-        match service.protocol() {
-            Protocol::AwsQuery => query_handler(service, op).is_some(),
-            Protocol::AwsJson11 => false,
-        }
-    }
-
-    pub fn handle(
-        &self,
-        ctx: &RequestCtx,
-        service: ServiceId,
-        op: &str,
-        input: Input<'_>,
-    ) -> Result<Output, AwsError> {
-        match (service.protocol(), input) {
-            (Protocol::AwsQuery, Input::Query(params)) => {
-                let handler =
-                    query_handler(service, op).ok_or_else(|| AwsError::invalid_action(op))?;
-                handler(self, ctx, params).map(Output::Xml)
-            }
-            (protocol, _) => Err(AwsError::unknown_operation(protocol)),
-        }
-    }
 }
 
-fn query_handler(service: ServiceId, op: &str) -> Option<QueryHandler> {
+/// The awsQuery operation `op` of `service` (IAM, STS), if tresor implements it; the server
+/// answers AWS's unknown-action error otherwise. (The awsJson1.1 services live in their own
+/// crates; the server's dispatch table finds them.)
+pub fn query_handler(service: ServiceId, op: &str) -> Option<QueryHandler> {
     match (service, op) {
         (ServiceId::Sts, "GetCallerIdentity") => Some(sts::get_caller_identity),
         (ServiceId::Sts, "AssumeRole") => Some(sts::assume_role),

@@ -23,5 +23,5 @@ pub mod sts;
 pub mod testing;
 
 pub use ctx::{Caller, CallerKind, RequestCtx};
-pub use dispatch::{Input, JsonHandler, Output, Services};
+pub use dispatch::{JsonHandler, QueryHandler, Services, query_handler};
 pub use identity::{CredentialError, ResolvedCredential};
