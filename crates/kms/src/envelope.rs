@@ -86,7 +86,6 @@ pub fn generate_data_key(
     let key = &resolved.key;
     keys::authorize_key(
         services,
-        &*txn,
         ctx,
         "kms:GenerateDataKey",
         key,

@@ -454,7 +454,6 @@ pub(crate) fn context_conditions(context: &BTreeMap<String, String>) -> Vec<(Str
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn authorize_key(
     services: &Services,
-    txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     action: &str,
     key: &KeyRecord,
@@ -477,23 +476,23 @@ pub(crate) fn authorize_key(
     context.push(("kms:KeySpec".to_string(), "SYMMETRIC_DEFAULT".to_string()));
     context.push(("kms:KeyUsage".to_string(), "ENCRYPT_DECRYPT".to_string()));
     context.extend(extra);
-    services.authorize(
-        txn,
-        ctx,
-        &AuthzRequest {
-            action,
-            resource: &key.arn,
-            context,
-            resource_policy: Some(ResourcePolicy::KmsKey(&key.policy)),
-        },
-    )
+    services
+        .authorize(
+            ctx,
+            &AuthzRequest {
+                action,
+                resource: &key.arn,
+                context,
+                resource_policy: Some(ResourcePolicy::KmsKey(&key.policy)),
+            },
+        )
+        .map_err(Into::into)
 }
 
 /// Asks the Authorizer about an action that IAM policies alone govern (`kms:CreateKey`,
 /// `kms:ListKeys`, alias ARNs for alias operations).
 pub(crate) fn authorize_identity(
     services: &Services,
-    txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     action: &str,
     resource: &str,
@@ -501,16 +500,17 @@ pub(crate) fn authorize_identity(
 ) -> Result<(), AwsError> {
     let mut context = vec![("kms:CallerAccount".to_string(), ctx.caller.account.clone())];
     context.extend(extra);
-    services.authorize(
-        txn,
-        ctx,
-        &AuthzRequest {
-            action,
-            resource,
-            context,
-            resource_policy: None,
-        },
-    )
+    services
+        .authorize(
+            ctx,
+            &AuthzRequest {
+                action,
+                resource,
+                context,
+                resource_policy: None,
+            },
+        )
+        .map_err(Into::into)
 }
 
 /// Cryptographic operations need an enabled key (spec §6.4).
@@ -614,7 +614,6 @@ pub(crate) fn decrypt_blob(
     extra.extend(context_conditions(context));
     authorize_key(
         services,
-        txn,
         ctx,
         action,
         &key,

@@ -168,6 +168,33 @@ impl Context {
         }
     }
 
+    /// Appends each `(key, value)` pair to the values of its key (creating the key when new),
+    /// in time linear in the number of pairs: a request may carry thousands of
+    /// `aws:TagKeys` values, and each must not cost a scan of everything added before it.
+    pub fn append_all<I, K, V>(&mut self, pairs: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let mut index: std::collections::HashMap<Box<str>, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        for (key, value) in pairs {
+            let lower = key.as_ref().to_ascii_lowercase().into_boxed_str();
+            match index.get(&lower) {
+                Some(&i) => self.entries[i].1.push(value.into()),
+                None => {
+                    index.insert(lower.clone(), self.entries.len());
+                    self.entries.push((lower, vec![value.into()]));
+                }
+            }
+        }
+    }
+
     /// The values of a key (case-insensitive name).
     pub fn get(&self, key: &str) -> Option<&[String]> {
         self.entries
@@ -322,6 +349,21 @@ impl<'a> Env<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn append_all_adds_values_to_existing_and_new_keys_case_insensitively() {
+        let mut c = super::Context::new().with("aws:TagKeys", "a");
+        c.append_all([
+            ("AWS:TagKeys", "b"),
+            ("kms:ViaService", "x"),
+            ("aws:tagkeys", "c"),
+        ]);
+        assert_eq!(
+            c.get("aws:tagkeys"),
+            Some(&["a".to_string(), "b".into(), "c".into()][..])
+        );
+        assert_eq!(c.get("KMS:VIASERVICE"), Some(&["x".to_string()][..]));
+    }
+
     use super::*;
 
     #[test]

@@ -126,7 +126,6 @@ pub fn secret_context(rec: &SecretRecord) -> Vec<(String, String)> {
 /// keys, evaluating the secret's resource policy.
 pub fn authorize(
     services: &Services,
-    txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     action: &str,
     rec: &SecretRecord,
@@ -134,16 +133,17 @@ pub fn authorize(
 ) -> Result<(), AwsError> {
     let mut context = secret_context(rec);
     context.extend(extra);
-    services.authorize(
-        txn,
-        ctx,
-        &AuthzRequest {
-            action,
-            resource: &rec.arn,
-            context,
-            resource_policy: rec.policy.as_deref().map(ResourcePolicy::Generic),
-        },
-    )
+    services
+        .authorize(
+            ctx,
+            &AuthzRequest {
+                action,
+                resource: &rec.arn,
+                context,
+                resource_policy: rec.policy.as_deref().map(ResourcePolicy::Generic),
+            },
+        )
+        .map_err(Into::into)
 }
 
 /// Resolves `secret_id` and authorizes `action` on it. A missing secret is
@@ -160,14 +160,13 @@ pub fn load_authorized(
     let (t, rec) = find(services, txn, ctx, secret_id)?;
     match rec {
         Some(rec) => {
-            authorize(services, txn, ctx, action, &rec, extra)?;
+            authorize(services, ctx, action, &rec, extra)?;
             Ok(rec)
         }
         None => {
             let mut context = vec![("secretsmanager:SecretId".to_string(), t.shown_arn.clone())];
             context.extend(extra);
             services.authorize(
-                txn,
                 ctx,
                 &AuthzRequest {
                     action,
@@ -199,13 +198,10 @@ pub fn load_live(
 }
 
 /// Authorizes an action that has no resource (`ListSecrets`, `GetRandomPassword`, …).
-pub fn authorize_star(
-    services: &Services,
-    txn: &dyn ReadTxn,
-    ctx: &RequestCtx,
-    action: &str,
-) -> Result<(), AwsError> {
-    services.authorize(txn, ctx, &AuthzRequest::new(action, "*"))
+pub fn authorize_star(services: &Services, ctx: &RequestCtx, action: &str) -> Result<(), AwsError> {
+    services
+        .authorize(ctx, &AuthzRequest::new(action, "*"))
+        .map_err(Into::into)
 }
 
 /// Stores `rec` under its key.

@@ -358,12 +358,7 @@ pub fn validate_resource_policy(
             )?;
         }
         None => {
-            access::authorize_star(
-                services,
-                &*txn,
-                ctx,
-                "secretsmanager:ValidateResourcePolicy",
-            )?;
+            access::authorize_star(services, ctx, "secretsmanager:ValidateResourcePolicy")?;
         }
     }
     let mut errors_out = Vec::new();

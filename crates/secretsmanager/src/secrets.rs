@@ -127,7 +127,6 @@ pub fn create_secret(
     }
     context.extend(request_tag_context(&tags));
     services.authorize(
-        &*txn,
         ctx,
         &AuthzRequest {
             action: "secretsmanager:CreateSecret",
@@ -139,7 +138,6 @@ pub fn create_secret(
     if !tags.is_empty() {
         // Tags on create need TagResource too (CreateSecret API reference).
         services.authorize(
-            &*txn,
             ctx,
             &AuthzRequest {
                 action: "secretsmanager:TagResource",
@@ -668,7 +666,6 @@ pub fn tag_resource(
     // reference): ask again with the tags as they would be.
     authorize(
         services,
-        &*txn,
         ctx,
         "secretsmanager:TagResource",
         &rec,
@@ -706,14 +703,7 @@ pub fn untag_resource(
     let before = rec.tags.len();
     rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
     if rec.tags.len() != before {
-        authorize(
-            services,
-            &*txn,
-            ctx,
-            "secretsmanager:UntagResource",
-            &rec,
-            context,
-        )?;
+        authorize(services, ctx, "secretsmanager:UntagResource", &rec, context)?;
         save_changed(txn, &mut rec, ctx.now)?;
     }
     Ok(Empty {})
@@ -997,7 +987,7 @@ pub fn list_secrets(
     }
     validate::finish(v)?;
     let txn = services.store().begin_read().or_internal()?;
-    access::authorize_star(services, &*txn, ctx, "secretsmanager:ListSecrets")?;
+    access::authorize_star(services, ctx, "secretsmanager:ListSecrets")?;
     let limit = usize::try_from(input.max_results.unwrap_or(100)).unwrap_or(100);
     let query = ListQuery {
         filters: &filters,

@@ -453,14 +453,14 @@ pub fn batch_get_secret_value(
     let next_token;
     {
         let txn = services.store().begin_read().or_internal()?;
-        access::authorize_star(services, &*txn, ctx, "secretsmanager:BatchGetSecretValue")?;
+        access::authorize_star(services, ctx, "secretsmanager:BatchGetSecretValue")?;
         let ids: Vec<String> = match (&input.secret_id_list, &input.filters) {
             (Some(list), _) => {
                 next_token = None;
                 list.clone()
             }
             (None, Some(filters)) => {
-                access::authorize_star(services, &*txn, ctx, "secretsmanager:ListSecrets")?;
+                access::authorize_star(services, ctx, "secretsmanager:ListSecrets")?;
                 let limit = usize::try_from(input.max_results.unwrap_or(20)).unwrap_or(20);
                 let query = ListQuery {
                     filters,

@@ -2,11 +2,9 @@
 //! condition keys + optional resource policy → allow, or AWS's access-denied error naming the
 //! caller, action, resource and reason. Operations never decide access themselves.
 
-use tresor_store::ReadTxn;
-use tresor_wire::AwsError;
-
 use crate::ctx::RequestCtx;
 use crate::dispatch::Services;
+use crate::error::AuthzError;
 
 /// One authorization question.
 pub struct AuthzRequest<'a> {
@@ -41,14 +39,11 @@ impl<'a> AuthzRequest<'a> {
 }
 
 impl Services {
-    /// Decides `req` for the caller of `ctx`, reading identity policies through `txn` (so a
-    /// change committed by the previous request is seen by the next one).
-    pub fn authorize(
-        &self,
-        txn: &dyn ReadTxn,
-        ctx: &RequestCtx,
-        req: &AuthzRequest<'_>,
-    ) -> Result<(), AwsError> {
-        crate::authz_impl::authorize(self, txn, ctx, req)
+    /// Decides `req` for the caller of `ctx`. Identity policies come from the
+    /// generation-tagged identity cache (a change committed by the previous request is seen
+    /// by the next one); no transaction of the caller's is needed, so an operation can ask
+    /// before it takes the store's writer.
+    pub fn authorize(&self, ctx: &RequestCtx, req: &AuthzRequest<'_>) -> Result<(), AuthzError> {
+        crate::authz_impl::authorize(self, ctx, req)
     }
 }

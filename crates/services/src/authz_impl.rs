@@ -11,14 +11,12 @@ use tresor_policy::{
     Context, Policy, PolicyKind, PolicySet, PolicySource, Principal, Request, ResourceKind,
     SourcePolicyType,
 };
-use tresor_store::ReadTxn;
-use tresor_wire::AwsError;
 
 use crate::authz::{AuthzRequest, ResourcePolicy};
 use crate::cache::CompiledIdentity;
 use crate::ctx::{Caller, CallerKind, RequestCtx};
 use crate::dispatch::Services;
-use crate::error::ServiceError;
+use crate::error::AuthzError;
 use crate::iam;
 
 /// Compiled policies by kind and document text. Parsing is the expensive part of evaluation;
@@ -88,18 +86,17 @@ pub fn principal_of(caller: &Caller, tags: &[(String, String)]) -> Principal {
     p
 }
 
-/// `_txn` is the operation's transaction; identity data is read through the generation-tagged
-/// cache instead (see [`compiled_identity`]), so that a cached entry is never staler than its tag.
+/// Identity data is read through the generation-tagged cache (see [`compiled_identity`]), so
+/// that a cached entry is never staler than its tag.
 pub fn authorize(
     services: &Services,
-    _txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     req: &AuthzRequest<'_>,
-) -> Result<(), AwsError> {
+) -> Result<(), AuthzError> {
     let caller = &ctx.caller;
     let protocol = crate::dispatch::protocol_of_action(req.action);
-    let compiled = compiled_identity(services, caller, protocol)?;
-    let compile = |kind, text: &str| compile(services, kind, text, protocol);
+    let compiled = compiled_identity(services, caller)?;
+    let compile = |kind, text: &str| compile(services, kind, text);
     let (resource, resource_kind) = match &req.resource_policy {
         None => (None, ResourceKind::None),
         Some(ResourcePolicy::Generic(t)) => (
@@ -124,11 +121,7 @@ pub fn authorize(
     if let Some(ip) = ctx.source_ip {
         context = context.with("aws:SourceIp", ip.to_string());
     }
-    for (k, v) in &req.context {
-        let mut values = context.get(k).map(<[String]>::to_vec).unwrap_or_default();
-        values.push(v.clone());
-        context.set(k, values);
-    }
+    context.append_all(req.context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let resource_account = resource_account(req.resource);
     let set = PolicySet {
         identity: compiled
@@ -169,10 +162,10 @@ pub fn authorize(
         return Ok(());
     }
     let shown = (req.resource != "*").then_some(req.resource);
-    Err(AwsError::access_denied(
+    Err(AuthzError::Denied {
         protocol,
-        decision.denial_message(&caller.arn, req.action, shown),
-    ))
+        message: decision.denial_message(&caller.arn, req.action, shown),
+    })
 }
 
 /// The account field of an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
@@ -209,8 +202,7 @@ pub(crate) fn source_type_of(label: &str) -> SourcePolicyType {
 fn compiled_identity(
     services: &Services,
     caller: &Caller,
-    protocol: tresor_wire::Protocol,
-) -> Result<Arc<CompiledIdentity>, AwsError> {
+) -> Result<Arc<CompiledIdentity>, AuthzError> {
     let generation = services.identity_generation();
     if let Some(hit) = services
         .identity_cache()
@@ -218,13 +210,16 @@ fn compiled_identity(
     {
         return Ok(hit);
     }
-    let txn = services
-        .store()
-        .begin_read()
-        .map_err(|e| ServiceError::from(e).into_aws(protocol))?;
-    let gathered = iam::identity_policies(&*txn, caller).map_err(|e| e.into_aws(protocol))?;
+    let txn = services.store().begin_read().map_err(|e| {
+        tracing::error!(error = %e, "reading identity policies failed");
+        AuthzError::Internal
+    })?;
+    let gathered = iam::identity_policies(&*txn, caller).map_err(|e| {
+        tracing::error!(error = %e, "reading identity policies failed");
+        AuthzError::Internal
+    })?;
     drop(txn);
-    let compile = |kind, text: &str| compile(services, kind, text, protocol);
+    let compile = |kind, text: &str| compile(services, kind, text);
     let compiled = Arc::new(CompiledIdentity {
         identity: gathered
             .policies
@@ -251,14 +246,9 @@ fn compiled_identity(
 
 /// A stored policy in compiled form, from the policy cache. A stored policy that no longer
 /// parses is a server fault, not the caller's.
-fn compile(
-    services: &Services,
-    kind: PolicyKind,
-    text: &str,
-    protocol: tresor_wire::Protocol,
-) -> Result<Arc<Policy>, AwsError> {
+fn compile(services: &Services, kind: PolicyKind, text: &str) -> Result<Arc<Policy>, AuthzError> {
     services.policy_cache().get(kind, text).ok_or_else(|| {
         tracing::error!(?kind, "a stored policy does not parse");
-        AwsError::internal(protocol)
+        AuthzError::Internal
     })
 }

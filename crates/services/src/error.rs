@@ -27,3 +27,30 @@ impl ServiceError {
         }
     }
 }
+
+/// The Authorizer's answer when it is not "allow": a denial in AWS's wording, or an internal
+/// failure (a stored policy that no longer parses, a storage error) whose details are logged.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    /// The policies do not allow the request. `message` is AWS's access-denied text naming
+    /// the caller, action, resource and reason; `protocol` is that of the action's service.
+    #[error("{message}")]
+    Denied { protocol: Protocol, message: String },
+    #[error("internal failure while authorizing")]
+    Internal,
+}
+
+impl From<AuthzError> for AwsError {
+    fn from(e: AuthzError) -> AwsError {
+        match e {
+            AuthzError::Denied { protocol, message } => AwsError::access_denied(protocol, message),
+            AuthzError::Internal => AwsError::internal(Protocol::AwsJson11),
+        }
+    }
+}
+
+impl From<AuthzError> for ServiceError {
+    fn from(e: AuthzError) -> ServiceError {
+        ServiceError::Aws(e.into())
+    }
+}

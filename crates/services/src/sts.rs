@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use time::{Duration, OffsetDateTime};
 use tresor_crypto::{ids, random_bytes};
 use tresor_policy::{Policy, PolicyError, PolicyKind};
-use tresor_store::{ReadTxn, WriteTxn};
+use tresor_store::WriteTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::validate::Validator;
 use tresor_wire::xml::XmlWriter;
@@ -20,7 +20,7 @@ use tresor_wire::{AwsError, Protocol};
 use crate::authz::{AuthzRequest, ResourcePolicy};
 use crate::ctx::{CallerKind, RequestCtx};
 use crate::dispatch::Services;
-use crate::error::ServiceError;
+use crate::error::{AuthzError, ServiceError};
 use crate::iam::{self, RoleRecord};
 use crate::identity::{
     FORMAT, SessionPrincipal, SessionRecord, assumed_role_caller, seal_secret, token_digest,
@@ -274,25 +274,22 @@ fn assume_role_inner(
         req.context
             .push(("sts:TransitiveTagKeys".to_string(), k.clone()));
     }
-    let authorize = |action: &'static str, txn: &dyn ReadTxn| -> Result<(), ServiceError> {
+    let authorize = |action: &'static str| -> Result<(), ServiceError> {
         let mut r = AuthzRequest::new(action, role_arn);
         r.resource_policy = Some(ResourcePolicy::RoleTrust(&role.assume_role_policy));
         r.context = req.context.clone();
-        services.authorize(txn, ctx, &r).map_err(|e| {
+        services.authorize(ctx, &r).map_err(|e| match e {
             // AWS reports every refused AssumeRole with the plain message, whatever the reason.
-            if e.code == "AccessDenied" {
-                denied()
-            } else {
-                ServiceError::Aws(e)
-            }
+            AuthzError::Denied { .. } => denied(),
+            other => ServiceError::from(other),
         })
     };
-    authorize("sts:AssumeRole", &*txn)?;
+    authorize("sts:AssumeRole")?;
     if !tags.is_empty() {
-        authorize("sts:TagSession", &*txn)?;
+        authorize("sts:TagSession")?;
     }
     if source_identity.is_some() && carried_source.is_none() {
-        authorize("sts:SetSourceIdentity", &*txn)?;
+        authorize("sts:SetSourceIdentity")?;
     }
 
     let is_chained = caller.access_key_id.starts_with("ASIA");

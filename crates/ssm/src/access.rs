@@ -62,22 +62,22 @@ pub fn request_tag_context<'a>(
 
 pub fn authorize(
     services: &Services,
-    txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     action: &str,
     resource: &str,
     context: Vec<(String, String)>,
 ) -> Result<(), AwsError> {
-    services.authorize(
-        txn,
-        ctx,
-        &AuthzRequest {
-            action,
-            resource,
-            context,
-            resource_policy: None,
-        },
-    )
+    services
+        .authorize(
+            ctx,
+            &AuthzRequest {
+                action,
+                resource,
+                context,
+                resource_policy: None,
+            },
+        )
+        .map_err(Into::into)
 }
 
 /// Loads parameter `name` and authorizes `action` on its ARN (derived from the name as
@@ -100,7 +100,7 @@ pub fn load_authorized(
         .map(|r| (*r).clone());
     let mut context = resource_tag_context(rec.as_ref());
     context.extend(extra);
-    authorize(services, txn, ctx, action, &arn_in(ctx, name), context)?;
+    authorize(services, ctx, action, &arn_in(ctx, name), context)?;
     Ok(rec)
 }
 

@@ -147,7 +147,6 @@ pub fn get_parameters_by_path(
     };
     authorize(
         services,
-        &*txn,
         ctx,
         "ssm:GetParametersByPath",
         &path_arn,
@@ -257,7 +256,6 @@ pub fn describe_parameters(
     // DescribeParameters has no resource type in the Service Authorization Reference: `*`.
     authorize(
         services,
-        &*txn,
         ctx,
         "ssm:DescribeParameters",
         "*",

@@ -141,7 +141,7 @@ pub fn put_parameter(
         tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
     ));
     context.extend(access::resource_tag_context(existing.as_ref()));
-    authorize(services, &*txn, ctx, "ssm:PutParameter", &arn, context)?;
+    authorize(services, ctx, "ssm:PutParameter", &arn, context)?;
     if existing.is_some() && !overwrite {
         return Err(errors::already_exists());
     }

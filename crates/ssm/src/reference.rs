@@ -99,17 +99,7 @@ pub fn get(
     if !with_decryption {
         return Err(errors::validation(NEEDS_DECRYPTION));
     }
-    {
-        let txn = services.store().begin_read().map_err(errors::internal)?;
-        authorize(
-            services,
-            &*txn,
-            ctx,
-            action,
-            &names::arn_in(ctx, name),
-            Vec::new(),
-        )?;
-    }
+    authorize(services, ctx, action, &names::arn_in(ctx, name), Vec::new())?;
     let (version_id, version_stage) = match selector {
         Some(s) if is_version_id(s) => (Some(s), None),
         Some(s) => (None, Some(s)),

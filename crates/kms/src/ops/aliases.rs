@@ -96,17 +96,9 @@ pub(crate) fn create_alias(
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
     let mut txn = write(services)?;
     let mut key = k::resolve(&*txn, ctx, &input.target_key_id, false)?.key;
-    authorize_identity(
-        services,
-        &*txn,
-        ctx,
-        "kms:CreateAlias",
-        &alias_arn,
-        Vec::new(),
-    )?;
+    authorize_identity(services, ctx, "kms:CreateAlias", &alias_arn, Vec::new())?;
     authorize_key(
         services,
-        &*txn,
         ctx,
         "kms:CreateAlias",
         &key,
@@ -150,18 +142,10 @@ pub(crate) fn update_alias(
         .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
     let mut new_key = k::resolve(&*txn, ctx, &input.target_key_id, false)?.key;
     let old_key = model::load_key(&*txn, account, region, &alias.target_key_id)?;
-    authorize_identity(
-        services,
-        &*txn,
-        ctx,
-        "kms:UpdateAlias",
-        &alias_arn,
-        Vec::new(),
-    )?;
+    authorize_identity(services, ctx, "kms:UpdateAlias", &alias_arn, Vec::new())?;
     if let Some(old) = &old_key {
         authorize_key(
             services,
-            &*txn,
             ctx,
             "kms:UpdateAlias",
             old,
@@ -172,7 +156,6 @@ pub(crate) fn update_alias(
     }
     authorize_key(
         services,
-        &*txn,
         ctx,
         "kms:UpdateAlias",
         &new_key,
@@ -227,18 +210,10 @@ pub(crate) fn delete_alias(
     let mut txn = write(services)?;
     let alias = model::load_alias(&*txn, account, region, &input.alias_name)?
         .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
-    authorize_identity(
-        services,
-        &*txn,
-        ctx,
-        "kms:DeleteAlias",
-        &alias_arn,
-        Vec::new(),
-    )?;
+    authorize_identity(services, ctx, "kms:DeleteAlias", &alias_arn, Vec::new())?;
     if let Some(mut key) = model::load_key(&*txn, account, region, &alias.target_key_id)? {
         authorize_key(
             services,
-            &*txn,
             ctx,
             "kms:DeleteAlias",
             &key,
@@ -311,7 +286,7 @@ pub(crate) fn list_aliases(
     let limit = page_limit(input.limit, 50, 100);
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let txn = read(services)?;
-    authorize_identity(services, &*txn, ctx, "kms:ListAliases", "*", Vec::new())?;
+    authorize_identity(services, ctx, "kms:ListAliases", "*", Vec::new())?;
     let filter = match &input.key_id {
         Some(id) => Some(k::resolve(&*txn, ctx, id, false)?.key.key_id),
         None => None,

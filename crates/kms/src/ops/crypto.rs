@@ -516,8 +516,7 @@ pub(crate) fn generate_random(
             "tresor does not support custom key stores.",
         ));
     }
-    let txn = read(services)?;
-    authorize_identity(services, &*txn, ctx, "kms:GenerateRandom", "*", Vec::new())?;
+    authorize_identity(services, ctx, "kms:GenerateRandom", "*", Vec::new())?;
     let n = usize::try_from(input.number_of_bytes.unwrap_or(0)).unwrap_or(0);
     let bytes: Zeroizing<Vec<u8>> = tresor_crypto::random_bytes(n).map_err(internal)?;
     Ok(GenerateRandomOutput {

@@ -164,7 +164,7 @@ pub(crate) fn create_key(
             bypass.to_string(),
         ));
     }
-    authorize_identity(services, &*txn, ctx, "kms:CreateKey", "*", conditions)?;
+    authorize_identity(services, ctx, "kms:CreateKey", "*", conditions)?;
     let account = ctx.caller.account.as_str();
     let policy = input
         .policy
@@ -183,7 +183,6 @@ pub(crate) fn create_key(
         // CreateKey with Tags also needs kms:TagResource in an IAM policy (KMS API reference).
         authorize_identity(
             services,
-            &*txn,
             ctx,
             "kms:TagResource",
             &key.arn,
@@ -275,7 +274,7 @@ pub(crate) fn list_keys(
     }
     let limit = page_limit(input.limit, 100, 1000);
     let txn = read(services)?;
-    authorize_identity(services, &*txn, ctx, "kms:ListKeys", "*", Vec::new())?;
+    authorize_identity(services, ctx, "kms:ListKeys", "*", Vec::new())?;
     let prefix = model::key_prefix(&ctx.caller.account, &ctx.region);
     let start = input.marker.as_deref().map(|m| format!("{prefix}{m}"));
     let rows = txn

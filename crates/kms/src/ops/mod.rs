@@ -45,7 +45,7 @@ pub(crate) fn authorized_key(
     extra: Vec<(String, String)>,
 ) -> Result<KeyRecord, AwsError> {
     let key = crate::keys::resolve(txn, ctx, key_id, false)?.key;
-    crate::keys::authorize_key(services, txn, ctx, action, &key, None, None, extra)?;
+    crate::keys::authorize_key(services, ctx, action, &key, None, None, extra)?;
     Ok(key)
 }
 
@@ -62,7 +62,6 @@ pub(crate) fn authorized_key_or_alias(
     let resolved = crate::keys::resolve(txn, ctx, key_id, true)?;
     crate::keys::authorize_key(
         services,
-        txn,
         ctx,
         action,
         &resolved.key,

@@ -104,7 +104,6 @@ pub(crate) fn check_new_policy(
     if !bypass {
         match authorize_key(
             services,
-            txn,
             ctx,
             "kms:PutKeyPolicy",
             key,

@@ -203,7 +203,6 @@ pub(crate) fn get_access_key_last_used(
     let Some(owner) = owner else {
         super::authorize(
             s,
-            &*txn,
             ctx,
             "iam:GetAccessKeyLastUsed",
             &format!("arn:aws:iam::{account}:user/*"),

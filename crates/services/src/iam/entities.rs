@@ -36,7 +36,6 @@ pub(crate) fn list_entities<E: Entity>(
     let txn = s.store().begin_read()?;
     authorize(
         s,
-        &*txn,
         ctx,
         &format!("iam:List{plural}"),
         &format!("arn:aws:iam::{account}:{}{prefix}", E::KIND.word()),

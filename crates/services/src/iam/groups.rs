@@ -79,7 +79,6 @@ pub(crate) fn create_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> O
     let mut txn = s.store().begin_write()?;
     authorize(
         s,
-        &*txn,
         ctx,
         "iam:CreateGroup",
         &EntityKind::Group.arn(account, path, name),

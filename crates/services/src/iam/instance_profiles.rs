@@ -77,7 +77,6 @@ pub(crate) fn create_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryP
     let mut txn = s.store().begin_write()?;
     authorize(
         s,
-        &*txn,
         ctx,
         "iam:CreateInstanceProfile",
         &EntityKind::InstanceProfile.arn(account, path, name),

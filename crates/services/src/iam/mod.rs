@@ -666,7 +666,7 @@ pub(crate) fn authorized_in_context<E: Entity>(
     let (entity, arn) = lookup::<E>(txn, &ctx.caller.account, name)?;
     let mut req = AuthzRequest::new(action, &arn);
     req.context = context;
-    authorize_with(s, txn, ctx, &req)?;
+    authorize_with(s, ctx, &req)?;
     entity.ok_or_else(|| E::KIND.not_found(name))
 }
 
@@ -689,22 +689,20 @@ pub(crate) fn lookup<T: Entity>(
 /// Asks the Authorizer about `action` on `resource`.
 pub(crate) fn authorize(
     s: &Services,
-    txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     action: &str,
     resource: &str,
 ) -> Result<(), ServiceError> {
-    s.authorize(txn, ctx, &AuthzRequest::new(action, resource))?;
+    s.authorize(ctx, &AuthzRequest::new(action, resource))?;
     Ok(())
 }
 
 pub(crate) fn authorize_with(
     s: &Services,
-    txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     req: &AuthzRequest<'_>,
 ) -> Result<(), ServiceError> {
-    s.authorize(txn, ctx, req)?;
+    s.authorize(ctx, req)?;
     Ok(())
 }
 

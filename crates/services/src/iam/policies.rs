@@ -274,7 +274,7 @@ pub(crate) fn create_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
     let account = &ctx.caller.account;
     let arn = format!("arn:aws:iam::{account}:policy{path}{name}");
     let mut txn = s.store().begin_write()?;
-    authorize(s, &*txn, ctx, "iam:CreatePolicy", &arn)?;
+    authorize(s, ctx, "iam:CreatePolicy", &arn)?;
     validate_document(doc)?;
     let key = keys::policy(account, name);
     if txn.get(&key)?.is_some() {
@@ -329,7 +329,7 @@ fn authorized_policy(
     let mut check = Check::new();
     check.length("PolicyArn", Some(arn), 20, 2048);
     check.finish()?;
-    authorize(s, txn, ctx, action, arn)?;
+    authorize(s, ctx, action, arn)?;
     let found = resolve(txn, &ctx.caller.account, arn)?.ok_or_else(|| not_found(arn))?;
     Ok((arn.to_string(), found))
 }
@@ -389,7 +389,6 @@ pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
     let txn = s.store().begin_read()?;
     authorize(
         s,
-        &*txn,
         ctx,
         "iam:ListPolicies",
         &format!("arn:aws:iam::{account}:policy{prefix}"),

@@ -165,7 +165,7 @@ pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     let mut txn = s.store().begin_write()?;
     let mut req = AuthzRequest::new("iam:CreateRole", &arn);
     req.context = create_context(boundary, &tags);
-    authorize_with(s, &*txn, ctx, &req)?;
+    authorize_with(s, ctx, &req)?;
     let key = keys::role(account, name);
     if txn.get(&key)?.is_some() {
         return Err(EntityKind::Role.exists(name));

@@ -84,7 +84,7 @@ pub(crate) fn simulate_principal_policy(
     check.length("PolicySourceArn", Some(source_arn), 20, 2048);
     let input = Input::parse(p, check)?;
     let txn = s.store().begin_read()?;
-    authorize(s, &*txn, ctx, "iam:SimulatePrincipalPolicy", source_arn)?;
+    authorize(s, ctx, "iam:SimulatePrincipalPolicy", source_arn)?;
 
     let entity = Entity::find(&*txn, source_arn)?.ok_or_else(|| not_found(source_arn))?;
     let mut identity = Vec::new();
@@ -134,7 +134,7 @@ pub(crate) fn simulate_custom_policy(s: &Services, ctx: &RequestCtx, p: &QueryPa
         )));
     }
     let txn = s.store().begin_read()?;
-    authorize(s, &*txn, ctx, "iam:SimulateCustomPolicy", "*")?;
+    authorize(s, ctx, "iam:SimulateCustomPolicy", "*")?;
     let principal = match input.caller_arn {
         Some(arn) => principal_for(&*txn, arn)?,
         None if input.resource_policy.is_some() => {

@@ -58,7 +58,7 @@ pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     let mut txn = s.store().begin_write()?;
     let mut req = AuthzRequest::new("iam:CreateUser", &arn);
     req.context = create_context(boundary, &tags);
-    authorize_with(s, &*txn, ctx, &req)?;
+    authorize_with(s, ctx, &req)?;
     let key = keys::user(account, name);
     if txn.get(&key)?.is_some() {
         return Err(EntityKind::User.exists(name));
@@ -97,7 +97,7 @@ pub(crate) fn get_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRes
         (None, CallerKind::User { name, .. }) => name.clone(),
         (None, CallerKind::Root) => {
             // The root user is described by its account (IAM API reference, GetUser).
-            authorize(s, &*txn, ctx, "iam:GetUser", &ctx.caller.arn)?;
+            authorize(s, ctx, "iam:GetUser", &ctx.caller.arn)?;
             let created =
                 record::get::<crate::identity::AccountRecord>(&*txn, &keys::account(account))?
                     .map_or(ctx.now, |a| a.created);
@@ -167,7 +167,6 @@ pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
         // IAM requires permission on both the source and the target of a rename.
         authorize(
             s,
-            &*txn,
             ctx,
             "iam:UpdateUser",
             &EntityKind::User.arn(account, &user.path, n),
