@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use time::OffsetDateTime;
+use tresor_core::{Caller, CallerKind, RequestCtx, Services};
 use tresor_crypto::{AeadKey, RootKey};
-use tresor_services::{Caller, CallerKind, RequestCtx, Services, query_handler};
+use tresor_iam::query_handler;
 use tresor_store::{MemoryStore, SqliteStore, Store};
 use tresor_wire::ServiceId;
 use tresor_wire::query::QueryParams;
@@ -90,7 +91,11 @@ fn form_encode(s: &str) -> String {
 }
 
 fn bench_setup(c: &mut Criterion, name: &str, store: Arc<dyn Store>, user: bool) {
-    let services = Services::new(store, Arc::new(RootKey::from_bytes(&[9u8; 32]).unwrap()));
+    let services = Services::new(
+        store,
+        Arc::new(RootKey::from_bytes(&[9u8; 32]).unwrap()),
+        Arc::new(tresor_iam::IamDirectory),
+    );
     let caller = if user {
         bench_user(&services)
     } else {

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use tresor_core::{RequestCtx, Services};
 use tresor_crypto::SecretBytes;
-use tresor_services::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 

@@ -4,7 +4,7 @@
 //!
 //! Messages never carry plaintexts, key material or encryption-context values.
 
-use tresor_services::error::ServiceError;
+use tresor_core::error::ServiceError;
 use tresor_wire::{AwsError, Protocol};
 
 /// Storage/crypto/record failures: logged server-side, generic on the wire.

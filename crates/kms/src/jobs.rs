@@ -7,9 +7,9 @@
 //! later change (CancelKeyDeletion, DisableKeyRotation) is just removed.
 
 use time::OffsetDateTime;
-use tresor_services::Services;
-use tresor_services::error::ServiceError;
-use tresor_services::record;
+use tresor_core::Services;
+use tresor_core::error::ServiceError;
+use tresor_core::record;
 use tresor_store::WriteTxn;
 use tresor_wire::AwsError;
 

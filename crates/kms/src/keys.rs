@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use time::{Duration, OffsetDateTime};
+use tresor_core::authz::{AuthzRequest, ResourcePolicy};
+use tresor_core::{RequestCtx, Services};
 use tresor_crypto::{AeadKey, Zeroizing};
-use tresor_services::authz::{AuthzRequest, ResourcePolicy};
-use tresor_services::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 

@@ -22,7 +22,7 @@ mod ops;
 pub use envelope::{DataKey, decrypt, generate_data_key, resolve_key_arn};
 pub use jobs::run_due_jobs;
 
-use tresor_services::{JsonHandler, json_handler};
+use tresor_core::{JsonHandler, json_handler};
 
 /// The KMS operation named `op`, if tresor implements it.
 pub fn handler(op: &str) -> Option<JsonHandler> {

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tresor_services::record;
+use tresor_core::record;
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 

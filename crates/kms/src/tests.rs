@@ -8,8 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use time::Duration;
-use tresor_services::RequestCtx;
-use tresor_services::testing::{ACCOUNT, TestEnv as Env, ctx};
+use tresor_core::RequestCtx;
+use tresor_iam::testing::{ACCOUNT, TestEnv as Env, ctx};
 use tresor_store::Store;
 use tresor_wire::AwsError;
 

@@ -11,8 +11,8 @@
 //! learns nothing about existence.
 
 use time::OffsetDateTime;
-use tresor_services::authz::{AuthzRequest, ResourcePolicy};
-use tresor_services::{RequestCtx, Services, record};
+use tresor_core::authz::{AuthzRequest, ResourcePolicy};
+use tresor_core::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 
@@ -228,7 +228,7 @@ pub(crate) fn save_changed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tresor_services::Caller;
+    use tresor_core::Caller;
 
     fn ctx() -> RequestCtx {
         RequestCtx {

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use tresor_core::{RequestCtx, Services, envelope};
 use tresor_crypto::SecretBytes;
-use tresor_services::{RequestCtx, Services, envelope};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 

@@ -5,7 +5,7 @@
 //! emulators measured against AWS, [M] from the botocore model's shape documentation, [?] are
 //! ours where no public source gives the text.
 
-use tresor_services::error::ServiceError;
+use tresor_core::error::ServiceError;
 use tresor_wire::{AwsError, Protocol};
 
 /// [O] `Secrets Manager can't find the specified secret.`

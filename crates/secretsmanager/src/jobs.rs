@@ -7,8 +7,8 @@
 //! already purged is simply dropped. A job that fails is kept and retried with backoff.
 
 use time::{Duration, OffsetDateTime};
-use tresor_services::error::ServiceError;
-use tresor_services::{Services, record};
+use tresor_core::error::ServiceError;
+use tresor_core::{Services, record};
 
 use crate::model::{PurgeJob, SecretRecord, keys};
 
@@ -86,15 +86,19 @@ mod tests {
 
     use std::sync::Arc;
 
+    use tresor_core::{Caller, RequestCtx};
     use tresor_crypto::RootKey;
-    use tresor_services::{Caller, RequestCtx};
     use tresor_store::MemoryStore;
 
     use super::*;
 
     fn services() -> Services {
         let root = RootKey::from_bytes(&[7u8; 32]).expect("root key");
-        Services::new(Arc::new(MemoryStore::new()), Arc::new(root))
+        Services::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(root),
+            Arc::new(tresor_iam::IamDirectory),
+        )
     }
 
     fn ctx(now: OffsetDateTime) -> RequestCtx {

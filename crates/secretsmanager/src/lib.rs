@@ -24,35 +24,35 @@ mod shapes;
 mod validate;
 mod versions;
 
-use tresor_services::JsonHandler;
+use tresor_core::JsonHandler;
 
 pub use jobs::run_due_jobs;
 
 /// The Secrets Manager operation named `op`, if tresor implements it.
 pub fn handler(op: &str) -> Option<JsonHandler> {
     Some(match op {
-        "CreateSecret" => tresor_services::json_handler!(secrets::create_secret),
-        "DescribeSecret" => tresor_services::json_handler!(secrets::describe_secret),
-        "UpdateSecret" => tresor_services::json_handler!(secrets::update_secret),
-        "DeleteSecret" => tresor_services::json_handler!(secrets::delete_secret),
-        "RestoreSecret" => tresor_services::json_handler!(secrets::restore_secret),
-        "ListSecrets" => tresor_services::json_handler!(secrets::list_secrets),
-        "TagResource" => tresor_services::json_handler!(secrets::tag_resource),
-        "UntagResource" => tresor_services::json_handler!(secrets::untag_resource),
-        "GetSecretValue" => tresor_services::json_handler!(versions::get_secret_value),
-        "BatchGetSecretValue" => tresor_services::json_handler!(versions::batch_get_secret_value),
-        "PutSecretValue" => tresor_services::json_handler!(versions::put_secret_value),
+        "CreateSecret" => tresor_core::json_handler!(secrets::create_secret),
+        "DescribeSecret" => tresor_core::json_handler!(secrets::describe_secret),
+        "UpdateSecret" => tresor_core::json_handler!(secrets::update_secret),
+        "DeleteSecret" => tresor_core::json_handler!(secrets::delete_secret),
+        "RestoreSecret" => tresor_core::json_handler!(secrets::restore_secret),
+        "ListSecrets" => tresor_core::json_handler!(secrets::list_secrets),
+        "TagResource" => tresor_core::json_handler!(secrets::tag_resource),
+        "UntagResource" => tresor_core::json_handler!(secrets::untag_resource),
+        "GetSecretValue" => tresor_core::json_handler!(versions::get_secret_value),
+        "BatchGetSecretValue" => tresor_core::json_handler!(versions::batch_get_secret_value),
+        "PutSecretValue" => tresor_core::json_handler!(versions::put_secret_value),
         "UpdateSecretVersionStage" => {
-            tresor_services::json_handler!(versions::update_secret_version_stage)
+            tresor_core::json_handler!(versions::update_secret_version_stage)
         }
-        "ListSecretVersionIds" => tresor_services::json_handler!(versions::list_secret_version_ids),
-        "PutResourcePolicy" => tresor_services::json_handler!(policy::put_resource_policy),
-        "GetResourcePolicy" => tresor_services::json_handler!(policy::get_resource_policy),
-        "DeleteResourcePolicy" => tresor_services::json_handler!(policy::delete_resource_policy),
+        "ListSecretVersionIds" => tresor_core::json_handler!(versions::list_secret_version_ids),
+        "PutResourcePolicy" => tresor_core::json_handler!(policy::put_resource_policy),
+        "GetResourcePolicy" => tresor_core::json_handler!(policy::get_resource_policy),
+        "DeleteResourcePolicy" => tresor_core::json_handler!(policy::delete_resource_policy),
         "ValidateResourcePolicy" => {
-            tresor_services::json_handler!(policy::validate_resource_policy)
+            tresor_core::json_handler!(policy::validate_resource_policy)
         }
-        "GetRandomPassword" => tresor_services::json_handler!(password::get_random_password),
+        "GetRandomPassword" => tresor_core::json_handler!(password::get_random_password),
         _ => return None,
     })
 }

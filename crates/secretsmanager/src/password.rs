@@ -4,8 +4,8 @@
 //! default — at least one character of every included class.
 
 use serde::{Deserialize, Serialize};
+use tresor_core::{RequestCtx, Services};
 use tresor_crypto::SecretString;
-use tresor_services::{RequestCtx, Services};
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 

@@ -11,9 +11,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tresor_core::{RequestCtx, Services};
+use tresor_iam::{arn_for_unique_id, unique_id_for_arn};
 use tresor_policy::{Policy, PolicyError, PolicyKind, map_aws_principals};
-use tresor_services::iam::{arn_for_unique_id, unique_id_for_arn};
-use tresor_services::{RequestCtx, Services};
 use tresor_store::ReadTxn;
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;

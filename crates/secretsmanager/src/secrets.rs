@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use tresor_core::authz::AuthzRequest;
+use tresor_core::{RequestCtx, Services, record};
 use tresor_crypto::{SecretBytes, SecretString};
-use tresor_services::authz::AuthzRequest;
-use tresor_services::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
@@ -664,13 +664,7 @@ pub fn tag_resource(
     }
     // A change that would lock the caller out is refused with AccessDenied (TagResource API
     // reference): ask again with the tags as they would be.
-    authorize(
-        services,
-        ctx,
-        "secretsmanager:TagResource",
-        &rec,
-        context,
-    )?;
+    authorize(services, ctx, "secretsmanager:TagResource", &rec, context)?;
     save_changed(txn, &mut rec, ctx.now)?;
     Ok(Empty {})
 }

@@ -14,8 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use tresor_core::{RequestCtx, Services, record};
 use tresor_crypto::{SecretBytes, SecretString};
-use tresor_services::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
@@ -57,9 +57,9 @@ pub fn add_version(
             let stored: Option<ValueRecord> = record::get(&*txn, &value_key).or_internal()?;
             let Some(stored) = stored else {
                 tracing::error!(secret = %rec.arn, version_id = token, "version without its value record");
-                return Err(errors::internal(
-                    tresor_services::error::ServiceError::Corrupt("missing value".into()),
-                ));
+                return Err(errors::internal(tresor_core::error::ServiceError::Corrupt(
+                    "missing value".into(),
+                )));
             };
             let plain = crate::envelope::open(services, &*txn, ctx, rec, token, &stored)?;
             if crate::envelope::same_value(&plain, stored.kind, value.bytes.expose(), value.kind) {
@@ -844,8 +844,8 @@ mod tests {
 
     use std::sync::Arc;
 
+    use tresor_core::Caller;
     use tresor_crypto::RootKey;
-    use tresor_services::Caller;
     use tresor_store::MemoryStore;
 
     use super::*;
@@ -875,7 +875,11 @@ mod tests {
     #[test]
     fn deprecated_versions_are_removed_only_after_a_day_and_the_quota_holds() {
         let root = RootKey::from_bytes(&[9u8; 32]).expect("root key");
-        let s = Services::new(Arc::new(MemoryStore::new()), Arc::new(root));
+        let s = Services::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(root),
+            Arc::new(tresor_iam::IamDirectory),
+        );
         let t0 = OffsetDateTime::now_utc();
         let input = serde_json::from_value(serde_json::json!({"Name": "v", "SecretString": "0"}))
             .expect("input");

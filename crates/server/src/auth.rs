@@ -2,7 +2,7 @@
 //! and map every failure to the protocol's AWS error code (spec §2).
 
 use time::OffsetDateTime;
-use tresor_services::{Caller, CredentialError, Services};
+use tresor_core::{Caller, CredentialError, Services};
 use tresor_sigv4::{HttpRequest, SigV4Error, SigningKeyCache};
 use tresor_wire::{AwsError, Protocol, ServiceId};
 

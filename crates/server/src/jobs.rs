@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use tresor_services::Services;
+use tresor_core::Services;
 
 /// One service's job runner: does the work that is due at `now`, returns how many jobs ran.
 pub type JobRunner = fn(&Services, OffsetDateTime) -> Result<usize, String>;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use tresor_core::Services;
 use tresor_crypto::RootKey;
-use tresor_services::Services;
-use tresor_services::bootstrap::{self, BootstrapOptions};
+use tresor_iam::bootstrap::{self, BootstrapOptions};
 use tresor_store::{SqliteStore, Store};
 
 use crate::ServerError;
@@ -160,7 +160,11 @@ pub fn open(config: &Config) -> Result<Deployment, ServerError> {
     }
     let created = boot.admin.is_some();
     Ok(Deployment {
-        services: Arc::new(Services::new(store.clone(), Arc::new(root))),
+        services: Arc::new(Services::new(
+            store.clone(),
+            Arc::new(root),
+            Arc::new(tresor_iam::IamDirectory),
+        )),
         account: boot.account,
         admin_arn: boot.admin_arn,
         store_description: store.describe(),

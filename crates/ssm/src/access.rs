@@ -6,9 +6,9 @@
 //! `AccessDeniedException` whether or not the parameter exists, and the resource in the
 //! message is the ARN derived from the name as supplied.
 
-use tresor_services::authz::AuthzRequest;
-use tresor_services::record;
-use tresor_services::{RequestCtx, Services};
+use tresor_core::authz::AuthzRequest;
+use tresor_core::record;
+use tresor_core::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 

@@ -6,7 +6,7 @@
 //! from the botocore model's shape documentation, [E] from emulators measured against AWS,
 //! [?] ours where no public source gives the text.
 
-use tresor_services::error::ServiceError;
+use tresor_core::error::ServiceError;
 use tresor_wire::{AwsError, Protocol};
 
 /// [O] What AWS answers for a name that breaks the naming rules (bad character, interior

@@ -7,8 +7,8 @@
 //! running the worker twice, on two nodes, or after a crash does the work once.
 
 use time::OffsetDateTime;
-use tresor_services::Services;
-use tresor_services::record;
+use tresor_core::Services;
+use tresor_core::record;
 
 use crate::model::{ExpirationJob, ParameterRecord, keys};
 

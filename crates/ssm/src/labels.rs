@@ -4,7 +4,7 @@
 //! the rules are reported in `InvalidLabels`, not raised.
 
 use serde::{Deserialize, Serialize};
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};
 

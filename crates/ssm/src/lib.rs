@@ -28,7 +28,7 @@ mod shapes;
 mod tags;
 mod values;
 
-use tresor_services::{JsonHandler, json_handler};
+use tresor_core::{JsonHandler, json_handler};
 
 pub use jobs::run_due_jobs;
 

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_store::ReadTxn;
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};
@@ -55,13 +55,9 @@ fn scan_records<T>(
     let mut position = after;
     let mut examined = 0;
     loop {
-        let batch = tresor_services::record::scan::<ParameterRecord>(
-            txn,
-            prefix,
-            position.as_deref(),
-            BATCH,
-        )
-        .map_err(errors::internal)?;
+        let batch =
+            tresor_core::record::scan::<ParameterRecord>(txn, prefix, position.as_deref(), BATCH)
+                .map_err(errors::internal)?;
         let full_batch = batch.len() == BATCH;
         for (key, rec) in batch {
             examined += 1;
@@ -254,13 +250,7 @@ pub fn describe_parameters(
         .transpose()?;
     let txn = services.store().begin_read().map_err(errors::internal)?;
     // DescribeParameters has no resource type in the Service Authorization Reference: `*`.
-    authorize(
-        services,
-        ctx,
-        "ssm:DescribeParameters",
-        "*",
-        Vec::new(),
-    )?;
+    authorize(services, ctx, "ssm:DescribeParameters", "*", Vec::new())?;
     if input.shared.unwrap_or(false) {
         // Parameters shared through AWS RAM do not exist in tresor.
         return Ok(DescribeParametersOutput {

@@ -6,7 +6,7 @@
 //! `…:parameter/<canonical>`, never `parameter//a/b`. The name as the caller first created it
 //! is kept in the record and echoed back.
 
-use tresor_services::RequestCtx;
+use tresor_core::RequestCtx;
 use tresor_wire::AwsError;
 
 use crate::errors;

@@ -4,8 +4,8 @@
 //! expiration job commit together or not at all.
 
 use serde::{Deserialize, Serialize};
-use tresor_services::record;
-use tresor_services::{RequestCtx, Services};
+use tresor_core::record;
+use tresor_core::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};

@@ -24,7 +24,7 @@
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_wire::AwsError;
 
 use crate::access::authorize;

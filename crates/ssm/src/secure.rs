@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tresor_services::{RequestCtx, Services, envelope};
+use tresor_core::{RequestCtx, Services, envelope};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::AwsError;
 use zeroize::Zeroizing;

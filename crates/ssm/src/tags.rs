@@ -3,7 +3,7 @@
 //! replaces its value; a parameter holds at most 50 tags.
 
 use serde::{Deserialize, Serialize};
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 use tresor_wire::{AwsError, Protocol};
 

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
-use tresor_services::RequestCtx;
-use tresor_services::testing::{ACCOUNT, REGION, TestEnv as Env, ctx};
+use tresor_core::RequestCtx;
+use tresor_iam::testing::{ACCOUNT, REGION, TestEnv as Env, ctx};
 use tresor_store::Store;
 use tresor_wire::AwsError;
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
@@ -295,9 +295,8 @@ pub(crate) fn list_aliases(
     let mut records: Vec<AliasRecord> = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page =
-            tresor_services::record::scan::<AliasRecord>(&*txn, &prefix, after.as_deref(), 1000)
-                .map_err(internal)?;
+        let page = tresor_core::record::scan::<AliasRecord>(&*txn, &prefix, after.as_deref(), 1000)
+            .map_err(internal)?;
         let done = page.len() < 1000;
         after = page.last().map(|(key, _)| key.clone());
         records.extend(page.into_iter().map(|(_, r)| r));

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use tresor_core::{RequestCtx, Services};
 use tresor_crypto::{SecretBytes, Zeroizing};
-use tresor_services::{RequestCtx, Services};
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
@@ -181,13 +181,7 @@ pub(crate) fn create_key(
     )?;
     if !tags.is_empty() {
         // CreateKey with Tags also needs kms:TagResource in an IAM policy (KMS API reference).
-        authorize_identity(
-            services,
-            ctx,
-            "kms:TagResource",
-            &key.arn,
-            Vec::new(),
-        )?;
+        authorize_identity(services, ctx, "kms:TagResource", &key.arn, Vec::new())?;
         apply_tags(&mut key, &tags)?;
     }
     if input.policy.is_some() {

@@ -10,7 +10,7 @@ pub(crate) mod tags;
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;

@@ -2,8 +2,8 @@
 //! shares — grammar (policy engine), principals, and the lockout safety check.
 
 use serde::{Deserialize, Serialize};
+use tresor_core::{RequestCtx, Services};
 use tresor_policy::{Policy, PolicyError, PolicyKind};
-use tresor_services::{RequestCtx, Services};
 use tresor_store::ReadTxn;
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
@@ -54,7 +54,7 @@ fn principal_ok(txn: &dyn ReadTxn, p: &str) -> Result<bool, AwsError> {
         return Ok(false);
     }
     let known_account = txn
-        .get(&tresor_services::keys::account(account))
+        .get(&tresor_iam::keys::account(account))
         .map_err(internal)?
         .is_some();
     let name = |r: &str| r.rsplit('/').next().unwrap_or_default().to_string();
@@ -63,14 +63,14 @@ fn principal_ok(txn: &dyn ReadTxn, p: &str) -> Result<bool, AwsError> {
         ("iam", r) if r.starts_with("user/") => {
             !known_account
                 || txn
-                    .get(&tresor_services::keys::user(account, &name(r)))
+                    .get(&tresor_iam::keys::user(account, &name(r)))
                     .map_err(internal)?
                     .is_some()
         }
         ("iam", r) if r.starts_with("role/") => {
             !known_account
                 || txn
-                    .get(&tresor_services::keys::role(account, &name(r)))
+                    .get(&tresor_iam::keys::role(account, &name(r)))
                     .map_err(internal)?
                     .is_some()
         }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;

@@ -2,7 +2,7 @@
 //! shares). Tags are kept sorted by key, so a page marker is simply the last key returned.
 
 use serde::{Deserialize, Serialize};
-use tresor_services::{RequestCtx, Services};
+use tresor_core::{RequestCtx, Services};
 use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 

@@ -1,0 +1,333 @@
+//! The Authorizer every operation asks: principal + action + resource ARN +
+//! condition keys + optional resource policy → allow, or AWS's access-denied error naming the
+//! caller, action, resource and reason. Operations never decide access themselves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use tresor_policy::{
+    Context, Policy, PolicyKind, PolicySet, PolicySource, Principal, Request, ResourceKind,
+    SourcePolicyType,
+};
+use tresor_store::Store;
+use tresor_wire::Protocol;
+
+use crate::cache::{CompiledIdentity, IdentityCache};
+use crate::ctx::{Caller, CallerKind, RequestCtx};
+use crate::directory::Directory;
+use crate::error::AuthzError;
+
+/// One authorization question.
+pub struct AuthzRequest<'a> {
+    /// `service:Action`, e.g. `iam:CreateRole`.
+    pub action: &'a str,
+    /// The resource ARN, or `*` for actions without a resource.
+    pub resource: &'a str,
+    /// Service-specific condition keys (`kms:ViaService`, `secretsmanager:SecretId`, …).
+    pub context: Vec<(String, String)>,
+    /// The resource-based policy document of the target, if it has one, and what kind it is.
+    pub resource_policy: Option<ResourcePolicy<'a>>,
+}
+
+pub enum ResourcePolicy<'a> {
+    /// A secret's resource policy.
+    Generic(&'a str),
+    /// A KMS key policy: required; IAM alone never suffices.
+    KmsKey(&'a str),
+    /// A role's trust policy, for `sts:AssumeRole`.
+    RoleTrust(&'a str),
+}
+
+impl<'a> AuthzRequest<'a> {
+    pub fn new(action: &'a str, resource: &'a str) -> Self {
+        AuthzRequest {
+            action,
+            resource,
+            context: Vec::new(),
+            resource_policy: None,
+        }
+    }
+}
+
+/// The Authorizer: the caller's identity policies (from the [`Directory`], compiled and cached
+/// per access key until the next identity change commits), the target's resource policy and
+/// the request's condition keys, evaluated by the pure policy engine.
+pub struct Authorizer {
+    store: Arc<dyn Store>,
+    directory: Arc<dyn Directory>,
+    identity_generation: Arc<AtomicU64>,
+    policies: PolicyCache,
+    identities: IdentityCache,
+}
+
+impl Authorizer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Arc<dyn Directory>,
+        identity_generation: Arc<AtomicU64>,
+    ) -> Self {
+        Authorizer {
+            store,
+            directory,
+            identity_generation,
+            policies: PolicyCache::default(),
+            identities: IdentityCache::default(),
+        }
+    }
+
+    /// Compiled policies by document text (shared with the policy simulator).
+    pub fn policy_cache(&self) -> &PolicyCache {
+        &self.policies
+    }
+
+    /// Decides `req` for the caller of `ctx`. No transaction of the caller's is needed, so an
+    /// operation can ask before it takes the store's writer.
+    pub fn authorize(&self, ctx: &RequestCtx, req: &AuthzRequest<'_>) -> Result<(), AuthzError> {
+        authorize(self, ctx, req)
+    }
+}
+
+/// The protocol of the service an IAM action belongs to (`iam:CreateRole` → awsQuery), for
+/// rendering errors raised while authorizing it.
+pub fn protocol_of_action(action: &str) -> Protocol {
+    match action.split(':').next() {
+        Some("iam") | Some("sts") => Protocol::AwsQuery,
+        _ => Protocol::AwsJson11,
+    }
+}
+
+/// Compiled policies by kind and document text. Parsing is the expensive part of evaluation;
+/// documents are immutable values, so a text-keyed cache can never serve a stale policy.
+#[derive(Default)]
+pub struct PolicyCache {
+    maps: [RwLock<HashMap<String, Arc<Policy>>>; 6],
+}
+
+/// Bound on each kind's map; on overflow it is cleared (cheap to refill, never stale).
+const POLICY_CACHE_MAX: usize = 16_384;
+
+impl PolicyCache {
+    pub fn get(&self, kind: PolicyKind, text: &str) -> Option<Arc<Policy>> {
+        let map = &self.maps[usize::from(kind_tag(kind))];
+        if let Some(p) = map.read().get(text) {
+            return Some(p.clone());
+        }
+        let parsed = Arc::new(Policy::parse(text, kind).ok()?);
+        let mut map = map.write();
+        if map.len() >= POLICY_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(text.to_string(), parsed.clone());
+        Some(parsed)
+    }
+}
+
+fn kind_tag(kind: PolicyKind) -> u8 {
+    match kind {
+        PolicyKind::Identity => 0,
+        PolicyKind::Resource => 1,
+        PolicyKind::Trust => 2,
+        PolicyKind::KeyPolicy => 3,
+        PolicyKind::Session => 4,
+        PolicyKind::Boundary => 5,
+    }
+}
+
+/// The policy engine's view of a caller.
+pub fn principal_of(caller: &Caller, tags: &[(String, String)]) -> Principal {
+    let mut p = match &caller.kind {
+        CallerKind::Root => Principal::root(&caller.account),
+        CallerKind::User {
+            name,
+            path,
+            unique_id,
+        } => Principal::user(
+            &caller.account,
+            &format!("{}{name}", path.trim_start_matches('/')),
+            unique_id,
+        ),
+        CallerKind::AssumedRole {
+            role_name,
+            role_path,
+            role_id,
+            session_name,
+            ..
+        } => Principal::assumed_role(
+            &caller.account,
+            &format!("{}{role_name}", role_path.trim_start_matches('/')),
+            role_id,
+            session_name,
+        ),
+    };
+    p.tags = tags.to_vec();
+    p
+}
+
+/// Identity data is read through the generation-tagged cache (see [`compiled_identity`]), so
+/// that a cached entry is never staler than its tag.
+fn authorize(
+    services: &Authorizer,
+    ctx: &RequestCtx,
+    req: &AuthzRequest<'_>,
+) -> Result<(), AuthzError> {
+    let caller = &ctx.caller;
+    let protocol = protocol_of_action(req.action);
+    let compiled = compiled_identity(services, caller)?;
+    let compile = |kind, text: &str| compile(services, kind, text);
+    let (resource, resource_kind) = match &req.resource_policy {
+        None => (None, ResourceKind::None),
+        Some(ResourcePolicy::Generic(t)) => (
+            Some(compile(PolicyKind::Resource, t)?),
+            ResourceKind::Generic,
+        ),
+        Some(ResourcePolicy::KmsKey(t)) => (
+            Some(compile(PolicyKind::KeyPolicy, t)?),
+            ResourceKind::KmsKey,
+        ),
+        Some(ResourcePolicy::RoleTrust(t)) => (
+            Some(compile(PolicyKind::Trust, t)?),
+            ResourceKind::RoleTrust,
+        ),
+    };
+
+    let principal = principal_of(caller, &compiled.principal_tags);
+    let mut context = Context::new()
+        .with_current_time(ctx.now)
+        .with("aws:RequestedRegion", ctx.region.clone())
+        .with_bool("aws:SecureTransport", ctx.secure_transport);
+    if let Some(ip) = ctx.source_ip {
+        context = context.with("aws:SourceIp", ip.to_string());
+    }
+    context.append_all(req.context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let resource_account = resource_account(req.resource);
+    let set = PolicySet {
+        identity: compiled
+            .identity
+            .iter()
+            .map(|(label, p)| {
+                (
+                    PolicySource {
+                        id: label,
+                        source_type: source_type_of(label),
+                    },
+                    p.as_ref(),
+                )
+            })
+            .collect(),
+        boundary: compiled.boundary.as_deref(),
+        session: compiled.session.iter().map(Arc::as_ref).collect(),
+        resource: resource.as_deref().map(|p| {
+            (
+                PolicySource {
+                    id: req.resource,
+                    source_type: SourcePolicyType::Resource,
+                },
+                p,
+            )
+        }),
+        resource_kind,
+    };
+    let request = Request {
+        principal: &principal,
+        action: req.action,
+        resource: req.resource,
+        resource_account: resource_account.as_deref(),
+        context: &context,
+    };
+    let decision = tresor_policy::evaluate(&request, &set);
+    if decision.allowed {
+        return Ok(());
+    }
+    let shown = (req.resource != "*").then_some(req.resource);
+    Err(AuthzError::Denied {
+        protocol,
+        message: decision.denial_message(&caller.arn, req.action, shown),
+    })
+}
+
+/// The account field of an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
+pub fn resource_account(resource: &str) -> Option<String> {
+    let mut parts = resource.splitn(6, ':');
+    if parts.next()? != "arn" {
+        return None;
+    }
+    let account = parts.nth(3)?;
+    // AWS-managed policies (`arn:aws:iam::aws:policy/…`) belong to no account: reading them
+    // is not a cross-account request.
+    (!account.is_empty() && account != "aws").then(|| account.to_string())
+}
+
+/// The simulation API's `SourcePolicyType` of an identity policy, from its label (a managed
+/// policy ARN, or "inline policy <name> of <user|group|role> <name>").
+pub fn source_type_of(label: &str) -> SourcePolicyType {
+    if label.starts_with("arn:aws:iam::aws:policy/") {
+        SourcePolicyType::AwsManaged
+    } else if label.starts_with("arn:") {
+        SourcePolicyType::UserManaged
+    } else if label.contains(" of role ") {
+        SourcePolicyType::Role
+    } else if label.contains(" of group ") {
+        SourcePolicyType::Group
+    } else {
+        SourcePolicyType::User
+    }
+}
+
+/// The caller's identity policies, compiled, from the identity cache or — on a miss — from a
+/// read transaction of its own begun after the generation was read (so the entry is never
+/// older than its tag, whatever snapshot the operation's own transaction holds).
+fn compiled_identity(
+    services: &Authorizer,
+    caller: &Caller,
+) -> Result<Arc<CompiledIdentity>, AuthzError> {
+    let generation = services.identity_generation.load(Ordering::SeqCst);
+    if let Some(hit) = services.identities.get(&caller.access_key_id, generation) {
+        return Ok(hit);
+    }
+    let txn = services.store.begin_read().map_err(|e| {
+        tracing::error!(error = %e, "reading identity policies failed");
+        AuthzError::Internal
+    })?;
+    let gathered = services
+        .directory
+        .identity_policies(&*txn, caller)
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading identity policies failed");
+            AuthzError::Internal
+        })?;
+    drop(txn);
+    let compile = |kind, text: &str| compile(services, kind, text);
+    let compiled = Arc::new(CompiledIdentity {
+        identity: gathered
+            .policies
+            .iter()
+            .map(|(label, text)| compile(PolicyKind::Identity, text).map(|p| (label.clone(), p)))
+            .collect::<Result<_, _>>()?,
+        boundary: gathered
+            .boundary
+            .as_deref()
+            .map(|t| compile(PolicyKind::Boundary, t))
+            .transpose()?,
+        session: gathered
+            .session_policies
+            .iter()
+            .map(|t| compile(PolicyKind::Session, t))
+            .collect::<Result<_, _>>()?,
+        principal_tags: gathered.principal_tags,
+    });
+    services
+        .identities
+        .insert(&caller.access_key_id, generation, compiled.clone());
+    Ok(compiled)
+}
+
+/// A stored policy in compiled form, from the policy cache. A stored policy that no longer
+/// parses is a server fault, not the caller's.
+fn compile(services: &Authorizer, kind: PolicyKind, text: &str) -> Result<Arc<Policy>, AuthzError> {
+    services.policies.get(kind, text).ok_or_else(|| {
+        tracing::error!(?kind, "a stored policy does not parse");
+        AuthzError::Internal
+    })
+}

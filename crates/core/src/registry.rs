@@ -1,0 +1,130 @@
+//! The services of one deployment share one kernel: the store (wrapped to count identity
+//! changes and tag read snapshots), the root key, the Authorizer and the hot-path caches.
+//! Every operation of every service gets a `&Services` and a [`RequestCtx`]; the server's
+//! dispatch table decides which operation runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use time::OffsetDateTime;
+use tresor_crypto::RootKey;
+use tresor_store::Store;
+
+use crate::authz::{Authorizer, AuthzRequest, PolicyCache};
+use crate::cache::{CredentialCache, RecordCache};
+use crate::credential::{CredentialError, ResolvedCredential};
+use crate::ctx::RequestCtx;
+use crate::directory::Directory;
+use crate::error::AuthzError;
+use crate::generation::GenerationStore;
+
+/// The kernel shared by every service of a deployment.
+pub struct Services {
+    store: Arc<dyn Store>,
+    root: Arc<RootKey>,
+    directory: Arc<dyn Directory>,
+    authorizer: Authorizer,
+    /// Bumped after every committed change to identity data (see [`crate::generation`]).
+    identity_generation: Arc<AtomicU64>,
+    credentials: CredentialCache,
+    records: RecordCache,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, root: Arc<RootKey>, directory: Arc<dyn Directory>) -> Self {
+        let counting = GenerationStore::new(store);
+        let identity_generation = counting.counter();
+        let store: Arc<dyn Store> = Arc::new(counting);
+        Services {
+            authorizer: Authorizer::new(
+                store.clone(),
+                directory.clone(),
+                identity_generation.clone(),
+            ),
+            store,
+            root,
+            directory,
+            identity_generation,
+            credentials: CredentialCache::default(),
+            records: RecordCache::default(),
+        }
+    }
+
+    /// The number of identity changes committed so far; caches keyed by it are never stale.
+    pub fn identity_generation(&self) -> u64 {
+        self.identity_generation.load(Ordering::SeqCst)
+    }
+
+    /// Compiled policies by document text (the policy simulator shares them).
+    pub fn policy_cache(&self) -> &PolicyCache {
+        self.authorizer.policy_cache()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn root_key(&self) -> &RootKey {
+        &self.root
+    }
+
+    /// Decides `req` for the caller of `ctx` (see [`Authorizer::authorize`]).
+    pub fn authorize(&self, ctx: &RequestCtx, req: &AuthzRequest<'_>) -> Result<(), AuthzError> {
+        self.authorizer.authorize(ctx, req)
+    }
+
+    /// The SigV4 check's credential lookup, served from the credential cache while no
+    /// identity change has committed since it was filled.
+    pub fn resolve_credential(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<ResolvedCredential, CredentialError> {
+        // Read the generation before the store: data read afterwards is at least that new.
+        let generation = self.identity_generation();
+        if let Some(hit) = self
+            .credentials
+            .get(access_key_id, session_token, generation, now)?
+        {
+            return Ok(hit);
+        }
+        let resolved = self.directory.resolve_credential(
+            &*self.store,
+            &self.root,
+            access_key_id,
+            session_token,
+            now,
+        )?;
+        self.credentials
+            .insert(access_key_id, generation, &resolved);
+        Ok(resolved)
+    }
+
+    /// Decoded records for hot reads (see [`RecordCache`]).
+    pub fn records(&self) -> &RecordCache {
+        &self.records
+    }
+}
+
+/// The handler signature of an awsJson1.1 operation as the server's dispatch table calls it:
+/// the raw body in, the encoded output out. Built from a typed handler with
+/// [`crate::json_handler!`].
+pub type JsonHandler = fn(&Services, &RequestCtx, &[u8]) -> Result<Vec<u8>, tresor_wire::AwsError>;
+
+/// Wraps `fn(&Services, &RequestCtx, Input) -> Result<Output, E>` (Input: Deserialize, Output:
+/// Serialize, `E: Into<AwsError>`) into a [`JsonHandler`]: the wire layer decodes and
+/// encodes, the handler only sees typed values.
+#[macro_export]
+macro_rules! json_handler {
+    ($f:path) => {
+        |services: &$crate::Services,
+         ctx: &$crate::RequestCtx,
+         body: &[u8]|
+         -> Result<Vec<u8>, tresor_wire::AwsError> {
+            let input = tresor_wire::json::decode(body)?;
+            let output = $f(services, ctx, input).map_err(tresor_wire::AwsError::from)?;
+            tresor_wire::json::encode(&output)
+        }
+    };
+}

@@ -1,0 +1,213 @@
+//! Operations that are the same for every kind of IAM entity, but for names: listing by
+//! path prefix, tags (`Tag/Untag/List{User,Role}Tags`) and deletion.
+
+use tresor_store::{ReadTxn, WriteTxn};
+use tresor_wire::query::QueryParams;
+use tresor_wire::xml::XmlWriter;
+
+use super::pagination::{Page, write_list};
+use super::{
+    Check, Entity, OpResult, PolicyHolder, Tagged, authorize, authorized, delete_conflict,
+    limit_exceeded, merge_tags, name_param, parse_tags, scan_all, scan_keys,
+};
+use crate::keys;
+use tresor_core::Services;
+use tresor_core::ctx::RequestCtx;
+use tresor_core::error::ServiceError;
+use tresor_core::record;
+
+/// Tags per user or role (IAM and AWS STS quotas).
+const MAX_TAGS: usize = 50;
+
+/// `List{Users,Roles,Groups,InstanceProfiles}`: the entities whose path starts with
+/// `PathPrefix`, by name, each written by `item` as a `member`.
+pub(crate) fn list_entities<E: Entity>(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+    item: impl Fn(&mut XmlWriter, &dyn ReadTxn, &E, &str) -> Result<(), ServiceError>,
+) -> OpResult {
+    let prefix = p.get("PathPrefix").unwrap_or("/");
+    let mut check = Check::new();
+    check.path_prefix("PathPrefix", Some(prefix));
+    check.finish()?;
+    let page = Page::from_params(p)?;
+    let account = &ctx.caller.account;
+    let plural = format!("{}s", E::KIND.title());
+    let txn = s.store().begin_read()?;
+    authorize(
+        s,
+        ctx,
+        &format!("iam:List{plural}"),
+        &format!("arn:aws:iam::{account}:{}{prefix}", E::KIND.word()),
+    )?;
+    let all: Vec<E> = scan_all::<E>(&*txn, &E::KIND.prefix(account))?
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.path().starts_with(prefix))
+        .collect();
+    let (items, next) = page.apply(all, |e| e.name().to_lowercase());
+    let mut w = XmlWriter::new();
+    write_list(&mut w, &plural, &items, next.as_deref(), |w, e| {
+        item(w, &*txn, e, account)
+    })?;
+    Ok(Some(w.finish()))
+}
+
+/// `Tag{User,Role}`: adds or replaces tags, up to `TagsPer<Kind>`.
+pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
+    let tags = parse_tags(p, "Tags")?;
+    let action = format!("iam:Tag{}", E::KIND.title());
+    let mut txn = s.store().begin_write()?;
+    let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
+    merge_tags(entity.tags_mut(), tags);
+    if entity.tags_mut().len() > MAX_TAGS {
+        return Err(limit_exceeded(format!(
+            "Cannot exceed quota for TagsPer{}: {MAX_TAGS}",
+            E::KIND.title()
+        )));
+    }
+    record::put(&mut *txn, &E::KIND.key(&ctx.caller.account, name), &entity)?;
+    txn.commit()?;
+    Ok(None)
+}
+
+/// `Untag{User,Role}`: removes tags by key, case-insensitively.
+pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
+    let remove: Vec<String> = p.list("TagKeys").iter().map(|k| k.to_lowercase()).collect();
+    let action = format!("iam:Untag{}", E::KIND.title());
+    let mut txn = s.store().begin_write()?;
+    let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
+    entity
+        .tags_mut()
+        .retain(|(k, _)| !remove.contains(&k.to_lowercase()));
+    record::put(&mut *txn, &E::KIND.key(&ctx.caller.account, name), &entity)?;
+    txn.commit()?;
+    Ok(None)
+}
+
+/// `List{User,Role}Tags`, by key. `<Tags>` is present even when there are none.
+pub(crate) fn list_tags<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
+    let page = Page::from_params(p)?;
+    let action = format!("iam:List{}Tags", E::KIND.title());
+    let txn = s.store().begin_read()?;
+    let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
+    let (items, next) = page.apply(std::mem::take(entity.tags_mut()), |(k, _)| k.clone());
+    let mut w = XmlWriter::new();
+    write_list(&mut w, "Tags", &items, next.as_deref(), |w, (k, v)| {
+        w.open("member")
+            .elem("Key", k)
+            .elem("Value", v)
+            .close("member");
+        Ok(())
+    })?;
+    Ok(Some(w.finish()))
+}
+
+/// `Delete{User,Role,Group,InstanceProfile}`: `conflicts` refuses (IAM's `DeleteConflict`)
+/// while the entity still has what must go first; then its boundary use, record and unique
+/// id are removed in one transaction.
+pub(crate) fn delete_entity<E: Entity>(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), ServiceError>,
+) -> OpResult {
+    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
+    let account = &ctx.caller.account;
+    let action = format!("iam:Delete{}", E::KIND.title());
+    let mut txn = s.store().begin_write()?;
+    let entity: E = authorized(s, &*txn, ctx, name, &action)?;
+    conflicts(&*txn, &entity)?;
+    release_boundary(&mut *txn, account, &entity)?;
+    txn.delete(&E::KIND.key(account, name))?;
+    txn.delete(&keys::unique_id(account, entity.id()))?;
+    txn.commit()?;
+    Ok(None)
+}
+
+/// Drops `entity`'s entry in its permissions boundary's usage index, if it has one.
+fn release_boundary<E: Entity>(
+    txn: &mut dyn WriteTxn,
+    account: &str,
+    entity: &E,
+) -> Result<(), ServiceError> {
+    if let Some(b) = entity.boundary()
+        && let Some(m) = super::policies::resolve(&*txn, account, b)?
+    {
+        txn.delete(&keys::boundary_use(
+            account,
+            &m.index_ref(),
+            E::KIND.word(),
+            entity.name(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// `DeleteConflict` with `message` while anything is stored under `prefix`.
+pub(crate) fn refuse_if_any(
+    txn: &dyn ReadTxn,
+    prefix: &str,
+    message: &str,
+) -> Result<(), ServiceError> {
+    if scan_keys(txn, prefix)?.is_empty() {
+        Ok(())
+    } else {
+        Err(delete_conflict(message))
+    }
+}
+
+/// `DeleteConflict` while the entity has inline or attached managed policies.
+pub(crate) fn refuse_if_policies<E: PolicyHolder>(entity: &E) -> Result<(), ServiceError> {
+    if !entity.inline().is_empty() {
+        return Err(delete_conflict(
+            "Cannot delete entity, must delete policies first.",
+        ));
+    }
+    if !entity.attached().is_empty() {
+        return Err(delete_conflict(
+            "Cannot delete entity, must detach all policies first.",
+        ));
+    }
+    Ok(())
+}
+
+/// The condition keys of a `Create{User,Role}` request: `iam:PermissionsBoundary`, then
+/// `aws:RequestTag/<key>` and `aws:TagKeys` for each tag.
+pub(crate) fn create_context(
+    boundary: Option<&str>,
+    tags: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut context = Vec::new();
+    if let Some(b) = boundary {
+        context.push(("iam:PermissionsBoundary".to_string(), b.to_string()));
+    }
+    for (k, v) in tags {
+        context.push((format!("aws:RequestTag/{k}"), v.clone()));
+        context.push(("aws:TagKeys".to_string(), k.clone()));
+    }
+    context
+}
+
+/// Writes a new entity, its unique id and (with `boundary_ref`) its boundary use.
+pub(crate) fn insert_entity<E: Entity>(
+    txn: &mut dyn WriteTxn,
+    account: &str,
+    entity: &E,
+    boundary_ref: Option<String>,
+) -> Result<(), ServiceError> {
+    let name = entity.name();
+    record::put(txn, &E::KIND.key(account, name), entity)?;
+    txn.put(&keys::unique_id(account, entity.id()), name.as_bytes())?;
+    if let Some(r) = boundary_ref {
+        txn.put(
+            &keys::boundary_use(account, &r, E::KIND.word(), name),
+            name.as_bytes(),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! IAM's `Marker`/`MaxItems`/`IsTruncated` pagination (spec §1.4): `MaxItems` 1–1000
+//! (default 100); the marker is opaque (the sort key of the last item returned, base64url),
+//! so it never repeats while a listing advances.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tresor_wire::query::QueryParams;
+use tresor_wire::xml::XmlWriter;
+
+use super::{Check, invalid_input};
+use tresor_core::error::ServiceError;
+
+pub(crate) const DEFAULT_MAX_ITEMS: usize = 100;
+
+/// The page a request asks for.
+pub(crate) struct Page {
+    pub(crate) max_items: usize,
+    /// Items with a sort key strictly greater than this come next.
+    pub(crate) after: Option<String>,
+}
+
+impl Page {
+    pub(crate) fn from_params(p: &QueryParams) -> Result<Page, ServiceError> {
+        let max = p.int("MaxItems")?;
+        let marker = p.get("Marker");
+        let mut check = Check::new();
+        check.range("MaxItems", max, 1, 1000);
+        check.length("Marker", marker, 1, 320);
+        check.finish()?;
+        let after = match marker {
+            None => None,
+            Some(m) => {
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(m.as_bytes())
+                    .map_err(|_| invalid_input("Invalid Marker."))?;
+                Some(String::from_utf8(bytes).map_err(|_| invalid_input("Invalid Marker."))?)
+            }
+        };
+        Ok(Page {
+            max_items: max.map_or(DEFAULT_MAX_ITEMS, |m| m as usize),
+            after,
+        })
+    }
+
+    /// Picks this page out of `items` (any order; sorted here by `key`). Returns the page and
+    /// the marker of the next one.
+    pub(crate) fn apply<T>(
+        &self,
+        mut items: Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
+        let mut keyed: Vec<(String, T)> = items.drain(..).map(|t| (key(&t), t)).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut rest = keyed
+            .into_iter()
+            .filter(|(k, _)| self.after.as_ref().is_none_or(|a| k > a))
+            .peekable();
+        let mut page = Vec::new();
+        let mut last = None;
+        while page.len() < self.max_items {
+            match rest.next() {
+                Some((k, t)) => {
+                    last = Some(k);
+                    page.push(t);
+                }
+                None => break,
+            }
+        }
+        let next = match (rest.peek(), last) {
+            (Some(_), Some(k)) => Some(URL_SAFE_NO_PAD.encode(k.as_bytes())),
+            _ => None,
+        };
+        (page, next)
+    }
+}
+
+/// A listing: `<wrapper>` around `items` (each written by `item`), then the page end.
+pub(crate) fn write_list<T>(
+    w: &mut XmlWriter,
+    wrapper: &str,
+    items: &[T],
+    next: Option<&str>,
+    mut item: impl FnMut(&mut XmlWriter, &T) -> Result<(), ServiceError>,
+) -> Result<(), ServiceError> {
+    w.open(wrapper);
+    for t in items {
+        item(w, t)?;
+    }
+    w.close(wrapper);
+    write_page_end(w, next);
+    Ok(())
+}
+
+/// `<IsTruncated>` and, when there is more, `<Marker>`.
+pub(crate) fn write_page_end(w: &mut XmlWriter, next: Option<&str>) {
+    w.elem("IsTruncated", if next.is_some() { "true" } else { "false" });
+    w.opt("Marker", next);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_advance_without_repeating_markers() {
+        let page = Page {
+            max_items: 2,
+            after: None,
+        };
+        let items: Vec<String> = ["c", "a", "b", "e", "d"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (p1, m1) = page.apply(items.clone(), |s| s.clone());
+        assert_eq!(p1, vec!["a", "b"]);
+        let m1 = m1.unwrap_or_default();
+        let q =
+            QueryParams::parse(format!("Marker={m1}&MaxItems=2").as_bytes()).unwrap_or_default();
+        let page2 = Page::from_params(&q).ok();
+        let (p2, m2) = page2
+            .as_ref()
+            .map(|p| p.apply(items.clone(), |s| s.clone()))
+            .unwrap_or_default();
+        assert_eq!(p2, vec!["c", "d"]);
+        assert_ne!(m2.as_deref(), Some(m1.as_str()));
+        let q = QueryParams::parse(format!("Marker={}", m2.unwrap_or_default()).as_bytes())
+            .unwrap_or_default();
+        let (p3, m3) = Page::from_params(&q)
+            .map(|p| p.apply(items, |s| s.clone()))
+            .unwrap_or_default();
+        assert_eq!(p3, vec!["e"]);
+        assert!(m3.is_none());
+    }
+
+    #[test]
+    fn max_items_out_of_range_is_a_validation_error() {
+        let q = QueryParams::parse(b"MaxItems=0").unwrap_or_default();
+        assert!(Page::from_params(&q).is_err());
+        let q = QueryParams::parse(b"Marker=%25%25").unwrap_or_default();
+        assert!(Page::from_params(&q).is_err());
+    }
+}

@@ -1,0 +1,708 @@
+//! Managed policies and their versions: customer managed policies (`CreatePolicy` …
+//! `SetDefaultPolicyVersion`) and the read-only AWS managed ones, plus
+//! `ListEntitiesForPolicy`. A policy keeps at most 5 versions; it cannot be deleted while
+//! attached, used as a permissions boundary, or holding non-default versions.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tresor_crypto::ids;
+use tresor_policy::{MANAGED_POLICY_MAX_SIZE, Policy, PolicyKind};
+use tresor_store::ReadTxn;
+use tresor_wire::query::QueryParams;
+use tresor_wire::xml::XmlWriter;
+
+use super::aws_managed::{self, AwsManagedPolicy};
+use super::pagination::{Page, write_page_end};
+use super::{
+    Check, EntityKind, OpResult, authorize, delete_conflict, encode_document, iam_error,
+    invalid_input, iso, limit_exceeded, no_such_entity, parse_iam_arn, parse_tags, policy_error,
+    scan_all, scan_keys, write_tags,
+};
+use super::{Entity, groups::GroupRecord, roles::RoleRecord};
+use crate::identity::{FORMAT, UserRecord};
+use crate::keys;
+use tresor_core::Services;
+use tresor_core::ctx::RequestCtx;
+use tresor_core::error::ServiceError;
+use tresor_core::record;
+
+/// Versions a managed policy may hold (IAM and AWS STS quotas).
+const MAX_VERSIONS: usize = 5;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PolicyVersionRecord {
+    pub id: String,
+    pub document: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ManagedPolicyRecord {
+    pub v: u32,
+    pub name: String,
+    pub path: String,
+    pub policy_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated: OffsetDateTime,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    pub default_version: String,
+    pub versions: Vec<PolicyVersionRecord>,
+    /// The number of the next version (`v<n>`); version ids are never reused.
+    pub next_version: u32,
+}
+
+impl ManagedPolicyRecord {
+    pub fn arn(&self, account: &str) -> String {
+        format!("arn:aws:iam::{account}:policy{}{}", self.path, self.name)
+    }
+
+    pub fn default_document(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|v| v.id == self.default_version)
+            .map(|v| v.document.as_str())
+    }
+}
+
+/// A managed policy as operations see it, customer or AWS managed.
+pub(crate) enum Managed {
+    Local(ManagedPolicyRecord),
+    Aws(&'static AwsManagedPolicy),
+}
+
+impl Managed {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Managed::Local(r) => &r.name,
+            Managed::Aws(p) => p.name,
+        }
+    }
+
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            Managed::Local(r) => &r.path,
+            Managed::Aws(p) => p.path,
+        }
+    }
+
+    pub(crate) fn arn(&self, account: &str) -> String {
+        match self {
+            Managed::Local(r) => r.arn(account),
+            Managed::Aws(p) => p.arn(),
+        }
+    }
+
+    /// The index component ([`keys::policy_ref`]).
+    pub(crate) fn index_ref(&self) -> String {
+        keys::policy_ref(matches!(self, Managed::Aws(_)), self.name())
+    }
+
+    pub(crate) fn default_document(&self) -> Option<String> {
+        match self {
+            Managed::Local(r) => r.default_document().map(str::to_string),
+            Managed::Aws(p) => Some(p.document.to_string()),
+        }
+    }
+}
+
+/// A syntactically valid policy ARN: the account (`aws` for AWS managed), path and name.
+fn split_policy_arn(arn: &str) -> Result<(&str, String, &str), ServiceError> {
+    match parse_iam_arn(arn) {
+        Some((account, "policy", path, name)) => Ok((account, path, name)),
+        _ => Err(invalid_input(format!("ARN {arn} is not valid."))),
+    }
+}
+
+/// Finds the managed policy `arn` names, as seen from `account` (only the account's own
+/// policies and AWS managed policies are visible). `Err(InvalidInput)` for a malformed ARN.
+pub(crate) fn resolve(
+    txn: &dyn ReadTxn,
+    account: &str,
+    arn: &str,
+) -> Result<Option<Managed>, ServiceError> {
+    let (owner, path, name) = split_policy_arn(arn)?;
+    if owner == "aws" {
+        return Ok(aws_managed::find(&path, name).map(Managed::Aws));
+    }
+    if owner != account {
+        return Ok(None);
+    }
+    Ok(
+        record::get::<ManagedPolicyRecord>(txn, &keys::policy(account, name))?
+            .filter(|r| r.path == path && r.name == name)
+            .map(Managed::Local),
+    )
+}
+
+/// The default version's document of the managed policy `arn` (for the Authorizer).
+pub(crate) fn default_document(
+    txn: &dyn ReadTxn,
+    account: &str,
+    arn: &str,
+) -> Result<Option<String>, ServiceError> {
+    match resolve(txn, account, arn) {
+        Ok(found) => Ok(found.and_then(|m| m.default_document())),
+        Err(ServiceError::Aws(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn not_found(arn: &str) -> ServiceError {
+    no_such_entity(format!("Policy {arn} was not found."))
+}
+
+fn unmodifiable(arn: &str) -> ServiceError {
+    // AWS managed policies belong to AWS; IAM refuses every change to them. The exact code
+    // AWS answers is not documented; `UnmodifiableEntity` is IAM's modeled error for entities
+    // the caller may not change.
+    iam_error(
+        "UnmodifiableEntity",
+        400,
+        format!("Policy {arn} is an AWS managed policy and cannot be modified or deleted."),
+    )
+}
+
+fn attachment_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usize, ServiceError> {
+    Ok(scan_keys(
+        txn,
+        &keys::policy_attachment_prefix(account, &m.index_ref()),
+    )?
+    .len())
+}
+
+fn boundary_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usize, ServiceError> {
+    Ok(scan_keys(txn, &keys::boundary_use_prefix(account, &m.index_ref()))?.len())
+}
+
+/// The `Policy` structure. `full` adds `Description` and `Tags` (GetPolicy/CreatePolicy; not
+/// in ListPolicies).
+fn write_policy(
+    w: &mut XmlWriter,
+    txn: &dyn ReadTxn,
+    account: &str,
+    m: &Managed,
+    full: bool,
+    tag: &str,
+) -> Result<(), ServiceError> {
+    let attachments = attachment_count(txn, account, m)?;
+    let boundaries = boundary_count(txn, account, m)?;
+    w.open(tag);
+    match m {
+        Managed::Local(r) => {
+            w.elem("PolicyName", &r.name)
+                .elem("PolicyId", &r.policy_id)
+                .elem("Arn", &r.arn(account))
+                .elem("Path", &r.path)
+                .elem("DefaultVersionId", &r.default_version)
+                .elem("AttachmentCount", &attachments.to_string())
+                .elem("PermissionsBoundaryUsageCount", &boundaries.to_string())
+                .elem("IsAttachable", "true");
+            if full {
+                w.opt("Description", r.description.as_deref());
+            }
+            w.elem("CreateDate", &iso(r.created))
+                .elem("UpdateDate", &iso(r.updated));
+            if full {
+                write_tags(w, &r.tags);
+            }
+        }
+        Managed::Aws(p) => {
+            w.elem("PolicyName", p.name)
+                .elem("PolicyId", p.policy_id)
+                .elem("Arn", &p.arn())
+                .elem("Path", p.path)
+                .elem("DefaultVersionId", p.default_version)
+                .elem("AttachmentCount", &attachments.to_string())
+                .elem("PermissionsBoundaryUsageCount", &boundaries.to_string())
+                .elem("IsAttachable", "true");
+            if full {
+                w.elem("Description", p.description);
+            }
+            w.elem("CreateDate", &iso(p.created))
+                .elem("UpdateDate", &iso(p.updated));
+        }
+    }
+    w.close(tag);
+    Ok(())
+}
+
+fn write_version(w: &mut XmlWriter, v: &PolicyVersionRecord, default: &str, with_document: bool) {
+    w.open("PolicyVersion");
+    if with_document {
+        w.elem("Document", &encode_document(&v.document));
+    }
+    w.elem("VersionId", &v.id)
+        .elem(
+            "IsDefaultVersion",
+            if v.id == default { "true" } else { "false" },
+        )
+        .elem("CreateDate", &iso(v.created))
+        .close("PolicyVersion");
+}
+
+fn aws_versions(p: &AwsManagedPolicy) -> Vec<PolicyVersionRecord> {
+    vec![PolicyVersionRecord {
+        id: p.default_version.to_string(),
+        document: p.document.to_string(),
+        created: p.updated,
+    }]
+}
+
+fn validate_document(doc: &str) -> Result<(), ServiceError> {
+    Policy::parse_with_limit(doc, PolicyKind::Identity, MANAGED_POLICY_MAX_SIZE)
+        .map_err(policy_error)?;
+    Ok(())
+}
+
+pub(crate) fn create_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let name = p.required("PolicyName")?;
+    let doc = p.required("PolicyDocument")?;
+    let path = p.get("Path").unwrap_or("/");
+    let description = p.get("Description");
+    let mut check = Check::new();
+    check.name("PolicyName", Some(name), 128);
+    check.policy_path("Path", Some(path));
+    check.length("Description", description, 0, 1000);
+    check.length("PolicyDocument", Some(doc), 1, 131_072);
+    check.finish()?;
+    let tags = parse_tags(p, "Tags")?;
+    let account = &ctx.caller.account;
+    let arn = format!("arn:aws:iam::{account}:policy{path}{name}");
+    let mut txn = s.store().begin_write()?;
+    authorize(s, ctx, "iam:CreatePolicy", &arn)?;
+    validate_document(doc)?;
+    let key = keys::policy(account, name);
+    if txn.get(&key)?.is_some() {
+        return Err(super::already_exists(format!(
+            "A policy called {name} already exists. Duplicate names are not allowed."
+        )));
+    }
+    let record = ManagedPolicyRecord {
+        v: FORMAT,
+        name: name.to_string(),
+        path: path.to_string(),
+        policy_id: ids::unique_id("ANPA"),
+        created: ctx.now,
+        updated: ctx.now,
+        description: description.filter(|d| !d.is_empty()).map(str::to_string),
+        tags,
+        default_version: "v1".to_string(),
+        versions: vec![PolicyVersionRecord {
+            id: "v1".to_string(),
+            document: doc.to_string(),
+            created: ctx.now,
+        }],
+        next_version: 2,
+    };
+    record::put(&mut *txn, &key, &record)?;
+    txn.put(
+        &keys::unique_id(account, &record.policy_id),
+        name.as_bytes(),
+    )?;
+    let mut w = XmlWriter::new();
+    write_policy(
+        &mut w,
+        &*txn,
+        account,
+        &Managed::Local(record),
+        true,
+        "Policy",
+    )?;
+    txn.commit()?;
+    Ok(Some(w.finish()))
+}
+
+/// Reads the policy named by `PolicyArn` after authorizing `action` on it.
+fn authorized_policy(
+    s: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+    action: &str,
+) -> Result<(String, Managed), ServiceError> {
+    let arn = p.required("PolicyArn")?;
+    let mut check = Check::new();
+    check.length("PolicyArn", Some(arn), 20, 2048);
+    check.finish()?;
+    authorize(s, ctx, action, arn)?;
+    let found = resolve(txn, &ctx.caller.account, arn)?.ok_or_else(|| not_found(arn))?;
+    Ok((arn.to_string(), found))
+}
+
+pub(crate) fn get_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let txn = s.store().begin_read()?;
+    let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:GetPolicy")?;
+    let mut w = XmlWriter::new();
+    write_policy(&mut w, &*txn, &ctx.caller.account, &m, true, "Policy")?;
+    Ok(Some(w.finish()))
+}
+
+pub(crate) fn delete_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let account = &ctx.caller.account;
+    let mut txn = s.store().begin_write()?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:DeletePolicy")?;
+    let Managed::Local(record) = &m else {
+        return Err(unmodifiable(&arn));
+    };
+    if attachment_count(&*txn, account, &m)? > 0 {
+        return Err(delete_conflict(
+            "Cannot delete a policy attached to entities.",
+        ));
+    }
+    if boundary_count(&*txn, account, &m)? > 0 {
+        return Err(delete_conflict(
+            "Cannot delete a policy used as a permissions boundary by entities.",
+        ));
+    }
+    if record.versions.len() > 1 {
+        return Err(delete_conflict(
+            "This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.",
+        ));
+    }
+    txn.delete(&keys::policy(account, &record.name))?;
+    txn.delete(&keys::unique_id(account, &record.policy_id))?;
+    txn.commit()?;
+    Ok(None)
+}
+
+pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let scope = p.get("Scope").unwrap_or("All");
+    let only_attached = p.bool("OnlyAttached")?.unwrap_or(false);
+    let prefix = p.get("PathPrefix").unwrap_or("/");
+    let usage = p.get("PolicyUsageFilter");
+    let mut check = Check::new();
+    check.enumeration("Scope", Some(scope), &["All", "AWS", "Local"]);
+    check.policy_path("PathPrefix", Some(prefix));
+    check.enumeration(
+        "PolicyUsageFilter",
+        usage,
+        &["PermissionsPolicy", "PermissionsBoundary"],
+    );
+    check.finish()?;
+    let page = Page::from_params(p)?;
+    let account = &ctx.caller.account;
+    let txn = s.store().begin_read()?;
+    authorize(
+        s,
+        ctx,
+        "iam:ListPolicies",
+        &format!("arn:aws:iam::{account}:policy{prefix}"),
+    )?;
+    let mut all: Vec<Managed> = Vec::new();
+    if scope != "Local" {
+        all.extend(aws_managed::AWS_MANAGED_POLICIES.iter().map(Managed::Aws));
+    }
+    if scope != "AWS" {
+        all.extend(
+            scan_all::<ManagedPolicyRecord>(&*txn, &keys::policy_prefix(account))?
+                .into_iter()
+                .map(|(_, r)| Managed::Local(r)),
+        );
+    }
+    let mut selected = Vec::new();
+    for m in all {
+        if !m.path().starts_with(prefix) {
+            continue;
+        }
+        let attached = attachment_count(&*txn, account, &m)? > 0;
+        let bounds = boundary_count(&*txn, account, &m)? > 0;
+        let used = match usage {
+            Some("PermissionsPolicy") => attached,
+            Some("PermissionsBoundary") => bounds,
+            _ => attached || bounds,
+        };
+        if only_attached && !used {
+            continue;
+        }
+        selected.push(m);
+    }
+    let (items, next) = page.apply(selected, Managed::index_ref);
+    let mut w = XmlWriter::new();
+    w.open("Policies");
+    for m in &items {
+        write_policy(&mut w, &*txn, account, m, false, "member")?;
+    }
+    w.close("Policies");
+    write_page_end(&mut w, next.as_deref());
+    Ok(Some(w.finish()))
+}
+
+pub(crate) fn create_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let doc = p.required("PolicyDocument")?;
+    let set_default = p.bool("SetAsDefault")?.unwrap_or(false);
+    let account = &ctx.caller.account;
+    let mut txn = s.store().begin_write()?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:CreatePolicyVersion")?;
+    let Managed::Local(mut record) = m else {
+        return Err(unmodifiable(&arn));
+    };
+    validate_document(doc)?;
+    if record.versions.len() >= MAX_VERSIONS {
+        return Err(limit_exceeded(
+            "A managed policy can have up to 5 versions. Before you create a new version, you must delete an existing version.",
+        ));
+    }
+    let version = PolicyVersionRecord {
+        id: format!("v{}", record.next_version),
+        document: doc.to_string(),
+        created: ctx.now,
+    };
+    record.next_version += 1;
+    if set_default {
+        record.default_version = version.id.clone();
+    }
+    record.updated = ctx.now;
+    record.versions.push(version.clone());
+    record::put(&mut *txn, &keys::policy(account, &record.name), &record)?;
+    txn.commit()?;
+    let mut w = XmlWriter::new();
+    write_version(&mut w, &version, &record.default_version, false);
+    Ok(Some(w.finish()))
+}
+
+fn version_id(p: &QueryParams) -> Result<&str, ServiceError> {
+    let id = p.required("VersionId")?;
+    let ok = id
+        .strip_prefix('v')
+        .and_then(|n| n.split('.').next())
+        .is_some_and(|n| {
+            !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    if !ok {
+        let mut check = Check::new();
+        check.pattern("VersionId", id, r"v[1-9][0-9]*(\.[A-Za-z0-9-]*)?");
+        check.finish()?;
+    }
+    Ok(id)
+}
+
+fn version_not_found(arn: &str, id: &str) -> ServiceError {
+    no_such_entity(format!(
+        "Policy {arn} version {id} does not exist or is not attachable."
+    ))
+}
+
+pub(crate) fn get_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let id = version_id(p)?;
+    let txn = s.store().begin_read()?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:GetPolicyVersion")?;
+    let (versions, default) = match &m {
+        Managed::Local(r) => (r.versions.clone(), r.default_version.clone()),
+        Managed::Aws(a) => (aws_versions(a), a.default_version.to_string()),
+    };
+    let v = versions
+        .iter()
+        .find(|v| v.id == id)
+        .ok_or_else(|| version_not_found(&arn, id))?;
+    let mut w = XmlWriter::new();
+    write_version(&mut w, v, &default, true);
+    Ok(Some(w.finish()))
+}
+
+pub(crate) fn list_policy_versions(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let page = Page::from_params(p)?;
+    let txn = s.store().begin_read()?;
+    let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:ListPolicyVersions")?;
+    let (versions, default) = match &m {
+        Managed::Local(r) => (r.versions.clone(), r.default_version.clone()),
+        Managed::Aws(a) => (aws_versions(a), a.default_version.to_string()),
+    };
+    // Newest first, as IAM lists them.
+    let (items, next) = page.apply(versions, |v| {
+        let n: u32 =
+            v.id.trim_start_matches('v')
+                .split('.')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        format!("{:010}", u32::MAX - n)
+    });
+    let mut w = XmlWriter::new();
+    w.open("Versions");
+    for v in &items {
+        w.open("member");
+        w.elem("VersionId", &v.id)
+            .elem(
+                "IsDefaultVersion",
+                if v.id == default { "true" } else { "false" },
+            )
+            .elem("CreateDate", &iso(v.created));
+        w.close("member");
+    }
+    w.close("Versions");
+    write_page_end(&mut w, next.as_deref());
+    Ok(Some(w.finish()))
+}
+
+pub(crate) fn delete_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    let id = version_id(p)?;
+    let account = &ctx.caller.account;
+    let mut txn = s.store().begin_write()?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:DeletePolicyVersion")?;
+    let Managed::Local(mut record) = m else {
+        return Err(unmodifiable(&arn));
+    };
+    if !record.versions.iter().any(|v| v.id == id) {
+        return Err(version_not_found(&arn, id));
+    }
+    if record.default_version == id {
+        return Err(delete_conflict(
+            "Cannot delete the default version of a policy.",
+        ));
+    }
+    record.versions.retain(|v| v.id != id);
+    record::put(&mut *txn, &keys::policy(account, &record.name), &record)?;
+    txn.commit()?;
+    Ok(None)
+}
+
+pub(crate) fn set_default_policy_version(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> OpResult {
+    let id = version_id(p)?;
+    let account = &ctx.caller.account;
+    let mut txn = s.store().begin_write()?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:SetDefaultPolicyVersion")?;
+    let Managed::Local(mut record) = m else {
+        return Err(unmodifiable(&arn));
+    };
+    if !record.versions.iter().any(|v| v.id == id) {
+        return Err(version_not_found(&arn, id));
+    }
+    record.default_version = id.to_string();
+    record.updated = ctx.now;
+    record::put(&mut *txn, &keys::policy(account, &record.name), &record)?;
+    txn.commit()?;
+    Ok(None)
+}
+
+/// One entity that uses a policy.
+struct Usage {
+    kind: EntityKind,
+    name: String,
+    id: String,
+    path: String,
+}
+
+fn usages(txn: &dyn ReadTxn, account: &str, prefix: &str) -> Result<Vec<Usage>, ServiceError> {
+    let mut out = Vec::new();
+    for (key, name) in scan_keys(txn, prefix)? {
+        let rest = &key[prefix.len()..];
+        let kind = match rest.split('/').next() {
+            Some("user") => EntityKind::User,
+            Some("group") => EntityKind::Group,
+            Some("role") => EntityKind::Role,
+            _ => continue,
+        };
+        let found = match kind {
+            EntityKind::User => record::get::<UserRecord>(txn, &keys::user(account, &name))?
+                .map(|r| (r.id().to_string(), r.path.clone())),
+            EntityKind::Group => record::get::<GroupRecord>(txn, &keys::group(account, &name))?
+                .map(|r| (r.id().to_string(), r.path.clone())),
+            EntityKind::Role => record::get::<RoleRecord>(txn, &keys::role(account, &name))?
+                .map(|r| (r.id().to_string(), r.path.clone())),
+            EntityKind::InstanceProfile => None,
+        };
+        if let Some((id, path)) = found {
+            out.push(Usage {
+                kind,
+                name,
+                id,
+                path,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn list_entities_for_policy(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> OpResult {
+    let filter = p.get("EntityFilter");
+    let prefix = p.get("PathPrefix").unwrap_or("/");
+    let usage = p.get("PolicyUsageFilter");
+    let mut check = Check::new();
+    check.enumeration(
+        "EntityFilter",
+        filter,
+        &[
+            "User",
+            "Role",
+            "Group",
+            "LocalManagedPolicy",
+            "AWSManagedPolicy",
+        ],
+    );
+    check.path("PathPrefix", Some(prefix));
+    check.enumeration(
+        "PolicyUsageFilter",
+        usage,
+        &["PermissionsPolicy", "PermissionsBoundary"],
+    );
+    check.finish()?;
+    let page = Page::from_params(p)?;
+    let account = &ctx.caller.account;
+    let txn = s.store().begin_read()?;
+    let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:ListEntitiesForPolicy")?;
+    let mut all = Vec::new();
+    if usage != Some("PermissionsBoundary") {
+        all.extend(usages(
+            &*txn,
+            account,
+            &keys::policy_attachment_prefix(account, &m.index_ref()),
+        )?);
+    }
+    if usage != Some("PermissionsPolicy") {
+        for u in usages(
+            &*txn,
+            account,
+            &keys::boundary_use_prefix(account, &m.index_ref()),
+        )? {
+            if !all
+                .iter()
+                .any(|a: &Usage| a.kind == u.kind && a.name == u.name)
+            {
+                all.push(u);
+            }
+        }
+    }
+    all.retain(|u| {
+        u.path.starts_with(prefix)
+            && match filter {
+                Some("User") => u.kind == EntityKind::User,
+                Some("Role") => u.kind == EntityKind::Role,
+                Some("Group") => u.kind == EntityKind::Group,
+                _ => true,
+            }
+    });
+    let (items, next) = page.apply(all, |u| {
+        format!("{}/{}", u.kind.word(), u.name.to_lowercase())
+    });
+    let mut w = XmlWriter::new();
+    for (kind, list, name_tag, id_tag) in [
+        (EntityKind::Group, "PolicyGroups", "GroupName", "GroupId"),
+        (EntityKind::User, "PolicyUsers", "UserName", "UserId"),
+        (EntityKind::Role, "PolicyRoles", "RoleName", "RoleId"),
+    ] {
+        w.open(list);
+        for u in items.iter().filter(|u| u.kind == kind) {
+            w.open("member")
+                .elem(name_tag, &u.name)
+                .elem(id_tag, &u.id)
+                .close("member");
+        }
+        w.close(list);
+    }
+    write_page_end(&mut w, next.as_deref());
+    Ok(Some(w.finish()))
+}
