@@ -44,7 +44,7 @@ impl Caller {
 }
 
 /// Everything about the request that is not its input.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RequestCtx {
     pub request_id: String,
     /// The region from the SigV4 credential scope (the SigV4 credential scope names it).
@@ -53,4 +53,42 @@ pub struct RequestCtx {
     pub source_ip: Option<std::net::IpAddr>,
     pub secure_transport: bool,
     pub caller: Caller,
+    /// Writes a read operation asks for on the side (e.g. Secrets Manager's
+    /// `LastAccessedDate`): run by the server off the request threads after the operation
+    /// returns, and before the response is sent, so a read never waits for the store's writer
+    /// on a request thread and the caller's next request sees the write.
+    pub deferred: Deferred,
+}
+
+/// A write to run after the operation, with the kernel at hand.
+pub type DeferredWrite = Box<dyn FnOnce(&crate::Services) + Send>;
+
+/// The [`DeferredWrite`]s of one request.
+#[derive(Default)]
+pub struct Deferred(parking_lot::Mutex<Vec<DeferredWrite>>);
+
+impl Deferred {
+    /// Adds a write to run after the operation returns. It must be idempotent and must not
+    /// fail the request: errors are the write's own to log.
+    pub fn push(&self, write: DeferredWrite) {
+        self.0.lock().push(write);
+    }
+
+    /// Takes the writes added so far (the server runs them).
+    pub fn take(&self) -> Vec<DeferredWrite> {
+        std::mem::take(&mut *self.0.lock())
+    }
+
+    /// Runs the writes added so far, in order (tests and in-process callers).
+    pub fn run(&self, services: &crate::Services) {
+        for write in self.take() {
+            write(services);
+        }
+    }
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Deferred({} writes)", self.0.lock().len())
+    }
 }

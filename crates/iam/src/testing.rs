@@ -44,6 +44,7 @@ pub fn ctx_at(now: OffsetDateTime) -> RequestCtx {
         source_ip: None,
         secure_transport: true,
         caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
+        deferred: Default::default(),
     }
 }
 

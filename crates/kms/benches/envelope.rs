@@ -31,6 +31,7 @@ fn ctx(caller: Caller) -> RequestCtx {
         source_ip: None,
         secure_transport: true,
         caller,
+        deferred: Default::default(),
     }
 }
 

@@ -238,6 +238,7 @@ mod tests {
             source_ip: None,
             secure_transport: false,
             caller: Caller::root("111122223333", "AKIA"),
+            deferred: Default::default(),
         }
     }
 

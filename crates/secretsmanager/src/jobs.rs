@@ -109,6 +109,7 @@ mod tests {
             source_ip: None,
             secure_transport: true,
             caller: Caller::root("111122223333", "AKIAEXAMPLE"),
+            deferred: Default::default(),
         }
     }
 

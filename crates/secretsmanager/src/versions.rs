@@ -316,12 +316,20 @@ fn read_value(
 }
 
 /// Moves `LastAccessedDate` (day resolution) of the secrets and versions just read. Only the
-/// first read of a day writes; a failure here does not fail the read.
-fn record_access(services: &Services, ctx: &RequestCtx, accesses: Vec<Access>) {
+/// first read of a day writes, and it is deferred: the server runs it off the request threads
+/// before it answers, so the read itself never waits for the store's writer. A failure here
+/// does not fail the read.
+fn record_access(ctx: &RequestCtx, accesses: Vec<Access>) {
     if accesses.is_empty() {
         return;
     }
     let today = day_of(ctx.now);
+    ctx.deferred.push(Box::new(move |services: &Services| {
+        write_access(services, today, accesses);
+    }));
+}
+
+fn write_access(services: &Services, today: OffsetDateTime, accesses: Vec<Access>) {
     let result = (|| -> Result<(), AwsError> {
         let mut txn = services.store().begin_write().or_internal()?;
         for a in accesses {
@@ -374,7 +382,7 @@ pub fn get_secret_value(
             input.version_stage.as_deref(),
         )?
     };
-    record_access(services, ctx, access.into_iter().collect());
+    record_access(ctx, access.into_iter().collect());
     Ok(out)
 }
 
@@ -494,7 +502,7 @@ pub fn batch_get_secret_value(
             }
         }
     }
-    record_access(services, ctx, accesses);
+    record_access(ctx, accesses);
     Ok(BatchGetSecretValueOutput {
         secret_values: values,
         next_token,
@@ -858,6 +866,7 @@ mod tests {
             source_ip: None,
             secure_transport: true,
             caller: Caller::root("111122223333", "AKIAEXAMPLE"),
+            deferred: Default::default(),
         }
     }
 

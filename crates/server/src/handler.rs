@@ -184,6 +184,7 @@ impl Call<'_> {
             source_ip: Some(self.remote.ip()),
             secure_transport: self.tls,
             caller: authenticated.caller,
+            deferred: Default::default(),
         }
     }
 
