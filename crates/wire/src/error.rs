@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use crate::route::{Protocol, ServiceId};
-use crate::xml::escape;
+use crate::escape::escape;
+use crate::service::{Protocol, ServiceId};
 
 /// An error as AWS puts it on the wire. `message: None` omits the message entirely, as
 /// SSM's `ParameterNotFound` does on `GetParameter` (spec §9.2).

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::AwsError;
-use crate::route::Protocol;
+use crate::service::Protocol;
 use crate::validate::member_path;
 
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";

@@ -5,12 +5,14 @@
 //! policies live here. SigV4 verification math is in the sibling crate `tresor-sigv4`.
 
 pub mod error;
+pub mod escape;
 pub mod json;
 pub mod query;
 pub mod route;
+pub mod service;
 pub mod timefmt;
 pub mod validate;
 pub mod xml;
 
 pub use error::{AwsError, MessageCase};
-pub use route::{Protocol, ServiceId};
+pub use service::{Protocol, ServiceId};

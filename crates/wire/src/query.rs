@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::AwsError;
-use crate::route::Protocol;
+use crate::service::Protocol;
 use crate::validate::member_path;
 
 /// The decoded parameters of one awsQuery request.
