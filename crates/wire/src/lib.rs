@@ -4,6 +4,7 @@
 //! It knows the protocols and nothing of any service's semantics: no secrets, keys or
 //! policies live here. SigV4 verification math is in the sibling crate `tresor-sigv4`.
 
+pub mod blob;
 pub mod error;
 pub mod escape;
 pub mod json;
