@@ -15,5 +15,5 @@ pub mod timefmt;
 pub mod validate;
 pub mod xml;
 
-pub use error::{AwsError, MessageCase};
+pub use error::{AwsError, MessageCase, ServiceError, to_aws_error};
 pub use service::{Protocol, ServiceId};
