@@ -32,7 +32,7 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
     serde_json::from_slice(body).map_err(|e| map_error(&e))
 }
 
-fn map_error(e: &serde_json::Error) -> AwsError {
+pub(crate) fn map_error(e: &serde_json::Error) -> AwsError {
     let text = e.to_string();
     if let Some((field, _)) = text
         .strip_prefix("missing field `")

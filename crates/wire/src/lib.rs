@@ -9,6 +9,7 @@ pub mod error;
 pub mod escape;
 pub mod json;
 pub mod query;
+pub mod rest_json;
 pub mod route;
 pub mod service;
 pub mod timefmt;
