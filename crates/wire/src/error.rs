@@ -3,7 +3,7 @@
 //! Handlers return `AwsError { code, message, status }`; this module turns it into the
 //! awsJson1.1 body (`{"__type": …, "message"|"Message": …}`) or the awsQuery
 //! `<ErrorResponse>` document. Which key casing a JSON error uses is the botocore model's
-//! (spec §1.1): every KMS error uses `message`, every Secrets Manager error `Message`, SSM
+//! (the `message`/`Message` member of each error shape): every KMS error uses `message`, every Secrets Manager error `Message`, SSM
 //! varies by shape.
 
 use std::borrow::Cow;
@@ -12,7 +12,7 @@ use crate::escape::escape;
 use crate::service::{Protocol, ServiceId};
 
 /// An error as AWS puts it on the wire. `message: None` omits the message entirely, as
-/// SSM's `ParameterNotFound` does on `GetParameter` (spec §9.2).
+/// SSM's `ParameterNotFound` does on `GetParameter` (observed behavior).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsError {
     pub code: Cow<'static, str>,
@@ -40,7 +40,7 @@ impl AwsError {
         }
     }
 
-    /// A client-fault error (HTTP 400) — every modeled error of the JSON services (spec §1.1).
+    /// A client-fault error (HTTP 400) — every modeled error of the JSON services (botocore `error.httpStatusCode`).
     pub fn client(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self::new(code, 400, message)
     }
@@ -208,7 +208,7 @@ impl ServiceError for AwsError {
     }
 }
 
-/// The message key casing the botocore model gives `code` in `service` (spec §1.1).
+/// The message key casing the botocore model gives `code` in `service`.
 pub fn message_case(service: ServiceId, code: &str) -> MessageCase {
     match service {
         ServiceId::SecretsManager => MessageCase::Upper,
@@ -242,7 +242,7 @@ pub fn render_json(service: Option<ServiceId>, err: &AwsError) -> Vec<u8> {
     serde_json::to_vec(&serde_json::Value::Object(body)).unwrap_or_else(|_| b"{}".to_vec())
 }
 
-/// The awsQuery `<ErrorResponse>` document (spec §1.2): `Type` is `Sender` for client faults
+/// The awsQuery `<ErrorResponse>` document (AWS Query API reference, "Query API error responses"): `Type` is `Sender` for client faults
 /// and `Receiver` for server faults.
 pub fn render_xml(service: ServiceId, err: &AwsError, request_id: &str) -> String {
     let kind = if err.is_server_fault() {
@@ -328,7 +328,9 @@ mod tests {
     enum SecretsError {
         #[error("Secrets Manager can't find the specified secret.")]
         ResourceNotFoundException,
-        #[error("You can't perform this operation on the secret because it was marked for deletion.")]
+        #[error(
+            "You can't perform this operation on the secret because it was marked for deletion."
+        )]
         InvalidRequestException,
         #[error("ParameterNotFound")]
         ParameterNotFound,
@@ -429,8 +431,8 @@ mod tests {
         assert_eq!(e.code, "InternalServiceError");
         assert_eq!(e.status, 500);
         assert_eq!(e.message.as_deref(), Some(INTERNAL_MESSAGE));
-        let json = String::from_utf8_lossy(&render_json(Some(ServiceId::SecretsManager), &e))
-            .into_owned();
+        let json =
+            String::from_utf8_lossy(&render_json(Some(ServiceId::SecretsManager), &e)).into_owned();
         let xml = render_xml(ServiceId::Sts, &e, "r");
         for out in [&json, &xml] {
             assert!(!out.contains("hunter2"), "{out}");

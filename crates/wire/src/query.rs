@@ -1,4 +1,4 @@
-//! awsQuery input: the flattened form parameters of IAM and STS requests (spec §1.2).
+//! awsQuery input: the flattened form parameters of IAM and STS requests.
 //!
 //! botocore flattens nested input as `Outer.Inner=v`, lists as `Name.member.N` (1-based),
 //! lists of structures as `Tags.member.1.Key=k`, maps as `Map.entry.N.key/value`, and sends

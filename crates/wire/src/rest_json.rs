@@ -139,9 +139,9 @@ impl Template {
         }
         let pairs = query_pairs(query);
         for (k, v) in &self.query {
-            let found = pairs.iter().any(|(pk, pv)| {
-                pk == k && v.as_ref().is_none_or(|v| pv == v)
-            });
+            let found = pairs
+                .iter()
+                .any(|(pk, pv)| pk == k && v.as_ref().is_none_or(|v| pv == v));
             if !found {
                 return None;
             }
@@ -337,9 +337,10 @@ pub fn decode<T: DeserializeOwned>(
         Payload::Blob(member) => {
             let mut m = Map::new();
             if !request.body.is_empty() {
-                let encoded = zeroize::Zeroizing::new(
-                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, request.body),
-                );
+                let encoded = zeroize::Zeroizing::new(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    request.body,
+                ));
                 m.insert(member.to_string(), Value::String(encoded.to_string()));
             }
             m
@@ -462,9 +463,10 @@ pub fn encode<T: Serialize>(status: u16, output: &T, shape: &Shape) -> Result<Re
                 let text = zeroize::Zeroizing::new(text);
                 response.body = crate::blob::decode(text.as_bytes())
                     .ok_or_else(|| internal("payload member is not base64"))?;
-                response
-                    .headers
-                    .push(("Content-Type".to_string(), "application/octet-stream".to_string()));
+                response.headers.push((
+                    "Content-Type".to_string(),
+                    "application/octet-stream".to_string(),
+                ));
             }
         }
     }
@@ -548,11 +550,24 @@ mod tests {
 
     fn router() -> Router<Op> {
         Router::new()
-            .route("POST /2015-03-31/functions/{FunctionName}/invocations", Op::Invoke)
+            .route(
+                "POST /2015-03-31/functions/{FunctionName}/invocations",
+                Op::Invoke,
+            )
             .and_then(|r| r.route("GET /2015-03-31/functions/{FunctionName}", Op::GetFunction))
-            .and_then(|r| r.route("GET /2015-03-31/functions/{FunctionName}/policy", Op::GetPolicy))
+            .and_then(|r| {
+                r.route(
+                    "GET /2015-03-31/functions/{FunctionName}/policy",
+                    Op::GetPolicy,
+                )
+            })
             .and_then(|r| r.route("GET /2015-03-31/functions/", Op::ListFunctions))
-            .and_then(|r| r.route("POST /2015-03-31/functions/{FunctionName}/aliases", Op::CreateAlias))
+            .and_then(|r| {
+                r.route(
+                    "POST /2015-03-31/functions/{FunctionName}/aliases",
+                    Op::CreateAlias,
+                )
+            })
             .and_then(|r| r.route("GET /{Bucket}/{Key+}?x-id=GetObject", Op::GetObject))
             .unwrap_or_default()
     }
@@ -585,8 +600,14 @@ mod tests {
                 label("arn:aws:lambda:us-east-1:123456789012:function:f x")
             ))
         );
-        assert_eq!(find("GET", "/2015-03-31/functions/", ""), Some((Op::ListFunctions, vec![])));
-        assert_eq!(find("GET", "/2015-03-31/functions", ""), Some((Op::ListFunctions, vec![])));
+        assert_eq!(
+            find("GET", "/2015-03-31/functions/", ""),
+            Some((Op::ListFunctions, vec![]))
+        );
+        assert_eq!(
+            find("GET", "/2015-03-31/functions", ""),
+            Some((Op::ListFunctions, vec![]))
+        );
     }
 
     #[test]
@@ -750,8 +771,7 @@ mod tests {
     fn json_body_members_merge_with_labels() {
         let labels = label("f");
         let body = br#"{"Name":"live","FunctionVersion":"3"}"#;
-        let ok: Option<CreateAliasRequest> =
-            decode(&request("", body), &labels, &Shape::BODY).ok();
+        let ok: Option<CreateAliasRequest> = decode(&request("", body), &labels, &Shape::BODY).ok();
         assert_eq!(
             ok,
             Some(CreateAliasRequest {
@@ -843,7 +863,13 @@ mod tests {
         struct Out {
             alias_arn: String,
         }
-        let r = encode(201, &Out { alias_arn: "a".into() }, &Shape::BODY);
+        let r = encode(
+            201,
+            &Out {
+                alias_arn: "a".into(),
+            },
+            &Shape::BODY,
+        );
         assert_eq!(
             r.ok(),
             Some(Response {
@@ -864,15 +890,24 @@ mod tests {
         );
         let r = render_error(&e, lambda_message_case(&e.code));
         assert_eq!(r.status, 404);
-        assert!(r.headers.contains(&(ERROR_TYPE_HEADER.into(), "ResourceNotFoundException".into())));
+        assert!(
+            r.headers
+                .contains(&(ERROR_TYPE_HEADER.into(), "ResourceNotFoundException".into()))
+        );
         assert_eq!(
             String::from_utf8_lossy(&r.body),
             r#"{"Message":"Function not found: arn:aws:lambda:us-east-1:123456789012:function:f"}"#
         );
         let e = AwsError::new("TooManyRequestsException", 429, "Rate exceeded");
         let r = render_error(&e, lambda_message_case(&e.code));
-        assert_eq!(String::from_utf8_lossy(&r.body), r#"{"message":"Rate exceeded"}"#);
-        let r = render_error(&AwsError::bare("UnknownOperationException", 404), MessageCase::Upper);
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            r#"{"message":"Rate exceeded"}"#
+        );
+        let r = render_error(
+            &AwsError::bare("UnknownOperationException", 404),
+            MessageCase::Upper,
+        );
         assert_eq!(r.body, b"{}".to_vec());
     }
 

@@ -1,5 +1,5 @@
 //! AWS's constraint-violation messages: `N validation error(s) detected: Value '<v>' at
-//! '<memberPath>' failed to satisfy constraint: Member must …` (spec §1.1).
+//! '<memberPath>' failed to satisfy constraint: Member must …` (observed behavior of every AWS JSON and query service).
 
 use crate::error::AwsError;
 use crate::service::Protocol;
