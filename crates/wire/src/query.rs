@@ -165,6 +165,43 @@ impl QueryParams {
 /// Parameters no member names (`Action`, `Version`, `X-Amz-*`) are ignored. Errors are the
 /// `ValidationError`s of [`QueryParams::required`], [`QueryParams::int`] and
 /// [`QueryParams::bool`], word for word.
+///
+/// ```
+/// use serde::Deserialize;
+/// use tresor_wire::query::{QueryParams, decode};
+///
+/// #[derive(Deserialize)]
+/// #[serde(rename_all = "PascalCase")]
+/// struct Tag {
+///     key: String,
+///     #[serde(default)]
+///     value: String,
+/// }
+///
+/// #[derive(Deserialize)]
+/// #[serde(rename_all = "PascalCase")]
+/// struct CreateUserInput {
+///     user_name: String,
+///     path: Option<String>,
+///     #[serde(default)]
+///     tags: Vec<Tag>,
+/// }
+///
+/// let params = QueryParams::parse(
+///     b"Action=CreateUser&Version=2010-05-08&UserName=alice&Tags.member.1.Key=team&Tags.member.1.Value=ops",
+/// )?;
+/// let input: CreateUserInput = decode(&params)?;
+/// assert_eq!(input.user_name, "alice");
+/// assert_eq!(input.path, None);
+/// assert_eq!((input.tags[0].key.as_str(), input.tags[0].value.as_str()), ("team", "ops"));
+///
+/// let missing = decode::<CreateUserInput>(&QueryParams::parse(b"Action=CreateUser")?).err();
+/// assert_eq!(
+///     missing.and_then(|e| e.message).as_deref(),
+///     Some("1 validation error detected: Value null at 'userName' failed to satisfy constraint: Member must not be null"),
+/// );
+/// # Ok::<(), tresor_wire::AwsError>(())
+/// ```
 pub fn decode<'de, T: Deserialize<'de>>(params: &'de QueryParams) -> Result<T, AwsError> {
     params.decode()
 }

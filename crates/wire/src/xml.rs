@@ -62,6 +62,44 @@ impl XmlWriter {
 ///
 /// Timestamps are `#[serde(with = "tresor_wire::xml::iso8601")]`; blobs
 /// `#[serde(with = "tresor_wire::blob")]`.
+///
+/// ```
+/// use serde::Serialize;
+/// use time::macros::datetime;
+///
+/// #[derive(Serialize)]
+/// #[serde(rename_all = "PascalCase")]
+/// struct Role {
+///     role_name: String,
+///     #[serde(with = "tresor_wire::xml::iso8601")]
+///     create_date: time::OffsetDateTime,
+///     max_session_duration: Option<i64>,
+/// }
+///
+/// #[derive(Serialize)]
+/// #[serde(rename_all = "PascalCase")]
+/// struct ListRolesResult {
+///     roles: Vec<Role>,
+///     is_truncated: bool,
+///     marker: Option<String>,
+/// }
+///
+/// let out = tresor_wire::xml::encode(&ListRolesResult {
+///     roles: vec![Role {
+///         role_name: "r".into(),
+///         create_date: datetime!(2026-01-01 0:00 UTC),
+///         max_session_duration: None,
+///     }],
+///     is_truncated: false,
+///     marker: None,
+/// })?;
+/// assert_eq!(
+///     out.as_deref(),
+///     Some("<Roles><member><RoleName>r</RoleName><CreateDate>2026-01-01T00:00:00Z</CreateDate>\
+///           </member></Roles><IsTruncated>false</IsTruncated>"),
+/// );
+/// # Ok::<(), tresor_wire::AwsError>(())
+/// ```
 pub fn encode<T: Serialize + ?Sized>(output: &T) -> Result<Option<String>, AwsError> {
     ser::encode(output).map_err(|e| {
         tracing::error!(error = %e, "awsQuery output cannot be encoded");

@@ -16,7 +16,8 @@
 //!
 //! Parameters that no field names (`Action`, `Version`, `X-Amz-*`) are ignored. A `Vec` or map
 //! field that may be absent needs `#[serde(default)]` or `Option`. `#[serde(flatten)]` works
-//! only at the top level.
+//! only at the top level and only for string members (serde buffers flattened values as
+//! text, so typed numbers, lists and nested structures cannot be flattened).
 //!
 //! Errors are AWS's `ValidationError`s in the wording of the hand-written helpers they replace
 //! ([`QueryParams::required`](super::QueryParams::required), `int`, `bool`). Member paths in
@@ -931,6 +932,34 @@ mod tests {
         assert_eq!(
             q.decode::<Borrowed>().ok(),
             Some(Borrowed { user_name: "alice" })
+        );
+    }
+
+    #[test]
+    fn top_level_flatten_takes_scalar_members() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "PascalCase")]
+        struct Page {
+            marker: Option<String>,
+            max_items: Option<String>,
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "PascalCase")]
+        struct ListUsers {
+            path_prefix: Option<String>,
+            #[serde(flatten)]
+            page: Page,
+        }
+        let q = params("Action=ListUsers&PathPrefix=%2Fa%2F&Marker=m&MaxItems=5");
+        assert_eq!(
+            q.decode::<ListUsers>().ok(),
+            Some(ListUsers {
+                path_prefix: Some("/a/".into()),
+                page: Page {
+                    marker: Some("m".into()),
+                    max_items: Some("5".into()),
+                },
+            })
         );
     }
 
