@@ -1,4 +1,4 @@
-//! awsQuery input: the flattened form parameters of IAM and STS requests (spec §1.2).
+//! awsQuery input: the flattened form parameters of IAM and STS requests.
 //!
 //! botocore flattens nested input as `Outer.Inner=v`, lists as `Name.member.N` (1-based),
 //! lists of structures as `Tags.member.1.Key=k`, maps as `Map.entry.N.key/value`, and sends
@@ -6,9 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
 use crate::error::AwsError;
-use crate::route::Protocol;
+use crate::service::Protocol;
 use crate::validate::member_path;
+
+mod de;
 
 /// The decoded parameters of one awsQuery request.
 #[derive(Clone, Debug, Default)]
@@ -133,9 +137,73 @@ impl QueryParams {
         items.into_values().collect()
     }
 
+    /// Decodes the parameters into an operation's typed input (see the table in
+    /// [`decode`]).
+    pub fn decode<'de, T: Deserialize<'de>>(&'de self) -> Result<T, AwsError> {
+        de::decode(&self.params)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
+}
+
+/// Decodes awsQuery parameters into a `#[derive(Deserialize)]` input structure with
+/// `#[serde(rename_all = "PascalCase")]` member names:
+///
+/// | Rust type                 | parameters                                                  |
+/// |---------------------------|-------------------------------------------------------------|
+/// | struct member `F` at `P`  | `P.F` (top level: `F`)                                      |
+/// | `Vec<T>` at `P`           | `P.member.1`, `P.member.2`, … in numeric order; `P=` is `[]` |
+/// | `BTreeMap<K, V>` at `P`   | `P.entry.N.key` / `P.entry.N.value`                         |
+/// | `String`, `&str`          | the value as sent                                           |
+/// | `bool`                    | `true` / `false`                                            |
+/// | integers, `f64`           | decimal text                                                |
+/// | `Option<T>`               | `None` when neither `P` nor anything below it is sent       |
+/// | unit-variant enum         | the variant name                                            |
+///
+/// Parameters no member names (`Action`, `Version`, `X-Amz-*`) are ignored. Errors are the
+/// `ValidationError`s of [`QueryParams::required`], [`QueryParams::int`] and
+/// [`QueryParams::bool`], word for word.
+///
+/// ```
+/// use serde::Deserialize;
+/// use tresor_wire::query::{QueryParams, decode};
+///
+/// #[derive(Deserialize)]
+/// #[serde(rename_all = "PascalCase")]
+/// struct Tag {
+///     key: String,
+///     #[serde(default)]
+///     value: String,
+/// }
+///
+/// #[derive(Deserialize)]
+/// #[serde(rename_all = "PascalCase")]
+/// struct CreateUserInput {
+///     user_name: String,
+///     path: Option<String>,
+///     #[serde(default)]
+///     tags: Vec<Tag>,
+/// }
+///
+/// let params = QueryParams::parse(
+///     b"Action=CreateUser&Version=2010-05-08&UserName=alice&Tags.member.1.Key=team&Tags.member.1.Value=ops",
+/// )?;
+/// let input: CreateUserInput = decode(&params)?;
+/// assert_eq!(input.user_name, "alice");
+/// assert_eq!(input.path, None);
+/// assert_eq!((input.tags[0].key.as_str(), input.tags[0].value.as_str()), ("team", "ops"));
+///
+/// let missing = decode::<CreateUserInput>(&QueryParams::parse(b"Action=CreateUser")?).err();
+/// assert_eq!(
+///     missing.and_then(|e| e.message).as_deref(),
+///     Some("1 validation error detected: Value null at 'userName' failed to satisfy constraint: Member must not be null"),
+/// );
+/// # Ok::<(), tresor_wire::AwsError>(())
+/// ```
+pub fn decode<'de, T: Deserialize<'de>>(params: &'de QueryParams) -> Result<T, AwsError> {
+    params.decode()
 }
 
 #[cfg(test)]

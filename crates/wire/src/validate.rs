@@ -1,8 +1,8 @@
 //! AWS's constraint-violation messages: `N validation error(s) detected: Value '<v>' at
-//! '<memberPath>' failed to satisfy constraint: Member must …` (spec §1.1).
+//! '<memberPath>' failed to satisfy constraint: Member must …` (observed behavior of every AWS JSON and query service).
 
 use crate::error::AwsError;
-use crate::route::Protocol;
+use crate::service::Protocol;
 
 /// The camelCase member path AWS uses in validation messages (`SecretId` → `secretId`).
 pub fn member_path(member: &str) -> String {
