@@ -1,4 +1,4 @@
-//! The official SigV4 signing suite (aws-c-auth, copied to `shared/testdata/sigv4`): every
+//! The official SigV4 signing suite (aws-c-auth, vendored in `tests/data/aws-c-auth`): every
 //! signed request must verify, our canonical request and string to sign must equal the
 //! published ones, and any one-byte change of a signed component must be rejected.
 
