@@ -223,7 +223,7 @@ fn any_one_byte_change_of_a_signed_component_is_rejected() {
             let parsed = original.with(parse).unwrap();
             let must_fail = |tampered: &OwnedRequest, what: &str| {
                 // A changed access key id or an unsigned session token that changed is caught by
-                // the server's key and token lookup (spec §2.5), not here.
+                // the server's key and token lookup, not here.
                 if let Ok(access_key_id) = authenticate(&case, tampered) {
                     let token = tampered.with(parse).unwrap().session_token;
                     assert!(
