@@ -1,4 +1,4 @@
-"""KMS (issue 4) with boto3, the AWS CLI and botocore-signed raw requests against a real
+"""KMS with boto3, the AWS CLI and botocore-signed raw requests against a real
 `tresor serve`: key lifecycle, envelope round trips, error codes and shapes, key-policy
 authorization, AWS-managed keys and the data directory never holding a plaintext."""
 
