@@ -1,7 +1,11 @@
 """Fixtures for the compatibility tests: a real `tresor serve` process, real AWS clients.
 
 The binary comes from TRESOR_BIN (scripts/test sets it to the freshly built one). Every
-server listens on an ephemeral loopback port and is stopped with SIGTERM at the end.
+server listens on an ephemeral loopback port and is stopped with SIGTERM at the end. A thread
+drains each server's stdout and stderr, so a full pipe never blocks the server; the last lines
+of its log are attached to the report of a failing test.
+
+With CI=true a skipped test is a failure: in CI nothing may pass by not running.
 """
 
 import json
@@ -11,8 +15,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +28,11 @@ import pytest
 
 REGION = "us-east-1"
 
+# How many of a server's last log lines (stderr) are kept to show when a test fails.
+LOG_TAIL_LINES = 200
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
 
 def tresor_bin() -> str:
     path = os.environ.get("TRESOR_BIN")
@@ -30,12 +41,34 @@ def tresor_bin() -> str:
     return path
 
 
+class LogTail:
+    """The last `n` lines of a stream, appended by a drainer thread and read by the tests."""
+
+    def __init__(self, n: int):
+        self._lines = deque(maxlen=n)
+        self._lock = threading.Lock()
+
+    def append(self, line: str):
+        with self._lock:
+            self._lines.append(line)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen
     endpoint: str
     data_dir: Path | None
     stdout_lines: list = field(default_factory=list)
+    stderr_tail: "LogTail" = field(default_factory=lambda: LogTail(LOG_TAIL_LINES))
+    drainers: list = field(default_factory=list)
+
+    def log_tail(self) -> str:
+        """The last lines the server wrote to stderr (its log)."""
+        return self.stderr_tail.text()
 
     @property
     def credentials_file(self) -> Path:
@@ -93,6 +126,24 @@ class Server:
             raise
 
 
+def _drain(stream, sink) -> threading.Thread:
+    """Reads `stream` line by line into `sink` until EOF, on a daemon thread."""
+    def run():
+        try:
+            for line in iter(stream.readline, ""):
+                sink.append(line)
+        except (OSError, ValueError):
+            pass  # the pipe was closed under us: the server is gone
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+# Servers started by the running test (and the session's), whose log a failing test shows.
+_servers: list = []
+
+
 def start_server(*args: str, data_dir: Path | None = None, env: dict | None = None, expect_ready=True) -> Server:
     cmd = [tresor_bin(), "serve", *args]
     if "--listen" not in args:
@@ -102,22 +153,54 @@ def start_server(*args: str, data_dir: Path | None = None, env: dict | None = No
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_") or k == "TRESOR_BIN"}
     full_env.update(env or {})
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
-    lines = []
+    server = Server(proc=proc, endpoint="", data_dir=data_dir)
+    # stderr carries the log and is drained from the start; stdout is read here up to the
+    # readiness line, then drained too.
+    server.drainers.append(_drain(proc.stderr, server.stderr_tail))
+    _servers.append(server)
     deadline = time.time() + 30
     while time.time() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
-        lines.append(line)
+        server.stdout_lines.append(line)
         m = re.match(r"tresor listening on (\S+)", line)
         if m:
-            # Drain the remaining banner lines without blocking forever.
-            return Server(proc=proc, endpoint=m.group(1), data_dir=data_dir, stdout_lines=lines)
+            server.endpoint = m.group(1)
+            server.drainers.append(_drain(proc.stdout, server.stdout_lines))
+            return server
     proc.kill()
-    err = proc.stderr.read()
+    proc.wait(timeout=15)
+    for t in server.drainers:
+        t.join(timeout=5)
+    err = server.log_tail()
     if expect_ready:
-        pytest.fail(f"tresor did not start: {''.join(lines)} {err}")
-    return Server(proc=proc, endpoint="", data_dir=data_dir, stdout_lines=lines + [err])
+        pytest.fail(f"tresor did not start: {''.join(server.stdout_lines)} {err}")
+    server.stdout_lines.append(err)
+    return server
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Keep only servers still running (the session's, a module's): a failing test shows those
+    # and the ones it starts itself.
+    _servers[:] = [s for s in _servers if s.proc.poll() is None]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and IN_CI:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
+    if report.failed:
+        for i, s in enumerate(_servers):
+            tail = s.log_tail()
+            if tail:
+                last = "".join(tail.splitlines(keepends=True)[-50:])
+                report.sections.append((f"tresor server {i} ({s.endpoint or 'not ready'}): last log lines", last))
 
 
 @pytest.fixture(scope="session")

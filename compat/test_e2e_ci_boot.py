@@ -1,5 +1,7 @@
-"""The seed's single-region story, end to end, with only the AWS CLI and boto3 against
-`tresor serve` (spec consumers.md §1–2, aws-behavior.md §4, §8).
+"""The CI fleet's single-region story, end to end, with only the AWS CLI and boto3 against
+`tresor serve`: the Buildkite Elastic CI Stack's boot read of its agent token through
+`/aws/reference/secretsmanager/<id>` (AWS Systems Manager User Guide, "Referencing AWS Secrets
+Manager secrets from Parameter Store parameters").
 
 The administrator stores the Buildkite agent token in Secrets Manager under a customer KMS key
 and grants the Elastic CI Stack's instance role and the scaling Lambda's role in the secret's
@@ -69,7 +71,7 @@ class World:
                        "--query", "Parameter.Value", "--output", "text", env=self.env(profile, region))
 
     def stack_role(self, name, *, ssm_region=REGION, kms_resource=None, with_ssm=True):
-        """A role with the CI stack template's inline policies (consumers.md §1)."""
+        """A role with the Elastic CI Stack template's inline policies."""
         trust = policy({"Effect": "Allow", "Principal": {"AWS": self.admin_arn}, "Action": "sts:AssumeRole"})
         arn = self.admin("iam", "create-role", "--role-name", name, "--assume-role-policy-document", trust,
                          "--query", "Role.Arn")
@@ -88,7 +90,7 @@ class World:
         self.admin("iam", "delete-role", "--role-name", name)
 
     def save_resource_policy(self, role_arns):
-        # The seed's policy, verbatim but for the ARNs.
+        # The Elastic CI Stack's secret resource policy, verbatim but for the ARNs.
         doc = json.dumps({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"AWS": role_arns},
             "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}, indent=2)
@@ -190,7 +192,8 @@ def test_recreated_role_is_denied_until_the_policy_is_saved_again(world):
     arn = world.stack_role(name)
     assert arn == world.roles["recreated"]
     # A fresh instance (its own role session) of the re-created role. Same name, new unique
-    # id: the saved policy still names the old one (seed; spec §9.15).
+    # id: the saved policy still names the old one (IAM User Guide, "AWS JSON policy elements:
+    # Principal").
     world.add_role_profile("recreated-fresh", arn)
     r = world.boot("recreated-fresh")
     assert_boot_fails(r, "ValidationException")

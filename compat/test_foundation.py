@@ -1,4 +1,4 @@
-"""The foundation (issue: `tresor serve`, wire layer, SigV4, first-run identity), exercised
+"""The foundation (`tresor serve`, wire layer, SigV4, first-run identity), exercised
 with boto3, the AWS CLI and botocore-signed raw requests against a real server."""
 
 import datetime
@@ -323,7 +323,7 @@ def test_sigterm_shuts_down_cleanly_and_the_store_survives(tmp_data_dir):
         assert s.stop(signal.SIGINT) == 0
 
 
-# --- decoding errors on a real operation (issue 2, item 3) ----------------------------------
+# --- decoding errors on a real operation ----------------------------------
 
 @pytest.mark.parametrize(
     "raw, code",

@@ -1,4 +1,4 @@
-"""IAM and STS (issue 3), exercised with boto3, the AWS CLI and botocore-signed requests
+"""IAM and STS, exercised with boto3, the AWS CLI and botocore-signed requests
 against a real `tresor serve`: entity lifecycles, AWS's error codes and limits, URL-encoded
 policy documents, pagination, AssumeRole with trust policies, temporary credentials."""
 

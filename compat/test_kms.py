@@ -1,4 +1,4 @@
-"""KMS (issue 4) with boto3, the AWS CLI and botocore-signed raw requests against a real
+"""KMS with boto3, the AWS CLI and botocore-signed raw requests against a real
 `tresor serve`: key lifecycle, envelope round trips, error codes and shapes, key-policy
 authorization, AWS-managed keys and the data directory never holding a plaintext."""
 
@@ -218,6 +218,34 @@ def test_aws_cli_encrypts_and_decrypts(server, kms, tmp_path):
     assert base64.b64decode(r.stdout.strip()) == b"from the aws cli"
     # boto3 reads the CLI's ciphertext too.
     assert kms.decrypt(CiphertextBlob=blob.read_bytes(), EncryptionContext={"tool": "cli"})["Plaintext"] == b"from the aws cli"
+
+
+
+def test_ciphertexts_cross_between_boto3_and_the_aws_cli(server, kms, tmp_path):
+    """A ciphertext made by one client decrypts with the other, without naming the key, and both
+    report the key's ARN: the blob is self-describing and client-neutral."""
+    arn = new_key(kms)
+    akid, secret = server.admin_keys()
+    env = {"AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": server.endpoint}
+    # boto3 encrypts, the AWS CLI decrypts.
+    blob = tmp_path / "from-boto3.bin"
+    blob.write_bytes(kms.encrypt(KeyId=arn, Plaintext=b"from-boto3", EncryptionContext={"via": "boto3"})["CiphertextBlob"])
+    r = aws_cli("kms", "decrypt", "--ciphertext-blob", f"fileb://{blob}", "--encryption-context", "via=boto3",
+                "--output", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["KeyId"] == arn
+    assert base64.b64decode(out["Plaintext"]) == b"from-boto3"
+    # The AWS CLI encrypts, boto3 decrypts.
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"from-cli")
+    r = aws_cli("kms", "encrypt", "--key-id", arn, "--plaintext", f"fileb://{plain}",
+                "--encryption-context", "via=cli", "--query", "CiphertextBlob", "--output", "text", env=env)
+    assert r.returncode == 0, r.stderr
+    out = kms.decrypt(CiphertextBlob=base64.b64decode(r.stdout.strip()), EncryptionContext={"via": "cli"})
+    assert out["KeyId"] == arn
+    assert out["Plaintext"] == b"from-cli"
 
 
 # --- aliases, policies, managed keys ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Secrets Manager (issue 5) with real clients against a real `tresor serve`: boto3, the AWS
+"""Secrets Manager with real clients against a real `tresor serve`: boto3, the AWS
 CLI and the PyPI `aws-secretsmanager-caching` client; non-admin principals come from IAM roles
 assumed through STS, as the Buildkite Elastic CI Stack's instance and scaler roles would."""
 

@@ -1,4 +1,4 @@
-"""Parameter Store (issue 6) with real clients against a real `tresor serve`: boto3 for every
+"""Parameter Store with real clients against a real `tresor serve`: boto3 for every
 operation and error, the AWS CLI for the commands the Elastic CI Stack runs
 (`get-parameter --with-decryption --query Parameter.Value --output text`,
 `get-parameters-by-path --recursive` with automatic pagination) and the rest of the surface."""

@@ -302,7 +302,9 @@ fn evaluation_flow_single_account() {
 
 /// IAM User Guide, "How AWS enforcement code logic evaluates requests to allow or deny
 /// access", resource-based policies within the same account (users, role ARNs, role session
-/// ARNs), and spec §5.4 principal capture.
+/// ARNs), and principal capture: a user or role ARN in a saved policy stands for that
+/// principal's unique id (IAM User Guide, "AWS JSON policy elements: Principal",
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html>).
 #[test]
 fn same_account_resource_policies() {
     let by_user = grant("Allow", &aws("arn:aws:iam::111122223333:user/alice"), GET);
@@ -476,8 +478,10 @@ fn default_key_policy(account: &str) -> String {
     )
 }
 
-/// AWS KMS Developer Guide, "Key policies in AWS KMS" / "Default key policy" and spec §6.6,
-/// §6.7, §9 items 13–14.
+/// AWS KMS Developer Guide, "Key policies in AWS KMS" / "Default key policy"
+/// (<https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html>) and "AWS managed
+/// keys": IAM policies count only when the key policy delegates to the account, and an AWS
+/// managed key is usable only through its service.
 #[test]
 fn kms_key_policies() {
     let secretsmanager_key_policy = r#"{"Version":"2012-10-17","Id":"auto-secretsmanager-1","Statement":[
@@ -614,7 +618,9 @@ fn kms_key_policies() {
     ]);
 }
 
-/// Spec §7.3 (AssumeRole authorization) and IAM User Guide, "How AWS enforcement code logic
+/// AWS STS API Reference, "AssumeRole"
+/// (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>), and IAM User
+/// Guide, "How AWS enforcement code logic
 /// evaluates requests": the trust policy is a resource policy that must allow.
 #[test]
 fn role_trust_policies() {

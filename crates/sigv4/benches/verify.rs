@@ -1,4 +1,4 @@
-//! Cost of verifying one aws-sdk-style JSON POST (PERFORMANCE.md budgets ~3.5 µs for SigV4).
+//! Cost of verifying one aws-sdk-style JSON POST (the budget is a few microseconds).
 //!
 //! The request is signed by `aws-sigv4` (what aws-sdk-rust uses) with a session token, so the
 //! signed headers are `content-type;host;x-amz-date;x-amz-security-token;x-amz-target` and the

@@ -1,5 +1,6 @@
-//! The canonical request and the string to sign (spec §2.2, §2.3), rebuilt from the request as
-//! received.
+//! The canonical request and the string to sign, rebuilt from the request as received (IAM User
+//! Guide, "Create a signed AWS API request",
+//! <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html>).
 //!
 //! This module owns the byte-exact SigV4 canonicalization: the URI path (normalized and encoded
 //! again for non-S3 services), the sorted query string, the trimmed header block, the payload
@@ -10,14 +11,15 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use ring::digest;
 
 use crate::parse::{ALGORITHM, ParsedAuth, X_AMZ_SECURITY_TOKEN, X_AMZ_SIGNATURE};
+use crate::query::query_pairs;
 use crate::{HttpRequest, SigV4Error};
 
 /// RFC 3986 unreserved characters are kept; everything else is `%XX` with upper-case hex
-/// (AWS "UriEncode", spec §2.2).
+/// (AWS "UriEncode", "Create a signed AWS API request").
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
@@ -42,7 +44,7 @@ pub enum UriPathMode {
     /// Every service except S3 (and tresor only serves such services): remove empty and dot
     /// segments, then URI-encode the path *as received* once more, so an `%2F` on the wire is
     /// `%252F` in the canonical request. This is what botocore, aws-sdk-rust and aws-c-auth do
-    /// for non-S3 services (spec §2.2) \[B\].
+    /// for non-S3 services (observed in their signers).
     #[default]
     NormalizeAndEncodeAgain,
     /// S3's rule: the path is neither normalized nor encoded again (aws-sdk-rust's
@@ -64,9 +66,9 @@ pub struct VerifyOptions {
 /// logged or returned to a caller other than the one who sent the request.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CanonicalForm {
-    /// The canonical request (spec §2.2), non-UTF-8 header bytes replaced by U+FFFD.
+    /// The canonical request , non-UTF-8 header bytes replaced by U+FFFD.
     pub canonical_request: String,
-    /// The string to sign (spec §2.3).
+    /// The string to sign.
     pub string_to_sign: String,
 }
 
@@ -80,7 +82,7 @@ impl std::fmt::Debug for CanonicalForm {
 /// Which query parameters a pre-signed request's canonical query leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PresignedQuery {
-    /// Every parameter except `X-Amz-Signature` (spec §2.2): botocore, aws-sdk-rust, STS.
+    /// Every parameter except `X-Amz-Signature`: botocore, aws-sdk-rust, STS.
     TokenSigned,
     /// Also without `X-Amz-Security-Token`: clients for AWS IoT append the token after signing
     /// (aws-c-auth `omit_session_token`, vector `post-sts-header-after`). Accepting it is as safe
@@ -141,7 +143,8 @@ fn canonical_form_for(
     })
 }
 
-/// Builds the canonical request bytes (spec §2.2). Bytes, not a `String`: header values may
+/// Builds the canonical request bytes ("Create a signed AWS API request", step 1). Bytes, not a
+/// `String`: header values may
 /// carry obs-text (bytes ≥ 0x80) that the client signed as they were.
 pub(crate) fn canonical_request(
     auth: &ParsedAuth,
@@ -173,7 +176,8 @@ pub(crate) fn canonical_request(
     Ok(out)
 }
 
-/// `AWS4-HMAC-SHA256 \n <time> \n <scope> \n hex(sha256(canonical request))` (spec §2.3).
+/// `AWS4-HMAC-SHA256 \n <time> \n <scope> \n hex(sha256(canonical request))` ("Create a
+/// signed AWS API request", step 2).
 pub(crate) fn string_to_sign(auth: &ParsedAuth, canonical_request: &[u8]) -> Vec<u8> {
     let hash = digest::digest(&digest::SHA256, canonical_request);
     let mut out = Vec::with_capacity(ALGORITHM.len() + 16 + auth.credential_scope().len() + 68);
@@ -246,39 +250,9 @@ pub(crate) fn normalize_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(result)
 }
 
-/// Decodes one query component the way AWS front ends do: `%XX` escapes and `+` as a space
-/// (the reason SigV2-era clients had to send `+` as `%2B`); aws-sdk-rust canonicalizes the same
-/// way (`form_urlencoded::parse`).
-fn decode_query_component(raw: &str) -> Cow<'_, [u8]> {
-    if !raw.contains(['%', '+']) {
-        return Cow::Borrowed(raw.as_bytes());
-    }
-    let plus_as_space: Cow<'_, [u8]> = if raw.contains('+') {
-        Cow::Owned(
-            raw.bytes()
-                .map(|b| if b == b'+' { b' ' } else { b })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(raw.as_bytes())
-    };
-    Cow::Owned(percent_decode(&plus_as_space).collect())
-}
-
-/// Splits a raw query into decoded `(name, value)` pairs, skipping empty pieces (`a=1&&b=2`).
-pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, [u8]>, Cow<'_, [u8]>)> {
-    query
-        .split('&')
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| {
-            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            (decode_query_component(name), decode_query_component(value))
-        })
-}
-
 /// Every parameter, decoded then encoded again with the unreserved set, sorted by name then
 /// value, `name=value` joined by `&`; for a pre-signed request every parameter except
-/// `X-Amz-Signature` (spec §2.2).
+/// `X-Amz-Signature` ("Create a signed AWS API request", step 1).
 fn push_canonical_query(query: &str, excluded: &[&str], out: &mut Vec<u8>) {
     if query.is_empty() {
         return;
@@ -304,7 +278,8 @@ fn push_canonical_query(query: &str, excluded: &[&str], out: &mut Vec<u8>) {
 }
 
 /// `name:value\n` for each signed header in the client's order, values trimmed with inner runs
-/// of spaces collapsed and repeated headers joined with `,` (spec §2.2).
+/// of spaces collapsed and repeated headers joined with `,` ("Create a signed AWS
+/// API request", step 1).
 ///
 /// A signed header that is absent is a [`SigV4Error::Mismatch`]: AWS recomputes the canonical
 /// request without it and reports the mismatch; it does not say which header was missing.
@@ -359,7 +334,7 @@ fn push_trimmed(value: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The payload hash line: hex SHA-256 of the body, or the `X-Amz-Content-Sha256` header value
-/// verbatim when present (botocore uses the header whenever it exists, spec §2.2) \[B\]. The header
+/// verbatim when present (botocore uses the header whenever it exists). The header
 /// must then describe this very body, so `UNSIGNED-PAYLOAD` and stale hashes fail as a mismatch:
 /// the services tresor serves sign their bodies.
 fn push_payload_hash(req: &HttpRequest<'_>, out: &mut Vec<u8>) -> Result<(), SigV4Error> {

@@ -1,18 +1,19 @@
 //! The verification error kinds and the messages AWS sends with them.
 //!
-//! This module owns the user-visible text of every SigV4 failure (spec §2.1, §2.4, §2.5). It must
-//! not decide the wire error *code* (the server maps each kind to the code of its protocol), and no
-//! message built here may contain a secret access key, a signing key, a session token or the
+//! This module owns the user-visible text of every SigV4 failure (observed AWS wording where
+//! known). It must not decide the wire error *code* (the server maps each kind to the code of
+//! its protocol), and no message built here may contain a secret access key, a signing key, a session token or the
 //! signature the server computed: messages go back to unauthenticated callers and into logs.
 
-/// AWS's text for a signature that does not match (spec §1.1 table, §2.5) \[O\].
+/// AWS's text for a signature that does not match (observed behavior).
 pub const MISMATCH_MESSAGE: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
 /// AWS's text for a request without any authentication (the awsJson1.1 services and API Gateway
-/// send this; the awsQuery services say `Request is missing Authentication Token`) \[O\].
+/// send this; the awsQuery services say `Request is missing Authentication Token`) (observed
+/// behavior).
 pub const MISSING_MESSAGE: &str = "Missing Authentication Token";
 
-/// The text of an expired pre-signed URL (spec §2.4) \[?\].
+/// The text of an expired pre-signed URL (unconfirmed).
 pub const PRESIGNED_EXPIRED_MESSAGE: &str = "Request has expired";
 
 /// Why a request failed SigV4 authentication.
@@ -27,22 +28,22 @@ pub const PRESIGNED_EXPIRED_MESSAGE: &str = "Request has expired";
 /// | `PresignedExpired` | `InvalidSignatureException` | `AccessDenied` |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigV4Error {
-    /// Neither an `Authorization` header nor a pre-signed query (spec §2.1).
+    /// Neither an `Authorization` header nor a pre-signed query.
     #[error("{MISSING_MESSAGE}")]
     Missing,
-    /// The authentication data is syntactically incomplete or malformed (spec §2.1).
+    /// The authentication data is syntactically incomplete or malformed.
     #[error("{0}")]
     Incomplete(String),
-    /// The request time is more than five minutes away from the server's clock (spec §2.4).
+    /// The request time is more than five minutes away from the server's clock.
     #[error("{0}")]
     Skew(String),
-    /// A pre-signed URL used after `X-Amz-Date + X-Amz-Expires` (spec §2.4).
+    /// A pre-signed URL used after `X-Amz-Date + X-Amz-Expires`.
     #[error("{PRESIGNED_EXPIRED_MESSAGE}")]
     PresignedExpired,
-    /// The credential scope names the wrong service, date or terminator (spec §2.1).
+    /// The credential scope names the wrong service, date or terminator.
     #[error("{0}")]
     Scope(String),
-    /// The signature (or a payload hash the signature covers) does not match (spec §2.5).
+    /// The signature (or a payload hash the signature covers) does not match.
     #[error("{MISMATCH_MESSAGE}")]
     Mismatch,
 }

@@ -1,8 +1,9 @@
 //! SigV4 signing keys: derivation and a bounded cache.
 //!
 //! This module owns `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service),
-//! "aws4_request")` (spec §2.3) and the cache PERFORMANCE.md asks for (the key only changes with
-//! secret, date, region and service). It must not look up secrets or decide whether a key is
+//! "aws4_request")` ("Create a signed AWS API request", IAM User Guide) and a cache of derived
+//! keys (derivation is four HMACs and the key only changes with secret, date, region and
+//! service). It must not look up secrets or decide whether a key is
 //! valid, and it must never print, log or expose key bytes: `SigningKey` has no byte accessor
 //! outside the crate and is zeroed on drop.
 
@@ -35,7 +36,8 @@ impl SigningKey {
     }
 }
 
-/// Derives the signing key for one `date/region/service` scope (spec §2.3).
+/// Derives the signing key for one `date/region/service` scope ("Create a signed AWS API
+/// request", IAM User Guide, step 4: calculate the signature).
 pub fn derive_signing_key(
     secret_access_key: &[u8],
     scope_date: &str,
@@ -63,8 +65,8 @@ pub fn derive_signing_key(
 /// (date, region, service); a few hundred callers fit comfortably.
 pub const DEFAULT_SIGNING_KEY_CACHE_CAPACITY: usize = 1024;
 
-/// A small thread-safe cache of derived signing keys (PERFORMANCE.md: derivation is four HMACs,
-/// the cache lookup one).
+/// A small thread-safe cache of derived signing keys (derivation is four HMACs, the cache
+/// lookup one).
 ///
 /// Entries are keyed by a keyed hash over (access key id, date, region, service, secret): a
 /// rotated secret maps to a new entry and never reuses a stale key, and the cache holds no value

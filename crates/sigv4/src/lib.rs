@@ -1,4 +1,6 @@
-//! Server-side AWS Signature Version 4 verification (spec §2).
+//! Server-side AWS Signature Version 4 verification, as described in the IAM User Guide's
+//! "AWS Signature Version 4 for API requests"
+//! (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html>).
 //!
 //! This crate owns the SigV4 math: reading the credentials of a request ([`parse`], phase 1,
 //! no secret needed), deriving and caching signing keys ([`derive_signing_key`],
@@ -15,10 +17,13 @@
 //! tresor_sigv4::verify(&auth, &req, &key, "ssm", now)?;  // Skew / Scope / Mismatch / …
 //! ```
 
+// Module dependencies point one way: `query` and `time_format` are leaves, `parse` uses them,
+// `canonical` uses `parse` and `query`, `key` uses `parse`, and `verify` uses all of them.
 mod canonical;
 mod error;
 mod key;
 mod parse;
+mod query;
 mod time_format;
 mod verify;
 

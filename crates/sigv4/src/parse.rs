@@ -1,24 +1,27 @@
 //! Phase 1 of authentication: find the SigV4 credentials in a request, syntax only.
 //!
-//! This module owns reading the `Authorization` header (spec §2.1) or the pre-signed query
-//! parameters (spec §2.4) into a [`ParsedAuth`], with AWS's `IncompleteSignature` messages. It
-//! needs no secret and must not judge validity beyond syntax: key lookup, session tokens, clock
-//! skew, scope and the signature itself belong to the server and to `verify`.
+//! This module owns reading the `Authorization` header or the pre-signed query parameters
+//! (IAM User Guide, "Elements of an AWS API request signature"; the `X-Amz-*` query parameters
+//! of the AWS STS API Reference's "Common Parameters") into a [`ParsedAuth`], with AWS's
+//! `IncompleteSignature` messages. It needs no secret and must not judge validity beyond syntax:
+//! key lookup, session tokens, clock skew, scope and the signature itself belong to the server
+//! and to `verify`.
 
 use std::fmt;
 
 use http::header::{AUTHORIZATION, DATE};
 use time::OffsetDateTime;
 
-use crate::canonical::query_pairs;
+use crate::query::query_pairs;
 use crate::time_format::{format_amz_date, parse_amz_date, parse_http_date};
 use crate::{HttpRequest, SigV4Error};
 
-/// The only algorithm tresor accepts (spec §2.1).
+/// The only algorithm tresor accepts.
 pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The credential scope's fixed last element.
 pub(crate) const SCOPE_TERMINATOR: &str = "aws4_request";
-/// Longest lifetime of a pre-signed URL: seven days (spec §2.4).
+/// Longest lifetime of a pre-signed URL: seven days ("Common Parameters", AWS STS API
+/// Reference: `X-Amz-Expires`).
 pub const MAX_PRESIGNED_EXPIRES_SECONDS: u32 = 604_800;
 
 pub(crate) const X_AMZ_ALGORITHM: &str = "X-Amz-Algorithm";
@@ -39,7 +42,7 @@ pub struct ParsedAuth {
     pub access_key_id: String,
     /// The scope's date, `YYYYMMDD`, as sent.
     pub scope_date: String,
-    /// The scope's region, as sent; the request's region (spec §1.3).
+    /// The scope's region, as sent; the request's region.
     pub region: String,
     /// The scope's service name, as sent.
     pub service: String,
@@ -122,13 +125,14 @@ pub fn parse(req: &HttpRequest<'_>) -> Result<ParsedAuth, SigV4Error> {
     let presigned = has_presigned_parameters(req.query);
     match header {
         Some(_) if presigned => Err(SigV4Error::Incomplete(
-            // S3's wording for the same conflict [O]; other services are not documented [?].
+            // S3's wording for the same conflict (observed behavior); other services'
+            // wording is unconfirmed.
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, \
              Signature query string parameter or the Authorization header should be specified"
                 .to_owned(),
         )),
         Some(_) if authorization.next().is_some() => Err(SigV4Error::Incomplete(
-            "Only one Authorization header is allowed.".to_owned(), // [?]
+            "Only one Authorization header is allowed.".to_owned(), // unconfirmed wording
         )),
         Some(value) => {
             parse_authorization_header(&String::from_utf8_lossy(value.as_bytes()), req.headers)
@@ -147,12 +151,15 @@ fn has_presigned_parameters(query: &str) -> bool {
         })
 }
 
-/// `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` (spec §2.1).
+/// `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` ("Elements
+/// of an AWS API request signature", IAM User Guide).
 ///
 /// AWS splits everything after the algorithm on commas and whitespace and reports the first
-/// token without `=` \[O\]: `'<AKID>/20181128/eu-central-1/cloud9/aws4_request' not a valid
+/// token without `=` (observed behavior):
+/// `'<AKID>/20181128/eu-central-1/cloud9/aws4_request' not a valid
 /// key=value pair (missing equal-sign) in Authorization header: 'AWS4-HMAC-SHA256 Credential=
-/// <AKID>/…'.` Missing parameters are all listed, followed by `Authorization=<header>` \[O\].
+/// <AKID>/…'.` Missing parameters are all listed, followed by `Authorization=<header>` (observed
+/// behavior).
 fn parse_authorization_header(
     header: &str,
     headers: &http::HeaderMap,
@@ -210,7 +217,7 @@ fn parse_authorization_header(
     };
 
     if algorithm != ALGORITHM {
-        // AWS's text for this case is not public; this names what is accepted [?].
+        // AWS's text for this case is not public; this names what is accepted (unconfirmed).
         return Err(SigV4Error::Incomplete(format!(
             "Unsupported AWS 'algorithm': '{algorithm}'. Only '{ALGORITHM}' is supported."
         )));
@@ -223,11 +230,12 @@ fn parse_authorization_header(
             (time, text.into_owned())
         }
         (None, Some(value)) => {
-            // botocore signs with the ISO form of the `Date` header's time (spec §2.4) [B].
+            // botocore signs with the ISO form of the `Date` header's time (observed in
+            // botocore's signer).
             let text = String::from_utf8_lossy(value.as_bytes());
             let time = parse_http_date(&text).ok_or_else(|| {
                 SigV4Error::Incomplete(format!(
-                    "Date must be in RFC 1123 format in header 'Date'. Got '{text}'." // [?]
+                    "Date must be in RFC 1123 format in header 'Date'. Got '{text}'." // unconfirmed
                 ))
             })?;
             (time, format_amz_date(time))
@@ -250,7 +258,8 @@ fn parse_authorization_header(
     })
 }
 
-/// The pre-signed form: every SigV4 parameter in the query string (spec §2.4).
+/// The pre-signed form: every SigV4 parameter in the query string ("Common Parameters",
+/// AWS STS API Reference).
 fn parse_presigned(req: &HttpRequest<'_>) -> Result<ParsedAuth, SigV4Error> {
     const NAMES: [&str; 7] = [
         X_AMZ_ALGORITHM,
@@ -269,7 +278,7 @@ fn parse_presigned(req: &HttpRequest<'_>) -> Result<ParsedAuth, SigV4Error> {
         if values[index].is_some() {
             // Two values would let the canonical query and our reading of it disagree.
             return Err(SigV4Error::Incomplete(format!(
-                "Duplicate query parameter '{}'. Re-examine the query-string parameters.", // [?]
+                "Duplicate query parameter '{}'. Re-examine the query-string parameters.", // unconfirmed
                 NAMES[index]
             )));
         }
@@ -314,14 +323,14 @@ fn parse_presigned(req: &HttpRequest<'_>) -> Result<ParsedAuth, SigV4Error> {
         expires,
     )
     else {
-        // AWS's wording for STS and API Gateway pre-signed URLs [?].
+        // AWS's wording for STS and API Gateway pre-signed URLs (unconfirmed).
         return Err(SigV4Error::Incomplete(format!(
             "AWS query-string parameters must include {}. Re-examine the query-string parameters.",
             missing.join(", ")
         )));
     };
     if algorithm != ALGORITHM {
-        // S3's message [O].
+        // S3's message (observed behavior).
         return Err(SigV4Error::Incomplete(format!(
             "X-Amz-Algorithm only supports '{ALGORITHM}'"
         )));
@@ -329,7 +338,7 @@ fn parse_presigned(req: &HttpRequest<'_>) -> Result<ParsedAuth, SigV4Error> {
     let request_time = parse_amz_date(&date).ok_or_else(|| bad_amz_date(&date))?;
     let expires_seconds = match expires.parse::<i64>() {
         Ok(seconds) if seconds > i64::from(MAX_PRESIGNED_EXPIRES_SECONDS) => {
-            // S3's message [O].
+            // S3's message (observed behavior).
             return Err(SigV4Error::Incomplete(format!(
                 "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES_SECONDS}"
             )));
@@ -337,12 +346,12 @@ fn parse_presigned(req: &HttpRequest<'_>) -> Result<ParsedAuth, SigV4Error> {
         Ok(seconds) if seconds >= 1 => u32::try_from(seconds).ok(),
         Ok(_) => {
             return Err(SigV4Error::Incomplete(
-                "X-Amz-Expires must be greater than 0".to_owned(), // [?]
+                "X-Amz-Expires must be greater than 0".to_owned(), // unconfirmed
             ));
         }
         Err(_) => {
             return Err(SigV4Error::Incomplete(
-                "X-Amz-Expires should be a number".to_owned(), // S3's message [O]
+                "X-Amz-Expires should be a number".to_owned(), // S3's message (observed behavior)
             ));
         }
     };
@@ -358,7 +367,7 @@ fn parse_presigned(req: &HttpRequest<'_>) -> Result<ParsedAuth, SigV4Error> {
 }
 
 fn bad_amz_date(value: &str) -> SigV4Error {
-    // AWS's wording [O] (trailing link omitted).
+    // AWS's wording (observed behavior; trailing link omitted).
     SigV4Error::Incomplete(format!(
         "Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
     ))
@@ -375,7 +384,8 @@ struct Fields<'a> {
 }
 
 /// The checks both forms share: the credential's five parts, a non-empty signed-header list that
-/// includes `host` (spec §2.2).
+/// includes `host` ("Create a signed
+/// AWS API request", step 1).
 fn build(fields: Fields<'_>) -> Result<ParsedAuth, SigV4Error> {
     let mut parts = fields.credential.split('/');
     let (Some(access_key_id), Some(date), Some(region), Some(service), Some(terminator), None) = (
@@ -386,7 +396,7 @@ fn build(fields: Fields<'_>) -> Result<ParsedAuth, SigV4Error> {
         parts.next(),
         parts.next(),
     ) else {
-        // S3's wording [O]; the JSON services' text for this case is not public [?].
+        // S3's wording (observed behavior); the JSON services' text for this case is unconfirmed.
         return Err(SigV4Error::Incomplete(
             "The Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\"."
                 .to_owned(),
@@ -410,7 +420,7 @@ fn build(fields: Fields<'_>) -> Result<ParsedAuth, SigV4Error> {
         .collect();
     if signed_headers.iter().any(String::is_empty) {
         return Err(SigV4Error::Incomplete(format!(
-            "Invalid SignedHeaders: '{}'.", // [?]
+            "Invalid SignedHeaders: '{}'.", // unconfirmed
             fields.signed_headers
         )));
     }
@@ -418,7 +428,7 @@ fn build(fields: Fields<'_>) -> Result<ParsedAuth, SigV4Error> {
         .iter()
         .any(|name| name.eq_ignore_ascii_case("host"))
     {
-        // AWS's wording [O].
+        // AWS's wording (observed behavior).
         return Err(SigV4Error::Incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".to_owned(),
         ));

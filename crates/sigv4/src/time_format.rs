@@ -1,11 +1,13 @@
 //! Request timestamps: the ISO 8601 basic format of `X-Amz-Date` and the RFC 1123 `Date` header.
 //!
-//! Owns parsing and formatting of the two timestamp forms SigV4 uses (spec §2.4). It must not
+//! Owns parsing and formatting of the two timestamp forms SigV4 uses ("Elements of an AWS
+//! API request signature", IAM User Guide: the `x-amz-date` or `date` header). It must not
 //! decide whether a time is acceptable — that is the verifier's skew check.
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-/// Parses `YYYYMMDD'T'HHMMSS'Z'` exactly (16 bytes, UTC), as SigV4 requires (spec §2.4).
+/// Parses `YYYYMMDD'T'HHMMSS'Z'` exactly (16 bytes, UTC), as SigV4 requires ("Elements of
+/// an AWS API request signature", IAM User Guide).
 pub(crate) fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
     let bytes = value.as_bytes();
     if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
@@ -43,7 +45,7 @@ pub fn format_amz_date(at: OffsetDateTime) -> String {
 }
 
 /// Parses an RFC 1123 `Date` header (`Sun, 30 Aug 2015 12:36:00 GMT`). botocore keeps a caller's
-/// `Date` header and signs with its time when there is no `X-Amz-Date` (spec §2.4) \[B\].
+/// `Date` header and signs with its time when there is no `X-Amz-Date`.
 pub(crate) fn parse_http_date(value: &str) -> Option<OffsetDateTime> {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"

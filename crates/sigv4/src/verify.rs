@@ -1,9 +1,12 @@
-//! Phase 2 of authentication: time, credential scope and signature, in that order (spec §2.4,
-//! §2.1, §2.3).
+//! Phase 2 of authentication: time, credential scope and signature, in that order (IAM User
+//! Guide: "Elements of an AWS API request signature",
+//! <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-signing-elements.html>, and
+//! "Create a signed AWS API request",
+//! <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html>).
 //!
 //! This module owns the decision "this request was signed by the holder of this key, for this
 //! service, recently enough". It must run only after the server has resolved the access key and
-//! checked the session token (spec §2.5), must compare signatures in constant time, and must not
+//! checked the session token, must compare signatures in constant time, and must not
 //! reveal the signature it computed in any error.
 
 use subtle::ConstantTimeEq;
@@ -15,7 +18,7 @@ use crate::time_format::format_amz_date;
 use crate::{HttpRequest, SigV4Error, SigningKey};
 
 /// Allowed difference between the request time and the server clock for the services tresor
-/// serves (spec §2.4) \[O\].
+/// serves: five minutes (observed behavior; the AWS error text quotes `- 5 min.`).
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 
 /// Verifies a parsed request with the default options (non-S3 path canonicalization).
@@ -104,7 +107,7 @@ fn check_time(auth: &ParsedAuth, now: OffsetDateTime) -> Result<(), SigV4Error> 
         }
     } else if request_time < now - MAX_CLOCK_SKEW {
         // "Signature expired: 20190430T075732Z is now earlier than 20190430T105409Z
-        // (20190430T105909Z - 5 min.)" [O]
+        // (20190430T105909Z - 5 min.)" (observed behavior)
         return Err(SigV4Error::Skew(format!(
             "Signature expired: {} is now earlier than {} ({} - 5 min.)",
             format_amz_date(request_time),
@@ -123,7 +126,7 @@ fn check_time(auth: &ParsedAuth, now: OffsetDateTime) -> Result<(), SigV4Error> 
     Ok(())
 }
 
-/// AWS's scope messages end with a space (spec §2.1) \[O\].
+/// AWS's scope messages end with a space (observed behavior).
 fn check_scope(auth: &ParsedAuth, expected_service: &str) -> Result<(), SigV4Error> {
     if auth.service != expected_service {
         return Err(SigV4Error::Scope(format!(

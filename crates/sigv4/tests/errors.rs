@@ -96,7 +96,7 @@ fn missing_parameters_are_listed_with_the_header() {
         message,
         format!("Authorization header requires 'Signature' parameter. Authorization={header}")
     );
-    // A bearer token sent to a SigV4 endpoint: every part is missing (API Gateway's reply) [O].
+    // A bearer token sent to a SigV4 endpoint: every part is missing (API Gateway's reply, observed behavior).
     let message = incomplete(parse_headers(
         &[("authorization", "eyJhbGciOi.eyJzdWIi.sig")],
         "",
@@ -385,7 +385,7 @@ fn content_sha256_header_must_match_the_body() {
 #[test]
 fn date_header_is_used_without_x_amz_date() {
     // Signed independently of the crate: the canonical request written out by hand, the
-    // string to sign carrying the ISO form of the `Date` header's time (botocore) [B].
+    // string to sign carrying the ISO form of the `Date` header's time (botocore).
     let canonical = "GET\n/\nAction=ListUsers&Version=2010-05-08\ndate:Sun, 30 Aug 2015 12:36:00 GMT\nhost:iam.amazonaws.com\n\ndate;host\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     let hash = hex::encode(digest::digest(&digest::SHA256, canonical.as_bytes()));
     let string_to_sign =

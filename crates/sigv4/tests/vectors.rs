@@ -1,4 +1,4 @@
-//! The official SigV4 signing suite (aws-c-auth, copied to `shared/testdata/sigv4`): every
+//! The official SigV4 signing suite (aws-c-auth, vendored in `tests/data/aws-c-auth`): every
 //! signed request must verify, our canonical request and string to sign must equal the
 //! published ones, and any one-byte change of a signed component must be rejected.
 
@@ -223,7 +223,7 @@ fn any_one_byte_change_of_a_signed_component_is_rejected() {
             let parsed = original.with(parse).unwrap();
             let must_fail = |tampered: &OwnedRequest, what: &str| {
                 // A changed access key id or an unsigned session token that changed is caught by
-                // the server's key and token lookup (spec §2.5), not here.
+                // the server's key and token lookup, not here.
                 if let Ok(access_key_id) = authenticate(&case, tampered) {
                     let token = tampered.with(parse).unwrap().session_token;
                     assert!(

@@ -1,4 +1,4 @@
-//! Shared test helpers: locating the shared SigV4 vectors and turning raw HTTP/1.1 text into
+//! Shared test helpers: locating the vendored SigV4 vectors and turning raw HTTP/1.1 text into
 //! the parts `tresor_sigv4::HttpRequest` borrows.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -10,19 +10,16 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tresor_sigv4::{HttpRequest, UriPathMode, VerifyOptions};
 
-/// `shared/testdata/sigv4`, which CI lays out beside the clone (the repository root's parent
-/// holds `shared/`). Missing vectors are a failure, never a skip.
+/// The vendored aws-c-auth vectors, `tests/data/aws-c-auth` in this crate. Missing vectors are
+/// a failure, never a skip.
 pub fn vectors_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates: Vec<PathBuf> = manifest
-        .ancestors()
-        .map(|dir| dir.join("shared/testdata/sigv4"))
-        .collect();
-    candidates
-        .iter()
-        .find(|dir| dir.join("README.md").is_file())
-        .cloned()
-        .unwrap_or_else(|| panic!("SigV4 test vectors not found; looked in {candidates:#?}"))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-c-auth");
+    assert!(
+        dir.join("README.md").is_file(),
+        "SigV4 test vectors not found in {}",
+        dir.display()
+    );
+    dir
 }
 
 /// One vector folder.
