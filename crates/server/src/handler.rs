@@ -82,6 +82,70 @@ pub async fn serve_request(
     Ok(handle(&state, req, remote, tls).await)
 }
 
+/// Whether an operation only reads. Reads run inline on the request thread: SQLite readers
+/// never wait for the writer. Every other operation runs on tokio's blocking pool, so a
+/// request waiting for the store's single writer (or for an fsync) never holds a request
+/// thread — `/health` and reads keep answering under any write load. A read that asks for a
+/// write on the side (Secrets Manager's `LastAccessedDate`) defers it (see
+/// [`tresor_core::ctx::Deferred`]).
+fn is_read_only(service: ServiceId, op: &str) -> bool {
+    const PREFIXES: &[&str] = &["Get", "List", "Describe", "BatchGet", "Simulate"];
+    if PREFIXES.iter().any(|p| op.starts_with(p)) {
+        // STS GetSessionToken and GetFederationToken write a session record.
+        return !matches!(
+            (service, op),
+            (ServiceId::Sts, "GetSessionToken" | "GetFederationToken")
+        );
+    }
+    matches!(
+        (service, op),
+        (
+            ServiceId::Kms,
+            "Encrypt"
+                | "Decrypt"
+                | "ReEncrypt"
+                | "GenerateDataKey"
+                | "GenerateDataKeyWithoutPlaintext"
+                | "GenerateRandom"
+        )
+    )
+}
+
+/// Runs a handler inline (reads) or on the blocking pool (writes), then the deferred writes
+/// it asked for, off the request thread, before the response goes out.
+async fn run_operation<T: Send + 'static>(
+    services: &Arc<Services>,
+    ctx: RequestCtx,
+    read_only: bool,
+    op: impl FnOnce(&Services, &RequestCtx) -> Result<T, AwsError> + Send + 'static,
+) -> Result<T, AwsError> {
+    let (result, ctx) = if read_only {
+        (op(services, &ctx), ctx)
+    } else {
+        let services = services.clone();
+        tokio::task::spawn_blocking(move || (op(&services, &ctx), ctx))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "an operation's task failed");
+                AwsError::internal(Protocol::AwsJson11)
+            })?
+    };
+    let deferred = ctx.deferred.take();
+    if !deferred.is_empty() {
+        let services = services.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            for write in deferred {
+                write(&services);
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "a deferred write failed");
+        }
+    }
+    result
+}
+
 /// Which protocol and error rendering applies, as far as it is known.
 #[derive(Clone, Copy)]
 enum Renderer {
@@ -154,6 +218,7 @@ async fn handle(
     let now = OffsetDateTime::now_utc();
     let call = Call {
         state,
+        body: body.clone(),
         http_req: &http_req,
         request_id: &request_id,
         now,
@@ -161,13 +226,15 @@ async fn handle(
         tls,
     };
     match parts.headers.get("x-amz-target") {
-        Some(target) => call.json(target),
-        None => call.query(),
+        Some(target) => call.json(target).await,
+        None => call.query().await,
     }
 }
 
 struct Call<'a> {
     state: &'a State,
+    /// The body again, owned, for an operation that runs off the request thread.
+    body: Bytes,
     http_req: &'a HttpRequest<'a>,
     request_id: &'a str,
     now: OffsetDateTime,
@@ -188,7 +255,7 @@ impl Call<'_> {
         }
     }
 
-    fn json(&self, target: &HeaderValue) -> Response<Full<Bytes>> {
+    async fn json(&self, target: &HeaderValue) -> Response<Full<Bytes>> {
         let unknown = || {
             render_error(
                 Renderer::Json(None),
@@ -222,7 +289,17 @@ impl Call<'_> {
             );
         };
         let ctx = self.ctx(authenticated);
-        match handler(&self.state.services, &ctx, self.http_req.body) {
+        let caller = ctx.caller.arn.clone();
+        let body = self.body.clone();
+        let outcome = run_operation(
+            &self.state.services,
+            ctx,
+            is_read_only(service, op),
+            move |services, ctx| handler(services, ctx, &body),
+        )
+        .await;
+        log_outcome(self.request_id, &caller, service, op, &outcome);
+        match outcome {
             Ok(body) => respond(
                 StatusCode::OK,
                 json::CONTENT_TYPE,
@@ -233,7 +310,7 @@ impl Call<'_> {
         }
     }
 
-    fn query(&self) -> Response<Full<Bytes>> {
+    async fn query(&self) -> Response<Full<Bytes>> {
         let params = match self.query_params() {
             Ok(p) => p,
             Err(e) => return render_error(Renderer::Xml(ServiceId::Sts), &e, self.request_id),
@@ -266,7 +343,19 @@ impl Call<'_> {
             return render_error(renderer, &AwsError::invalid_action(action), self.request_id);
         };
         let ctx = self.ctx(authenticated);
-        match handler(&self.state.services, &ctx, &params) {
+        let caller = ctx.caller.arn.clone();
+        let action = action.to_string();
+        let read_only = is_read_only(service, &action);
+        let outcome = run_operation(
+            &self.state.services,
+            ctx,
+            read_only,
+            move |services, ctx| handler(services, ctx, &params),
+        )
+        .await;
+        log_outcome(self.request_id, &caller, service, &action, &outcome);
+        let action = action.as_str();
+        match outcome {
             Ok(result) => {
                 let doc = query_response(service, action, result.as_deref(), self.request_id);
                 respond(
@@ -319,6 +408,23 @@ fn guess_query_service(action: Option<&str>) -> ServiceId {
         Some(a) if STS_ACTIONS.contains(&a) => ServiceId::Sts,
         Some(_) => ServiceId::Iam,
         None => ServiceId::Sts,
+    }
+}
+
+/// One line per request at `debug`: who, which operation, and the outcome — never an input
+/// or output value.
+fn log_outcome<T>(
+    request_id: &str,
+    caller: &str,
+    service: ServiceId,
+    op: &str,
+    outcome: &Result<T, AwsError>,
+) {
+    match outcome {
+        Ok(_) => tracing::debug!(request_id, caller, ?service, op, "ok"),
+        Err(e) => {
+            tracing::debug!(request_id, caller, ?service, op, code = %e.code, status = e.status, "refused")
+        }
     }
 }
 
