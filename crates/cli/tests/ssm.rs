@@ -281,7 +281,7 @@ async fn by_path_is_authorized_on_the_path_not_on_each_parameter() {
     assert_eq!(
         names,
         ["/a/b/secret", "/a/x"],
-        "an allow on /a exposes /a/b (spec §9.5)"
+        "an allow on /a exposes /a/b (observed behavior of Parameter Store ARN matching)"
     );
     let err = reader
         .get_parameter()

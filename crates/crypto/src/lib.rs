@@ -1,6 +1,6 @@
 //! tresor's cryptography: the root key, authenticated encryption (AES-256-GCM with associated
 //! data) in one versioned format, zeroizing secret buffers, constant-time comparison and the
-//! random identifiers AWS uses (DESIGN.md §4).
+//! random identifiers AWS uses.
 //!
 //! It owns every use of key material and of the random number generator, and the byte formats
 //! of sealed data. It must not know AWS shapes (records, ARNs, error codes: the id formats in
@@ -8,7 +8,7 @@
 //! Nothing secret may leave it through `Debug`, `Display` or an error: key bytes and
 //! plaintexts are printed as `[redacted]` or not at all.
 //!
-//! Built on `ring` (PERFORMANCE.md: the fastest AES-256-GCM on this machine, and its
+//! Built on `ring` (the fastest AES-256-GCM measured on the development machine, and its
 //! `SystemRandom` is the OS generator).
 
 mod aead;

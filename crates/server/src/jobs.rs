@@ -1,6 +1,6 @@
 //! The background worker: runs each service's due durable jobs (KMS key deletion, secret
 //! purges after the recovery window, …) on an interval. The jobs themselves are records in the
-//! store written in the same transaction as the change that caused them (DESIGN.md §6); the
+//! store written in the same transaction as the change that caused them (an outbox); the
 //! runners are idempotent, so a crash between a job's work and its removal only repeats it.
 
 use std::sync::Arc;

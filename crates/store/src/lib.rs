@@ -1,5 +1,5 @@
 //! tresor's storage layer: an ordered key-value store with transactions, the shape HashiCorp
-//! Vault uses for its physical backends (DESIGN.md §3).
+//! Vault uses for its physical backends.
 //!
 //! This crate owns the [`Store`] trait and its backends: [`SqliteStore`] (the embedded
 //! default) and [`MemoryStore`] (the reference model, and the backend for unit tests of the
@@ -10,9 +10,9 @@
 //! the services and to `tresor-crypto`. Everything that reaches this crate as a value is
 //! already sealed, and no value ever appears in a [`StoreError`].
 //!
-//! Transactions are synchronous and meant to be used inline on the calling thread
-//! (PERFORMANCE.md: a reused connection used inline is about twice as fast as a
-//! `spawn_blocking` hand-off per request). Every transaction is `Send`, so it may be held
+//! Transactions are synchronous and meant to be used inline on the calling thread (measured
+//! here: a reused connection used inline is about twice as fast as a `spawn_blocking` hand-off
+//! per request, which is why the server runs reads inline and only writes on the blocking pool). Every transaction is `Send`, so it may be held
 //! across an `.await`, but a write transaction excludes every other writer for as long as it
 //! lives: keep them short and never await something slow while holding one.
 
