@@ -29,7 +29,7 @@ VALUE = base64.b64encode(os.urandom(768)).decode()  # 1 KiB of text
 BENCH_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameter"], "Resource": "*"}
+        {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameter", "ssm:PutParameter", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": "*"}
     ],
 }
 
@@ -84,8 +84,38 @@ def setup(endpoint, op):
     raise SystemExit(f"unknown operation {op}")
 
 
+WRITE_NAMES = 400  # PutParameterMany rotates over this many parameters (100 versions each at most)
+
+
+def signed(endpoint, service, headers, body, akid, secret):
+    req = AWSRequest(method="POST", url=endpoint + "/", data=body.encode(), headers=headers)
+    botocore.auth.SigV4Auth(Credentials(akid, secret), service, REGION).add_auth(req)
+    return {k: v for k, v in req.prepare().headers.items() if k.lower() != "content-length"}
+
+
+def put_parameter_many(endpoint, akid, secret):
+    """A wrk script that cycles through pre-signed PutParameter (SecureString, Overwrite)
+    requests on WRITE_NAMES different parameters: a durable write load."""
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AmazonSSM.PutParameter"}
+    reqs = []
+    for i in range(WRITE_NAMES):
+        body = json.dumps({"Name": f"/bench/write/{i}", "Value": VALUE, "Type": "SecureString", "Overwrite": True})
+        reqs.append((body, signed(endpoint, "ssm", headers, body, akid, secret)))
+    lines = ["local reqs = {}"]
+    for body, h in reqs:
+        hs = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in h.items())
+        lines.append(f"table.insert(reqs, wrk.format(\"POST\", \"/\", {{{hs}}}, {json.dumps(body)}))")
+    lines.append("local i = 0")
+    lines.append("request = function() i = (i % #reqs) + 1; return reqs[i] end")
+    print("\n".join(lines))
+
+
 def main():
     endpoint, op = sys.argv[1], sys.argv[2]
+    if op == "PutParameterMany":
+        akid, secret = iam_user(endpoint) if "--iam-user" in sys.argv else ("test", "test")
+        put_parameter_many(endpoint, akid, secret)
+        return
     service, headers, body = setup(endpoint, op)
     akid, secret = iam_user(endpoint) if "--iam-user" in sys.argv else ("test", "test")
     req = AWSRequest(method="POST", url=endpoint + "/", data=body.encode(), headers=headers)

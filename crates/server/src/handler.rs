@@ -282,11 +282,13 @@ impl Call<'_> {
             Err(e) => return render_error(renderer, &e, self.request_id),
         };
         let Some(handler) = json_handler(service, op) else {
-            return render_error(
-                renderer,
-                &AwsError::unknown_operation(Protocol::AwsJson11),
-                self.request_id,
+            // AWS's UnknownOperationException carries no message; say which operation tresor
+            // lacks, so that a user sees "not implemented" rather than an empty error.
+            let err = AwsError::client(
+                "UnknownOperationException",
+                format!("tresor does not implement the operation {target}."),
             );
+            return render_error(renderer, &err, self.request_id);
         };
         let ctx = self.ctx(authenticated);
         let caller = ctx.caller.arn.clone();
@@ -318,9 +320,25 @@ impl Call<'_> {
         let service = match auth::scope_service(self.http_req).as_deref() {
             Some("iam") => ServiceId::Iam,
             Some("sts") => ServiceId::Sts,
+            Some(other) if !SERVED.contains(&other) => {
+                return render_error(
+                    Renderer::Xml(ServiceId::Sts),
+                    &not_served(other),
+                    self.request_id,
+                );
+            }
             _ => guess_query_service(params.action()),
         };
         let renderer = Renderer::Xml(service);
+        // STS operations that AWS accepts unsigned: without an implementation they get the
+        // unknown-action answer, not a demand for a signature they never carry.
+        if let Some(action) = params.action()
+            && service == ServiceId::Sts
+            && UNSIGNED_STS_ACTIONS.contains(&action)
+            && query_handler(service, action).is_none()
+        {
+            return render_error(renderer, &not_implemented_action(action), self.request_id);
+        }
         let authenticated = match auth::authenticate(
             &self.state.services,
             &self.state.keys,
@@ -340,7 +358,12 @@ impl Call<'_> {
             );
         };
         let Some(handler) = query_handler(service, action) else {
-            return render_error(renderer, &AwsError::invalid_action(action), self.request_id);
+            let err = if KNOWN_STS_ACTIONS.contains(&action) {
+                not_implemented_action(action)
+            } else {
+                AwsError::invalid_action(action)
+            };
+            return render_error(renderer, &err, self.request_id);
         };
         let ctx = self.ctx(authenticated);
         let caller = ctx.caller.arn.clone();
@@ -389,27 +412,64 @@ fn json_handler(service: ServiceId, op: &str) -> Option<JsonHandler> {
     }
 }
 
+/// The SigV4 service names tresor answers for.
+const SERVED: &[&str] = &["sts", "iam", "kms", "secretsmanager", "ssm"];
+
+/// STS operations AWS accepts without a signature (STS API reference, AssumeRoleWithSAML and
+/// AssumeRoleWithWebIdentity: "Calling AssumeRoleWith… does not require the use of AWS
+/// security credentials").
+const UNSIGNED_STS_ACTIONS: &[&str] = &["AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"];
+
+/// A request for an AWS service tresor does not serve (`aws ec2 …`, `aws s3 ls`): say so
+/// plainly instead of a signature error about the credential scope.
+fn not_served(service: &str) -> AwsError {
+    let service: String = service
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    AwsError::client(
+        "InvalidAction",
+        format!(
+            "tresor does not serve the AWS service '{service}'; it serves {}.",
+            SERVED.join(", ")
+        ),
+    )
+}
+
+/// An action of a served service that tresor does not implement (yet).
+fn not_implemented_action(action: &str) -> AwsError {
+    AwsError::client(
+        "InvalidAction",
+        format!("The action {action} is not implemented by tresor."),
+    )
+}
+
 /// Without a credential scope to go by, an awsQuery action names its service.
 fn guess_query_service(action: Option<&str>) -> ServiceId {
-    const STS_ACTIONS: &[&str] = &[
-        "AssumeRole",
-        "AssumeRoleWithSAML",
-        "AssumeRoleWithWebIdentity",
-        "AssumeRoot",
-        "DecodeAuthorizationMessage",
-        "GetAccessKeyInfo",
-        "GetCallerIdentity",
-        "GetDelegatedAccessToken",
-        "GetFederationToken",
-        "GetSessionToken",
-        "GetWebIdentityToken",
-    ];
-    match action {
-        Some(a) if STS_ACTIONS.contains(&a) => ServiceId::Sts,
-        Some(_) => ServiceId::Iam,
-        None => ServiceId::Sts,
+    if action.is_some_and(|a| KNOWN_STS_ACTIONS.contains(&a)) {
+        ServiceId::Sts
+    } else if action.is_some() {
+        ServiceId::Iam
+    } else {
+        ServiceId::Sts
     }
 }
+
+/// Every STS action AWS has (botocore's sts service model).
+const KNOWN_STS_ACTIONS: &[&str] = &[
+    "AssumeRole",
+    "AssumeRoleWithSAML",
+    "AssumeRoleWithWebIdentity",
+    "AssumeRoot",
+    "DecodeAuthorizationMessage",
+    "GetAccessKeyInfo",
+    "GetCallerIdentity",
+    "GetDelegatedAccessToken",
+    "GetFederationToken",
+    "GetSessionToken",
+    "GetWebIdentityToken",
+];
 
 /// One line per request at `debug`: who, which operation, and the outcome — never an input
 /// or output value.
