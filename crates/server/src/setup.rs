@@ -603,3 +603,58 @@ pub fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
     };
     format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn check_value(store: &Arc<dyn Store>) -> Option<Vec<u8>> {
+        store.begin_read().unwrap().get(KEY_CHECK).unwrap()
+    }
+
+    fn store_in(dir: &Path) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&dir.join(DB_FILE)).unwrap())
+    }
+
+    #[test]
+    fn a_store_from_before_the_key_check_is_checked_against_its_access_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let right = RootKey::from_bytes(&[1; 32]).unwrap();
+        let wrong = RootKey::from_bytes(&[2; 32]).unwrap();
+        let store = store_in(dir.path());
+        let opts = BootstrapOptions {
+            account_id: None,
+            dev: false,
+        };
+        bootstrap::ensure(&store, &right, &opts, OffsetDateTime::now_utc()).unwrap();
+        // No key-check value yet, as in a store created by an earlier build.
+        assert!(check_value(&store).is_none());
+        assert!(matches!(
+            check_root_key(&store, &wrong),
+            Err(KeyCheck::Wrong)
+        ));
+        assert!(check_value(&store).is_none(), "a wrong key was pinned");
+        assert!(check_root_key(&store, &right).is_ok());
+        assert!(check_value(&store).is_some());
+        assert!(matches!(
+            check_root_key(&store, &wrong),
+            Err(KeyCheck::Wrong)
+        ));
+        assert!(check_root_key(&store, &right).is_ok());
+    }
+
+    #[test]
+    fn a_new_store_is_pinned_to_its_first_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path());
+        let first = RootKey::from_bytes(&[3; 32]).unwrap();
+        assert!(check_root_key(&store, &first).is_ok());
+        let other = RootKey::from_bytes(&[4; 32]).unwrap();
+        assert!(matches!(
+            check_root_key(&store, &other),
+            Err(KeyCheck::Wrong)
+        ));
+    }
+}
