@@ -1,11 +1,12 @@
-//! The `tresor` binary: `tresor serve` runs the server; further client subcommands build on
-//! the same crates. Nothing here duplicates server logic — it parses flags and environment
+//! The `tresor` binary: `tresor serve` runs the server; `tresor admin` works directly on a
+//! stopped server's data directory; further client subcommands build on the same crates. Nothing here duplicates server logic — it parses flags and environment
 //! variables and hands them to `tresor-server`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// mimalloc instead of glibc's allocator: the request path allocates and frees many small
 /// buffers across threads, where glibc's arenas showed up as ~20% of a GetSecretValue profile.
@@ -28,6 +29,41 @@ struct Cli {
 enum Command {
     /// Serve SSM, Secrets Manager, KMS, IAM and STS on one endpoint.
     Serve(ServeArgs),
+    /// Administration on a stopped server's data directory.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Issue the administrator (tresor-admin) a new access key and write it to the data
+    /// directory's AWS CLI profile — the way back when the profile was lost. The server must be
+    /// stopped.
+    NewKey(NewKeyArgs),
+}
+
+#[derive(Args)]
+struct NewKeyArgs {
+    /// TOML configuration file (for data_dir, listen and TLS, used in the profile).
+    #[arg(long, env = "TRESOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ~/.local/share/tresor].
+    #[arg(long, env = "TRESOR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address the server listens on, for the profile's endpoint_url [default: 127.0.0.1:4566].
+    #[arg(long, env = "TRESOR_LISTEN")]
+    listen: Option<String>,
+    /// Delete the administrator's existing access keys in the same transaction.
+    #[arg(long)]
+    revoke_existing: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Args)]
@@ -62,29 +98,97 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes [default: 1048576].
     #[arg(long, env = "TRESOR_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// Seconds a client may take to send a request's headers [default: 10].
+    #[arg(long, env = "TRESOR_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    header_read_timeout: Option<u64>,
+    /// Seconds a connection may stay without traffic (idle keep-alive) [default: 60].
+    #[arg(long, env = "TRESOR_IDLE_TIMEOUT", value_name = "SECONDS")]
+    idle_timeout: Option<u64>,
+    /// Most connections served at once; more wait to be accepted [default: 1024, lowered to
+    /// fit the open-file limit].
+    #[arg(long, env = "TRESOR_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Request-handling threads [default: twice the CPU cores: requests read SQLite inline,
     /// so a thread briefly blocked in a read should not idle a core].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
-    /// Log filter (tracing EnvFilter syntax) [default: info].
+    /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "TRESOR_LOG", default_value = "info")]
     log: String,
+    /// Log line format.
+    #[arg(long, env = "TRESOR_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Admin(AdminCommand::NewKey(args)) => new_key(args),
+    }
+}
+
+/// Logs to stderr: ANSI colours only when stderr is a terminal, never into a file or journald.
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
+/// The root key from the environment: a key on the command line would show in `ps`.
+fn root_key_from_env() -> Option<String> {
+    std::env::var("TRESOR_ROOT_KEY")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+fn new_key(args: NewKeyArgs) -> ExitCode {
+    init_logging("warn", LogFormat::Text);
+    let overrides = Overrides {
+        config_file: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        root_key: root_key_from_env(),
+        ..Overrides::default()
+    };
+    let config = match Config::resolve(overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tresor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match tresor_server::admin_new_key(&config, args.revoke_existing) {
+        Ok(k) => {
+            for id in &k.revoked {
+                println!("deleted access key {id}");
+            }
+            println!("issued access key {} for {}", k.access_key_id, k.admin_arn);
+            println!(
+                "wrote profile 'tresor' to {} (mode 0600) and {}",
+                k.credentials_file.display(),
+                k.config_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tresor: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&args.log, args.log_format);
+    let worker_threads = args.worker_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+        std::num::NonZeroUsize::get,
+    );
     let overrides = Overrides {
         config_file: args.config,
         listen: args.listen,
@@ -96,10 +200,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         account_id: args.account_id,
         regions: args.regions,
         max_body_bytes: args.max_body_bytes,
-        // Read here rather than as a flag: a key on the command line would show in `ps`.
-        root_key: std::env::var("TRESOR_ROOT_KEY")
-            .ok()
-            .filter(|v| !v.is_empty()),
+        header_read_timeout_secs: args.header_read_timeout,
+        idle_timeout_secs: args.idle_timeout,
+        max_connections: args.max_connections,
+        root_key: root_key_from_env(),
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,
@@ -109,6 +213,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
         .enable_all()
         .build()
     {
@@ -171,6 +276,22 @@ fn announce(r: &StartupReport) {
             "its access key is in the AWS CLI profile 'tresor' (mode 0600); the secret is not shown again. Try:"
         );
         println!("  {}", r.try_it_command());
+    } else if r.profile_missing {
+        let missing = r
+            .credentials_file
+            .as_ref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_default();
+        tracing::warn!(
+            "the administrator profile {missing} is missing; to issue a new administrator key, \
+             stop tresor and run: {}",
+            r.recovery_command()
+        );
+        println!(
+            "account {}; the administrator profile {missing} is missing. Stop tresor and run\n  {}\nto issue a new administrator access key.",
+            r.account,
+            r.recovery_command()
+        );
     } else if let Some(c) = &r.credentials_file {
         println!(
             "account {}; administrator profile 'tresor' in {}",

@@ -69,6 +69,14 @@ impl RootKey {
         }
     }
 
+    /// Loads `<dir>/root.key` if it exists, never creating one: `None` when there is no key
+    /// file. For a data directory that already holds data sealed under some key, where a new
+    /// key would only make that data unreadable. The same checks as
+    /// [`RootKey::load_or_create`] apply to an existing file.
+    pub fn load_existing(dir: &Path) -> Result<Option<RootKey>, CryptoError> {
+        load(&dir.join(ROOT_KEY_FILE))
+    }
+
     /// A root key from its text form (`TRESOR_ROOT_KEY`): 64 hexadecimal characters, or the
     /// base64 (standard or URL-safe alphabet) of 32 bytes. Surrounding whitespace is ignored.
     /// Errors never repeat the text.
@@ -307,6 +315,17 @@ mod tests {
         let err = RootKey::load_or_create(dir.path()).unwrap_err();
         assert!(matches!(err, CryptoError::InvalidKeyFile { .. }), "{err}");
         assert!(!err.to_string().contains("too short"));
+    }
+
+    #[test]
+    fn load_existing_never_creates_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(RootKey::load_existing(dir.path()).unwrap().is_none());
+        assert!(!key_path(dir.path()).exists());
+        let (created, _) = RootKey::load_or_create(dir.path()).unwrap();
+        let loaded = RootKey::load_existing(dir.path()).unwrap().unwrap();
+        let sealed = created.seal(b"x", b"a").unwrap();
+        assert_eq!(&*loaded.open(&sealed, b"a").unwrap(), b"x");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! SigV4 authentication of a request: parse the signature, look up the credential, verify,
-//! and map every failure to the protocol's AWS error code (spec §2).
+//! and map every failure to the protocol's AWS error code.
 
 use time::OffsetDateTime;
 use tresor_core::{Caller, CredentialError, Services};
@@ -28,6 +28,7 @@ pub fn authenticate(
 ) -> Result<Authenticated, AwsError> {
     let protocol = service.protocol();
     let parsed = tresor_sigv4::parse(req).map_err(|e| sigv4_error(protocol, &e))?;
+    require_signed(req, parsed.signed_headers()).map_err(|e| sigv4_error(protocol, &e))?;
     let resolved = services
         .resolve_credential(&parsed.access_key_id, parsed.session_token.as_deref(), now)
         .map_err(|e| credential_error(protocol, e))?;
@@ -54,6 +55,27 @@ pub fn authenticate(
         caller: resolved.caller,
         region: parsed.region,
     })
+}
+
+/// Headers that decide what a request does: `X-Amz-Target` names the operation of an
+/// awsJson request and `Content-Type` how its body is read. Every AWS SDK signs both; a
+/// signature that leaves one out would let whoever sees the request re-target it (observed
+/// behavior of the AWS SDKs' signers, which sign every header but a few hop-by-hop ones).
+const MUST_BE_SIGNED: &[(&str, &str)] = &[
+    ("x-amz-target", "X-Amz-Target"),
+    ("content-type", "Content-Type"),
+];
+
+/// Refuses a request that carries one of [`MUST_BE_SIGNED`] without signing it.
+fn require_signed(req: &HttpRequest<'_>, signed: &[String]) -> Result<(), SigV4Error> {
+    for (name, display) in MUST_BE_SIGNED {
+        if req.headers.contains_key(*name) && !signed.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            return Err(SigV4Error::Incomplete(format!(
+                "'{display}' must be a 'SignedHeader' in the AWS Authorization."
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The code and status AWS uses for each SigV4 failure, by protocol (spec §1.1, §1.2, §2).

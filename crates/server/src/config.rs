@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -12,6 +13,17 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4566";
 /// value, base64-encoded, is the largest), small enough to refuse abuse early.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_DATA_DIR_NAME: &str = "tresor";
+/// How long a client may take to send a request's headers, from the moment the connection
+/// opens or its first byte arrives.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// How long a connection may sit without traffic (between keep-alive requests, or a stalled
+/// body) before the server closes it. 60 s, as common load balancers do.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// The most connections served at once; the default is further lowered to fit the
+/// process's open-file limit (see [`default_max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// File descriptors kept free for everything else (the store's files, TLS, logs).
+const RESERVED_FDS: usize = 128;
 
 /// AWS's commercial regions (partition `aws`), served by default.
 pub const DEFAULT_REGIONS: &[&str] = &[
@@ -64,6 +76,9 @@ pub struct Overrides {
     pub account_id: Option<String>,
     pub regions: Option<Vec<String>>,
     pub max_body_bytes: Option<usize>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
     /// `TRESOR_ROOT_KEY`: the root key itself (hex or base64), instead of the key file.
     pub root_key: Option<String>,
 }
@@ -80,6 +95,9 @@ struct FileConfig {
     account_id: Option<String>,
     regions: Option<Vec<String>>,
     max_body_bytes: Option<usize>,
+    header_read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +117,9 @@ pub struct Config {
     pub account_id: Option<String>,
     pub regions: Vec<String>,
     pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
     pub root_key: Option<String>,
 }
 
@@ -112,6 +133,9 @@ impl std::fmt::Debug for Config {
             .field("account_id", &self.account_id)
             .field("regions", &self.regions.len())
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -190,6 +214,36 @@ impl Config {
             .max_body_bytes
             .or(file.max_body_bytes)
             .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let secs = |name: &str, v: u64| {
+            if v == 0 {
+                Err(ConfigError::Invalid(format!(
+                    "{name} must be at least 1 second"
+                )))
+            } else {
+                Ok(Duration::from_secs(v))
+            }
+        };
+        let header_read_timeout = secs(
+            "header_read_timeout",
+            o.header_read_timeout_secs
+                .or(file.header_read_timeout)
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+        )?;
+        let idle_timeout = secs(
+            "idle_timeout",
+            o.idle_timeout_secs
+                .or(file.idle_timeout)
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS),
+        )?;
+        let max_connections = match o.max_connections.or(file.max_connections) {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "max_connections must be at least 1".into(),
+                ));
+            }
+            Some(n) => n,
+            None => default_max_connections(),
+        };
         let data_dir = if o.dev {
             None
         } else {
@@ -207,6 +261,9 @@ impl Config {
             account_id,
             regions,
             max_body_bytes,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
             root_key: o.root_key,
         })
     }
@@ -221,6 +278,26 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// [`DEFAULT_MAX_CONNECTIONS`], lowered to fit the soft open-file limit (less a reserve for
+/// the store and everything else), so that the cap is reached before `accept` starts failing.
+pub fn default_max_connections() -> usize {
+    match open_file_limit() {
+        Some(limit) => DEFAULT_MAX_CONNECTIONS.min(limit.saturating_sub(RESERVED_FDS).max(16)),
+        None => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
+/// The soft `RLIMIT_NOFILE`, from `/proc/self/limits` (Linux); `None` elsewhere or unlimited.
+fn open_file_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `$XDG_DATA_HOME/tresor`, else `~/.local/share/tresor`, else `./tresor-data`.
@@ -329,6 +406,36 @@ mod tests {
             },
             Overrides {
                 tls_cert: Some("c.pem".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::resolve(o).is_err());
+        }
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_configurable() {
+        let c = Config::resolve(Overrides::default()).unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert!(c.max_connections >= 16 && c.max_connections <= DEFAULT_MAX_CONNECTIONS);
+        let (_f, p) = file("header_read_timeout = 3\nidle_timeout = 7\nmax_connections = 50\n");
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            idle_timeout_secs: Some(9),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.idle_timeout, Duration::from_secs(9));
+        assert_eq!(c.max_connections, 50);
+        for o in [
+            Overrides {
+                max_connections: Some(0),
+                ..Default::default()
+            },
+            Overrides {
+                header_read_timeout_secs: Some(0),
                 ..Default::default()
             },
         ] {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod handler;
 pub mod jobs;
 pub mod setup;
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::{Config, ConfigError, Overrides};
-pub use setup::{Deployment, StartupReport};
+pub use setup::{Deployment, NewKey, StartupReport, admin_new_key};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -65,9 +66,11 @@ impl Running {
     }
 }
 
-/// Opens the store, runs first-start set-up, binds the listener and starts serving.
+/// Takes the data directory, binds the listener and loads TLS — all before anything is created
+/// in the store, so that a busy port or a bad certificate leaves a first start undone — then
+/// opens the store, runs first-start set-up, writes the administrator profile and serves.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
-    let mut deployment = setup::open(&config)?;
+    let dir = setup::prepare(&config)?;
     let tls = match &config.tls {
         Some(files) => Some(tls::acceptor(files)?),
         None => None,
@@ -82,8 +85,14 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         addr: config.listen,
         source,
     })?;
+    let mut deployment = setup::open(dir, &config)?;
     deployment.write_profile(local_addr, tls.is_some())?;
     let report = deployment.report(local_addr, tls.is_some());
+    let limits = Limits {
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+    };
     let state = Arc::new(handler::State::new(deployment, &config, tls.is_some()));
     let (tx, rx) = watch::channel(false);
     let worker = tokio::spawn(jobs::worker(
@@ -92,7 +101,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         rx.clone(),
     ));
     let task = tokio::spawn(async move {
-        serve(listener, tls, state, rx).await;
+        serve(listener, tls, state, limits, rx).await;
         let _ = worker.await;
     });
     Ok(Running {
@@ -103,58 +112,136 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     })
 }
 
+#[derive(Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+}
+
+/// How often a recurring accept or connection-limit warning may be logged.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Back-off after an accept error caused by exhausted resources (file descriptors).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Serves one connection: `Guarded` applies the timeouts, the service marks where each
+/// request is handled.
+async fn serve_connection<S>(
+    stream: S,
+    state: Arc<handler::State>,
+    remote: SocketAddr,
+    tls: bool,
+    limits: Limits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = conn::Activity::new();
+    let io = conn::Guarded::new(
+        stream,
+        activity.clone(),
+        limits.header_read_timeout,
+        limits.idle_timeout,
+    );
+    let svc = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let activity = activity.clone();
+        async move {
+            activity.enter_service();
+            let response = handler::serve_request(state, req, remote, tls).await;
+            activity.leave_service();
+            response
+        }
+    });
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(io), svc);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, %remote, "connection ended with an error");
+    }
+}
+
 async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<handler::State>,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut accept_log = conn::RateLimitedLog::new(WARN_EVERY);
+    let mut full_log = conn::RateLimitedLog::new(WARN_EVERY);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        tokio::select! {
+        // Back-pressure: at the cap, stop accepting (new clients wait in the listen backlog)
+        // until a connection ends.
+        if slots.available_permits() == 0
+            && let Some(held_back) = full_log.allow()
+        {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                held_back,
+                "at the connection limit; new connections wait until one closes"
+            );
+        }
+        let permit = tokio::select! {
             _ = stop.changed() => break,
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                match &tls {
-                    None => {
-                        let svc = hyper::service::service_fn(move |req| handler::serve_request(state.clone(), req, remote, false));
-                        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-                        let fut = graceful.watch(conn);
-                        tokio::spawn(async move {
-                            if let Err(e) = fut.await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        });
-                    }
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(error = %e, %remote, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => return,
-                            };
-                            let svc = hyper::service::service_fn(move |req| handler::serve_request(state.clone(), req, remote, true));
-                            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-                            if let Err(e) = watcher.watch(conn).await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        });
-                    }
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, remote) = match accepted {
+            Ok(x) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                x
+            }
+            Err(e) => {
+                let exhausted = conn::is_resource_exhaustion(&e);
+                if let Some(held_back) = accept_log.allow() {
+                    tracing::warn!(error = %e, held_back, "accept failed");
                 }
+                if exhausted {
+                    // Retrying at once would fail again: wait for descriptors to free up.
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    serve_connection(stream, state, remote, false, limits, watcher).await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    serve_connection(stream, state, remote, true, limits, watcher).await;
+                    drop(permit);
+                });
             }
         }
     }

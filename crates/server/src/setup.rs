@@ -1,15 +1,22 @@
-//! Opening a deployment: the data directory, the root key, the store, first-start identity
-//! and the AWS CLI profile written for the administrator.
+//! Opening a deployment: the data directory (created private, locked against a second
+//! process), the root key (never created for an existing store, checked against the store),
+//! the store, first-start identity and the AWS CLI profile written for the administrator;
+//! and `tresor admin new-key`, which recovers a lost administrator profile.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use time::OffsetDateTime;
-use tresor_core::Services;
-use tresor_crypto::RootKey;
-use tresor_iam::bootstrap::{self, BootstrapOptions};
+use tresor_core::{Services, record};
+use tresor_crypto::{ROOT_KEY_FILE, RootKey, ids};
+use tresor_iam::bootstrap::{self, ADMIN_USER, BootstrapOptions, DeploymentRecord};
+use tresor_iam::identity::{
+    AccessKeyRecord, FORMAT, KeyOwner, KeyStatus, UserRecord, seal_secret, secret_aad,
+};
+use tresor_iam::keys;
 use tresor_store::{SqliteStore, Store};
 
 use crate::ServerError;
@@ -19,6 +26,24 @@ pub const DB_FILE: &str = "tresor.db";
 pub const CREDENTIALS_FILE: &str = "credentials";
 pub const AWS_CONFIG_FILE: &str = "config";
 pub const PROFILE: &str = "tresor";
+
+/// The lock file in the data directory: held (`flock`) by the one process that serves it, and
+/// holding that process's id for the message another process gets.
+pub const LOCK_FILE: &str = "tresor.lock";
+/// The key-check value: a known constant sealed under the root key when the store is created,
+/// so that a start with a different root key is refused instead of serving errors.
+pub const KEY_CHECK: &str = "sys/rootkey-check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"tresor root key check v1";
+const KEY_CHECK_AAD: &[u8] = b"tresor/rootkey-check";
+
+/// A data directory this process holds exclusively, until dropped.
+pub struct DataDir {
+    pub path: PathBuf,
+    pub dev: bool,
+    _lock: std::fs::File,
+    /// Keeps the `--dev` throwaway directory alive; removed on drop.
+    _temp: Option<tempfile::TempDir>,
+}
 
 /// An opened deployment.
 pub struct Deployment {
@@ -34,8 +59,10 @@ pub struct Deployment {
     /// The new administrator's key, until it is written to the profile once the listener's
     /// address is known.
     pending_admin: Option<bootstrap::AdminCredentials>,
-    /// Keeps the `--dev` throwaway directory alive; removed on drop.
-    _temp: Option<tempfile::TempDir>,
+    /// Whether the administrator's `credentials` file was missing (a later start).
+    profile_missing: bool,
+    /// The exclusive hold on the data directory; released when the deployment is dropped.
+    _dir: DataDir,
 }
 
 /// What the start-up log and banner say.
@@ -50,6 +77,9 @@ pub struct StartupReport {
     pub created: bool,
     pub credentials_file: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
+    /// A later start found no administrator `credentials` file: say how to issue a new key.
+    pub profile_missing: bool,
+    pub data_dir: PathBuf,
 }
 
 impl StartupReport {
@@ -68,22 +98,34 @@ impl StartupReport {
             ),
         }
     }
+
+    /// How to recover a lost administrator profile.
+    pub fn recovery_command(&self) -> String {
+        new_key_command(&self.data_dir)
+    }
+}
+
+/// The command that issues the administrator a new access key on a stopped server.
+pub fn new_key_command(data_dir: &Path) -> String {
+    format!("tresor admin new-key --data-dir {}", data_dir.display())
 }
 
 impl Deployment {
-    /// Writes the administrator's AWS CLI profile (first start only), pointing at `addr`.
+    /// Writes the administrator's AWS CLI profile: on first start both files; on a later
+    /// start only the `config` file, so that its `endpoint_url` follows the address this
+    /// start listens on.
     pub fn write_profile(&mut self, addr: SocketAddr, tls: bool) -> Result<(), ServerError> {
+        if self.dev {
+            return Ok(());
+        }
         if let Some(admin) = self.pending_admin.take() {
-            write_profile(
+            write_credentials(
                 &self.data_dir,
                 &admin.access_key_id,
                 admin.secret_access_key.expose(),
-                addr,
-                tls,
-                &self.regions,
             )?;
         }
-        Ok(())
+        write_aws_config(&self.data_dir, &endpoint_url(addr, tls), &self.regions)
     }
 
     pub fn report(&self, addr: SocketAddr, tls: bool) -> StartupReport {
@@ -105,12 +147,16 @@ impl Deployment {
             created: self.created,
             credentials_file,
             config_file,
+            profile_missing: self.profile_missing,
+            data_dir: self.data_dir.clone(),
         }
     }
 }
 
-pub fn open(config: &Config) -> Result<Deployment, ServerError> {
-    let (data_dir, temp) = match &config.data_dir {
+/// Creates (or tightens) the data directory and takes the exclusive lock on it: the first
+/// step of a start, before anything else is created.
+pub fn prepare(config: &Config) -> Result<DataDir, ServerError> {
+    let (path, temp) = match &config.data_dir {
         Some(d) => (d.clone(), None),
         None => {
             let t = tempfile::Builder::new()
@@ -122,23 +168,19 @@ pub fn open(config: &Config) -> Result<Deployment, ServerError> {
             (t.path().to_path_buf(), Some(t))
         }
     };
-    create_private_dir(&data_dir)?;
-    let root = match &config.root_key {
-        Some(encoded) => RootKey::from_encoded(encoded)
-            .map_err(|e| ServerError::Setup(format!("TRESOR_ROOT_KEY: {e}")))?,
-        None => {
-            RootKey::load_or_create(&data_dir)
-                .map_err(|e| {
-                    ServerError::Setup(format!("root key in {}: {e}", data_dir.display()))
-                })?
-                .0
-        }
-    };
-    let db_path = data_dir.join(DB_FILE);
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db_path)
-            .map_err(|e| ServerError::Setup(format!("store {}: {e}", db_path.display())))?,
-    );
+    create_private_dir(&path)?;
+    let lock = lock_data_dir(&path)?;
+    Ok(DataDir {
+        path,
+        dev: config.dev,
+        _lock: lock,
+        _temp: temp,
+    })
+}
+
+/// Opens the store in a prepared data directory and runs first-start set-up.
+pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
+    let (store, root) = open_store(&dir.path, config, true)?;
     let now = OffsetDateTime::now_utc();
     let boot = bootstrap::ensure(
         &store,
@@ -159,6 +201,7 @@ pub fn open(config: &Config) -> Result<Deployment, ServerError> {
         )));
     }
     let created = boot.admin.is_some();
+    let profile_missing = !config.dev && !created && !dir.path.join(CREDENTIALS_FILE).is_file();
     Ok(Deployment {
         services: Arc::new(Services::new(
             store.clone(),
@@ -168,13 +211,172 @@ pub fn open(config: &Config) -> Result<Deployment, ServerError> {
         account: boot.account,
         admin_arn: boot.admin_arn,
         store_description: store.describe(),
-        data_dir,
+        data_dir: dir.path.clone(),
         dev: config.dev,
         created,
         regions: config.regions.clone(),
         pending_admin: boot.admin,
-        _temp: temp,
+        profile_missing,
+        _dir: dir,
     })
+}
+
+/// The root key and the store of a locked data directory. The root key is never created for
+/// a directory that already has a store, and a key that does not open the store's key-check
+/// value is refused. `may_create`: whether a missing store may be created.
+fn open_store(
+    dir: &Path,
+    config: &Config,
+    may_create: bool,
+) -> Result<(Arc<dyn Store>, RootKey), ServerError> {
+    let db_path = dir.join(DB_FILE);
+    let existing = match std::fs::metadata(&db_path) {
+        Ok(m) if m.len() == 0 => {
+            return Err(ServerError::Setup(format!(
+                "{} is empty (0 bytes): it is not a tresor store, and tresor does not start a new \
+                 deployment over it (was a copy or restore interrupted?). Restore the file, or \
+                 remove it to start a new deployment.",
+                db_path.display()
+            )));
+        }
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(ServerError::Setup(format!(
+                "store {}: {e}",
+                db_path.display()
+            )));
+        }
+    };
+    if !existing && !may_create {
+        return Err(ServerError::Setup(format!(
+            "{} has no store ({DB_FILE}): start `tresor serve` on it first",
+            dir.display()
+        )));
+    }
+    let root = match &config.root_key {
+        Some(encoded) => RootKey::from_encoded(encoded)
+            .map_err(|e| ServerError::Setup(format!("TRESOR_ROOT_KEY: {e}")))?,
+        None if existing => RootKey::load_existing(dir)
+            .map_err(|e| ServerError::Setup(format!("root key in {}: {e}", dir.display())))?
+            .ok_or_else(|| {
+                ServerError::Setup(format!(
+                    "{} holds a store but no root key ({ROOT_KEY_FILE}): everything in the store \
+                     is sealed under that key, so tresor will not create a new one. Restore \
+                     {ROOT_KEY_FILE} from your backup, or give the key in TRESOR_ROOT_KEY.",
+                    dir.display()
+                ))
+            })?,
+        None => {
+            RootKey::load_or_create(dir)
+                .map_err(|e| ServerError::Setup(format!("root key in {}: {e}", dir.display())))?
+                .0
+        }
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db_path)
+            .map_err(|e| ServerError::Setup(format!("store {}: {e}", db_path.display())))?,
+    );
+    if let Err(e) = check_root_key(&store, &root) {
+        let _ = store.close();
+        let source = if config.root_key.is_some() {
+            "TRESOR_ROOT_KEY".to_string()
+        } else {
+            dir.join(ROOT_KEY_FILE).display().to_string()
+        };
+        return Err(match e {
+            KeyCheck::Wrong => ServerError::Setup(format!(
+                "the root key ({source}) does not open the store {}: it is not the key this \
+                 store was created with. Restore the right {ROOT_KEY_FILE} or TRESOR_ROOT_KEY.",
+                db_path.display()
+            )),
+            KeyCheck::Store(m) => ServerError::Setup(format!("store {}: {m}", db_path.display())),
+        });
+    }
+    Ok((store, root))
+}
+
+enum KeyCheck {
+    Wrong,
+    Store(String),
+}
+
+/// Verifies the root key against the store's key-check value, writing that value into a new
+/// store. A store created before the value existed is checked against its first access key's
+/// sealed secret instead, then given the value.
+fn check_root_key(store: &Arc<dyn Store>, root: &RootKey) -> Result<(), KeyCheck> {
+    let storage = |e: tresor_store::StoreError| KeyCheck::Store(e.to_string());
+    let mut txn = store.begin_write().map_err(storage)?;
+    if let Some(sealed) = txn.get(KEY_CHECK).map_err(storage)? {
+        return match root.open(&sealed, KEY_CHECK_AAD) {
+            Ok(p) if p.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(KeyCheck::Wrong),
+        };
+    }
+    let keys = txn.scan("sys/accesskey/", None, 1).map_err(storage)?;
+    if let Some((key, value)) = keys.first() {
+        let id = key.trim_start_matches("sys/accesskey/");
+        let record: AccessKeyRecord = serde_json::from_slice(value)
+            .map_err(|e| KeyCheck::Store(format!("record {key}: {e}")))?;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(&record.secret_sealed)
+            .map_err(|e| KeyCheck::Store(format!("record {key}: {e}")))?;
+        if root.open(&sealed, &secret_aad(id)).is_err() {
+            return Err(KeyCheck::Wrong);
+        }
+    }
+    let sealed = root
+        .seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)
+        .map_err(|e| KeyCheck::Store(e.to_string()))?;
+    txn.put(KEY_CHECK, &sealed).map_err(storage)?;
+    txn.commit().map_err(storage)
+}
+
+/// Takes the exclusive lock on `dir` and records this process's id in the lock file, or
+/// says which process holds it.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
+    use std::io::{Read, Seek};
+    let path = dir.join(LOCK_FILE);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts
+        .open(&path)
+        .map_err(|e| ServerError::Setup(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if !holder.is_empty() && holder.bytes().all(|b| b.is_ascii_digit()) {
+                format!("another tresor process (PID {holder})")
+            } else {
+                "another tresor process".to_string()
+            };
+            return Err(ServerError::Setup(format!(
+                "data directory {} is in use by {who}; stop it first (one process per data \
+                 directory)",
+                dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(ServerError::Setup(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let pid = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(pid.as_bytes()))
+        .map_err(|e| ServerError::Setup(format!("cannot write {}: {e}", path.display())))?;
+    Ok(file)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
@@ -190,30 +392,194 @@ fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
             "cannot create data directory {}: {e}",
             dir.display()
         ))
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)
+            .map_err(|e| ServerError::Setup(format!("data directory {}: {e}", dir.display())))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                ServerError::Setup(format!(
+                    "data directory {} is accessible by group or others (mode {mode:03o}) \
+                         and cannot be restricted: {e}",
+                    dir.display()
+                ))
+            })?;
+            tracing::warn!(
+                "data directory {} was accessible by group or others (mode {mode:03o}); \
+                 restricted it to 0700",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What `tresor admin new-key` did.
+#[derive(Debug)]
+pub struct NewKey {
+    pub access_key_id: String,
+    pub admin_arn: String,
+    pub credentials_file: PathBuf,
+    pub config_file: PathBuf,
+    pub revoked: Vec<String>,
+}
+
+/// Issues the administrator a new access key directly on a stopped server's data directory
+/// (the lock proves it is stopped) and writes it to the `credentials` file, replacing the
+/// one there. `revoke_existing` deletes the administrator's other access keys in the same
+/// transaction; without it, an administrator who already has IAM's maximum of two keys is
+/// refused.
+pub fn admin_new_key(config: &Config, revoke_existing: bool) -> Result<NewKey, ServerError> {
+    if config.dev {
+        return Err(ServerError::Setup(
+            "--dev stores are throwaway; there is no administrator to recover".into(),
+        ));
+    }
+    let dir = prepare(config)?;
+    let (store, root) = open_store(&dir.path, config, false)?;
+    let result = issue_admin_key(&store, &root, &dir.path, config, revoke_existing);
+    let _ = store.close();
+    result
+}
+
+fn issue_admin_key(
+    store: &Arc<dyn Store>,
+    root: &RootKey,
+    dir: &Path,
+    config: &Config,
+    revoke_existing: bool,
+) -> Result<NewKey, ServerError> {
+    let fail = |e: &dyn std::fmt::Display| ServerError::Setup(e.to_string());
+    let mut txn = store.begin_write().map_err(|e| fail(&e))?;
+    let deployment: DeploymentRecord = record::get(&*txn, keys::deployment())
+        .map_err(|e| fail(&e))?
+        .ok_or_else(|| {
+            ServerError::Setup(format!(
+                "{} has no deployment yet: start `tresor serve` on it first",
+                dir.display()
+            ))
+        })?;
+    let account = deployment.default_account;
+    let user: UserRecord = record::get(&*txn, &keys::user(&account, ADMIN_USER))
+        .map_err(|e| fail(&e))?
+        .ok_or_else(|| {
+            ServerError::Setup(format!(
+                "the administrator user {ADMIN_USER} no longer exists in account {account}"
+            ))
+        })?;
+    let prefix = keys::user_access_key_prefix(&account, ADMIN_USER);
+    let existing: Vec<String> = txn
+        .scan(&prefix, None, 100)
+        .map_err(|e| fail(&e))?
+        .into_iter()
+        .map(|(k, _)| k.rsplit('/').next().unwrap_or_default().to_string())
+        .collect();
+    if revoke_existing {
+        for id in &existing {
+            txn.delete(&keys::access_key(id)).map_err(|e| fail(&e))?;
+            txn.delete(&keys::user_access_key(&account, ADMIN_USER, id))
+                .map_err(|e| fail(&e))?;
+        }
+    } else if existing.len() >= 2 {
+        return Err(ServerError::Setup(format!(
+            "the administrator already has two access keys ({}), the most IAM allows a user; \
+             pass --revoke-existing to delete them and issue a new one",
+            existing.join(", ")
+        )));
+    }
+    let now = OffsetDateTime::now_utc();
+    let access_key_id = ids::access_key_id("AKIA");
+    let secret = ids::secret_access_key();
+    let sealed = seal_secret(root, &access_key_id, secret.as_bytes()).map_err(|e| fail(&e))?;
+    record::put(
+        &mut *txn,
+        &keys::access_key(&access_key_id),
+        &AccessKeyRecord {
+            v: FORMAT,
+            account: account.clone(),
+            owner: KeyOwner::User {
+                name: ADMIN_USER.to_string(),
+            },
+            status: KeyStatus::Active,
+            created: now,
+            secret_sealed: sealed,
+        },
+    )
+    .map_err(|e| fail(&e))?;
+    txn.put(
+        &keys::user_access_key(&account, ADMIN_USER, &access_key_id),
+        b"",
+    )
+    .map_err(|e| fail(&e))?;
+    // The new credentials file is written before the commit and moved into place after it:
+    // a failed write leaves the store unchanged, a failed commit leaves the old file.
+    let staged = dir.join(format!(".{CREDENTIALS_FILE}.new"));
+    write_private(
+        &staged,
+        credentials_text(&access_key_id, secret.as_str()).as_bytes(),
+    )?;
+    if let Err(e) = txn.commit() {
+        let _ = std::fs::remove_file(&staged);
+        return Err(fail(&e));
+    }
+    let credentials_file = dir.join(CREDENTIALS_FILE);
+    std::fs::rename(&staged, &credentials_file).map_err(|e| {
+        ServerError::Setup(format!(
+            "the key {access_key_id} was issued, but moving {} to {} failed: {e}",
+            staged.display(),
+            credentials_file.display()
+        ))
+    })?;
+    let config_file = dir.join(AWS_CONFIG_FILE);
+    write_aws_config(
+        dir,
+        &endpoint_url(config.listen, config.tls.is_some()),
+        &config.regions,
+    )?;
+    Ok(NewKey {
+        access_key_id,
+        admin_arn: user.arn(&account),
+        credentials_file,
+        config_file,
+        revoked: if revoke_existing {
+            existing
+        } else {
+            Vec::new()
+        },
     })
 }
 
-/// Writes the administrator's AWS CLI `credentials` and `config` files (mode 0600).
-fn write_profile(
-    dir: &Path,
-    access_key_id: &str,
-    secret: &str,
-    addr: SocketAddr,
-    tls: bool,
-    regions: &[String],
-) -> Result<(), ServerError> {
-    let endpoint = endpoint_url(addr, tls);
+fn credentials_text(access_key_id: &str, secret: &str) -> String {
+    format!("[{PROFILE}]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n")
+}
+
+/// Writes the administrator's AWS CLI `credentials` file (mode 0600).
+fn write_credentials(dir: &Path, access_key_id: &str, secret: &str) -> Result<(), ServerError> {
+    write_private(
+        &dir.join(CREDENTIALS_FILE),
+        credentials_text(access_key_id, secret).as_bytes(),
+    )
+}
+
+/// Writes the AWS CLI `config` file for the `tresor` profile (mode 0600), unless it already
+/// says exactly this.
+fn write_aws_config(dir: &Path, endpoint: &str, regions: &[String]) -> Result<(), ServerError> {
     let region = if regions.iter().any(|r| r == "us-east-1") {
         "us-east-1"
     } else {
         regions.first().map(String::as_str).unwrap_or("us-east-1")
     };
-    let credentials = format!(
-        "[{PROFILE}]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n"
-    );
     let aws_config = format!("[profile {PROFILE}]\nregion = {region}\nendpoint_url = {endpoint}\n");
-    write_private(&dir.join(CREDENTIALS_FILE), credentials.as_bytes())?;
-    write_private(&dir.join(AWS_CONFIG_FILE), aws_config.as_bytes())
+    let path = dir.join(AWS_CONFIG_FILE);
+    if std::fs::read(&path).is_ok_and(|old| old == aws_config.as_bytes()) {
+        return Ok(());
+    }
+    write_private(&path, aws_config.as_bytes())
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), ServerError> {
@@ -241,4 +607,59 @@ pub fn endpoint_url(addr: SocketAddr, tls: bool) -> String {
         addr.ip()
     };
     format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn check_value(store: &Arc<dyn Store>) -> Option<Vec<u8>> {
+        store.begin_read().unwrap().get(KEY_CHECK).unwrap()
+    }
+
+    fn store_in(dir: &Path) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&dir.join(DB_FILE)).unwrap())
+    }
+
+    #[test]
+    fn a_store_from_before_the_key_check_is_checked_against_its_access_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let right = RootKey::from_bytes(&[1; 32]).unwrap();
+        let wrong = RootKey::from_bytes(&[2; 32]).unwrap();
+        let store = store_in(dir.path());
+        let opts = BootstrapOptions {
+            account_id: None,
+            dev: false,
+        };
+        bootstrap::ensure(&store, &right, &opts, OffsetDateTime::now_utc()).unwrap();
+        // No key-check value yet, as in a store created by an earlier build.
+        assert!(check_value(&store).is_none());
+        assert!(matches!(
+            check_root_key(&store, &wrong),
+            Err(KeyCheck::Wrong)
+        ));
+        assert!(check_value(&store).is_none(), "a wrong key was pinned");
+        assert!(check_root_key(&store, &right).is_ok());
+        assert!(check_value(&store).is_some());
+        assert!(matches!(
+            check_root_key(&store, &wrong),
+            Err(KeyCheck::Wrong)
+        ));
+        assert!(check_root_key(&store, &right).is_ok());
+    }
+
+    #[test]
+    fn a_new_store_is_pinned_to_its_first_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path());
+        let first = RootKey::from_bytes(&[3; 32]).unwrap();
+        assert!(check_root_key(&store, &first).is_ok());
+        let other = RootKey::from_bytes(&[4; 32]).unwrap();
+        assert!(matches!(
+            check_root_key(&store, &other),
+            Err(KeyCheck::Wrong)
+        ));
+    }
 }

@@ -1,0 +1,285 @@
+//! Connection hygiene: the timeouts on a connection's IO and the rate limit on accept-error
+//! logging. (The cap on concurrent connections is a semaphore in the accept loop.)
+//!
+//! hyper's own header-read timer starts whenever it waits for a request head, so it cannot
+//! tell a slow client from an idle keep-alive connection. [`Guarded`] wraps the stream and
+//! applies two deadlines, checked whenever a read would block:
+//! - header read: a new connection, or one whose next request has begun arriving, must
+//!   deliver the request's headers within `header_read_timeout`;
+//! - idle: otherwise (between keep-alive requests, or while a request is served and its body
+//!   read), the connection is closed after `idle_timeout` without traffic.
+//!
+//! The request handler marks where a request's headers end ([`Activity::enter_service`]) and
+//! where its handling ends ([`Activity::leave_service`]).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const SERVICE: u8 = 2;
+
+/// What a connection is doing, shared between its stream and its request handler.
+pub struct Activity {
+    base: Instant,
+    phase: AtomicU8,
+    /// Milliseconds after `base`: the last traffic, and when the current head began.
+    last: AtomicU64,
+    head_start: AtomicU64,
+}
+
+impl Activity {
+    /// A new connection: waiting for its first request's headers.
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            base: Instant::now(),
+            phase: AtomicU8::new(HEAD),
+            last: AtomicU64::new(0),
+            head_start: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A request's headers have arrived; it is being served.
+    pub fn enter_service(&self) {
+        self.phase.store(SERVICE, Ordering::Relaxed);
+    }
+
+    /// The response is ready; the connection waits for the next request.
+    pub fn leave_service(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
+        self.phase.store(IDLE, Ordering::Relaxed);
+    }
+
+    fn on_read(&self) {
+        let now = self.now_ms();
+        self.last.store(now, Ordering::Relaxed);
+        if self
+            .phase
+            .compare_exchange(IDLE, HEAD, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.head_start.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn on_write(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn deadline(&self, header: Duration, idle: Duration) -> Instant {
+        let (start, limit) = if self.phase.load(Ordering::Relaxed) == HEAD {
+            (self.head_start.load(Ordering::Relaxed), header)
+        } else {
+            (self.last.load(Ordering::Relaxed), idle)
+        };
+        self.base + Duration::from_millis(start) + limit
+    }
+}
+
+/// A stream that fails a blocked read with `TimedOut` once its connection's deadline passes.
+pub struct Guarded<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    header: Duration,
+    idle: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(inner: S, activity: Arc<Activity>, header: Duration, idle: Duration) -> Self {
+        let first = activity.deadline(header, idle);
+        Guarded {
+            inner,
+            activity,
+            header,
+            idle,
+            sleep: Box::pin(tokio::time::sleep_until(first)),
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection timed out")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.activity.on_read();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let deadline = this.activity.deadline(this.header, this.idle);
+                if Instant::now() >= deadline {
+                    return Poll::Ready(Err(timed_out()));
+                }
+                this.sleep.as_mut().reset(deadline);
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(timed_out()));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.on_write();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.on_write();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Logs a recurring warning at most once per `every`, counting what it held back.
+pub struct RateLimitedLog {
+    every: Duration,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    pub fn new(every: Duration) -> Self {
+        RateLimitedLog {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether to log now, and how many occurrences were held back since the last line.
+    pub fn allow(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < self.every => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// Whether an accept error means the process or system is out of a resource (file
+/// descriptors, buffers, memory), so that retrying at once would only spin.
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    // EMFILE and ENFILE have these numbers on Linux, the BSDs and macOS; ENOMEM too.
+    const ENOMEM: i32 = 12;
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    #[cfg(target_os = "linux")]
+    const ENOBUFS: i32 = 105;
+    #[cfg(not(target_os = "linux"))]
+    const ENOBUFS: i32 = 55;
+    matches!(e.raw_os_error(), Some(ENOMEM | ENFILE | EMFILE | ENOBUFS))
+        || e.kind() == io::ErrorKind::OutOfMemory
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[test]
+    fn rate_limited_log_counts_what_it_holds_back() {
+        let mut l = RateLimitedLog::new(Duration::from_secs(3600));
+        assert_eq!(l.allow(), Some(0));
+        for _ in 0..5 {
+            assert_eq!(l.allow(), None);
+        }
+        l.last = std::time::Instant::now().checked_sub(Duration::from_secs(7200));
+        assert_eq!(l.allow(), Some(5));
+    }
+
+    #[test]
+    fn emfile_is_resource_exhaustion_and_aborts_are_not() {
+        assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(24)));
+        assert!(!is_resource_exhaustion(&io::Error::from(
+            io::ErrorKind::ConnectionAborted
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_times_out_on_the_header_deadline_and_an_idle_one_later() {
+        let (client, server) = tokio::io::duplex(64);
+        let activity = Activity::new();
+        let header = Duration::from_millis(300);
+        let idle = Duration::from_millis(900);
+        let mut g = Guarded::new(server, activity.clone(), header, idle);
+        let mut buf = [0u8; 8];
+        let started = Instant::now();
+        let e = g.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= header);
+        assert!(started.elapsed() < idle);
+
+        // Served and answered: now the longer idle deadline applies.
+        activity.enter_service();
+        g.write_all(b"response").await.unwrap();
+        activity.leave_service();
+        let started = Instant::now();
+        let e = g.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= idle);
+        drop(client);
+    }
+}
