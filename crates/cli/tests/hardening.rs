@@ -247,6 +247,11 @@ async fn a_lost_profile_is_reported_with_the_way_back_and_admin_new_key_recovers
     let way_back = format!("tresor admin new-key --data-dir {}", dir.display());
     assert!(out.contains("is missing"), "{out}");
     assert!(out.contains(&way_back), "{out}");
+    // stderr is read by a thread of its own: give it a moment to catch up with stdout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !p.stderr().contains(&way_back) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(p.stderr().contains(&way_back), "{}", p.stderr());
 
     // While the server runs, the data directory is locked.
