@@ -1,5 +1,5 @@
-//! Input constraints from the botocore model (lengths, ranges, patterns) and the checks AWS
-//! reports as `InvalidParameterException` rather than `ValidationException`.
+//! Input constraints from the botocore model (lengths, ranges, patterns), the name rule AWS
+//! reports as `ValidationException`, and the checks it reports as `InvalidParameterException`.
 
 use crate::errors::SecretsManagerError;
 use tresor_crypto::{SecretBytes, SecretString};
@@ -107,8 +107,8 @@ pub fn name(v: &mut Validator, name: &str) -> Result<(), SecretsManagerError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
     {
-        // The message moto reproduces from AWS.
-        return Err(errors::invalid_parameter(
+        // AWS's code and text (observed behavior, quoted in smithy-lang/smithy-typescript#1546).
+        return Err(errors::validation(
             "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!",
         ));
     }
@@ -148,7 +148,7 @@ mod tests {
         let e = name(&mut Validator::new(), "bad name")
             .err()
             .map(|e| e.code().to_string());
-        assert_eq!(e.as_deref(), Some("InvalidParameterException"));
+        assert_eq!(e.as_deref(), Some("ValidationException"));
     }
 
     #[test]
