@@ -107,7 +107,7 @@ def test_value_constraints(sm):
     assert code(e.value) == "InvalidParameterException"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         sm.create_secret(Name="bad name!")
-    assert code(e.value) == "InvalidParameterException"
+    assert code(e.value) == "ValidationException"
 
 
 def test_name_is_case_sensitive_and_unique(sm):

@@ -365,3 +365,26 @@ async fn no_secret_value_reaches_the_data_directory() {
     assert_eq!(got.secret_string(), Some(format!("{marker}-2").as_str()));
     assert_not_on_disk(&server.data_dir, marker.as_bytes(), "a secret value");
 }
+
+/// A name outside CreateSecret's character set is AWS's `ValidationException` with its text
+/// (Secrets Manager API reference, CreateSecret `Name`; the message as AWS returns it, quoted
+/// in smithy-lang/smithy-typescript#1546).
+#[tokio::test]
+async fn invalid_secret_name_is_a_validation_exception() {
+    let server = Server::start(&[]);
+    let sm = admin(&server).await;
+    let err = sm
+        .create_secret()
+        .name("bad name")
+        .secret_string("s")
+        .send()
+        .await
+        .expect_err("space in the name");
+    assert_eq!(err.code(), Some("ValidationException"));
+    assert_eq!(
+        err.message(),
+        Some(
+            "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
+        )
+    );
+}

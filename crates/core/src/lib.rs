@@ -12,7 +12,6 @@ pub mod cache;
 pub mod credential;
 pub mod ctx;
 pub mod directory;
-pub mod envelope;
 pub mod error;
 pub mod generation;
 pub mod record;

@@ -5,13 +5,18 @@
 //! the encryption-context condition keys — there is no back door.
 //!
 //! The calling service owns the transaction: these functions never begin or commit one.
+//!
+//! [`seal`] and [`open`] are the one value-sealing API of Secrets Manager and Parameter
+//! Store: a value is sealed locally with AES-256-GCM under the plaintext of a fresh KMS data
+//! key, bound to the service's AAD (account, region, resource, version), and stored next to
+//! the KMS-encrypted data key. What a value that does not open means stays with each service.
 
 use std::collections::BTreeMap;
 
+use crate::errors::KmsError;
 use tresor_core::{RequestCtx, Services};
-use tresor_crypto::SecretBytes;
+use tresor_crypto::{AeadKey, SecretBytes};
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
 
 use crate::errors::internal;
 use crate::keys::{self, MANAGED_SERVICES};
@@ -28,7 +33,7 @@ pub struct DataKey {
     pub key_arn: String,
 }
 
-fn managed_service(via: &str) -> Result<&'static str, AwsError> {
+fn managed_service(via: &str) -> Result<&'static str, KmsError> {
     MANAGED_SERVICES
         .iter()
         .copied()
@@ -38,7 +43,7 @@ fn managed_service(via: &str) -> Result<&'static str, AwsError> {
                 via,
                 "envelope API called for a service without a managed key"
             );
-            AwsError::internal(tresor_wire::Protocol::AwsJson11)
+            KmsError::Internal
         })
 }
 
@@ -48,7 +53,7 @@ fn resolve_for(
     ctx: &RequestCtx,
     key_id: Option<&str>,
     via: &str,
-) -> Result<keys::Resolved, AwsError> {
+) -> Result<keys::Resolved, KmsError> {
     match key_id {
         Some(input) => keys::resolve_creating(services, txn, ctx, input, true),
         None => {
@@ -81,7 +86,7 @@ pub fn generate_data_key(
     key_id: Option<&str>,
     via: &str,
     encryption_context: &BTreeMap<String, String>,
-) -> Result<DataKey, AwsError> {
+) -> Result<DataKey, KmsError> {
     let resolved = resolve_for(services, txn, ctx, key_id, via)?;
     let key = &resolved.key;
     keys::authorize_key(
@@ -113,7 +118,7 @@ pub fn decrypt(
     ciphertext_blob: &[u8],
     via: &str,
     encryption_context: &BTreeMap<String, String>,
-) -> Result<(SecretBytes, String), AwsError> {
+) -> Result<(SecretBytes, String), KmsError> {
     let opened = keys::decrypt_blob(
         services,
         txn,
@@ -137,6 +142,120 @@ pub fn resolve_key_arn(
     ctx: &RequestCtx,
     key_id: Option<&str>,
     via: &str,
-) -> Result<String, AwsError> {
+) -> Result<String, KmsError> {
     resolve_for(services, txn, ctx, key_id, via).map(|r| r.key.arn)
+}
+
+/// The services that seal values through KMS; `kms:ViaService` is
+/// `<service>.<region>.amazonaws.com`, and a value sealed without a key id uses the
+/// AWS-managed key `alias/aws/<service>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    SecretsManager,
+    Ssm,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::SecretsManager => "secretsmanager",
+            Via::Ssm => "ssm",
+        }
+    }
+}
+
+/// What a sealed value is bound to: the calling service, the KMS encryption context of its
+/// data key, and the AAD of the value itself.
+#[derive(Debug)]
+pub struct Binding {
+    pub via: Via,
+    pub encryption_context: BTreeMap<String, String>,
+    pub aad: Vec<u8>,
+}
+
+/// A sealed value: the KMS blob of its data key, the AES-256-GCM ciphertext, and the ARN of
+/// the KMS key that wrapped the data key.
+pub struct SealedValue {
+    pub data_key: Vec<u8>,
+    pub sealed: Vec<u8>,
+    pub key_arn: String,
+}
+
+impl std::fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedValue")
+            .field("key_arn", &self.key_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seals `plaintext` *as the caller*: a fresh data key from [`generate_data_key`] under
+/// `key_id` (`None` = the AWS-managed key of `binding.via`, created in `txn` on first use),
+/// then AES-256-GCM under that key with `binding.aad`. The data key's plaintext is zeroized
+/// when this returns.
+pub fn seal(
+    services: &Services,
+    txn: &mut dyn WriteTxn,
+    ctx: &RequestCtx,
+    key_id: Option<&str>,
+    binding: &Binding,
+    plaintext: &[u8],
+) -> Result<SealedValue, KmsError> {
+    let data_key = generate_data_key(
+        services,
+        txn,
+        ctx,
+        key_id,
+        binding.via.as_str(),
+        &binding.encryption_context,
+    )?;
+    let aead = AeadKey::from_bytes(data_key.plaintext.expose()).map_err(internal)?;
+    let sealed = aead.seal(plaintext, &binding.aad).map_err(internal)?;
+    Ok(SealedValue {
+        data_key: data_key.ciphertext_blob,
+        sealed,
+        key_arn: data_key.key_arn,
+    })
+}
+
+/// Opens a value [`seal`]ed under `binding` *as the caller* (kms:Decrypt of its data key, via
+/// `binding.via`). `Ok(None)` when KMS returned the data key but the value does not open
+/// (tampered, or copied from another record): what that means is the calling service's to say.
+pub fn open(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    binding: &Binding,
+    data_key: &[u8],
+    sealed: &[u8],
+) -> Result<Option<SecretBytes>, KmsError> {
+    let (key, _key_arn) = decrypt(
+        services,
+        txn,
+        ctx,
+        data_key,
+        binding.via.as_str(),
+        &binding.encryption_context,
+    )?;
+    let aead = AeadKey::from_bytes(key.expose()).map_err(internal)?;
+    Ok(aead.open(sealed, &binding.aad).ok().map(SecretBytes::from))
+}
+
+/// Serde for the byte fields of stored records (sealed values, data-key blobs): standard
+/// base64 with padding, as a JSON string.
+pub mod b64 {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD
+            .decode(s.as_bytes())
+            .map_err(|_| serde::de::Error::custom("invalid base64"))
+    }
 }

@@ -11,7 +11,6 @@ use tresor_core::Services;
 use tresor_core::error::ServiceError;
 use tresor_core::record;
 use tresor_store::WriteTxn;
-use tresor_wire::AwsError;
 
 use crate::keys;
 use crate::model::{self, JOB_PREFIX, JobKind, JobRecord, KeyState};
@@ -88,7 +87,7 @@ fn delete_key(
     now: OffsetDateTime,
 ) -> Result<(), ServiceError> {
     let Some(key) = model::load_key(&*txn, &job.account, &job.region, &job.key_id)
-        .map_err(ServiceError::Aws)?
+        .map_err(ServiceError::from)?
     else {
         return Ok(());
     };
@@ -100,7 +99,7 @@ fn delete_key(
         txn.delete(&model::alias_key(&key.account, &key.region, alias))?;
     }
     if let Some(next) = key.rotation.next_rotation {
-        model::delete_job(txn, next, &key, JobKind::RotateKey).map_err(ServiceError::Aws)?;
+        model::delete_job(txn, next, &key, JobKind::RotateKey).map_err(ServiceError::from)?;
     }
     txn.delete(&model::key_key(&key.account, &key.region, &key.key_id))?;
     tracing::info!(key = %key.arn, "deleted KMS key at the end of its waiting period");
@@ -117,7 +116,7 @@ fn rotate_key(
     job: &JobRecord,
     now: OffsetDateTime,
 ) -> Result<(), ServiceError> {
-    let aws = |e: AwsError| ServiceError::Aws(e);
+    let aws = ServiceError::from;
     let Some(mut key) =
         model::load_key(&*txn, &job.account, &job.region, &job.key_id).map_err(aws)?
     else {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::errors::KmsError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use time::{Duration, OffsetDateTime};
@@ -14,7 +15,6 @@ use tresor_core::authz::{AuthzRequest, ResourcePolicy};
 use tresor_core::{RequestCtx, Services};
 use tresor_crypto::{AeadKey, Zeroizing};
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
 
 use crate::blob::{self, BlobHeader};
 use crate::errors::{self, internal};
@@ -111,7 +111,7 @@ pub(crate) fn new_key(
     description: String,
     key_manager: KeyManager,
     policy: String,
-) -> Result<KeyRecord, AwsError> {
+) -> Result<KeyRecord, KmsError> {
     let key_id = tresor_crypto::ids::uuid_v4();
     let arn = model::key_arn(region, account, &key_id);
     let (material_id, sealed) = blob::new_material(services.root_key(), &arn).map_err(internal)?;
@@ -147,7 +147,7 @@ pub(crate) fn add_material(
     key: &mut KeyRecord,
     now: OffsetDateTime,
     rotation_type: &str,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     let (id, sealed) = blob::new_material(services.root_key(), &key.arn).map_err(internal)?;
     key.materials.push(Material {
         id,
@@ -164,7 +164,7 @@ pub(crate) fn schedule_rotation(
     key: &mut KeyRecord,
     period_days: i64,
     now: OffsetDateTime,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     if let Some(old) = key.rotation.next_rotation.take() {
         model::delete_job(txn, old, key, JobKind::RotateKey)?;
     }
@@ -194,7 +194,7 @@ pub(crate) fn ensure_managed_key(
     region: &str,
     service: &str,
     now: OffsetDateTime,
-) -> Result<KeyRecord, AwsError> {
+) -> Result<KeyRecord, KmsError> {
     let alias_name = format!("alias/aws/{service}");
     if let Some(alias) = model::load_alias(&*txn, account, region, &alias_name)? {
         return model::load_key(&*txn, account, region, &alias.target_key_id)?.ok_or_else(|| {
@@ -251,7 +251,7 @@ pub(crate) fn parse_key_input(
     input: &str,
     ctx: &RequestCtx,
     allow_alias: bool,
-) -> Result<KeyInput, AwsError> {
+) -> Result<KeyInput, KmsError> {
     let own = |f: fn(String, String, String) -> KeyInput, rest: &str| {
         f(
             ctx.caller.account.clone(),
@@ -324,7 +324,7 @@ pub(crate) fn resolve(
     ctx: &RequestCtx,
     input: &str,
     allow_alias: bool,
-) -> Result<Resolved, AwsError> {
+) -> Result<Resolved, KmsError> {
     match parse_key_input(input, ctx, allow_alias)? {
         KeyInput::Key {
             account,
@@ -388,7 +388,7 @@ pub(crate) fn resolve_creating(
     ctx: &RequestCtx,
     input: &str,
     allow_alias: bool,
-) -> Result<Resolved, AwsError> {
+) -> Result<Resolved, KmsError> {
     if allow_alias && let Some(service) = predefined_alias_service(input, ctx) {
         ensure_managed_key(
             services,
@@ -408,7 +408,7 @@ pub(crate) fn prepare_predefined(
     services: &Services,
     ctx: &RequestCtx,
     input: Option<&str>,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     let Some(service) = input.and_then(|i| predefined_alias_service(i, ctx)) else {
         return Ok(());
     };
@@ -460,7 +460,7 @@ pub(crate) fn authorize_key(
     request_alias: Option<&str>,
     via: Option<&str>,
     extra: Vec<(String, String)>,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     let mut context = Vec::with_capacity(8 + key.aliases.len() + extra.len());
     context.push(("kms:CallerAccount".to_string(), ctx.caller.account.clone()));
     if let Some(via) = via {
@@ -497,7 +497,7 @@ pub(crate) fn authorize_identity(
     action: &str,
     resource: &str,
     extra: Vec<(String, String)>,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     let mut context = vec![("kms:CallerAccount".to_string(), ctx.caller.account.clone())];
     context.extend(extra);
     services
@@ -514,7 +514,7 @@ pub(crate) fn authorize_identity(
 }
 
 /// Cryptographic operations need an enabled key (spec §6.4).
-pub(crate) fn require_usable(key: &KeyRecord) -> Result<(), AwsError> {
+pub(crate) fn require_usable(key: &KeyRecord) -> Result<(), KmsError> {
     match key.state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(errors::disabled(&key.arn)),
@@ -523,7 +523,7 @@ pub(crate) fn require_usable(key: &KeyRecord) -> Result<(), AwsError> {
 }
 
 /// Management operations refuse keys pending deletion (spec §6.4).
-pub(crate) fn require_not_pending(key: &KeyRecord) -> Result<(), AwsError> {
+pub(crate) fn require_not_pending(key: &KeyRecord) -> Result<(), KmsError> {
     if key.state == KeyState::PendingDeletion {
         return Err(errors::pending_deletion(&key.arn));
     }
@@ -534,10 +534,10 @@ fn open_material(
     services: &Services,
     key: &KeyRecord,
     material: &Material,
-) -> Result<AeadKey, AwsError> {
+) -> Result<AeadKey, KmsError> {
     let sealed = STANDARD.decode(material.sealed.as_bytes()).map_err(|_| {
         tracing::error!(key = %key.arn, "stored key material is not base64");
-        AwsError::internal(tresor_wire::Protocol::AwsJson11)
+        KmsError::Internal
     })?;
     blob::open_material(services.root_key(), &key.arn, &material.id, &sealed).map_err(internal)
 }
@@ -548,7 +548,7 @@ pub(crate) fn encrypt_under(
     key: &KeyRecord,
     plaintext: &[u8],
     context: &BTreeMap<String, String>,
-) -> Result<(Vec<u8>, String), AwsError> {
+) -> Result<(Vec<u8>, String), KmsError> {
     let material = key.current_material()?;
     let aead = open_material(services, key, material)?;
     let header = BlobHeader {
@@ -569,10 +569,9 @@ pub(crate) struct Opened {
 
 /// The ciphertext names a key that is not there (or not visible): the historical AWS text
 /// (spec §6.3 Decrypt).
-fn ciphertext_key_unknown() -> AwsError {
-    AwsError::access_denied(
-        tresor_wire::Protocol::AwsJson11,
-        "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.",
+fn ciphertext_key_unknown() -> KmsError {
+    KmsError::AccessDenied(
+        "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.".into(),
     )
 }
 
@@ -590,7 +589,7 @@ pub(crate) fn decrypt_blob(
     key_id: Option<&str>,
     via: Option<&str>,
     mut extra: Vec<(String, String)>,
-) -> Result<Opened, AwsError> {
+) -> Result<Opened, KmsError> {
     let header = blob::parse_header(ciphertext).ok_or_else(errors::invalid_ciphertext)?;
     let mut request_alias = None;
     if let Some(input) = key_id {
@@ -608,7 +607,7 @@ pub(crate) fn decrypt_blob(
             txn,
             &model::key_key(&header.account, &ctx.region, &header.key_id),
         )
-        .map_err(|e| e.into_aws(tresor_wire::Protocol::AwsJson11))?
+        .map_err(internal)?
         .map(|k| (*k).clone())
         .ok_or_else(ciphertext_key_unknown)?;
     extra.extend(context_conditions(context));

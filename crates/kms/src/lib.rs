@@ -13,13 +13,14 @@
 
 pub mod blob;
 pub mod envelope;
-mod errors;
+pub mod errors;
 mod jobs;
 mod keys;
 mod model;
-mod ops;
+pub mod ops;
 
 pub use envelope::{DataKey, decrypt, generate_data_key, resolve_key_arn};
+pub use errors::KmsError;
 pub use jobs::run_due_jobs;
 
 use tresor_core::{JsonHandler, json_handler};

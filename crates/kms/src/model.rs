@@ -11,11 +11,11 @@
 //!
 //! Job keys sort by due time, so the worker reads only the due prefix of the queue.
 
+use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_core::record;
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
 
 use crate::errors::internal;
 
@@ -168,10 +168,10 @@ pub(crate) struct KeyRecord {
 }
 
 impl KeyRecord {
-    pub(crate) fn current_material(&self) -> Result<&Material, AwsError> {
+    pub(crate) fn current_material(&self) -> Result<&Material, KmsError> {
         self.materials.last().ok_or_else(|| {
             tracing::error!(key = %self.arn, "key record without material");
-            AwsError::internal(tresor_wire::Protocol::AwsJson11)
+            KmsError::Internal
         })
     }
 
@@ -225,11 +225,11 @@ pub(crate) fn load_key(
     account: &str,
     region: &str,
     key_id: &str,
-) -> Result<Option<KeyRecord>, AwsError> {
+) -> Result<Option<KeyRecord>, KmsError> {
     record::get(txn, &key_key(account, region, key_id)).map_err(internal)
 }
 
-pub(crate) fn save_key(txn: &mut dyn WriteTxn, key: &KeyRecord) -> Result<(), AwsError> {
+pub(crate) fn save_key(txn: &mut dyn WriteTxn, key: &KeyRecord) -> Result<(), KmsError> {
     record::put(txn, &key_key(&key.account, &key.region, &key.key_id), key).map_err(internal)
 }
 
@@ -238,7 +238,7 @@ pub(crate) fn load_alias(
     account: &str,
     region: &str,
     alias_name: &str,
-) -> Result<Option<AliasRecord>, AwsError> {
+) -> Result<Option<AliasRecord>, KmsError> {
     record::get(txn, &alias_key(account, region, alias_name)).map_err(internal)
 }
 
@@ -247,11 +247,11 @@ pub(crate) fn save_alias(
     account: &str,
     region: &str,
     alias: &AliasRecord,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     record::put(txn, &alias_key(account, region, &alias.name), alias).map_err(internal)
 }
 
-pub(crate) fn put_job(txn: &mut dyn WriteTxn, job: &JobRecord) -> Result<(), AwsError> {
+pub(crate) fn put_job(txn: &mut dyn WriteTxn, job: &JobRecord) -> Result<(), KmsError> {
     let key = job_key(job.due, &job.account, &job.region, &job.key_id, job.kind);
     record::put(txn, &key, job).map_err(internal)
 }
@@ -261,7 +261,7 @@ pub(crate) fn delete_job(
     due: OffsetDateTime,
     key: &KeyRecord,
     kind: JobKind,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     txn.delete(&job_key(due, &key.account, &key.region, &key.key_id, kind))
         .map_err(internal)?;
     Ok(())

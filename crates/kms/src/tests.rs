@@ -29,8 +29,8 @@ fn call(e: &Env, ctx: &RequestCtx, op: &str, body: Value) -> Result<Value, AwsEr
     })
 }
 
-fn code(r: Result<impl std::fmt::Debug, AwsError>) -> String {
-    r.expect_err("expected an error").code.to_string()
+fn code<E: Into<AwsError>>(r: Result<impl std::fmt::Debug, E>) -> String {
+    r.expect_err("expected an error").into().code.to_string()
 }
 
 fn ec(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -254,7 +254,7 @@ fn envelope_with_a_customer_key_follows_its_state() {
     )
     .unwrap_err();
     assert_eq!(
-        (err.code.as_ref(), err.message.as_deref()),
+        (err.code(), err.message()),
         (
             "DisabledException",
             Some(format!("{arn} is disabled.").as_str())
@@ -270,7 +270,7 @@ fn envelope_with_a_customer_key_follows_its_state() {
     .unwrap();
     let err = generate(&e).unwrap_err();
     assert_eq!(
-        (err.code.as_ref(), err.message.as_deref()),
+        (err.code(), err.message()),
         (
             "KMSInvalidStateException",
             Some(format!("{arn} is pending deletion.").as_str())

@@ -10,11 +10,11 @@
 //! not exist the question is asked about the ARN as supplied, so a caller without permission
 //! learns nothing about existence.
 
+use crate::errors::SecretsManagerError;
 use time::OffsetDateTime;
 use tresor_core::authz::{AuthzRequest, ResourcePolicy};
 use tresor_core::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
 
 use crate::errors::{self, OrInternal};
 use crate::model::{SecretRecord, keys};
@@ -84,7 +84,7 @@ pub fn find(
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     secret_id: &str,
-) -> Result<(Target, Option<SecretRecord>), AwsError> {
+) -> Result<(Target, Option<SecretRecord>), SecretsManagerError> {
     let t = target(ctx, secret_id);
     // A secret lives in one region; an ARN of another region names nothing here.
     if t.region != ctx.region {
@@ -130,7 +130,7 @@ pub fn authorize(
     action: &str,
     rec: &SecretRecord,
     extra: Vec<(String, String)>,
-) -> Result<(), AwsError> {
+) -> Result<(), SecretsManagerError> {
     let mut context = secret_context(rec);
     context.extend(extra);
     services
@@ -156,7 +156,7 @@ pub fn load_authorized(
     action: &str,
     secret_id: &str,
     extra: Vec<(String, String)>,
-) -> Result<SecretRecord, AwsError> {
+) -> Result<SecretRecord, SecretsManagerError> {
     let (t, rec) = find(services, txn, ctx, secret_id)?;
     match rec {
         Some(rec) => {
@@ -189,7 +189,7 @@ pub fn load_live(
     action: &str,
     secret_id: &str,
     extra: Vec<(String, String)>,
-) -> Result<SecretRecord, AwsError> {
+) -> Result<SecretRecord, SecretsManagerError> {
     let rec = load_authorized(services, txn, ctx, action, secret_id, extra)?;
     if rec.is_scheduled_for_deletion() {
         return Err(errors::marked_for_deletion());
@@ -198,14 +198,18 @@ pub fn load_live(
 }
 
 /// Authorizes an action that has no resource (`ListSecrets`, `GetRandomPassword`, …).
-pub fn authorize_star(services: &Services, ctx: &RequestCtx, action: &str) -> Result<(), AwsError> {
+pub fn authorize_star(
+    services: &Services,
+    ctx: &RequestCtx,
+    action: &str,
+) -> Result<(), SecretsManagerError> {
     services
         .authorize(ctx, &AuthzRequest::new(action, "*"))
         .map_err(Into::into)
 }
 
 /// Stores `rec` under its key.
-pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), AwsError> {
+pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
     record::put(
         txn,
         &keys::secret(&rec.account, &rec.region, &rec.name),
@@ -219,7 +223,7 @@ pub(crate) fn save_changed(
     mut txn: Box<dyn WriteTxn + '_>,
     rec: &mut SecretRecord,
     now: OffsetDateTime,
-) -> Result<(), AwsError> {
+) -> Result<(), SecretsManagerError> {
     rec.last_changed = now;
     save(&mut *txn, rec)?;
     txn.commit().or_internal()

@@ -1,4 +1,4 @@
-//! Envelope encryption of secret values (DESIGN.md §4, spec §5.2): each version gets a fresh
+//! Envelope encryption of secret values: each version gets a fresh
 //! 256-bit data key from KMS `GenerateDataKey` under the secret's key, the value is sealed
 //! locally with AES-256-GCM (AAD: account, region, ARN, version id) and only the sealed value
 //! and the KMS-encrypted data key are stored. Reads call KMS `Decrypt`.
@@ -6,27 +6,30 @@
 //! KMS is called through its service-to-service API as the *original caller*, with
 //! `kms:ViaService = secretsmanager.<region>.amazonaws.com` and the encryption context AWS
 //! uses: `{"SecretARN": <arn>, "SecretVersionId": <version id>}` (AWS Secrets Manager User
-//! Guide, "Secret encryption and decryption"). KMS decides access; this module only maps
-//! KMS's errors to the ones Secrets Manager returns.
+//! Guide, "Secret encryption and decryption"), through the one sealing API of
+//! [`tresor_kms::envelope`]. KMS decides access; this module only maps KMS's errors to the
+//! ones Secrets Manager returns.
 
 use std::collections::BTreeMap;
 
-use tresor_core::{RequestCtx, Services, envelope};
+use tresor_core::{RequestCtx, Services};
 use tresor_crypto::SecretBytes;
+use tresor_kms::KmsError;
+use tresor_kms::envelope::{Binding, Via};
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
 
-use crate::errors;
+use crate::errors::{self, SecretsManagerError};
 use crate::model::{RECORD_VERSION, SecretRecord, ValueKind, ValueRecord, value_aad};
 
-/// The `via` name KMS turns into `kms:ViaService`.
-const VIA: &str = "secretsmanager";
-
-fn encryption_context(arn: &str, version_id: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("SecretARN".to_string(), arn.to_string()),
-        ("SecretVersionId".to_string(), version_id.to_string()),
-    ])
+fn binding(secret: &SecretRecord, version_id: &str) -> Binding {
+    Binding {
+        via: Via::SecretsManager,
+        encryption_context: BTreeMap::from([
+            ("SecretARN".to_string(), secret.arn.clone()),
+            ("SecretVersionId".to_string(), version_id.to_string()),
+        ]),
+        aad: value_aad(&secret.account, &secret.region, &secret.arn, version_id),
+    }
 }
 
 /// Seals `plaintext` as version `version_id` of `secret`, under the secret's KMS key (or
@@ -39,36 +42,30 @@ pub fn seal(
     key_override: Option<Option<&str>>,
     version_id: &str,
     (kind, plaintext): (ValueKind, &[u8]),
-) -> Result<(ValueRecord, String), AwsError> {
+) -> Result<(ValueRecord, String), SecretsManagerError> {
     let key_id = key_override.unwrap_or(secret.kms_key_id.as_deref());
-    // The AWS managed key works only for callers of the secret's own account (spec §5.2;
-    // API reference, CreateSecret KmsKeyId).
+    // The AWS managed key works only for callers of the secret's own account (API
+    // reference, CreateSecret KmsKeyId).
     if key_id.is_none() && ctx.caller.account != secret.account {
         return Err(errors::kms_access_denied());
     }
-    let data_key = tresor_kms::envelope::generate_data_key(
+    let sealed = tresor_kms::envelope::seal(
         services,
         txn,
         ctx,
         key_id,
-        VIA,
-        &encryption_context(&secret.arn, version_id),
+        &binding(secret, version_id),
+        plaintext,
     )
     .map_err(map_encrypt_error)?;
-    let sealed = envelope::seal(
-        &data_key.plaintext,
-        plaintext,
-        &value_aad(&secret.account, &secret.region, &secret.arn, version_id),
-    )
-    .map_err(errors::internal)?;
     Ok((
         ValueRecord {
             v: RECORD_VERSION,
             kind,
-            data_key: data_key.ciphertext_blob,
-            sealed,
+            data_key: sealed.data_key,
+            sealed: sealed.sealed,
         },
-        data_key.key_arn,
+        sealed.key_arn,
     ))
 }
 
@@ -80,22 +77,16 @@ pub fn open(
     secret: &SecretRecord,
     version_id: &str,
     value: &ValueRecord,
-) -> Result<SecretBytes, AwsError> {
-    let (data_key, _key_arn) = tresor_kms::envelope::decrypt(
+) -> Result<SecretBytes, SecretsManagerError> {
+    tresor_kms::envelope::open(
         services,
         txn,
         ctx,
+        &binding(secret, version_id),
         &value.data_key,
-        VIA,
-        &encryption_context(&secret.arn, version_id),
-    )
-    .map_err(map_decrypt_error)?;
-    envelope::open(
-        &data_key,
         &value.sealed,
-        &value_aad(&secret.account, &secret.region, &secret.arn, version_id),
     )
-    .map_err(errors::internal)?
+    .map_err(map_decrypt_error)?
     .ok_or_else(|| {
         tracing::error!(secret = %secret.arn, version_id, "a sealed secret value does not open");
         errors::decryption_failure()
@@ -109,33 +100,39 @@ pub fn resolve_key(
     txn: &mut dyn WriteTxn,
     ctx: &RequestCtx,
     key_id: Option<&str>,
-) -> Result<String, AwsError> {
-    tresor_kms::envelope::resolve_key_arn(services, txn, ctx, key_id, VIA)
+) -> Result<String, SecretsManagerError> {
+    tresor_kms::envelope::resolve_key_arn(services, txn, ctx, key_id, Via::SecretsManager.as_str())
         .map_err(map_encrypt_error)
 }
 
 /// KMS → Secrets Manager, on the write path: a refused caller is `AccessDeniedException:
-/// Access to KMS is not allowed` [O]; an unusable key (disabled, pending deletion, missing,
-/// wrong usage) is `EncryptionFailure` [M].
-fn map_encrypt_error(e: AwsError) -> AwsError {
-    match &*e.code {
-        "AccessDeniedException" => errors::kms_access_denied(),
-        _ if e.is_server_fault() => e,
-        _ => {
-            tracing::info!(kms_error = %e.code, "KMS refused to generate a data key");
+/// Access to KMS is not allowed` (quoted from AWS); an unusable key (disabled, pending
+/// deletion, missing, wrong usage) is `EncryptionFailure` (its model documentation).
+fn map_encrypt_error(e: KmsError) -> SecretsManagerError {
+    match e {
+        KmsError::AccessDenied(_) => errors::kms_access_denied(),
+        KmsError::Internal => SecretsManagerError::Internal,
+        other => {
+            tracing::info!(
+                kms_error = other.code(),
+                "KMS refused to generate a data key"
+            );
             errors::encryption_failure()
         }
     }
 }
 
-/// KMS → Secrets Manager, on the read path: `AccessDeniedException` [O] or
-/// `DecryptionFailure` [M] (disabled key, pending deletion, tampered blob).
-fn map_decrypt_error(e: AwsError) -> AwsError {
-    match &*e.code {
-        "AccessDeniedException" => errors::kms_access_denied(),
-        _ if e.is_server_fault() => e,
-        _ => {
-            tracing::info!(kms_error = %e.code, "KMS refused to decrypt a data key");
+/// KMS → Secrets Manager, on the read path: `AccessDeniedException` or `DecryptionFailure`
+/// (disabled key, pending deletion, tampered blob).
+fn map_decrypt_error(e: KmsError) -> SecretsManagerError {
+    match e {
+        KmsError::AccessDenied(_) => errors::kms_access_denied(),
+        KmsError::Internal => SecretsManagerError::Internal,
+        other => {
+            tracing::info!(
+                kms_error = other.code(),
+                "KMS refused to decrypt a data key"
+            );
             errors::decryption_failure()
         }
     }

@@ -56,7 +56,7 @@ fn run_one(services: &Services, key: &str, now: OffsetDateTime) -> Result<(), Se
     let rec: Option<SecretRecord> = record::get(&*txn, &secret_key)?;
     match rec {
         Some(rec) if rec.arn == job.arn && rec.deletion_due.is_some_and(|d| d <= now) => {
-            crate::secrets::purge(&mut *txn, &rec).map_err(ServiceError::Aws)?;
+            crate::deletion::purge(&mut *txn, &rec).map_err(ServiceError::from)?;
             tracing::info!(secret = %rec.arn, "purged a secret after its recovery window");
         }
         _ => {}
@@ -146,7 +146,7 @@ mod tests {
                 call(serde_json::json!({"Name": name, "SecretString": "v"})),
             )
             .expect("create");
-            crate::secrets::delete_secret(
+            crate::deletion::delete_secret(
                 &s,
                 &ctx(t0),
                 call(serde_json::json!({"SecretId": name, "RecoveryWindowInDays": 7})),
@@ -154,8 +154,12 @@ mod tests {
             .expect("delete");
         }
         assert_eq!(value_keys(&s), 2);
-        crate::secrets::restore_secret(&s, &ctx(t0), call(serde_json::json!({"SecretId": "kept"})))
-            .expect("restore");
+        crate::deletion::restore_secret(
+            &s,
+            &ctx(t0),
+            call(serde_json::json!({"SecretId": "kept"})),
+        )
+        .expect("restore");
 
         // Not yet due.
         assert_eq!(run_due_jobs(&s, t0 + Duration::days(6)).expect("run"), 0);
@@ -190,7 +194,7 @@ mod tests {
             .expect("create")
         };
         create("n");
-        crate::secrets::delete_secret(
+        crate::deletion::delete_secret(
             &s,
             &ctx(t0),
             call(serde_json::json!({"SecretId": "n", "RecoveryWindowInDays": 7})),
@@ -202,7 +206,7 @@ mod tests {
             let txn = s.store().begin_read().expect("read");
             txn.scan(keys::JOBS_PREFIX, None, 10).expect("scan")
         };
-        crate::secrets::delete_secret(
+        crate::deletion::delete_secret(
             &s,
             &ctx(t0),
             call(serde_json::json!({"SecretId": "n", "ForceDeleteWithoutRecovery": true})),

@@ -13,20 +13,25 @@
 //! registered yet; the records already carry their state.
 
 mod access;
+pub mod deletion;
 mod envelope;
-mod errors;
+pub mod errors;
 mod jobs;
+pub mod listing;
 mod model;
-mod password;
-mod policy;
-mod secrets;
-mod shapes;
+pub mod password;
+pub mod policy;
+pub mod secrets;
+pub mod shapes;
+pub mod tags;
 mod validate;
-mod versions;
+pub mod versions;
 
 use tresor_core::JsonHandler;
 
+pub use errors::SecretsManagerError;
 pub use jobs::run_due_jobs;
+pub use versions::{SecretValue, read_secret_value};
 
 /// The Secrets Manager operation named `op`, if tresor implements it.
 pub fn handler(op: &str) -> Option<JsonHandler> {
@@ -34,11 +39,11 @@ pub fn handler(op: &str) -> Option<JsonHandler> {
         "CreateSecret" => tresor_core::json_handler!(secrets::create_secret),
         "DescribeSecret" => tresor_core::json_handler!(secrets::describe_secret),
         "UpdateSecret" => tresor_core::json_handler!(secrets::update_secret),
-        "DeleteSecret" => tresor_core::json_handler!(secrets::delete_secret),
-        "RestoreSecret" => tresor_core::json_handler!(secrets::restore_secret),
-        "ListSecrets" => tresor_core::json_handler!(secrets::list_secrets),
-        "TagResource" => tresor_core::json_handler!(secrets::tag_resource),
-        "UntagResource" => tresor_core::json_handler!(secrets::untag_resource),
+        "DeleteSecret" => tresor_core::json_handler!(deletion::delete_secret),
+        "RestoreSecret" => tresor_core::json_handler!(deletion::restore_secret),
+        "ListSecrets" => tresor_core::json_handler!(listing::list_secrets),
+        "TagResource" => tresor_core::json_handler!(tags::tag_resource),
+        "UntagResource" => tresor_core::json_handler!(tags::untag_resource),
         "GetSecretValue" => tresor_core::json_handler!(versions::get_secret_value),
         "BatchGetSecretValue" => tresor_core::json_handler!(versions::batch_get_secret_value),
         "PutSecretValue" => tresor_core::json_handler!(versions::put_secret_value),

@@ -3,10 +3,10 @@
 //! classes that can be excluded, extra excluded characters, an optional space, and — by
 //! default — at least one character of every included class.
 
+use crate::errors::SecretsManagerError;
 use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_crypto::SecretString;
-use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
 use crate::errors;
@@ -22,28 +22,28 @@ const DEFAULT_LENGTH: i64 = 32;
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetRandomPasswordInput {
-    password_length: Option<i64>,
-    exclude_characters: Option<String>,
-    exclude_numbers: Option<bool>,
-    exclude_punctuation: Option<bool>,
-    exclude_uppercase: Option<bool>,
-    exclude_lowercase: Option<bool>,
-    include_space: Option<bool>,
-    require_each_included_type: Option<bool>,
+    pub password_length: Option<i64>,
+    pub exclude_characters: Option<String>,
+    pub exclude_numbers: Option<bool>,
+    pub exclude_punctuation: Option<bool>,
+    pub exclude_uppercase: Option<bool>,
+    pub exclude_lowercase: Option<bool>,
+    pub include_space: Option<bool>,
+    pub require_each_included_type: Option<bool>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetRandomPasswordOutput {
     #[serde(serialize_with = "shapes::ser_secret_string")]
-    random_password: Option<SecretString>,
+    pub random_password: Option<SecretString>,
 }
 
 pub fn get_random_password(
     services: &Services,
     ctx: &RequestCtx,
     input: GetRandomPasswordInput,
-) -> Result<GetRandomPasswordOutput, AwsError> {
+) -> Result<GetRandomPasswordOutput, SecretsManagerError> {
     let mut v = Validator::new();
     v.range("PasswordLength", input.password_length, 1, 4096);
     v.length(
@@ -60,7 +60,7 @@ pub fn get_random_password(
     })
 }
 
-fn generate(input: &GetRandomPasswordInput) -> Result<SecretString, AwsError> {
+fn generate(input: &GetRandomPasswordInput) -> Result<SecretString, SecretsManagerError> {
     let length = usize::try_from(input.password_length.unwrap_or(DEFAULT_LENGTH)).unwrap_or(32);
     let excluded = input.exclude_characters.as_deref().unwrap_or_default();
     let keep = |set: &str| -> Vec<u8> {
@@ -111,19 +111,18 @@ fn generate(input: &GetRandomPasswordInput) -> Result<SecretString, AwsError> {
         chars.push(pick(&alphabet)?);
     }
     shuffle(&mut chars)?;
-    let password = String::from_utf8(chars)
-        .map_err(|_| AwsError::internal(tresor_wire::Protocol::AwsJson11))?;
+    let password = String::from_utf8(chars).map_err(|_| SecretsManagerError::Internal)?;
     Ok(SecretString::from(password))
 }
 
 /// A uniformly random element of `set` (rejection sampling: no modulo bias).
-fn pick(set: &[u8]) -> Result<u8, AwsError> {
+fn pick(set: &[u8]) -> Result<u8, SecretsManagerError> {
     let i = uniform(set.len())?;
     Ok(set[i])
 }
 
 /// A uniform index below `n` (1 ≤ n ≤ 65536).
-fn uniform(n: usize) -> Result<usize, AwsError> {
+fn uniform(n: usize) -> Result<usize, SecretsManagerError> {
     let n32 = u32::try_from(n).unwrap_or(u32::MAX);
     let zone = u32::MAX - (u32::MAX % n32);
     loop {
@@ -136,7 +135,7 @@ fn uniform(n: usize) -> Result<usize, AwsError> {
 }
 
 /// Fisher–Yates, so the required characters do not sit at the front.
-fn shuffle(chars: &mut [u8]) -> Result<(), AwsError> {
+fn shuffle(chars: &mut [u8]) -> Result<(), SecretsManagerError> {
     for i in (1..chars.len()).rev() {
         let j = uniform(i + 1)?;
         chars.swap(i, j);

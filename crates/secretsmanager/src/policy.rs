@@ -9,13 +9,13 @@
 //! the Buildkite Elastic CI Stack guide warns. Account principals, `*`, services and session
 //! ARNs are kept as written.
 
+use crate::errors::SecretsManagerError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tresor_core::{RequestCtx, Services};
 use tresor_iam::{arn_for_unique_id, unique_id_for_arn};
 use tresor_policy::{Policy, PolicyError, PolicyKind, map_aws_principals};
 use tresor_store::ReadTxn;
-use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
 use crate::access::{self, load_authorized, load_live, save_changed};
@@ -25,7 +25,7 @@ use crate::validate;
 
 const DEFAULT_POLICY_NAME: &str = "default";
 
-fn check_policy_name(v: &mut Validator, name: Option<&str>) -> Result<(), AwsError> {
+fn check_policy_name(v: &mut Validator, name: Option<&str>) -> Result<(), SecretsManagerError> {
     v.length("PolicyName", name, 1, 64);
     match name {
         None | Some(DEFAULT_POLICY_NAME) => Ok(()),
@@ -36,12 +36,12 @@ fn check_policy_name(v: &mut Validator, name: Option<&str>) -> Result<(), AwsErr
     }
 }
 
-fn malformed(message: impl Into<String>) -> AwsError {
-    AwsError::client("MalformedPolicyDocumentException", message)
+fn malformed(message: impl Into<String>) -> SecretsManagerError {
+    SecretsManagerError::MalformedPolicyDocument(message.into())
 }
 
 /// Parses `text` as a resource policy (grammar, size).
-fn parse(text: &str) -> Result<Policy, AwsError> {
+fn parse(text: &str) -> Result<Policy, SecretsManagerError> {
     Policy::parse(text, PolicyKind::Resource).map_err(|e| match e {
         PolicyError::Malformed(m) => malformed(m),
         PolicyError::TooLarge { .. } => {
@@ -62,10 +62,10 @@ fn is_capturable(principal: &str) -> bool {
 fn capture(
     txn: &dyn ReadTxn,
     text: &str,
-) -> Result<(String, std::collections::BTreeMap<String, String>), AwsError> {
+) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
     let mut captured = std::collections::BTreeMap::new();
     let mut missing: Option<String> = None;
-    let mut failure: Option<AwsError> = None;
+    let mut failure: Option<SecretsManagerError> = None;
     let stored = map_aws_principals(text, |p| {
         if !is_capturable(p) {
             return None;
@@ -100,11 +100,11 @@ fn capture(
 }
 
 /// The policy as GetResourcePolicy shows it: unique ids of existing entities back to ARNs.
-fn render(txn: &dyn ReadTxn, rec: &SecretRecord) -> Result<Option<String>, AwsError> {
+fn render(txn: &dyn ReadTxn, rec: &SecretRecord) -> Result<Option<String>, SecretsManagerError> {
     let Some(stored) = &rec.policy else {
         return Ok(None);
     };
-    let mut failure: Option<AwsError> = None;
+    let mut failure: Option<SecretsManagerError> = None;
     let shown = map_aws_principals(stored, |p| {
         let original = rec.policy_principals.get(p)?;
         let account = original.split(':').nth(4).unwrap_or_default();
@@ -154,32 +154,30 @@ fn grants_public_access(text: &str) -> bool {
     })
 }
 
-fn public_policy_error() -> AwsError {
+fn public_policy_error() -> SecretsManagerError {
     // [?] PublicPolicyException's model documentation.
-    AwsError::client(
-        "PublicPolicyException",
-        "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.",
+    SecretsManagerError::PublicPolicy("The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.".into(),
     )
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutResourcePolicyInput {
-    secret_id: String,
-    resource_policy: String,
-    policy_name: Option<String>,
-    block_public_policy: Option<bool>,
+    pub secret_id: String,
+    pub resource_policy: String,
+    pub policy_name: Option<String>,
+    pub block_public_policy: Option<bool>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PolicyOutput {
     #[serde(rename = "ARN")]
-    arn: String,
-    name: String,
+    pub arn: String,
+    pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    resource_policy: Option<String>,
-    policy_name: String,
+    pub resource_policy: Option<String>,
+    pub policy_name: String,
 }
 
 impl PolicyOutput {
@@ -198,7 +196,7 @@ pub fn put_resource_policy(
     services: &Services,
     ctx: &RequestCtx,
     input: PutResourcePolicyInput,
-) -> Result<PolicyOutput, AwsError> {
+) -> Result<PolicyOutput, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
     v.length(
@@ -237,15 +235,15 @@ pub fn put_resource_policy(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PolicyRefInput {
-    secret_id: String,
-    policy_name: Option<String>,
+    pub secret_id: String,
+    pub policy_name: Option<String>,
 }
 
 pub fn get_resource_policy(
     services: &Services,
     ctx: &RequestCtx,
     input: PolicyRefInput,
-) -> Result<PolicyOutput, AwsError> {
+) -> Result<PolicyOutput, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
     v.length("PolicyName", input.policy_name.as_deref(), 1, 64);
@@ -264,9 +262,8 @@ pub fn get_resource_policy(
         .as_deref()
         .is_some_and(|n| n != DEFAULT_POLICY_NAME)
     {
-        return Err(AwsError::client(
-            "ResourceNotFoundException",
-            "Secrets Manager can't find the specified resource policy.",
+        return Err(SecretsManagerError::ResourceNotFound(
+            "Secrets Manager can't find the specified resource policy.".into(),
         ));
     }
     let shown = render(&*txn, &rec)?;
@@ -277,7 +274,7 @@ pub fn delete_resource_policy(
     services: &Services,
     ctx: &RequestCtx,
     input: PolicyRefInput,
-) -> Result<PolicyOutput, AwsError> {
+) -> Result<PolicyOutput, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
     check_policy_name(&mut v, input.policy_name.as_deref())?;
@@ -301,22 +298,22 @@ pub fn delete_resource_policy(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ValidateResourcePolicyInput {
-    secret_id: Option<String>,
-    resource_policy: String,
+    pub secret_id: Option<String>,
+    pub resource_policy: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ValidationEntry {
-    check_name: String,
-    error_message: String,
+    pub check_name: String,
+    pub error_message: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ValidateResourcePolicyOutput {
-    policy_validation_passed: bool,
-    validation_errors: Vec<ValidationEntry>,
+    pub policy_validation_passed: bool,
+    pub validation_errors: Vec<ValidationEntry>,
 }
 
 /// Checks syntax, principals and broad access; needs ValidateResourcePolicy and
@@ -325,7 +322,7 @@ pub fn validate_resource_policy(
     services: &Services,
     ctx: &RequestCtx,
     input: ValidateResourcePolicyInput,
-) -> Result<ValidateResourcePolicyOutput, AwsError> {
+) -> Result<ValidateResourcePolicyOutput, SecretsManagerError> {
     let mut v = Validator::new();
     if let Some(id) = &input.secret_id {
         validate::secret_id(&mut v, id);
@@ -365,13 +362,13 @@ pub fn validate_resource_policy(
     if let Err(e) = parse(&input.resource_policy) {
         errors_out.push(ValidationEntry {
             check_name: "SYNTAX_CHECK".into(),
-            error_message: e.message.unwrap_or_default(),
+            error_message: e.message().unwrap_or_default().to_string(),
         });
     } else {
         if let Err(e) = capture(&*txn, &input.resource_policy) {
             errors_out.push(ValidationEntry {
                 check_name: "PRINCIPAL_CHECK".into(),
-                error_message: e.message.unwrap_or_default(),
+                error_message: e.message().unwrap_or_default().to_string(),
             });
         }
         if grants_public_access(&input.resource_policy) {

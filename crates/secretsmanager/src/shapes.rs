@@ -200,3 +200,12 @@ impl SecretDescription {
         }
     }
 }
+
+/// The output of the operations that answer with the secret's ARN and name only.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ArnNameOutput {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+}

@@ -1,9 +1,9 @@
-//! Input constraints from the botocore model (lengths, ranges, patterns) and the checks AWS
-//! reports as `InvalidParameterException` rather than `ValidationException`.
+//! Input constraints from the botocore model (lengths, ranges, patterns), the name rule AWS
+//! reports as `ValidationException`, and the checks it reports as `InvalidParameterException`.
 
+use crate::errors::SecretsManagerError;
 use tresor_crypto::{SecretBytes, SecretString};
 use tresor_wire::validate::Validator;
-use tresor_wire::{AwsError, Protocol};
 
 use crate::errors;
 use crate::model::ValueKind;
@@ -27,7 +27,7 @@ pub fn new_value(
     string: Option<SecretString>,
     binary: Option<SecretBytes>,
     required: bool,
-) -> Result<Option<NewValue>, AwsError> {
+) -> Result<Option<NewValue>, SecretsManagerError> {
     let value = match (string, binary) {
         (Some(_), Some(_)) => {
             // [E] moto's wording, which follows AWS's.
@@ -100,15 +100,15 @@ pub fn kms_key_id(v: &mut Validator, k: Option<&str>) {
 }
 
 /// Names: 1–512 characters of ASCII letters, digits and `/_+=.@-` (CreateSecret `Name`).
-pub fn name(v: &mut Validator, name: &str) -> Result<(), AwsError> {
+pub fn name(v: &mut Validator, name: &str) -> Result<(), SecretsManagerError> {
     v.length("Name", Some(name), 1, 512);
     if !name.is_empty()
         && !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
     {
-        // [E] the message moto reproduces from AWS.
-        return Err(errors::invalid_parameter(
+        // AWS's code and text (observed behavior, quoted in smithy-lang/smithy-typescript#1546).
+        return Err(errors::validation(
             "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!",
         ));
     }
@@ -116,7 +116,7 @@ pub fn name(v: &mut Validator, name: &str) -> Result<(), AwsError> {
 }
 
 /// Tags: key 1–128, value 0–256, at most 50, `aws:` reserved.
-pub fn tags(v: &mut Validator, tags: &[Tag]) -> Result<(), AwsError> {
+pub fn tags(v: &mut Validator, tags: &[Tag]) -> Result<(), SecretsManagerError> {
     for (i, t) in tags.iter().enumerate() {
         let i = i + 1;
         v.length(&format!("Tags.{i}.member.key"), Some(&t.key), 1, 128);
@@ -131,8 +131,9 @@ pub fn tags(v: &mut Validator, tags: &[Tag]) -> Result<(), AwsError> {
     Ok(())
 }
 
-pub fn finish(v: Validator) -> Result<(), AwsError> {
-    v.finish(Protocol::AwsJson11)
+pub fn finish(v: Validator) -> Result<(), SecretsManagerError> {
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(errors::from_validator)
 }
 
 #[cfg(test)]
@@ -146,8 +147,8 @@ mod tests {
         assert!(v.is_empty());
         let e = name(&mut Validator::new(), "bad name")
             .err()
-            .map(|e| e.code.to_string());
-        assert_eq!(e.as_deref(), Some("InvalidParameterException"));
+            .map(|e| e.code().to_string());
+        assert_eq!(e.as_deref(), Some("ValidationException"));
     }
 
     #[test]
@@ -155,7 +156,10 @@ mod tests {
         let mut v = Validator::new();
         let big = SecretString::from("x".repeat(MAX_VALUE_BYTES + 1));
         assert!(new_value(&mut v, Some(big), None, false).is_ok());
-        let e = finish(v).err().and_then(|e| e.message).unwrap_or_default();
+        let e = finish(v)
+            .err()
+            .and_then(|e| e.message().map(str::to_string))
+            .unwrap_or_default();
         assert!(e.contains("'***' at 'secretString'"), "{e}");
         let both = new_value(
             &mut Validator::new(),
@@ -164,7 +168,7 @@ mod tests {
             false,
         );
         assert_eq!(
-            both.err().map(|e| e.code.to_string()).as_deref(),
+            both.err().map(|e| e.code().to_string()).as_deref(),
             Some("InvalidParameterException")
         );
         let none = new_value(&mut Validator::new(), None, None, true);

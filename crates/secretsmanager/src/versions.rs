@@ -12,19 +12,19 @@
 //!   versions, but never before they are 24 hours old; a secret that cannot make room is at
 //!   its version quota (`LimitExceededException`).
 
+use crate::errors::SecretsManagerError;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use tresor_core::{RequestCtx, Services, record};
 use tresor_crypto::{SecretBytes, SecretString};
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
 use crate::access::{self, load_authorized, load_live, save, save_changed};
 use crate::errors::{self, OrInternal};
+use crate::listing::{Filter, ListQuery, list_page, validate_filters};
 use crate::model::{AWSCURRENT, SecretRecord, ValueKind, ValueRecord, VersionMeta, day_of, keys};
-use crate::secrets::{Filter, ListQuery, list_page, validate_filters};
 use crate::shapes;
 use crate::validate::{self, NewValue};
 
@@ -50,7 +50,7 @@ pub fn add_version(
     token: &str,
     value: &NewValue,
     stages: Option<&[String]>,
-) -> Result<AddOutcome, AwsError> {
+) -> Result<AddOutcome, SecretsManagerError> {
     let value_key = keys::value(&rec.account, &rec.region, &rec.arn, token);
     let outcome = match rec.versions.get(token) {
         Some(meta) if meta.has_value => {
@@ -66,13 +66,10 @@ pub fn add_version(
                 return Ok(AddOutcome::Replayed);
             }
             // [E]
-            return Err(AwsError::client(
-                "ResourceExistsException",
-                format!(
-                    "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {}.",
-                    rec.arn
-                ),
-            ));
+            return Err(SecretsManagerError::ResourceExists(format!(
+                "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {}.",
+                rec.arn
+            )));
         }
         Some(_) => AddOutcome::Filled,
         None => {
@@ -114,7 +111,11 @@ pub fn add_version(
     Ok(outcome)
 }
 
-fn attach_all(rec: &mut SecretRecord, stages: &[String], to: &str) -> Result<(), AwsError> {
+fn attach_all(
+    rec: &mut SecretRecord,
+    stages: &[String],
+    to: &str,
+) -> Result<(), SecretsManagerError> {
     let current = rec
         .versions
         .get(to)
@@ -128,10 +129,9 @@ fn attach_all(rec: &mut SecretRecord, stages: &[String], to: &str) -> Result<(),
     }
     if total > MAX_LABELS_PER_VERSION {
         // [?]
-        return Err(AwsError::client(
-            "LimitExceededException",
-            format!("A version can have at most {MAX_LABELS_PER_VERSION} staging labels."),
-        ));
+        return Err(SecretsManagerError::LimitExceeded(format!(
+            "A version can have at most {MAX_LABELS_PER_VERSION} staging labels."
+        )));
     }
     for s in stages {
         rec.attach_label(s, to);
@@ -145,7 +145,7 @@ fn make_room(
     txn: &mut dyn WriteTxn,
     rec: &mut SecretRecord,
     now: OffsetDateTime,
-) -> Result<(), AwsError> {
+) -> Result<(), SecretsManagerError> {
     if rec.versions.len() < MAX_VERSIONS {
         return Ok(());
     }
@@ -170,13 +170,10 @@ fn make_room(
     if rec.versions.len() >= MAX_VERSIONS {
         // [?] the quota page: updating more often than Secrets Manager removes versions
         // "will reach the quota for secret versions".
-        return Err(AwsError::client(
-            "LimitExceededException",
-            format!(
-                "You have exceeded the maximum number of versions ({MAX_VERSIONS}) allowed for secret {}. Versions without staging labels are removed after 24 hours.",
-                rec.name
-            ),
-        ));
+        return Err(SecretsManagerError::LimitExceeded(format!(
+            "You have exceeded the maximum number of versions ({MAX_VERSIONS}) allowed for secret {}. Versions without staging labels are removed after 24 hours.",
+            rec.name
+        )));
     }
     Ok(())
 }
@@ -187,31 +184,31 @@ fn make_room(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetSecretValueInput {
-    secret_id: String,
-    version_id: Option<String>,
-    version_stage: Option<String>,
+    pub secret_id: String,
+    pub version_id: Option<String>,
+    pub version_stage: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SecretValueOut {
     #[serde(rename = "ARN")]
-    arn: String,
-    name: String,
-    version_id: String,
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "shapes::ser_secret_binary"
     )]
-    secret_binary: Option<SecretBytes>,
+    pub secret_binary: Option<SecretBytes>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "shapes::ser_secret_string"
     )]
-    secret_string: Option<SecretString>,
-    version_stages: Vec<String>,
+    pub secret_string: Option<SecretString>,
+    pub version_stages: Vec<String>,
     #[serde(with = "epoch_seconds")]
-    created_date: OffsetDateTime,
+    pub created_date: OffsetDateTime,
 }
 
 /// A read that should move the secret's and version's `LastAccessedDate`.
@@ -231,7 +228,7 @@ fn read_value(
     secret_id: &str,
     version_id: Option<&str>,
     version_stage: Option<&str>,
-) -> Result<(SecretValueOut, Option<Access>), AwsError> {
+) -> Result<(SecretValueOut, Option<Access>), SecretsManagerError> {
     let mut context = Vec::new();
     if let Some(id) = version_id {
         context.push(("secretsmanager:VersionId".to_string(), id.to_string()));
@@ -316,9 +313,7 @@ fn read_value(
 }
 
 /// Moves `LastAccessedDate` (day resolution) of the secrets and versions just read. Only the
-/// first read of a day writes, and it is deferred: the server runs it off the request threads
-/// before it answers, so the read itself never waits for the store's writer. A failure here
-/// does not fail the read.
+/// first read of a day writes; a failure here does not fail the read.
 fn record_access(ctx: &RequestCtx, accesses: Vec<Access>) {
     if accesses.is_empty() {
         return;
@@ -330,7 +325,7 @@ fn record_access(ctx: &RequestCtx, accesses: Vec<Access>) {
 }
 
 fn write_access(services: &Services, today: OffsetDateTime, accesses: Vec<Access>) {
-    let result = (|| -> Result<(), AwsError> {
+    let result = (|| -> Result<(), SecretsManagerError> {
         let mut txn = services.store().begin_write().or_internal()?;
         for a in accesses {
             let key = keys::secret(&a.account, &a.region, &a.name);
@@ -362,7 +357,7 @@ pub fn get_secret_value(
     services: &Services,
     ctx: &RequestCtx,
     input: GetSecretValueInput,
-) -> Result<SecretValueOut, AwsError> {
+) -> Result<SecretValueOut, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
     validate_selectors(
@@ -386,41 +381,67 @@ pub fn get_secret_value(
     Ok(out)
 }
 
+/// A secret's value as Secrets Manager returns it: ARN, name, version id, stages, creation
+/// date and the value (in zeroizing buffers; never `Debug`).
+pub type SecretValue = SecretValueOut;
+
+/// The typed GetSecretValue for other services (Parameter Store's
+/// `/aws/reference/secretsmanager/…`): the same validation, Authorizer questions (with the
+/// caller of `ctx` as principal), KMS calls and `LastAccessedDate` bookkeeping as the
+/// operation itself.
+pub fn read_secret_value(
+    services: &Services,
+    ctx: &RequestCtx,
+    secret_id: &str,
+    version_id: Option<&str>,
+    version_stage: Option<&str>,
+) -> Result<SecretValue, SecretsManagerError> {
+    get_secret_value(
+        services,
+        ctx,
+        GetSecretValueInput {
+            secret_id: secret_id.to_string(),
+            version_id: version_id.map(str::to_string),
+            version_stage: version_stage.map(str::to_string),
+        },
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // BatchGetSecretValue
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BatchGetSecretValueInput {
-    secret_id_list: Option<Vec<String>>,
-    filters: Option<Vec<Filter>>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
+    pub secret_id_list: Option<Vec<String>>,
+    pub filters: Option<Vec<Filter>>,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ApiError {
-    secret_id: String,
-    error_code: String,
+    pub secret_id: String,
+    pub error_code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BatchGetSecretValueOutput {
-    secret_values: Vec<SecretValueOut>,
+    pub secret_values: Vec<SecretValueOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
-    errors: Vec<ApiError>,
+    pub next_token: Option<String>,
+    pub errors: Vec<ApiError>,
 }
 
 pub fn batch_get_secret_value(
     services: &Services,
     ctx: &RequestCtx,
     input: BatchGetSecretValueInput,
-) -> Result<BatchGetSecretValueOutput, AwsError> {
+) -> Result<BatchGetSecretValueOutput, SecretsManagerError> {
     let mut v = Validator::new();
     if let Some(list) = &input.secret_id_list {
         if list.is_empty() || list.len() > 20 {
@@ -493,11 +514,11 @@ pub fn batch_get_secret_value(
                     values.push(out);
                     accesses.extend(access);
                 }
-                Err(e) if e.is_server_fault() => return Err(e),
+                Err(e) if e.is_internal() => return Err(e),
                 Err(e) => failures.push(ApiError {
                     secret_id: id,
-                    error_code: e.code.to_string(),
-                    message: e.message,
+                    error_code: e.code().to_string(),
+                    message: e.message().map(str::to_string),
                 }),
             }
         }
@@ -516,25 +537,25 @@ pub fn batch_get_secret_value(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutSecretValueInput {
-    secret_id: String,
-    client_request_token: Option<String>,
+    pub secret_id: String,
+    pub client_request_token: Option<String>,
     #[serde(default, deserialize_with = "shapes::secret_binary")]
-    secret_binary: Option<SecretBytes>,
+    pub secret_binary: Option<SecretBytes>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
-    secret_string: Option<SecretString>,
-    version_stages: Option<Vec<String>>,
+    pub secret_string: Option<SecretString>,
+    pub version_stages: Option<Vec<String>>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
-    rotation_token: Option<SecretString>,
+    pub rotation_token: Option<SecretString>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutSecretValueOutput {
     #[serde(rename = "ARN")]
-    arn: String,
-    name: String,
-    version_id: String,
-    version_stages: Vec<String>,
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
+    pub version_stages: Vec<String>,
 }
 
 fn validate_stages(v: &mut Validator, stages: Option<&[String]>) {
@@ -556,7 +577,7 @@ pub fn put_secret_value(
     services: &Services,
     ctx: &RequestCtx,
     input: PutSecretValueInput,
-) -> Result<PutSecretValueOutput, AwsError> {
+) -> Result<PutSecretValueOutput, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
     validate::client_request_token(&mut v, input.client_request_token.as_deref());
@@ -634,17 +655,17 @@ pub fn put_secret_value(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateSecretVersionStageInput {
-    secret_id: String,
-    version_stage: String,
-    remove_from_version_id: Option<String>,
-    move_to_version_id: Option<String>,
+    pub secret_id: String,
+    pub version_stage: String,
+    pub remove_from_version_id: Option<String>,
+    pub move_to_version_id: Option<String>,
 }
 
 pub fn update_secret_version_stage(
     services: &Services,
     ctx: &RequestCtx,
     input: UpdateSecretVersionStageInput,
-) -> Result<crate::secrets::ArnNameOutput, AwsError> {
+) -> Result<crate::shapes::ArnNameOutput, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
     validate::version_stage(&mut v, "VersionStage", Some(&input.version_stage));
@@ -726,7 +747,7 @@ pub fn update_secret_version_stage(
         }
     }
     save_changed(txn, &mut rec, ctx.now)?;
-    Ok(crate::secrets::ArnNameOutput {
+    Ok(crate::shapes::ArnNameOutput {
         arn: rec.arn,
         name: rec.name,
     })
@@ -738,45 +759,45 @@ pub fn update_secret_version_stage(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListSecretVersionIdsInput {
-    secret_id: String,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-    include_deprecated: Option<bool>,
+    pub secret_id: String,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+    pub include_deprecated: Option<bool>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct VersionEntry {
-    version_id: String,
+    pub version_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    version_stages: Option<Vec<String>>,
+    pub version_stages: Option<Vec<String>>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "epoch_seconds::option"
     )]
-    last_accessed_date: Option<OffsetDateTime>,
+    pub last_accessed_date: Option<OffsetDateTime>,
     #[serde(with = "epoch_seconds")]
-    created_date: OffsetDateTime,
+    pub created_date: OffsetDateTime,
     #[serde(skip_serializing_if = "Option::is_none")]
-    kms_key_ids: Option<Vec<String>>,
+    pub kms_key_ids: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListSecretVersionIdsOutput {
-    versions: Vec<VersionEntry>,
+    pub versions: Vec<VersionEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
+    pub next_token: Option<String>,
     #[serde(rename = "ARN")]
-    arn: String,
-    name: String,
+    pub arn: String,
+    pub name: String,
 }
 
 pub fn list_secret_version_ids(
     services: &Services,
     ctx: &RequestCtx,
     input: ListSecretVersionIdsInput,
-) -> Result<ListSecretVersionIdsOutput, AwsError> {
+) -> Result<ListSecretVersionIdsOutput, SecretsManagerError> {
     use base64::Engine;
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
@@ -874,7 +895,7 @@ mod tests {
         s: &Services,
         now: OffsetDateTime,
         value: &str,
-    ) -> Result<PutSecretValueOutput, AwsError> {
+    ) -> Result<PutSecretValueOutput, SecretsManagerError> {
         let input =
             serde_json::from_value(serde_json::json!({"SecretId": "v", "SecretString": value}))
                 .expect("input");
@@ -898,7 +919,7 @@ mod tests {
         }
         let err = put(&s, t0, "one too many")
             .err()
-            .map(|e| e.code.to_string());
+            .map(|e| e.code().to_string());
         assert_eq!(err.as_deref(), Some("LimitExceededException"));
         // A day later the oldest deprecated version makes room.
         let later = t0 + Duration::hours(25);

@@ -6,11 +6,11 @@
 //! `AccessDeniedException` whether or not the parameter exists, and the resource in the
 //! message is the ARN derived from the name as supplied.
 
+use crate::errors::SsmError;
 use tresor_core::authz::AuthzRequest;
 use tresor_core::record;
 use tresor_core::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
 
 use crate::errors;
 use crate::model::{ParameterRecord, VersionRecord, keys};
@@ -20,7 +20,7 @@ pub fn load(
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     name: &str,
-) -> Result<Option<ParameterRecord>, AwsError> {
+) -> Result<Option<ParameterRecord>, SsmError> {
     record::get(txn, &keys::param(&ctx.caller.account, &ctx.region, name)).map_err(errors::internal)
 }
 
@@ -29,7 +29,7 @@ pub fn load_version(
     ctx: &RequestCtx,
     name: &str,
     version: i64,
-) -> Result<Option<VersionRecord>, AwsError> {
+) -> Result<Option<VersionRecord>, SsmError> {
     record::get(
         txn,
         &keys::version(&ctx.caller.account, &ctx.region, name, version),
@@ -66,7 +66,7 @@ pub fn authorize(
     action: &str,
     resource: &str,
     context: Vec<(String, String)>,
-) -> Result<(), AwsError> {
+) -> Result<(), SsmError> {
     services
         .authorize(
             ctx,
@@ -90,7 +90,7 @@ pub fn load_authorized(
     action: &str,
     name: &str,
     extra: Vec<(String, String)>,
-) -> Result<Option<ParameterRecord>, AwsError> {
+) -> Result<Option<ParameterRecord>, SsmError> {
     // Through the snapshot-tagged record cache: decoded once per committed change, not per
     // read (a write transaction always reads the store itself).
     let rec = services
@@ -110,7 +110,7 @@ pub fn save_and_commit(
     ctx: &RequestCtx,
     name: &str,
     rec: &ParameterRecord,
-) -> Result<(), AwsError> {
+) -> Result<(), SsmError> {
     record::put(
         &mut *txn,
         &keys::param(&ctx.caller.account, &ctx.region, name),
@@ -121,7 +121,7 @@ pub fn save_and_commit(
 }
 
 /// The version a selector names (the latest without one).
-pub fn select_version(rec: &ParameterRecord, selector: Option<&Selector>) -> Result<i64, AwsError> {
+pub fn select_version(rec: &ParameterRecord, selector: Option<&Selector>) -> Result<i64, SsmError> {
     match selector {
         None => Ok(rec.version),
         Some(Selector::Version(v)) => {

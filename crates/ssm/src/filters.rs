@@ -2,8 +2,8 @@
 //! `ParametersFilter` (DescribeParameters `Filters`): validation with AWS's filter errors, and
 //! matching against a parameter record (`ParameterStringFilter` documentation in the model).
 
+use crate::errors::SsmError;
 use serde::Deserialize;
-use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
 use crate::errors;
@@ -55,7 +55,7 @@ pub enum Use {
 #[derive(Debug, Default)]
 pub struct Filters(Vec<Filter>);
 
-fn op_of(option: Option<&str>, valid: &[&str], default: Op) -> Result<Op, AwsError> {
+fn op_of(option: Option<&str>, valid: &[&str], default: Op) -> Result<Op, SsmError> {
     let Some(o) = option else {
         return Ok(default);
     };
@@ -111,27 +111,25 @@ fn model_checks(v: &mut Validator, filters: &[ParameterStringFilter]) {
     }
 }
 
-fn required_values(f: &ParameterStringFilter) -> Result<Vec<String>, AwsError> {
+fn required_values(f: &ParameterStringFilter) -> Result<Vec<String>, SsmError> {
     match &f.values {
         Some(v) if !v.is_empty() => Ok(v.clone()),
         // [?] A filter other than tag:<key> needs values.
-        _ => Err(AwsError::client(
-            "InvalidFilterValue",
-            format!(
-                "The following filter values are missing : null for filter key {}.",
-                f.key
-            ),
-        )),
+        _ => Err(SsmError::InvalidFilterValue(format!(
+            "The following filter values are missing : null for filter key {}.",
+            f.key
+        ))),
     }
 }
 
 impl Filters {
     /// Validates `ParameterStringFilter`s for `usage` (model constraints first, then AWS's
     /// key/option/value rules).
-    pub fn parse(filters: &[ParameterStringFilter], usage: Use) -> Result<Filters, AwsError> {
+    pub fn parse(filters: &[ParameterStringFilter], usage: Use) -> Result<Filters, SsmError> {
         let mut v = Validator::new();
         model_checks(&mut v, filters);
-        v.finish(tresor_wire::Protocol::AwsJson11)?;
+        v.finish(tresor_wire::Protocol::AwsJson11)
+            .map_err(crate::errors::from_validator)?;
         const EQ_BW: &[&str] = &["Equals", "BeginsWith"];
         let mut out = Vec::with_capacity(filters.len());
         for f in filters {
@@ -186,9 +184,7 @@ impl Filters {
                     let mut paths = Vec::new();
                     for p in required_values(f)? {
                         let path = names::path(&p).map_err(|_| {
-                            AwsError::client(
-                                "InvalidFilterValue",
-                                format!("The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash \"/\". Value: {p}"),
+                            SsmError::InvalidFilterValue(format!("The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash \"/\". Value: {p}"),
                             )
                         })?;
                         paths.push(path);
@@ -237,7 +233,7 @@ impl Filters {
 
     /// The deprecated `Filters` of DescribeParameters (keys `Name`, `Type`, `KeyId`; `Name`
     /// matches by prefix, the others exactly).
-    pub fn parse_legacy(filters: &[ParametersFilter]) -> Result<Filters, AwsError> {
+    pub fn parse_legacy(filters: &[ParametersFilter]) -> Result<Filters, SsmError> {
         let mut v = Validator::new();
         for (i, f) in filters.iter().enumerate() {
             let n = i + 1;
@@ -262,7 +258,8 @@ impl Filters {
                 );
             }
         }
-        v.finish(tresor_wire::Protocol::AwsJson11)?;
+        v.finish(tresor_wire::Protocol::AwsJson11)
+            .map_err(crate::errors::from_validator)?;
         Ok(Filters(
             filters
                 .iter()
@@ -363,8 +360,8 @@ mod tests {
         }
     }
 
-    fn code(r: Result<Filters, AwsError>) -> String {
-        r.err().map(|e| e.code.to_string()).unwrap_or_default()
+    fn code(r: Result<Filters, SsmError>) -> String {
+        r.err().map(|e| e.code().to_string()).unwrap_or_default()
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! labeling another version moves it; a version holds at most 10 labels; labels that break
 //! the rules are reported in `InvalidLabels`, not raised.
 
+use crate::errors::SsmError;
 use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
-use tresor_wire::{AwsError, Protocol};
 
 use crate::access::{load_authorized, save_and_commit};
 use crate::errors;
@@ -42,7 +42,7 @@ pub struct LabelParameterVersionOutput {
     pub parameter_version: i64,
 }
 
-fn validate(name: &str, labels: &[String]) -> Result<(), AwsError> {
+fn validate(name: &str, labels: &[String]) -> Result<(), SsmError> {
     let mut v = Validator::new();
     v.length("Name", Some(name), 1, 2048);
     if labels.is_empty() {
@@ -58,12 +58,13 @@ fn validate(name: &str, labels: &[String]) -> Result<(), AwsError> {
             "Member must have length less than or equal to 10",
         );
     }
-    v.finish(Protocol::AwsJson11)
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)
 }
 
 /// Labels and tags take a name (or the parameter's ARN) without selector; names in the
 /// reserved namespaces are refused like any other write.
-pub fn target_name(ctx: &RequestCtx, raw: &str) -> Result<String, AwsError> {
+pub fn target_name(ctx: &RequestCtx, raw: &str) -> Result<String, SsmError> {
     let trimmed = names::trim(raw);
     if trimmed.starts_with("arn:") {
         return match names::read_target(ctx, trimmed)? {
@@ -83,7 +84,7 @@ pub fn label_parameter_version(
     services: &Services,
     ctx: &RequestCtx,
     input: LabelParameterVersionInput,
-) -> Result<LabelParameterVersionOutput, AwsError> {
+) -> Result<LabelParameterVersionOutput, SsmError> {
     validate(&input.name, &input.labels)?;
     let name = target_name(ctx, &input.name)?;
     let txn = services.store().begin_write().map_err(errors::internal)?;
@@ -137,7 +138,7 @@ pub fn unlabel_parameter_version(
     services: &Services,
     ctx: &RequestCtx,
     input: UnlabelParameterVersionInput,
-) -> Result<UnlabelParameterVersionOutput, AwsError> {
+) -> Result<UnlabelParameterVersionOutput, SsmError> {
     validate(&input.name, &input.labels)?;
     let name = target_name(ctx, &input.name)?;
     let txn = services.store().begin_write().map_err(errors::internal)?;

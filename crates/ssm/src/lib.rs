@@ -13,23 +13,24 @@
 //! - [`run_due_jobs`]: the background work (parameters whose Expiration policy is due).
 
 mod access;
-mod errors;
-mod filters;
+pub mod errors;
+pub mod filters;
 mod jobs;
-mod labels;
-mod listing;
+pub mod labels;
+pub mod listing;
 mod model;
 mod names;
-mod params;
+pub mod params;
 mod policies;
 mod reference;
 mod secure;
-mod shapes;
-mod tags;
+pub mod shapes;
+pub mod tags;
 mod values;
 
 use tresor_core::{JsonHandler, json_handler};
 
+pub use errors::SsmError;
 pub use jobs::run_due_jobs;
 
 /// The SSM operation named `op`, if tresor implements it.

@@ -4,14 +4,15 @@
 //! A page may hold fewer than `MaxResults` items — even none — with a `NextToken` when the
 //! scan budget runs out first, as AWS documents for both listing operations.
 
+use crate::errors::SsmError;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_core::{RequestCtx, Services};
+use tresor_crypto::Zeroizing;
 use tresor_store::ReadTxn;
 use tresor_wire::validate::Validator;
-use tresor_wire::{AwsError, Protocol};
 
 use crate::access::{authorize, load_authorized, load_version};
 use crate::errors;
@@ -30,7 +31,7 @@ fn encode_token(kind: &str, position: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
 }
 
-fn decode_token(kind: &str, token: &str) -> Result<String, AwsError> {
+fn decode_token(kind: &str, token: &str) -> Result<String, SsmError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(token.as_bytes())
         .map_err(|_| errors::invalid_next_token())?;
@@ -49,8 +50,8 @@ fn scan_records<T>(
     prefix: &str,
     after: Option<String>,
     max: usize,
-    mut keep: impl FnMut(&str, ParameterRecord) -> Result<Option<T>, AwsError>,
-) -> Result<(Vec<T>, Option<String>), AwsError> {
+    mut keep: impl FnMut(&str, ParameterRecord) -> Result<Option<T>, SsmError>,
+) -> Result<(Vec<T>, Option<String>), SsmError> {
     let mut out = Vec::new();
     let mut position = after;
     let mut examined = 0;
@@ -106,11 +107,12 @@ pub fn get_parameters_by_path(
     services: &Services,
     ctx: &RequestCtx,
     input: GetParametersByPathInput,
-) -> Result<GetParametersByPathOutput, AwsError> {
+) -> Result<GetParametersByPathOutput, SsmError> {
     let mut v = Validator::new();
     v.length("Path", Some(&input.path), 1, 2048);
     v.range("MaxResults", input.max_results, 1, 10);
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let path = names::path(&input.path)?;
     if names::is_reference_path(&path) {
         // [?] spec §4.1: the reference namespace cannot be listed (GetParameter and
@@ -226,10 +228,11 @@ pub fn describe_parameters(
     services: &Services,
     ctx: &RequestCtx,
     input: DescribeParametersInput,
-) -> Result<DescribeParametersOutput, AwsError> {
+) -> Result<DescribeParametersOutput, SsmError> {
     let mut v = Validator::new();
     v.range("MaxResults", input.max_results, 1, 50);
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let legacy = input.filters.as_deref().unwrap_or_default();
     let modern = input.parameter_filters.as_deref().unwrap_or_default();
     if !legacy.is_empty() && !modern.is_empty() {
@@ -310,7 +313,8 @@ pub struct ParameterHistory {
     pub last_modified_user: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    pub value: String,
+    #[serde(serialize_with = "crate::shapes::ser_secret_str")]
+    pub value: Zeroizing<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_pattern: Option<String>,
     pub version: i64,
@@ -332,11 +336,12 @@ pub fn get_parameter_history(
     services: &Services,
     ctx: &RequestCtx,
     input: GetParameterHistoryInput,
-) -> Result<GetParameterHistoryOutput, AwsError> {
+) -> Result<GetParameterHistoryOutput, SsmError> {
     let mut v = Validator::new();
     v.length("Name", Some(&input.name), 1, 2048);
     v.range("MaxResults", input.max_results, 1, 50);
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let name = match names::read_target(ctx, &input.name)? {
         Target::Parameter {
             name,
@@ -379,10 +384,8 @@ pub fn get_parameter_history(
         let value = match (&ver.value, with_decryption) {
             (StoredValue::Sealed { .. }, true) => {
                 secure::open(services, &*txn, ctx, &arn, version, &ver.value)?
-                    .as_str()
-                    .to_string()
             }
-            (v, _) => secure::ciphertext_text(v),
+            (v, _) => Zeroizing::new(secure::ciphertext_text(v)),
         };
         parameters.push(ParameterHistory {
             name: rec.name.clone(),

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tresor_core::envelope::b64;
+use tresor_kms::envelope::b64;
 
 pub const RECORD_VERSION: u32 = 1;
 

@@ -6,8 +6,8 @@
 //! `…:parameter/<canonical>`, never `parameter//a/b`. The name as the caller first created it
 //! is kept in the record and echoed back.
 
+use crate::errors::SsmError;
 use tresor_core::RequestCtx;
-use tresor_wire::AwsError;
 
 use crate::errors;
 
@@ -74,7 +74,7 @@ pub enum Target {
 }
 
 /// Checks the characters and the shape of a (trimmed, selector-free) name.
-fn check_shape(name: &str) -> Result<(), AwsError> {
+fn check_shape(name: &str) -> Result<(), SsmError> {
     if name.is_empty() {
         return Err(errors::invalid_name());
     }
@@ -111,7 +111,7 @@ fn starts_with_ci(s: &str, prefix: &str) -> bool {
 
 /// A name for a write (PutParameter, DeleteParameter(s), labels, tags): no ARN, no
 /// selector, not in the reserved `aws`/`ssm` namespaces. Returns the trimmed name.
-pub fn write_name<'a>(ctx: &RequestCtx, raw: &'a str) -> Result<&'a str, AwsError> {
+pub fn write_name<'a>(ctx: &RequestCtx, raw: &'a str) -> Result<&'a str, SsmError> {
     let name = trim(raw);
     // [O] `aws…` names are refused as reserved, `/aws/reference/…` included; `ssm…` names
     // get the naming-rules text.
@@ -133,7 +133,7 @@ pub fn write_name<'a>(ctx: &RequestCtx, raw: &'a str) -> Result<&'a str, AwsErro
 /// A name or ARN for a read, with an optional selector (GetParameter, GetParameters,
 /// GetParameterHistory). A parameter ARN must be of the caller's account and region
 /// (parameters shared through RAM are not supported): any other is not found.
-pub fn read_target(ctx: &RequestCtx, raw: &str) -> Result<Target, AwsError> {
+pub fn read_target(ctx: &RequestCtx, raw: &str) -> Result<Target, SsmError> {
     let trimmed = trim(raw);
     let owned;
     let text = if trimmed.starts_with("arn:") {
@@ -161,7 +161,7 @@ pub fn read_target(ctx: &RequestCtx, raw: &str) -> Result<Target, AwsError> {
 
 /// `arn:aws:ssm:<region>:<account>:parameter/<name>[:selector]` → `/<name>[:selector]`
 /// (or `<name>` for a single-level name).
-fn name_of_arn(ctx: &RequestCtx, arn: &str) -> Result<String, AwsError> {
+fn name_of_arn(ctx: &RequestCtx, arn: &str) -> Result<String, SsmError> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [_, partition, service, region, account, resource] = parts.as_slice() else {
         return Err(errors::invalid_name());
@@ -186,7 +186,7 @@ fn name_of_arn(ctx: &RequestCtx, arn: &str) -> Result<String, AwsError> {
 /// spec §4.2: `<secret-id>[:<selector>]`; the secret id may contain `/`, the selector only
 /// letters, digits, `.`, `-`, `_`; anything else — an extra colon (so a secret ARN), an
 /// empty selector — is the malformed-reference error (its text has two spaces [E]).
-fn reference_target(rest: &str) -> Result<Target, AwsError> {
+fn reference_target(rest: &str) -> Result<Target, SsmError> {
     let malformed = || {
         errors::validation(
             "Invalid parameter name. Please use correct syntax for referencing a version/label  <name>:<version/label>",
@@ -221,7 +221,7 @@ pub fn is_reference_path(path: &str) -> bool {
 
 /// A GetParametersByPath / Path-filter path: `/` or a fully qualified hierarchy (a trailing
 /// slash is tolerated). Returns the path without trailing slash (`/` stays `/`).
-pub fn path(raw: &str) -> Result<String, AwsError> {
+pub fn path(raw: &str) -> Result<String, SsmError> {
     let p = trim(raw);
     if p == "/" {
         return Ok("/".to_string());
@@ -268,7 +268,7 @@ mod tests {
         assert!(check_shape(&deep).is_ok());
         let deeper = format!("/{}", vec!["l"; 16].join("/"));
         assert_eq!(
-            check_shape(&deeper).unwrap_err().code,
+            check_shape(&deeper).unwrap_err().code(),
             "HierarchyLevelLimitExceededException"
         );
     }
@@ -293,7 +293,7 @@ mod tests {
         ] {
             let e = reference_target(bad).unwrap_err();
             assert!(
-                e.message.unwrap_or_default().contains("label  <name>"),
+                e.message().unwrap_or_default().contains("label  <name>"),
                 "{bad}"
             );
         }

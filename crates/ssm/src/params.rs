@@ -3,12 +3,13 @@
 //! dropped oldest version, the KMS data key (a managed key created on first use) and the
 //! expiration job commit together or not at all.
 
+use crate::errors::SsmError;
 use serde::{Deserialize, Serialize};
 use tresor_core::record;
 use tresor_core::{RequestCtx, Services};
+use tresor_crypto::Zeroizing;
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::validate::Validator;
-use tresor_wire::{AwsError, Protocol};
 
 use crate::access::{self, authorize, load, load_authorized, select_version};
 use crate::errors;
@@ -50,7 +51,7 @@ pub struct PutParameterOutput {
 
 const KEY_ID_PATTERN: &str = "Member must satisfy regular expression pattern: ^([a-zA-Z0-9:/_-]+)$";
 
-fn validate_put(input: &PutParameterInput) -> Result<(), AwsError> {
+fn validate_put(input: &PutParameterInput) -> Result<(), SsmError> {
     let mut v = Validator::new();
     v.length("Name", Some(&input.name), 1, 2048);
     if input.value.is_empty() {
@@ -97,7 +98,8 @@ fn validate_put(input: &PutParameterInput) -> Result<(), AwsError> {
     }
     v.length("Policies", input.policies.as_deref(), 1, 4096);
     v.length("DataType", input.data_type.as_deref(), 0, 128);
-    v.finish(Protocol::AwsJson11)
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)
 }
 
 /// [E] `{{…}}` would be a parameter reference: values may not contain one (PutParameter
@@ -112,7 +114,7 @@ pub fn put_parameter(
     services: &Services,
     ctx: &RequestCtx,
     input: PutParameterInput,
-) -> Result<PutParameterOutput, AwsError> {
+) -> Result<PutParameterOutput, SsmError> {
     validate_put(&input)?;
     let overwrite = input.overwrite.unwrap_or(false);
     let tags = input.tags.as_deref().unwrap_or_default();
@@ -338,14 +340,13 @@ pub fn render(
     ver: &VersionRecord,
     with_decryption: bool,
     selector: Option<String>,
-) -> Result<ParameterOut, AwsError> {
+) -> Result<ParameterOut, SsmError> {
     let arn = names::arn_in(ctx, &rec.name);
     let value = match (&ver.value, with_decryption) {
         (StoredValue::Sealed { .. }, true) => {
-            let plain = secure::open(services, txn, ctx, &arn, ver.version, &ver.value)?;
-            plain.as_str().to_string()
+            secure::open(services, txn, ctx, &arn, ver.version, &ver.value)?
         }
-        (v, _) => secure::ciphertext_text(v),
+        (v, _) => Zeroizing::new(secure::ciphertext_text(v)),
     };
     Ok(ParameterOut {
         name: rec.name.clone(),
@@ -387,7 +388,7 @@ fn read_one(
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     req: ReadRequest<'_>,
-) -> Result<ParameterOut, AwsError> {
+) -> Result<ParameterOut, SsmError> {
     let ReadRequest {
         action,
         name,
@@ -422,10 +423,11 @@ pub fn get_parameter(
     services: &Services,
     ctx: &RequestCtx,
     input: GetParameterInput,
-) -> Result<GetParameterOutput, AwsError> {
+) -> Result<GetParameterOutput, SsmError> {
     let mut v = Validator::new();
     v.length("Name", Some(&input.name), 1, 2048);
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let with_decryption = input.with_decryption.unwrap_or(false);
     let parameter = match names::read_target(ctx, &input.name)? {
         Target::Reference {
@@ -478,7 +480,7 @@ pub struct GetParametersOutput {
     pub invalid_parameters: Vec<String>,
 }
 
-fn validate_names(names: &[String]) -> Result<(), AwsError> {
+fn validate_names(names: &[String]) -> Result<(), SsmError> {
     let mut v = Validator::new();
     if names.is_empty() {
         v.fail(
@@ -496,26 +498,28 @@ fn validate_names(names: &[String]) -> Result<(), AwsError> {
     for n in names {
         v.length("Names.member", Some(n), 1, 2048);
     }
-    v.finish(Protocol::AwsJson11)
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)
 }
 
 /// Errors that put a name into `InvalidParameters` instead of failing the call. Permission
 /// failures (and internal errors) fail the whole call.
-fn is_per_name(e: &AwsError) -> bool {
+fn is_per_name(e: &SsmError) -> bool {
     matches!(
-        &*e.code,
-        "ParameterNotFound"
-            | "ParameterVersionNotFound"
-            | "ValidationException"
-            | "HierarchyLevelLimitExceededException"
-    ) && !crate::reference::is_dependency_failure(e)
+        e,
+        SsmError::ParameterNotFound
+            | SsmError::ReferencedSecretNotFound(_)
+            | SsmError::ParameterVersionNotFound(_)
+            | SsmError::Validation(_)
+            | SsmError::HierarchyLevelLimitExceeded(_)
+    )
 }
 
 pub fn get_parameters(
     services: &Services,
     ctx: &RequestCtx,
     input: GetParametersInput,
-) -> Result<GetParametersOutput, AwsError> {
+) -> Result<GetParametersOutput, SsmError> {
     validate_names(&input.names)?;
     let with_decryption = input.with_decryption.unwrap_or(false);
     let mut parameters: Vec<ParameterOut> = Vec::new();
@@ -579,7 +583,7 @@ pub fn remove(
     account: &str,
     region: &str,
     rec: &ParameterRecord,
-) -> Result<(), AwsError> {
+) -> Result<(), SsmError> {
     let prefix = keys::version_prefix(account, region, &rec.name);
     loop {
         let batch = txn.scan(&prefix, None, 200).map_err(errors::internal)?;
@@ -608,10 +612,11 @@ pub fn delete_parameter(
     services: &Services,
     ctx: &RequestCtx,
     input: DeleteParameterInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, SsmError> {
     let mut v = Validator::new();
     v.length("Name", Some(&input.name), 1, 2048);
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let name = names::write_name(ctx, &input.name)?;
     let mut txn = services.store().begin_write().map_err(errors::internal)?;
     let rec = load_authorized(services, &*txn, ctx, "ssm:DeleteParameter", name, vec![])?;
@@ -638,7 +643,7 @@ pub fn delete_parameters(
     services: &Services,
     ctx: &RequestCtx,
     input: DeleteParametersInput,
-) -> Result<DeleteParametersOutput, AwsError> {
+) -> Result<DeleteParametersOutput, SsmError> {
     validate_names(&input.names)?;
     let mut deleted = Vec::new();
     let mut invalid = Vec::new();
@@ -649,7 +654,7 @@ pub fn delete_parameters(
         }
         let name = match names::write_name(ctx, raw) {
             Ok(n) => n,
-            Err(e) if e.code == "AccessDeniedException" => return Err(e),
+            Err(e @ SsmError::AccessDenied(_)) => return Err(e),
             Err(_) => {
                 invalid.push(raw.clone());
                 continue;

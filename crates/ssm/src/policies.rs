@@ -12,10 +12,10 @@
 //! Notifications go to EventBridge on AWS; tresor validates and stores them (they show in
 //! DescribeParameters / GetParameterHistory) but emits no events.
 
+use crate::errors::SsmError;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tresor_wire::AwsError;
 
 use crate::model::PolicyRecord;
 
@@ -28,36 +28,31 @@ pub struct Parsed {
 }
 
 /// [M] InvalidPolicyTypeException's documentation.
-fn invalid_type() -> AwsError {
-    AwsError::client(
-        "InvalidPolicyTypeException",
-        "The policy type isn't supported. Parameter Store supports the following policy types: Expiration, ExpirationNotification, and NoChangeNotification.",
+fn invalid_type() -> SsmError {
+    SsmError::InvalidPolicyType("The policy type isn't supported. Parameter Store supports the following policy types: Expiration, ExpirationNotification, and NoChangeNotification.".into(),
     )
 }
 
 /// [M] InvalidPolicyAttributeException's documentation, with the offending attribute.
-fn invalid_attribute(what: &str) -> AwsError {
-    AwsError::client(
-        "InvalidPolicyAttributeException",
-        format!("A policy attribute or its value is invalid. {what}"),
-    )
+fn invalid_attribute(what: &str) -> SsmError {
+    SsmError::InvalidPolicyAttribute(format!(
+        "A policy attribute or its value is invalid. {what}"
+    ))
 }
 
 /// [M] IncompatiblePolicyException's documentation.
-fn incompatible() -> AwsError {
-    AwsError::client(
-        "IncompatiblePolicyException",
-        "There is a conflict in the policies specified for this parameter. You can't, for example, specify two Expiration policies for a parameter. Review your policies, and try again.",
+fn incompatible() -> SsmError {
+    SsmError::IncompatiblePolicy("There is a conflict in the policies specified for this parameter. You can't, for example, specify two Expiration policies for a parameter. Review your policies, and try again.".into(),
     )
 }
 
-fn attr<'a>(attributes: &'a Value, name: &str) -> Result<&'a str, AwsError> {
+fn attr<'a>(attributes: &'a Value, name: &str) -> Result<&'a str, SsmError> {
     attributes.get(name).and_then(Value::as_str).ok_or_else(|| {
         invalid_attribute(&format!("The attribute {name} is missing or not a string."))
     })
 }
 
-fn check_period(attributes: &Value, amount_key: &str) -> Result<(), AwsError> {
+fn check_period(attributes: &Value, amount_key: &str) -> Result<(), SsmError> {
     let amount = attr(attributes, amount_key)?;
     let n: u32 = amount.parse().map_err(|_| {
         invalid_attribute(&format!("{amount_key} must be a positive whole number."))
@@ -73,7 +68,7 @@ fn check_period(attributes: &Value, amount_key: &str) -> Result<(), AwsError> {
     }
 }
 
-pub fn parse(text: &str, now: OffsetDateTime) -> Result<Parsed, AwsError> {
+pub fn parse(text: &str, now: OffsetDateTime) -> Result<Parsed, SsmError> {
     let value: Value = serde_json::from_str(text).map_err(|_| {
         crate::errors::validation("Policies must be a valid JSON array of parameter policies.")
     })?;
@@ -83,9 +78,7 @@ pub fn parse(text: &str, now: OffsetDateTime) -> Result<Parsed, AwsError> {
         ));
     };
     if items.len() > MAX_POLICIES {
-        return Err(AwsError::client(
-            "PoliciesLimitExceededException",
-            "You specified more than the maximum number of allowed policies for the parameter. The maximum is 10.",
+        return Err(SsmError::PoliciesLimitExceeded("You specified more than the maximum number of allowed policies for the parameter. The maximum is 10.".into(),
         ));
     }
     let mut policies = Vec::with_capacity(items.len());
@@ -144,8 +137,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn code(r: Result<Parsed, AwsError>) -> String {
-        r.err().map(|e| e.code.to_string()).unwrap_or_default()
+    fn code(r: Result<Parsed, SsmError>) -> String {
+        r.err().map(|e| e.code().to_string()).unwrap_or_default()
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! SecureString encryption (spec §3.2, DESIGN.md §4): each version gets a fresh data key
+//! SecureString encryption: each version gets a fresh data key
 //! from KMS `GenerateDataKey` under the parameter's key — asked *as the caller*, via
 //! `ssm.<region>.amazonaws.com`, with the encryption context AWS uses,
 //! `{"PARAMETER_ARN": "<parameter ARN>"}` (Systems Manager User Guide, "How Parameter Store
 //! uses AWS KMS") — and the value is sealed locally with AES-256-GCM. Reads call KMS
-//! `Decrypt` as the caller. KMS decides access; this module only maps its errors to the
+//! `Decrypt` as the caller, both through the one sealing API of [`tresor_kms::envelope`].
+//! KMS decides access; this module only maps its errors to the
 //! ones Parameter Store returns.
 //!
 //! Without `WithDecryption` AWS returns the ciphertext, base64-encoded, instead of the value
-//! (spec §3.2). Advanced parameters on AWS use envelope encryption too, so their ciphertext
+//! (observed behavior). Advanced parameters on AWS use envelope encryption too, so their ciphertext
 //! is an encryption-SDK message rather than a bare KMS blob; tresor always uses the envelope,
 //! and [`ciphertext_text`] renders it as `base64(0x01 ‖ u32 len ‖ data-key blob ‖ sealed)`.
 //! Unlike a standard-tier value on AWS it cannot be passed to KMS `Decrypt` directly.
@@ -16,40 +17,42 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tresor_core::{RequestCtx, Services, envelope};
+use tresor_core::{RequestCtx, Services};
+use tresor_crypto::Zeroizing;
+use tresor_kms::KmsError;
+use tresor_kms::envelope::{Binding, Via};
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::AwsError;
-use zeroize::Zeroizing;
 
-use crate::errors;
+use crate::errors::SsmError;
 use crate::model::{StoredValue, value_aad};
-
-/// The `via` name KMS turns into `kms:ViaService`.
-const VIA: &str = "ssm";
 
 /// The key named when a SecureString has no `KeyId` (shown as such in DescribeParameters).
 pub const DEFAULT_KEY_ID: &str = "alias/aws/ssm";
 
-fn encryption_context(arn: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([("PARAMETER_ARN".to_string(), arn.to_string())])
+fn binding(ctx: &RequestCtx, arn: &str, version: i64) -> Binding {
+    Binding {
+        via: Via::Ssm,
+        encryption_context: BTreeMap::from([("PARAMETER_ARN".to_string(), arn.to_string())]),
+        aad: value_aad(&ctx.caller.account, &ctx.region, arn, version),
+    }
 }
 
 /// KMS → Parameter Store: a refused caller stays `AccessDeniedException`, an unusable or
 /// unknown key is `InvalidKeyId`, both with KMS's text and the `(Service: AWSKMS; …)` suffix
-/// AWS appends [O] (spec §3.2).
-fn map_kms_error(ctx: &RequestCtx, e: AwsError) -> AwsError {
-    if e.is_server_fault() {
-        return e;
+/// AWS appends (quoted from AWS responses).
+fn map_kms_error(ctx: &RequestCtx, e: KmsError) -> SsmError {
+    if e.is_internal() {
+        return SsmError::Internal;
     }
     let text = format!(
         "{} (Service: AWSKMS; Status Code: 400; Error Code: {}; Request ID: {}; Proxy: null)",
-        e.message.as_deref().unwrap_or_default(),
-        e.code,
+        e.message().unwrap_or_default(),
+        e.code(),
         ctx.request_id
     );
-    match &*e.code {
-        "AccessDeniedException" => AwsError::client("AccessDeniedException", text),
-        _ => AwsError::client("InvalidKeyId", text),
+    match e {
+        KmsError::AccessDenied(_) => SsmError::AccessDenied(text),
+        _ => SsmError::InvalidKeyId(text),
     }
 }
 
@@ -63,25 +66,19 @@ pub fn seal(
     version: i64,
     key_id: Option<&str>,
     plaintext: &[u8],
-) -> Result<StoredValue, AwsError> {
-    let data_key = tresor_kms::envelope::generate_data_key(
+) -> Result<StoredValue, SsmError> {
+    let sealed = tresor_kms::envelope::seal(
         services,
         txn,
         ctx,
         key_id,
-        VIA,
-        &encryption_context(arn),
+        &binding(ctx, arn, version),
+        plaintext,
     )
     .map_err(|e| map_kms_error(ctx, e))?;
-    let sealed = envelope::seal(
-        &data_key.plaintext,
-        plaintext,
-        &value_aad(&ctx.caller.account, &ctx.region, arn, version),
-    )
-    .map_err(errors::internal)?;
     Ok(StoredValue::Sealed {
-        data_key: data_key.ciphertext_blob,
-        sealed,
+        data_key: sealed.data_key,
+        sealed: sealed.sealed,
     })
 }
 
@@ -94,29 +91,31 @@ pub fn open(
     arn: &str,
     version: i64,
     value: &StoredValue,
-) -> Result<Zeroizing<String>, AwsError> {
+) -> Result<Zeroizing<String>, SsmError> {
     let (data_key, sealed) = match value {
         StoredValue::Plain(s) => return Ok(Zeroizing::new(s.clone())),
         StoredValue::Sealed { data_key, sealed } => (data_key, sealed),
     };
-    let (key, _key_arn) =
-        tresor_kms::envelope::decrypt(services, txn, ctx, data_key, VIA, &encryption_context(arn))
-            .map_err(|e| map_kms_error(ctx, e))?;
-    let plain = envelope::open(
-        &key,
+    let plain = tresor_kms::envelope::open(
+        services,
+        txn,
+        ctx,
+        &binding(ctx, arn, version),
+        data_key,
         sealed,
-        &value_aad(&ctx.caller.account, &ctx.region, arn, version),
     )
-    .map_err(errors::internal)?
+    .map_err(|e| map_kms_error(ctx, e))?
     .ok_or_else(|| {
         tracing::error!(parameter = %arn, version, "a sealed parameter value does not open");
-        AwsError::internal(tresor_wire::Protocol::AwsJson11)
+        SsmError::Internal
     })?;
-    let text = String::from_utf8(plain.expose().to_vec()).map_err(|_| {
+    let text = tresor_crypto::SecretString::from_utf8(plain).map_err(|_| {
         tracing::error!(parameter = %arn, version, "a sealed parameter value is not UTF-8");
-        AwsError::internal(tresor_wire::Protocol::AwsJson11)
+        SsmError::Internal
     })?;
-    Ok(Zeroizing::new(text))
+    let mut out = Zeroizing::new(String::with_capacity(text.len()));
+    out.push_str(text.expose());
+    Ok(out)
 }
 
 /// What a SecureString read without `WithDecryption` shows: the ciphertext (module docs).

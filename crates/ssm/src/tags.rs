@@ -2,10 +2,10 @@
 //! `Parameter` (spec §3.4). `ResourceId` is the parameter name; adding a key that exists
 //! replaces its value; a parameter holds at most 50 tags.
 
+use crate::errors::SsmError;
 use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
-use tresor_wire::{AwsError, Protocol};
 
 use crate::access::{self, load_authorized, save_and_commit};
 use crate::errors;
@@ -46,13 +46,13 @@ fn parameter_of(
     ctx: &RequestCtx,
     resource_type: &str,
     resource_id: &str,
-) -> Result<String, AwsError> {
+) -> Result<String, SsmError> {
     if resource_type != "Parameter" {
         return Err(errors::invalid_resource_type());
     }
     match target_name(ctx, resource_id) {
         Ok(n) => Ok(n),
-        Err(e) if e.code == "AccessDeniedException" => Err(e),
+        Err(e @ SsmError::AccessDenied(_)) => Err(e),
         Err(_) => Err(errors::invalid_resource_id()),
     }
 }
@@ -69,11 +69,12 @@ pub fn add_tags_to_resource(
     services: &Services,
     ctx: &RequestCtx,
     input: AddTagsToResourceInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, SsmError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
     values::check_tags(&mut v, &input.tags);
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
     let txn = services.store().begin_write().map_err(errors::internal)?;
     let rec = load_authorized(
@@ -115,13 +116,14 @@ pub fn remove_tags_from_resource(
     services: &Services,
     ctx: &RequestCtx,
     input: RemoveTagsFromResourceInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, SsmError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
     for k in &input.tag_keys {
         v.length("TagKeys.member", Some(k), 1, 128);
     }
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
     let txn = services.store().begin_write().map_err(errors::internal)?;
     let rec = load_authorized(
@@ -159,10 +161,11 @@ pub fn list_tags_for_resource(
     services: &Services,
     ctx: &RequestCtx,
     input: ListTagsForResourceInput,
-) -> Result<ListTagsForResourceOutput, AwsError> {
+) -> Result<ListTagsForResourceOutput, SsmError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
-    v.finish(Protocol::AwsJson11)?;
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
     let txn = services.store().begin_read().map_err(errors::internal)?;
     let rec = load_authorized(

@@ -2,8 +2,8 @@
 
 use std::sync::LazyLock;
 
+use crate::errors::SsmError;
 use regex::Regex;
-use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
 use crate::errors;
@@ -47,7 +47,7 @@ fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
 }
 
 /// Checks `DataType` and that the value fits it. The value is never echoed.
-pub fn check_data_type(data_type: &str, param_type: &str, value: &str) -> Result<(), AwsError> {
+pub fn check_data_type(data_type: &str, param_type: &str, value: &str) -> Result<(), SsmError> {
     if !DATA_TYPES.contains(&data_type) {
         return Err(errors::validation(format!(
             "The following data type is not supported: {data_type} (Data type names are all lowercase.)"
@@ -96,7 +96,7 @@ pub fn check_data_type(data_type: &str, param_type: &str, value: &str) -> Result
 /// Compiles an `AllowedPattern`. AWS evaluates Java regular expressions and requires the
 /// whole value to match (`String.matches`), hence the anchors. Patterns the `regex` crate
 /// cannot compile (look-around, back-references) are refused as invalid.
-pub fn compile_pattern(pattern: &str) -> Result<Regex, AwsError> {
+pub fn compile_pattern(pattern: &str) -> Result<Regex, SsmError> {
     Regex::new(&format!("^(?:{pattern})$")).map_err(|_| errors::invalid_allowed_pattern())
 }
 
@@ -109,7 +109,7 @@ pub fn resolve_tier(
     value_len: usize,
     has_policies: bool,
     data_type: &str,
-) -> Result<Tier, AwsError> {
+) -> Result<Tier, SsmError> {
     let needs_advanced = value_len > STANDARD_MAX_VALUE
         || has_policies
         || matches!(data_type, "url" | "json" | "jsonc");

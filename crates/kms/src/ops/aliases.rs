@@ -4,15 +4,14 @@
 //! policy) — spec §6.3, KMS Developer Guide "Controlling access to aliases". The key record
 //! keeps the names of its aliases, updated in the same transaction, for `kms:ResourceAliases`.
 
+use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_core::{RequestCtx, Services};
-use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use super::keys::validate_key_id;
-use super::{Empty, commit, finish, page_limit, read, write};
+use super::{Empty, commit, finish, page_limit, read, validate_key_id, write};
 use crate::errors::{self, internal};
 use crate::keys::{
     self as k, MANAGED_SERVICES, authorize_identity, authorize_key, require_not_pending,
@@ -42,30 +41,30 @@ fn validate_alias_name(v: &mut Validator, name: &str) {
 /// The checks after the model's constraints: the `alias/` prefix (observed AWS text, spec
 /// §6.1) and the reserved `alias/aws/` prefix (moto answers `NotAuthorizedException` without
 /// a message; the code is not modeled).
-fn check_alias_name(name: &str) -> Result<(), AwsError> {
+fn check_alias_name(name: &str) -> Result<(), KmsError> {
     if !name.starts_with("alias/") || name.len() == 6 {
         return Err(errors::validation(
             "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html",
         ));
     }
     if name.starts_with("alias/aws/") {
-        return Err(AwsError::bare("NotAuthorizedException", 400));
+        return Err(KmsError::NotAuthorized);
     }
     Ok(())
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct AliasTargetInput {
-    alias_name: String,
-    target_key_id: String,
+pub struct AliasTargetInput {
+    pub alias_name: String,
+    pub target_key_id: String,
 }
 
 fn detach(key: &mut KeyRecord, alias: &str) {
     key.aliases.retain(|a| a != alias);
 }
 
-fn attach(key: &mut KeyRecord, alias: &str) -> Result<(), AwsError> {
+fn attach(key: &mut KeyRecord, alias: &str) -> Result<(), KmsError> {
     if key.aliases.len() >= MAX_ALIASES_PER_KEY {
         return Err(errors::limit_exceeded(format!(
             "The number of aliases exceeds the limit of {MAX_ALIASES_PER_KEY} for {}.",
@@ -78,7 +77,7 @@ fn attach(key: &mut KeyRecord, alias: &str) -> Result<(), AwsError> {
 }
 
 /// The checks CreateAlias and UpdateAlias make of their input.
-fn validate_target(input: &AliasTargetInput) -> Result<(), AwsError> {
+fn validate_target(input: &AliasTargetInput) -> Result<(), KmsError> {
     let mut v = Validator::new();
     validate_alias_name(&mut v, &input.alias_name);
     validate_key_id(&mut v, "TargetKeyId", Some(&input.target_key_id));
@@ -86,11 +85,11 @@ fn validate_target(input: &AliasTargetInput) -> Result<(), AwsError> {
     check_alias_name(&input.alias_name)
 }
 
-pub(crate) fn create_alias(
+pub fn create_alias(
     services: &Services,
     ctx: &RequestCtx,
     input: AliasTargetInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     validate_target(&input)?;
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
@@ -129,11 +128,11 @@ pub(crate) fn create_alias(
     commit(txn).map(|()| Empty {})
 }
 
-pub(crate) fn update_alias(
+pub fn update_alias(
     services: &Services,
     ctx: &RequestCtx,
     input: AliasTargetInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     validate_target(&input)?;
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
@@ -192,15 +191,15 @@ pub(crate) fn update_alias(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DeleteAliasInput {
-    alias_name: String,
+pub struct DeleteAliasInput {
+    pub alias_name: String,
 }
 
-pub(crate) fn delete_alias(
+pub fn delete_alias(
     services: &Services,
     ctx: &RequestCtx,
     input: DeleteAliasInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     validate_alias_name(&mut v, &input.alias_name);
     finish(v)?;
@@ -231,45 +230,45 @@ pub(crate) fn delete_alias(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListAliasesInput {
-    key_id: Option<String>,
-    limit: Option<i64>,
-    marker: Option<String>,
+pub struct ListAliasesInput {
+    pub key_id: Option<String>,
+    pub limit: Option<i64>,
+    pub marker: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct AliasListEntry {
-    alias_name: String,
-    alias_arn: String,
+pub struct AliasListEntry {
+    pub alias_name: String,
+    pub alias_arn: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    target_key_id: Option<String>,
+    pub target_key_id: Option<String>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "epoch_seconds::option"
     )]
-    creation_date: Option<OffsetDateTime>,
+    pub creation_date: Option<OffsetDateTime>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "epoch_seconds::option"
     )]
-    last_updated_date: Option<OffsetDateTime>,
+    pub last_updated_date: Option<OffsetDateTime>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListAliasesOutput {
-    aliases: Vec<AliasListEntry>,
+pub struct ListAliasesOutput {
+    pub aliases: Vec<AliasListEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_marker: Option<String>,
-    truncated: bool,
+    pub next_marker: Option<String>,
+    pub truncated: bool,
 }
 
-pub(crate) fn list_aliases(
+pub fn list_aliases(
     services: &Services,
     ctx: &RequestCtx,
     input: ListAliasesInput,
-) -> Result<ListAliasesOutput, AwsError> {
+) -> Result<ListAliasesOutput, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", input.key_id.as_deref());
     v.range("Limit", input.limit, 1, 1000);

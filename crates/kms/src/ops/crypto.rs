@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_crypto::{SecretBytes, Zeroizing};
-use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
 use super::{
@@ -52,7 +52,7 @@ fn encryption_conditions(
 
 /// Symmetric keys take only `SYMMETRIC_DEFAULT` (KMS API reference, Encrypt
 /// `EncryptionAlgorithm`).
-fn check_algorithm(algorithm: &str) -> Result<(), AwsError> {
+fn check_algorithm(algorithm: &str) -> Result<(), KmsError> {
     if algorithm != SYMMETRIC_DEFAULT {
         return Err(errors::invalid_key_usage(format!(
             "The encryption algorithm {algorithm} is not compatible with the symmetric KMS key."
@@ -61,7 +61,7 @@ fn check_algorithm(algorithm: &str) -> Result<(), AwsError> {
     Ok(())
 }
 
-fn reject_recipient(recipient: &Option<serde_json::Value>) -> Result<(), AwsError> {
+fn reject_recipient(recipient: &Option<serde_json::Value>) -> Result<(), KmsError> {
     if recipient.is_some() {
         return Err(errors::unsupported(
             "tresor does not support Recipient (Nitro Enclaves attestation).",
@@ -72,29 +72,29 @@ fn reject_recipient(recipient: &Option<serde_json::Value>) -> Result<(), AwsErro
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct EncryptInput {
-    key_id: String,
+pub struct EncryptInput {
+    pub key_id: String,
     #[serde(with = "secret_blob")]
-    plaintext: SecretBytes,
-    encryption_context: Option<BTreeMap<String, String>>,
-    encryption_algorithm: Option<String>,
-    dry_run: Option<bool>,
+    pub plaintext: SecretBytes,
+    pub encryption_context: Option<BTreeMap<String, String>>,
+    pub encryption_algorithm: Option<String>,
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct EncryptOutput {
+pub struct EncryptOutput {
     #[serde(with = "tresor_wire::json::blob")]
-    ciphertext_blob: Vec<u8>,
-    key_id: String,
-    encryption_algorithm: &'static str,
+    pub ciphertext_blob: Vec<u8>,
+    pub key_id: String,
+    pub encryption_algorithm: &'static str,
 }
 
-pub(crate) fn encrypt(
+pub fn encrypt(
     services: &Services,
     ctx: &RequestCtx,
     input: EncryptInput,
-) -> Result<EncryptOutput, AwsError> {
+) -> Result<EncryptOutput, KmsError> {
     let mut v = Validator::new();
     v.length("KeyId", Some(&input.key_id), 1, 2048);
     if input.plaintext.is_empty() || input.plaintext.len() > 4096 {
@@ -146,14 +146,14 @@ pub(crate) fn encrypt(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DecryptInput {
+pub struct DecryptInput {
     #[serde(default, with = "opt_blob")]
-    ciphertext_blob: Option<Vec<u8>>,
-    encryption_context: Option<BTreeMap<String, String>>,
-    key_id: Option<String>,
-    encryption_algorithm: Option<String>,
-    recipient: Option<serde_json::Value>,
-    dry_run: Option<bool>,
+    pub ciphertext_blob: Option<Vec<u8>>,
+    pub encryption_context: Option<BTreeMap<String, String>>,
+    pub key_id: Option<String>,
+    pub encryption_algorithm: Option<String>,
+    pub recipient: Option<serde_json::Value>,
+    pub dry_run: Option<bool>,
 }
 
 mod opt_blob {
@@ -168,12 +168,12 @@ mod opt_blob {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DecryptOutput {
-    key_id: String,
+pub struct DecryptOutput {
+    pub key_id: String,
     #[serde(with = "secret_blob")]
-    plaintext: SecretBytes,
-    encryption_algorithm: &'static str,
-    key_material_id: String,
+    pub plaintext: SecretBytes,
+    pub encryption_algorithm: &'static str,
+    pub key_material_id: String,
 }
 
 fn check_ciphertext(v: &mut Validator, member: &str, blob: Option<&[u8]>) {
@@ -193,11 +193,11 @@ fn check_ciphertext(v: &mut Validator, member: &str, blob: Option<&[u8]>) {
     }
 }
 
-pub(crate) fn decrypt(
+pub fn decrypt(
     services: &Services,
     ctx: &RequestCtx,
     input: DecryptInput,
-) -> Result<DecryptOutput, AwsError> {
+) -> Result<DecryptOutput, KmsError> {
     let mut v = Validator::new();
     if input.ciphertext_blob.is_none() {
         return Err(super::null_member("CiphertextBlob"));
@@ -246,36 +246,36 @@ pub(crate) fn decrypt(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ReEncryptInput {
+pub struct ReEncryptInput {
     #[serde(default, with = "opt_blob")]
-    ciphertext_blob: Option<Vec<u8>>,
-    source_encryption_context: Option<BTreeMap<String, String>>,
-    source_key_id: Option<String>,
-    destination_key_id: String,
-    destination_encryption_context: Option<BTreeMap<String, String>>,
-    source_encryption_algorithm: Option<String>,
-    destination_encryption_algorithm: Option<String>,
-    dry_run: Option<bool>,
+    pub ciphertext_blob: Option<Vec<u8>>,
+    pub source_encryption_context: Option<BTreeMap<String, String>>,
+    pub source_key_id: Option<String>,
+    pub destination_key_id: String,
+    pub destination_encryption_context: Option<BTreeMap<String, String>>,
+    pub source_encryption_algorithm: Option<String>,
+    pub destination_encryption_algorithm: Option<String>,
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ReEncryptOutput {
+pub struct ReEncryptOutput {
     #[serde(with = "tresor_wire::json::blob")]
-    ciphertext_blob: Vec<u8>,
-    source_key_id: String,
-    key_id: String,
-    source_encryption_algorithm: &'static str,
-    destination_encryption_algorithm: &'static str,
-    source_key_material_id: String,
-    destination_key_material_id: String,
+    pub ciphertext_blob: Vec<u8>,
+    pub source_key_id: String,
+    pub key_id: String,
+    pub source_encryption_algorithm: &'static str,
+    pub destination_encryption_algorithm: &'static str,
+    pub source_key_material_id: String,
+    pub destination_key_material_id: String,
 }
 
-pub(crate) fn re_encrypt(
+pub fn re_encrypt(
     services: &Services,
     ctx: &RequestCtx,
     input: ReEncryptInput,
-) -> Result<ReEncryptOutput, AwsError> {
+) -> Result<ReEncryptOutput, KmsError> {
     if input.ciphertext_blob.is_none() {
         return Err(super::null_member("CiphertextBlob"));
     }
@@ -360,33 +360,33 @@ pub(crate) fn re_encrypt(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GenerateDataKeyInput {
-    key_id: String,
-    encryption_context: Option<BTreeMap<String, String>>,
-    number_of_bytes: Option<i64>,
-    key_spec: Option<String>,
-    recipient: Option<serde_json::Value>,
-    dry_run: Option<bool>,
+pub struct GenerateDataKeyInput {
+    pub key_id: String,
+    pub encryption_context: Option<BTreeMap<String, String>>,
+    pub number_of_bytes: Option<i64>,
+    pub key_spec: Option<String>,
+    pub recipient: Option<serde_json::Value>,
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GenerateDataKeyOutput {
+pub struct GenerateDataKeyOutput {
     #[serde(with = "tresor_wire::json::blob")]
-    ciphertext_blob: Vec<u8>,
+    pub ciphertext_blob: Vec<u8>,
     #[serde(with = "secret_blob")]
-    plaintext: SecretBytes,
-    key_id: String,
-    key_material_id: String,
+    pub plaintext: SecretBytes,
+    pub key_id: String,
+    pub key_material_id: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GenerateDataKeyWithoutPlaintextOutput {
+pub struct GenerateDataKeyWithoutPlaintextOutput {
     #[serde(with = "tresor_wire::json::blob")]
-    ciphertext_blob: Vec<u8>,
-    key_id: String,
-    key_material_id: String,
+    pub ciphertext_blob: Vec<u8>,
+    pub key_id: String,
+    pub key_material_id: String,
 }
 
 struct Generated {
@@ -401,7 +401,7 @@ fn generate(
     ctx: &RequestCtx,
     action: &str,
     input: GenerateDataKeyInput,
-) -> Result<Generated, AwsError> {
+) -> Result<Generated, KmsError> {
     let mut v = Validator::new();
     v.length("KeyId", Some(&input.key_id), 1, 2048);
     v.range("NumberOfBytes", input.number_of_bytes, 1, 1024);
@@ -451,11 +451,11 @@ fn generate(
     })
 }
 
-pub(crate) fn generate_data_key(
+pub fn generate_data_key(
     services: &Services,
     ctx: &RequestCtx,
     input: GenerateDataKeyInput,
-) -> Result<GenerateDataKeyOutput, AwsError> {
+) -> Result<GenerateDataKeyOutput, KmsError> {
     let g = generate(services, ctx, "kms:GenerateDataKey", input)?;
     Ok(GenerateDataKeyOutput {
         ciphertext_blob: g.ciphertext_blob,
@@ -465,11 +465,11 @@ pub(crate) fn generate_data_key(
     })
 }
 
-pub(crate) fn generate_data_key_without_plaintext(
+pub fn generate_data_key_without_plaintext(
     services: &Services,
     ctx: &RequestCtx,
     input: GenerateDataKeyInput,
-) -> Result<GenerateDataKeyWithoutPlaintextOutput, AwsError> {
+) -> Result<GenerateDataKeyWithoutPlaintextOutput, KmsError> {
     let g = generate(services, ctx, "kms:GenerateDataKeyWithoutPlaintext", input)?;
     Ok(GenerateDataKeyWithoutPlaintextOutput {
         ciphertext_blob: g.ciphertext_blob,
@@ -480,24 +480,24 @@ pub(crate) fn generate_data_key_without_plaintext(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GenerateRandomInput {
-    number_of_bytes: Option<i64>,
-    custom_key_store_id: Option<String>,
-    recipient: Option<serde_json::Value>,
+pub struct GenerateRandomInput {
+    pub number_of_bytes: Option<i64>,
+    pub custom_key_store_id: Option<String>,
+    pub recipient: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GenerateRandomOutput {
+pub struct GenerateRandomOutput {
     #[serde(with = "secret_blob")]
-    plaintext: SecretBytes,
+    pub plaintext: SecretBytes,
 }
 
-pub(crate) fn generate_random(
+pub fn generate_random(
     services: &Services,
     ctx: &RequestCtx,
     input: GenerateRandomInput,
-) -> Result<GenerateRandomOutput, AwsError> {
+) -> Result<GenerateRandomOutput, KmsError> {
     if input.number_of_bytes.is_none() {
         return Err(super::null_member("NumberOfBytes"));
     }

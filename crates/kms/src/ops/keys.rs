@@ -1,10 +1,10 @@
 //! Key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
 //! ScheduleKeyDeletion, CancelKeyDeletion, UpdateKeyDescription.
 
+use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use tresor_core::{RequestCtx, Services};
-use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
@@ -12,6 +12,7 @@ use super::{
     Empty, KeyMetadata, authorized_key, authorized_key_or_alias, check_enum, check_policy_text,
     finish, key_metadata, page_limit, read, save_and_commit, write,
 };
+use super::{refuse_aws_managed, validate_key_id};
 use crate::errors::{self, internal};
 use crate::keys::{self as k, authorize_identity, require_not_pending};
 use crate::model::{self, JobKind, JobRecord, KeyManager, KeyState, RECORD_VERSION};
@@ -72,31 +73,31 @@ const DEFAULT_PENDING_DAYS: i64 = 30;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct CreateKeyInput {
-    policy: Option<String>,
-    description: Option<String>,
-    key_usage: Option<String>,
-    customer_master_key_spec: Option<String>,
-    key_spec: Option<String>,
-    origin: Option<String>,
-    custom_key_store_id: Option<String>,
-    bypass_policy_lockout_safety_check: Option<bool>,
-    tags: Option<Vec<TagInput>>,
-    multi_region: Option<bool>,
-    xks_key_id: Option<String>,
+pub struct CreateKeyInput {
+    pub policy: Option<String>,
+    pub description: Option<String>,
+    pub key_usage: Option<String>,
+    pub customer_master_key_spec: Option<String>,
+    pub key_spec: Option<String>,
+    pub origin: Option<String>,
+    pub custom_key_store_id: Option<String>,
+    pub bypass_policy_lockout_safety_check: Option<bool>,
+    pub tags: Option<Vec<TagInput>>,
+    pub multi_region: Option<bool>,
+    pub xks_key_id: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct KeyMetadataOutput {
-    key_metadata: KeyMetadata,
+pub struct KeyMetadataOutput {
+    pub key_metadata: KeyMetadata,
 }
 
-pub(crate) fn create_key(
+pub fn create_key(
     services: &Services,
     ctx: &RequestCtx,
     input: CreateKeyInput,
-) -> Result<KeyMetadataOutput, AwsError> {
+) -> Result<KeyMetadataOutput, KmsError> {
     let mut v = Validator::new();
     check_policy_text(&mut v, "Policy", input.policy.as_deref());
     v.length("Description", input.description.as_deref(), 0, 8192);
@@ -196,19 +197,15 @@ pub(crate) fn create_key(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct KeyIdInput {
+pub struct KeyIdInput {
     pub key_id: String,
 }
 
-pub(crate) fn validate_key_id(v: &mut Validator, member: &str, key_id: Option<&str>) {
-    v.length(member, key_id, 1, 2048);
-}
-
-pub(crate) fn describe_key(
+pub fn describe_key(
     services: &Services,
     ctx: &RequestCtx,
     input: KeyIdInput,
-) -> Result<KeyMetadataOutput, AwsError> {
+) -> Result<KeyMetadataOutput, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     finish(v)?;
@@ -229,32 +226,32 @@ pub(crate) fn describe_key(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListKeysInput {
-    limit: Option<i64>,
-    marker: Option<String>,
+pub struct ListKeysInput {
+    pub limit: Option<i64>,
+    pub marker: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct KeyListEntry {
-    key_id: String,
-    key_arn: String,
+pub struct KeyListEntry {
+    pub key_id: String,
+    pub key_arn: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListKeysOutput {
-    keys: Vec<KeyListEntry>,
+pub struct ListKeysOutput {
+    pub keys: Vec<KeyListEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_marker: Option<String>,
-    truncated: bool,
+    pub next_marker: Option<String>,
+    pub truncated: bool,
 }
 
-pub(crate) fn list_keys(
+pub fn list_keys(
     services: &Services,
     ctx: &RequestCtx,
     input: ListKeysInput,
-) -> Result<ListKeysOutput, AwsError> {
+) -> Result<ListKeysOutput, KmsError> {
     let mut v = Validator::new();
     v.range("Limit", input.limit, 1, 1000);
     v.length("Marker", input.marker.as_deref(), 1, 1024);
@@ -301,8 +298,8 @@ fn update_key(
     key_id: &str,
     action: &str,
     extra: Vec<(String, String)>,
-    change: impl FnOnce(&mut dyn tresor_store::WriteTxn, &mut model::KeyRecord) -> Result<(), AwsError>,
-) -> Result<model::KeyRecord, AwsError> {
+    change: impl FnOnce(&mut dyn tresor_store::WriteTxn, &mut model::KeyRecord) -> Result<(), KmsError>,
+) -> Result<model::KeyRecord, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(key_id));
     finish(v)?;
@@ -313,23 +310,11 @@ fn update_key(
     Ok(key)
 }
 
-/// AWS-managed keys cannot be changed by anyone (spec §6.7). Their key policy already denies
-/// these actions, so this only guards against a future policy change.
-pub(crate) fn refuse_aws_managed(key: &model::KeyRecord) -> Result<(), AwsError> {
-    if key.is_aws_managed() {
-        return Err(errors::unsupported(format!(
-            "{} is an AWS managed key and cannot be modified.",
-            key.arn
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) fn enable_key(
+pub fn enable_key(
     services: &Services,
     ctx: &RequestCtx,
     input: KeyIdInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     update_key(
         services,
         ctx,
@@ -346,11 +331,11 @@ pub(crate) fn enable_key(
     Ok(Empty {})
 }
 
-pub(crate) fn disable_key(
+pub fn disable_key(
     services: &Services,
     ctx: &RequestCtx,
     input: KeyIdInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     update_key(
         services,
         ctx,
@@ -369,26 +354,26 @@ pub(crate) fn disable_key(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ScheduleKeyDeletionInput {
-    key_id: String,
-    pending_window_in_days: Option<i64>,
+pub struct ScheduleKeyDeletionInput {
+    pub key_id: String,
+    pub pending_window_in_days: Option<i64>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ScheduleKeyDeletionOutput {
-    key_id: String,
+pub struct ScheduleKeyDeletionOutput {
+    pub key_id: String,
     #[serde(with = "epoch_seconds")]
-    deletion_date: OffsetDateTime,
-    key_state: &'static str,
-    pending_window_in_days: i64,
+    pub deletion_date: OffsetDateTime,
+    pub key_state: &'static str,
+    pub pending_window_in_days: i64,
 }
 
-pub(crate) fn schedule_key_deletion(
+pub fn schedule_key_deletion(
     services: &Services,
     ctx: &RequestCtx,
     input: ScheduleKeyDeletionInput,
-) -> Result<ScheduleKeyDeletionOutput, AwsError> {
+) -> Result<ScheduleKeyDeletionOutput, KmsError> {
     let mut v = Validator::new();
     v.range(
         "PendingWindowInDays",
@@ -439,15 +424,15 @@ pub(crate) fn schedule_key_deletion(
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct KeyIdOutput {
+pub struct KeyIdOutput {
     pub key_id: String,
 }
 
-pub(crate) fn cancel_key_deletion(
+pub fn cancel_key_deletion(
     services: &Services,
     ctx: &RequestCtx,
     input: KeyIdInput,
-) -> Result<KeyIdOutput, AwsError> {
+) -> Result<KeyIdOutput, KmsError> {
     let key = update_key(
         services,
         ctx,
@@ -475,16 +460,16 @@ pub(crate) fn cancel_key_deletion(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct UpdateKeyDescriptionInput {
-    key_id: String,
-    description: String,
+pub struct UpdateKeyDescriptionInput {
+    pub key_id: String,
+    pub description: String,
 }
 
-pub(crate) fn update_key_description(
+pub fn update_key_description(
     services: &Services,
     ctx: &RequestCtx,
     input: UpdateKeyDescriptionInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     v.length("Description", Some(&input.description), 0, 8192);
     finish(v)?;

@@ -1,20 +1,20 @@
 //! The KMS HTTP operations (target `TrentService.<Op>`), one file per group, and the shapes
 //! they share. Member names are the botocore model's (kms 2014-11-01).
 
-pub(crate) mod aliases;
-pub(crate) mod crypto;
-pub(crate) mod keys;
-pub(crate) mod policy;
-pub(crate) mod rotation;
-pub(crate) mod tags;
+pub mod aliases;
+pub mod crypto;
+pub mod keys;
+pub mod policy;
+pub mod rotation;
+pub mod tags;
 
+use crate::errors::KmsError;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tresor_core::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
-use tresor_wire::{AwsError, Protocol};
 
 use crate::errors::internal;
 use crate::model::{KeyRecord, KeyState};
@@ -22,15 +22,15 @@ use crate::model::{KeyRecord, KeyState};
 pub(crate) const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 pub(crate) const ENCRYPT_DECRYPT: &str = "ENCRYPT_DECRYPT";
 
-pub(crate) fn read(services: &Services) -> Result<Box<dyn ReadTxn + '_>, AwsError> {
+pub(crate) fn read(services: &Services) -> Result<Box<dyn ReadTxn + '_>, KmsError> {
     services.store().begin_read().map_err(internal)
 }
 
-pub(crate) fn write(services: &Services) -> Result<Box<dyn WriteTxn + '_>, AwsError> {
+pub(crate) fn write(services: &Services) -> Result<Box<dyn WriteTxn + '_>, KmsError> {
     services.store().begin_write().map_err(internal)
 }
 
-pub(crate) fn commit(txn: Box<dyn WriteTxn + '_>) -> Result<(), AwsError> {
+pub(crate) fn commit(txn: Box<dyn WriteTxn + '_>) -> Result<(), KmsError> {
     txn.commit().map_err(internal)
 }
 
@@ -43,7 +43,7 @@ pub(crate) fn authorized_key(
     key_id: &str,
     action: &str,
     extra: Vec<(String, String)>,
-) -> Result<KeyRecord, AwsError> {
+) -> Result<KeyRecord, KmsError> {
     let key = crate::keys::resolve(txn, ctx, key_id, false)?.key;
     crate::keys::authorize_key(services, ctx, action, &key, None, None, extra)?;
     Ok(key)
@@ -58,7 +58,7 @@ pub(crate) fn authorized_key_or_alias(
     key_id: &str,
     action: &str,
     extra: Vec<(String, String)>,
-) -> Result<KeyRecord, AwsError> {
+) -> Result<KeyRecord, KmsError> {
     let resolved = crate::keys::resolve(txn, ctx, key_id, true)?;
     crate::keys::authorize_key(
         services,
@@ -76,13 +76,30 @@ pub(crate) fn authorized_key_or_alias(
 pub(crate) fn save_and_commit(
     mut txn: Box<dyn WriteTxn + '_>,
     key: &KeyRecord,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     crate::model::save_key(&mut *txn, key)?;
     commit(txn)
 }
 
-pub(crate) fn finish(v: Validator) -> Result<(), AwsError> {
-    v.finish(Protocol::AwsJson11)
+pub(crate) fn validate_key_id(v: &mut Validator, member: &str, key_id: Option<&str>) {
+    v.length(member, key_id, 1, 2048);
+}
+
+/// AWS-managed keys cannot be changed by anyone (KMS Developer Guide, "AWS managed keys"). Their key policy already denies
+/// these actions, so this only guards against a future policy change.
+pub(crate) fn refuse_aws_managed(key: &KeyRecord) -> Result<(), KmsError> {
+    if key.is_aws_managed() {
+        return Err(crate::errors::unsupported(format!(
+            "{} is an AWS managed key and cannot be modified.",
+            key.arn
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn finish(v: Validator) -> Result<(), KmsError> {
+    v.finish(tresor_wire::Protocol::AwsJson11)
+        .map_err(crate::errors::from_validator)
 }
 
 /// A member the operation needs but the model does not mark required: AWS's null wording.
@@ -91,15 +108,15 @@ pub(crate) fn validate_key_page(
     key_id: &str,
     limit: Option<i64>,
     marker: Option<&str>,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     let mut v = Validator::new();
-    keys::validate_key_id(&mut v, "KeyId", Some(key_id));
+    validate_key_id(&mut v, "KeyId", Some(key_id));
     v.range("Limit", limit, 1, 1000);
     v.length("Marker", marker, 1, 1024);
     finish(v)
 }
 
-pub(crate) fn null_member(member: &str) -> AwsError {
+pub(crate) fn null_member(member: &str) -> KmsError {
     crate::errors::validation(format!(
         "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
         tresor_wire::validate::member_path(member)
@@ -182,32 +199,32 @@ pub(crate) const ENCRYPTION_ALGORITHMS: [&str; 4] = [
 /// `KeyMetadata` (spec §6.2).
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct KeyMetadata {
+pub struct KeyMetadata {
     #[serde(rename = "AWSAccountId")]
-    aws_account_id: String,
-    key_id: String,
-    arn: String,
+    pub aws_account_id: String,
+    pub key_id: String,
+    pub arn: String,
     #[serde(with = "epoch_seconds")]
-    creation_date: OffsetDateTime,
-    enabled: bool,
-    description: String,
-    key_usage: &'static str,
-    key_state: &'static str,
+    pub creation_date: OffsetDateTime,
+    pub enabled: bool,
+    pub description: String,
+    pub key_usage: &'static str,
+    pub key_state: &'static str,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "epoch_seconds::option"
     )]
-    deletion_date: Option<OffsetDateTime>,
-    origin: &'static str,
-    key_manager: &'static str,
-    customer_master_key_spec: &'static str,
-    key_spec: &'static str,
-    encryption_algorithms: Vec<&'static str>,
-    multi_region: bool,
+    pub deletion_date: Option<OffsetDateTime>,
+    pub origin: &'static str,
+    pub key_manager: &'static str,
+    pub customer_master_key_spec: &'static str,
+    pub key_spec: &'static str,
+    pub encryption_algorithms: Vec<&'static str>,
+    pub multi_region: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pending_deletion_window_in_days: Option<i64>,
+    pub pending_deletion_window_in_days: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    current_key_material_id: Option<String>,
+    pub current_key_material_id: Option<String>,
 }
 
 pub(crate) fn key_metadata(key: &KeyRecord) -> KeyMetadata {
@@ -234,7 +251,7 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> KeyMetadata {
 
 /// An operation without output members: AWS sends an empty body, `{}` parses as well.
 #[derive(Serialize)]
-pub(crate) struct Empty {}
+pub struct Empty {}
 
 /// `Limit` of the List operations: validated against the model's range, then capped at the
 /// documented page maximum.

@@ -1,17 +1,16 @@
 //! Key policies: GetKeyPolicy, PutKeyPolicy, ListKeyPolicies, and the validation CreateKey
 //! shares — grammar (policy engine), principals, and the lockout safety check.
 
+use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_policy::{Policy, PolicyError, PolicyKind};
 use tresor_store::ReadTxn;
-use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
-use super::keys::{refuse_aws_managed, validate_key_id};
 use super::{
-    Empty, authorized_key, check_policy_text, finish, page_limit, read, save_and_commit,
-    validate_key_page, write,
+    Empty, authorized_key, check_policy_text, finish, page_limit, read, refuse_aws_managed,
+    save_and_commit, validate_key_id, validate_key_page, write,
 };
 use crate::errors::{self, internal};
 use crate::keys::authorize_key;
@@ -21,14 +20,14 @@ use crate::model::KeyRecord;
 /// default").
 const DEFAULT_POLICY_NAME: &str = "default";
 
-fn invalid_principals() -> AwsError {
+fn invalid_principals() -> KmsError {
     errors::malformed_policy("Policy contains a statement with one or more invalid principals.")
 }
 
 /// Is `p` a principal KMS accepts in a key policy? ARNs of users and roles of an account held
 /// by this deployment must name existing entities, as AWS resolves them when the policy is
 /// saved; accounts this deployment does not hold cannot be checked and are accepted.
-fn principal_ok(txn: &dyn ReadTxn, p: &str) -> Result<bool, AwsError> {
+fn principal_ok(txn: &dyn ReadTxn, p: &str) -> Result<bool, KmsError> {
     let digits12 = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit());
     if p == "*" || digits12(p) {
         return Ok(true);
@@ -89,7 +88,7 @@ pub(crate) fn check_new_policy(
     ctx: &RequestCtx,
     key: &KeyRecord,
     bypass: bool,
-) -> Result<(), AwsError> {
+) -> Result<(), KmsError> {
     let parsed = Policy::parse(&key.policy, PolicyKind::KeyPolicy).map_err(|e| match e {
         PolicyError::Malformed(m) => errors::malformed_policy(m),
         PolicyError::TooLarge { limit, .. } => errors::limit_exceeded(format!(
@@ -112,7 +111,7 @@ pub(crate) fn check_new_policy(
             Vec::new(),
         ) {
             Ok(()) => {}
-            Err(e) if e.code == "AccessDeniedException" => return Err(errors::policy_lockout()),
+            Err(KmsError::AccessDenied(_)) => return Err(errors::policy_lockout()),
             Err(e) => return Err(e),
         }
     }
@@ -132,35 +131,32 @@ fn check_policy_name(v: &mut Validator, name: Option<&str>) {
     }
 }
 
-fn require_default_name(name: Option<&str>) -> Result<(), AwsError> {
+fn require_default_name(name: Option<&str>) -> Result<(), KmsError> {
     match name {
         None | Some(DEFAULT_POLICY_NAME) => Ok(()),
-        Some(_) => Err(AwsError::client(
-            "NotFoundException",
-            "No such policy exists",
-        )),
+        Some(_) => Err(KmsError::NotFound("No such policy exists".into())),
     }
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GetKeyPolicyInput {
-    key_id: String,
-    policy_name: Option<String>,
+pub struct GetKeyPolicyInput {
+    pub key_id: String,
+    pub policy_name: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GetKeyPolicyOutput {
-    policy: String,
-    policy_name: &'static str,
+pub struct GetKeyPolicyOutput {
+    pub policy: String,
+    pub policy_name: &'static str,
 }
 
-pub(crate) fn get_key_policy(
+pub fn get_key_policy(
     services: &Services,
     ctx: &RequestCtx,
     input: GetKeyPolicyInput,
-) -> Result<GetKeyPolicyOutput, AwsError> {
+) -> Result<GetKeyPolicyOutput, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     check_policy_name(&mut v, input.policy_name.as_deref());
@@ -183,18 +179,18 @@ pub(crate) fn get_key_policy(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct PutKeyPolicyInput {
-    key_id: String,
-    policy_name: Option<String>,
-    policy: String,
-    bypass_policy_lockout_safety_check: Option<bool>,
+pub struct PutKeyPolicyInput {
+    pub key_id: String,
+    pub policy_name: Option<String>,
+    pub policy: String,
+    pub bypass_policy_lockout_safety_check: Option<bool>,
 }
 
-pub(crate) fn put_key_policy(
+pub fn put_key_policy(
     services: &Services,
     ctx: &RequestCtx,
     input: PutKeyPolicyInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     check_policy_name(&mut v, input.policy_name.as_deref());
@@ -227,24 +223,24 @@ pub(crate) fn put_key_policy(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListKeyPoliciesInput {
-    key_id: String,
-    limit: Option<i64>,
-    marker: Option<String>,
+pub struct ListKeyPoliciesInput {
+    pub key_id: String,
+    pub limit: Option<i64>,
+    pub marker: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListKeyPoliciesOutput {
-    policy_names: Vec<&'static str>,
-    truncated: bool,
+pub struct ListKeyPoliciesOutput {
+    pub policy_names: Vec<&'static str>,
+    pub truncated: bool,
 }
 
-pub(crate) fn list_key_policies(
+pub fn list_key_policies(
     services: &Services,
     ctx: &RequestCtx,
     input: ListKeyPoliciesInput,
-) -> Result<ListKeyPoliciesOutput, AwsError> {
+) -> Result<ListKeyPoliciesOutput, KmsError> {
     validate_key_page(&input.key_id, input.limit, input.marker.as_deref())?;
     let _ = page_limit(input.limit, 100, 1000);
     // There is one policy, so no page ever ends early: any marker is one we never issued.

@@ -3,17 +3,18 @@
 //! every older generation stays, so every older ciphertext still decrypts (the blob names its
 //! material).
 
+use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_core::{RequestCtx, Services};
-use tresor_wire::AwsError;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use super::keys::{KeyIdInput, KeyIdOutput, refuse_aws_managed, validate_key_id};
+use super::keys::{KeyIdInput, KeyIdOutput};
 use super::{
     Empty, authorized_key, finish, page_limit, read, save_and_commit, validate_key_page, write,
 };
+use super::{refuse_aws_managed, validate_key_id};
 use crate::errors;
 use crate::keys::{self as k, require_usable};
 use crate::model::{self, JobKind, KeyRecord};
@@ -28,8 +29,8 @@ fn with_key(
     ctx: &RequestCtx,
     key_id: &str,
     action: &str,
-    change: impl FnOnce(&mut dyn tresor_store::WriteTxn, &mut KeyRecord) -> Result<(), AwsError>,
-) -> Result<KeyRecord, AwsError> {
+    change: impl FnOnce(&mut dyn tresor_store::WriteTxn, &mut KeyRecord) -> Result<(), KmsError>,
+) -> Result<KeyRecord, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(key_id));
     finish(v)?;
@@ -46,16 +47,16 @@ fn with_key(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct EnableKeyRotationInput {
-    key_id: String,
-    rotation_period_in_days: Option<i64>,
+pub struct EnableKeyRotationInput {
+    pub key_id: String,
+    pub rotation_period_in_days: Option<i64>,
 }
 
-pub(crate) fn enable_key_rotation(
+pub fn enable_key_rotation(
     services: &Services,
     ctx: &RequestCtx,
     input: EnableKeyRotationInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     v.range(
         "RotationPeriodInDays",
@@ -77,11 +78,11 @@ pub(crate) fn enable_key_rotation(
     Ok(Empty {})
 }
 
-pub(crate) fn disable_key_rotation(
+pub fn disable_key_rotation(
     services: &Services,
     ctx: &RequestCtx,
     input: KeyIdInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     with_key(
         services,
         ctx,
@@ -100,28 +101,28 @@ pub(crate) fn disable_key_rotation(
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct GetKeyRotationStatusOutput {
-    key_rotation_enabled: bool,
-    key_id: String,
+pub struct GetKeyRotationStatusOutput {
+    pub key_rotation_enabled: bool,
+    pub key_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    rotation_period_in_days: Option<i64>,
+    pub rotation_period_in_days: Option<i64>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "epoch_seconds::option"
     )]
-    next_rotation_date: Option<OffsetDateTime>,
+    pub next_rotation_date: Option<OffsetDateTime>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "epoch_seconds::option"
     )]
-    on_demand_rotation_start_date: Option<OffsetDateTime>,
+    pub on_demand_rotation_start_date: Option<OffsetDateTime>,
 }
 
-pub(crate) fn get_key_rotation_status(
+pub fn get_key_rotation_status(
     services: &Services,
     ctx: &RequestCtx,
     input: KeyIdInput,
-) -> Result<GetKeyRotationStatusOutput, AwsError> {
+) -> Result<GetKeyRotationStatusOutput, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     finish(v)?;
@@ -144,11 +145,11 @@ pub(crate) fn get_key_rotation_status(
     })
 }
 
-pub(crate) fn rotate_key_on_demand(
+pub fn rotate_key_on_demand(
     services: &Services,
     ctx: &RequestCtx,
     input: KeyIdInput,
-) -> Result<KeyIdOutput, AwsError> {
+) -> Result<KeyIdOutput, KmsError> {
     let key = with_key(
         services,
         ctx,
@@ -177,37 +178,37 @@ pub(crate) fn rotate_key_on_demand(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListKeyRotationsInput {
-    key_id: String,
-    limit: Option<i64>,
-    marker: Option<String>,
+pub struct ListKeyRotationsInput {
+    pub key_id: String,
+    pub limit: Option<i64>,
+    pub marker: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct RotationsListEntry {
-    key_id: String,
-    key_material_id: String,
+pub struct RotationsListEntry {
+    pub key_id: String,
+    pub key_material_id: String,
     #[serde(with = "epoch_seconds")]
-    rotation_date: OffsetDateTime,
-    rotation_type: String,
-    key_material_state: &'static str,
+    pub rotation_date: OffsetDateTime,
+    pub rotation_type: String,
+    pub key_material_state: &'static str,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListKeyRotationsOutput {
-    rotations: Vec<RotationsListEntry>,
+pub struct ListKeyRotationsOutput {
+    pub rotations: Vec<RotationsListEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_marker: Option<String>,
-    truncated: bool,
+    pub next_marker: Option<String>,
+    pub truncated: bool,
 }
 
-pub(crate) fn list_key_rotations(
+pub fn list_key_rotations(
     services: &Services,
     ctx: &RequestCtx,
     input: ListKeyRotationsInput,
-) -> Result<ListKeyRotationsOutput, AwsError> {
+) -> Result<ListKeyRotationsOutput, KmsError> {
     validate_key_page(&input.key_id, input.limit, input.marker.as_deref())?;
     let limit = page_limit(input.limit, 100, 1000);
     let txn = read(services)?;

@@ -1,14 +1,14 @@
 //! Key tags: TagResource, UntagResource, ListResourceTags (and the validation CreateKey
 //! shares). Tags are kept sorted by key, so a page marker is simply the last key returned.
 
+use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
-use tresor_wire::AwsError;
 use tresor_wire::validate::Validator;
 
-use super::keys::{refuse_aws_managed, validate_key_id};
 use super::{
-    Empty, authorized_key, finish, page_limit, read, save_and_commit, validate_key_page, write,
+    Empty, authorized_key, finish, page_limit, read, refuse_aws_managed, save_and_commit,
+    validate_key_id, validate_key_page, write,
 };
 use crate::errors;
 use crate::keys::require_not_pending;
@@ -19,7 +19,7 @@ const MAX_TAGS: usize = 50;
 
 #[derive(Deserialize, Serialize, Clone)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct TagInput {
+pub struct TagInput {
     pub tag_key: String,
     pub tag_value: String,
 }
@@ -38,7 +38,7 @@ pub(crate) fn validate_tags(v: &mut Validator, tags: &[TagInput]) {
 }
 
 /// Merges `tags` into the key (a repeated key replaces the value, as on AWS).
-pub(crate) fn apply_tags(key: &mut KeyRecord, tags: &[TagInput]) -> Result<(), AwsError> {
+pub(crate) fn apply_tags(key: &mut KeyRecord, tags: &[TagInput]) -> Result<(), KmsError> {
     for t in tags {
         if t.tag_key.starts_with("aws:") {
             return Err(errors::tag_error("Tags beginning with aws: are reserved."));
@@ -67,16 +67,16 @@ pub(crate) fn apply_tags(key: &mut KeyRecord, tags: &[TagInput]) -> Result<(), A
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct TagResourceInput {
-    key_id: String,
-    tags: Vec<TagInput>,
+pub struct TagResourceInput {
+    pub key_id: String,
+    pub tags: Vec<TagInput>,
 }
 
-pub(crate) fn tag_resource(
+pub fn tag_resource(
     services: &Services,
     ctx: &RequestCtx,
     input: TagResourceInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     validate_tags(&mut v, &input.tags);
@@ -104,16 +104,16 @@ pub(crate) fn tag_resource(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct UntagResourceInput {
-    key_id: String,
-    tag_keys: Vec<String>,
+pub struct UntagResourceInput {
+    pub key_id: String,
+    pub tag_keys: Vec<String>,
 }
 
-pub(crate) fn untag_resource(
+pub fn untag_resource(
     services: &Services,
     ctx: &RequestCtx,
     input: UntagResourceInput,
-) -> Result<Empty, AwsError> {
+) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     for (i, t) in input.tag_keys.iter().enumerate() {
@@ -143,26 +143,26 @@ pub(crate) fn untag_resource(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListResourceTagsInput {
-    key_id: String,
-    limit: Option<i64>,
-    marker: Option<String>,
+pub struct ListResourceTagsInput {
+    pub key_id: String,
+    pub limit: Option<i64>,
+    pub marker: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct ListResourceTagsOutput {
-    tags: Vec<TagInput>,
+pub struct ListResourceTagsOutput {
+    pub tags: Vec<TagInput>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_marker: Option<String>,
-    truncated: bool,
+    pub next_marker: Option<String>,
+    pub truncated: bool,
 }
 
-pub(crate) fn list_resource_tags(
+pub fn list_resource_tags(
     services: &Services,
     ctx: &RequestCtx,
     input: ListResourceTagsInput,
-) -> Result<ListResourceTagsOutput, AwsError> {
+) -> Result<ListResourceTagsOutput, KmsError> {
     validate_key_page(&input.key_id, input.limit, input.marker.as_deref())?;
     let limit = page_limit(input.limit, 50, 50);
     let txn = read(services)?;
