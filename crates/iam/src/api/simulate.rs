@@ -19,7 +19,12 @@
 //! resource (and, for resource policies, principal) but that neither `ContextEntries` nor the
 //! simulated principal supply.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use serde_json::Value;
 use tresor_policy::{
@@ -46,8 +51,25 @@ use tresor_core::ctx::{Caller, CallerKind, RequestCtx};
 use tresor_core::error::ServiceError;
 use tresor_core::record;
 
-/// `policyDocumentType` of the simulation inputs: 1–131,072 characters, whitespace included.
+/// `policyDocumentType` of the simulation inputs: 1–131,072 characters, whitespace included,
+/// of `[\u0009\u000A\u000D\u0020-\u00FF]` (IAM API Reference, SimulateCustomPolicy).
 const SIMULATION_POLICY_MAX: usize = 131_072;
+const POLICY_PATTERN: &str = r"[\u0009\u000A\u000D\u0020-\u00FF]+";
+
+/// tresor's own bounds on one simulation (the API sets none on these list sizes): beyond
+/// them a request is refused with `InvalidInput` before anything is evaluated.
+const MAX_ACTIONS: usize = 1000;
+const MAX_RESOURCES: usize = 1000;
+const MAX_CONTEXT_ENTRIES: usize = 1000;
+
+/// Work and size of one page. Results are added while the page is within both budgets (at
+/// least one per page); the rest follows through `Marker` ("IAM might return fewer results,
+/// even when there are more results available", IAM API Reference, SimulateCustomPolicy).
+const PAGE_TIME: std::time::Duration = std::time::Duration::from_millis(1000);
+const PAGE_BYTES: usize = 2 << 20;
+/// One action's result cannot be split across pages: beyond these it is refused.
+const RESULT_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+const RESULT_BYTES: usize = 16 << 20;
 
 /// The session name of a simulated role session (`aws:userid` = `AROA…:<this>`).
 const SIMULATED_SESSION: &str = "SimulatedSession";
@@ -204,16 +226,23 @@ impl<'a> Input<'a> {
         }
         let policy_inputs = p.list("PolicyInputList");
         for (i, d) in policy_inputs.iter().enumerate() {
-            let member = format!("PolicyInputList.{}.member", i + 1);
-            check.length(&member, Some(d), 1, SIMULATION_POLICY_MAX);
+            check_document(&mut check, &format!("PolicyInputList.{}.member", i + 1), d);
         }
         let boundary_inputs = p.list("PermissionsBoundaryPolicyInputList");
         for (i, d) in boundary_inputs.iter().enumerate() {
             let member = format!("PermissionsBoundaryPolicyInputList.{}.member", i + 1);
-            check.length(&member, Some(d), 1, SIMULATION_POLICY_MAX);
+            check_document(&mut check, &member, d);
         }
         let resource_policy = p.get("ResourcePolicy");
-        check.length("ResourcePolicy", resource_policy, 1, SIMULATION_POLICY_MAX);
+        if let Some(d) = resource_policy {
+            check_document(&mut check, "ResourcePolicy", d);
+        }
+        check.length(
+            "ResourceHandlingOption",
+            p.get("ResourceHandlingOption"),
+            1,
+            64,
+        );
         let owner = p.get("ResourceOwner");
         check.length("ResourceOwner", owner, 1, 2048);
         let caller_arn = p.get("CallerArn");
@@ -226,8 +255,24 @@ impl<'a> Input<'a> {
             let key_type = e.get("ContextKeyType").copied();
             check.enumeration(&format!("{at}.contextKeyType"), key_type, CONTEXT_KEY_TYPES);
         }
+        if let Some(m) = p.get("Marker")
+            && !m.chars().all(|c| ('\u{20}'..='\u{ff}').contains(&c))
+        {
+            check.pattern("Marker", m, r"[\u0020-\u00FF]+");
+        }
         check.finish()?;
         let page = Page::from_params(p)?;
+        for (member, n, max) in [
+            ("ActionNames", actions.len(), MAX_ACTIONS),
+            ("ResourceArns", resources.len(), MAX_RESOURCES),
+            ("ContextEntries", entries.len(), MAX_CONTEXT_ENTRIES),
+        ] {
+            if n > max {
+                return Err(invalid_input(format!(
+                    "{member} has {n} members; a simulation takes at most {max}."
+                )));
+            }
+        }
 
         if actions.is_empty() {
             return Err(invalid_input("ActionNames must name at least one action."));
@@ -334,21 +379,83 @@ impl<'a> Input<'a> {
             owner: self.owner,
         };
         let specific = self.resources != ["*"];
-        let indexed: Vec<(usize, &str)> = self.actions.iter().copied().enumerate().collect();
-        let (page, next) = self.page.apply(indexed, |(i, _)| format!("{i:010}"));
+        let first = match &self.page.after {
+            None => 0,
+            Some(key) => key
+                .parse::<usize>()
+                .map_err(|_| invalid_input("Invalid Marker."))?
+                .saturating_add(1),
+        };
+        let started = Instant::now();
         let mut w = XmlWriter::new();
         w.open("EvaluationResults");
-        for (_, action) in page {
-            let outcomes: Vec<Outcome> = self
-                .resources
-                .iter()
-                .map(|r| sim.evaluate(action, r))
-                .collect();
+        let mut next = None;
+        let mut page_bytes = 0usize;
+        let remaining = self.actions.iter().enumerate().skip(first);
+        for (written, (i, action)) in remaining.enumerate() {
+            let page_full = written >= self.page.max_items
+                || (written > 0 && (started.elapsed() >= PAGE_TIME || page_bytes >= PAGE_BYTES));
+            if page_full {
+                next = Some(marker_after(i - 1));
+                break;
+            }
+            let item_started = Instant::now();
+            let mut size = 0usize;
+            let mut outcomes = Vec::with_capacity(self.resources.len());
+            for r in &self.resources {
+                let outcome = sim.evaluate(action, r);
+                size += outcome.size();
+                outcomes.push(outcome);
+                if size > RESULT_BYTES || item_started.elapsed() > RESULT_TIME {
+                    return Err(too_large(action));
+                }
+            }
             write_result(&mut w, action, &self.resources, &outcomes, specific);
+            // The action-wide lists repeat at most what the resources list.
+            page_bytes += 2 * size;
         }
         w.close("EvaluationResults");
         write_page_end(&mut w, next.as_deref());
         Ok(Some(w.finish()))
+    }
+}
+
+/// The `Marker` of the page that starts after action `index` (the listing's opaque marker).
+fn marker_after(index: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{index:010}"))
+}
+
+fn too_large(action: &str) -> ServiceError {
+    invalid_input(format!(
+        "The simulation of {action} is too large to answer: simulate fewer resources or smaller policies at a time."
+    ))
+}
+
+/// A `policyDocumentType` member: 1–131,072 characters of the policy character set. The
+/// document is not echoed in the message.
+fn check_document(check: &mut Check, member: &str, text: &str) {
+    let n = text.chars().count();
+    if n < 1 {
+        check.fail(
+            member,
+            None,
+            "Member must have length greater than or equal to 1",
+        );
+    } else if n > SIMULATION_POLICY_MAX {
+        check.fail(
+            member,
+            None,
+            &format!("Member must have length less than or equal to {SIMULATION_POLICY_MAX}"),
+        );
+    } else if !text
+        .chars()
+        .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}'))
+    {
+        check.fail(
+            member,
+            None,
+            &format!("Member must satisfy regular expression pattern: {POLICY_PATTERN}"),
+        );
     }
 }
 
@@ -656,10 +763,7 @@ impl Sim {
         let json: Option<Value> = serde_json::from_str(text).ok();
         let condition_keys = json.as_ref().map(condition_keys).unwrap_or_default();
         let unconditional = json.and_then(|j| without_conditions(j, policy.kind()));
-        let spans = statement_spans(text)
-            .into_iter()
-            .map(|(a, b)| (position(text, a), position(text, b)))
-            .collect();
+        let spans = spans_to_positions(text, &statement_spans(text));
         Sim {
             policy,
             id,
@@ -679,7 +783,7 @@ impl Sim {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Matched {
     id: String,
     source_type: &'static str,
@@ -694,6 +798,15 @@ struct Outcome {
     missing: Vec<String>,
     /// `AllowedByPermissionsBoundary`, when a boundary is in the simulation.
     boundary_allows: Option<bool>,
+}
+
+impl Outcome {
+    /// An upper estimate of the bytes this outcome takes in the response.
+    fn size(&self) -> usize {
+        160 + self.resource.len()
+            + self.matched.iter().map(|m| 240 + m.id.len()).sum::<usize>()
+            + self.missing.iter().map(|k| 20 + k.len()).sum::<usize>()
+    }
 }
 
 struct Simulation {
@@ -750,6 +863,7 @@ impl Simulation {
             _ => None,
         };
         let mut matched: Vec<Matched> = Vec::new();
+        let mut seen: HashSet<Matched> = HashSet::new();
         for m in &decision.matched {
             if Some(m.effect) != wanted {
                 continue;
@@ -760,7 +874,7 @@ impl Simulation {
                 PolicyType::Boundary | PolicyType::Session => None,
             };
             if let Some(statement) = sim.map(|s| s.statement(m.statement_index))
-                && !matched.contains(&statement)
+                && seen.insert(statement.clone())
             {
                 matched.push(statement);
             }
@@ -798,6 +912,7 @@ impl Simulation {
             resource_kind,
         };
         let mut missing: Vec<String> = Vec::new();
+        let mut missing_seen: HashSet<String> = HashSet::new();
         for m in tresor_policy::evaluate(&request, &unconditional).matched {
             let sim = match m.policy_type {
                 PolicyType::Identity => self.identity_of(m.source_id.as_deref()),
@@ -807,7 +922,7 @@ impl Simulation {
             };
             let keys = sim.and_then(|s| s.condition_keys.get(m.statement_index));
             for key in keys.into_iter().flatten() {
-                if !self.supplies(key) && !missing.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+                if !self.supplies(key) && missing_seen.insert(key.to_ascii_lowercase()) {
                     missing.push(key.clone());
                 }
             }
@@ -868,15 +983,17 @@ fn write_result(
         .max_by_key(|d| restrictiveness(d))
         .unwrap_or("implicitDeny");
     let mut matched: Vec<&Matched> = Vec::new();
+    let mut seen: HashSet<&Matched> = HashSet::new();
     let mut missing: Vec<&str> = Vec::new();
+    let mut seen_keys: HashSet<String> = HashSet::new();
     for o in outcomes {
         for m in &o.matched {
-            if !matched.contains(&m) {
+            if seen.insert(m) {
                 matched.push(m);
             }
         }
         for k in &o.missing {
-            if !missing.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+            if seen_keys.insert(k.to_ascii_lowercase()) {
                 missing.push(k);
             }
         }
@@ -1040,7 +1157,39 @@ fn without_conditions(mut json: Value, kind: PolicyKind) -> Option<Policy> {
     Policy::parse_with_limit(&json.to_string(), kind, usize::MAX).ok()
 }
 
+/// 1-based line and column of each span's ends, in one pass over the text (spans are in
+/// document order).
+fn spans_to_positions(text: &str, spans: &[(usize, usize)]) -> Vec<(Position, Position)> {
+    let mut offsets: Vec<usize> = spans.iter().flat_map(|&(a, b)| [a, b]).collect();
+    offsets.sort_unstable();
+    let mut at = std::collections::HashMap::with_capacity(offsets.len());
+    let (mut line, mut column) = (1usize, 1usize);
+    let mut wanted = offsets.iter().peekable();
+    for (i, c) in text.char_indices() {
+        while let Some(&&o) = wanted.peek() {
+            if o > i {
+                break;
+            }
+            wanted.next();
+            if o == i {
+                at.insert(i, (line, column));
+            }
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    spans
+        .iter()
+        .filter_map(|(a, b)| Some((*at.get(a)?, *at.get(b)?)))
+        .collect()
+}
+
 /// 1-based line and column of byte `offset` (an ASCII brace, so a char boundary).
+#[cfg(test)]
 fn position(text: &str, offset: usize) -> Position {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
@@ -1217,6 +1366,7 @@ mod tests {
             .map(|(a, b)| (position(multi, a), position(multi, b)))
             .collect();
         assert_eq!(spans, vec![((4, 5), (4, 57)), ((5, 5), (7, 5))]);
+        assert_eq!(spans_to_positions(multi, &statement_spans(multi)), spans);
         let single = r#"{"Statement":{"Effect":"Allow","Action":"a:b","Resource":"*"},"Version":"2012-10-17"}"#;
         assert_eq!(statement_spans(single), vec![(13, 60)]);
     }
