@@ -28,7 +28,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use serde_json::Value;
 use tresor_policy::{
-    Context, Effect, Policy, PolicyKind, PolicySet, PolicySource, PolicyType, Principal,
+    Context, Effect, Policy, PolicyKind, PolicySet, PolicySource, PolicyType, Position, Principal,
     PrincipalKind, Request, ResourceKind, SourcePolicyType,
 };
 use tresor_store::ReadTxn;
@@ -755,15 +755,13 @@ struct Sim {
     spans: Vec<(Position, Position)>,
 }
 
-type Position = (usize, usize);
-
 impl Sim {
     fn new(policy: Arc<Policy>, id: String, source_type: &'static str) -> Sim {
         let text = policy.text();
         let json: Option<Value> = serde_json::from_str(text).ok();
         let condition_keys = json.as_ref().map(condition_keys).unwrap_or_default();
         let unconditional = json.and_then(|j| without_conditions(j, policy.kind()));
-        let spans = spans_to_positions(text, &statement_spans(text));
+        let spans = tresor_policy::statement_positions(text);
         Sim {
             policy,
             id,
@@ -1157,219 +1155,9 @@ fn without_conditions(mut json: Value, kind: PolicyKind) -> Option<Policy> {
     Policy::parse_with_limit(&json.to_string(), kind, usize::MAX).ok()
 }
 
-/// 1-based line and column of each span's ends, in one pass over the text (spans are in
-/// document order).
-fn spans_to_positions(text: &str, spans: &[(usize, usize)]) -> Vec<(Position, Position)> {
-    let mut offsets: Vec<usize> = spans.iter().flat_map(|&(a, b)| [a, b]).collect();
-    offsets.sort_unstable();
-    let mut at = std::collections::HashMap::with_capacity(offsets.len());
-    let (mut line, mut column) = (1usize, 1usize);
-    let mut wanted = offsets.iter().peekable();
-    for (i, c) in text.char_indices() {
-        while let Some(&&o) = wanted.peek() {
-            if o > i {
-                break;
-            }
-            wanted.next();
-            if o == i {
-                at.insert(i, (line, column));
-            }
-        }
-        if c == '\n' {
-            line += 1;
-            column = 1;
-        } else {
-            column += 1;
-        }
-    }
-    spans
-        .iter()
-        .filter_map(|(a, b)| Some((*at.get(a)?, *at.get(b)?)))
-        .collect()
-}
-
-/// 1-based line and column of byte `offset` (an ASCII brace, so a char boundary).
-#[cfg(test)]
-fn position(text: &str, offset: usize) -> Position {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// Byte offsets of each statement's `{` and `}` in a valid policy document (empty if the
-/// walk fails).
-fn statement_spans(text: &str) -> Vec<(usize, usize)> {
-    Walker {
-        bytes: text.as_bytes(),
-        at: 0,
-    }
-    .top()
-    .unwrap_or_default()
-}
-
-/// A minimal JSON walker over already-validated text.
-struct Walker<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Walker<'a> {
-    fn peek(&mut self) -> Option<u8> {
-        while let Some(&b) = self.bytes.get(self.at) {
-            if b.is_ascii_whitespace() {
-                self.at += 1;
-            } else {
-                return Some(b);
-            }
-        }
-        None
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.peek()? == byte).then(|| self.at += 1)
-    }
-
-    fn string(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.at;
-        loop {
-            match self.bytes.get(self.at)? {
-                b'\\' => self.at += 2,
-                b'"' => {
-                    let s = self.bytes.get(start..self.at)?;
-                    self.at += 1;
-                    return Some(s);
-                }
-                _ => self.at += 1,
-            }
-        }
-    }
-
-    /// Skips one value; returns the offsets of its first and last byte.
-    fn value(&mut self) -> Option<(usize, usize)> {
-        let first = self.peek()?;
-        let start = self.at;
-        match first {
-            b'{' => {
-                self.at += 1;
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                } else {
-                    loop {
-                        self.string()?;
-                        self.eat(b':')?;
-                        self.value()?;
-                        if self.separator(b'}')? {
-                            break;
-                        }
-                    }
-                }
-            }
-            b'[' => {
-                self.at += 1;
-                if self.peek()? == b']' {
-                    self.at += 1;
-                } else {
-                    loop {
-                        self.value()?;
-                        if self.separator(b']')? {
-                            break;
-                        }
-                    }
-                }
-            }
-            b'"' => {
-                self.string()?;
-            }
-            _ => {
-                while let Some(&b) = self.bytes.get(self.at) {
-                    if matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace() {
-                        break;
-                    }
-                    self.at += 1;
-                }
-                if self.at == start {
-                    return None;
-                }
-            }
-        }
-        Some((start, self.at - 1))
-    }
-
-    /// After a member: `,` (more follow: false) or the closing byte (done: true).
-    fn separator(&mut self, close: u8) -> Option<bool> {
-        match self.peek()? {
-            b',' => {
-                self.at += 1;
-                Some(false)
-            }
-            b if b == close => {
-                self.at += 1;
-                Some(true)
-            }
-            _ => None,
-        }
-    }
-
-    fn top(&mut self) -> Option<Vec<(usize, usize)>> {
-        self.eat(b'{')?;
-        let mut spans = Vec::new();
-        if self.peek()? == b'}' {
-            return Some(spans);
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            if key == b"Statement" && self.peek()? == b'[' {
-                self.at += 1;
-                if self.peek()? == b']' {
-                    self.at += 1;
-                } else {
-                    loop {
-                        spans.push(self.value()?);
-                        if self.separator(b']')? {
-                            break;
-                        }
-                    }
-                }
-            } else if key == b"Statement" {
-                spans.push(self.value()?);
-            } else {
-                self.value()?;
-            }
-            if self.separator(b'}')? {
-                return Some(spans);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statement_positions_are_one_based_brace_positions() {
-        // Observed IAM output for one-line documents: a statement opening at
-        // `{"Version":"2012-10-17","Statement":[{` starts at column 38 and, here, ends at the
-        // `}` in column 167 (1-based columns of the statement's own braces).
-        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:*","Resource":"*","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2018-08-16T12:00:00Z"}}}]}"#;
-        let spans: Vec<_> = statement_spans(doc)
-            .into_iter()
-            .map(|(a, b)| (position(doc, a), position(doc, b)))
-            .collect();
-        assert_eq!(spans, vec![((1, 38), (1, 167))]);
-        let multi = "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\"Effect\": \"Allow\", \"Action\": \"a:b\", \"Resource\": \"*\"},\n    {\n      \"Effect\": \"Deny\", \"Action\": \"a:c\", \"Resource\": [\"x\", \"y\"]\n    }\n  ]\n}";
-        let spans: Vec<_> = statement_spans(multi)
-            .into_iter()
-            .map(|(a, b)| (position(multi, a), position(multi, b)))
-            .collect();
-        assert_eq!(spans, vec![((4, 5), (4, 57)), ((5, 5), (7, 5))]);
-        assert_eq!(spans_to_positions(multi, &statement_spans(multi)), spans);
-        let single = r#"{"Statement":{"Effect":"Allow","Action":"a:b","Resource":"*"},"Version":"2012-10-17"}"#;
-        assert_eq!(statement_spans(single), vec![(13, 60)]);
-    }
 
     #[test]
     fn condition_keys_and_unconditional_policies() {
