@@ -241,7 +241,7 @@ impl Input<'_> {
         mut identity: Vec<Sim>,
         mut boundary: Option<Sim>,
         principal: Principal,
-    ) -> OpResult {
+    ) -> Result<SimulatePolicyResponse, ServiceError> {
         for (i, text) in self.policy_inputs.iter().enumerate() {
             let policy = parse_input(text, PolicyKind::Identity)?;
             identity.push(Sim::new(
@@ -300,8 +300,7 @@ impl Input<'_> {
                 .saturating_add(1),
         };
         let started = Instant::now();
-        let mut w = XmlWriter::new();
-        w.open("EvaluationResults");
+        let mut results = Vec::new();
         let mut next = None;
         let mut page_bytes = 0usize;
         let remaining = self.actions.iter().enumerate().skip(first);
@@ -323,13 +322,15 @@ impl Input<'_> {
                     return Err(too_large(action));
                 }
             }
-            write_result(&mut w, action, &self.resources, &outcomes, specific);
+            results.push(result_of(action, &self.resources, outcomes, specific));
             // The action-wide lists repeat at most what the resources list.
             page_bytes += 2 * size;
         }
-        w.close("EvaluationResults");
-        write_page_end(&mut w, next.as_deref());
-        Ok(Some(w.finish()))
+        Ok(SimulatePolicyResponse {
+            evaluation_results: results,
+            is_truncated: next.is_some(),
+            marker: next,
+        })
     }
 }
 

@@ -34,10 +34,9 @@ use tresor_policy::{
 use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::validate::member_path;
-use tresor_wire::xml::XmlWriter;
 
 use super::groups::GroupRecord;
-use super::pagination::{Page, write_page_end};
+use super::pagination::Page;
 use super::roles::RoleRecord;
 use super::{
     Check, EntityKind, OpResult, PolicyHolder, authorize, identity_policies, invalid_input,
@@ -100,17 +99,35 @@ mod principals;
 
 use eval::*;
 use input::*;
-use output::*;
+pub use output::*;
 use principals::*;
 
 // ---------------------------------------------------------------------------------------
 // Operations.
 
+/// `SimulatePrincipalPolicy` on the dispatch table: decode, simulate, encode.
 pub(crate) fn simulate_principal_policy(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
 ) -> OpResult {
+    encode(&principal_policy(s, ctx, p)?)
+}
+
+/// `SimulateCustomPolicy` on the dispatch table: decode, simulate, encode.
+pub(crate) fn simulate_custom_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+    encode(&custom_policy(s, ctx, p)?)
+}
+
+fn encode(out: &SimulatePolicyResponse) -> OpResult {
+    tresor_wire::xml::encode(out).map_err(ServiceError::Aws)
+}
+
+pub fn principal_policy(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> Result<SimulatePolicyResponse, ServiceError> {
     require(p, &[("PolicySourceArn", false), ("ActionNames", true)])?;
     let source_arn = p.get("PolicySourceArn").unwrap_or_default();
     let mut check = Check::new();
@@ -158,7 +175,11 @@ pub(crate) fn simulate_principal_policy(
     input.finish(identity, boundary, principal)
 }
 
-pub(crate) fn simulate_custom_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub fn custom_policy(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> Result<SimulatePolicyResponse, ServiceError> {
     require(p, &[("PolicyInputList", true), ("ActionNames", true)])?;
     let input = Input::parse(p, Check::new())?;
     if let Some(a) = input.actions.iter().find(|a| a.contains(['*', '?'])) {
