@@ -644,8 +644,9 @@ pub fn map_aws_principals(
     mut f: impl FnMut(&str) -> Option<String>,
 ) -> Result<String, PolicyError> {
     serde_json::from_str::<Value>(doc).map_err(|_| PolicyError::syntax())?;
-    let mut scanner = rewrite::Scanner::new(doc);
-    let edits = scanner.scan().ok_or_else(PolicyError::syntax)?;
+    let edits = crate::json::scan(doc)
+        .ok_or_else(PolicyError::syntax)?
+        .aws_principals;
     let mut out = String::with_capacity(doc.len());
     let mut at = 0;
     for (start, end, original) in edits {
@@ -657,154 +658,6 @@ pub fn map_aws_principals(
     }
     out.push_str(&doc[at..]);
     Ok(out)
-}
-
-/// A minimal JSON walker that finds the spans of `Statement[*].(Not)Principal.AWS[*]` strings
-/// in already-validated JSON.
-mod rewrite {
-    pub(super) struct Scanner<'a> {
-        text: &'a str,
-        at: usize,
-        /// (start, end, unescaped value) of each AWS principal string literal.
-        found: Vec<(usize, usize, String)>,
-    }
-
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum Place {
-        Top,
-        StatementList,
-        Statement,
-        Principal,
-        Aws,
-        Other,
-    }
-
-    impl<'a> Scanner<'a> {
-        pub(super) fn new(text: &'a str) -> Self {
-            Scanner {
-                text,
-                at: 0,
-                found: Vec::new(),
-            }
-        }
-
-        pub(super) fn scan(&mut self) -> Option<Vec<(usize, usize, String)>> {
-            self.value(Place::Top)?;
-            Some(std::mem::take(&mut self.found))
-        }
-
-        fn peek(&mut self) -> Option<u8> {
-            let bytes = self.text.as_bytes();
-            while let Some(&b) = bytes.get(self.at) {
-                if b.is_ascii_whitespace() {
-                    self.at += 1;
-                } else {
-                    return Some(b);
-                }
-            }
-            None
-        }
-
-        fn expect(&mut self, byte: u8) -> Option<()> {
-            (self.peek()? == byte).then(|| self.at += 1)
-        }
-
-        /// A string literal: (start, end, unescaped).
-        fn string(&mut self) -> Option<(usize, usize, String)> {
-            if self.peek()? != b'"' {
-                return None;
-            }
-            let start = self.at;
-            let bytes = self.text.as_bytes();
-            let mut i = start + 1;
-            loop {
-                match bytes.get(i)? {
-                    b'\\' => i += 2,
-                    b'"' => break,
-                    _ => i += 1,
-                }
-            }
-            let end = i + 1;
-            self.at = end;
-            let value: String = serde_json::from_str(self.text.get(start..end)?).ok()?;
-            Some((start, end, value))
-        }
-
-        fn value(&mut self, place: Place) -> Option<()> {
-            match self.peek()? {
-                b'{' => {
-                    self.at += 1;
-                    let object_place = match place {
-                        Place::StatementList => Place::Statement,
-                        other => other,
-                    };
-                    if self.peek()? == b'}' {
-                        self.at += 1;
-                        return Some(());
-                    }
-                    loop {
-                        let (_, _, key) = self.string()?;
-                        self.expect(b':')?;
-                        let child = match (object_place, key.as_str()) {
-                            (Place::Top, "Statement") => Place::StatementList,
-                            (Place::Statement, "Principal" | "NotPrincipal") => Place::Principal,
-                            (Place::Principal, "AWS") => Place::Aws,
-                            _ => Place::Other,
-                        };
-                        self.value(child)?;
-                        match self.peek()? {
-                            b',' => self.at += 1,
-                            b'}' => {
-                                self.at += 1;
-                                return Some(());
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
-                b'[' => {
-                    self.at += 1;
-                    let item_place = match place {
-                        Place::StatementList | Place::Aws => place,
-                        _ => Place::Other,
-                    };
-                    if self.peek()? == b']' {
-                        self.at += 1;
-                        return Some(());
-                    }
-                    loop {
-                        self.value(item_place)?;
-                        match self.peek()? {
-                            b',' => self.at += 1,
-                            b']' => {
-                                self.at += 1;
-                                return Some(());
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
-                b'"' => {
-                    let found = self.string()?;
-                    if place == Place::Aws {
-                        self.found.push(found);
-                    }
-                    Some(())
-                }
-                _ => {
-                    // number, true, false, null
-                    let bytes = self.text.as_bytes();
-                    while let Some(&b) = bytes.get(self.at) {
-                        if b == b',' || b == b'}' || b == b']' || b.is_ascii_whitespace() {
-                            break;
-                        }
-                        self.at += 1;
-                    }
-                    Some(())
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ mod context;
 mod document;
 mod evaluate;
 mod explain;
+mod json;
 mod matcher;
 mod principal;
 mod variables;
@@ -53,6 +54,7 @@ pub use context::{Context, Principal, PrincipalKind};
 pub use document::{Effect, Policy, PolicyKind, Statement, map_aws_principals, non_whitespace_len};
 pub use evaluate::{PolicySet, PolicySource, Request, ResourceKind, SourcePolicyType, evaluate};
 pub use explain::{Decision, MatchedStatement, PolicyType, Reason};
+pub use json::{Position, statement_positions};
 
 /// Managed policy document size, in characters excluding whitespace.
 /// Source: AWS IAM User Guide, "IAM and AWS STS quotas" (managed policy size 6,144 characters;
