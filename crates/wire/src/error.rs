@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use crate::route::{Protocol, ServiceId};
-use crate::xml::escape;
+use crate::escape::escape;
+use crate::service::{Protocol, ServiceId};
 
 /// An error as AWS puts it on the wire. `message: None` omits the message entirely, as
 /// SSM's `ParameterNotFound` does on `GetParameter` (spec §9.2).
@@ -111,11 +111,7 @@ impl AwsError {
     /// failures go to the server log, never to the client.
     pub fn internal(protocol: Protocol) -> Self {
         let _ = protocol;
-        Self::new(
-            "InternalFailure",
-            500,
-            "The request processing has failed because of an unknown error, exception or failure.",
-        )
+        Self::new("InternalFailure", 500, INTERNAL_MESSAGE)
     }
 
     pub fn request_entity_too_large(limit: usize) -> Self {
@@ -141,6 +137,76 @@ impl std::fmt::Display for AwsError {
 }
 
 impl std::error::Error for AwsError {}
+
+/// The message AWS sends with an internal failure; details stay in the server log.
+pub const INTERNAL_MESSAGE: &str =
+    "The request processing has failed because of an unknown error, exception or failure.";
+
+/// What every service's typed error (one `thiserror` enum per service, variants named after
+/// AWS's error codes) tells the wire layer. [`to_aws_error`] turns any of them into the
+/// [`AwsError`] that [`render_json`] and [`render_xml`] render.
+///
+/// `Display` is for the server log; what the client reads is [`message`](Self::message).
+/// An internal failure (storage, crypto, a corrupt record) keeps its details out of the
+/// response: its default message is [`INTERNAL_MESSAGE`] and its `Display`, with the chain of
+/// `source()`s, is logged instead.
+pub trait ServiceError: std::error::Error {
+    /// AWS's error code (`ResourceNotFoundException`, `NoSuchEntity`, …).
+    fn code(&self) -> &str;
+
+    /// The HTTP status: 400 unless the model says otherwise.
+    fn http_status(&self) -> u16 {
+        400
+    }
+
+    /// The message the client reads, `None` for an error without a message member.
+    fn message(&self) -> Option<Cow<'_, str>> {
+        if self.is_internal() {
+            Some(Cow::Borrowed(INTERNAL_MESSAGE))
+        } else {
+            Some(Cow::Owned(self.to_string()))
+        }
+    }
+
+    /// Whether this is the server's fault, with details for the log only.
+    fn is_internal(&self) -> bool {
+        false
+    }
+}
+
+/// The wire error for a service error. An internal one is logged here, with its `source()`
+/// chain, and reaches the client only as code, status and [`ServiceError::message`].
+pub fn to_aws_error<E: ServiceError + ?Sized>(e: &E) -> AwsError {
+    if e.is_internal() {
+        let mut causes = String::new();
+        let mut source = e.source();
+        while let Some(s) = source {
+            causes.push_str(": ");
+            causes.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(code = e.code(), error = %e, causes = %causes, "internal failure");
+    }
+    AwsError {
+        code: Cow::Owned(e.code().to_string()),
+        message: e.message().map(Cow::into_owned),
+        status: e.http_status(),
+    }
+}
+
+impl ServiceError for AwsError {
+    fn code(&self) -> &str {
+        &self.code
+    }
+
+    fn http_status(&self) -> u16 {
+        self.status
+    }
+
+    fn message(&self) -> Option<Cow<'_, str>> {
+        self.message.as_deref().map(Cow::Borrowed)
+    }
+}
 
 /// The message key casing the botocore model gives `code` in `service` (spec §1.1).
 pub fn message_case(service: ServiceId, code: &str) -> MessageCase {
@@ -251,5 +317,170 @@ mod tests {
         assert!(x.contains("xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\""));
         let s = AwsError::internal(Protocol::AwsQuery);
         assert!(render_xml(ServiceId::Sts, &s, "r").contains("<Type>Receiver</Type>"));
+    }
+
+    /// A storage failure whose text must never reach the client.
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk full at /var/lib/tresor/secret-name-hunter2")]
+    struct DiskFull;
+
+    #[derive(Debug, thiserror::Error)]
+    enum SecretsError {
+        #[error("Secrets Manager can't find the specified secret.")]
+        ResourceNotFoundException,
+        #[error("You can't perform this operation on the secret because it was marked for deletion.")]
+        InvalidRequestException,
+        #[error("ParameterNotFound")]
+        ParameterNotFound,
+        #[error("storage failed")]
+        Store(#[source] DiskFull),
+    }
+
+    impl ServiceError for SecretsError {
+        fn code(&self) -> &str {
+            match self {
+                SecretsError::ResourceNotFoundException => "ResourceNotFoundException",
+                SecretsError::InvalidRequestException => "InvalidRequestException",
+                SecretsError::ParameterNotFound => "ParameterNotFound",
+                SecretsError::Store(_) => "InternalServiceError",
+            }
+        }
+
+        fn http_status(&self) -> u16 {
+            if self.is_internal() { 500 } else { 400 }
+        }
+
+        fn message(&self) -> Option<Cow<'_, str>> {
+            match self {
+                SecretsError::ParameterNotFound => None,
+                SecretsError::Store(_) => Some(Cow::Borrowed(INTERNAL_MESSAGE)),
+                other => Some(Cow::Owned(other.to_string())),
+            }
+        }
+
+        fn is_internal(&self) -> bool {
+            matches!(self, SecretsError::Store(_))
+        }
+    }
+
+    /// Captures what is logged while `f` runs.
+    fn logged(f: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut v) = self.0.lock() {
+                    v.extend_from_slice(b);
+                }
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buf.0.lock().map(|v| v.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn typed_errors_render_with_their_code_status_and_message() {
+        let e = to_aws_error(&SecretsError::ResourceNotFoundException);
+        assert_eq!(
+            e,
+            AwsError::client(
+                "ResourceNotFoundException",
+                "Secrets Manager can't find the specified secret."
+            )
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&render_json(Some(ServiceId::SecretsManager), &e))
+                .unwrap_or_default();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "__type": "ResourceNotFoundException",
+                "Message": "Secrets Manager can't find the specified secret."
+            })
+        );
+        let bare = to_aws_error(&SecretsError::ParameterNotFound);
+        assert_eq!(bare, AwsError::bare("ParameterNotFound", 400));
+        let x = render_xml(
+            ServiceId::Iam,
+            &to_aws_error(&SecretsError::InvalidRequestException),
+            "r",
+        );
+        assert!(x.contains("<Code>InvalidRequestException</Code>"), "{x}");
+        assert!(x.contains("<Type>Sender</Type>"), "{x}");
+    }
+
+    #[test]
+    fn internal_details_are_logged_never_rendered() {
+        let mut e = None;
+        let log = logged(|| e = Some(to_aws_error(&SecretsError::Store(DiskFull))));
+        let e = e.unwrap_or_else(|| AwsError::bare("none", 0));
+        assert_eq!(e.code, "InternalServiceError");
+        assert_eq!(e.status, 500);
+        assert_eq!(e.message.as_deref(), Some(INTERNAL_MESSAGE));
+        let json = String::from_utf8_lossy(&render_json(Some(ServiceId::SecretsManager), &e))
+            .into_owned();
+        let xml = render_xml(ServiceId::Sts, &e, "r");
+        for out in [&json, &xml] {
+            assert!(!out.contains("hunter2"), "{out}");
+            assert!(!out.contains("storage failed"), "{out}");
+        }
+        assert!(xml.contains("<Type>Receiver</Type>"));
+        assert!(log.contains("storage failed"), "{log}");
+        assert!(log.contains("disk full"), "{log}");
+        assert!(log.contains("InternalServiceError"), "{log}");
+        // Client faults are not logged.
+        let quiet = logged(|| {
+            let _ = to_aws_error(&SecretsError::ResourceNotFoundException);
+        });
+        assert!(quiet.is_empty(), "{quiet}");
+    }
+
+    #[test]
+    fn aws_error_is_a_service_error_that_converts_to_itself() {
+        for e in [
+            AwsError::client("ValidationError", "m"),
+            AwsError::bare("ParameterNotFound", 400),
+            AwsError::internal(Protocol::AwsJson11),
+        ] {
+            assert_eq!(to_aws_error(&e), e);
+        }
+    }
+
+    #[test]
+    fn default_message_hides_internal_display() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("db at /secret/path is locked")]
+        struct Locked;
+        impl ServiceError for Locked {
+            fn code(&self) -> &str {
+                "InternalFailure"
+            }
+            fn http_status(&self) -> u16 {
+                500
+            }
+            fn is_internal(&self) -> bool {
+                true
+            }
+        }
+        let e = logged_quietly(&Locked);
+        assert_eq!(e.message.as_deref(), Some(INTERNAL_MESSAGE));
+    }
+
+    fn logged_quietly<E: ServiceError>(e: &E) -> AwsError {
+        let mut out = None;
+        let _ = logged(|| out = Some(to_aws_error(e)));
+        out.unwrap_or_else(|| AwsError::bare("none", 0))
     }
 }

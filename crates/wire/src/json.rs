@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::AwsError;
-use crate::route::Protocol;
+use crate::service::Protocol;
 use crate::validate::member_path;
 
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -105,21 +105,17 @@ pub mod epoch_seconds {
     }
 }
 
-/// Serde helpers for `blob` members: standard base64, padded.
+/// Serde helpers for `blob` members: standard base64, padded. Kept for existing callers;
+/// [`crate::blob`] is the same encoding for any bytes type, `Option` included.
 pub mod blob {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(b))
+        crate::blob::serialize(b, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        STANDARD
-            .decode(s.as_bytes())
-            .map_err(|_| serde::de::Error::custom("blob is not valid base64"))
+        crate::blob::deserialize(d)
     }
 }
 

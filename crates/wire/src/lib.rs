@@ -4,13 +4,16 @@
 //! It knows the protocols and nothing of any service's semantics: no secrets, keys or
 //! policies live here. SigV4 verification math is in the sibling crate `tresor-sigv4`.
 
+pub mod blob;
 pub mod error;
+pub mod escape;
 pub mod json;
 pub mod query;
 pub mod route;
+pub mod service;
 pub mod timefmt;
 pub mod validate;
 pub mod xml;
 
-pub use error::{AwsError, MessageCase};
-pub use route::{Protocol, ServiceId};
+pub use error::{AwsError, MessageCase, ServiceError, to_aws_error};
+pub use service::{Protocol, ServiceId};

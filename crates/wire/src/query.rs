@@ -6,9 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
 use crate::error::AwsError;
-use crate::route::Protocol;
+use crate::service::Protocol;
 use crate::validate::member_path;
+
+mod de;
 
 /// The decoded parameters of one awsQuery request.
 #[derive(Clone, Debug, Default)]
@@ -133,9 +137,36 @@ impl QueryParams {
         items.into_values().collect()
     }
 
+    /// Decodes the parameters into an operation's typed input (see the table in
+    /// [`decode`]).
+    pub fn decode<'de, T: Deserialize<'de>>(&'de self) -> Result<T, AwsError> {
+        de::decode(&self.params)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
+}
+
+/// Decodes awsQuery parameters into a `#[derive(Deserialize)]` input structure with
+/// `#[serde(rename_all = "PascalCase")]` member names:
+///
+/// | Rust type                 | parameters                                                  |
+/// |---------------------------|-------------------------------------------------------------|
+/// | struct member `F` at `P`  | `P.F` (top level: `F`)                                      |
+/// | `Vec<T>` at `P`           | `P.member.1`, `P.member.2`, … in numeric order; `P=` is `[]` |
+/// | `BTreeMap<K, V>` at `P`   | `P.entry.N.key` / `P.entry.N.value`                         |
+/// | `String`, `&str`          | the value as sent                                           |
+/// | `bool`                    | `true` / `false`                                            |
+/// | integers, `f64`           | decimal text                                                |
+/// | `Option<T>`               | `None` when neither `P` nor anything below it is sent       |
+/// | unit-variant enum         | the variant name                                            |
+///
+/// Parameters no member names (`Action`, `Version`, `X-Amz-*`) are ignored. Errors are the
+/// `ValidationError`s of [`QueryParams::required`], [`QueryParams::int`] and
+/// [`QueryParams::bool`], word for word.
+pub fn decode<'de, T: Deserialize<'de>>(params: &'de QueryParams) -> Result<T, AwsError> {
+    params.decode()
 }
 
 #[cfg(test)]

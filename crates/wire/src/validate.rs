@@ -2,7 +2,7 @@
 //! '<memberPath>' failed to satisfy constraint: Member must …` (spec §1.1).
 
 use crate::error::AwsError;
-use crate::route::Protocol;
+use crate::service::Protocol;
 
 /// The camelCase member path AWS uses in validation messages (`SecretId` → `secretId`).
 pub fn member_path(member: &str) -> String {

@@ -2,26 +2,13 @@
 //! <ResponseMetadata>…</ResponseMetadata></OpResponse>`). Only writing is needed: awsQuery
 //! requests are form-encoded.
 
-use crate::route::ServiceId;
+use serde::Serialize;
 
-/// Escapes text for element content and attribute values.
-pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains(['<', '>', '&', '"', '\'']) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
+pub use crate::escape::escape;
+use crate::error::AwsError;
+use crate::service::{Protocol, ServiceId};
+
+mod ser;
 
 /// Builds the body of an `<OpResult>` element.
 #[derive(Default, Debug)]
@@ -65,6 +52,62 @@ impl XmlWriter {
 
     pub fn finish(self) -> String {
         self.out
+    }
+}
+
+/// Encodes an operation's output structure as the inner XML of `<{Action}Result>`, exactly
+/// as [`XmlWriter`] would write the same members (see the table in the `ser` module docs:
+/// members in declaration order, `None` omitted, lists as `<member>`s, maps as `<entry>`s).
+/// `None` when nothing is written, for [`query_response`]'s "no Result element".
+///
+/// Timestamps are `#[serde(with = "tresor_wire::xml::iso8601")]`; blobs
+/// `#[serde(with = "tresor_wire::blob")]`.
+pub fn encode<T: Serialize + ?Sized>(output: &T) -> Result<Option<String>, AwsError> {
+    ser::encode(output).map_err(|e| {
+        tracing::error!(error = %e, "awsQuery output cannot be encoded");
+        AwsError::internal(Protocol::AwsQuery)
+    })
+}
+
+/// Serde helpers for IAM and STS timestamps: ISO-8601 in UTC to the second
+/// (`2026-01-01T00:00:00Z`), as [`crate::timefmt::iso8601`] writes them. Decoding accepts
+/// any RFC 3339 timestamp.
+pub mod iso8601 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::timefmt::iso8601(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map_err(|_| serde::de::Error::custom("timestamp is not ISO-8601"))
+    }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&crate::timefmt::iso8601(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] OffsetDateTime);
+            Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+        }
     }
 }
 
@@ -130,5 +173,32 @@ mod tests {
         assert!(x.contains("<RequestId>r-1</RequestId>"));
         let empty = query_response(ServiceId::Iam, "DeleteRole", None, "r");
         assert!(!empty.contains("DeleteRoleResult"));
+    }
+
+    #[test]
+    fn iso8601_timestamps_round_trip_to_the_second() {
+        use time::macros::datetime;
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct T {
+            #[serde(with = "super::iso8601")]
+            at: time::OffsetDateTime,
+            #[serde(with = "super::iso8601::option", default)]
+            maybe: Option<time::OffsetDateTime>,
+        }
+        let t = T {
+            at: datetime!(2026-11-25 18:07:25.743 +01:00),
+            maybe: None,
+        };
+        let text = serde_json::to_string(&t).unwrap_or_default();
+        assert_eq!(text, r#"{"at":"2026-11-25T17:07:25Z","maybe":null}"#);
+        let back: Option<T> = serde_json::from_str(&text).ok();
+        assert_eq!(
+            back,
+            Some(T {
+                at: datetime!(2026-11-25 17:07:25 UTC),
+                maybe: None
+            })
+        );
+        assert!(serde_json::from_str::<T>(r#"{"at":"yesterday"}"#).is_err());
     }
 }
