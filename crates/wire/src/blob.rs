@@ -12,8 +12,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::de::{self, Deserializer, Visitor};
 use serde::Serializer;
+use serde::de::{self, Deserializer, Visitor};
 use zeroize::Zeroizing;
 
 /// The message of a decoding failure. It never quotes the input, which may be a secret.

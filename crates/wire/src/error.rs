@@ -328,7 +328,9 @@ mod tests {
     enum SecretsError {
         #[error("Secrets Manager can't find the specified secret.")]
         ResourceNotFoundException,
-        #[error("You can't perform this operation on the secret because it was marked for deletion.")]
+        #[error(
+            "You can't perform this operation on the secret because it was marked for deletion."
+        )]
         InvalidRequestException,
         #[error("ParameterNotFound")]
         ParameterNotFound,
@@ -429,8 +431,8 @@ mod tests {
         assert_eq!(e.code, "InternalServiceError");
         assert_eq!(e.status, 500);
         assert_eq!(e.message.as_deref(), Some(INTERNAL_MESSAGE));
-        let json = String::from_utf8_lossy(&render_json(Some(ServiceId::SecretsManager), &e))
-            .into_owned();
+        let json =
+            String::from_utf8_lossy(&render_json(Some(ServiceId::SecretsManager), &e)).into_owned();
         let xml = render_xml(ServiceId::Sts, &e, "r");
         for out in [&json, &xml] {
             assert!(!out.contains("hunter2"), "{out}");

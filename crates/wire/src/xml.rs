@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-pub use crate::escape::escape;
 use crate::error::AwsError;
+pub use crate::escape::escape;
 use crate::service::{Protocol, ServiceId};
 
 mod ser;

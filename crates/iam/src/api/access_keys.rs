@@ -8,13 +8,13 @@ use tresor_wire::xml::XmlWriter;
 
 use super::pagination::{Page, write_page_end};
 use super::{
-    Check, OpResult, authorized, caller_user_name, iso, limit_exceeded, no_such_entity, scan_keys,
+    Check, IamResult, authorized, caller_user_name, iso, limit_exceeded, no_such_entity, scan_keys,
 };
+use crate::error::IamError;
 use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, KeyStatus, UserRecord, seal_secret};
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// Access keys per user (IAM and AWS STS quotas).
@@ -27,7 +27,7 @@ fn status_str(s: KeyStatus) -> &'static str {
     }
 }
 
-fn user_param(ctx: &RequestCtx, p: &QueryParams) -> Result<String, ServiceError> {
+fn user_param(ctx: &RequestCtx, p: &QueryParams) -> Result<String, IamError> {
     let given = p.get("UserName");
     let mut check = Check::new();
     check.name("UserName", given, 128);
@@ -35,7 +35,7 @@ fn user_param(ctx: &RequestCtx, p: &QueryParams) -> Result<String, ServiceError>
     caller_user_name(ctx, given)
 }
 
-fn key_id(p: &QueryParams) -> Result<&str, ServiceError> {
+fn key_id(p: &QueryParams) -> Result<&str, IamError> {
     let id = p.required("AccessKeyId")?;
     let mut check = Check::new();
     check.length("AccessKeyId", Some(id), 16, 128);
@@ -46,7 +46,7 @@ fn key_id(p: &QueryParams) -> Result<&str, ServiceError> {
     Ok(id)
 }
 
-fn key_not_found(id: &str) -> ServiceError {
+fn key_not_found(id: &str) -> IamError {
     no_such_entity(format!("The Access Key with id {id} cannot be found."))
 }
 
@@ -56,7 +56,7 @@ fn owned_key(
     account: &str,
     user: &str,
     id: &str,
-) -> Result<AccessKeyRecord, ServiceError> {
+) -> Result<AccessKeyRecord, IamError> {
     let key = record::get::<AccessKeyRecord>(txn, &keys::access_key(id))?;
     match key {
         Some(k)
@@ -69,7 +69,7 @@ fn owned_key(
     }
 }
 
-pub(crate) fn create_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn create_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = user_param(ctx, p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
@@ -114,7 +114,7 @@ pub(crate) fn create_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn delete_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn delete_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = user_param(ctx, p)?;
     let id = key_id(p)?;
     let account = &ctx.caller.account;
@@ -127,7 +127,7 @@ pub(crate) fn delete_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     Ok(None)
 }
 
-pub(crate) fn update_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn update_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = user_param(ctx, p)?;
     let id = key_id(p)?;
     let status = p.required("Status")?;
@@ -153,7 +153,7 @@ pub(crate) fn update_access_key(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     Ok(None)
 }
 
-pub(crate) fn list_access_keys(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_access_keys(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = user_param(ctx, p)?;
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;
@@ -191,7 +191,7 @@ pub(crate) fn get_access_key_last_used(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let id = key_id(p)?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;

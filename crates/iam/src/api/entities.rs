@@ -7,13 +7,13 @@ use tresor_wire::xml::XmlWriter;
 
 use super::pagination::{Page, write_list};
 use super::{
-    Check, Entity, OpResult, PolicyHolder, Tagged, authorize, authorized, delete_conflict,
+    Check, Entity, IamResult, PolicyHolder, Tagged, authorize, authorized, delete_conflict,
     limit_exceeded, merge_tags, name_param, parse_tags, scan_all, scan_keys,
 };
+use crate::error::IamError;
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// Tags per user or role (IAM and AWS STS quotas).
@@ -25,8 +25,8 @@ pub(crate) fn list_entities<E: Entity>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-    item: impl Fn(&mut XmlWriter, &dyn ReadTxn, &E, &str) -> Result<(), ServiceError>,
-) -> OpResult {
+    item: impl Fn(&mut XmlWriter, &dyn ReadTxn, &E, &str) -> Result<(), IamError>,
+) -> IamResult {
     let prefix = p.get("PathPrefix").unwrap_or("/");
     let mut check = Check::new();
     check.path_prefix("PathPrefix", Some(prefix));
@@ -55,7 +55,7 @@ pub(crate) fn list_entities<E: Entity>(
 }
 
 /// `Tag{User,Role}`: adds or replaces tags, up to `TagsPer<Kind>`.
-pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
     let tags = parse_tags(p, "Tags")?;
     let action = format!("iam:Tag{}", E::KIND.title());
@@ -74,7 +74,7 @@ pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) ->
 }
 
 /// `Untag{User,Role}`: removes tags by key, case-insensitively.
-pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
     let remove: Vec<String> = p.list("TagKeys").iter().map(|k| k.to_lowercase()).collect();
     let action = format!("iam:Untag{}", E::KIND.title());
@@ -89,7 +89,7 @@ pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) 
 }
 
 /// `List{User,Role}Tags`, by key. `<Tags>` is present even when there are none.
-pub(crate) fn list_tags<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_tags<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
     let page = Page::from_params(p)?;
     let action = format!("iam:List{}Tags", E::KIND.title());
@@ -114,8 +114,8 @@ pub(crate) fn delete_entity<E: Entity>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), ServiceError>,
-) -> OpResult {
+    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), IamError>,
+) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
     let account = &ctx.caller.account;
     let action = format!("iam:Delete{}", E::KIND.title());
@@ -134,7 +134,7 @@ fn release_boundary<E: Entity>(
     txn: &mut dyn WriteTxn,
     account: &str,
     entity: &E,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     if let Some(b) = entity.boundary()
         && let Some(m) = super::policies::resolve(&*txn, account, b)?
     {
@@ -153,7 +153,7 @@ pub(crate) fn refuse_if_any(
     txn: &dyn ReadTxn,
     prefix: &str,
     message: &str,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     if scan_keys(txn, prefix)?.is_empty() {
         Ok(())
     } else {
@@ -162,7 +162,7 @@ pub(crate) fn refuse_if_any(
 }
 
 /// `DeleteConflict` while the entity has inline or attached managed policies.
-pub(crate) fn refuse_if_policies<E: PolicyHolder>(entity: &E) -> Result<(), ServiceError> {
+pub(crate) fn refuse_if_policies<E: PolicyHolder>(entity: &E) -> Result<(), IamError> {
     if !entity.inline().is_empty() {
         return Err(delete_conflict(
             "Cannot delete entity, must delete policies first.",
@@ -199,7 +199,7 @@ pub(crate) fn insert_entity<E: Entity>(
     account: &str,
     entity: &E,
     boundary_ref: Option<String>,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     let name = entity.name();
     record::put(txn, &E::KIND.key(account, name), entity)?;
     txn.put(&keys::unique_id(account, entity.id()), name.as_bytes())?;

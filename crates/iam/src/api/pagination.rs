@@ -8,7 +8,7 @@ use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
 use super::{Check, invalid_input};
-use tresor_core::error::ServiceError;
+use crate::error::IamError;
 
 pub(crate) const DEFAULT_MAX_ITEMS: usize = 100;
 
@@ -20,7 +20,7 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    pub(crate) fn from_params(p: &QueryParams) -> Result<Page, ServiceError> {
+    pub(crate) fn from_params(p: &QueryParams) -> Result<Page, IamError> {
         let max = p.int("MaxItems")?;
         let marker = p.get("Marker");
         let mut check = Check::new();
@@ -32,8 +32,11 @@ impl Page {
             Some(m) => {
                 let bytes = URL_SAFE_NO_PAD
                     .decode(m.as_bytes())
-                    .map_err(|_| invalid_input("Invalid Marker."))?;
-                Some(String::from_utf8(bytes).map_err(|_| invalid_input("Invalid Marker."))?)
+                    .map_err(|_| invalid_input::<IamError>("Invalid Marker."))?;
+                Some(
+                    String::from_utf8(bytes)
+                        .map_err(|_| invalid_input::<IamError>("Invalid Marker."))?,
+                )
             }
         };
         Ok(Page {
@@ -80,8 +83,8 @@ pub(crate) fn write_list<T>(
     wrapper: &str,
     items: &[T],
     next: Option<&str>,
-    mut item: impl FnMut(&mut XmlWriter, &T) -> Result<(), ServiceError>,
-) -> Result<(), ServiceError> {
+    mut item: impl FnMut(&mut XmlWriter, &T) -> Result<(), IamError>,
+) -> Result<(), IamError> {
     w.open(wrapper);
     for t in items {
         item(w, t)?;

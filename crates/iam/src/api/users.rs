@@ -13,15 +13,15 @@ use super::entities::{
 };
 use super::roles::check_boundary;
 use super::{
-    Check, EntityKind, OpResult, authorize, authorize_with, authorized, iso, name_param,
+    Check, EntityKind, IamResult, authorize, authorize_with, authorized, iso, name_param,
     parse_tags, scan_keys, validation, write_boundary, write_entity_head, write_tags,
 };
+use crate::error::IamError;
 use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, UserRecord};
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::authz::AuthzRequest;
 use tresor_core::ctx::{CallerKind, RequestCtx};
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// The `User` structure; `full` (GetUser) adds the boundary and tags.
@@ -40,11 +40,11 @@ pub(crate) fn write_user(
     w.close(tag);
 }
 
-fn user_name(p: &QueryParams) -> Result<&str, ServiceError> {
+fn user_name(p: &QueryParams) -> Result<&str, IamError> {
     name_param(p, "UserName", EntityKind::User.name_max())
 }
 
-pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = p.required("UserName")?;
     let path = p.get("Path").unwrap_or("/");
     let boundary = p.get("PermissionsBoundary");
@@ -85,7 +85,7 @@ pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn get_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn get_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
     let name = match (p.get("UserName"), &ctx.caller.kind) {
@@ -122,7 +122,7 @@ pub(crate) fn get_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRes
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn delete_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn delete_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let account = &ctx.caller.account;
     delete_entity(s, ctx, p, |txn, user: &UserRecord| {
         refuse_if_any(
@@ -139,7 +139,7 @@ pub(crate) fn delete_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     })
 }
 
-pub(crate) fn list_users(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_users(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     list_entities(s, ctx, p, |w, _, u: &UserRecord, account| {
         write_user(w, u, account, "member", false);
         Ok(())
@@ -148,7 +148,7 @@ pub(crate) fn list_users(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpR
 
 /// `UpdateUser`: a new path and/or a new name. Renaming moves every record and index that is
 /// keyed by the user's name, in the same transaction.
-pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = user_name(p)?;
     let new_path = p.get("NewPath");
     let new_name = p.get("NewUserName");

@@ -138,7 +138,11 @@ impl fmt::Display for Error {
             Kind::Missing { path, .. } => write!(f, "missing member {path}"),
             Kind::Aws(e) => e.fmt(f),
             Kind::UnknownVariant { path, .. } => {
-                write!(f, "unknown enum value at {}", path.as_deref().unwrap_or("?"))
+                write!(
+                    f,
+                    "unknown enum value at {}",
+                    path.as_deref().unwrap_or("?")
+                )
             }
             Kind::Custom { message, .. } => f.write_str(message),
         }
@@ -211,7 +215,10 @@ pub(crate) fn aws_path(raw: &str) -> String {
 fn under<'de>(params: &'de Params, prefix: &str) -> impl Iterator<Item = &'de str> {
     let owned = prefix.to_string();
     params
-        .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+        .range::<str, _>((
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        ))
         .map(|(k, _)| k.as_str())
         .take_while(move |k| k.starts_with(owned.as_str()))
 }
@@ -442,7 +449,11 @@ impl<'de> de::Deserializer<'de> for Value<'de> {
         self.located(r)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.deserialize_seq(visitor)
     }
 
@@ -521,7 +532,10 @@ struct StructAccess<'a, 'de> {
 impl<'de> MapAccess<'de> for StructAccess<'_, 'de> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         for field in self.fields.by_ref() {
             let path = join(&self.value.path, field);
             if present(self.value.params, &path) {
@@ -550,7 +564,10 @@ struct NamedAccess<'a, 'de> {
 impl<'de> MapAccess<'de> for NamedAccess<'_, 'de> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         match self.names.next() {
             None => Ok(None),
             Some(name) => {
@@ -580,7 +597,10 @@ struct ListAccess<'a, 'de> {
 impl<'de> SeqAccess<'de> for ListAccess<'_, 'de> {
     type Error = Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
         match self.items.next() {
             None => Ok(None),
             Some(index) => seed
@@ -604,7 +624,10 @@ struct EntryAccess<'a, 'de> {
 impl<'de> MapAccess<'de> for EntryAccess<'_, 'de> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         match self.items.next() {
             None => Ok(None),
             Some(index) => {
@@ -878,7 +901,10 @@ mod tests {
             names: Vec<String>,
         }
         let n = 50_000;
-        let form: Vec<String> = (1..=n).rev().map(|i| format!("Names.member.{i}={i}")).collect();
+        let form: Vec<String> = (1..=n)
+            .rev()
+            .map(|i| format!("Names.member.{i}={i}"))
+            .collect();
         let q = params(&form.join("&"));
         let started = std::time::Instant::now();
         let names = q.decode::<L>().map(|l| l.names).unwrap_or_default();

@@ -845,7 +845,10 @@ mod tests {
                 written_user(&mut w, u, "member");
             }
             w.close("Users");
-            w.elem("IsTruncated", if marker.is_some() { "true" } else { "false" });
+            w.elem(
+                "IsTruncated",
+                if marker.is_some() { "true" } else { "false" },
+            );
             w.opt("Marker", marker);
             let out = encode(&ListUsersResult {
                 users,
@@ -1004,7 +1007,8 @@ mod tests {
         w.open("EvaluationResults").open("member");
         w.elem("EvalActionName", "s3:GetObject");
         w.open("MatchedStatements").open("member");
-        w.elem("SourcePolicyId", "p").elem("SourcePolicyType", "user");
+        w.elem("SourcePolicyId", "p")
+            .elem("SourcePolicyType", "user");
         for (tag, (line, column)) in [("StartPosition", (1, 2)), ("EndPosition", (3, 40))] {
             w.open(tag)
                 .elem("Line", &line.to_string())
@@ -1119,7 +1123,9 @@ mod tests {
 
     #[test]
     fn non_structures_at_the_top_are_internal_errors() {
-        let e = encode(&"text").err().map(|e| (e.code.to_string(), e.status));
+        let e = encode(&"text")
+            .err()
+            .map(|e| (e.code.to_string(), e.status));
         assert_eq!(e, Some(("InternalFailure".to_string(), 500)));
         assert!(encode(&vec![1, 2]).is_err());
     }
