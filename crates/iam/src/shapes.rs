@@ -33,3 +33,20 @@ impl Tag {
             .collect()
     }
 }
+
+/// `AttachedPermissionsBoundary`: the managed policy that bounds a user or role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachedPermissionsBoundary {
+    pub permissions_boundary_type: String,
+    pub permissions_boundary_arn: String,
+}
+
+impl AttachedPermissionsBoundary {
+    pub fn of(arn: Option<&str>) -> Option<AttachedPermissionsBoundary> {
+        arn.map(|a| AttachedPermissionsBoundary {
+            permissions_boundary_type: "PermissionsBoundaryPolicy".to_string(),
+            permissions_boundary_arn: a.to_string(),
+        })
+    }
+}

@@ -54,6 +54,37 @@ pub(crate) fn list_entities<E: Entity>(
     Ok(Some(w.finish()))
 }
 
+/// As [`list_entities`] for typed handlers: the page of entities whose path starts with
+/// `path_prefix` (default `/`), by name, and the marker of the next page.
+pub(crate) fn list_page<E: Entity>(
+    s: &Services,
+    ctx: &RequestCtx,
+    path_prefix: Option<&str>,
+    max_items: Option<i64>,
+    marker: Option<&str>,
+) -> Result<(Vec<E>, Option<String>), IamError> {
+    let prefix = path_prefix.unwrap_or("/");
+    let mut check = Check::new();
+    check.path_prefix("PathPrefix", Some(prefix));
+    check.finish()?;
+    let page = Page::new(max_items, marker)?;
+    let account = &ctx.caller.account;
+    let plural = format!("{}s", E::KIND.title());
+    let txn = s.store().begin_read()?;
+    authorize(
+        s,
+        ctx,
+        &format!("iam:List{plural}"),
+        &format!("arn:aws:iam::{account}:{}{prefix}", E::KIND.word()),
+    )?;
+    let all: Vec<E> = scan_all::<E>(&*txn, &E::KIND.prefix(account))?
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.path().starts_with(prefix))
+        .collect();
+    Ok(page.apply(all, |e| e.name().to_lowercase()))
+}
+
 /// `Tag{User,Role}`: adds or replaces tags, up to `TagsPer<Kind>`.
 pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
@@ -116,7 +147,21 @@ pub(crate) fn delete_entity<E: Entity>(
     p: &QueryParams,
     conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), IamError>,
 ) -> IamResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
+    let name = p.required(E::KIND.name_member())?;
+    delete_named(s, ctx, name, conflicts)?;
+    Ok(None)
+}
+
+/// [`delete_entity`] of the entity `name` of a typed input.
+pub(crate) fn delete_named<E: Entity>(
+    s: &Services,
+    ctx: &RequestCtx,
+    name: &str,
+    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), IamError>,
+) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name(E::KIND.name_member(), Some(name), E::KIND.name_max());
+    check.finish()?;
     let account = &ctx.caller.account;
     let action = format!("iam:Delete{}", E::KIND.title());
     let mut txn = s.store().begin_write()?;
@@ -126,7 +171,7 @@ pub(crate) fn delete_entity<E: Entity>(
     txn.delete(&E::KIND.key(account, name))?;
     txn.delete(&keys::unique_id(account, entity.id()))?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
 /// Drops `entity`'s entry in its permissions boundary's usage index, if it has one.

@@ -68,7 +68,20 @@ pub fn handler(op: &str) -> Option<QueryOp> {
     macro_rules! op {
         ($f:expr) => {{
             let h: QueryOp = |s: &Services, c: &RequestCtx, p: &QueryParams| {
+                session_may_call_iam(c)?;
                 $f(s, c, p).map_err(|e| AwsError::from(IamError::from(e)))
+            };
+            Some(h)
+        }};
+    }
+    // A typed operation: decode the parameters into its input, run it, encode its output.
+    macro_rules! typed {
+        ($f:expr) => {{
+            let h: QueryOp = |s: &Services, c: &RequestCtx, p: &QueryParams| {
+                session_may_call_iam(c)?;
+                let input = tresor_wire::query::decode(p)?;
+                let output = $f(s, c, input).map_err(|e: IamError| AwsError::from(e))?;
+                tresor_wire::xml::encode(&output)
             };
             Some(h)
         }};
@@ -78,20 +91,20 @@ pub fn handler(op: &str) -> Option<QueryOp> {
     use roles::RoleRecord as R;
     match op {
         // users
-        "CreateUser" => op!(users::create_user),
-        "GetUser" => op!(users::get_user),
-        "DeleteUser" => op!(users::delete_user),
-        "ListUsers" => op!(users::list_users),
-        "UpdateUser" => op!(users::update_user),
+        "CreateUser" => typed!(users::create_user),
+        "GetUser" => typed!(users::get_user),
+        "DeleteUser" => typed!(users::delete_user),
+        "ListUsers" => typed!(users::list_users),
+        "UpdateUser" => typed!(users::update_user),
         "TagUser" => op!(entities::tag::<U>),
         "UntagUser" => op!(entities::untag::<U>),
         "ListUserTags" => op!(entities::list_tags::<U>),
         // access keys
-        "CreateAccessKey" => op!(access_keys::create_access_key),
-        "DeleteAccessKey" => op!(access_keys::delete_access_key),
-        "UpdateAccessKey" => op!(access_keys::update_access_key),
-        "ListAccessKeys" => op!(access_keys::list_access_keys),
-        "GetAccessKeyLastUsed" => op!(access_keys::get_access_key_last_used),
+        "CreateAccessKey" => typed!(access_keys::create_access_key),
+        "DeleteAccessKey" => typed!(access_keys::delete_access_key),
+        "UpdateAccessKey" => typed!(access_keys::update_access_key),
+        "ListAccessKeys" => typed!(access_keys::list_access_keys),
+        "GetAccessKeyLastUsed" => typed!(access_keys::get_access_key_last_used),
         // groups
         "CreateGroup" => op!(groups::create_group),
         "GetGroup" => op!(groups::get_group),
@@ -164,6 +177,28 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "SimulateCustomPolicy" => op!(simulate::simulate_custom_policy),
         _ => None,
     }
+}
+
+/// Temporary credentials from `GetSessionToken` (root or an IAM user signing with an `ASIA`
+/// key) carry no MFA context in tresor, which has no MFA devices; such credentials "cannot
+/// call IAM API operations unless MFA information is included" (IAM User Guide, "Comparing
+/// the AWS STS API operations"). AWS refuses them as it refuses an unknown token: observed
+/// behavior is `InvalidClientTokenId` (403) "The security token included in the request is
+/// invalid", before the request is looked at.
+fn session_may_call_iam(ctx: &RequestCtx) -> Result<(), AwsError> {
+    let from_get_session_token = ctx.caller.access_key_id.starts_with("ASIA")
+        && matches!(
+            ctx.caller.kind,
+            tresor_core::ctx::CallerKind::Root | tresor_core::ctx::CallerKind::User { .. }
+        );
+    if from_get_session_token {
+        return Err(AwsError::new(
+            "InvalidClientTokenId",
+            403,
+            "The security token included in the request is invalid",
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -783,17 +818,6 @@ pub(crate) fn managed_policy_document(
     arn: &str,
 ) -> Result<Option<String>, IamError> {
     policies::default_document(txn, account, arn)
-}
-
-/// The caller's own user name for operations whose `UserName` defaults to the caller.
-pub(crate) fn caller_user_name(ctx: &RequestCtx, given: Option<&str>) -> Result<String, IamError> {
-    match (given, &ctx.caller.kind) {
-        (Some(n), _) => Ok(n.to_string()),
-        (None, tresor_core::ctx::CallerKind::User { name, .. }) => Ok(name.clone()),
-        (None, _) => Err(validation(
-            "Must specify userName when calling with non-User credentials",
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,11 @@ pub(crate) struct Page {
 
 impl Page {
     pub(crate) fn from_params(p: &QueryParams) -> Result<Page, IamError> {
-        let max = p.int("MaxItems")?;
-        let marker = p.get("Marker");
+        Page::new(p.int("MaxItems")?, p.get("Marker"))
+    }
+
+    /// The page of a typed input's `MaxItems` and `Marker`.
+    pub(crate) fn new(max: Option<i64>, marker: Option<&str>) -> Result<Page, IamError> {
         let mut check = Check::new();
         check.range("MaxItems", max, 1, 1000);
         check.length("Marker", marker, 1, 320);
