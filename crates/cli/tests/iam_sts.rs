@@ -287,3 +287,135 @@ async fn assume_role_refuses_too_long_sessions_and_unknown_roles() {
         Some(format!("User: {admin_arn} is not authorized to perform: sts:AssumeRole on resource: {missing}").as_str())
     );
 }
+
+/// Root's own access keys: without `UserName`, CreateAccessKey, ListAccessKeys,
+/// UpdateAccessKey and DeleteAccessKey act on the keys of the identity signing the request,
+/// which for the account root are root's keys (IAM API reference, CreateAccessKey).
+#[tokio::test]
+async fn root_manages_its_own_access_keys_without_a_user_name() {
+    let server = Server::start(&["--dev"]);
+    let root = server.config("test", "test", None).await;
+    let iam = aws_sdk_iam::Client::new(&root);
+    let created = iam
+        .create_access_key()
+        .send()
+        .await
+        .expect("root CreateAccessKey");
+    let key = created.access_key().expect("AccessKey");
+    let id = key.access_key_id().to_string();
+    assert!(id.starts_with("AKIA"), "{id}");
+    // The new key signs as root.
+    let as_new = server.config(&id, key.secret_access_key(), None).await;
+    let who = aws_sdk_sts::Client::new(&as_new)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity with root's new key");
+    assert_eq!(who.arn(), Some("arn:aws:iam::000000000000:root"));
+
+    let listed = iam.list_access_keys().send().await.expect("ListAccessKeys");
+    let ids: Vec<&str> = listed
+        .access_key_metadata()
+        .iter()
+        .filter_map(|m| m.access_key_id())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{ids:?}");
+    assert!(ids.contains(&"test"), "{ids:?}");
+    // Two keys is root's quota, as every user's.
+    let err = iam
+        .create_access_key()
+        .send()
+        .await
+        .expect_err("a third key");
+    assert_eq!(code(&err), "LimitExceeded");
+
+    iam.update_access_key()
+        .access_key_id(&id)
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .expect("UpdateAccessKey");
+    let status = iam
+        .list_access_keys()
+        .send()
+        .await
+        .expect("ListAccessKeys")
+        .access_key_metadata()
+        .iter()
+        .find(|m| m.access_key_id() == Some(id.as_str()))
+        .and_then(|m| m.status().cloned());
+    assert_eq!(status, Some(aws_sdk_iam::types::StatusType::Inactive));
+    iam.delete_access_key()
+        .access_key_id(&id)
+        .send()
+        .await
+        .expect("DeleteAccessKey");
+    let after = iam.list_access_keys().send().await.expect("ListAccessKeys");
+    assert!(
+        after
+            .access_key_metadata()
+            .iter()
+            .all(|m| m.access_key_id() != Some(id.as_str()))
+    );
+    // A user's key is not root's: without UserName root does not see or delete it.
+    iam.create_user()
+        .user_name("u1")
+        .send()
+        .await
+        .expect("CreateUser");
+    let user_key = iam
+        .create_access_key()
+        .user_name("u1")
+        .send()
+        .await
+        .expect("CreateAccessKey u1");
+    let id = user_key
+        .access_key()
+        .map(|k| k.access_key_id().to_string())
+        .unwrap_or_default();
+    let err = iam
+        .delete_access_key()
+        .access_key_id(&id)
+        .send()
+        .await
+        .expect_err("not root's key");
+    assert_eq!(code(&err), "NoSuchEntity");
+}
+
+/// Credentials from GetSessionToken without MFA cannot call IAM (IAM User Guide, "Comparing
+/// the AWS STS API operations"); AWS answers `InvalidClientTokenId` (observed behavior).
+/// Other operations, STS's GetCallerIdentity among them, still work with them.
+#[tokio::test]
+async fn get_session_token_credentials_cannot_call_iam_without_mfa() {
+    let server = Server::start(&[]);
+    let admin = server.admin_config().await;
+    let out = aws_sdk_sts::Client::new(&admin)
+        .get_session_token()
+        .send()
+        .await
+        .expect("GetSessionToken");
+    let creds = out.credentials().expect("Credentials");
+    let session = server.session_config(creds).await;
+    let err = aws_sdk_iam::Client::new(&session)
+        .list_users()
+        .send()
+        .await
+        .expect_err("IAM with GetSessionToken credentials");
+    assert_eq!(code(&err), "InvalidClientTokenId");
+    assert_eq!(
+        err.message(),
+        Some("The security token included in the request is invalid")
+    );
+    let who = aws_sdk_sts::Client::new(&session)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity with session credentials");
+    assert!(who.arn().is_some_and(|a| a.ends_with(":user/tresor-admin")));
+    // Long-term credentials still call IAM.
+    aws_sdk_iam::Client::new(&admin)
+        .list_users()
+        .send()
+        .await
+        .expect("ListUsers with long-term credentials");
+}

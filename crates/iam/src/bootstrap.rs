@@ -110,6 +110,7 @@ pub fn ensure(
                 secret_sealed: sealed,
             },
         )?;
+        txn.put(&keys::root_access_key(&account, DEV_ACCESS_KEY_ID), b"")?;
         Bootstrap {
             admin_arn: format!("arn:aws:iam::{account}:root"),
             account,

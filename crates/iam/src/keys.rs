@@ -39,6 +39,16 @@ pub fn user_access_key_prefix(account: &str, user: &str) -> String {
     format!("acct/{account}/iam/userkey/{}/", user.to_lowercase())
 }
 
+/// The index entry of an access key of the account root (CreateAccessKey without a user name,
+/// signed by root).
+pub fn root_access_key(account: &str, access_key_id: &str) -> String {
+    format!("acct/{account}/iam/rootkey/{access_key_id}")
+}
+
+pub fn root_access_key_prefix(account: &str) -> String {
+    format!("acct/{account}/iam/rootkey/")
+}
+
 pub fn role(account: &str, name: &str) -> String {
     format!("acct/{account}/iam/role/{}", name.to_lowercase())
 }

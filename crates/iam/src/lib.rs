@@ -8,8 +8,10 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod shapes;
 pub mod sts;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -60,10 +62,23 @@ pub type QueryHandler =
 /// The awsQuery operation `op` of `service` (IAM, STS), if tresor implements it; the server
 /// answers AWS's unknown-action error otherwise.
 pub fn query_handler(service: ServiceId, op: &str) -> Option<QueryHandler> {
+    /// A row of the table: decodes the parameters into the handler's input, runs it and
+    /// encodes its output; errors become the wire error.
+    macro_rules! typed {
+        ($f:expr, $err:ty) => {{
+            let h: QueryHandler = |s: &Services, c: &RequestCtx, p: &QueryParams| {
+                let input = tresor_wire::query::decode(p)?;
+                let output = $f(s, c, input).map_err(|e: $err| AwsError::from(e))?;
+                tresor_wire::xml::encode(&output)
+            };
+            Some(h)
+        }};
+    }
+    use error::StsError;
     match (service, op) {
-        (ServiceId::Sts, "GetCallerIdentity") => Some(sts::get_caller_identity),
-        (ServiceId::Sts, "AssumeRole") => Some(sts::assume_role),
-        (ServiceId::Sts, "GetSessionToken") => Some(sts::get_session_token),
+        (ServiceId::Sts, "GetCallerIdentity") => typed!(sts::get_caller_identity, StsError),
+        (ServiceId::Sts, "AssumeRole") => typed!(sts::assume_role, StsError),
+        (ServiceId::Sts, "GetSessionToken") => typed!(sts::get_session_token, StsError),
         (ServiceId::Iam, op) => api::handler(op),
         _ => None,
     }

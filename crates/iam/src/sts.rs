@@ -8,24 +8,25 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use tresor_crypto::{ids, random_bytes};
 use tresor_policy::{Policy, PolicyError, PolicyKind};
 use tresor_store::WriteTxn;
-use tresor_wire::query::QueryParams;
+use tresor_wire::Protocol;
 use tresor_wire::validate::Validator;
-use tresor_wire::xml::XmlWriter;
-use tresor_wire::{AwsError, Protocol};
 
 use crate::api::{self, RoleRecord};
+use crate::error::StsError;
 use crate::identity::{
     FORMAT, SessionPrincipal, SessionRecord, assumed_role_caller, seal_secret, token_digest,
 };
 use crate::keys;
+use crate::shapes::TagInput;
 use tresor_core::Services;
 use tresor_core::authz::{AuthzRequest, ResourcePolicy};
 use tresor_core::ctx::{CallerKind, RequestCtx};
-use tresor_core::error::{AuthzError, ServiceError};
+use tresor_core::error::AuthzError;
 use tresor_core::record;
 
 /// Role sessions assumed with temporary credentials ("role chaining") last at most an hour
@@ -36,47 +37,124 @@ const TOKEN_BYTES: usize = 96;
 /// The budget `PackedPolicySize` is a percentage of (the session policy length limit).
 const PACKED_POLICY_BUDGET: usize = 2048;
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetCallerIdentityInput {}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetCallerIdentityOutput {
+    pub user_id: String,
+    pub account: String,
+    pub arn: String,
+}
+
 /// `GetCallerIdentity`: no permission needed; an explicit deny does not apply (botocore
 /// model documentation of the operation).
 pub fn get_caller_identity(
     _services: &Services,
     ctx: &RequestCtx,
-    _input: &QueryParams,
-) -> Result<Option<String>, AwsError> {
+    _input: GetCallerIdentityInput,
+) -> Result<GetCallerIdentityOutput, StsError> {
     let caller = &ctx.caller;
-    let mut w = XmlWriter::new();
-    w.elem("UserId", &caller.user_id)
-        .elem("Account", &caller.account)
-        .elem("Arn", &caller.arn);
-    Ok(Some(w.finish()))
+    Ok(GetCallerIdentityOutput {
+        user_id: caller.user_id.clone(),
+        account: caller.account.clone(),
+        arn: caller.arn.clone(),
+    })
 }
 
-pub fn assume_role(
-    services: &Services,
-    ctx: &RequestCtx,
-    input: &QueryParams,
-) -> Result<Option<String>, AwsError> {
-    assume_role_inner(services, ctx, input).map_err(|e| e.into_aws(Protocol::AwsQuery))
+/// `PolicyDescriptorType`: a managed policy used as a session policy.
+#[derive(Debug, Default, Deserialize)]
+pub struct PolicyDescriptorType {
+    pub arn: Option<String>,
 }
 
-pub fn get_session_token(
-    services: &Services,
-    ctx: &RequestCtx,
-    input: &QueryParams,
-) -> Result<Option<String>, AwsError> {
-    get_session_token_inner(services, ctx, input).map_err(|e| e.into_aws(Protocol::AwsQuery))
+/// `ProvidedContext` (accepted, not evaluated: tresor trusts no context providers).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvidedContext {
+    pub provider_arn: Option<String>,
+    pub context_assertion: Option<String>,
 }
 
-fn sts_error(code: &'static str, status: u16, message: impl Into<String>) -> ServiceError {
-    ServiceError::Aws(AwsError::new(code, status, message))
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssumeRoleInput {
+    pub role_arn: String,
+    pub role_session_name: String,
+    #[serde(default)]
+    pub policy_arns: Vec<PolicyDescriptorType>,
+    pub policy: Option<String>,
+    pub duration_seconds: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<TagInput>,
+    #[serde(default)]
+    pub transitive_tag_keys: Vec<String>,
+    pub external_id: Option<String>,
+    pub serial_number: Option<String>,
+    pub token_code: Option<String>,
+    pub source_identity: Option<String>,
+    #[serde(default)]
+    pub provided_contexts: Vec<ProvidedContext>,
 }
 
-fn access_denied(message: impl Into<String>) -> ServiceError {
-    ServiceError::Aws(AwsError::access_denied(Protocol::AwsQuery, message))
+/// Temporary credentials. `Debug` leaves the secret and the token out.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub expiration: OffsetDateTime,
 }
 
-fn validation(message: impl Into<String>) -> ServiceError {
-    ServiceError::Aws(AwsError::validation(Protocol::AwsQuery, message))
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssumedRoleUser {
+    pub assumed_role_id: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssumeRoleOutput {
+    pub credentials: Credentials,
+    pub assumed_role_user: AssumedRoleUser,
+    pub packed_policy_size: Option<usize>,
+    pub source_identity: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetSessionTokenInput {
+    pub duration_seconds: Option<i64>,
+    pub serial_number: Option<String>,
+    pub token_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetSessionTokenOutput {
+    pub credentials: Credentials,
+}
+
+fn access_denied(message: impl Into<String>) -> StsError {
+    StsError::AccessDenied(message.into())
+}
+
+fn validation(message: impl Into<String>) -> StsError {
+    StsError::ValidationError(message.into())
 }
 
 fn pattern_ok(v: &str, extra: &str) -> bool {
@@ -100,7 +178,7 @@ fn issue(
     principal: SessionPrincipal,
     duration: i64,
     now: OffsetDateTime,
-) -> Result<Issued, ServiceError> {
+) -> Result<Issued, StsError> {
     let access_key_id = ids::access_key_id("ASIA");
     let secret = ids::secret_access_key();
     let token = STANDARD.encode(random_bytes(TOKEN_BYTES)?.as_slice());
@@ -123,52 +201,49 @@ fn issue(
     })
 }
 
-fn write_credentials(w: &mut XmlWriter, c: &Issued) {
-    w.open("Credentials")
-        .elem("AccessKeyId", &c.access_key_id)
-        .elem("SecretAccessKey", &c.secret)
-        .elem("SessionToken", &c.token)
-        .elem("Expiration", &tresor_wire::timefmt::iso8601(c.expiration))
-        .close("Credentials");
+impl From<Issued> for Credentials {
+    fn from(c: Issued) -> Credentials {
+        Credentials {
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret,
+            session_token: c.token,
+            expiration: c.expiration,
+        }
+    }
 }
 
-fn session_policy_error(e: PolicyError) -> ServiceError {
+fn session_policy_error(e: PolicyError) -> StsError {
     match e {
-        PolicyError::Malformed(m) => sts_error("MalformedPolicyDocument", 400, m),
+        PolicyError::Malformed(m) => StsError::MalformedPolicyDocument(m),
         PolicyError::TooLarge { size, limit } => packed_too_large(size, limit),
     }
 }
 
-fn packed_too_large(size: usize, limit: usize) -> ServiceError {
+fn packed_too_large(size: usize, limit: usize) -> StsError {
     let percent = size * 100 / limit.max(1);
-    sts_error(
-        "PackedPolicyTooLarge",
-        400,
-        format!("Packed policy consumes {percent}% of allotted space, please use smaller policy."),
-    )
+    StsError::PackedPolicyTooLarge(format!(
+        "Packed policy consumes {percent}% of allotted space, please use smaller policy."
+    ))
 }
 
-fn assume_role_inner(
+/// `AssumeRole`: temporary credentials for a role whose trust policy lets the caller in.
+pub fn assume_role(
     services: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> Result<Option<String>, ServiceError> {
-    let role_arn = p.required("RoleArn")?;
-    let session_name = p.required("RoleSessionName")?;
-    let duration = p.int("DurationSeconds")?;
-    let external_id = p.get("ExternalId");
-    let source_identity = p.get("SourceIdentity");
-    let policy = p.get("Policy");
-    let policy_arns: Vec<String> = p
-        .struct_list("PolicyArns")
+    input: AssumeRoleInput,
+) -> Result<AssumeRoleOutput, StsError> {
+    let role_arn = input.role_arn.as_str();
+    let session_name = input.role_session_name.as_str();
+    let duration = input.duration_seconds;
+    let external_id = input.external_id.as_deref();
+    let source_identity = input.source_identity.as_deref();
+    let policy = input.policy.as_deref();
+    let policy_arns: Vec<String> = input
+        .policy_arns
         .iter()
-        .filter_map(|m| m.get("arn").map(|a| a.to_string()))
+        .filter_map(|m| m.arn.clone())
         .collect();
-    let transitive: Vec<String> = p
-        .list("TransitiveTagKeys")
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let transitive = input.transitive_tag_keys;
     let mut v = Validator::new();
     v.length("RoleArn", Some(role_arn), 20, 2048);
     v.length("RoleSessionName", Some(session_name), 2, 64);
@@ -205,7 +280,7 @@ fn assume_role_inner(
         );
     }
     v.finish(Protocol::AwsQuery)?;
-    let tags = api::parse_tags(p, "Tags")?;
+    let tags = api::check_tags("Tags", &input.tags)?;
     let caller = &ctx.caller;
     if caller.kind == CallerKind::Root {
         return Err(access_denied("Roles may not be assumed by root accounts."));
@@ -275,14 +350,14 @@ fn assume_role_inner(
         req.context
             .push(("sts:TransitiveTagKeys".to_string(), k.clone()));
     }
-    let authorize = |action: &'static str| -> Result<(), ServiceError> {
+    let authorize = |action: &'static str| -> Result<(), StsError> {
         let mut r = AuthzRequest::new(action, role_arn);
         r.resource_policy = Some(ResourcePolicy::RoleTrust(&role.assume_role_policy));
         r.context = req.context.clone();
         services.authorize(ctx, &r).map_err(|e| match e {
             // AWS reports every refused AssumeRole with the plain message, whatever the reason.
             AuthzError::Denied { .. } => denied(),
-            other => ServiceError::from(other),
+            other => StsError::from(other),
         })
     };
     authorize("sts:AssumeRole")?;
@@ -314,11 +389,9 @@ fn assume_role_inner(
     }
     for arn in &policy_arns {
         let doc = api::managed_policy_document(&*txn, &role_account, arn)?.ok_or_else(|| {
-            sts_error(
-                "MalformedPolicyDocument",
-                400,
-                format!("Policy {arn} does not exist or is not attachable."),
-            )
+            StsError::MalformedPolicyDocument(format!(
+                "Policy {arn} does not exist or is not attachable."
+            ))
         })?;
         session_policies.push((arn.clone(), doc));
     }
@@ -365,17 +438,15 @@ fn assume_role_inner(
     txn.commit()?;
     let session_caller =
         assumed_role_caller(&role_account, &role, session_name, &issued.access_key_id);
-    let mut w = XmlWriter::new();
-    write_credentials(&mut w, &issued);
-    w.open("AssumedRoleUser")
-        .elem("AssumedRoleId", &session_caller.user_id)
-        .elem("Arn", &session_caller.arn)
-        .close("AssumedRoleUser");
-    if let Some(pp) = packed {
-        w.elem("PackedPolicySize", &pp.to_string());
-    }
-    w.opt("SourceIdentity", source.as_deref());
-    Ok(Some(w.finish()))
+    Ok(AssumeRoleOutput {
+        credentials: issued.into(),
+        assumed_role_user: AssumedRoleUser {
+            assumed_role_id: session_caller.user_id,
+            arn: session_caller.arn,
+        },
+        packed_policy_size: packed,
+        source_identity: source,
+    })
 }
 
 fn parse_account(arn: &str) -> Option<String> {
@@ -384,16 +455,18 @@ fn parse_account(arn: &str) -> Option<String> {
         .map(|(a, _)| a.to_string())
 }
 
-fn get_session_token_inner(
+/// `GetSessionToken`: temporary credentials for root or an IAM user, with the caller's own
+/// permissions. tresor has no MFA devices, so these sessions never carry MFA context.
+pub fn get_session_token(
     services: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> Result<Option<String>, ServiceError> {
-    let duration = p.int("DurationSeconds")?;
+    input: GetSessionTokenInput,
+) -> Result<GetSessionTokenOutput, StsError> {
+    let duration = input.duration_seconds;
     let mut v = Validator::new();
     v.range("DurationSeconds", duration, 900, 129_600);
-    v.length("SerialNumber", p.get("SerialNumber"), 9, 256);
-    v.length("TokenCode", p.get("TokenCode"), 6, 6);
+    v.length("SerialNumber", input.serial_number.as_deref(), 9, 256);
+    v.length("TokenCode", input.token_code.as_deref(), 6, 6);
     v.finish(Protocol::AwsQuery)?;
     let caller = &ctx.caller;
     // "No permissions are required for users to perform this operation" (STS API reference,
@@ -403,7 +476,7 @@ fn get_session_token_inner(
             "Cannot call GetSessionToken with session credentials",
         ));
     }
-    if p.get("SerialNumber").is_some() {
+    if input.serial_number.is_some() {
         // tresor has no MFA devices, so no MFA code can be valid.
         return Err(access_denied(
             "MultiFactorAuthentication failed with invalid MFA one time pass code. ",
@@ -438,7 +511,7 @@ fn get_session_token_inner(
         ctx.now,
     )?;
     txn.commit()?;
-    let mut w = XmlWriter::new();
-    write_credentials(&mut w, &issued);
-    Ok(Some(w.finish()))
+    Ok(GetSessionTokenOutput {
+        credentials: issued.into(),
+    })
 }

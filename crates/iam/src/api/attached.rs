@@ -10,17 +10,19 @@ use super::inline::{authorized_holder, holder_name};
 use super::pagination::{Page, write_list};
 use super::policies::resolve;
 use super::roles::check_boundary;
-use super::{Check, OpResult, PolicyHolder, authorized_in_context, limit_exceeded, no_such_entity};
+use super::{
+    Check, IamResult, PolicyHolder, authorized_in_context, limit_exceeded, no_such_entity,
+};
+use crate::error::IamError;
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// Managed policies per user, group or role (default quota).
 const MAX_ATTACHED: usize = 10;
 
-fn policy_arn(p: &QueryParams, member: &str) -> Result<String, ServiceError> {
+fn policy_arn(p: &QueryParams, member: &str) -> Result<String, IamError> {
     let arn = p.required(member)?;
     let mut check = Check::new();
     check.length(member, Some(arn), 20, 2048);
@@ -38,12 +40,16 @@ fn authorized_with_policy<E: PolicyHolder>(
     action: &str,
     context_key: &str,
     arn: &str,
-) -> Result<E, ServiceError> {
+) -> Result<E, IamError> {
     let context = vec![(context_key.to_string(), arn.to_string())];
     authorized_in_context(s, txn, ctx, holder_name::<E>(p)?, action, context)
 }
 
-pub(crate) fn attach<E: PolicyHolder>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn attach<E: PolicyHolder>(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> IamResult {
     let arn = policy_arn(p, "PolicyArn")?;
     let action = format!("iam:Attach{}Policy", E::KIND.title());
     let account = &ctx.caller.account;
@@ -73,7 +79,11 @@ pub(crate) fn attach<E: PolicyHolder>(s: &Services, ctx: &RequestCtx, p: &QueryP
     Ok(None)
 }
 
-pub(crate) fn detach<E: PolicyHolder>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn detach<E: PolicyHolder>(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> IamResult {
     let arn = policy_arn(p, "PolicyArn")?;
     let action = format!("iam:Detach{}Policy", E::KIND.title());
     let account = &ctx.caller.account;
@@ -102,7 +112,7 @@ pub(crate) fn list_attached<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let prefix = p.get("PathPrefix").unwrap_or("/");
     let mut check = Check::new();
     check.policy_path("PathPrefix", Some(prefix));
@@ -141,7 +151,7 @@ pub(crate) fn put_boundary<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let arn = policy_arn(p, "PermissionsBoundary")?;
     let action = format!("iam:Put{}PermissionsBoundary", E::KIND.title());
     let account = &ctx.caller.account;
@@ -179,7 +189,7 @@ pub(crate) fn delete_boundary<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let action = format!("iam:Delete{}PermissionsBoundary", E::KIND.title());
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;

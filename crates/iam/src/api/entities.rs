@@ -7,13 +7,13 @@ use tresor_wire::xml::XmlWriter;
 
 use super::pagination::{Page, write_list};
 use super::{
-    Check, Entity, OpResult, PolicyHolder, Tagged, authorize, authorized, delete_conflict,
+    Check, Entity, IamResult, PolicyHolder, Tagged, authorize, authorized, delete_conflict,
     limit_exceeded, merge_tags, name_param, parse_tags, scan_all, scan_keys,
 };
+use crate::error::IamError;
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// Tags per user or role (IAM and AWS STS quotas).
@@ -25,8 +25,8 @@ pub(crate) fn list_entities<E: Entity>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-    item: impl Fn(&mut XmlWriter, &dyn ReadTxn, &E, &str) -> Result<(), ServiceError>,
-) -> OpResult {
+    item: impl Fn(&mut XmlWriter, &dyn ReadTxn, &E, &str) -> Result<(), IamError>,
+) -> IamResult {
     let prefix = p.get("PathPrefix").unwrap_or("/");
     let mut check = Check::new();
     check.path_prefix("PathPrefix", Some(prefix));
@@ -54,8 +54,39 @@ pub(crate) fn list_entities<E: Entity>(
     Ok(Some(w.finish()))
 }
 
+/// As [`list_entities`] for typed handlers: the page of entities whose path starts with
+/// `path_prefix` (default `/`), by name, and the marker of the next page.
+pub(crate) fn list_page<E: Entity>(
+    s: &Services,
+    ctx: &RequestCtx,
+    path_prefix: Option<&str>,
+    max_items: Option<i64>,
+    marker: Option<&str>,
+) -> Result<(Vec<E>, Option<String>), IamError> {
+    let prefix = path_prefix.unwrap_or("/");
+    let mut check = Check::new();
+    check.path_prefix("PathPrefix", Some(prefix));
+    check.finish()?;
+    let page = Page::new(max_items, marker)?;
+    let account = &ctx.caller.account;
+    let plural = format!("{}s", E::KIND.title());
+    let txn = s.store().begin_read()?;
+    authorize(
+        s,
+        ctx,
+        &format!("iam:List{plural}"),
+        &format!("arn:aws:iam::{account}:{}{prefix}", E::KIND.word()),
+    )?;
+    let all: Vec<E> = scan_all::<E>(&*txn, &E::KIND.prefix(account))?
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.path().starts_with(prefix))
+        .collect();
+    Ok(page.apply(all, |e| e.name().to_lowercase()))
+}
+
 /// `Tag{User,Role}`: adds or replaces tags, up to `TagsPer<Kind>`.
-pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
     let tags = parse_tags(p, "Tags")?;
     let action = format!("iam:Tag{}", E::KIND.title());
@@ -74,7 +105,7 @@ pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) ->
 }
 
 /// `Untag{User,Role}`: removes tags by key, case-insensitively.
-pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
     let remove: Vec<String> = p.list("TagKeys").iter().map(|k| k.to_lowercase()).collect();
     let action = format!("iam:Untag{}", E::KIND.title());
@@ -89,7 +120,7 @@ pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) 
 }
 
 /// `List{User,Role}Tags`, by key. `<Tags>` is present even when there are none.
-pub(crate) fn list_tags<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_tags<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
     let page = Page::from_params(p)?;
     let action = format!("iam:List{}Tags", E::KIND.title());
@@ -114,9 +145,23 @@ pub(crate) fn delete_entity<E: Entity>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), ServiceError>,
-) -> OpResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
+    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), IamError>,
+) -> IamResult {
+    let name = p.required(E::KIND.name_member())?;
+    delete_named(s, ctx, name, conflicts)?;
+    Ok(None)
+}
+
+/// [`delete_entity`] of the entity `name` of a typed input.
+pub(crate) fn delete_named<E: Entity>(
+    s: &Services,
+    ctx: &RequestCtx,
+    name: &str,
+    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), IamError>,
+) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name(E::KIND.name_member(), Some(name), E::KIND.name_max());
+    check.finish()?;
     let account = &ctx.caller.account;
     let action = format!("iam:Delete{}", E::KIND.title());
     let mut txn = s.store().begin_write()?;
@@ -126,7 +171,7 @@ pub(crate) fn delete_entity<E: Entity>(
     txn.delete(&E::KIND.key(account, name))?;
     txn.delete(&keys::unique_id(account, entity.id()))?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
 /// Drops `entity`'s entry in its permissions boundary's usage index, if it has one.
@@ -134,7 +179,7 @@ fn release_boundary<E: Entity>(
     txn: &mut dyn WriteTxn,
     account: &str,
     entity: &E,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     if let Some(b) = entity.boundary()
         && let Some(m) = super::policies::resolve(&*txn, account, b)?
     {
@@ -153,7 +198,7 @@ pub(crate) fn refuse_if_any(
     txn: &dyn ReadTxn,
     prefix: &str,
     message: &str,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     if scan_keys(txn, prefix)?.is_empty() {
         Ok(())
     } else {
@@ -162,7 +207,7 @@ pub(crate) fn refuse_if_any(
 }
 
 /// `DeleteConflict` while the entity has inline or attached managed policies.
-pub(crate) fn refuse_if_policies<E: PolicyHolder>(entity: &E) -> Result<(), ServiceError> {
+pub(crate) fn refuse_if_policies<E: PolicyHolder>(entity: &E) -> Result<(), IamError> {
     if !entity.inline().is_empty() {
         return Err(delete_conflict(
             "Cannot delete entity, must delete policies first.",
@@ -199,7 +244,7 @@ pub(crate) fn insert_entity<E: Entity>(
     account: &str,
     entity: &E,
     boundary_ref: Option<String>,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     let name = entity.name();
     record::put(txn, &E::KIND.key(account, name), entity)?;
     txn.put(&keys::unique_id(account, entity.id()), name.as_bytes())?;

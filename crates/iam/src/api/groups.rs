@@ -16,14 +16,14 @@ use super::entities::{
 use super::pagination::{Page, write_list};
 use super::users::write_user;
 use super::{
-    Check, EntityKind, OpResult, authorize, authorized, limit_exceeded, name_param, scan_keys,
+    Check, EntityKind, IamResult, authorize, authorized, limit_exceeded, name_param, scan_keys,
     write_entity_head,
 };
+use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// Groups an IAM user may be in (IAM and AWS STS quotas).
@@ -51,7 +51,7 @@ fn write_group(w: &mut XmlWriter, g: &GroupRecord, account: &str, tag: &str) {
     w.close(tag);
 }
 
-fn group_name(p: &QueryParams) -> Result<&str, ServiceError> {
+fn group_name(p: &QueryParams) -> Result<&str, IamError> {
     name_param(p, "GroupName", EntityKind::Group.name_max())
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn groups_of_user(
     txn: &dyn ReadTxn,
     account: &str,
     user: &str,
-) -> Result<Vec<GroupRecord>, ServiceError> {
+) -> Result<Vec<GroupRecord>, IamError> {
     let mut out = Vec::new();
     for (_, group) in scan_keys(txn, &keys::user_group_prefix(account, user))? {
         if let Some(g) = record::get::<GroupRecord>(txn, &keys::group(account, &group))? {
@@ -70,7 +70,7 @@ pub(crate) fn groups_of_user(
     Ok(out)
 }
 
-pub(crate) fn create_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn create_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = group_name(p)?;
     let path = p.get("Path").unwrap_or("/");
     let mut check = Check::new();
@@ -104,7 +104,7 @@ pub(crate) fn create_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> O
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn get_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn get_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = group_name(p)?;
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;
@@ -126,7 +126,7 @@ pub(crate) fn get_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRe
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn delete_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn delete_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let account = &ctx.caller.account;
     delete_entity(s, ctx, p, |txn, group: &GroupRecord| {
         refuse_if_any(
@@ -138,25 +138,25 @@ pub(crate) fn delete_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> O
     })
 }
 
-pub(crate) fn list_groups(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_groups(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     list_entities(s, ctx, p, |w, _, g: &GroupRecord, account| {
         write_group(w, g, account, "member");
         Ok(())
     })
 }
 
-fn user_name(p: &QueryParams) -> Result<&str, ServiceError> {
+fn user_name(p: &QueryParams) -> Result<&str, IamError> {
     name_param(p, "UserName", EntityKind::User.name_max())
 }
 
-pub(crate) fn add_user_to_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn add_user_to_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let group_name = group_name(p)?;
     let user_name = user_name(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     let group = authorized::<GroupRecord>(s, &*txn, ctx, group_name, "iam:AddUserToGroup")?;
     let user = record::get::<UserRecord>(&*txn, &keys::user(account, user_name))?
-        .ok_or_else(|| EntityKind::User.not_found(user_name))?;
+        .ok_or_else(|| EntityKind::User.not_found::<IamError>(user_name))?;
     let member_key = keys::group_member(account, &group.name, &user.name);
     if txn.get(&member_key)?.is_none() {
         if scan_keys(&*txn, &keys::user_group_prefix(account, &user.name))?.len()
@@ -176,14 +176,14 @@ pub(crate) fn add_user_to_group(s: &Services, ctx: &RequestCtx, p: &QueryParams)
     Ok(None)
 }
 
-pub(crate) fn remove_user_from_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn remove_user_from_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let group_name = group_name(p)?;
     let user_name = user_name(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     let group = authorized::<GroupRecord>(s, &*txn, ctx, group_name, "iam:RemoveUserFromGroup")?;
     let user = record::get::<UserRecord>(&*txn, &keys::user(account, user_name))?
-        .ok_or_else(|| EntityKind::User.not_found(user_name))?;
+        .ok_or_else(|| EntityKind::User.not_found::<IamError>(user_name))?;
     if !txn.delete(&keys::group_member(account, &group.name, &user.name))? {
         return Err(super::no_such_entity(format!(
             "The user with name {} cannot be found in group {}.",
@@ -195,7 +195,7 @@ pub(crate) fn remove_user_from_group(s: &Services, ctx: &RequestCtx, p: &QueryPa
     Ok(None)
 }
 
-pub(crate) fn list_groups_for_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_groups_for_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = user_name(p)?;
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;

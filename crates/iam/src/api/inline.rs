@@ -9,17 +9,17 @@ use tresor_wire::xml::XmlWriter;
 
 use super::pagination::{Page, write_list};
 use super::{
-    Check, OpResult, PolicyHolder, authorized, encode_document, limit_exceeded, name_param,
+    Check, IamResult, PolicyHolder, authorized, encode_document, limit_exceeded, name_param,
     no_such_entity, policy_error,
 };
+use crate::error::IamError;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// The `<Kind>Name` request member of a policy operation. Checked against 128 characters
 /// for every kind (roles included), as tresor always has.
-pub(crate) fn holder_name<E: PolicyHolder>(p: &QueryParams) -> Result<&str, ServiceError> {
+pub(crate) fn holder_name<E: PolicyHolder>(p: &QueryParams) -> Result<&str, IamError> {
     name_param(p, E::KIND.name_member(), 128)
 }
 
@@ -30,15 +30,15 @@ pub(crate) fn authorized_holder<E: PolicyHolder>(
     ctx: &RequestCtx,
     p: &QueryParams,
     action: &str,
-) -> Result<E, ServiceError> {
+) -> Result<E, IamError> {
     authorized(s, txn, ctx, holder_name::<E>(p)?, action)
 }
 
-fn policy_name(p: &QueryParams) -> Result<&str, ServiceError> {
+fn policy_name(p: &QueryParams) -> Result<&str, IamError> {
     name_param(p, "PolicyName", 128)
 }
 
-fn not_found<E: PolicyHolder>(policy: &str) -> ServiceError {
+fn not_found<E: PolicyHolder>(policy: &str) -> IamError {
     no_such_entity(format!(
         "The {} policy with name {policy} cannot be found.",
         E::KIND.word()
@@ -49,7 +49,7 @@ pub(crate) fn put_policy<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let name = policy_name(p)?;
     let doc = p.required("PolicyDocument")?;
     let mut check = Check::new();
@@ -58,7 +58,7 @@ pub(crate) fn put_policy<E: PolicyHolder>(
     let action = format!("iam:Put{}Policy", E::KIND.title());
     let mut txn = s.store().begin_write()?;
     let mut entity: E = authorized_holder(s, &*txn, ctx, p, &action)?;
-    Policy::parse(doc, PolicyKind::Identity).map_err(policy_error)?;
+    Policy::parse(doc, PolicyKind::Identity).map_err(policy_error::<IamError>)?;
     let others: usize = entity
         .inline()
         .iter()
@@ -86,7 +86,7 @@ pub(crate) fn get_policy<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let name = policy_name(p)?;
     let action = format!("iam:Get{}Policy", E::KIND.title());
     let txn = s.store().begin_read()?;
@@ -106,7 +106,7 @@ pub(crate) fn delete_policy<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let name = policy_name(p)?;
     let action = format!("iam:Delete{}Policy", E::KIND.title());
     let mut txn = s.store().begin_write()?;
@@ -124,7 +124,7 @@ pub(crate) fn list_policies<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let page = Page::from_params(p)?;
     let action = format!("iam:List{}Policies", E::KIND.title());
     let txn = s.store().begin_read()?;

@@ -12,14 +12,14 @@ use super::entities::{delete_entity, insert_entity, list_entities};
 use super::pagination::{Page, write_list};
 use super::roles::{RoleRecord, write_role};
 use super::{
-    Check, EntityKind, OpResult, authorize, authorized, delete_conflict, limit_exceeded,
+    Check, EntityKind, IamResult, authorize, authorized, delete_conflict, limit_exceeded,
     name_param, no_such_entity, parse_tags, scan_keys, write_entity_head, write_tags,
 };
+use crate::error::IamError;
 use crate::identity::FORMAT;
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -45,7 +45,7 @@ fn write_profile(
     ip: &InstanceProfileRecord,
     account: &str,
     tag: &str,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     write_entity_head(w, ip, account, tag);
     w.open("Roles");
     for r in &ip.roles {
@@ -59,7 +59,7 @@ fn write_profile(
     Ok(())
 }
 
-fn profile_name(p: &QueryParams) -> Result<&str, ServiceError> {
+fn profile_name(p: &QueryParams) -> Result<&str, IamError> {
     name_param(
         p,
         "InstanceProfileName",
@@ -67,7 +67,11 @@ fn profile_name(p: &QueryParams) -> Result<&str, ServiceError> {
     )
 }
 
-pub(crate) fn create_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn create_instance_profile(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> IamResult {
     let name = profile_name(p)?;
     let path = p.get("Path").unwrap_or("/");
     let mut check = Check::new();
@@ -102,7 +106,7 @@ pub(crate) fn create_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryP
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn get_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn get_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = profile_name(p)?;
     let txn = s.store().begin_read()?;
     let ip = authorized::<InstanceProfileRecord>(s, &*txn, ctx, name, "iam:GetInstanceProfile")?;
@@ -111,7 +115,11 @@ pub(crate) fn get_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryPara
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn delete_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn delete_instance_profile(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> IamResult {
     delete_entity(s, ctx, p, |_, ip: &InstanceProfileRecord| {
         if ip.roles.is_empty() {
             Ok(())
@@ -123,13 +131,13 @@ pub(crate) fn delete_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryP
     })
 }
 
-pub(crate) fn list_instance_profiles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_instance_profiles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     list_entities(s, ctx, p, |w, txn, ip: &InstanceProfileRecord, account| {
         write_profile(w, txn, ip, account, "member")
     })
 }
 
-fn role_param(p: &QueryParams) -> Result<&str, ServiceError> {
+fn role_param(p: &QueryParams) -> Result<&str, IamError> {
     name_param(p, "RoleName", EntityKind::Role.name_max())
 }
 
@@ -137,7 +145,7 @@ pub(crate) fn add_role_to_instance_profile(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let name = profile_name(p)?;
     let role_name = role_param(p)?;
     let account = &ctx.caller.account;
@@ -166,7 +174,7 @@ pub(crate) fn remove_role_from_instance_profile(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let name = profile_name(p)?;
     let role_name = role_param(p)?;
     let account = &ctx.caller.account;
@@ -195,7 +203,7 @@ pub(crate) fn list_instance_profiles_for_role(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let role_name = role_param(p)?;
     let page = Page::from_params(p)?;
     let account = &ctx.caller.account;

@@ -38,8 +38,10 @@ use tresor_wire::validate::Validator;
 use tresor_wire::xml::XmlWriter;
 use tresor_wire::{AwsError, Protocol};
 
+use crate::error::IamError;
 use crate::identity::UserRecord;
 use crate::keys;
+use crate::shapes::TagInput;
 use tresor_core::Services;
 use tresor_core::authz::AuthzRequest;
 use tresor_core::ctx::RequestCtx;
@@ -55,14 +57,31 @@ pub use roles::RoleRecord;
 /// The handler signature of the dispatch table.
 pub type QueryOp = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
 
+/// The result of a handler still on the kernel's error type (the policy simulator).
 type OpResult = Result<Option<String>, ServiceError>;
+
+/// The result of an IAM handler still writing its own XML.
+type IamResult = Result<Option<String>, IamError>;
 
 /// The IAM operation named `op`, if tresor implements it.
 pub fn handler(op: &str) -> Option<QueryOp> {
     macro_rules! op {
         ($f:expr) => {{
             let h: QueryOp = |s: &Services, c: &RequestCtx, p: &QueryParams| {
-                $f(s, c, p).map_err(|e: ServiceError| e.into_aws(Protocol::AwsQuery))
+                session_may_call_iam(c)?;
+                $f(s, c, p).map_err(|e| AwsError::from(IamError::from(e)))
+            };
+            Some(h)
+        }};
+    }
+    // A typed operation: decode the parameters into its input, run it, encode its output.
+    macro_rules! typed {
+        ($f:expr) => {{
+            let h: QueryOp = |s: &Services, c: &RequestCtx, p: &QueryParams| {
+                session_may_call_iam(c)?;
+                let input = tresor_wire::query::decode(p)?;
+                let output = $f(s, c, input).map_err(|e: IamError| AwsError::from(e))?;
+                tresor_wire::xml::encode(&output)
             };
             Some(h)
         }};
@@ -72,20 +91,20 @@ pub fn handler(op: &str) -> Option<QueryOp> {
     use roles::RoleRecord as R;
     match op {
         // users
-        "CreateUser" => op!(users::create_user),
-        "GetUser" => op!(users::get_user),
-        "DeleteUser" => op!(users::delete_user),
-        "ListUsers" => op!(users::list_users),
-        "UpdateUser" => op!(users::update_user),
+        "CreateUser" => typed!(users::create_user),
+        "GetUser" => typed!(users::get_user),
+        "DeleteUser" => typed!(users::delete_user),
+        "ListUsers" => typed!(users::list_users),
+        "UpdateUser" => typed!(users::update_user),
         "TagUser" => op!(entities::tag::<U>),
         "UntagUser" => op!(entities::untag::<U>),
         "ListUserTags" => op!(entities::list_tags::<U>),
         // access keys
-        "CreateAccessKey" => op!(access_keys::create_access_key),
-        "DeleteAccessKey" => op!(access_keys::delete_access_key),
-        "UpdateAccessKey" => op!(access_keys::update_access_key),
-        "ListAccessKeys" => op!(access_keys::list_access_keys),
-        "GetAccessKeyLastUsed" => op!(access_keys::get_access_key_last_used),
+        "CreateAccessKey" => typed!(access_keys::create_access_key),
+        "DeleteAccessKey" => typed!(access_keys::delete_access_key),
+        "UpdateAccessKey" => typed!(access_keys::update_access_key),
+        "ListAccessKeys" => typed!(access_keys::list_access_keys),
+        "GetAccessKeyLastUsed" => typed!(access_keys::get_access_key_last_used),
         // groups
         "CreateGroup" => op!(groups::create_group),
         "GetGroup" => op!(groups::get_group),
@@ -160,52 +179,69 @@ pub fn handler(op: &str) -> Option<QueryOp> {
     }
 }
 
+/// Temporary credentials from `GetSessionToken` (root or an IAM user signing with an `ASIA`
+/// key) carry no MFA context in tresor, which has no MFA devices; such credentials "cannot
+/// call IAM API operations unless MFA information is included" (IAM User Guide, "Comparing
+/// the AWS STS API operations"). AWS refuses them as it refuses an unknown token: observed
+/// behavior is `InvalidClientTokenId` (403) "The security token included in the request is
+/// invalid", before the request is looked at.
+fn session_may_call_iam(ctx: &RequestCtx) -> Result<(), AwsError> {
+    let from_get_session_token = ctx.caller.access_key_id.starts_with("ASIA")
+        && matches!(
+            ctx.caller.kind,
+            tresor_core::ctx::CallerKind::Root | tresor_core::ctx::CallerKind::User { .. }
+        );
+    if from_get_session_token {
+        return Err(AwsError::new(
+            "InvalidClientTokenId",
+            403,
+            "The security token included in the request is invalid",
+        ));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Errors, in IAM's codes and statuses (botocore model) and wording (spec §7.2).
 
-pub(crate) fn iam_error(
-    code: &'static str,
-    status: u16,
-    message: impl Into<String>,
-) -> ServiceError {
-    ServiceError::Aws(AwsError::new(code, status, message))
+pub(crate) fn no_such_entity(message: impl Into<String>) -> IamError {
+    IamError::NoSuchEntity(message.into())
 }
 
-pub(crate) fn no_such_entity(message: impl Into<String>) -> ServiceError {
-    iam_error("NoSuchEntity", 404, message)
+pub(crate) fn already_exists(message: impl Into<String>) -> IamError {
+    IamError::EntityAlreadyExists(message.into())
 }
 
-pub(crate) fn already_exists(message: impl Into<String>) -> ServiceError {
-    iam_error("EntityAlreadyExists", 409, message)
+pub(crate) fn delete_conflict(message: impl Into<String>) -> IamError {
+    IamError::DeleteConflict(message.into())
 }
 
-pub(crate) fn delete_conflict(message: impl Into<String>) -> ServiceError {
-    iam_error("DeleteConflict", 409, message)
+pub(crate) fn limit_exceeded(message: impl Into<String>) -> IamError {
+    IamError::LimitExceeded(message.into())
 }
 
-pub(crate) fn limit_exceeded(message: impl Into<String>) -> ServiceError {
-    iam_error("LimitExceeded", 409, message)
+/// `InvalidInput`, as whichever error type the caller returns.
+pub(crate) fn invalid_input<E: From<IamError>>(message: impl Into<String>) -> E {
+    IamError::InvalidInput(message.into()).into()
 }
 
-pub(crate) fn invalid_input(message: impl Into<String>) -> ServiceError {
-    iam_error("InvalidInput", 400, message)
+pub(crate) fn malformed_policy(message: impl Into<String>) -> IamError {
+    IamError::MalformedPolicyDocument(message.into())
 }
 
-pub(crate) fn malformed_policy(message: impl Into<String>) -> ServiceError {
-    iam_error("MalformedPolicyDocument", 400, message)
-}
-
-pub(crate) fn validation(message: impl Into<String>) -> ServiceError {
-    ServiceError::Aws(AwsError::validation(Protocol::AwsQuery, message))
+/// awsQuery's `ValidationError`, as whichever error type the caller returns.
+pub(crate) fn validation<E: From<IamError>>(message: impl Into<String>) -> E {
+    IamError::ValidationError(message.into()).into()
 }
 
 /// A policy-engine refusal as IAM reports it: grammar errors are `MalformedPolicyDocument`,
 /// size quotas `LimitExceeded` (`Cannot exceed quota for PolicySize: 6144`).
-pub(crate) fn policy_error(e: PolicyError) -> ServiceError {
+pub(crate) fn policy_error<E: From<IamError>>(e: PolicyError) -> E {
     match e {
         PolicyError::Malformed(m) => malformed_policy(m),
         too_large @ PolicyError::TooLarge { .. } => limit_exceeded(too_large.to_string()),
     }
+    .into()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -316,18 +352,17 @@ impl Check {
         self.0.fail(member, value, constraint);
     }
 
-    pub(crate) fn finish(self) -> Result<(), ServiceError> {
-        self.0.finish(Protocol::AwsQuery).map_err(ServiceError::Aws)
+    pub(crate) fn finish(self) -> Result<(), IamError> {
+        self.0.finish(Protocol::AwsQuery).map_err(IamError::from)
     }
 }
 
 /// A tag list (`Tags.member.N.Key/Value`): ≤ 50 tags, keys 1–128, values 0–256, keys unique
 /// case-insensitively.
-pub(crate) fn parse_tags(
-    p: &QueryParams,
+pub(crate) fn check_tags(
     member: &str,
-) -> Result<Vec<(String, String)>, ServiceError> {
-    let raw = p.struct_list(member);
+    raw: &[TagInput],
+) -> Result<Vec<(String, String)>, IamError> {
     let mut check = Check::new();
     if raw.len() > 50 {
         check.fail(
@@ -338,20 +373,18 @@ pub(crate) fn parse_tags(
     }
     let mut tags = Vec::with_capacity(raw.len());
     for (i, m) in raw.iter().enumerate() {
-        let key = m.get("Key").copied();
-        let value = m.get("Value").copied().unwrap_or("");
         let field = format!("{member}.{}.member.key", i + 1);
-        match key {
+        match m.key.as_deref() {
             None => check.fail(&field, None, "Member must not be null"),
             Some(k) => {
                 check.length(&field, Some(k), 1, 128);
                 check.length(
                     &format!("{member}.{}.member.value", i + 1),
-                    Some(value),
+                    Some(&m.value),
                     0,
                     256,
                 );
-                tags.push((k.to_string(), value.to_string()));
+                tags.push((k.to_string(), m.value.clone()));
             }
         }
     }
@@ -364,6 +397,19 @@ pub(crate) fn parse_tags(
         ));
     }
     Ok(tags)
+}
+
+/// As [`check_tags`], reading the flattened parameters (handlers not yet typed).
+pub(crate) fn parse_tags(p: &QueryParams, member: &str) -> Result<Vec<(String, String)>, IamError> {
+    let raw: Vec<TagInput> = p
+        .struct_list(member)
+        .iter()
+        .map(|m| TagInput {
+            key: m.get("Key").map(|k| k.to_string()),
+            value: m.get("Value").copied().unwrap_or("").to_string(),
+        })
+        .collect();
+    check_tags(member, &raw)
 }
 
 /// Adds or replaces `new` tags in `tags` (keys compared case-insensitively, as IAM does).
@@ -505,9 +551,9 @@ impl EntityKind {
         format!("arn:aws:iam::{account}:{}{path}{name}", self.word())
     }
 
-    /// `NoSuchEntity` in IAM's wording.
-    pub(crate) fn not_found(self, name: &str) -> ServiceError {
-        match self {
+    /// `NoSuchEntity` in IAM's wording, as whichever error type the caller returns.
+    pub(crate) fn not_found<E: From<IamError>>(self, name: &str) -> E {
+        let e = match self {
             EntityKind::InstanceProfile => {
                 no_such_entity(format!("Instance Profile {name} cannot be found."))
             }
@@ -515,10 +561,11 @@ impl EntityKind {
                 "The {} with name {name} cannot be found.",
                 kind.word()
             )),
-        }
+        };
+        e.into()
     }
 
-    pub(crate) fn exists(self, name: &str) -> ServiceError {
+    pub(crate) fn exists(self, name: &str) -> IamError {
         match self {
             EntityKind::InstanceProfile => {
                 already_exists(format!("Instance Profile {name} already exists."))
@@ -633,7 +680,7 @@ pub(crate) fn name_param<'a>(
     p: &'a QueryParams,
     member: &str,
     max: usize,
-) -> Result<&'a str, ServiceError> {
+) -> Result<&'a str, IamError> {
     let name = p.required(member)?;
     let mut check = Check::new();
     check.name(member, Some(name), max);
@@ -648,7 +695,7 @@ pub(crate) fn authorized<E: Entity>(
     ctx: &RequestCtx,
     name: &str,
     action: &str,
-) -> Result<E, ServiceError> {
+) -> Result<E, IamError> {
     authorized_in_context(s, txn, ctx, name, action, Vec::new())
 }
 
@@ -660,7 +707,7 @@ pub(crate) fn authorized_in_context<E: Entity>(
     name: &str,
     action: &str,
     context: Vec<(String, String)>,
-) -> Result<E, ServiceError> {
+) -> Result<E, IamError> {
     let (entity, arn) = lookup::<E>(txn, &ctx.caller.account, name)?;
     let mut req = AuthzRequest::new(action, &arn);
     req.context = context;
@@ -675,7 +722,7 @@ pub(crate) fn lookup<T: Entity>(
     txn: &dyn ReadTxn,
     account: &str,
     name: &str,
-) -> Result<(Option<T>, String), ServiceError> {
+) -> Result<(Option<T>, String), IamError> {
     let record = tresor_core::record::get::<T>(txn, &T::KIND.key(account, name))?;
     let arn = match &record {
         Some(r) => r.arn(account),
@@ -690,7 +737,7 @@ pub(crate) fn authorize(
     ctx: &RequestCtx,
     action: &str,
     resource: &str,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     s.authorize(ctx, &AuthzRequest::new(action, resource))?;
     Ok(())
 }
@@ -699,7 +746,7 @@ pub(crate) fn authorize_with(
     s: &Services,
     ctx: &RequestCtx,
     req: &AuthzRequest<'_>,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     s.authorize(ctx, req)?;
     Ok(())
 }
@@ -709,7 +756,7 @@ pub(crate) fn authorize_with(
 pub(crate) fn scan_all<T: DeserializeOwned>(
     txn: &dyn ReadTxn,
     prefix: &str,
-) -> Result<Vec<(String, T)>, ServiceError> {
+) -> Result<Vec<(String, T)>, IamError> {
     const CHUNK: usize = 1000;
     let mut out = Vec::new();
     let mut after: Option<String> = None;
@@ -728,7 +775,7 @@ pub(crate) fn scan_all<T: DeserializeOwned>(
 pub(crate) fn scan_keys(
     txn: &dyn ReadTxn,
     prefix: &str,
-) -> Result<Vec<(String, String)>, ServiceError> {
+) -> Result<Vec<(String, String)>, IamError> {
     const CHUNK: usize = 1000;
     let mut out = Vec::new();
     let mut after: Option<String> = None;
@@ -769,22 +816,8 @@ pub(crate) fn managed_policy_document(
     txn: &dyn ReadTxn,
     account: &str,
     arn: &str,
-) -> Result<Option<String>, ServiceError> {
+) -> Result<Option<String>, IamError> {
     policies::default_document(txn, account, arn)
-}
-
-/// The caller's own user name for operations whose `UserName` defaults to the caller.
-pub(crate) fn caller_user_name(
-    ctx: &RequestCtx,
-    given: Option<&str>,
-) -> Result<String, ServiceError> {
-    match (given, &ctx.caller.kind) {
-        (Some(n), _) => Ok(n.to_string()),
-        (None, tresor_core::ctx::CallerKind::User { name, .. }) => Ok(name.clone()),
-        (None, _) => Err(validation(
-            "Must specify userName when calling with non-User credentials",
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -825,7 +858,7 @@ mod tests {
         assert!(c.finish().is_ok());
         let mut c = Check::new();
         c.name("RoleName", Some("bad name"), 64);
-        let e = c.finish().err().map(|e| e.into_aws(Protocol::AwsQuery));
+        let e = c.finish().err().map(AwsError::from);
         let m = e.and_then(|e| e.message).unwrap_or_default();
         assert!(m.contains("Value 'bad name' at 'roleName' failed to satisfy constraint: Member must satisfy regular expression pattern"), "{m}");
         let mut c = Check::new();

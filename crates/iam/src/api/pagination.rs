@@ -8,7 +8,7 @@ use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
 use super::{Check, invalid_input};
-use tresor_core::error::ServiceError;
+use crate::error::IamError;
 
 pub(crate) const DEFAULT_MAX_ITEMS: usize = 100;
 
@@ -20,9 +20,12 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    pub(crate) fn from_params(p: &QueryParams) -> Result<Page, ServiceError> {
-        let max = p.int("MaxItems")?;
-        let marker = p.get("Marker");
+    pub(crate) fn from_params(p: &QueryParams) -> Result<Page, IamError> {
+        Page::new(p.int("MaxItems")?, p.get("Marker"))
+    }
+
+    /// The page of a typed input's `MaxItems` and `Marker`.
+    pub(crate) fn new(max: Option<i64>, marker: Option<&str>) -> Result<Page, IamError> {
         let mut check = Check::new();
         check.range("MaxItems", max, 1, 1000);
         check.length("Marker", marker, 1, 320);
@@ -32,8 +35,11 @@ impl Page {
             Some(m) => {
                 let bytes = URL_SAFE_NO_PAD
                     .decode(m.as_bytes())
-                    .map_err(|_| invalid_input("Invalid Marker."))?;
-                Some(String::from_utf8(bytes).map_err(|_| invalid_input("Invalid Marker."))?)
+                    .map_err(|_| invalid_input::<IamError>("Invalid Marker."))?;
+                Some(
+                    String::from_utf8(bytes)
+                        .map_err(|_| invalid_input::<IamError>("Invalid Marker."))?,
+                )
             }
         };
         Ok(Page {
@@ -80,8 +86,8 @@ pub(crate) fn write_list<T>(
     wrapper: &str,
     items: &[T],
     next: Option<&str>,
-    mut item: impl FnMut(&mut XmlWriter, &T) -> Result<(), ServiceError>,
-) -> Result<(), ServiceError> {
+    mut item: impl FnMut(&mut XmlWriter, &T) -> Result<(), IamError>,
+) -> Result<(), IamError> {
     w.open(wrapper);
     for t in items {
         item(w, t)?;

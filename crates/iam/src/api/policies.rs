@@ -14,16 +14,16 @@ use tresor_wire::xml::XmlWriter;
 use super::aws_managed::{self, AwsManagedPolicy};
 use super::pagination::{Page, write_page_end};
 use super::{
-    Check, EntityKind, OpResult, authorize, delete_conflict, encode_document, iam_error,
-    invalid_input, iso, limit_exceeded, no_such_entity, parse_iam_arn, parse_tags, policy_error,
-    scan_all, scan_keys, write_tags,
+    Check, EntityKind, IamResult, authorize, delete_conflict, encode_document, invalid_input, iso,
+    limit_exceeded, no_such_entity, parse_iam_arn, parse_tags, policy_error, scan_all, scan_keys,
+    write_tags,
 };
 use super::{Entity, groups::GroupRecord, roles::RoleRecord};
+use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// Versions a managed policy may hold (IAM and AWS STS quotas).
@@ -112,7 +112,7 @@ impl Managed {
 }
 
 /// A syntactically valid policy ARN: the account (`aws` for AWS managed), path and name.
-fn split_policy_arn(arn: &str) -> Result<(&str, String, &str), ServiceError> {
+fn split_policy_arn(arn: &str) -> Result<(&str, String, &str), IamError> {
     match parse_iam_arn(arn) {
         Some((account, "policy", path, name)) => Ok((account, path, name)),
         _ => Err(invalid_input(format!("ARN {arn} is not valid."))),
@@ -125,7 +125,7 @@ pub(crate) fn resolve(
     txn: &dyn ReadTxn,
     account: &str,
     arn: &str,
-) -> Result<Option<Managed>, ServiceError> {
+) -> Result<Option<Managed>, IamError> {
     let (owner, path, name) = split_policy_arn(arn)?;
     if owner == "aws" {
         return Ok(aws_managed::find(&path, name).map(Managed::Aws));
@@ -145,30 +145,28 @@ pub(crate) fn default_document(
     txn: &dyn ReadTxn,
     account: &str,
     arn: &str,
-) -> Result<Option<String>, ServiceError> {
+) -> Result<Option<String>, IamError> {
     match resolve(txn, account, arn) {
         Ok(found) => Ok(found.and_then(|m| m.default_document())),
-        Err(ServiceError::Aws(_)) => Ok(None),
-        Err(e) => Err(e),
+        Err(e @ IamError::Internal(_)) => Err(e),
+        Err(_) => Ok(None),
     }
 }
 
-fn not_found(arn: &str) -> ServiceError {
+fn not_found(arn: &str) -> IamError {
     no_such_entity(format!("Policy {arn} was not found."))
 }
 
-fn unmodifiable(arn: &str) -> ServiceError {
+fn unmodifiable(arn: &str) -> IamError {
     // AWS managed policies belong to AWS; IAM refuses every change to them. The exact code
     // AWS answers is not documented; `UnmodifiableEntity` is IAM's modeled error for entities
     // the caller may not change.
-    iam_error(
-        "UnmodifiableEntity",
-        400,
-        format!("Policy {arn} is an AWS managed policy and cannot be modified or deleted."),
-    )
+    IamError::UnmodifiableEntity(format!(
+        "Policy {arn} is an AWS managed policy and cannot be modified or deleted."
+    ))
 }
 
-fn attachment_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usize, ServiceError> {
+fn attachment_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usize, IamError> {
     Ok(scan_keys(
         txn,
         &keys::policy_attachment_prefix(account, &m.index_ref()),
@@ -176,7 +174,7 @@ fn attachment_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usi
     .len())
 }
 
-fn boundary_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usize, ServiceError> {
+fn boundary_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usize, IamError> {
     Ok(scan_keys(txn, &keys::boundary_use_prefix(account, &m.index_ref()))?.len())
 }
 
@@ -189,7 +187,7 @@ fn write_policy(
     m: &Managed,
     full: bool,
     tag: &str,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     let attachments = attachment_count(txn, account, m)?;
     let boundaries = boundary_count(txn, account, m)?;
     w.open(tag);
@@ -254,13 +252,13 @@ fn aws_versions(p: &AwsManagedPolicy) -> Vec<PolicyVersionRecord> {
     }]
 }
 
-fn validate_document(doc: &str) -> Result<(), ServiceError> {
+fn validate_document(doc: &str) -> Result<(), IamError> {
     Policy::parse_with_limit(doc, PolicyKind::Identity, MANAGED_POLICY_MAX_SIZE)
-        .map_err(policy_error)?;
+        .map_err(policy_error::<IamError>)?;
     Ok(())
 }
 
-pub(crate) fn create_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn create_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = p.required("PolicyName")?;
     let doc = p.required("PolicyDocument")?;
     let path = p.get("Path").unwrap_or("/");
@@ -325,7 +323,7 @@ fn authorized_policy(
     ctx: &RequestCtx,
     p: &QueryParams,
     action: &str,
-) -> Result<(String, Managed), ServiceError> {
+) -> Result<(String, Managed), IamError> {
     let arn = p.required("PolicyArn")?;
     let mut check = Check::new();
     check.length("PolicyArn", Some(arn), 20, 2048);
@@ -335,7 +333,7 @@ fn authorized_policy(
     Ok((arn.to_string(), found))
 }
 
-pub(crate) fn get_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn get_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let txn = s.store().begin_read()?;
     let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:GetPolicy")?;
     let mut w = XmlWriter::new();
@@ -343,7 +341,7 @@ pub(crate) fn get_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpR
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn delete_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn delete_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:DeletePolicy")?;
@@ -371,7 +369,7 @@ pub(crate) fn delete_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
     Ok(None)
 }
 
-pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let scope = p.get("Scope").unwrap_or("All");
     let only_attached = p.bool("OnlyAttached")?.unwrap_or(false);
     let prefix = p.get("PathPrefix").unwrap_or("/");
@@ -433,7 +431,7 @@ pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn create_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn create_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let doc = p.required("PolicyDocument")?;
     let set_default = p.bool("SetAsDefault")?.unwrap_or(false);
     let account = &ctx.caller.account;
@@ -466,7 +464,7 @@ pub(crate) fn create_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryPar
     Ok(Some(w.finish()))
 }
 
-fn version_id(p: &QueryParams) -> Result<&str, ServiceError> {
+fn version_id(p: &QueryParams) -> Result<&str, IamError> {
     let id = p.required("VersionId")?;
     let ok = id
         .strip_prefix('v')
@@ -482,13 +480,13 @@ fn version_id(p: &QueryParams) -> Result<&str, ServiceError> {
     Ok(id)
 }
 
-fn version_not_found(arn: &str, id: &str) -> ServiceError {
+fn version_not_found(arn: &str, id: &str) -> IamError {
     no_such_entity(format!(
         "Policy {arn} version {id} does not exist or is not attachable."
     ))
 }
 
-pub(crate) fn get_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn get_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let id = version_id(p)?;
     let txn = s.store().begin_read()?;
     let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:GetPolicyVersion")?;
@@ -505,7 +503,7 @@ pub(crate) fn get_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn list_policy_versions(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_policy_versions(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let page = Page::from_params(p)?;
     let txn = s.store().begin_read()?;
     let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:ListPolicyVersions")?;
@@ -540,7 +538,7 @@ pub(crate) fn list_policy_versions(s: &Services, ctx: &RequestCtx, p: &QueryPara
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn delete_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn delete_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let id = version_id(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
@@ -566,7 +564,7 @@ pub(crate) fn set_default_policy_version(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let id = version_id(p)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
@@ -592,7 +590,7 @@ struct Usage {
     path: String,
 }
 
-fn usages(txn: &dyn ReadTxn, account: &str, prefix: &str) -> Result<Vec<Usage>, ServiceError> {
+fn usages(txn: &dyn ReadTxn, account: &str, prefix: &str) -> Result<Vec<Usage>, IamError> {
     let mut out = Vec::new();
     for (key, name) in scan_keys(txn, prefix)? {
         let rest = &key[prefix.len()..];
@@ -627,7 +625,7 @@ pub(crate) fn list_entities_for_policy(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let filter = p.get("EntityFilter");
     let prefix = p.get("PathPrefix").unwrap_or("/");
     let usage = p.get("PolicyUsageFilter");

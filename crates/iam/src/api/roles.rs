@@ -17,16 +17,16 @@ use super::entities::{
     create_context, delete_entity, insert_entity, list_entities, refuse_if_any, refuse_if_policies,
 };
 use super::{
-    Check, EntityKind, OpResult, Tagged, authorize_with, authorized, encode_document,
+    Check, EntityKind, IamResult, Tagged, authorize_with, authorized, encode_document,
     limit_exceeded, malformed_policy, name_param, parse_iam_arn, parse_tags, write_boundary,
     write_entity_head, write_tags,
 };
+use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::authz::AuthzRequest;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 pub const DEFAULT_MAX_SESSION_DURATION: i64 = 3600;
@@ -100,7 +100,7 @@ pub(crate) fn write_role(
 /// Validates a trust policy: grammar (a principal, no `Resource`), size, and that each IAM
 /// user or role ARN it names exists ("Invalid principal in policy", IAM User Guide,
 /// "Principal": IAM validates named users and roles when the policy is saved).
-pub(crate) fn validate_trust_policy(txn: &dyn ReadTxn, doc: &str) -> Result<(), ServiceError> {
+pub(crate) fn validate_trust_policy(txn: &dyn ReadTxn, doc: &str) -> Result<(), IamError> {
     let policy = Policy::parse(doc, PolicyKind::Trust).map_err(|e| match e {
         PolicyError::Malformed(m) => malformed_policy(m),
         PolicyError::TooLarge { limit, .. } => {
@@ -136,7 +136,7 @@ pub(crate) fn check_boundary(
     txn: &dyn ReadTxn,
     account: &str,
     arn: &str,
-) -> Result<String, ServiceError> {
+) -> Result<String, IamError> {
     match super::policies::resolve(txn, account, arn)? {
         Some(m) => Ok(m.index_ref()),
         None => Err(super::no_such_entity(format!(
@@ -145,7 +145,7 @@ pub(crate) fn check_boundary(
     }
 }
 
-pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = p.required("RoleName")?;
     let doc = p.required("AssumeRolePolicyDocument")?;
     let path = p.get("Path").unwrap_or("/");
@@ -196,11 +196,11 @@ pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     Ok(Some(w.finish()))
 }
 
-fn role_name(p: &QueryParams) -> Result<&str, ServiceError> {
+fn role_name(p: &QueryParams) -> Result<&str, IamError> {
     name_param(p, "RoleName", EntityKind::Role.name_max())
 }
 
-pub(crate) fn get_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn get_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = role_name(p)?;
     let txn = s.store().begin_read()?;
     let role = authorized::<RoleRecord>(s, &*txn, ctx, name, "iam:GetRole")?;
@@ -209,7 +209,7 @@ pub(crate) fn get_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRes
     Ok(Some(w.finish()))
 }
 
-pub(crate) fn delete_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn delete_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let account = &ctx.caller.account;
     delete_entity(s, ctx, p, |txn, role: &RoleRecord| {
         refuse_if_any(
@@ -221,14 +221,14 @@ pub(crate) fn delete_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     })
 }
 
-pub(crate) fn list_roles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn list_roles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     list_entities(s, ctx, p, |w, _, r: &RoleRecord, account| {
         write_role(w, r, account, "member", false);
         Ok(())
     })
 }
 
-pub(crate) fn update_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn update_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
     let name = role_name(p)?;
     let description = p.get("Description");
     let max_session = p.int("MaxSessionDuration")?;
@@ -249,7 +249,11 @@ pub(crate) fn update_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     Ok(Some(String::new()))
 }
 
-pub(crate) fn update_role_description(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+pub(crate) fn update_role_description(
+    s: &Services,
+    ctx: &RequestCtx,
+    p: &QueryParams,
+) -> IamResult {
     let name = role_name(p)?;
     let description = p.required("Description")?;
     let mut check = Check::new();
@@ -269,7 +273,7 @@ pub(crate) fn update_assume_role_policy(
     s: &Services,
     ctx: &RequestCtx,
     p: &QueryParams,
-) -> OpResult {
+) -> IamResult {
     let name = role_name(p)?;
     let doc = p.required("PolicyDocument")?;
     let mut txn = s.store().begin_write()?;

@@ -4,56 +4,136 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use tresor_crypto::ids;
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
 use super::entities::{
-    create_context, delete_entity, insert_entity, list_entities, refuse_if_any, refuse_if_policies,
+    create_context, delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies,
 };
 use super::roles::check_boundary;
 use super::{
-    Check, EntityKind, OpResult, authorize, authorize_with, authorized, iso, name_param,
-    parse_tags, scan_keys, validation, write_boundary, write_entity_head, write_tags,
+    Check, EntityKind, authorize, authorize_with, authorized, check_tags, scan_keys, validation,
 };
+use crate::error::IamError;
 use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, UserRecord};
 use crate::keys;
+use crate::shapes::{AttachedPermissionsBoundary, Tag, TagInput};
 use tresor_core::Services;
 use tresor_core::authz::AuthzRequest;
 use tresor_core::ctx::{CallerKind, RequestCtx};
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
-/// The `User` structure; `full` (GetUser) adds the boundary and tags.
-pub(crate) fn write_user(
-    w: &mut XmlWriter,
-    user: &UserRecord,
-    account: &str,
-    tag: &str,
-    full: bool,
-) {
-    write_entity_head(w, user, account, tag);
-    if full {
-        write_boundary(w, user.permissions_boundary.as_deref());
-        write_tags(w, &user.tags);
+/// `User`. `Path` and `UserName` are absent only when the account root describes itself.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct User {
+    pub path: Option<String>,
+    pub user_name: Option<String>,
+    pub user_id: String,
+    pub arn: String,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub create_date: OffsetDateTime,
+    pub permissions_boundary: Option<AttachedPermissionsBoundary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl User {
+    /// The `User` structure; `full` (CreateUser, GetUser) adds the boundary and tags.
+    pub(crate) fn of(user: &UserRecord, account: &str, full: bool) -> User {
+        User {
+            path: Some(user.path.clone()),
+            user_name: Some(user.name.clone()),
+            user_id: user.user_id.clone(),
+            arn: user.arn(account),
+            create_date: user.created,
+            permissions_boundary: if full {
+                AttachedPermissionsBoundary::of(user.permissions_boundary.as_deref())
+            } else {
+                None
+            },
+            tags: if full {
+                Tag::list(&user.tags)
+            } else {
+                Vec::new()
+            },
+        }
     }
-    w.close(tag);
 }
 
-fn user_name(p: &QueryParams) -> Result<&str, ServiceError> {
-    name_param(p, "UserName", EntityKind::User.name_max())
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateUserInput {
+    pub path: Option<String>,
+    pub user_name: String,
+    pub permissions_boundary: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<TagInput>,
 }
 
-pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = p.required("UserName")?;
-    let path = p.get("Path").unwrap_or("/");
-    let boundary = p.get("PermissionsBoundary");
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateUserOutput {
+    pub user: User,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetUserInput {
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetUserOutput {
+    pub user: User,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteUserInput {
+    pub user_name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListUsersInput {
+    pub path_prefix: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListUsersOutput {
+    pub users: Vec<User>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateUserInput {
+    pub user_name: String,
+    pub new_path: Option<String>,
+    pub new_user_name: Option<String>,
+}
+
+pub fn create_user(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: CreateUserInput,
+) -> Result<CreateUserOutput, IamError> {
+    let name = input.user_name.as_str();
+    let path = input.path.as_deref().unwrap_or("/");
+    let boundary = input.permissions_boundary.as_deref();
     let mut check = Check::new();
     check.name("UserName", Some(name), 64);
     check.path("Path", Some(path));
     check.length("PermissionsBoundary", boundary, 20, 2048);
     check.finish()?;
-    let tags = parse_tags(p, "Tags")?;
+    let tags = check_tags("Tags", &input.tags)?;
     let account = &ctx.caller.account;
     let arn = EntityKind::User.arn(account, path, name);
     let mut txn = s.store().begin_write()?;
@@ -80,35 +160,44 @@ pub(crate) fn create_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     };
     insert_entity(&mut *txn, account, &user, boundary_ref)?;
     txn.commit()?;
-    let mut w = XmlWriter::new();
-    write_user(&mut w, &user, account, "User", true);
-    Ok(Some(w.finish()))
+    Ok(CreateUserOutput {
+        user: User::of(&user, account, true),
+    })
 }
 
-pub(crate) fn get_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+/// `GetUser`; without a name, the caller (root is described by its account, IAM API
+/// reference, GetUser).
+pub fn get_user(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: GetUserInput,
+) -> Result<GetUserOutput, IamError> {
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
-    let name = match (p.get("UserName"), &ctx.caller.kind) {
+    let name = match (input.user_name, &ctx.caller.kind) {
         (Some(n), _) => {
             let mut check = Check::new();
-            check.name("UserName", Some(n), 128);
+            check.name("UserName", Some(&n), 128);
             check.finish()?;
-            n.to_string()
+            n
         }
         (None, CallerKind::User { name, .. }) => name.clone(),
         (None, CallerKind::Root) => {
-            // The root user is described by its account (IAM API reference, GetUser).
             authorize(s, ctx, "iam:GetUser", &ctx.caller.arn)?;
             let created =
                 record::get::<crate::identity::AccountRecord>(&*txn, &keys::account(account))?
                     .map_or(ctx.now, |a| a.created);
-            let mut w = XmlWriter::new();
-            w.open("User")
-                .elem("UserId", account)
-                .elem("Arn", &ctx.caller.arn)
-                .elem("CreateDate", &iso(created))
-                .close("User");
-            return Ok(Some(w.finish()));
+            return Ok(GetUserOutput {
+                user: User {
+                    path: None,
+                    user_name: None,
+                    user_id: account.clone(),
+                    arn: ctx.caller.arn.clone(),
+                    create_date: created,
+                    permissions_boundary: None,
+                    tags: Vec::new(),
+                },
+            });
         }
         (None, CallerKind::AssumedRole { .. }) => {
             return Err(validation(
@@ -117,14 +206,15 @@ pub(crate) fn get_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpRes
         }
     };
     let user = authorized::<UserRecord>(s, &*txn, ctx, &name, "iam:GetUser")?;
-    let mut w = XmlWriter::new();
-    write_user(&mut w, &user, account, "User", true);
-    Ok(Some(w.finish()))
+    Ok(GetUserOutput {
+        user: User::of(&user, account, true),
+    })
 }
 
-pub(crate) fn delete_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
+/// `DeleteUser`: refused while the user has access keys, policies or group memberships.
+pub fn delete_user(s: &Services, ctx: &RequestCtx, input: DeleteUserInput) -> Result<(), IamError> {
     let account = &ctx.caller.account;
-    delete_entity(s, ctx, p, |txn, user: &UserRecord| {
+    delete_named(s, ctx, &input.user_name, |txn, user: &UserRecord| {
         refuse_if_any(
             txn,
             &keys::user_access_key_prefix(account, &user.name),
@@ -139,20 +229,34 @@ pub(crate) fn delete_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     })
 }
 
-pub(crate) fn list_users(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    list_entities(s, ctx, p, |w, _, u: &UserRecord, account| {
-        write_user(w, u, account, "member", false);
-        Ok(())
+pub fn list_users(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListUsersInput,
+) -> Result<ListUsersOutput, IamError> {
+    let (users, next) = list_page::<UserRecord>(
+        s,
+        ctx,
+        input.path_prefix.as_deref(),
+        input.max_items,
+        input.marker.as_deref(),
+    )?;
+    let account = &ctx.caller.account;
+    Ok(ListUsersOutput {
+        users: users.iter().map(|u| User::of(u, account, false)).collect(),
+        is_truncated: next.is_some(),
+        marker: next,
     })
 }
 
 /// `UpdateUser`: a new path and/or a new name. Renaming moves every record and index that is
 /// keyed by the user's name, in the same transaction.
-pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    let name = user_name(p)?;
-    let new_path = p.get("NewPath");
-    let new_name = p.get("NewUserName");
+pub fn update_user(s: &Services, ctx: &RequestCtx, input: UpdateUserInput) -> Result<(), IamError> {
+    let name = input.user_name.as_str();
+    let new_path = input.new_path.as_deref();
+    let new_name = input.new_user_name.as_deref();
     let mut check = Check::new();
+    check.name("UserName", Some(name), EntityKind::User.name_max());
     check.path("NewPath", new_path);
     check.name("NewUserName", new_name, 64);
     check.finish()?;
@@ -228,5 +332,21 @@ pub(crate) fn update_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Op
     }
     record::put(&mut *txn, &keys::user(account, &user.name), &user)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
+}
+
+/// The `User` structure for the handlers still writing their own XML (GetGroup).
+pub(crate) fn write_user(
+    w: &mut tresor_wire::xml::XmlWriter,
+    user: &UserRecord,
+    account: &str,
+    tag: &str,
+    full: bool,
+) {
+    super::write_entity_head(w, user, account, tag);
+    if full {
+        super::write_boundary(w, user.permissions_boundary.as_deref());
+        super::write_tags(w, &user.tags);
+    }
+    w.close(tag);
 }
