@@ -296,7 +296,7 @@ impl Input<'_> {
             None => 0,
             Some(key) => key
                 .parse::<usize>()
-                .map_err(|_| invalid_input("Invalid Marker."))?
+                .map_err(|_| invalid_input::<ServiceError>("Invalid Marker."))?
                 .saturating_add(1),
         };
         let started = Instant::now();
