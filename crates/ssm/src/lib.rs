@@ -1,7 +1,8 @@
 //! Systems Manager Parameter Store (awsJson1.1, target prefix `AmazonSSM`): String,
 //! StringList and SecureString parameters with hierarchies, versions, labels, tiers,
 //! parameter policies and tags, and the `/aws/reference/secretsmanager/…` path that reads
-//! Secrets Manager secrets through Parameter Store (spec §3, §4).
+//! Secrets Manager secrets through Parameter Store (AWS Systems Manager User Guide, "AWS
+//! Systems Manager Parameter Store").
 //!
 //! Each operation names its IAM action (`ssm:<Op>`), the parameter ARN and the condition
 //! keys to the Authorizer and never decides access itself ([`access`]). SecureString values
