@@ -475,6 +475,58 @@ def test_secretsmanager_tag_resource_is_not_quadratic(tmp_data_dir):
         server.stop(timeout=60)
 
 
+def test_tampered_ciphertexts_tokens_and_presigned_urls(runner, corpus_server):
+    """Mutated KMS ciphertexts (every truncation length, bit flips, random bytes), garbage session
+    tokens, and pre-signed query strings with hostile parameters: refused, never a 5xx."""
+    import base64
+    import random
+    rng = random.Random(1234)
+    r = runner.json("create key", "kms", "TrentService.CreateKey", b"{}")
+    key_id = json.loads(r.body)["KeyMetadata"]["KeyId"]
+    r = runner.json("encrypt", "kms", "TrentService.Encrypt", json.dumps({"KeyId": key_id, "Plaintext": "aGVsbG8="}).encode())
+    blob = base64.b64decode(json.loads(r.body)["CiphertextBlob"])
+    mutants = [blob[:n] for n in range(0, len(blob), 3)]
+    for _ in range(60):
+        b = bytearray(blob)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        mutants.append(bytes(b))
+    mutants += [bytes(rng.randrange(256) for _ in range(n)) for n in (1, 16, 64, 200, 6144)]
+    mutants += [blob + b"\0" * 100, blob * 3]
+    for i, m in enumerate(mutants):
+        body = {"CiphertextBlob": base64.b64encode(m).decode()}
+        runner.json(f"Decrypt mutant#{i}", "kms", "TrentService.Decrypt", json.dumps(body).encode())
+        runner.json(f"ReEncrypt mutant#{i}", "kms", "TrentService.ReEncrypt",
+                    json.dumps({**body, "DestinationKeyId": key_id}).encode())
+    for bad in ["!!!", "aGVsbG8", "=" * 8, "A" * 10_000]:
+        runner.json(f"Decrypt base64 {bad[:10]!r}", "kms", "TrentService.Decrypt",
+                    json.dumps({"CiphertextBlob": bad}).encode())
+    runner.probe("kms ciphertexts")
+    for tok in ["", "A", "A" * 10_000, "\x01\x02", base64.b64encode(blob).decode(), "IQoJb3JpZ2luX2VjE" * 50]:
+        runner.json(f"token {tok[:10]!r}", "secretsmanager", "secretsmanager.ListSecrets", b"{}",
+                    extra_headers=[("X-Amz-Security-Token", tok)])
+        runner.query(f"token {tok[:10]!r}", "sts", form([("Action", "GetCallerIdentity"), ("Version", "2011-06-15"),
+                                                         ("X-Amz-Security-Token", tok)]))
+    ep = corpus_server.endpoint
+    presigned = [
+        "Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=test%2F20200101%2Fus-east-1%2Fsts%2Faws4_request"
+        "&X-Amz-Date=20200101T000000Z&X-Amz-Expires=999999999999&X-Amz-SignedHeaders=host&X-Amz-Signature=00",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=%2F%2F%2F%2F&X-Amz-Date=x&X-Amz-Expires=-5"
+        "&X-Amz-SignedHeaders=&X-Amz-Signature=",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0",
+        "X-Amz-Signature=" + "0" * 100_000,
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=test%2F20200101%2Fus-east-1%2Fsts%2Faws4_request"
+        "&X-Amz-Date=20200101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=" + "%3B".join(["h"] * 5_000)
+        + "&X-Amz-Signature=00",
+    ]
+    for q in presigned:
+        runner.check(f"presigned GET {q[:50]}", send(ep, "GET", "/?" + q, [], b"", framing="raw", timeout=5))
+    runner.probe("tokens/presigned")
+    assert not runner.failures, "\n".join(runner.failures)
+
+
 def test_zz_server_alive_and_request_count(runner, corpus_server, capsys):
     """Runs last in this module: the server is still up, and the totals are printed."""
     assert corpus_server.proc.poll() is None, "the server died during the corpus"
