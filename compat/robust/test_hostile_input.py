@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import start_server
+from known_bug import known_bug
 from robust_http import health, send, sign_headers
 
 # Every response must come within this many seconds (a debug build on a loaded CI machine).
@@ -46,7 +47,7 @@ QUERY_SERVICES = {
     "sts": ("2011-06-15", ["GetCallerIdentity", "AssumeRole", "GetSessionToken"]),
 }
 
-STATS = {"requests": 0, "health": 0, "slowest": 0.0, "slowest_case": ""}
+STATS = {"requests": 0, "health": 0, "slowest": 0.0, "slowest_case": "", "retried": []}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,18 @@ class Runner:
     def identities(self):
         """(label, akid, secret): the root, a user without permissions, a wrong secret."""
         return [("root", "test", "test"), ("nobody", *self.nobody), ("badsig", "test", "wrong")]
+
+    def send_checked(self, case: str, *args, **kw):
+        """Sends a case and checks the reply. A reply slower than the budget is sent once more
+        and only the second timing counts: a loaded CI machine (or a disk stalling an fsync)
+        can delay one answer, a real slowness repeats."""
+        reply = send(*args, **kw)
+        if reply.elapsed > RESPONSE_BUDGET and not reply.timed_out and (reply.status or 0) < 500:
+            STATS["retried"].append(f"{case} ({reply.elapsed:.2f}s)")
+            STATS["requests"] += 1
+            reply = send(*args, **kw)
+        self.check(case, reply)
+        return reply
 
     def check(self, case: str, reply):
         STATS["requests"] += 1
@@ -112,9 +125,8 @@ class Runner:
             headers += [(k, v) for k, v in signed.items() if k.lower() not in ("content-type", "x-amz-target")]
         else:
             label = "unsigned"
-        r = send(self.server.endpoint, "POST", "/", headers, body, framing=framing)
-        self.check(f"{service} {case} [{label}]", r)
-        return r
+        return self.send_checked(f"{service} {case} [{label}]", self.server.endpoint, "POST", "/", headers, body,
+                                 framing=framing)
 
     def query(self, case, service, form: bytes, who=("root", "test", "test"), query_string="",
               method="POST", framing="length", sign=True):
@@ -127,13 +139,13 @@ class Runner:
             headers += [(k, v) for k, v in signed.items() if k.lower() != "content-type"]
         else:
             label = "unsigned"
-        r = send(self.server.endpoint, method, path, headers, form, framing=framing)
-        self.check(f"{service} {case} [{label}]", r)
-        return r
+        return self.send_checked(f"{service} {case} [{label}]", self.server.endpoint, method, path, headers, form,
+                                 framing=framing)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def runner(corpus_server, nobody):
+    """A fresh list of failures for each test; the server is the module's."""
     return Runner(corpus_server, nobody)
 
 
@@ -282,13 +294,12 @@ def test_malformed_http_framing(runner, corpus_server):
         ("1000 headers", [(f"X-H{i}", "v") for i in range(1000)] + [("Content-Length", "2")], b"{}"),
     ]
     for name, headers, body in cases:
-        r = send(ep, "POST", "/", headers, body, framing="raw", timeout=5)
-        runner.check(f"http {name}", r)
+        runner.send_checked(f"http {name}", ep, "POST", "/", headers, body, framing="raw", timeout=5)
     for method, path in [("GET", "/"), ("PUT", "/"), ("DELETE", "/x"), ("OPTIONS", "*"), ("GET", "/" + "a" * 60_000),
                          ("GET", "/../../etc/passwd"), ("GET", "/%00%ff"), ("BREW", "/"), ("HEAD", "/health"),
                          ("GET", "/?Action=GetCallerIdentity&Action=GetCallerIdentity")]:
-        r = send(ep, method, path, [], b"", framing="raw" if method in ("GET", "HEAD", "OPTIONS") else "length", timeout=5)
-        runner.check(f"http {method} {path[:40]}", r)
+        runner.send_checked(f"http {method} {path[:40]}", ep, method, path, [], b"",
+                            framing="raw" if method in ("GET", "HEAD", "OPTIONS") else "length", timeout=5)
     runner.probe("http framing")
     assert not runner.failures, "\n".join(runner.failures)
 
@@ -384,7 +395,7 @@ def test_pathological_policies_allowed_patterns_and_tags(runner, corpus_server, 
             runner.json(f"{op} policy#{i}", "secretsmanager", f"secretsmanager.{op}",
                         json.dumps({"SecretId": "robust-s", "ResourcePolicy": doc}).encode())
     for n in (51, 1_000, 100_000):
-        # Lists between those (that fit the body limit): test_secretsmanager_tag_resource_is_not_quadratic (a known bug).
+        # Lists between those (that fit the body limit): test_known_bug_secretsmanager_tag_resource_is_not_quadratic.
         runner.json(f"TagResource {n} tags", "secretsmanager", "secretsmanager.TagResource",
                     json.dumps({"SecretId": "robust-s", "Tags": tag_list(n)}).encode())
     for n in (51, FIT_JSON, 100_000):
@@ -452,12 +463,12 @@ def test_pathological_policies_allowed_patterns_and_tags(runner, corpus_server, 
     assert root and not runner.failures, "\n".join(runner.failures)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: Secrets Manager TagResource merges the request's tags into the secret's one by one "
+@known_bug((
+    "Secrets Manager TagResource merges the request's tags into the secret's one by one "
     "(quadratic) inside the write transaction, before refusing more than 50 tags: 10,000 tags take "
     "~1.5 s, 20,000 ~5 s, the ~37,000 that fit the default 1 MiB body about 20 s, and every other "
     "write waits for the store's write lock meanwhile"))
-def test_secretsmanager_tag_resource_is_not_quadratic(tmp_data_dir):
+def test_known_bug_secretsmanager_tag_resource_is_not_quadratic(tmp_data_dir):
     server = start_server(data_dir=tmp_data_dir)  # the default 1 MiB body limit
     try:
         sm = server.admin("secretsmanager")
@@ -469,7 +480,8 @@ def test_secretsmanager_tag_resource_is_not_quadratic(tmp_data_dir):
         signed = sign_headers(server.endpoint, "secretsmanager", akid, secret, headers=dict(headers), body=body)
         headers += [(k, v) for k, v in signed.items() if k.lower() not in ("content-type", "x-amz-target")]
         r = send(server.endpoint, "POST", "/", headers, body, timeout=30)
-        assert r.status == 400 and b"limit of 50" in r.body, r.head[:200]
+        if not (r.status == 400 and b"limit of 50" in r.body):  # not the known bug: a plain failure
+            raise RuntimeError(f"unexpected answer: {r.head[:200]!r} {r.body[:200]!r}")
         assert r.elapsed < RESPONSE_BUDGET, f"TagResource with 20,000 tags took {r.elapsed:.1f}s"
     finally:
         server.stop(timeout=60)
@@ -522,17 +534,17 @@ def test_tampered_ciphertexts_tokens_and_presigned_urls(runner, corpus_server):
         + "&X-Amz-Signature=00",
     ]
     for q in presigned:
-        runner.check(f"presigned GET {q[:50]}", send(ep, "GET", "/?" + q, [], b"", framing="raw", timeout=5))
+        runner.send_checked(f"presigned GET {q[:50]}", ep, "GET", "/?" + q, [], b"", framing="raw", timeout=5)
     runner.probe("tokens/presigned")
     assert not runner.failures, "\n".join(runner.failures)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: IAM SimulateCustomPolicy evaluates every ActionNames x ResourceArns pair on the "
+@known_bug((
+    "IAM SimulateCustomPolicy evaluates every ActionNames x ResourceArns pair on the "
     "request thread, with no bound: one 85 KB request (1,000 actions x 1,000 resources) takes ~5 s "
     "in a debug build, and 8 such requests at once starve the server: /health waits 5-17 s (here: "
     "8 x 500 x 500)"))
-def test_policy_simulator_requests_do_not_starve_the_server():
+def test_known_bug_policy_simulator_requests_do_not_starve_the_server():
     import threading
     server = start_server("--dev")
     try:
@@ -561,7 +573,8 @@ def test_policy_simulator_requests_do_not_starve_the_server():
             time.sleep(0.3)
         for t in callers:
             t.join(timeout=120)
-        assert all(r.status is not None and r.status < 500 for r in replies)
+        if not all(r.status is not None and r.status < 500 for r in replies):  # not the known bug
+            raise RuntimeError(f"a simulation failed: {[r.status for r in replies]}")
         assert all(status == 200 and took <= RESPONSE_BUDGET for status, took in probes), (
             f"/health while 8 simulations run: {probes}")
     finally:
@@ -574,5 +587,6 @@ def test_zz_server_alive_and_request_count(runner, corpus_server, capsys):
     health(corpus_server.endpoint)
     with capsys.disabled():
         print(f"\nrobustness corpus: {STATS['requests']} requests, {STATS['health']} /health probes, "
-              f"slowest {STATS['slowest']:.3f}s ({STATS['slowest_case']}), 0 5xx allowed")
+              f"slowest {STATS['slowest']:.3f}s ({STATS['slowest_case']}), 0 5xx allowed; "
+              f"{len(STATS['retried'])} slow answers sent again: {STATS['retried'][:5]}")
     assert STATS["requests"] > 1000
