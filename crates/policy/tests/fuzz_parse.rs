@@ -29,6 +29,11 @@ const KINDS: [PolicyKind; 6] = [
     PolicyKind::Boundary,
 ];
 
+/// Any Unicode text up to `max` characters (cheaper to generate than a `\\PC*` regex).
+fn any_text(max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(any::<char>(), 0..=max).prop_map(String::from_iter)
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: std::env::var("PROPTEST_CASES")
@@ -338,7 +343,7 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+    fn arbitrary_text_never_panics(text in any_text(300)) {
         exercise(&text);
     }
 

@@ -27,6 +27,11 @@ fn cases() -> u32 {
         .unwrap_or(2_000)
 }
 
+/// Any Unicode text up to `max` characters (cheaper to generate than a `\\PC*` regex).
+fn any_text(max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(any::<char>(), 0..=max).prop_map(String::from_iter)
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: cases(),
@@ -63,7 +68,7 @@ fn auth_fragment() -> impl Strategy<Value = String> {
         Just(" ".to_owned()),
         Just("\t".to_owned()),
         "[ -~]{0,40}",
-        "\\PC{0,20}",
+        any_text(20),
         // A very long token: the header must not be scanned quadratically. (Built by
         // repetition: generating it character by character would dominate the run time.)
         (
@@ -284,7 +289,7 @@ proptest! {
         authorization in prop::option::of(prop::collection::vec(any::<u8>(), 0..512)),
         query in prop::collection::vec(any::<u8>(), 0..512),
         path in prop::collection::vec(any::<u8>(), 0..128),
-        date in prop::option::of("\\PC{0,40}"),
+        date in prop::option::of(any_text(40)),
         extra in extra_headers(),
     ) {
         let query = String::from_utf8_lossy(&query).into_owned();
