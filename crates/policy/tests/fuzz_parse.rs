@@ -55,6 +55,7 @@ fn long_subject() -> String {
 /// Parses `text` as every kind and evaluates whatever parses against a few requests.
 fn exercise(text: &str) {
     let started = Instant::now();
+    let _ = tresor_policy::statement_positions(text);
     let principal =
         Principal::user("111122223333", "alice", "AIDAALICEEXAMPLE12345").with_tag("team", "red");
     let context = Context::new()
