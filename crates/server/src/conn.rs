@@ -33,6 +33,8 @@ pub struct Activity {
     /// Milliseconds after `base`: the last traffic, and when the current head began.
     last: AtomicU64,
     head_start: AtomicU64,
+    /// Whether any byte has arrived on the connection yet.
+    read_any: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -43,6 +45,7 @@ impl Activity {
             phase: AtomicU8::new(HEAD),
             last: AtomicU64::new(0),
             head_start: AtomicU64::new(0),
+            read_any: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -61,7 +64,18 @@ impl Activity {
         self.phase.store(IDLE, Ordering::Relaxed);
     }
 
+    /// Whether the connection holds no request: between keep-alive requests, or new and
+    /// silent. Such a connection may be shed when the server is at its connection cap.
+    pub fn is_idle(&self) -> bool {
+        match self.phase.load(Ordering::Relaxed) {
+            IDLE => true,
+            HEAD => !self.read_any.load(Ordering::Relaxed),
+            _ => false,
+        }
+    }
+
     fn on_read(&self) {
+        self.read_any.store(true, Ordering::Relaxed);
         let now = self.now_ms();
         self.last.store(now, Ordering::Relaxed);
         if self

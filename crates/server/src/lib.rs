@@ -135,10 +135,12 @@ async fn serve_connection<S>(
     tls: bool,
     limits: Limits,
     watcher: hyper_util::server::graceful::Watcher,
+    mut pressure: watch::Receiver<u64>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = conn::Activity::new();
+    let svc_activity = activity.clone();
     let io = conn::Guarded::new(
         stream,
         activity.clone(),
@@ -147,7 +149,7 @@ async fn serve_connection<S>(
     );
     let svc = hyper::service::service_fn(move |req| {
         let state = state.clone();
-        let activity = activity.clone();
+        let activity = svc_activity.clone();
         async move {
             activity.enter_service();
             let response = handler::serve_request(state, req, remote, tls).await;
@@ -156,8 +158,29 @@ async fn serve_connection<S>(
         }
     });
     let conn = http1::Builder::new().serve_connection(TokioIo::new(io), svc);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, %remote, "connection ended with an error");
+    let served = watcher.watch(conn);
+    tokio::pin!(served);
+    let mut pressure_open = true;
+    loop {
+        tokio::select! {
+            result = &mut served => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, %remote, "connection ended with an error");
+                }
+                return;
+            }
+            changed = pressure.changed(), if pressure_open => {
+                if changed.is_err() {
+                    pressure_open = false;
+                } else if activity.is_idle() {
+                    // The server is at its connection cap and a new client waits: an idle
+                    // keep-alive (or silent new) connection makes room. Dropping it closes
+                    // the socket; no request is in flight on it.
+                    tracing::debug!(%remote, "idle connection closed to make room");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -173,25 +196,9 @@ async fn serve(
     let mut accept_log = conn::RateLimitedLog::new(WARN_EVERY);
     let mut full_log = conn::RateLimitedLog::new(WARN_EVERY);
     let mut backoff = ACCEPT_BACKOFF_MIN;
+    // Bumped when the server is at its cap and a new client waits: idle connections close.
+    let (pressure, _) = watch::channel(0u64);
     loop {
-        // Back-pressure: at the cap, stop accepting (new clients wait in the listen backlog)
-        // until a connection ends.
-        if slots.available_permits() == 0
-            && let Some(held_back) = full_log.allow()
-        {
-            tracing::warn!(
-                max_connections = limits.max_connections,
-                held_back,
-                "at the connection limit; new connections wait until one closes"
-            );
-        }
-        let permit = tokio::select! {
-            _ = stop.changed() => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             _ = stop.changed() => break,
             a = listener.accept() => a,
@@ -217,13 +224,45 @@ async fn serve(
                 continue;
             }
         };
+        // Back-pressure: at the cap, idle keep-alive connections are asked to make room (as
+        // nginx reuses idle keep-alive connections), and accepting pauses until a slot frees;
+        // a client that cannot get one within the header-read timeout is closed.
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(held_back) = full_log.allow() {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        held_back,
+                        "at the connection limit; idle connections are closed to make room"
+                    );
+                }
+                pressure.send_modify(|n| *n = n.wrapping_add(1));
+                let waited = tokio::select! {
+                    _ = stop.changed() => break,
+                    p = tokio::time::timeout(
+                        limits.header_read_timeout,
+                        slots.clone().acquire_owned(),
+                    ) => p,
+                };
+                match waited {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        tracing::debug!(%remote, "no connection slot freed in time; closed");
+                        continue;
+                    }
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let watcher = graceful.watcher();
+        let pressure = pressure.subscribe();
         match &tls {
             None => {
                 tokio::spawn(async move {
-                    serve_connection(stream, state, remote, false, limits, watcher).await;
+                    serve_connection(stream, state, remote, false, limits, watcher, pressure).await;
                     drop(permit);
                 });
             }
@@ -240,7 +279,7 @@ async fn serve(
                         }
                         Err(_) => return,
                     };
-                    serve_connection(stream, state, remote, true, limits, watcher).await;
+                    serve_connection(stream, state, remote, true, limits, watcher, pressure).await;
                     drop(permit);
                 });
             }
