@@ -79,11 +79,6 @@ pub fn create_secret(
     validate::tags(&mut v, &tags)?;
     let value = validate::new_value(&mut v, input.secret_string, input.secret_binary, false)?;
     validate::finish(v)?;
-    if tags.len() > validate::MAX_TAGS {
-        return Err(errors::invalid_parameter(
-            "Number of tags exceeds Secrets Manager limit of 50.",
-        ));
-    }
     if input.add_replica_regions.is_some() || input.cross_account_primary_arn.is_some() {
         // Replication arrives with its own issue; refusing is better than silently ignoring.
         return Err(errors::invalid_request(

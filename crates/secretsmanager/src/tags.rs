@@ -52,9 +52,7 @@ pub fn tag_resource(
     )?;
     set_tags(&mut rec.tags, &input.tags);
     if rec.tags.len() > validate::MAX_TAGS {
-        return Err(errors::invalid_parameter(
-            "Number of tags exceeds Secrets Manager limit of 50.",
-        ));
+        return Err(validate::too_many_tags());
     }
     // A change that would lock the caller out is refused with AccessDenied (TagResource API
     // reference): ask again with the tags as they would be.
@@ -70,9 +68,7 @@ pub fn untag_resource(
 ) -> Result<Empty, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
-    for (i, k) in input.tag_keys.iter().enumerate() {
-        v.length(&format!("TagKeys.{}.member", i + 1), Some(k), 1, 128);
-    }
+    validate::tag_keys(&mut v, &input.tag_keys)?;
     validate::finish(v)?;
     let context: Vec<(String, String)> = input
         .tag_keys

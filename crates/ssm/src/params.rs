@@ -85,7 +85,7 @@ fn validate_put(input: &PutParameterInput) -> Result<(), SsmError> {
     }
     v.length("AllowedPattern", input.allowed_pattern.as_deref(), 0, 1024);
     if let Some(tags) = &input.tags {
-        values::check_tags(&mut v, tags);
+        values::check_tags(&mut v, tags)?;
     }
     if let Some(t) = &input.tier
         && !matches!(t.as_str(), "Standard" | "Advanced" | "Intelligent-Tiering")
@@ -129,9 +129,6 @@ pub fn put_parameter(
         return Err(errors::validation(
             "Parameter value can't nest another parameter. Do not use \"{{}}\" in the value.",
         ));
-    }
-    if tags.len() > crate::model::MAX_TAGS {
-        return Err(errors::too_many_tags());
     }
     let arn = names::arn_in(ctx, name);
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());

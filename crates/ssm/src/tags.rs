@@ -72,7 +72,7 @@ pub fn add_tags_to_resource(
 ) -> Result<Empty, SsmError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
-    values::check_tags(&mut v, &input.tags);
+    values::check_tags(&mut v, &input.tags)?;
     v.finish(tresor_wire::Protocol::AwsJson11)
         .map_err(crate::errors::from_validator)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
@@ -119,9 +119,7 @@ pub fn remove_tags_from_resource(
 ) -> Result<Empty, SsmError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
-    for k in &input.tag_keys {
-        v.length("TagKeys.member", Some(k), 1, 128);
-    }
+    values::check_tag_keys(&mut v, &input.tag_keys)?;
     v.finish(tresor_wire::Protocol::AwsJson11)
         .map_err(crate::errors::from_validator)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;

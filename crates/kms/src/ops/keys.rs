@@ -118,7 +118,7 @@ pub fn create_key(
     );
     v.length("XksKeyId", input.xks_key_id.as_deref(), 1, 128);
     let tags = input.tags.unwrap_or_default();
-    validate_tags(&mut v, &tags);
+    validate_tags(&mut v, &tags)?;
     finish(v)?;
     if input.key_spec.is_some() && input.customer_master_key_spec.is_some() {
         return Err(errors::validation(
