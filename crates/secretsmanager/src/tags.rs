@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 
-use crate::access::{authorize, load_live, save_changed};
-use crate::errors::{self, OrInternal};
+use crate::access::{authorize, begin_authorized_write, load_live, save_changed};
 use crate::secrets::{request_tag_context, set_tags};
 use crate::shapes::Tag;
 use crate::validate;
@@ -41,15 +40,16 @@ pub fn tag_resource(
     validate::tags(&mut v, &input.tags)?;
     validate::finish(v)?;
     let context = request_tag_context(&input.tags);
-    let txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:TagResource",
-        &input.secret_id,
-        context.clone(),
-    )?;
+    let (txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:TagResource",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     set_tags(&mut rec.tags, &input.tags);
     if rec.tags.len() > validate::MAX_TAGS {
         return Err(validate::too_many_tags());
@@ -75,15 +75,16 @@ pub fn untag_resource(
         .iter()
         .map(|k| ("aws:TagKeys".to_string(), k.clone()))
         .collect();
-    let txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:UntagResource",
-        &input.secret_id,
-        context.clone(),
-    )?;
+    let (txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:UntagResource",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     let before = rec.tags.len();
     rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
     if rec.tags.len() != before {

@@ -8,7 +8,7 @@ use tresor_wire::validate::Validator;
 
 use super::{
     Empty, authorized_key, finish, page_limit, read, refuse_aws_managed, save_and_commit,
-    validate_key_id, validate_key_page, write,
+    validate_key_id, validate_key_page, write_authorized,
 };
 use crate::errors;
 use crate::keys::require_not_pending;
@@ -105,20 +105,21 @@ pub fn tag_resource(
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     validate_tags(&mut v, &input.tags)?;
     finish(v)?;
-    let txn = write(services)?;
-    let extra = input
+    let extra: Vec<(String, String)> = input
         .tags
         .iter()
         .map(|t| ("aws:TagKeys".to_string(), t.tag_key.clone()))
         .collect();
-    let mut key = authorized_key(
-        services,
-        &*txn,
-        ctx,
-        &input.key_id,
-        "kms:TagResource",
-        extra,
-    )?;
+    let (txn, mut key) = write_authorized(services, |txn| {
+        authorized_key(
+            services,
+            txn,
+            ctx,
+            &input.key_id,
+            "kms:TagResource",
+            extra.clone(),
+        )
+    })?;
     refuse_aws_managed(&key)?;
     require_not_pending(&key)?;
     apply_tags(&mut key, &input.tags)?;
@@ -142,20 +143,21 @@ pub fn untag_resource(
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
     validate_tag_keys(&mut v, &input.tag_keys)?;
     finish(v)?;
-    let txn = write(services)?;
-    let extra = input
+    let extra: Vec<(String, String)> = input
         .tag_keys
         .iter()
         .map(|t| ("aws:TagKeys".to_string(), t.clone()))
         .collect();
-    let mut key = authorized_key(
-        services,
-        &*txn,
-        ctx,
-        &input.key_id,
-        "kms:UntagResource",
-        extra,
-    )?;
+    let (txn, mut key) = write_authorized(services, |txn| {
+        authorized_key(
+            services,
+            txn,
+            ctx,
+            &input.key_id,
+            "kms:UntagResource",
+            extra.clone(),
+        )
+    })?;
     refuse_aws_managed(&key)?;
     require_not_pending(&key)?;
     key.tags.retain(|t| !input.tag_keys.contains(&t.key));
