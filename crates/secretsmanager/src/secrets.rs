@@ -32,7 +32,7 @@ pub struct CreateSecretInput {
     pub client_request_token: Option<String>,
     pub description: Option<String>,
     pub kms_key_id: Option<String>,
-    #[serde(default, deserialize_with = "shapes::secret_binary")]
+    #[serde(default, with = "tresor_wire::blob::option")]
     pub secret_binary: Option<SecretBytes>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
     pub secret_string: Option<SecretString>,
@@ -267,7 +267,7 @@ pub struct UpdateSecretInput {
     pub client_request_token: Option<String>,
     pub description: Option<String>,
     pub kms_key_id: Option<String>,
-    #[serde(default, deserialize_with = "shapes::secret_binary")]
+    #[serde(default, with = "tresor_wire::blob::option")]
     pub secret_binary: Option<SecretBytes>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
     pub secret_string: Option<SecretString>,

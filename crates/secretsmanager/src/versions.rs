@@ -198,7 +198,7 @@ pub struct SecretValueOut {
     pub version_id: String,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "shapes::ser_secret_binary"
+        with = "tresor_wire::blob::option"
     )]
     pub secret_binary: Option<SecretBytes>,
     #[serde(
@@ -539,7 +539,7 @@ pub fn batch_get_secret_value(
 pub struct PutSecretValueInput {
     pub secret_id: String,
     pub client_request_token: Option<String>,
-    #[serde(default, deserialize_with = "shapes::secret_binary")]
+    #[serde(default, with = "tresor_wire::blob::option")]
     pub secret_binary: Option<SecretBytes>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
     pub secret_string: Option<SecretString>,
