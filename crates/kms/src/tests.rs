@@ -829,3 +829,53 @@ fn nothing_secret_reaches_the_store() {
         }
     }
 }
+
+/// A request from an IAM user with no policy at all.
+fn nobody() -> RequestCtx {
+    let mut c = ctx();
+    c.caller = tresor_core::Caller {
+        account: ACCOUNT.into(),
+        arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+        user_id: "AIDAMALLORYEXAMPLE01".into(),
+        kind: tresor_core::CallerKind::User {
+            name: "mallory".into(),
+            path: "/".into(),
+            unique_id: "AIDAMALLORYEXAMPLE01".into(),
+        },
+        access_key_id: "AKIAMALLORYEXAMPLE01".into(),
+    };
+    c
+}
+
+/// A caller without permission is refused on a read snapshot: it neither waits for nor
+/// takes the store's writer (held here by another transaction).
+#[test]
+fn refused_writes_never_wait_for_the_writer() {
+    let e = env();
+    let arn = create_key(&e);
+    let held = e.store.begin_write().unwrap();
+    let c = nobody();
+    let started = std::time::Instant::now();
+    for (op, body) in [
+        (
+            "TagResource",
+            json!({"KeyId": arn, "Tags": [{"TagKey": "k", "TagValue": "v"}]}),
+        ),
+        ("UntagResource", json!({"KeyId": arn, "TagKeys": ["k"]})),
+        ("DisableKey", json!({"KeyId": arn})),
+        ("EnableKeyRotation", json!({"KeyId": arn})),
+        (
+            "CreateAlias",
+            json!({"AliasName": "alias/held", "TargetKeyId": arn}),
+        ),
+        ("CreateKey", json!({})),
+    ] {
+        assert_eq!(
+            code(call(&e, &c, op, body)),
+            "AccessDeniedException",
+            "{op}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    drop(held);
+}

@@ -93,3 +93,63 @@ pub fn untag_resource(
     }
     Ok(Empty {})
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::secrets::{CreateSecretInput, create_secret};
+    use tresor_iam::testing::{ACCOUNT, TestEnv, ctx};
+    use tresor_store::Store;
+
+    /// A request from an IAM user with no policy at all.
+    fn nobody() -> RequestCtx {
+        let mut c = ctx();
+        c.caller = tresor_core::Caller {
+            account: ACCOUNT.into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+            user_id: "AIDAMALLORYEXAMPLE01".into(),
+            kind: tresor_core::CallerKind::User {
+                name: "mallory".into(),
+                path: "/".into(),
+                unique_id: "AIDAMALLORYEXAMPLE01".into(),
+            },
+            access_key_id: "AKIAMALLORYEXAMPLE01".into(),
+        };
+        c
+    }
+
+    /// A caller without permission is refused on a read snapshot: it neither waits for nor
+    /// takes the store's writer (held here by another transaction).
+    #[test]
+    fn refused_writes_never_wait_for_the_writer() {
+        let e = TestEnv::new(3);
+        let input: CreateSecretInput =
+            serde_json::from_value(serde_json::json!({"Name": "held"})).unwrap();
+        create_secret(&e.services, &ctx(), input).unwrap();
+        let held = e.store.begin_write().unwrap();
+        let c = nobody();
+        let started = std::time::Instant::now();
+        let tag = TagResourceInput {
+            secret_id: "held".into(),
+            tags: vec![Tag {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+        };
+        let r = tag_resource(&e.services, &c, tag);
+        assert!(matches!(r, Err(SecretsManagerError::AccessDenied(_))));
+        let untag = UntagResourceInput {
+            secret_id: "held".into(),
+            tag_keys: vec!["k".into()],
+        };
+        let r = untag_resource(&e.services, &c, untag);
+        assert!(matches!(r, Err(SecretsManagerError::AccessDenied(_))));
+        let input: CreateSecretInput =
+            serde_json::from_value(serde_json::json!({"Name": "other"})).unwrap();
+        let r = create_secret(&e.services, &c, input);
+        assert!(matches!(r, Err(SecretsManagerError::AccessDenied(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        drop(held);
+    }
+}

@@ -949,3 +949,59 @@ fn deletes_and_tags() {
         "TooManyTagsError"
     );
 }
+
+/// A request from an IAM user with no policy at all.
+fn nobody() -> RequestCtx {
+    let mut c = ctx();
+    c.caller = tresor_core::Caller {
+        account: ACCOUNT.into(),
+        arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+        user_id: "AIDAMALLORYEXAMPLE01".into(),
+        kind: tresor_core::CallerKind::User {
+            name: "mallory".into(),
+            path: "/".into(),
+            unique_id: "AIDAMALLORYEXAMPLE01".into(),
+        },
+        access_key_id: "AKIAMALLORYEXAMPLE01".into(),
+    };
+    c
+}
+
+/// A caller without permission is refused on a read snapshot: it neither waits for nor
+/// takes the store's writer (held here by another transaction).
+#[test]
+fn refused_writes_never_wait_for_the_writer() {
+    let e = env();
+    put(&e, "/held", "v", "String");
+    let held = e.store.begin_write().unwrap();
+    let c = nobody();
+    let started = std::time::Instant::now();
+    for (op, body) in [
+        (
+            "AddTagsToResource",
+            json!({"ResourceType": "Parameter", "ResourceId": "/held", "Tags": [{"Key": "k", "Value": "v"}]}),
+        ),
+        (
+            "RemoveTagsFromResource",
+            json!({"ResourceType": "Parameter", "ResourceId": "/held", "TagKeys": ["k"]}),
+        ),
+        (
+            "PutParameter",
+            json!({"Name": "/held", "Value": "w", "Type": "String", "Overwrite": true}),
+        ),
+        ("DeleteParameter", json!({"Name": "/held"})),
+        ("DeleteParameters", json!({"Names": ["/held"]})),
+        (
+            "LabelParameterVersion",
+            json!({"Name": "/held", "Labels": ["l"]}),
+        ),
+    ] {
+        assert_eq!(
+            err(call_at(&e, &c, op, body)).code,
+            "AccessDeniedException",
+            "{op}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    drop(held);
+}
