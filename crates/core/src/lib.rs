@@ -22,4 +22,4 @@ pub use credential::{CredentialError, ResolvedCredential, SessionValidity};
 pub use ctx::{Caller, CallerKind, RequestCtx};
 pub use directory::{Directory, IdentityPolicies};
 pub use error::{AuthzError, ServiceError};
-pub use registry::{JsonHandler, Services};
+pub use registry::Services;

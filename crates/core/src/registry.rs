@@ -106,25 +106,3 @@ impl Services {
         &self.records
     }
 }
-
-/// The handler signature of an awsJson1.1 operation as the server's dispatch table calls it:
-/// the raw body in, the encoded output out. Built from a typed handler with
-/// [`crate::json_handler!`].
-pub type JsonHandler = fn(&Services, &RequestCtx, &[u8]) -> Result<Vec<u8>, tresor_wire::AwsError>;
-
-/// Wraps `fn(&Services, &RequestCtx, Input) -> Result<Output, E>` (Input: Deserialize, Output:
-/// Serialize, `E: Into<AwsError>`) into a [`JsonHandler`]: the wire layer decodes and
-/// encodes, the handler only sees typed values.
-#[macro_export]
-macro_rules! json_handler {
-    ($f:path) => {
-        |services: &$crate::Services,
-         ctx: &$crate::RequestCtx,
-         body: &[u8]|
-         -> Result<Vec<u8>, tresor_wire::AwsError> {
-            let input = tresor_wire::json::decode(body)?;
-            let output = $f(services, ctx, input).map_err(tresor_wire::AwsError::from)?;
-            tresor_wire::json::encode(&output)
-        }
-    };
-}

@@ -1,4 +1,4 @@
-//! [`RootKey`]: the deployment's root of trust (DESIGN.md §4). It seals KMS key material, IAM
+//! [`RootKey`]: the deployment's root of trust. It seals KMS key material, IAM
 //! secret access keys and session signing keys, in the [`crate::AeadKey`] format.
 //!
 //! This module owns the root key file (`<dir>/root.key`): creating it once, atomically and

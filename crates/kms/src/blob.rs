@@ -20,7 +20,8 @@
 //! told apart from a blob that names a key the caller cannot see (AWS answers
 //! `InvalidCiphertextException` for the former), since FNV-1a detects every single-byte change.
 //!
-//! The blob is self-describing (spec §6.5): `Decrypt` without `KeyId` finds the key from it.
+//! The blob is self-describing, as AWS's is (AWS KMS API Reference, Decrypt: `KeyId` is
+//! optional for symmetric keys): `Decrypt` without `KeyId` finds the key from it.
 //! The region is not stored: keys are looked up in the request's region only.
 //!
 //! # Canonical encryption context

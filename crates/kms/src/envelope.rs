@@ -1,5 +1,5 @@
 //! The service-to-service API: Secrets Manager and Parameter Store ask KMS for data keys and
-//! to decrypt them *as the original caller*, "via" their service (DESIGN.md §2). Every call
+//! to decrypt them *as the original caller*, "via" their service. Every call
 //! goes through the same key resolution, Authorizer and key-state rules as the HTTP
 //! operations, with `kms:ViaService = <via>.<region>.amazonaws.com`, `kms:CallerAccount` and
 //! the encryption-context condition keys — there is no back door.

@@ -1,4 +1,4 @@
-//! KMS background work, driven by durable job records (DESIGN.md §6): key deletion when the
+//! KMS background work, driven by durable job records (an outbox): key deletion when the
 //! waiting period ends, and automatic rotation. Jobs are written in the same transaction as
 //! the change that causes them (ScheduleKeyDeletion, EnableKeyRotation, managed-key creation).
 //!

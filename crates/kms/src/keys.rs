@@ -30,13 +30,15 @@ pub(crate) const MANAGED_SERVICES: [&str; 2] = ["secretsmanager", "ssm"];
 /// managed keys ... automatically rotated every year").
 const MANAGED_ROTATION_DAYS: i64 = 365;
 
-/// `<service>.<region>.amazonaws.com`, the value of `kms:ViaService` (spec §1.3).
+/// `<service>.<region>.amazonaws.com`, the value of `kms:ViaService` (AWS KMS Developer Guide,
+/// "AWS KMS condition keys", kms:ViaService).
 pub(crate) fn via_service(via: &str, region: &str) -> String {
     format!("{via}.{region}.amazonaws.com")
 }
 
 /// The default key policy of a key created without `Policy`, byte for byte what GetKeyPolicy
-/// returns on AWS (spec §6.6).
+/// returns on AWS (AWS KMS Developer Guide, "Default key policy",
+/// https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
 pub(crate) fn default_key_policy(account: &str) -> String {
     format!(
         r#"{{
@@ -55,7 +57,7 @@ pub(crate) fn default_key_policy(account: &str) -> String {
     )
 }
 
-/// The key policy of an AWS-managed key (spec §6.7, KMS Developer Guide "AWS managed keys"
+/// The key policy of an AWS-managed key (AWS KMS Developer Guide, "AWS managed keys",
 /// and the Secrets Manager User Guide's policy of `aws/secretsmanager`): every principal of the
 /// account, only through the service; metadata reads for the account.
 pub(crate) fn managed_key_policy(account: &str, region: &str, service: &str) -> String {
@@ -186,7 +188,8 @@ pub(crate) fn schedule_rotation(
 }
 
 /// The AWS-managed key `alias/aws/<service>` of the account and region, created (with its
-/// alias, policy and rotation schedule) in `txn` on first use, as AWS does (spec §6.7).
+/// alias, policy and rotation schedule) in `txn` on first use, as AWS does (AWS KMS API
+/// Reference, DescribeKey: a predefined `alias/aws/…` gets its AWS managed key on first use).
 pub(crate) fn ensure_managed_key(
     services: &Services,
     txn: &mut dyn WriteTxn,
@@ -449,7 +452,8 @@ pub(crate) fn context_conditions(context: &BTreeMap<String, String>) -> Vec<(Str
 }
 
 /// Asks the Authorizer whether the caller may perform `action` on `key`. The key policy is
-/// the resource policy (required: IAM alone never suffices, spec §6.6); the request's
+/// the resource policy (required: IAM alone never suffices — AWS KMS Developer Guide, "Key
+/// policies in AWS KMS"); the request's
 /// resource is always the key ARN, so IAM statements naming an alias never match.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn authorize_key(
@@ -513,7 +517,8 @@ pub(crate) fn authorize_identity(
         .map_err(Into::into)
 }
 
-/// Cryptographic operations need an enabled key (spec §6.4).
+/// Cryptographic operations need an enabled key (AWS KMS Developer Guide, "Key states of AWS
+/// KMS keys", https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
 pub(crate) fn require_usable(key: &KeyRecord) -> Result<(), KmsError> {
     match key.state {
         KeyState::Enabled => Ok(()),
@@ -522,7 +527,8 @@ pub(crate) fn require_usable(key: &KeyRecord) -> Result<(), KmsError> {
     }
 }
 
-/// Management operations refuse keys pending deletion (spec §6.4).
+/// Management operations refuse keys pending deletion (AWS KMS Developer Guide, "Key states of
+/// AWS KMS keys").
 pub(crate) fn require_not_pending(key: &KeyRecord) -> Result<(), KmsError> {
     if key.state == KeyState::PendingDeletion {
         return Err(errors::pending_deletion(&key.arn));
@@ -568,7 +574,7 @@ pub(crate) struct Opened {
 }
 
 /// The ciphertext names a key that is not there (or not visible): the historical AWS text
-/// (spec §6.3 Decrypt).
+/// (observed behavior; newer AWS responses may word it differently).
 fn ciphertext_key_unknown() -> KmsError {
     KmsError::AccessDenied(
         "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.".into(),

@@ -1,4 +1,4 @@
-//! KMS records and where they live in the store (DESIGN.md §3). Every record is a versioned
+//! KMS records and where they live in the store. Every record is a versioned
 //! JSON struct (`v`); key material appears only sealed under the root key.
 //!
 //! Layout (regional, per account):

@@ -15,13 +15,26 @@ use tresor_wire::AwsError;
 
 use crate::envelope;
 
+/// A typed operation as the tests call it: JSON in, JSON out, as the server's table wraps it.
+type Op = fn(&tresor_core::Services, &RequestCtx, &[u8]) -> Result<Vec<u8>, AwsError>;
+
+macro_rules! op {
+    ($f:path) => {{
+        let f: Op = |s, c, body| {
+            let input = tresor_wire::json::decode(body)?;
+            let output = $f(s, c, input).map_err(AwsError::from)?;
+            tresor_wire::json::encode(&output)
+        };
+        f
+    }};
+}
+
 fn env() -> Env {
     Env::new(42)
 }
 
-fn call(e: &Env, ctx: &RequestCtx, op: &str, body: Value) -> Result<Value, AwsError> {
-    let h = crate::handler(op).unwrap_or_else(|| panic!("no handler for {op}"));
-    let out = h(&e.services, ctx, &serde_json::to_vec(&body).unwrap())?;
+fn call(e: &Env, ctx: &RequestCtx, op: Op, body: Value) -> Result<Value, AwsError> {
+    let out = op(&e.services, ctx, &serde_json::to_vec(&body).unwrap())?;
     Ok(if out.is_empty() {
         json!({})
     } else {
@@ -41,7 +54,13 @@ fn ec(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn create_key(e: &Env) -> String {
-    let out = call(e, &ctx(), "CreateKey", json!({"Description": "test"})).unwrap();
+    let out = call(
+        e,
+        &ctx(),
+        op!(crate::ops::keys::create_key),
+        json!({"Description": "test"}),
+    )
+    .unwrap();
     out["KeyMetadata"]["Arn"].as_str().unwrap().to_string()
 }
 
@@ -84,7 +103,7 @@ fn envelope_generates_with_the_managed_key_created_on_first_use_and_decrypts() {
     drop(txn);
 
     // Listed with its alias, KeyManager AWS.
-    let aliases = call(&e, &c, "ListAliases", json!({})).unwrap();
+    let aliases = call(&e, &c, op!(crate::ops::aliases::list_aliases), json!({})).unwrap();
     let entry = aliases["Aliases"]
         .as_array()
         .unwrap()
@@ -110,7 +129,7 @@ fn envelope_generates_with_the_managed_key_created_on_first_use_and_decrypts() {
     let described = call(
         &e,
         &c,
-        "DescribeKey",
+        op!(crate::ops::keys::describe_key),
         json!({"KeyId": "alias/aws/secretsmanager"}),
     )
     .unwrap();
@@ -180,7 +199,7 @@ fn resolve_key_arn_accepts_ids_arns_and_aliases() {
     call(
         &e,
         &c,
-        "CreateAlias",
+        op!(crate::ops::aliases::create_alias),
         json!({"AliasName": "alias/app", "TargetKeyId": id}),
     )
     .unwrap();
@@ -241,7 +260,13 @@ fn envelope_with_a_customer_key_follows_its_state() {
     };
     let dk = generate(&e).unwrap();
     assert_eq!(dk.key_arn, arn);
-    call(&e, &c, "DisableKey", json!({"KeyId": arn})).unwrap();
+    call(
+        &e,
+        &c,
+        op!(crate::ops::keys::disable_key),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert_eq!(code(generate(&e)), "DisabledException");
     let txn = e.services.store().begin_read().unwrap();
     let err = envelope::decrypt(
@@ -264,7 +289,7 @@ fn envelope_with_a_customer_key_follows_its_state() {
     call(
         &e,
         &c,
-        "ScheduleKeyDeletion",
+        op!(crate::ops::keys::schedule_key_deletion),
         json!({"KeyId": arn, "PendingWindowInDays": 7}),
     )
     .unwrap();
@@ -285,14 +310,14 @@ fn managed_keys_refuse_direct_use_and_changes() {
     let r = call(
         &e,
         &c,
-        "Encrypt",
+        op!(crate::ops::crypto::encrypt),
         json!({"KeyId": "alias/aws/secretsmanager", "Plaintext": STANDARD.encode("x")}),
     );
     assert_eq!(code(r), "AccessDeniedException");
     let arn = call(
         &e,
         &c,
-        "DescribeKey",
+        op!(crate::ops::keys::describe_key),
         json!({"KeyId": "alias/aws/secretsmanager"}),
     )
     .unwrap()["KeyMetadata"]["Arn"]
@@ -300,26 +325,38 @@ fn managed_keys_refuse_direct_use_and_changes() {
         .unwrap()
         .to_string();
     for (op, body) in [
-        ("DisableKey", json!({"KeyId": arn})),
-        ("ScheduleKeyDeletion", json!({"KeyId": arn})),
-        ("RotateKeyOnDemand", json!({"KeyId": arn})),
+        (op!(crate::ops::keys::disable_key), json!({"KeyId": arn})),
         (
-            "PutKeyPolicy",
+            op!(crate::ops::keys::schedule_key_deletion),
+            json!({"KeyId": arn}),
+        ),
+        (
+            op!(crate::ops::rotation::rotate_key_on_demand),
+            json!({"KeyId": arn}),
+        ),
+        (
+            op!(crate::ops::policy::put_key_policy),
             json!({"KeyId": arn, "Policy": crate::keys::default_key_policy(ACCOUNT)}),
         ),
         (
-            "GenerateDataKey",
+            op!(crate::ops::crypto::generate_data_key),
             json!({"KeyId": arn, "KeySpec": "AES_256"}),
         ),
     ] {
         assert_eq!(
-            code(call(&e, &c, op, body)),
+            code(call(&e, &c, op, body.clone())),
             "AccessDeniedException",
-            "{op}"
+            "{body}"
         );
     }
     // Metadata reads are allowed to the account.
-    let policy = call(&e, &c, "GetKeyPolicy", json!({"KeyId": arn})).unwrap();
+    let policy = call(
+        &e,
+        &c,
+        op!(crate::ops::policy::get_key_policy),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert!(
         policy["Policy"]
             .as_str()
@@ -327,14 +364,20 @@ fn managed_keys_refuse_direct_use_and_changes() {
             .contains("secretsmanager.us-east-1.amazonaws.com")
     );
     assert_eq!(
-        call(&e, &c, "GetKeyRotationStatus", json!({"KeyId": arn})).unwrap()["KeyRotationEnabled"],
+        call(
+            &e,
+            &c,
+            op!(crate::ops::rotation::get_key_rotation_status),
+            json!({"KeyId": arn})
+        )
+        .unwrap()["KeyRotationEnabled"],
         true
     );
     assert_eq!(
         code(call(
             &e,
             &c,
-            "CreateAlias",
+            op!(crate::ops::aliases::create_alias),
             json!({"AliasName": "alias/aws/mine", "TargetKeyId": arn})
         )),
         "NotAuthorizedException"
@@ -351,17 +394,17 @@ fn encrypt_decrypt_round_trip_with_context_and_key_id_checks() {
     call(
         &e,
         &c,
-        "CreateAlias",
+        op!(crate::ops::aliases::create_alias),
         json!({"AliasName": "alias/app", "TargetKeyId": id}),
     )
     .unwrap();
-    let out = call(&e, &c, "Encrypt", json!({"KeyId": "alias/app", "Plaintext": STANDARD.encode("hello"), "EncryptionContext": {"a": "1"}})).unwrap();
+    let out = call(&e, &c, op!(crate::ops::crypto::encrypt), json!({"KeyId": "alias/app", "Plaintext": STANDARD.encode("hello"), "EncryptionContext": {"a": "1"}})).unwrap();
     assert_eq!(out["KeyId"], arn.as_str());
     let blob = out["CiphertextBlob"].clone();
     let dec = call(
         &e,
         &c,
-        "Decrypt",
+        op!(crate::ops::crypto::decrypt),
         json!({"CiphertextBlob": blob, "EncryptionContext": {"a": "1"}}),
     )
     .unwrap();
@@ -369,14 +412,19 @@ fn encrypt_decrypt_round_trip_with_context_and_key_id_checks() {
     assert_eq!(dec["KeyId"], arn.as_str());
     assert_eq!(dec["KeyMaterialId"].as_str().unwrap().len(), 64);
     assert_eq!(
-        code(call(&e, &c, "Decrypt", json!({"CiphertextBlob": blob}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::crypto::decrypt),
+            json!({"CiphertextBlob": blob})
+        )),
         "InvalidCiphertextException"
     );
     assert_eq!(
         code(call(
             &e,
             &c,
-            "Decrypt",
+            op!(crate::ops::crypto::decrypt),
             json!({"CiphertextBlob": blob, "EncryptionContext": {"a": "1"}, "KeyId": other})
         )),
         "IncorrectKeyException"
@@ -385,7 +433,7 @@ fn encrypt_decrypt_round_trip_with_context_and_key_id_checks() {
         call(
             &e,
             &c,
-            "Decrypt",
+            op!(crate::ops::crypto::decrypt),
             json!({"CiphertextBlob": blob, "EncryptionContext": {"a": "1"}, "KeyId": "alias/app"})
         )
         .is_ok()
@@ -393,20 +441,20 @@ fn encrypt_decrypt_round_trip_with_context_and_key_id_checks() {
     let err = call(
         &e,
         &c,
-        "Encrypt",
+        op!(crate::ops::crypto::encrypt),
         json!({"KeyId": arn, "Plaintext": STANDARD.encode(vec![0u8; 4097])}),
     )
     .unwrap_err();
     assert_eq!(err.code, "ValidationException");
     assert!(err.message.unwrap().contains("'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096"));
     // ReEncrypt moves the ciphertext to the other key.
-    let re = call(&e, &c, "ReEncrypt", json!({"CiphertextBlob": blob, "SourceEncryptionContext": {"a": "1"}, "DestinationKeyId": other})).unwrap();
+    let re = call(&e, &c, op!(crate::ops::crypto::re_encrypt), json!({"CiphertextBlob": blob, "SourceEncryptionContext": {"a": "1"}, "DestinationKeyId": other})).unwrap();
     assert_eq!(re["KeyId"], other.as_str());
     assert_eq!(re["SourceKeyId"], arn.as_str());
     let dec = call(
         &e,
         &c,
-        "Decrypt",
+        op!(crate::ops::crypto::decrypt),
         json!({"CiphertextBlob": re["CiphertextBlob"]}),
     )
     .unwrap();
@@ -415,7 +463,7 @@ fn encrypt_decrypt_round_trip_with_context_and_key_id_checks() {
     let dk = call(
         &e,
         &c,
-        "GenerateDataKey",
+        op!(crate::ops::crypto::generate_data_key),
         json!({"KeyId": arn, "KeySpec": "AES_128"}),
     )
     .unwrap();
@@ -423,7 +471,7 @@ fn encrypt_decrypt_round_trip_with_context_and_key_id_checks() {
     let dk2 = call(
         &e,
         &c,
-        "GenerateDataKeyWithoutPlaintext",
+        op!(crate::ops::crypto::generate_data_key_without_plaintext),
         json!({"KeyId": arn, "NumberOfBytes": 7}),
     )
     .unwrap();
@@ -432,21 +480,33 @@ fn encrypt_decrypt_round_trip_with_context_and_key_id_checks() {
         b64(&call(
             &e,
             &c,
-            "Decrypt",
+            op!(crate::ops::crypto::decrypt),
             json!({"CiphertextBlob": dk2["CiphertextBlob"]})
         )
         .unwrap()["Plaintext"])
         .len(),
         7
     );
-    let err = call(&e, &c, "GenerateDataKey", json!({"KeyId": arn})).unwrap_err();
+    let err = call(
+        &e,
+        &c,
+        op!(crate::ops::crypto::generate_data_key),
+        json!({"KeyId": arn}),
+    )
+    .unwrap_err();
     assert_eq!(
         err.message.as_deref(),
         Some("Please specify either number of bytes or key spec.")
     );
     assert_eq!(
-        b64(&call(&e, &c, "GenerateRandom", json!({"NumberOfBytes": 9})).unwrap()["Plaintext"])
-            .len(),
+        b64(&call(
+            &e,
+            &c,
+            op!(crate::ops::crypto::generate_random),
+            json!({"NumberOfBytes": 9})
+        )
+        .unwrap()["Plaintext"])
+        .len(),
         9
     );
 }
@@ -459,25 +519,45 @@ fn rotation_keeps_old_ciphertexts_readable() {
     let before = call(
         &e,
         &c,
-        "Encrypt",
+        op!(crate::ops::crypto::encrypt),
         json!({"KeyId": arn, "Plaintext": STANDARD.encode("old")}),
     )
     .unwrap();
-    let m1 = call(&e, &c, "DescribeKey", json!({"KeyId": arn})).unwrap()["KeyMetadata"]["CurrentKeyMaterialId"].clone();
-    call(&e, &c, "RotateKeyOnDemand", json!({"KeyId": arn})).unwrap();
-    let m2 = call(&e, &c, "DescribeKey", json!({"KeyId": arn})).unwrap()["KeyMetadata"]["CurrentKeyMaterialId"].clone();
+    let m1 = call(
+        &e,
+        &c,
+        op!(crate::ops::keys::describe_key),
+        json!({"KeyId": arn}),
+    )
+    .unwrap()["KeyMetadata"]["CurrentKeyMaterialId"]
+        .clone();
+    call(
+        &e,
+        &c,
+        op!(crate::ops::rotation::rotate_key_on_demand),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
+    let m2 = call(
+        &e,
+        &c,
+        op!(crate::ops::keys::describe_key),
+        json!({"KeyId": arn}),
+    )
+    .unwrap()["KeyMetadata"]["CurrentKeyMaterialId"]
+        .clone();
     assert_ne!(m1, m2);
     let after = call(
         &e,
         &c,
-        "Encrypt",
+        op!(crate::ops::crypto::encrypt),
         json!({"KeyId": arn, "Plaintext": STANDARD.encode("new")}),
     )
     .unwrap();
     let old = call(
         &e,
         &c,
-        "Decrypt",
+        op!(crate::ops::crypto::decrypt),
         json!({"CiphertextBlob": before["CiphertextBlob"]}),
     )
     .unwrap();
@@ -486,12 +566,18 @@ fn rotation_keeps_old_ciphertexts_readable() {
     let new = call(
         &e,
         &c,
-        "Decrypt",
+        op!(crate::ops::crypto::decrypt),
         json!({"CiphertextBlob": after["CiphertextBlob"]}),
     )
     .unwrap();
     assert_eq!(new["KeyMaterialId"], m2);
-    let rotations = call(&e, &c, "ListKeyRotations", json!({"KeyId": arn})).unwrap();
+    let rotations = call(
+        &e,
+        &c,
+        op!(crate::ops::rotation::list_key_rotations),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert_eq!(rotations["Rotations"][0]["RotationType"], "ON_DEMAND");
 }
 
@@ -503,11 +589,17 @@ fn automatic_rotation_runs_as_a_job() {
     call(
         &e,
         &c,
-        "EnableKeyRotation",
+        op!(crate::ops::rotation::enable_key_rotation),
         json!({"KeyId": arn, "RotationPeriodInDays": 90}),
     )
     .unwrap();
-    let status = call(&e, &c, "GetKeyRotationStatus", json!({"KeyId": arn})).unwrap();
+    let status = call(
+        &e,
+        &c,
+        op!(crate::ops::rotation::get_key_rotation_status),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert_eq!(status["RotationPeriodInDays"], 90);
     assert_eq!(
         crate::run_due_jobs(&e.services, c.now + Duration::days(89)).unwrap(),
@@ -517,7 +609,13 @@ fn automatic_rotation_runs_as_a_job() {
         crate::run_due_jobs(&e.services, c.now + Duration::days(91)).unwrap(),
         1
     );
-    let rotations = call(&e, &c, "ListKeyRotations", json!({"KeyId": arn})).unwrap();
+    let rotations = call(
+        &e,
+        &c,
+        op!(crate::ops::rotation::list_key_rotations),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert_eq!(rotations["Rotations"][0]["RotationType"], "AUTOMATIC");
     // The next rotation is scheduled, not run again now.
     assert_eq!(
@@ -534,7 +632,7 @@ fn scheduled_deletion_destroys_the_key_when_due_and_cancel_leaves_it_disabled() 
     call(
         &e,
         &c,
-        "CreateAlias",
+        op!(crate::ops::aliases::create_alias),
         json!({"AliasName": "alias/doomed", "TargetKeyId": arn}),
     )
     .unwrap();
@@ -542,28 +640,61 @@ fn scheduled_deletion_destroys_the_key_when_due_and_cancel_leaves_it_disabled() 
         code(call(
             &e,
             &c,
-            "ScheduleKeyDeletion",
+            op!(crate::ops::keys::schedule_key_deletion),
             json!({"KeyId": arn, "PendingWindowInDays": 6})
         )),
         "ValidationException"
     );
-    let out = call(&e, &c, "ScheduleKeyDeletion", json!({"KeyId": arn})).unwrap();
+    let out = call(
+        &e,
+        &c,
+        op!(crate::ops::keys::schedule_key_deletion),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert_eq!(out["KeyState"], "PendingDeletion");
     assert_eq!(out["PendingWindowInDays"], 30);
     assert_eq!(
-        code(call(&e, &c, "ScheduleKeyDeletion", json!({"KeyId": arn}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::schedule_key_deletion),
+            json!({"KeyId": arn})
+        )),
         "KMSInvalidStateException"
     );
     assert_eq!(
-        code(call(&e, &c, "EnableKey", json!({"KeyId": arn}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::enable_key),
+            json!({"KeyId": arn})
+        )),
         "KMSInvalidStateException"
     );
-    call(&e, &c, "CancelKeyDeletion", json!({"KeyId": arn})).unwrap();
-    let meta = call(&e, &c, "DescribeKey", json!({"KeyId": arn})).unwrap();
+    call(
+        &e,
+        &c,
+        op!(crate::ops::keys::cancel_key_deletion),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
+    let meta = call(
+        &e,
+        &c,
+        op!(crate::ops::keys::describe_key),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert_eq!(meta["KeyMetadata"]["KeyState"], "Disabled");
     assert!(meta["KeyMetadata"].get("DeletionDate").is_none());
     assert_eq!(
-        code(call(&e, &c, "CancelKeyDeletion", json!({"KeyId": arn}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::cancel_key_deletion),
+            json!({"KeyId": arn})
+        )),
         "KMSInvalidStateException"
     );
     // The cancelled job is gone: nothing happens when its time comes.
@@ -571,12 +702,20 @@ fn scheduled_deletion_destroys_the_key_when_due_and_cancel_leaves_it_disabled() 
         crate::run_due_jobs(&e.services, c.now + Duration::days(31)).unwrap(),
         0
     );
-    assert!(call(&e, &c, "DescribeKey", json!({"KeyId": arn})).is_ok());
+    assert!(
+        call(
+            &e,
+            &c,
+            op!(crate::ops::keys::describe_key),
+            json!({"KeyId": arn})
+        )
+        .is_ok()
+    );
 
     call(
         &e,
         &c,
-        "ScheduleKeyDeletion",
+        op!(crate::ops::keys::schedule_key_deletion),
         json!({"KeyId": arn, "PendingWindowInDays": 7}),
     )
     .unwrap();
@@ -593,14 +732,19 @@ fn scheduled_deletion_destroys_the_key_when_due_and_cancel_leaves_it_disabled() 
         0
     );
     assert_eq!(
-        code(call(&e, &c, "DescribeKey", json!({"KeyId": arn}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::describe_key),
+            json!({"KeyId": arn})
+        )),
         "NotFoundException"
     );
     assert_eq!(
         code(call(
             &e,
             &c,
-            "DescribeKey",
+            op!(crate::ops::keys::describe_key),
             json!({"KeyId": "alias/doomed"})
         )),
         "NotFoundException"
@@ -620,7 +764,7 @@ fn key_policy_lockout_check_and_validation() {
     let err = call(
         &e,
         &c,
-        "PutKeyPolicy",
+        op!(crate::ops::policy::put_key_policy),
         json!({"KeyId": arn, "Policy": other_only}),
     )
     .unwrap_err();
@@ -633,25 +777,35 @@ fn key_policy_lockout_check_and_validation() {
         code(call(
             &e,
             &c,
-            "PutKeyPolicy",
+            op!(crate::ops::policy::put_key_policy),
             json!({"KeyId": arn, "Policy": "{not json"})
         )),
         "MalformedPolicyDocumentException"
     );
     assert_eq!(
-        code(call(&e, &c, "CreateKey", json!({"Policy": other_only}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::create_key),
+            json!({"Policy": other_only})
+        )),
         "MalformedPolicyDocumentException"
     );
     call(
         &e,
         &c,
-        "PutKeyPolicy",
+        op!(crate::ops::policy::put_key_policy),
         json!({"KeyId": arn, "Policy": other_only, "BypassPolicyLockoutSafetyCheck": true}),
     )
     .unwrap();
     // Now the account itself is locked out of the key, as AWS warns.
     assert_eq!(
-        code(call(&e, &c, "DescribeKey", json!({"KeyId": arn}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::describe_key),
+            json!({"KeyId": arn})
+        )),
         "AccessDeniedException"
     );
     // Principals that cannot exist are refused, whatever the lockout check would say.
@@ -663,12 +817,18 @@ fn key_policy_lockout_check_and_validation() {
     let err = call(
         &e,
         &c,
-        "CreateKey",
+        op!(crate::ops::keys::create_key),
         json!({"Policy": odd, "BypassPolicyLockoutSafetyCheck": true}),
     )
     .unwrap_err();
     assert_eq!(err.code, "MalformedPolicyDocumentException");
-    let default = call(&e, &c, "GetKeyPolicy", json!({"KeyId": create_key(&e)})).unwrap();
+    let default = call(
+        &e,
+        &c,
+        op!(crate::ops::policy::get_key_policy),
+        json!({"KeyId": create_key(&e)}),
+    )
+    .unwrap();
     assert_eq!(
         default["Policy"].as_str().unwrap(),
         crate::keys::default_key_policy(ACCOUNT)
@@ -682,31 +842,48 @@ fn identifiers_errors_and_listing() {
     let c = ctx();
     let arn = create_key(&e);
     let id = arn.rsplit('/').next().unwrap();
-    let err = call(&e, &c, "DescribeKey", json!({"KeyId": "alias/missing"})).unwrap_err();
+    let err = call(
+        &e,
+        &c,
+        op!(crate::ops::keys::describe_key),
+        json!({"KeyId": "alias/missing"}),
+    )
+    .unwrap_err();
     assert_eq!(
         err.message.as_deref(),
         Some("Alias arn:aws:kms:us-east-1:111122223333:alias/missing is not found.")
     );
     let missing = "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000";
-    let err = call(&e, &c, "DescribeKey", json!({"KeyId": missing})).unwrap_err();
+    let err = call(
+        &e,
+        &c,
+        op!(crate::ops::keys::describe_key),
+        json!({"KeyId": missing}),
+    )
+    .unwrap_err();
     assert_eq!(err.message, Some(format!("Key '{missing}' does not exist")));
     // Management operations take no alias.
     call(
         &e,
         &c,
-        "CreateAlias",
+        op!(crate::ops::aliases::create_alias),
         json!({"AliasName": "alias/x", "TargetKeyId": id}),
     )
     .unwrap();
     assert_eq!(
-        code(call(&e, &c, "EnableKey", json!({"KeyId": "alias/x"}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::enable_key),
+            json!({"KeyId": "alias/x"})
+        )),
         "NotFoundException"
     );
     assert_eq!(
         code(call(
             &e,
             &c,
-            "CreateAlias",
+            op!(crate::ops::aliases::create_alias),
             json!({"AliasName": "alias/x", "TargetKeyId": id})
         )),
         "AlreadyExistsException"
@@ -714,7 +891,7 @@ fn identifiers_errors_and_listing() {
     let err = call(
         &e,
         &c,
-        "CreateAlias",
+        op!(crate::ops::aliases::create_alias),
         json!({"AliasName": "noprefix", "TargetKeyId": id}),
     )
     .unwrap_err();
@@ -726,45 +903,79 @@ fn identifiers_errors_and_listing() {
     call(
         &e,
         &c,
-        "UpdateAlias",
+        op!(crate::ops::aliases::update_alias),
         json!({"AliasName": "alias/x", "TargetKeyId": create_key(&e)}),
     )
     .unwrap();
-    call(&e, &c, "DeleteAlias", json!({"AliasName": "alias/x"})).unwrap();
+    call(
+        &e,
+        &c,
+        op!(crate::ops::aliases::delete_alias),
+        json!({"AliasName": "alias/x"}),
+    )
+    .unwrap();
     assert_eq!(
-        code(call(&e, &c, "DeleteAlias", json!({"AliasName": "alias/x"}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::aliases::delete_alias),
+            json!({"AliasName": "alias/x"})
+        )),
         "NotFoundException"
     );
     // ListKeys pages with Marker/Truncated.
     for _ in 0..3 {
         create_key(&e);
     }
-    let page1 = call(&e, &c, "ListKeys", json!({"Limit": 2})).unwrap();
+    let page1 = call(
+        &e,
+        &c,
+        op!(crate::ops::keys::list_keys),
+        json!({"Limit": 2}),
+    )
+    .unwrap();
     assert_eq!(page1["Truncated"], true);
     let mut seen = page1["Keys"].as_array().unwrap().len();
     let mut marker = page1["NextMarker"].clone();
     while marker.is_string() {
-        let page = call(&e, &c, "ListKeys", json!({"Limit": 2, "Marker": marker})).unwrap();
+        let page = call(
+            &e,
+            &c,
+            op!(crate::ops::keys::list_keys),
+            json!({"Limit": 2, "Marker": marker}),
+        )
+        .unwrap();
         seen += page["Keys"].as_array().unwrap().len();
         marker = page.get("NextMarker").cloned().unwrap_or(Value::Null);
     }
     assert_eq!(seen, 5);
     assert_eq!(
-        code(call(&e, &c, "ListKeys", json!({"Marker": "bogus"}))),
+        code(call(
+            &e,
+            &c,
+            op!(crate::ops::keys::list_keys),
+            json!({"Marker": "bogus"})
+        )),
         "InvalidMarkerException"
     );
     // Tags.
-    call(&e, &c, "TagResource", json!({"KeyId": arn, "Tags": [{"TagKey": "b", "TagValue": "2"}, {"TagKey": "a", "TagValue": ""}]})).unwrap();
+    call(&e, &c, op!(crate::ops::tags::tag_resource), json!({"KeyId": arn, "Tags": [{"TagKey": "b", "TagValue": "2"}, {"TagKey": "a", "TagValue": ""}]})).unwrap();
     assert_eq!(
         code(call(
             &e,
             &c,
-            "TagResource",
+            op!(crate::ops::tags::tag_resource),
             json!({"KeyId": arn, "Tags": [{"TagKey": "aws:x", "TagValue": "1"}]})
         )),
         "TagException"
     );
-    let tags = call(&e, &c, "ListResourceTags", json!({"KeyId": arn})).unwrap();
+    let tags = call(
+        &e,
+        &c,
+        op!(crate::ops::tags::list_resource_tags),
+        json!({"KeyId": arn}),
+    )
+    .unwrap();
     assert_eq!(
         tags["Tags"],
         json!([{"TagKey": "a", "TagValue": ""}, {"TagKey": "b", "TagValue": "2"}])
@@ -772,12 +983,18 @@ fn identifiers_errors_and_listing() {
     call(
         &e,
         &c,
-        "UntagResource",
+        op!(crate::ops::tags::untag_resource),
         json!({"KeyId": arn, "TagKeys": ["a"]}),
     )
     .unwrap();
     assert_eq!(
-        call(&e, &c, "ListResourceTags", json!({"KeyId": arn})).unwrap()["Tags"]
+        call(
+            &e,
+            &c,
+            op!(crate::ops::tags::list_resource_tags),
+            json!({"KeyId": arn})
+        )
+        .unwrap()["Tags"]
             .as_array()
             .unwrap()
             .len(),
@@ -786,12 +1003,18 @@ fn identifiers_errors_and_listing() {
     call(
         &e,
         &c,
-        "UpdateKeyDescription",
+        op!(crate::ops::keys::update_key_description),
         json!({"KeyId": arn, "Description": "new"}),
     )
     .unwrap();
     assert_eq!(
-        call(&e, &c, "DescribeKey", json!({"KeyId": arn})).unwrap()["KeyMetadata"]["Description"],
+        call(
+            &e,
+            &c,
+            op!(crate::ops::keys::describe_key),
+            json!({"KeyId": arn})
+        )
+        .unwrap()["KeyMetadata"]["Description"],
         "new"
     );
 }
@@ -805,7 +1028,7 @@ fn nothing_secret_reaches_the_store() {
     call(
         &e,
         &c,
-        "Encrypt",
+        op!(crate::ops::crypto::encrypt),
         json!({"KeyId": arn, "Plaintext": STANDARD.encode(secret)}),
     )
     .unwrap();
@@ -856,24 +1079,33 @@ fn refused_writes_never_wait_for_the_writer() {
     let held = e.store.begin_write().unwrap();
     let c = nobody();
     let started = std::time::Instant::now();
-    for (op, body) in [
+    for (i, (op, body)) in [
         (
-            "TagResource",
+            op!(crate::ops::tags::tag_resource),
             json!({"KeyId": arn, "Tags": [{"TagKey": "k", "TagValue": "v"}]}),
         ),
-        ("UntagResource", json!({"KeyId": arn, "TagKeys": ["k"]})),
-        ("DisableKey", json!({"KeyId": arn})),
-        ("EnableKeyRotation", json!({"KeyId": arn})),
         (
-            "CreateAlias",
+            op!(crate::ops::tags::untag_resource),
+            json!({"KeyId": arn, "TagKeys": ["k"]}),
+        ),
+        (op!(crate::ops::keys::disable_key), json!({"KeyId": arn})),
+        (
+            op!(crate::ops::rotation::enable_key_rotation),
+            json!({"KeyId": arn}),
+        ),
+        (
+            op!(crate::ops::aliases::create_alias),
             json!({"AliasName": "alias/held", "TargetKeyId": arn}),
         ),
-        ("CreateKey", json!({})),
-    ] {
+        (op!(crate::ops::keys::create_key), json!({})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         assert_eq!(
             code(call(&e, &c, op, body)),
             "AccessDeniedException",
-            "{op}"
+            "operation {i}"
         );
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(1));

@@ -17,6 +17,7 @@ pub(crate) fn scan(text: &str) -> Option<Scan> {
     let mut scanner = Scanner {
         text,
         at: 0,
+        depth: 0,
         found: Scan::default(),
     };
     scanner.value(Place::Top)?;
@@ -63,8 +64,14 @@ pub fn statement_positions(text: &str) -> Vec<(Position, Position)> {
 struct Scanner<'a> {
     text: &'a str,
     at: usize,
+    /// Nesting of the value being walked: bounded like `serde_json`'s own recursion limit, so
+    /// that no text (even one that never went through `serde_json`) can exhaust the stack.
+    depth: usize,
     found: Scan,
 }
+
+/// `serde_json`'s default recursion limit: deeper text is not a policy it accepted.
+const MAX_DEPTH: usize = 128;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Place {
@@ -123,6 +130,16 @@ impl<'a> Scanner<'a> {
     }
 
     fn value(&mut self, place: Place) -> Option<()> {
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let walked = self.value_inner(place);
+        self.depth -= 1;
+        walked
+    }
+
+    fn value_inner(&mut self, place: Place) -> Option<()> {
         match self.peek()? {
             b'{' => {
                 self.at += 1;
@@ -202,6 +219,14 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_deeper_than_serde_json_allows_is_refused_without_exhausting_the_stack() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(statement_positions(&deep).is_empty());
+        let shallow = "[".repeat(100) + &"]".repeat(100);
+        assert!(scan(&shallow).is_some());
+    }
 
     #[test]
     fn statement_positions_are_one_based_brace_positions() {

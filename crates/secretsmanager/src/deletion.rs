@@ -53,7 +53,8 @@ pub fn delete_secret(
     validate::finish(v)?;
     let force = input.force_delete_without_recovery.unwrap_or(false);
     if force && input.recovery_window_in_days.is_some() {
-        // [E] (moto); the model documents that both together are an error.
+        // The API reference documents that both together are an error (AWS Secrets Manager API
+        // Reference, DeleteSecret); the wording is moto's (unconfirmed).
         return Err(errors::invalid_parameter(
             "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
         ));
@@ -62,7 +63,7 @@ pub fn delete_secret(
         .recovery_window_in_days
         .unwrap_or(DEFAULT_RECOVERY_DAYS);
     if !force && !(MIN_RECOVERY_DAYS..=MAX_RECOVERY_DAYS).contains(&days) {
-        // [E]
+        // The range is documented (DeleteSecret); the wording is moto's (unconfirmed).
         return Err(errors::invalid_parameter(
             "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).",
         ));
@@ -110,7 +111,8 @@ pub fn delete_secret(
         ));
     }
     if !rec.replication_status.is_empty() {
-        // [M] a primary with replicas cannot be deleted.
+        // A primary with replicas cannot be deleted (botocore model, DeleteSecret); the message
+        // is unconfirmed.
         let regions: Vec<&str> = rec
             .replication_status
             .iter()

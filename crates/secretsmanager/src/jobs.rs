@@ -1,4 +1,4 @@
-//! The purge of secrets whose recovery window has ended (DESIGN.md §6).
+//! The purge of secrets whose recovery window has ended.
 //!
 //! DeleteSecret writes a [`PurgeJob`] under `sys/jobs/secretsmanager/purge/<due>/…` in the
 //! same transaction that schedules the deletion, RestoreSecret and a forced delete remove it.

@@ -27,37 +27,6 @@ pub mod tags;
 mod validate;
 pub mod versions;
 
-use tresor_core::JsonHandler;
-
 pub use errors::SecretsManagerError;
 pub use jobs::run_due_jobs;
 pub use versions::{SecretValue, read_secret_value};
-
-/// The Secrets Manager operation named `op`, if tresor implements it.
-pub fn handler(op: &str) -> Option<JsonHandler> {
-    Some(match op {
-        "CreateSecret" => tresor_core::json_handler!(secrets::create_secret),
-        "DescribeSecret" => tresor_core::json_handler!(secrets::describe_secret),
-        "UpdateSecret" => tresor_core::json_handler!(secrets::update_secret),
-        "DeleteSecret" => tresor_core::json_handler!(deletion::delete_secret),
-        "RestoreSecret" => tresor_core::json_handler!(deletion::restore_secret),
-        "ListSecrets" => tresor_core::json_handler!(listing::list_secrets),
-        "TagResource" => tresor_core::json_handler!(tags::tag_resource),
-        "UntagResource" => tresor_core::json_handler!(tags::untag_resource),
-        "GetSecretValue" => tresor_core::json_handler!(versions::get_secret_value),
-        "BatchGetSecretValue" => tresor_core::json_handler!(versions::batch_get_secret_value),
-        "PutSecretValue" => tresor_core::json_handler!(versions::put_secret_value),
-        "UpdateSecretVersionStage" => {
-            tresor_core::json_handler!(versions::update_secret_version_stage)
-        }
-        "ListSecretVersionIds" => tresor_core::json_handler!(versions::list_secret_version_ids),
-        "PutResourcePolicy" => tresor_core::json_handler!(policy::put_resource_policy),
-        "GetResourcePolicy" => tresor_core::json_handler!(policy::get_resource_policy),
-        "DeleteResourcePolicy" => tresor_core::json_handler!(policy::delete_resource_policy),
-        "ValidateResourcePolicy" => {
-            tresor_core::json_handler!(policy::validate_resource_policy)
-        }
-        "GetRandomPassword" => tresor_core::json_handler!(password::get_random_password),
-        _ => return None,
-    })
-}

@@ -4,7 +4,7 @@
 //! (version id → staging labels, dates, KMS key) and the resource policy. The sealed value of
 //! each version lives in its own [`ValueRecord`] so that metadata operations never load
 //! ciphertexts. Nothing here holds a plaintext: values are sealed under a per-version data
-//! key, and only the KMS-encrypted data key is stored next to them (DESIGN.md §4).
+//! key, and only the KMS-encrypted data key is stored next to them.
 
 use std::collections::BTreeMap;
 
@@ -149,7 +149,7 @@ pub enum ValueKind {
     Binary,
 }
 
-/// A durable purge job (the outbox of DeleteSecret, DESIGN.md §6).
+/// A durable purge job (the outbox of DeleteSecret).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PurgeJob {
     pub v: u32,
@@ -227,7 +227,7 @@ pub fn day_of(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// The associated data binding a sealed value to its account, region, secret and version
-/// (DESIGN.md §4), so a sealed value copied to another record does not open.
+/// (its AEAD associated data), so a sealed value copied to another record does not open.
 pub fn value_aad(account: &str, region: &str, arn: &str, version_id: &str) -> Vec<u8> {
     format!("tresor/secretsmanager/value/v1\0{account}\0{region}\0{arn}\0{version_id}").into_bytes()
 }

@@ -88,14 +88,15 @@ fn generate(input: &GetRandomPasswordInput) -> Result<SecretString, SecretsManag
         alphabet.push(b' ');
     }
     if alphabet.is_empty() {
-        // [?]
+        // Unconfirmed: AWS does not document its answer when every character type is excluded.
         return Err(errors::invalid_parameter(
             "The password can't be generated: every character type is excluded.",
         ));
     }
     let require_each = input.require_each_included_type.unwrap_or(true);
     if require_each && length < classes.len() {
-        // [?]
+        // Unconfirmed: AWS does not document its answer when the length is below the number
+        // of required character types.
         return Err(errors::invalid_parameter(format!(
             "The password length {length} is too short to include one character of each of the {} included types.",
             classes.len()

@@ -1,7 +1,7 @@
 //! Secret resource policies: PutResourcePolicy, GetResourcePolicy, DeleteResourcePolicy,
 //! ValidateResourcePolicy.
 //!
-//! Principal capture (spec §5.4; IAM User Guide, "AWS JSON policy elements: Principal"): when
+//! Principal capture (IAM User Guide, "AWS JSON policy elements: Principal"): when
 //! a policy is saved, each `AWS` principal naming an existing IAM user or role is replaced by
 //! the entity's unique id (`AIDA…`/`AROA…`), and the policy engine matches that id. Reading
 //! the policy shows the ARN again while the entity exists, and the bare id once it is gone —
@@ -90,8 +90,8 @@ fn capture(
         return Err(e);
     }
     if missing.is_some() {
-        // IAM's wording for a principal that does not exist, which Secrets Manager passes on
-        // ("Invalid principal in policy"; spec §5.4).
+        // A principal that does not exist (IAM calls it "Invalid principal in policy");
+        // Secrets Manager's code is documented (PutResourcePolicy), its text is unconfirmed.
         return Err(malformed(
             "This resource policy contains an unsupported principal.",
         ));
@@ -155,7 +155,7 @@ fn grants_public_access(text: &str) -> bool {
 }
 
 fn public_policy_error() -> SecretsManagerError {
-    // [?] PublicPolicyException's model documentation.
+    // PublicPolicyException's documentation in the botocore model; AWS's text is unconfirmed.
     SecretsManagerError::PublicPolicy("The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.".into(),
     )
 }
@@ -319,7 +319,8 @@ pub struct ValidateResourcePolicyOutput {
 }
 
 /// Checks syntax, principals and broad access; needs ValidateResourcePolicy and
-/// PutResourcePolicy (API reference). The check names are ours [?]: AWS does not document them.
+/// PutResourcePolicy (API reference). The check names are ours (unconfirmed): AWS does not
+/// document them.
 pub fn validate_resource_policy(
     services: &Services,
     ctx: &RequestCtx,

@@ -140,7 +140,7 @@ pub fn create_secret(
 
     if let Some(mut rec) = existing {
         if rec.is_scheduled_for_deletion() {
-            // [O]
+            // AWS's text (observed behavior).
             return Err(errors::invalid_request(
                 "You can't create this secret because a secret with this name is already scheduled for deletion.",
             ));
@@ -159,7 +159,7 @@ pub fn create_secret(
                 });
             }
         }
-        // [E]
+        // Moto's wording (unconfirmed).
         return Err(SecretsManagerError::ResourceExists(format!(
             "The operation failed because the secret {} already exists.",
             input.name
@@ -202,7 +202,8 @@ pub fn create_secret(
         }
         None => {
             if rec.kms_key_id.is_some() {
-                // Setting a key validates access to it (spec §5.2).
+                // Setting a key validates access to it (AWS Secrets Manager User Guide, "Secret
+                // encryption and decryption in AWS Secrets Manager").
                 crate::envelope::resolve_key(services, &mut *txn, ctx, rec.kms_key_id.as_deref())?;
             }
             None

@@ -62,7 +62,7 @@ impl From<&ReplicationStatus> for ReplicationStatusOut {
 
 /// DescribeSecret's output and ListSecrets' `SecretListEntry`: the same members, except that
 /// the version map is `VersionIdsToStages` in one and `SecretVersionsToStages` in the other
-/// (botocore model; spec §9.7). `ReplicationStatus` exists only in DescribeSecret.
+/// (botocore model). `ReplicationStatus` exists only in DescribeSecret.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SecretDescription {

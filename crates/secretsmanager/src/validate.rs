@@ -30,7 +30,7 @@ pub fn new_value(
 ) -> Result<Option<NewValue>, SecretsManagerError> {
     let value = match (string, binary) {
         (Some(_), Some(_)) => {
-            // [E] moto's wording, which follows AWS's.
+            // Moto's wording, said to follow AWS's (unconfirmed).
             return Err(errors::invalid_parameter(
                 "You can't specify both a binary secret value and a string secret value in the same secret.",
             ));
@@ -131,7 +131,8 @@ pub fn tags(v: &mut Validator, tags: &[Tag]) -> Result<(), SecretsManagerError> 
         v.length(&format!("Tags.{i}.member.key"), Some(&t.key), 1, 128);
         v.length(&format!("Tags.{i}.member.value"), Some(&t.value), 0, 256);
         if t.key.to_ascii_lowercase().starts_with("aws:") {
-            // [?] AWS reserves the prefix (Tagging best practices: "aws: prefix is reserved").
+            // AWS reserves the prefix (Tagging best practices: "aws: prefix is reserved"); that
+            // Secrets Manager refuses it with this code and text is unconfirmed.
             return Err(errors::invalid_parameter(
                 "Invalid tag key: the aws: prefix is reserved for AWS use.",
             ));

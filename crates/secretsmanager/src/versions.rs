@@ -2,7 +2,7 @@
 //! UpdateSecretVersionStage and ListSecretVersionIds, plus the version bookkeeping CreateSecret
 //! and UpdateSecret share ([`add_version`]).
 //!
-//! Rules (API reference of each operation; spec §5.3, §9.8–9.9):
+//! Rules (AWS Secrets Manager API Reference of each operation):
 //! - a staging label sits on at most one version; moving AWSCURRENT drags AWSPREVIOUS to the
 //!   version it left; the first version always gets AWSCURRENT;
 //! - a ClientRequestToken that names an existing version is a replay: same value → success
@@ -65,7 +65,7 @@ pub fn add_version(
             if crate::envelope::same_value(&plain, stored.kind, value.bytes.expose(), value.kind) {
                 return Ok(AddOutcome::Replayed);
             }
-            // [E]
+            // Moto's wording (unconfirmed).
             return Err(SecretsManagerError::ResourceExists(format!(
                 "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {}.",
                 rec.arn
@@ -128,7 +128,8 @@ fn attach_all(
         }
     }
     if total > MAX_LABELS_PER_VERSION {
-        // [?]
+        // Unconfirmed: the model caps a request's labels at 20; AWS's code and text for a version
+        // that would end up with more are not documented.
         return Err(SecretsManagerError::LimitExceeded(format!(
             "A version can have at most {MAX_LABELS_PER_VERSION} staging labels."
         )));
@@ -168,8 +169,9 @@ fn make_room(
         }
     }
     if rec.versions.len() >= MAX_VERSIONS {
-        // [?] the quota page: updating more often than Secrets Manager removes versions
-        // "will reach the quota for secret versions".
+        // AWS Secrets Manager User Guide, "Secrets Manager quotas": updating more often than
+        // Secrets Manager removes versions "will reach the quota for secret versions"; the text
+        // is unconfirmed.
         return Err(SecretsManagerError::LimitExceeded(format!(
             "You have exceeded the maximum number of versions ({MAX_VERSIONS}) allowed for secret {}. Versions without staging labels are removed after 24 hours.",
             rec.name
@@ -252,7 +254,7 @@ fn read_value(
             if let Some(stage) = stage
                 && !meta.stages.iter().any(|s| s == stage)
             {
-                // [E]
+                // Moto's wording (unconfirmed).
                 return Err(errors::invalid_request(
                     "You provided a VersionStage that is not associated to the provided VersionId.",
                 ));
@@ -697,7 +699,7 @@ pub fn update_secret_version_stage(
     match (&input.move_to_version_id, &input.remove_from_version_id) {
         (Some(to), remove) => {
             if !rec.versions.contains_key(to.as_str()) {
-                // [?]
+                // Unconfirmed: AWS's code and text for an unknown MoveToVersionId.
                 return Err(errors::invalid_parameter(format!(
                     "Secrets Manager can't find the specified version {to} of secret {}.",
                     rec.name
@@ -707,7 +709,8 @@ pub fn update_secret_version_stage(
                 && h != to
                 && remove.as_deref() != Some(h.as_str())
             {
-                // [E] the message AWS returns when the label sits elsewhere.
+                // The message AWS returns when the label sits elsewhere, as moto has it
+                // (unconfirmed); the rule itself is documented (UpdateSecretVersionStage).
                 return Err(errors::invalid_parameter(match remove {
                     None => format!(
                         "The parameter RemoveFromVersionId can't be empty. Staging label {label} is currently attached to version {h}, so you must explicitly reference that version in RemoveFromVersionId."
@@ -735,7 +738,8 @@ pub fn update_secret_version_stage(
                 )));
             }
             if label == AWSCURRENT {
-                // [?] A secret always has a current version; move AWSCURRENT instead.
+                // Unconfirmed: a secret always has a current version, so tresor refuses; move
+                // AWSCURRENT instead.
                 return Err(errors::invalid_parameter(
                     "You can't remove the staging label AWSCURRENT from a version. Move it to another version with MoveToVersionId instead.",
                 ));

@@ -78,7 +78,8 @@ fn require_signed(req: &HttpRequest<'_>, signed: &[String]) -> Result<(), SigV4E
     Ok(())
 }
 
-/// The code and status AWS uses for each SigV4 failure, by protocol (spec §1.1, §1.2, §2).
+/// The code and status AWS uses for each SigV4 failure, by protocol (the "Common Errors"
+/// pages of the AWS API references, and observed behavior).
 pub fn sigv4_error(protocol: Protocol, e: &SigV4Error) -> AwsError {
     let json = protocol == Protocol::AwsJson11;
     let message = e.message();

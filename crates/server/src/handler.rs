@@ -11,8 +11,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use time::OffsetDateTime;
-use tresor_core::{JsonHandler, RequestCtx, Services};
-use tresor_iam::query_handler;
+use tresor_core::{RequestCtx, Services};
 use tresor_sigv4::{HttpRequest, SigningKeyCache};
 use tresor_wire::error::{render_json, render_xml};
 use tresor_wire::query::QueryParams;
@@ -23,6 +22,7 @@ use tresor_wire::{AwsError, Protocol, ServiceId, json};
 
 use crate::auth;
 use crate::config::Config;
+use crate::dispatch::{self, Access};
 use crate::setup::Deployment;
 
 const SIGNING_KEY_CACHE: usize = 4096;
@@ -82,44 +82,15 @@ pub async fn serve_request(
     Ok(handle(&state, req, remote, tls).await)
 }
 
-/// Whether an operation only reads. Reads run inline on the request thread: SQLite readers
-/// never wait for the writer. Every other operation runs on tokio's blocking pool, so a
-/// request waiting for the store's single writer (or for an fsync) never holds a request
-/// thread — `/health` and reads keep answering under any write load. A read that asks for a
-/// write on the side (Secrets Manager's `LastAccessedDate`) defers it (see
-/// [`tresor_core::ctx::Deferred`]).
-fn is_read_only(service: ServiceId, op: &str) -> bool {
-    const PREFIXES: &[&str] = &["Get", "List", "Describe", "BatchGet", "Simulate"];
-    if PREFIXES.iter().any(|p| op.starts_with(p)) {
-        // STS GetSessionToken and GetFederationToken write a session record.
-        return !matches!(
-            (service, op),
-            (ServiceId::Sts, "GetSessionToken" | "GetFederationToken")
-        );
-    }
-    matches!(
-        (service, op),
-        (
-            ServiceId::Kms,
-            "Encrypt"
-                | "Decrypt"
-                | "ReEncrypt"
-                | "GenerateDataKey"
-                | "GenerateDataKeyWithoutPlaintext"
-                | "GenerateRandom"
-        )
-    )
-}
-
 /// Runs a handler inline (reads) or on the blocking pool (writes), then the deferred writes
 /// it asked for, off the request thread, before the response goes out.
 async fn run_operation<T: Send + 'static>(
     services: &Arc<Services>,
     ctx: RequestCtx,
-    read_only: bool,
+    access: Access,
     op: impl FnOnce(&Services, &RequestCtx) -> Result<T, AwsError> + Send + 'static,
 ) -> Result<T, AwsError> {
-    let (result, ctx) = if read_only {
+    let (result, ctx) = if access == Access::Read {
         (op(services, &ctx), ctx)
     } else {
         let services = services.clone();
@@ -281,7 +252,7 @@ impl Call<'_> {
             Ok(a) => a,
             Err(e) => return render_error(renderer, &e, self.request_id),
         };
-        let Some(handler) = json_handler(service, op) else {
+        let Some(operation) = dispatch::json_operation(service, op) else {
             // AWS's UnknownOperationException carries no message; say which operation tresor
             // lacks, so that a user sees "not implemented" rather than an empty error.
             let err = AwsError::client(
@@ -293,11 +264,12 @@ impl Call<'_> {
         let ctx = self.ctx(authenticated);
         let caller = ctx.caller.arn.clone();
         let body = self.body.clone();
+        let call = operation.call;
         let outcome = run_operation(
             &self.state.services,
             ctx,
-            is_read_only(service, op),
-            move |services, ctx| handler(services, ctx, &body),
+            operation.access,
+            move |services, ctx| call(services, ctx, &body),
         )
         .await;
         log_outcome(self.request_id, &caller, service, op, &outcome);
@@ -335,7 +307,7 @@ impl Call<'_> {
         if let Some(action) = params.action()
             && service == ServiceId::Sts
             && UNSIGNED_STS_ACTIONS.contains(&action)
-            && query_handler(service, action).is_none()
+            && dispatch::query_operation(service, action).is_none()
         {
             return render_error(renderer, &not_implemented_action(action), self.request_id);
         }
@@ -357,7 +329,7 @@ impl Call<'_> {
                 self.request_id,
             );
         };
-        let Some(handler) = query_handler(service, action) else {
+        let Some(operation) = dispatch::query_operation(service, action) else {
             let err = if KNOWN_STS_ACTIONS.contains(&action) {
                 not_implemented_action(action)
             } else {
@@ -368,12 +340,12 @@ impl Call<'_> {
         let ctx = self.ctx(authenticated);
         let caller = ctx.caller.arn.clone();
         let action = action.to_string();
-        let read_only = is_read_only(service, &action);
+        let call = operation.call;
         let outcome = run_operation(
             &self.state.services,
             ctx,
-            read_only,
-            move |services, ctx| handler(services, ctx, &params),
+            operation.access,
+            move |services, ctx| call(services, ctx, &params),
         )
         .await;
         log_outcome(self.request_id, &caller, service, &action, &outcome);
@@ -399,16 +371,6 @@ impl Call<'_> {
             params.extend(QueryParams::parse(self.http_req.body)?)?;
         }
         Ok(params)
-    }
-}
-
-/// The dispatch table of the awsJson1.1 services: each service crate names its operations.
-fn json_handler(service: ServiceId, op: &str) -> Option<JsonHandler> {
-    match service {
-        ServiceId::Kms => tresor_kms::handler(op),
-        ServiceId::SecretsManager => tresor_secretsmanager::handler(op),
-        ServiceId::Ssm => tresor_ssm::handler(op),
-        ServiceId::Iam | ServiceId::Sts => None,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod dispatch;
 pub mod handler;
 pub mod jobs;
 pub mod setup;

@@ -114,7 +114,7 @@ fn model_checks(v: &mut Validator, filters: &[ParameterStringFilter]) {
 fn required_values(f: &ParameterStringFilter) -> Result<Vec<String>, SsmError> {
     match &f.values {
         Some(v) if !v.is_empty() => Ok(v.clone()),
-        // [?] A filter other than tag:<key> needs values.
+        // Unconfirmed: a filter other than tag:<key> needs values.
         _ => Err(SsmError::InvalidFilterValue(format!(
             "The following filter values are missing : null for filter key {}.",
             f.key
@@ -136,7 +136,7 @@ impl Filters {
             let key = f.key.as_str();
             let option = f.option.as_deref();
             let filter = match (usage, key) {
-                // GetParametersByPath accepts only Type, KeyId and Label [M].
+                // GetParametersByPath accepts only Type, KeyId and Label (botocore model).
                 (Use::ByPath, "Name" | "Path" | "Tier" | "DataType") => {
                     return Err(errors::invalid_filter_key());
                 }

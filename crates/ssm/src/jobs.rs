@@ -1,5 +1,5 @@
 //! Background work of Parameter Store: deleting parameters whose Expiration policy is due
-//! (DESIGN.md §6). The job record is written in the same transaction as the PutParameter
+//! (an outbox). The job record is written in the same transaction as the PutParameter
 //! that set the policy; the parameter record names its pending job, so a job made stale by a
 //! later change (new policies, deletion, re-creation) is recognised and just removed.
 //!

@@ -1,4 +1,5 @@
-//! LabelParameterVersion and UnlabelParameterVersion (spec §3.3; LabelParameterVersion
+//! LabelParameterVersion and UnlabelParameterVersion (AWS Systems Manager User Guide, "Working
+//! with parameter labels"; LabelParameterVersion
 //! documentation in the model): a label lives on at most one version of a parameter, so
 //! labeling another version moves it; a version holds at most 10 labels; labels that break
 //! the rules are reported in `InvalidLabels`, not raised.

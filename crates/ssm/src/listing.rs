@@ -1,5 +1,6 @@
 //! GetParametersByPath, DescribeParameters, GetParameterHistory: prefix scans over the
-//! ordered store with opaque, never-repeating `NextToken`s (spec §1.4, DESIGN.md §3).
+//! ordered store with opaque, never-repeating `NextToken`s (the AWS SDK paginators stop when
+//! a token repeats; page sizes per the botocore model).
 //!
 //! A page may hold fewer than `MaxResults` items — even none — with a `NextToken` when the
 //! scan budget runs out first, as AWS documents for both listing operations.
@@ -115,8 +116,9 @@ pub fn get_parameters_by_path(
         .map_err(crate::errors::from_validator)?;
     let path = names::path(&input.path)?;
     if names::is_reference_path(&path) {
-        // [?] spec §4.1: the reference namespace cannot be listed (GetParameter and
-        // GetParameters only); AWS's exact answer is not public (spec §10).
+        // The reference namespace cannot be listed (GetParameter and GetParameters only: AWS
+        // Systems Manager User Guide, "Referencing AWS Secrets Manager secrets from Parameter
+        // Store parameters"); AWS's exact answer is not public, so this one is unconfirmed.
         return Err(errors::validation(
             "GetParametersByPath is not supported for the /aws/reference/secretsmanager path. Use GetParameter or GetParameters.",
         ));
@@ -134,7 +136,9 @@ pub fn get_parameters_by_path(
     let recursive = input.recursive.unwrap_or(false);
     let with_decryption = input.with_decryption.unwrap_or(false);
     let txn = services.store().begin_read().map_err(errors::internal)?;
-    // Authorized once, on the path — not per returned parameter [M] (spec §9.5).
+    // Authorized once, on the path — not per returned parameter (AWS Systems Manager API
+    // Reference, GetParametersByPath `Recursive`: a deny on `/a/b` does not hide it from a
+    // recursive read of `/a`).
     let path_arn = if path == "/" {
         format!(
             "arn:aws:ssm:{}:{}:parameter/",
@@ -236,7 +240,7 @@ pub fn describe_parameters(
     let legacy = input.filters.as_deref().unwrap_or_default();
     let modern = input.parameter_filters.as_deref().unwrap_or_default();
     if !legacy.is_empty() && !modern.is_empty() {
-        // [E] moto's text, measured against AWS.
+        // Moto's text, which moto reports measuring against AWS (unconfirmed).
         return Err(errors::validation(
             "You can use either Filters or ParameterFilters in a single request.",
         ));
@@ -350,7 +354,9 @@ pub fn get_parameter_history(
         } => name,
         // A selector names one version; history takes the parameter.
         Target::Parameter { .. } => return Err(errors::invalid_name()),
-        // [?] spec §4.1: history does not apply to references.
+        // History does not apply to references (AWS Systems Manager User Guide, "Referencing
+        // AWS Secrets Manager secrets from Parameter Store parameters"); the answer is
+        // unconfirmed.
         Target::Reference { .. } => return Err(errors::parameter_not_found()),
     };
     let from = match input.next_token.as_deref() {

@@ -1,4 +1,4 @@
-//! The records Parameter Store keeps and the keys they live under (DESIGN.md §3).
+//! The records Parameter Store keeps and the keys they live under.
 //!
 //! - `acct/<a>/region/<r>/ssm/param/<canonical name>` → [`ParameterRecord`]: the current
 //!   metadata, labels (label → version), tags and the id of the pending expiration job.
@@ -20,13 +20,14 @@ use time::OffsetDateTime;
 
 pub const RECORD_VERSION: u32 = 1;
 
-/// Parameter Store retains this many versions (spec §3.1).
+/// Parameter Store retains this many versions (botocore model,
+/// ParameterMaxVersionLimitExceeded).
 pub const MAX_VERSIONS: i64 = 100;
 
-/// Tags per parameter [M doc].
+/// Tags per parameter (AddTagsToResource's documentation in the botocore model).
 pub const MAX_TAGS: usize = 50;
 
-/// Labels per version [M].
+/// Labels per version (botocore model, LabelParameterVersion).
 pub const MAX_LABELS_PER_VERSION: usize = 10;
 
 pub const STANDARD_MAX_VALUE: usize = 4096;
@@ -182,8 +183,8 @@ pub struct ExpirationJob {
     pub canonical: String,
 }
 
-/// The AAD binding a sealed value to its account, region, parameter and version
-/// (DESIGN.md §4).
+/// The AAD binding a sealed value to its account, region, parameter and version, so a
+/// sealed value copied to another record does not open.
 pub fn value_aad(account: &str, region: &str, arn: &str, version: i64) -> Vec<u8> {
     format!("tresor-ssm-value/v1\0{account}\0{region}\0{arn}\0{version}").into_bytes()
 }

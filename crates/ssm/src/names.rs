@@ -1,4 +1,6 @@
-//! Parameter names, ARNs and selectors (spec §3.1, §3.3, §4.2).
+//! Parameter names, ARNs and selectors (AWS Systems Manager User Guide, "Creating Parameter
+//! Store parameters", "Working with parameter labels" and "Referencing AWS Secrets Manager
+//! secrets from Parameter Store parameters").
 //!
 //! A name is stored under its *canonical* form — the name without its leading slash — so
 //! that `/TestParam1` and `TestParam1` are one parameter while `/Test/TestParam1` is another
@@ -11,10 +13,11 @@ use tresor_core::RequestCtx;
 
 use crate::errors;
 
-/// The reserved path Parameter Store resolves through Secrets Manager (spec §4).
+/// The reserved path Parameter Store resolves through Secrets Manager (AWS Systems Manager
+/// User Guide, "Referencing AWS Secrets Manager secrets from Parameter Store parameters").
 pub const REFERENCE_PREFIX: &str = "/aws/reference/secretsmanager/";
 
-/// At most this many hierarchy levels [M] (HierarchyLevelLimitExceededException).
+/// At most this many hierarchy levels (botocore model, HierarchyLevelLimitExceededException).
 pub const MAX_LEVELS: usize = 15;
 
 /// The usable name length *including* the ARN prefix (PutParameter `Name` documentation).
@@ -113,8 +116,8 @@ fn starts_with_ci(s: &str, prefix: &str) -> bool {
 /// selector, not in the reserved `aws`/`ssm` namespaces. Returns the trimmed name.
 pub fn write_name<'a>(ctx: &RequestCtx, raw: &'a str) -> Result<&'a str, SsmError> {
     let name = trim(raw);
-    // [O] `aws…` names are refused as reserved, `/aws/reference/…` included; `ssm…` names
-    // get the naming-rules text.
+    // Observed behavior: `aws…` names are refused as reserved, `/aws/reference/…` included;
+    // `ssm…` names get the naming-rules text.
     if starts_with_ci(canonical(name), "aws") {
         return Err(errors::reserved_name(name));
     }
@@ -183,9 +186,10 @@ fn name_of_arn(ctx: &RequestCtx, arn: &str) -> Result<String, SsmError> {
     })
 }
 
-/// spec §4.2: `<secret-id>[:<selector>]`; the secret id may contain `/`, the selector only
-/// letters, digits, `.`, `-`, `_`; anything else — an extra colon (so a secret ARN), an
-/// empty selector — is the malformed-reference error (its text has two spaces [E]).
+/// `<secret-id>[:<selector>]`; the secret id may contain `/`, the selector only letters,
+/// digits, `.`, `-`, `_` (staging label characters); anything else — an extra colon (so a
+/// secret ARN), an empty selector — is the malformed-reference error (its text has two
+/// spaces, as moto has it: unconfirmed).
 fn reference_target(rest: &str) -> Result<Target, SsmError> {
     let malformed = || {
         errors::validation(

@@ -1,4 +1,5 @@
-//! PutParameter, GetParameter, GetParameters, DeleteParameter, DeleteParameters (spec §3.4).
+//! PutParameter, GetParameter, GetParameters, DeleteParameter, DeleteParameters (AWS Systems
+//! Manager API Reference).
 //! Every write is one store transaction: the version record, the parameter record, the
 //! dropped oldest version, the KMS data key (a managed key created on first use) and the
 //! expiration job commit together or not at all.
@@ -104,8 +105,8 @@ fn validate_put(input: &PutParameterInput) -> Result<(), SsmError> {
         .map_err(crate::errors::from_validator)
 }
 
-/// [E] `{{…}}` would be a parameter reference: values may not contain one (PutParameter
-/// `Value` documentation).
+/// `{{…}}` would be a parameter reference: values may not contain one (PutParameter
+/// `Value` documentation); what exactly AWS treats as one is unconfirmed.
 fn has_nested_reference(value: &str) -> bool {
     value
         .find("{{")
@@ -121,7 +122,7 @@ pub fn put_parameter(
     let overwrite = input.overwrite.unwrap_or(false);
     let tags = input.tags.as_deref().unwrap_or_default();
     if overwrite && !tags.is_empty() {
-        // [E] moto's text, measured against AWS.
+        // Moto's text, which moto reports measuring against AWS (unconfirmed).
         return Err(errors::validation(
             "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.",
         ));
@@ -154,7 +155,7 @@ pub fn put_parameter(
         (Some(t), _) => ParameterType::parse(t)
             .ok_or_else(|| errors::validation("Unsupported parameter type."))?,
         (None, Some(p)) => p.param_type,
-        // [E] moto's text.
+        // Moto's text (unconfirmed).
         (None, None) => {
             return Err(errors::validation(
                 "A parameter type is required when you create a parameter.",
@@ -173,14 +174,15 @@ pub fn put_parameter(
                 .unwrap_or_else(|| secure::DEFAULT_KEY_ID.to_string()),
         )
     } else if input.key_id.is_some() {
-        // [?] A key only makes sense for SecureString.
+        // Unconfirmed: a key only makes sense for SecureString, so tresor refuses one elsewhere.
         return Err(errors::validation(
             "KeyId is valid only for parameters of type SecureString.",
         ));
     } else {
         None
     };
-    // Unspecified optional fields keep their previous values on overwrite [E].
+    // Unspecified optional fields keep their previous values on overwrite (moto's behavior;
+    // unconfirmed).
     let description = input
         .description
         .clone()
@@ -225,7 +227,8 @@ pub fn put_parameter(
     if let Some(p) = prev
         && version - oldest_version >= MAX_VERSIONS
     {
-        // The 101st version drops the oldest — unless a label holds it [M].
+        // The 101st version drops the oldest — unless a label holds it (botocore model,
+        // ParameterMaxVersionLimitExceeded).
         if p.labels.values().any(|v| *v == oldest_version) {
             return Err(errors::max_versions(&p.name, oldest_version));
         }
@@ -332,7 +335,8 @@ pub fn dedupe_tags(tags: &[Tag]) -> Vec<(String, String)> {
 // ---- reads --------------------------------------------------------------------------------
 
 /// A version as GetParameter & co. show it: the value decrypted as the caller when asked,
-/// the ciphertext otherwise (spec §3.2).
+/// the ciphertext otherwise (AWS KMS Developer Guide, "How AWS Systems Manager Parameter
+/// Store uses AWS KMS").
 pub fn render(
     services: &Services,
     txn: &dyn ReadTxn,

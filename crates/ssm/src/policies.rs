@@ -27,20 +27,21 @@ pub struct Parsed {
     pub expiration: Option<OffsetDateTime>,
 }
 
-/// [M] InvalidPolicyTypeException's documentation.
+/// InvalidPolicyTypeException's documentation in the botocore model.
 fn invalid_type() -> SsmError {
     SsmError::InvalidPolicyType("The policy type isn't supported. Parameter Store supports the following policy types: Expiration, ExpirationNotification, and NoChangeNotification.".into(),
     )
 }
 
-/// [M] InvalidPolicyAttributeException's documentation, with the offending attribute.
+/// InvalidPolicyAttributeException's documentation in the botocore model, with the
+/// offending attribute.
 fn invalid_attribute(what: &str) -> SsmError {
     SsmError::InvalidPolicyAttribute(format!(
         "A policy attribute or its value is invalid. {what}"
     ))
 }
 
-/// [M] IncompatiblePolicyException's documentation.
+/// IncompatiblePolicyException's documentation in the botocore model.
 fn incompatible() -> SsmError {
     SsmError::IncompatiblePolicy("There is a conflict in the policies specified for this parameter. You can't, for example, specify two Expiration policies for a parameter. Review your policies, and try again.".into(),
     )

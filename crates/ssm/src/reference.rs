@@ -1,8 +1,10 @@
-//! `/aws/reference/secretsmanager/<secret-id>[:<version id or staging label>]` (spec §4):
+//! `/aws/reference/secretsmanager/<secret-id>[:<version id or staging label>]` (AWS Systems
+//! Manager User Guide, "Referencing AWS Secrets Manager secrets from Parameter Store
+//! parameters"):
 //! GetParameter and GetParameters read a Secrets Manager secret through Parameter Store, as
 //! a stateless pass-through.
 //!
-//! The authorization chain is the caller's, hop by hop, with no back door (DESIGN.md §2):
+//! The authorization chain is the caller's, hop by hop, with no back door:
 //! 1. `ssm:GetParameter` (or `ssm:GetParameters`) on the reference parameter's ARN
 //!    (`arn:aws:ssm:<r>:<a>:parameter/aws/reference/secretsmanager/<id>`);
 //! 2. `secretsmanager:GetSecretValue` on the secret — identity policies and the secret's

@@ -1,5 +1,6 @@
 //! AddTagsToResource, RemoveTagsFromResource, ListTagsForResource for `ResourceType`
-//! `Parameter` (spec §3.4). `ResourceId` is the parameter name; adding a key that exists
+//! `Parameter` (AWS Systems Manager API Reference, AddTagsToResource). `ResourceId` is the
+//! parameter name; adding a key that exists
 //! replaces its value; a parameter holds at most 50 tags.
 
 use crate::errors::SsmError;
@@ -14,7 +15,7 @@ use crate::model::MAX_TAGS;
 use crate::shapes::{Empty, Tag};
 use crate::values;
 
-/// [M] The `ResourceTypeForTagging` enum.
+/// The `ResourceTypeForTagging` enum (botocore model).
 const RESOURCE_TYPES: &[&str] = &[
     "Document",
     "ManagedInstance",

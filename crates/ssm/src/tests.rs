@@ -13,13 +13,26 @@ fn env() -> Env {
     Env::new(7)
 }
 
-fn call(e: &Env, op: &str, body: Value) -> Result<Value, AwsError> {
+/// A typed operation as the tests call it: JSON in, JSON out, as the server's table wraps it.
+type Op = fn(&tresor_core::Services, &RequestCtx, &[u8]) -> Result<Vec<u8>, AwsError>;
+
+macro_rules! op {
+    ($f:path) => {{
+        let f: Op = |s, c, body| {
+            let input = tresor_wire::json::decode(body)?;
+            let output = $f(s, c, input).map_err(AwsError::from)?;
+            tresor_wire::json::encode(&output)
+        };
+        f
+    }};
+}
+
+fn call(e: &Env, op: Op, body: Value) -> Result<Value, AwsError> {
     call_at(e, &ctx(), op, body)
 }
 
-fn call_at(e: &Env, c: &RequestCtx, op: &str, body: Value) -> Result<Value, AwsError> {
-    let h = crate::handler(op).unwrap_or_else(|| panic!("no handler for {op}"));
-    let out = h(&e.services, c, &serde_json::to_vec(&body).unwrap())?;
+fn call_at(e: &Env, c: &RequestCtx, op: Op, body: Value) -> Result<Value, AwsError> {
+    let out = op(&e.services, c, &serde_json::to_vec(&body).unwrap())?;
     Ok(serde_json::from_slice(&out).unwrap())
 }
 
@@ -30,7 +43,7 @@ fn err(r: Result<Value, AwsError>) -> AwsError {
 fn put(e: &Env, name: &str, value: &str, ty: &str) -> Value {
     call(
         e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": name, "Value": value, "Type": ty}),
     )
     .unwrap()
@@ -39,7 +52,7 @@ fn put(e: &Env, name: &str, value: &str, ty: &str) -> Value {
 fn get(e: &Env, name: &str) -> Value {
     call(
         e,
-        "GetParameter",
+        op!(crate::params::get_parameter),
         json!({"Name": name, "WithDecryption": true}),
     )
     .unwrap()["Parameter"]
@@ -64,7 +77,7 @@ fn string_parameter_round_trip_and_names_with_or_without_slash_are_one() {
     assert!(p["LastModifiedDate"].is_f64() || p["LastModifiedDate"].is_u64());
     let e2 = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "TestParam1", "Value": "x", "Type": "String"}),
     ));
     assert_eq!(e2.code, "ParameterAlreadyExists");
@@ -81,7 +94,11 @@ fn string_parameter_round_trip_and_names_with_or_without_slash_are_one() {
     );
     assert_eq!(by_arn["Name"], "/Test/TestParam1");
     // Missing: no message at all.
-    let nf = err(call(&e, "GetParameter", json!({"Name": "/nope"})));
+    let nf = err(call(
+        &e,
+        op!(crate::params::get_parameter),
+        json!({"Name": "/nope"}),
+    ));
     assert_eq!((nf.code.as_ref(), nf.message), ("ParameterNotFound", None));
 }
 
@@ -91,7 +108,7 @@ fn name_rules() {
     let code = |name: &str| {
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": name, "Value": "v", "Type": "String"}),
         ))
         .code
@@ -114,7 +131,7 @@ fn name_rules() {
     assert_eq!(code(&long), "ValidationException");
     let msg = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/aws/test", "Value": "v", "Type": "String"}),
     ))
     .message;
@@ -130,17 +147,17 @@ fn name_rules() {
 #[test]
 fn overwrite_keeps_unspecified_fields_and_bumps_the_version() {
     let e = env();
-    call(&e, "PutParameter", json!({"Name": "/o", "Value": "1", "Type": "String", "Description": "d", "AllowedPattern": "\\d+"})).unwrap();
+    call(&e, op!(crate::params::put_parameter), json!({"Name": "/o", "Value": "1", "Type": "String", "Description": "d", "AllowedPattern": "\\d+"})).unwrap();
     let out = call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/o", "Value": "2", "Overwrite": true}),
     )
     .unwrap();
     assert_eq!(out["Version"], 2);
     let d = call(
         &e,
-        "DescribeParameters",
+        op!(crate::listing::describe_parameters),
         json!({"ParameterFilters": [{"Key": "Name", "Values": ["/o"]}]}),
     )
     .unwrap();
@@ -156,21 +173,21 @@ fn overwrite_keeps_unspecified_fields_and_bumps_the_version() {
     // AllowedPattern stays in force.
     let pm = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/o", "Value": "abc", "Overwrite": true}),
     ));
     assert_eq!(pm.code, "ParameterPatternMismatchException");
     assert!(!pm.message.unwrap().contains("abc"));
     let bad = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/p", "Value": "abc", "Type": "String", "AllowedPattern": "("}),
     ));
     assert_eq!(bad.code, "InvalidAllowedPatternException");
     // Tags with overwrite; missing type on create.
     let t = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/o", "Value": "3", "Overwrite": true, "Tags": [{"Key": "k", "Value": "v"}]}),
     ));
     assert_eq!(t.code, "ValidationException");
@@ -182,7 +199,7 @@ fn overwrite_keeps_unspecified_fields_and_bumps_the_version() {
     assert_eq!(
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/new", "Value": "x"})
         ))
         .code,
@@ -191,30 +208,55 @@ fn overwrite_keeps_unspecified_fields_and_bumps_the_version() {
     assert_eq!(
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/new", "Value": "x", "Type": "Nope"})
         ))
         .code,
         "ValidationException"
     );
     // Selectors.
-    let v1 = call(&e, "GetParameter", json!({"Name": "/o:1"})).unwrap();
+    let v1 = call(
+        &e,
+        op!(crate::params::get_parameter),
+        json!({"Name": "/o:1"}),
+    )
+    .unwrap();
     assert_eq!(v1["Parameter"]["Value"], "1");
     assert_eq!(v1["Parameter"]["Selector"], ":1");
     assert_eq!(
-        err(call(&e, "GetParameter", json!({"Name": "/o:9"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": "/o:9"})
+        ))
+        .code,
         "ParameterVersionNotFound"
     );
     assert_eq!(
-        err(call(&e, "GetParameter", json!({"Name": "/o:nolabel"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": "/o:nolabel"})
+        ))
+        .code,
         "ParameterVersionNotFound"
     );
     assert_eq!(
-        err(call(&e, "GetParameter", json!({"Name": "/o:1:2"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": "/o:1:2"})
+        ))
+        .code,
         "ValidationException"
     );
     assert_eq!(
-        err(call(&e, "GetParameter", json!({"Name": "/o:"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": "/o:"})
+        ))
+        .code,
         "ValidationException"
     );
 }
@@ -226,11 +268,16 @@ fn secure_string_is_sealed_under_alias_aws_ssm_and_decrypted_only_on_request() {
     let plain = get(&e, "/ci/token");
     assert_eq!(plain["Value"], "tok-S3CR3T-value");
     assert_eq!(plain["Type"], "SecureString");
-    let cipher = call(&e, "GetParameter", json!({"Name": "/ci/token"})).unwrap();
+    let cipher = call(
+        &e,
+        op!(crate::params::get_parameter),
+        json!({"Name": "/ci/token"}),
+    )
+    .unwrap();
     let c = cipher["Parameter"]["Value"].as_str().unwrap();
     assert!(!c.contains("S3CR3T"));
     assert!(c.len() > 40);
-    let d = call(&e, "DescribeParameters", json!({})).unwrap();
+    let d = call(&e, op!(crate::listing::describe_parameters), json!({})).unwrap();
     assert_eq!(d["Parameters"][0]["KeyId"], "alias/aws/ssm");
     // Nothing in the store holds the plaintext.
     let txn = e.store.begin_read().unwrap();
@@ -238,28 +285,31 @@ fn secure_string_is_sealed_under_alias_aws_ssm_and_decrypted_only_on_request() {
         assert!(!String::from_utf8_lossy(&v).contains("S3CR3T"), "{k}");
     }
     // A customer key by alias; KeyId is echoed as given.
-    let kms = tresor_kms::handler("CreateKey").unwrap();
-    let out: Value = serde_json::from_slice(&kms(&e.services, &ctx(), b"{}").unwrap()).unwrap();
+    let out = call(&e, op!(tresor_kms::ops::keys::create_key), json!({})).unwrap();
     let key_id = out["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
-    let alias = tresor_kms::handler("CreateAlias").unwrap();
-    alias(
-        &e.services,
-        &ctx(),
-        &serde_json::to_vec(&json!({"AliasName": "alias/ci", "TargetKeyId": key_id})).unwrap(),
+    call(
+        &e,
+        op!(tresor_kms::ops::aliases::create_alias),
+        json!({"AliasName": "alias/ci", "TargetKeyId": key_id}),
     )
     .unwrap();
     call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/ci/k", "Value": "x", "Type": "SecureString", "KeyId": "alias/ci"}),
     )
     .unwrap();
     assert_eq!(get(&e, "/ci/k")["Value"], "x");
-    let h = call(&e, "GetParameterHistory", json!({"Name": "/ci/k"})).unwrap();
+    let h = call(
+        &e,
+        op!(crate::listing::get_parameter_history),
+        json!({"Name": "/ci/k"}),
+    )
+    .unwrap();
     assert_eq!(h["Parameters"][0]["KeyId"], "alias/ci");
     let bad = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/ci/k2", "Value": "x", "Type": "SecureString", "KeyId": "alias/missing"}),
     ));
     assert_eq!(bad.code, "InvalidKeyId");
@@ -268,7 +318,7 @@ fn secure_string_is_sealed_under_alias_aws_ssm_and_decrypted_only_on_request() {
     assert_eq!(
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/s", "Value": "x", "Type": "String", "KeyId": "alias/ci"})
         ))
         .code,
@@ -283,52 +333,67 @@ fn hundred_versions_are_kept_and_a_labeled_oldest_blocks_the_next_write() {
     for i in 1..100 {
         call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/v", "Value": i.to_string(), "Overwrite": true}),
         )
         .unwrap();
     }
     call(
         &e,
-        "LabelParameterVersion",
+        op!(crate::labels::label_parameter_version),
         json!({"Name": "/v", "ParameterVersion": 1, "Labels": ["keep"]}),
     )
     .unwrap();
     let blocked = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/v", "Value": "x", "Overwrite": true}),
     ));
     assert_eq!(blocked.code, "ParameterMaxVersionLimitExceeded");
     // Move the label; the 101st write drops version 1.
     call(
         &e,
-        "LabelParameterVersion",
+        op!(crate::labels::label_parameter_version),
         json!({"Name": "/v", "ParameterVersion": 50, "Labels": ["keep"]}),
     )
     .unwrap();
     let out = call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/v", "Value": "x", "Overwrite": true}),
     )
     .unwrap();
     assert_eq!(out["Version"], 101);
     assert_eq!(
-        err(call(&e, "GetParameter", json!({"Name": "/v:1"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": "/v:1"})
+        ))
+        .code,
         "ParameterVersionNotFound"
     );
     assert_eq!(
-        call(&e, "GetParameter", json!({"Name": "/v:keep"})).unwrap()["Parameter"]["Value"],
+        call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": "/v:keep"})
+        )
+        .unwrap()["Parameter"]["Value"],
         "49"
     );
-    let h = call(&e, "GetParameterHistory", json!({"Name": "/v"})).unwrap();
+    let h = call(
+        &e,
+        op!(crate::listing::get_parameter_history),
+        json!({"Name": "/v"}),
+    )
+    .unwrap();
     assert_eq!(h["Parameters"].as_array().unwrap().len(), 50);
     assert_eq!(h["Parameters"][0]["Version"], 2);
     let token = h["NextToken"].as_str().unwrap().to_string();
     let h2 = call(
         &e,
-        "GetParameterHistory",
+        op!(crate::listing::get_parameter_history),
         json!({"Name": "/v", "NextToken": token}),
     )
     .unwrap();
@@ -340,7 +405,7 @@ fn hundred_versions_are_kept_and_a_labeled_oldest_blocks_the_next_write() {
     assert_eq!(
         err(call(
             &e,
-            "GetParameterHistory",
+            op!(crate::listing::get_parameter_history),
             json!({"Name": "/v", "NextToken": "garbage!"})
         ))
         .code,
@@ -354,13 +419,13 @@ fn labels_move_are_validated_and_limited() {
     put(&e, "/l", "a", "String");
     call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/l", "Value": "b", "Overwrite": true}),
     )
     .unwrap();
     let out = call(
         &e,
-        "LabelParameterVersion",
+        op!(crate::labels::label_parameter_version),
         json!({"Name": "/l", "ParameterVersion": 1, "Labels": ["prod", "1bad", "awsx"]}),
     )
     .unwrap();
@@ -371,12 +436,17 @@ fn labels_move_are_validated_and_limited() {
     // Moving.
     let out = call(
         &e,
-        "LabelParameterVersion",
+        op!(crate::labels::label_parameter_version),
         json!({"Name": "/l", "Labels": ["prod"]}),
     )
     .unwrap();
     assert_eq!(out["ParameterVersion"], 2);
-    let p = call(&e, "GetParameter", json!({"Name": "/l:prod"})).unwrap();
+    let p = call(
+        &e,
+        op!(crate::params::get_parameter),
+        json!({"Name": "/l:prod"}),
+    )
+    .unwrap();
     assert_eq!(
         (
             p["Parameter"]["Value"].as_str(),
@@ -387,7 +457,7 @@ fn labels_move_are_validated_and_limited() {
     assert_eq!(
         err(call(
             &e,
-            "LabelParameterVersion",
+            op!(crate::labels::label_parameter_version),
             json!({"Name": "/l", "ParameterVersion": 7, "Labels": ["x"]})
         ))
         .code,
@@ -396,7 +466,7 @@ fn labels_move_are_validated_and_limited() {
     assert_eq!(
         err(call(
             &e,
-            "LabelParameterVersion",
+            op!(crate::labels::label_parameter_version),
             json!({"Name": "/none", "Labels": ["x"]})
         ))
         .code,
@@ -405,14 +475,14 @@ fn labels_move_are_validated_and_limited() {
     let ten: Vec<String> = (0..10).map(|i| format!("l{i}")).collect();
     call(
         &e,
-        "LabelParameterVersion",
+        op!(crate::labels::label_parameter_version),
         json!({"Name": "/l", "ParameterVersion": 1, "Labels": ten}),
     )
     .unwrap();
     assert_eq!(
         err(call(
             &e,
-            "LabelParameterVersion",
+            op!(crate::labels::label_parameter_version),
             json!({"Name": "/l", "ParameterVersion": 1, "Labels": ["l10"]})
         ))
         .code,
@@ -420,7 +490,7 @@ fn labels_move_are_validated_and_limited() {
     );
     let un = call(
         &e,
-        "UnlabelParameterVersion",
+        op!(crate::labels::unlabel_parameter_version),
         json!({"Name": "/l", "ParameterVersion": 2, "Labels": ["prod", "l0"]}),
     )
     .unwrap();
@@ -437,7 +507,12 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
         put(&e, n, n, "String");
     }
     put(&e, "/a/s", "secret", "SecureString");
-    let one = call(&e, "GetParametersByPath", json!({"Path": "/a"})).unwrap();
+    let one = call(
+        &e,
+        op!(crate::listing::get_parameters_by_path),
+        json!({"Path": "/a"}),
+    )
+    .unwrap();
     let names: Vec<&str> = one["Parameters"]
         .as_array()
         .unwrap()
@@ -447,7 +522,7 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
     assert_eq!(names, ["/a/s", "/a/x", "/a/y"]);
     let rec = call(
         &e,
-        "GetParametersByPath",
+        op!(crate::listing::get_parameters_by_path),
         json!({"Path": "/a/", "Recursive": true, "WithDecryption": true}),
     )
     .unwrap();
@@ -459,7 +534,12 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
             .iter()
             .any(|p| p["Value"] == "secret")
     );
-    let top = call(&e, "GetParametersByPath", json!({"Path": "/"})).unwrap();
+    let top = call(
+        &e,
+        op!(crate::listing::get_parameters_by_path),
+        json!({"Path": "/"}),
+    )
+    .unwrap();
     let names: Vec<&str> = top["Parameters"]
         .as_array()
         .unwrap()
@@ -475,7 +555,7 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
         if let Some(t) = &token {
             body["NextToken"] = json!(t);
         }
-        let page = call(&e, "GetParametersByPath", body).unwrap();
+        let page = call(&e, op!(crate::listing::get_parameters_by_path), body).unwrap();
         seen.extend(
             page["Parameters"]
                 .as_array()
@@ -494,26 +574,26 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
     assert_eq!(seen.len(), 6);
     let filtered = call(
         &e,
-        "GetParametersByPath",
+        op!(crate::listing::get_parameters_by_path),
         json!({"Path": "/a", "ParameterFilters": [{"Key": "Type", "Values": ["SecureString"]}]}),
     )
     .unwrap();
     assert_eq!(filtered["Parameters"].as_array().unwrap().len(), 1);
     call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/a/x", "Value": "new", "Overwrite": true}),
     )
     .unwrap();
     call(
         &e,
-        "LabelParameterVersion",
+        op!(crate::labels::label_parameter_version),
         json!({"Name": "/a/x", "ParameterVersion": 1, "Labels": ["old"]}),
     )
     .unwrap();
     let labeled = call(
         &e,
-        "GetParametersByPath",
+        op!(crate::listing::get_parameters_by_path),
         json!({"Path": "/a", "ParameterFilters": [{"Key": "Label", "Values": ["old"]}]}),
     )
     .unwrap();
@@ -533,7 +613,7 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
         assert_eq!(
             err(call(
                 &e,
-                "GetParametersByPath",
+                op!(crate::listing::get_parameters_by_path),
                 json!({"Path": "/a", "ParameterFilters": [filter]})
             ))
             .code,
@@ -543,7 +623,7 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
     assert_eq!(
         err(call(
             &e,
-            "GetParametersByPath",
+            op!(crate::listing::get_parameters_by_path),
             json!({"Path": "/a", "MaxResults": 11})
         ))
         .code,
@@ -552,7 +632,7 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
     assert_eq!(
         err(call(
             &e,
-            "GetParametersByPath",
+            op!(crate::listing::get_parameters_by_path),
             json!({"Path": "/a", "NextToken": "nope"})
         ))
         .code,
@@ -561,7 +641,7 @@ fn by_path_is_recursive_or_one_level_pages_and_filters() {
     assert_eq!(
         err(call(
             &e,
-            "GetParametersByPath",
+            op!(crate::listing::get_parameters_by_path),
             json!({"Path": "/aws/reference/secretsmanager"})
         ))
         .code,
@@ -574,9 +654,9 @@ fn describe_filters_both_styles() {
     let e = env();
     put(&e, "/d/a", "1", "String");
     put(&e, "/d/b/c", "1", "SecureString");
-    call(&e, "PutParameter", json!({"Name": "/d/t", "Value": "1", "Type": "String", "Tags": [{"Key": "team", "Value": "ci"}]})).unwrap();
+    call(&e, op!(crate::params::put_parameter), json!({"Name": "/d/t", "Value": "1", "Type": "String", "Tags": [{"Key": "team", "Value": "ci"}]})).unwrap();
     let names = |body: Value| -> Vec<String> {
-        call(&e, "DescribeParameters", body).unwrap()["Parameters"]
+        call(&e, op!(crate::listing::describe_parameters), body).unwrap()["Parameters"]
             .as_array()
             .unwrap()
             .iter()
@@ -628,7 +708,7 @@ fn describe_filters_both_styles() {
     );
     let both = err(call(
         &e,
-        "DescribeParameters",
+        op!(crate::listing::describe_parameters),
         json!({"Filters": [{"Key": "Type", "Values": ["String"]}], "ParameterFilters": [{"Key": "Type", "Values": ["String"]}]}),
     ));
     assert_eq!(
@@ -638,7 +718,7 @@ fn describe_filters_both_styles() {
     assert_eq!(
         err(call(
             &e,
-            "DescribeParameters",
+            op!(crate::listing::describe_parameters),
             json!({"ParameterFilters": [{"Key": "Label", "Values": ["x"]}]})
         ))
         .code,
@@ -647,7 +727,7 @@ fn describe_filters_both_styles() {
     assert_eq!(
         err(call(
             &e,
-            "DescribeParameters",
+            op!(crate::listing::describe_parameters),
             json!({"ParameterFilters": [{"Key": "Name", "Option": "Fuzzy", "Values": ["x"]}]})
         ))
         .code,
@@ -656,24 +736,34 @@ fn describe_filters_both_styles() {
     assert_eq!(
         err(call(
             &e,
-            "DescribeParameters",
+            op!(crate::listing::describe_parameters),
             json!({"Filters": [{"Key": "Bogus", "Values": ["x"]}]})
         ))
         .code,
         "ValidationException"
     );
-    let page = call(&e, "DescribeParameters", json!({"MaxResults": 2})).unwrap();
+    let page = call(
+        &e,
+        op!(crate::listing::describe_parameters),
+        json!({"MaxResults": 2}),
+    )
+    .unwrap();
     assert_eq!(page["Parameters"].as_array().unwrap().len(), 2);
     let next = call(
         &e,
-        "DescribeParameters",
+        op!(crate::listing::describe_parameters),
         json!({"MaxResults": 2, "NextToken": page["NextToken"]}),
     )
     .unwrap();
     assert_eq!(next["Parameters"].as_array().unwrap().len(), 1);
     assert!(next.get("NextToken").is_none());
     assert_eq!(
-        call(&e, "DescribeParameters", json!({"Shared": true})).unwrap()["Parameters"],
+        call(
+            &e,
+            op!(crate::listing::describe_parameters),
+            json!({"Shared": true})
+        )
+        .unwrap()["Parameters"],
         json!([])
     );
 }
@@ -685,7 +775,7 @@ fn tiers_policies_and_expiration_job() {
     assert_eq!(
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/big", "Value": big, "Type": "String"})
         ))
         .code,
@@ -693,20 +783,20 @@ fn tiers_policies_and_expiration_job() {
     );
     let out = call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/big", "Value": big, "Type": "String", "Tier": "Intelligent-Tiering"}),
     )
     .unwrap();
     assert_eq!(out["Tier"], "Advanced");
     let down = err(call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/big", "Value": "small", "Overwrite": true, "Tier": "Standard"}),
     ));
     assert_eq!(down.code, "ValidationException");
     let stays = call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/big", "Value": "small", "Overwrite": true}),
     )
     .unwrap();
@@ -722,16 +812,16 @@ fn tiers_policies_and_expiration_job() {
     assert_eq!(
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/exp", "Value": "v", "Type": "String", "Policies": policies})
         ))
         .code,
         "ValidationException"
     );
-    call(&e, "PutParameter", json!({"Name": "/exp", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
+    call(&e, op!(crate::params::put_parameter), json!({"Name": "/exp", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
     let d = call(
         &e,
-        "DescribeParameters",
+        op!(crate::listing::describe_parameters),
         json!({"ParameterFilters": [{"Key": "Name", "Values": ["/exp"]}]}),
     )
     .unwrap();
@@ -742,7 +832,7 @@ fn tiers_policies_and_expiration_job() {
     // Overwriting without Policies keeps them (and the expiration).
     call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/exp", "Value": "v2", "Overwrite": true}),
     )
     .unwrap();
@@ -753,7 +843,12 @@ fn tiers_policies_and_expiration_job() {
         1
     );
     assert_eq!(
-        err(call(&e, "GetParameter", json!({"Name": "/exp"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": "/exp"})
+        ))
+        .code,
         "ParameterNotFound"
     );
     // Idempotent: nothing left to do.
@@ -762,16 +857,21 @@ fn tiers_policies_and_expiration_job() {
         0
     );
     // A job made stale by deletion and re-creation does not delete the new parameter.
-    call(&e, "PutParameter", json!({"Name": "/exp2", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
-    call(&e, "DeleteParameter", json!({"Name": "/exp2"})).unwrap();
+    call(&e, op!(crate::params::put_parameter), json!({"Name": "/exp2", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
+    call(
+        &e,
+        op!(crate::params::delete_parameter),
+        json!({"Name": "/exp2"}),
+    )
+    .unwrap();
     put(&e, "/exp2", "again", "String");
     crate::run_due_jobs(&e.services, now + Duration::hours(2)).unwrap();
     assert_eq!(get(&e, "/exp2")["Value"], "again");
     // New empty policies cancel the expiration.
-    call(&e, "PutParameter", json!({"Name": "/exp3", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
+    call(&e, op!(crate::params::put_parameter), json!({"Name": "/exp3", "Value": "v", "Type": "String", "Tier": "Advanced", "Policies": policies})).unwrap();
     call(
         &e,
-        "PutParameter",
+        op!(crate::params::put_parameter),
         json!({"Name": "/exp3", "Value": "v", "Overwrite": true, "Policies": "[]"}),
     )
     .unwrap();
@@ -782,12 +882,12 @@ fn tiers_policies_and_expiration_job() {
 #[test]
 fn data_types() {
     let e = env();
-    call(&e, "PutParameter", json!({"Name": "/ami", "Value": "ami-0123456789abcdef0", "Type": "String", "DataType": "aws:ec2:image"})).unwrap();
+    call(&e, op!(crate::params::put_parameter), json!({"Name": "/ami", "Value": "ami-0123456789abcdef0", "Type": "String", "DataType": "aws:ec2:image"})).unwrap();
     assert_eq!(get(&e, "/ami")["DataType"], "aws:ec2:image");
     assert_eq!(
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/ami2", "Value": "nope", "Type": "String", "DataType": "aws:ec2:image"})
         ))
         .code,
@@ -796,7 +896,7 @@ fn data_types() {
     assert_eq!(
         err(call(
             &e,
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/x", "Value": "v", "Type": "String", "DataType": "bogus"})
         ))
         .code,
@@ -809,7 +909,7 @@ fn get_parameters_splits_found_and_invalid() {
     let e = env();
     put(&e, "/g/a", "1", "String");
     put(&e, "/g/b", "2", "SecureString");
-    let out = call(&e, "GetParameters", json!({"Names": ["/g/b", "/g/a", "/g/missing", "/g/a:9", "bad name", "/g/a"], "WithDecryption": true})).unwrap();
+    let out = call(&e, op!(crate::params::get_parameters), json!({"Names": ["/g/b", "/g/a", "/g/missing", "/g/a:9", "bad name", "/g/a"], "WithDecryption": true})).unwrap();
     let names: Vec<&str> = out["Parameters"]
         .as_array()
         .unwrap()
@@ -823,13 +923,18 @@ fn get_parameters_splits_found_and_invalid() {
         json!(["/g/missing", "/g/a:9", "bad name"])
     );
     assert_eq!(
-        err(call(&e, "GetParameters", json!({"Names": []}))).code,
+        err(call(
+            &e,
+            op!(crate::params::get_parameters),
+            json!({"Names": []})
+        ))
+        .code,
         "ValidationException"
     );
     // A reference without WithDecryption is invalid, not an error.
     let r = call(
         &e,
-        "GetParameters",
+        op!(crate::params::get_parameters),
         json!({"Names": ["/aws/reference/secretsmanager/x"]}),
     )
     .unwrap();
@@ -844,7 +949,7 @@ fn reference_requires_decryption_and_parses_strictly() {
     let e = env();
     let nd = err(call(
         &e,
-        "GetParameter",
+        op!(crate::params::get_parameter),
         json!({"Name": "/aws/reference/secretsmanager/missing"}),
     ));
     assert_eq!(nd.code, "ValidationException");
@@ -854,13 +959,13 @@ fn reference_requires_decryption_and_parses_strictly() {
     );
     let bad = err(call(
         &e,
-        "GetParameter",
+        op!(crate::params::get_parameter),
         json!({"Name": "/aws/reference/secretsmanager/x:a:b", "WithDecryption": true}),
     ));
     assert!(bad.message.unwrap().contains("<name>:<version/label>"));
     let nf = err(call(
         &e,
-        "GetParameter",
+        op!(crate::params::get_parameter),
         json!({"Name": "/aws/reference/secretsmanager/missing", "WithDecryption": true}),
     ));
     assert_eq!(nf.code, "ParameterNotFound");
@@ -877,18 +982,33 @@ fn deletes_and_tags() {
     let e = env();
     put(&e, "/del/a", "1", "String");
     put(&e, "/del/b", "1", "String");
-    call(&e, "DeleteParameter", json!({"Name": "/del/a"})).unwrap();
+    call(
+        &e,
+        op!(crate::params::delete_parameter),
+        json!({"Name": "/del/a"}),
+    )
+    .unwrap();
     assert_eq!(
-        err(call(&e, "DeleteParameter", json!({"Name": "/del/a"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::delete_parameter),
+            json!({"Name": "/del/a"})
+        ))
+        .code,
         "ParameterNotFound"
     );
     assert_eq!(
-        err(call(&e, "DeleteParameter", json!({"Name": "/aws/x"}))).code,
+        err(call(
+            &e,
+            op!(crate::params::delete_parameter),
+            json!({"Name": "/aws/x"})
+        ))
+        .code,
         "AccessDeniedException"
     );
     let out = call(
         &e,
-        "DeleteParameters",
+        op!(crate::params::delete_parameters),
         json!({"Names": ["/del/b", "/del/a"]}),
     )
     .unwrap();
@@ -899,23 +1019,23 @@ fn deletes_and_tags() {
     // Versions are gone with the parameter: re-creating starts at 1.
     assert_eq!(put(&e, "/del/b", "x", "String")["Version"], 1);
 
-    let tag = |op: &str, body: Value| call(&e, op, body);
-    tag("AddTagsToResource", json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]})).unwrap();
-    tag("AddTagsToResource", json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": [{"Key": "a", "Value": "3"}]})).unwrap();
+    let tag = |op: Op, body: Value| call(&e, op, body);
+    tag(op!(crate::tags::add_tags_to_resource), json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]})).unwrap();
+    tag(op!(crate::tags::add_tags_to_resource), json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": [{"Key": "a", "Value": "3"}]})).unwrap();
     tag(
-        "RemoveTagsFromResource",
+        op!(crate::tags::remove_tags_from_resource),
         json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "TagKeys": ["b"]}),
     )
     .unwrap();
     let l = tag(
-        "ListTagsForResource",
+        op!(crate::tags::list_tags_for_resource),
         json!({"ResourceType": "Parameter", "ResourceId": "/del/b"}),
     )
     .unwrap();
     assert_eq!(l, json!({"TagList": [{"Key": "a", "Value": "3"}]}));
     assert_eq!(
         err(tag(
-            "ListTagsForResource",
+            op!(crate::tags::list_tags_for_resource),
             json!({"ResourceType": "Parameter", "ResourceId": "/nope"})
         ))
         .code,
@@ -923,7 +1043,7 @@ fn deletes_and_tags() {
     );
     assert_eq!(
         err(tag(
-            "ListTagsForResource",
+            op!(crate::tags::list_tags_for_resource),
             json!({"ResourceType": "Document", "ResourceId": "/del/b"})
         ))
         .code,
@@ -931,7 +1051,7 @@ fn deletes_and_tags() {
     );
     assert_eq!(
         err(tag(
-            "ListTagsForResource",
+            op!(crate::tags::list_tags_for_resource),
             json!({"ResourceType": "Bogus", "ResourceId": "/del/b"})
         ))
         .code,
@@ -942,7 +1062,7 @@ fn deletes_and_tags() {
         .collect();
     assert_eq!(
         err(tag(
-            "AddTagsToResource",
+            op!(crate::tags::add_tags_to_resource),
             json!({"ResourceType": "Parameter", "ResourceId": "/del/b", "Tags": many})
         ))
         .code,
@@ -976,30 +1096,33 @@ fn refused_writes_never_wait_for_the_writer() {
     let held = e.store.begin_write().unwrap();
     let c = nobody();
     let started = std::time::Instant::now();
-    for (op, body) in [
+    for (i, (op, body)) in [
         (
-            "AddTagsToResource",
+            op!(crate::tags::add_tags_to_resource),
             json!({"ResourceType": "Parameter", "ResourceId": "/held", "Tags": [{"Key": "k", "Value": "v"}]}),
         ),
         (
-            "RemoveTagsFromResource",
+            op!(crate::tags::remove_tags_from_resource),
             json!({"ResourceType": "Parameter", "ResourceId": "/held", "TagKeys": ["k"]}),
         ),
         (
-            "PutParameter",
+            op!(crate::params::put_parameter),
             json!({"Name": "/held", "Value": "w", "Type": "String", "Overwrite": true}),
         ),
-        ("DeleteParameter", json!({"Name": "/held"})),
-        ("DeleteParameters", json!({"Names": ["/held"]})),
+        (op!(crate::params::delete_parameter), json!({"Name": "/held"})),
+        (op!(crate::params::delete_parameters), json!({"Names": ["/held"]})),
         (
-            "LabelParameterVersion",
+            op!(crate::labels::label_parameter_version),
             json!({"Name": "/held", "Labels": ["l"]}),
         ),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         assert_eq!(
             err(call_at(&e, &c, op, body)).code,
             "AccessDeniedException",
-            "{op}"
+            "operation {i}"
         );
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(1));

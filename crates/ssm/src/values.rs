@@ -1,4 +1,5 @@
-//! Rules on values: data types, `AllowedPattern`, tiers and sizes, tags (spec §3.1, §3.4).
+//! Rules on values: data types, `AllowedPattern`, tiers and sizes, tags (AWS Systems Manager
+//! API Reference, PutParameter, and the botocore model's constraints).
 
 use std::sync::LazyLock;
 
@@ -30,7 +31,7 @@ pub const DATA_TYPES: &[&str] = &[
     "jsonc",
 ];
 
-/// [M] The tag key/value pattern `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`.
+/// The tag key/value pattern `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$` (botocore model).
 static TAG_PATTERN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$").ok());
 
@@ -86,7 +87,9 @@ pub fn check_data_type(data_type: &str, param_type: &str, value: &str) -> Result
     if ok {
         Ok(())
     } else {
-        // [?] AWS validates aws:ec2:image asynchronously; tresor refuses at once.
+        // Deliberate deviation: AWS validates aws:ec2:image asynchronously (AWS Systems Manager
+        // User Guide, "Native parameter support for Amazon Machine Image IDs"); tresor refuses
+        // at once.
         Err(errors::validation(format!(
             "The parameter value isn't valid for the {data_type} data type."
         )))
@@ -116,7 +119,7 @@ pub fn resolve_tier(
     let tier = match requested {
         Some("Standard") => {
             if current == Some(Tier::Advanced) {
-                // [?] AWS's wording of the downgrade refusal.
+                // AWS's wording of the downgrade refusal (unconfirmed).
                 return Err(errors::validation(
                     "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier. If necessary, you can delete the advanced parameter and recreate it as a standard parameter.",
                 ));

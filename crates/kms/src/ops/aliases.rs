@@ -1,7 +1,8 @@
 //! Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
 //!
 //! Alias operations need permission on the alias ARN (IAM policy) **and** on the key (key
-//! policy) — spec §6.3, KMS Developer Guide "Controlling access to aliases". The key record
+//! policy) — AWS KMS Developer Guide, "Controlling access to aliases"
+//! (https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html). The key record
 //! keeps the names of its aliases, updated in the same transaction, for `kms:ResourceAliases`.
 
 use crate::errors::KmsError;
@@ -38,9 +39,9 @@ fn validate_alias_name(v: &mut Validator, name: &str) {
     }
 }
 
-/// The checks after the model's constraints: the `alias/` prefix (observed AWS text, spec
-/// §6.1) and the reserved `alias/aws/` prefix (moto answers `NotAuthorizedException` without
-/// a message; the code is not modeled).
+/// The checks after the model's constraints: the `alias/` prefix (AWS's text: observed
+/// behavior) and the reserved `alias/aws/` prefix (moto answers `NotAuthorizedException`
+/// without a message; the code is not modeled, so AWS's answer is unconfirmed).
 fn check_alias_name(name: &str) -> Result<(), KmsError> {
     if !name.starts_with("alias/") || name.len() == 6 {
         return Err(errors::validation(
@@ -290,7 +291,8 @@ pub fn list_aliases(
     {
         return Err(errors::invalid_marker());
     }
-    // Documented range 1–100, default 50 (spec §1.4).
+    // Documented range 1–100, default 50 (AWS KMS API Reference, ListAliases; the botocore
+    // model allows up to 1000).
     let limit = page_limit(input.limit, 50, 100);
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let txn = read(services)?;

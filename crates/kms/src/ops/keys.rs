@@ -408,7 +408,7 @@ pub fn schedule_key_deletion(
             key.state = KeyState::PendingDeletion;
             key.deletion_date = Some(due);
             key.pending_window_days = Some(days);
-            // The outbox: the deletion job is written in the same transaction (DESIGN.md §6).
+            // The outbox: the deletion job is written in the same transaction as the new state.
             model::put_job(
                 txn,
                 &JobRecord {

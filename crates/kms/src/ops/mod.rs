@@ -216,7 +216,7 @@ pub(crate) const ENCRYPTION_ALGORITHMS: [&str; 4] = [
     "SM2PKE",
 ];
 
-/// `KeyMetadata` (spec §6.2).
+/// `KeyMetadata` (AWS KMS API Reference, "KeyMetadata" data type).
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct KeyMetadata {

@@ -1,0 +1,161 @@
+//! The one dispatch table: (service, operation name) → the typed handler that implements it,
+//! wrapped in its protocol's codec, and whether it only reads.
+//!
+//! Every service declares each operation once — a typed input, a typed output and a handler
+//! `fn(&Services, &RequestCtx, Input) -> Result<Output, ServiceError>` in its own crate; this
+//! table is the only place that names them. The `wire` crate decodes the input and encodes the
+//! output; the service's typed error becomes the protocol's error shape in `wire` too. An
+//! operation that is not in the table answers AWS's unknown-operation error — nothing answers
+//! success without doing its work. Adding an operation: an input/output pair and a handler in
+//! the service crate, a row here, a test.
+
+use tresor_core::{RequestCtx, Services};
+use tresor_wire::query::QueryParams;
+use tresor_wire::{AwsError, ServiceId};
+
+/// Whether an operation only reads. Reads run inline on the request thread (SQLite readers
+/// never wait for the writer); writes run on the blocking pool, so that waiting for the
+/// store's single writer or an fsync never holds a request thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// An awsJson1.1 operation: the body in, the encoded output out.
+pub type JsonCall = fn(&Services, &RequestCtx, &[u8]) -> Result<Vec<u8>, AwsError>;
+
+/// An awsQuery operation: the parameters in, the inner XML of `<{Action}Result>` out (`None`:
+/// the response has no result element).
+pub type QueryCall = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
+
+#[derive(Clone, Copy)]
+pub struct Operation<C> {
+    pub access: Access,
+    pub call: C,
+}
+
+/// Wraps a typed awsJson1.1 handler: `wire` decodes the input and encodes the output, the
+/// handler's typed error becomes an `AwsError`.
+macro_rules! json {
+    ($access:ident, $f:path) => {
+        Operation::<JsonCall> {
+            access: Access::$access,
+            call: |services: &Services, ctx: &RequestCtx, body: &[u8]| {
+                let input = tresor_wire::json::decode(body)?;
+                let output = $f(services, ctx, input).map_err(AwsError::from)?;
+                tresor_wire::json::encode(&output)
+            },
+        }
+    };
+}
+
+/// The awsJson1.1 operation `op` of `service`.
+pub fn json_operation(service: ServiceId, op: &str) -> Option<Operation<JsonCall>> {
+    match service {
+        ServiceId::Kms => kms(op),
+        ServiceId::SecretsManager => secrets_manager(op),
+        ServiceId::Ssm => ssm(op),
+        ServiceId::Iam | ServiceId::Sts => None,
+    }
+}
+
+/// The awsQuery operation `op` of `service` (IAM, STS).
+pub fn query_operation(service: ServiceId, op: &str) -> Option<Operation<QueryCall>> {
+    let call = tresor_iam::query_handler(service, op)?;
+    // The policy simulator only reads, but a page of it may take up to a second of CPU: it
+    // runs on the blocking pool with the writes, so that it never holds a request thread.
+    let reads = ["Get", "List"].iter().any(|p| op.starts_with(p))
+        && !matches!((service, op), (ServiceId::Sts, "GetSessionToken"));
+    Some(Operation {
+        access: if reads { Access::Read } else { Access::Write },
+        call,
+    })
+}
+
+/// KMS (target prefix `TrentService`).
+fn kms(op: &str) -> Option<Operation<JsonCall>> {
+    use tresor_kms::ops::{aliases, crypto, keys, policy, rotation, tags};
+    Some(match op {
+        "CreateKey" => json!(Write, keys::create_key),
+        "DescribeKey" => json!(Read, keys::describe_key),
+        "ListKeys" => json!(Read, keys::list_keys),
+        "EnableKey" => json!(Write, keys::enable_key),
+        "DisableKey" => json!(Write, keys::disable_key),
+        "ScheduleKeyDeletion" => json!(Write, keys::schedule_key_deletion),
+        "CancelKeyDeletion" => json!(Write, keys::cancel_key_deletion),
+        "UpdateKeyDescription" => json!(Write, keys::update_key_description),
+        "CreateAlias" => json!(Write, aliases::create_alias),
+        "UpdateAlias" => json!(Write, aliases::update_alias),
+        "DeleteAlias" => json!(Write, aliases::delete_alias),
+        "ListAliases" => json!(Read, aliases::list_aliases),
+        "Encrypt" => json!(Read, crypto::encrypt),
+        "Decrypt" => json!(Read, crypto::decrypt),
+        "ReEncrypt" => json!(Read, crypto::re_encrypt),
+        "GenerateDataKey" => json!(Read, crypto::generate_data_key),
+        "GenerateDataKeyWithoutPlaintext" => {
+            json!(Read, crypto::generate_data_key_without_plaintext)
+        }
+        "GenerateRandom" => json!(Read, crypto::generate_random),
+        "GetKeyPolicy" => json!(Read, policy::get_key_policy),
+        "PutKeyPolicy" => json!(Write, policy::put_key_policy),
+        "ListKeyPolicies" => json!(Read, policy::list_key_policies),
+        "EnableKeyRotation" => json!(Write, rotation::enable_key_rotation),
+        "DisableKeyRotation" => json!(Write, rotation::disable_key_rotation),
+        "GetKeyRotationStatus" => json!(Read, rotation::get_key_rotation_status),
+        "RotateKeyOnDemand" => json!(Write, rotation::rotate_key_on_demand),
+        "ListKeyRotations" => json!(Read, rotation::list_key_rotations),
+        "TagResource" => json!(Write, tags::tag_resource),
+        "UntagResource" => json!(Write, tags::untag_resource),
+        "ListResourceTags" => json!(Read, tags::list_resource_tags),
+        _ => return None,
+    })
+}
+
+/// Secrets Manager (target prefix `secretsmanager`).
+fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
+    use tresor_secretsmanager::{deletion, listing, password, policy, secrets, tags, versions};
+    Some(match op {
+        "CreateSecret" => json!(Write, secrets::create_secret),
+        "DescribeSecret" => json!(Read, secrets::describe_secret),
+        "UpdateSecret" => json!(Write, secrets::update_secret),
+        "DeleteSecret" => json!(Write, deletion::delete_secret),
+        "RestoreSecret" => json!(Write, deletion::restore_secret),
+        "ListSecrets" => json!(Read, listing::list_secrets),
+        "TagResource" => json!(Write, tags::tag_resource),
+        "UntagResource" => json!(Write, tags::untag_resource),
+        // Reads; the first read of a day defers its LastAccessedDate write.
+        "GetSecretValue" => json!(Read, versions::get_secret_value),
+        "BatchGetSecretValue" => json!(Read, versions::batch_get_secret_value),
+        "PutSecretValue" => json!(Write, versions::put_secret_value),
+        "UpdateSecretVersionStage" => json!(Write, versions::update_secret_version_stage),
+        "ListSecretVersionIds" => json!(Read, versions::list_secret_version_ids),
+        "PutResourcePolicy" => json!(Write, policy::put_resource_policy),
+        "GetResourcePolicy" => json!(Read, policy::get_resource_policy),
+        "DeleteResourcePolicy" => json!(Write, policy::delete_resource_policy),
+        "ValidateResourcePolicy" => json!(Read, policy::validate_resource_policy),
+        "GetRandomPassword" => json!(Read, password::get_random_password),
+        _ => return None,
+    })
+}
+
+/// Parameter Store (target prefix `AmazonSSM`).
+fn ssm(op: &str) -> Option<Operation<JsonCall>> {
+    use tresor_ssm::{labels, listing, params, tags};
+    Some(match op {
+        "PutParameter" => json!(Write, params::put_parameter),
+        "GetParameter" => json!(Read, params::get_parameter),
+        "GetParameters" => json!(Read, params::get_parameters),
+        "DeleteParameter" => json!(Write, params::delete_parameter),
+        "DeleteParameters" => json!(Write, params::delete_parameters),
+        "GetParametersByPath" => json!(Read, listing::get_parameters_by_path),
+        "DescribeParameters" => json!(Read, listing::describe_parameters),
+        "GetParameterHistory" => json!(Read, listing::get_parameter_history),
+        "LabelParameterVersion" => json!(Write, labels::label_parameter_version),
+        "UnlabelParameterVersion" => json!(Write, labels::unlabel_parameter_version),
+        "AddTagsToResource" => json!(Write, tags::add_tags_to_resource),
+        "RemoveTagsFromResource" => json!(Write, tags::remove_tags_from_resource),
+        "ListTagsForResource" => json!(Read, tags::list_tags_for_resource),
+        _ => return None,
+    })
+}
