@@ -38,6 +38,14 @@ impl SecretBytes {
     }
 }
 
+/// For serde helpers over bytes (`tresor_wire::blob`); the bytes stay as secret as through
+/// [`SecretBytes::expose`].
+impl AsRef<[u8]> for SecretBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl From<Vec<u8>> for SecretBytes {
     fn from(bytes: Vec<u8>) -> Self {
         Self::new(bytes)

@@ -240,22 +240,3 @@ pub fn open(
     let aead = AeadKey::from_bytes(key.expose()).map_err(internal)?;
     Ok(aead.open(sealed, &binding.aad).ok().map(SecretBytes::from))
 }
-
-/// Serde for the byte fields of stored records (sealed values, data-key blobs): standard
-/// base64 with padding, as a JSON string.
-pub mod b64 {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(b))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        STANDARD
-            .decode(s.as_bytes())
-            .map_err(|_| serde::de::Error::custom("invalid base64"))
-    }
-}

@@ -1052,3 +1052,62 @@ fn nothing_secret_reaches_the_store() {
         }
     }
 }
+
+/// A request from an IAM user with no policy at all.
+fn nobody() -> RequestCtx {
+    let mut c = ctx();
+    c.caller = tresor_core::Caller {
+        account: ACCOUNT.into(),
+        arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+        user_id: "AIDAMALLORYEXAMPLE01".into(),
+        kind: tresor_core::CallerKind::User {
+            name: "mallory".into(),
+            path: "/".into(),
+            unique_id: "AIDAMALLORYEXAMPLE01".into(),
+        },
+        access_key_id: "AKIAMALLORYEXAMPLE01".into(),
+    };
+    c
+}
+
+/// A caller without permission is refused on a read snapshot: it neither waits for nor
+/// takes the store's writer (held here by another transaction).
+#[test]
+fn refused_writes_never_wait_for_the_writer() {
+    let e = env();
+    let arn = create_key(&e);
+    let held = e.store.begin_write().unwrap();
+    let c = nobody();
+    let started = std::time::Instant::now();
+    for (i, (op, body)) in [
+        (
+            op!(crate::ops::tags::tag_resource),
+            json!({"KeyId": arn, "Tags": [{"TagKey": "k", "TagValue": "v"}]}),
+        ),
+        (
+            op!(crate::ops::tags::untag_resource),
+            json!({"KeyId": arn, "TagKeys": ["k"]}),
+        ),
+        (op!(crate::ops::keys::disable_key), json!({"KeyId": arn})),
+        (
+            op!(crate::ops::rotation::enable_key_rotation),
+            json!({"KeyId": arn}),
+        ),
+        (
+            op!(crate::ops::aliases::create_alias),
+            json!({"AliasName": "alias/held", "TargetKeyId": arn}),
+        ),
+        (op!(crate::ops::keys::create_key), json!({})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            code(call(&e, &c, op, body)),
+            "AccessDeniedException",
+            "operation {i}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    drop(held);
+}

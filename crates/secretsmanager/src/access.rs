@@ -208,6 +208,27 @@ pub fn authorize_star(
         .map_err(Into::into)
 }
 
+/// Begins the write transaction of an operation only for a caller who passes `check`.
+///
+/// `check` loads what the operation needs and asks the Authorizer; it runs first on a read
+/// snapshot, so a request that will be refused never waits for — or holds — the store's one
+/// writer. It then runs again inside the write transaction, so a change committed in between
+/// (a policy or a tag revoking access, a deletion) cannot slip through; the second run is
+/// what the caller gets. Both runs are cheap: records come from the cache, and the
+/// Authorizer caches its policies.
+pub(crate) fn begin_authorized_write<'s, T>(
+    services: &'s Services,
+    check: impl Fn(&dyn ReadTxn) -> Result<T, SecretsManagerError>,
+) -> Result<(Box<dyn WriteTxn + 's>, T), SecretsManagerError> {
+    {
+        let snapshot = services.store().begin_read().or_internal()?;
+        check(&*snapshot)?;
+    }
+    let txn = services.store().begin_write().or_internal()?;
+    let out = check(&*txn)?;
+    Ok((txn, out))
+}
+
 /// Stores `rec` under its key.
 pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
     record::put(

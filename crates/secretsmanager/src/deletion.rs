@@ -10,7 +10,7 @@ use tresor_store::WriteTxn;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized, save, save_changed};
+use crate::access::{self, begin_authorized_write, load_authorized, save, save_changed};
 use crate::errors::{self, OrInternal};
 use crate::model::{PurgeJob, RECORD_VERSION, SecretRecord, keys};
 use crate::secrets::SecretIdInput;
@@ -78,16 +78,17 @@ pub fn delete_secret(
             d.to_string(),
         ));
     }
-    let mut txn = services.store().begin_write().or_internal()?;
-    let rec = match load_authorized(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:DeleteSecret",
-        &input.secret_id,
-        context,
-    ) {
-        Ok(rec) => rec,
+    let (mut txn, rec) = match begin_authorized_write(services, |txn| {
+        load_authorized(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:DeleteSecret",
+            &input.secret_id,
+            context.clone(),
+        )
+    }) {
+        Ok(found) => found,
         // A forced delete of a secret that does not exist is not ResourceNotFoundException
         // (DeleteSecret API reference, ForceDeleteWithoutRecovery).
         Err(SecretsManagerError::ResourceNotFound(_)) if force => {
@@ -199,15 +200,16 @@ pub fn restore_secret(
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
     validate::finish(v)?;
-    let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_authorized(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:RestoreSecret",
-        &input.secret_id,
-        vec![],
-    )?;
+    let (mut txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_authorized(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:RestoreSecret",
+            &input.secret_id,
+            vec![],
+        )
+    })?;
     if let Some(due) = rec.deletion_due.take() {
         txn.delete(&keys::purge_job(
             due.unix_timestamp(),

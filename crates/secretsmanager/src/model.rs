@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tresor_kms::envelope::b64;
 
 /// Format version of the records below.
 pub const RECORD_VERSION: u32 = 1;
@@ -128,10 +127,10 @@ pub struct ValueRecord {
     pub v: u32,
     pub kind: ValueKind,
     /// The KMS ciphertext blob of the data key.
-    #[serde(with = "b64")]
+    #[serde(with = "tresor_wire::blob")]
     pub data_key: Vec<u8>,
     /// The value sealed (AES-256-GCM) under the data key, AAD per [`value_aad`].
-    #[serde(with = "b64")]
+    #[serde(with = "tresor_wire::blob")]
     pub sealed: Vec<u8>,
 }
 
@@ -270,6 +269,18 @@ pub mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stored values keep their encoding: standard base64 with padding, byte for byte, so
+    /// existing data directories still open.
+    #[test]
+    fn value_records_keep_their_stored_json() {
+        let stored = r#"{"v":1,"kind":"binary","data_key":"AAH/","sealed":"+/8="}"#;
+        let rec: ValueRecord = serde_json::from_str(stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rec.data_key, [0, 1, 255]);
+        assert_eq!(rec.sealed, [251, 255]);
+        assert_eq!(serde_json::to_string(&rec).ok().as_deref(), Some(stored));
+        assert!(serde_json::from_str::<ValueRecord>(&stored.replace("+/8=", "-_8")).is_err());
+    }
 
     fn record() -> SecretRecord {
         let now = OffsetDateTime::UNIX_EPOCH;

@@ -18,7 +18,7 @@ use tresor_policy::{Policy, PolicyError, PolicyKind, map_aws_principals};
 use tresor_store::ReadTxn;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized, load_live, save_changed};
+use crate::access::{self, begin_authorized_write, load_authorized, load_live, save_changed};
 use crate::errors::{self, OrInternal};
 use crate::model::SecretRecord;
 use crate::validate;
@@ -212,15 +212,16 @@ pub fn put_resource_policy(
         "secretsmanager:BlockPublicPolicy".to_string(),
         block.to_string(),
     )];
-    let txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:PutResourcePolicy",
-        &input.secret_id,
-        context,
-    )?;
+    let (txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:PutResourcePolicy",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     parse(&input.resource_policy)?;
     if block && grants_public_access(&input.resource_policy) {
         return Err(public_policy_error());
@@ -279,15 +280,16 @@ pub fn delete_resource_policy(
     validate::secret_id(&mut v, &input.secret_id);
     check_policy_name(&mut v, input.policy_name.as_deref())?;
     validate::finish(v)?;
-    let txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:DeleteResourcePolicy",
-        &input.secret_id,
-        vec![],
-    )?;
+    let (txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:DeleteResourcePolicy",
+            &input.secret_id,
+            vec![],
+        )
+    })?;
     if rec.policy.take().is_some() {
         rec.policy_principals.clear();
         save_changed(txn, &mut rec, ctx.now)?;

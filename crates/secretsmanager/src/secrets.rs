@@ -13,7 +13,7 @@ use tresor_crypto::{SecretBytes, SecretString};
 use tresor_store::WriteTxn;
 use tresor_wire::validate::Validator;
 
-use crate::access::{load_authorized, load_live, save_changed};
+use crate::access::{begin_authorized_write, load_authorized, load_live, save_changed};
 use crate::errors::{self, OrInternal};
 use crate::model::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, RECORD_VERSION, SecretRecord, ValueRecord, keys,
@@ -32,7 +32,7 @@ pub struct CreateSecretInput {
     pub client_request_token: Option<String>,
     pub description: Option<String>,
     pub kms_key_id: Option<String>,
-    #[serde(default, deserialize_with = "shapes::secret_binary")]
+    #[serde(default, with = "tresor_wire::blob::option")]
     pub secret_binary: Option<SecretBytes>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
     pub secret_string: Option<SecretString>,
@@ -79,11 +79,6 @@ pub fn create_secret(
     validate::tags(&mut v, &tags)?;
     let value = validate::new_value(&mut v, input.secret_string, input.secret_binary, false)?;
     validate::finish(v)?;
-    if tags.len() > validate::MAX_TAGS {
-        return Err(errors::invalid_parameter(
-            "Number of tags exceeds Secrets Manager limit of 50.",
-        ));
-    }
     if input.add_replica_regions.is_some() || input.cross_account_primary_arn.is_some() {
         // Replication arrives with its own issue; refusing is better than silently ignoring.
         return Err(errors::invalid_request(
@@ -96,49 +91,52 @@ pub fn create_secret(
     let account = ctx.caller.account.clone();
     let region = ctx.region.clone();
 
-    let mut txn = services.store().begin_write().or_internal()?;
+    // Drawn once, so both authorization runs name the same ARN.
+    let suffix = tresor_crypto::ids::secret_suffix();
     let key = keys::secret(&account, &region, &input.name);
-    let existing: Option<SecretRecord> = record::get(&*txn, &key).or_internal()?;
-    let arn = match &existing {
-        Some(rec) => rec.arn.clone(),
-        None => format!(
-            "arn:aws:secretsmanager:{region}:{account}:secret:{}-{}",
-            input.name,
-            tresor_crypto::ids::secret_suffix()
-        ),
-    };
-    let mut context = vec![
-        ("secretsmanager:Name".to_string(), input.name.clone()),
-        ("secretsmanager:SecretId".to_string(), arn.clone()),
-    ];
-    if let Some(d) = &input.description {
-        context.push(("secretsmanager:Description".to_string(), d.clone()));
-    }
-    if let Some(k) = &input.kms_key_id {
-        context.push(("secretsmanager:KmsKeyId".to_string(), k.clone()));
-    }
-    context.extend(request_tag_context(&tags));
-    services.authorize(
-        ctx,
-        &AuthzRequest {
-            action: "secretsmanager:CreateSecret",
-            resource: &arn,
-            context: context.clone(),
-            resource_policy: None,
-        },
-    )?;
-    if !tags.is_empty() {
-        // Tags on create need TagResource too (CreateSecret API reference).
+    let (mut txn, (existing, arn)) = begin_authorized_write(services, |txn| {
+        let existing: Option<SecretRecord> = record::get(txn, &key).or_internal()?;
+        let arn = match &existing {
+            Some(rec) => rec.arn.clone(),
+            None => format!(
+                "arn:aws:secretsmanager:{region}:{account}:secret:{}-{suffix}",
+                input.name
+            ),
+        };
+        let mut context = vec![
+            ("secretsmanager:Name".to_string(), input.name.clone()),
+            ("secretsmanager:SecretId".to_string(), arn.clone()),
+        ];
+        if let Some(d) = &input.description {
+            context.push(("secretsmanager:Description".to_string(), d.clone()));
+        }
+        if let Some(k) = &input.kms_key_id {
+            context.push(("secretsmanager:KmsKeyId".to_string(), k.clone()));
+        }
+        context.extend(request_tag_context(&tags));
         services.authorize(
             ctx,
             &AuthzRequest {
-                action: "secretsmanager:TagResource",
+                action: "secretsmanager:CreateSecret",
                 resource: &arn,
-                context,
+                context: context.clone(),
                 resource_policy: None,
             },
         )?;
-    }
+        if !tags.is_empty() {
+            // Tags on create need TagResource too (CreateSecret API reference).
+            services.authorize(
+                ctx,
+                &AuthzRequest {
+                    action: "secretsmanager:TagResource",
+                    resource: &arn,
+                    context,
+                    resource_policy: None,
+                },
+            )?;
+        }
+        Ok((existing, arn))
+    })?;
 
     if let Some(mut rec) = existing {
         if rec.is_scheduled_for_deletion() {
@@ -270,7 +268,7 @@ pub struct UpdateSecretInput {
     pub client_request_token: Option<String>,
     pub description: Option<String>,
     pub kms_key_id: Option<String>,
-    #[serde(default, deserialize_with = "shapes::secret_binary")]
+    #[serde(default, with = "tresor_wire::blob::option")]
     pub secret_binary: Option<SecretBytes>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
     pub secret_string: Option<SecretString>,
@@ -294,7 +292,6 @@ pub fn update_secret(
         .client_request_token
         .unwrap_or_else(tresor_crypto::ids::uuid_v4);
 
-    let mut txn = services.store().begin_write().or_internal()?;
     let mut context = Vec::new();
     if let Some(d) = &input.description {
         context.push(("secretsmanager:Description".to_string(), d.clone()));
@@ -302,14 +299,16 @@ pub fn update_secret(
     if let Some(k) = &input.kms_key_id {
         context.push(("secretsmanager:KmsKeyId".to_string(), k.clone()));
     }
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:UpdateSecret",
-        &input.secret_id,
-        context,
-    )?;
+    let (mut txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:UpdateSecret",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     if rec.primary_region.is_some() {
         return Err(errors::invalid_request(
             "Operation not permitted on a replica secret. Call must be made in primary secret's region.",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
-use tresor_crypto::{SecretBytes, SecretString};
+use tresor_crypto::SecretString;
 use tresor_wire::json::epoch_seconds;
 
 use crate::model::{ReplicationStatus, RotationRules, SecretRecord};
@@ -25,33 +25,9 @@ pub fn secret_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretStr
     Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
 }
 
-/// A `SecretBinary` member (base64), straight into a zeroizing buffer.
-pub fn secret_binary<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretBytes>, D::Error> {
-    use base64::Engine;
-    let Some(text) = secret_string(d)? else {
-        return Ok(None);
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(text.as_bytes())
-        .map(|b| Some(SecretBytes::new(b)))
-        .map_err(|_| serde::de::Error::custom("blob is not valid base64"))
-}
-
 pub fn ser_secret_string<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => s.serialize_str(v.expose()),
-        None => s.serialize_none(),
-    }
-}
-
-pub fn ser_secret_binary<S: Serializer>(v: &Option<SecretBytes>, s: S) -> Result<S::Ok, S::Error> {
-    use base64::Engine;
-    match v {
-        Some(v) => {
-            let encoded =
-                SecretString::from(base64::engine::general_purpose::STANDARD.encode(v.expose()));
-            s.serialize_str(encoded.expose())
-        }
         None => s.serialize_none(),
     }
 }

@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 
-use crate::access::{authorize, load_live, save_changed};
-use crate::errors::{self, OrInternal};
+use crate::access::{authorize, begin_authorized_write, load_live, save_changed};
 use crate::secrets::{request_tag_context, set_tags};
 use crate::shapes::Tag;
 use crate::validate;
@@ -41,20 +40,19 @@ pub fn tag_resource(
     validate::tags(&mut v, &input.tags)?;
     validate::finish(v)?;
     let context = request_tag_context(&input.tags);
-    let txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:TagResource",
-        &input.secret_id,
-        context.clone(),
-    )?;
+    let (txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:TagResource",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     set_tags(&mut rec.tags, &input.tags);
     if rec.tags.len() > validate::MAX_TAGS {
-        return Err(errors::invalid_parameter(
-            "Number of tags exceeds Secrets Manager limit of 50.",
-        ));
+        return Err(validate::too_many_tags());
     }
     // A change that would lock the caller out is refused with AccessDenied (TagResource API
     // reference): ask again with the tags as they would be.
@@ -70,24 +68,23 @@ pub fn untag_resource(
 ) -> Result<Empty, SecretsManagerError> {
     let mut v = Validator::new();
     validate::secret_id(&mut v, &input.secret_id);
-    for (i, k) in input.tag_keys.iter().enumerate() {
-        v.length(&format!("TagKeys.{}.member", i + 1), Some(k), 1, 128);
-    }
+    validate::tag_keys(&mut v, &input.tag_keys)?;
     validate::finish(v)?;
     let context: Vec<(String, String)> = input
         .tag_keys
         .iter()
         .map(|k| ("aws:TagKeys".to_string(), k.clone()))
         .collect();
-    let txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:UntagResource",
-        &input.secret_id,
-        context.clone(),
-    )?;
+    let (txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:UntagResource",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     let before = rec.tags.len();
     rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
     if rec.tags.len() != before {
@@ -95,4 +92,64 @@ pub fn untag_resource(
         save_changed(txn, &mut rec, ctx.now)?;
     }
     Ok(Empty {})
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::secrets::{CreateSecretInput, create_secret};
+    use tresor_iam::testing::{ACCOUNT, TestEnv, ctx};
+    use tresor_store::Store;
+
+    /// A request from an IAM user with no policy at all.
+    fn nobody() -> RequestCtx {
+        let mut c = ctx();
+        c.caller = tresor_core::Caller {
+            account: ACCOUNT.into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+            user_id: "AIDAMALLORYEXAMPLE01".into(),
+            kind: tresor_core::CallerKind::User {
+                name: "mallory".into(),
+                path: "/".into(),
+                unique_id: "AIDAMALLORYEXAMPLE01".into(),
+            },
+            access_key_id: "AKIAMALLORYEXAMPLE01".into(),
+        };
+        c
+    }
+
+    /// A caller without permission is refused on a read snapshot: it neither waits for nor
+    /// takes the store's writer (held here by another transaction).
+    #[test]
+    fn refused_writes_never_wait_for_the_writer() {
+        let e = TestEnv::new(3);
+        let input: CreateSecretInput =
+            serde_json::from_value(serde_json::json!({"Name": "held"})).unwrap();
+        create_secret(&e.services, &ctx(), input).unwrap();
+        let held = e.store.begin_write().unwrap();
+        let c = nobody();
+        let started = std::time::Instant::now();
+        let tag = TagResourceInput {
+            secret_id: "held".into(),
+            tags: vec![Tag {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+        };
+        let r = tag_resource(&e.services, &c, tag);
+        assert!(matches!(r, Err(SecretsManagerError::AccessDenied(_))));
+        let untag = UntagResourceInput {
+            secret_id: "held".into(),
+            tag_keys: vec!["k".into()],
+        };
+        let r = untag_resource(&e.services, &c, untag);
+        assert!(matches!(r, Err(SecretsManagerError::AccessDenied(_))));
+        let input: CreateSecretInput =
+            serde_json::from_value(serde_json::json!({"Name": "other"})).unwrap();
+        let r = create_secret(&e.services, &c, input);
+        assert!(matches!(r, Err(SecretsManagerError::AccessDenied(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        drop(held);
+    }
 }

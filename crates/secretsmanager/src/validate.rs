@@ -115,8 +115,17 @@ pub fn name(v: &mut Validator, name: &str) -> Result<(), SecretsManagerError> {
     Ok(())
 }
 
-/// Tags: key 1–128, value 0–256, at most 50, `aws:` reserved.
+/// AWS's answer to more tags than a secret may hold.
+pub fn too_many_tags() -> SecretsManagerError {
+    errors::invalid_parameter("Number of tags exceeds Secrets Manager limit of 50.")
+}
+
+/// Tags: key 1–128, value 0–256, at most 50, `aws:` reserved. The count is checked first,
+/// so an oversized list costs nothing more than its parsing.
 pub fn tags(v: &mut Validator, tags: &[Tag]) -> Result<(), SecretsManagerError> {
+    if tags.len() > MAX_TAGS {
+        return Err(too_many_tags());
+    }
     for (i, t) in tags.iter().enumerate() {
         let i = i + 1;
         v.length(&format!("Tags.{i}.member.key"), Some(&t.key), 1, 128);
@@ -128,6 +137,21 @@ pub fn tags(v: &mut Validator, tags: &[Tag]) -> Result<(), SecretsManagerError> 
                 "Invalid tag key: the aws: prefix is reserved for AWS use.",
             ));
         }
+    }
+    Ok(())
+}
+
+/// `TagKeys` of UntagResource: each key 1–128 characters. A secret holds at most 50 tags, so
+/// a longer list is refused before anything else (and before any key is looked at) with
+/// the constraint wording of a list member; the keys are not quoted back.
+pub fn tag_keys(v: &mut Validator, keys: &[String]) -> Result<(), SecretsManagerError> {
+    if keys.len() > MAX_TAGS {
+        return Err(errors::validation(format!(
+            "1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to {MAX_TAGS}"
+        )));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        v.length(&format!("TagKeys.{}.member", i + 1), Some(k), 1, 128);
     }
     Ok(())
 }
@@ -150,6 +174,36 @@ mod tests {
             .err()
             .map(|e| e.code().to_string());
         assert_eq!(e.as_deref(), Some("ValidationException"));
+    }
+
+    #[test]
+    fn tag_counts_are_checked_before_the_tags() {
+        let tag = |k: &str| Tag {
+            key: k.to_string(),
+            value: String::new(),
+        };
+        let many: Vec<Tag> = (0..51).map(|i| tag(&format!("k{i}"))).collect();
+        let e = tags(&mut Validator::new(), &many).err();
+        assert_eq!(
+            e.map(|e| e.code().to_string()).as_deref(),
+            Some("InvalidParameterException")
+        );
+        let mut v = Validator::new();
+        assert!(tags(&mut v, &many[..50]).is_ok());
+        assert!(v.is_empty());
+        let mut v = Validator::new();
+        assert!(tags(&mut v, &[tag(&"k".repeat(129))]).is_ok());
+        assert!(finish(v).is_err());
+
+        let keys: Vec<String> = (0..100_000).map(|i| format!("k{i}")).collect();
+        let e = tag_keys(&mut Validator::new(), &keys).err();
+        assert_eq!(
+            e.map(|e| e.code().to_string()).as_deref(),
+            Some("ValidationException")
+        );
+        let mut v = Validator::new();
+        assert!(tag_keys(&mut v, &keys[..50]).is_ok());
+        assert!(v.is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized, load_live, save, save_changed};
+use crate::access::{self, begin_authorized_write, load_authorized, load_live, save, save_changed};
 use crate::errors::{self, OrInternal};
 use crate::listing::{Filter, ListQuery, list_page, validate_filters};
 use crate::model::{AWSCURRENT, SecretRecord, ValueKind, ValueRecord, VersionMeta, day_of, keys};
@@ -200,7 +200,7 @@ pub struct SecretValueOut {
     pub version_id: String,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "shapes::ser_secret_binary"
+        with = "tresor_wire::blob::option"
     )]
     pub secret_binary: Option<SecretBytes>,
     #[serde(
@@ -541,7 +541,7 @@ pub fn batch_get_secret_value(
 pub struct PutSecretValueInput {
     pub secret_id: String,
     pub client_request_token: Option<String>,
-    #[serde(default, deserialize_with = "shapes::secret_binary")]
+    #[serde(default, with = "tresor_wire::blob::option")]
     pub secret_binary: Option<SecretBytes>,
     #[serde(default, deserialize_with = "shapes::secret_string")]
     pub secret_string: Option<SecretString>,
@@ -611,15 +611,16 @@ pub fn put_secret_value(
     for s in input.version_stages.iter().flatten() {
         context.push(("secretsmanager:VersionStage".to_string(), s.clone()));
     }
-    let mut txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:PutSecretValue",
-        &input.secret_id,
-        context,
-    )?;
+    let (mut txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:PutSecretValue",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     if rec.primary_region.is_some() {
         return Err(errors::invalid_request(
             "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
@@ -684,15 +685,16 @@ pub fn update_secret_version_stage(
     validate::finish(v)?;
     let label = input.version_stage.as_str();
     let context = vec![("secretsmanager:VersionStage".to_string(), label.to_string())];
-    let txn = services.store().begin_write().or_internal()?;
-    let mut rec = load_live(
-        services,
-        &*txn,
-        ctx,
-        "secretsmanager:UpdateSecretVersionStage",
-        &input.secret_id,
-        context,
-    )?;
+    let (txn, mut rec) = begin_authorized_write(services, |txn| {
+        load_live(
+            services,
+            txn,
+            ctx,
+            "secretsmanager:UpdateSecretVersionStage",
+            &input.secret_id,
+            context.clone(),
+        )
+    })?;
     let holder = rec.holder_of(label).map(str::to_string);
     match (&input.move_to_version_id, &input.remove_from_version_id) {
         (Some(to), remove) => {

@@ -104,6 +104,27 @@ pub fn load_authorized(
     Ok(rec)
 }
 
+/// Begins the write transaction of an operation only for a caller who passes `check`.
+///
+/// `check` loads what the operation needs and asks the Authorizer; it runs first on a read
+/// snapshot, so a request that will be refused never waits for — or holds — the store's one
+/// writer. It then runs again inside the write transaction, so a change committed in between
+/// (a tag revoking access, a deletion) cannot slip through; the second run is what the
+/// caller gets. Both runs are cheap: records come from the cache, and the Authorizer caches
+/// its policies.
+pub fn begin_authorized_write<'s, T>(
+    services: &'s Services,
+    check: impl Fn(&dyn ReadTxn) -> Result<T, SsmError>,
+) -> Result<(Box<dyn WriteTxn + 's>, T), SsmError> {
+    {
+        let snapshot = services.store().begin_read().map_err(errors::internal)?;
+        check(&*snapshot)?;
+    }
+    let txn = services.store().begin_write().map_err(errors::internal)?;
+    let out = check(&*txn)?;
+    Ok((txn, out))
+}
+
 /// Stores the parameter record of `name` and commits the transaction.
 pub fn save_and_commit(
     mut txn: Box<dyn WriteTxn + '_>,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 
-use crate::access::{load_authorized, save_and_commit};
+use crate::access::{begin_authorized_write, load_authorized, save_and_commit};
 use crate::errors;
 use crate::model::MAX_LABELS_PER_VERSION;
 use crate::names::{self, Target};
@@ -88,15 +88,16 @@ pub fn label_parameter_version(
 ) -> Result<LabelParameterVersionOutput, SsmError> {
     validate(&input.name, &input.labels)?;
     let name = target_name(ctx, &input.name)?;
-    let txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load_authorized(
-        services,
-        &*txn,
-        ctx,
-        "ssm:LabelParameterVersion",
-        &name,
-        vec![],
-    )?;
+    let (txn, rec) = begin_authorized_write(services, |txn| {
+        load_authorized(
+            services,
+            txn,
+            ctx,
+            "ssm:LabelParameterVersion",
+            &name,
+            vec![],
+        )
+    })?;
     let mut rec = rec.ok_or_else(errors::parameter_not_found)?;
     let version = input.parameter_version.unwrap_or(rec.version);
     if version < rec.oldest_version || version > rec.version {
@@ -142,15 +143,16 @@ pub fn unlabel_parameter_version(
 ) -> Result<UnlabelParameterVersionOutput, SsmError> {
     validate(&input.name, &input.labels)?;
     let name = target_name(ctx, &input.name)?;
-    let txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load_authorized(
-        services,
-        &*txn,
-        ctx,
-        "ssm:UnlabelParameterVersion",
-        &name,
-        vec![],
-    )?;
+    let (txn, rec) = begin_authorized_write(services, |txn| {
+        load_authorized(
+            services,
+            txn,
+            ctx,
+            "ssm:UnlabelParameterVersion",
+            &name,
+            vec![],
+        )
+    })?;
     let mut rec = rec.ok_or_else(errors::parameter_not_found)?;
     let version = input.parameter_version;
     if version < rec.oldest_version || version > rec.version {

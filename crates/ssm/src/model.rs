@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tresor_kms::envelope::b64;
 
 pub const RECORD_VERSION: u32 = 1;
 
@@ -92,10 +91,10 @@ pub enum StoredValue {
     Plain(String),
     Sealed {
         /// The data key, encrypted by KMS under the parameter's key.
-        #[serde(with = "b64")]
+        #[serde(with = "tresor_wire::blob")]
         data_key: Vec<u8>,
         /// The value sealed with the data key (AAD: [`value_aad`]).
-        #[serde(with = "b64")]
+        #[serde(with = "tresor_wire::blob")]
         sealed: Vec<u8>,
     },
 }
@@ -230,5 +229,23 @@ pub mod keys {
             .next()?
             .parse()
             .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sealed values keep their encoding: standard base64 with padding, byte for byte, so
+    /// existing data directories still open.
+    #[test]
+    fn sealed_values_keep_their_stored_json() {
+        let stored = r#"{"Sealed":{"data_key":"AAH/","sealed":"+/8="}}"#;
+        let value: StoredValue = serde_json::from_str(stored).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            &value,
+            StoredValue::Sealed { data_key, sealed } if data_key == &[0, 1, 255] && sealed == &[251, 255]
+        ));
+        assert_eq!(serde_json::to_string(&value).ok().as_deref(), Some(stored));
     }
 }

@@ -12,7 +12,9 @@ use tresor_crypto::Zeroizing;
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, authorize, load, load_authorized, select_version};
+use crate::access::{
+    self, authorize, begin_authorized_write, load, load_authorized, select_version,
+};
 use crate::errors;
 use crate::model::{
     ExpirationJob, MAX_VERSIONS, ParameterRecord, ParameterType, RECORD_VERSION, StoredValue,
@@ -86,7 +88,7 @@ fn validate_put(input: &PutParameterInput) -> Result<(), SsmError> {
     }
     v.length("AllowedPattern", input.allowed_pattern.as_deref(), 0, 1024);
     if let Some(tags) = &input.tags {
-        values::check_tags(&mut v, tags);
+        values::check_tags(&mut v, tags)?;
     }
     if let Some(t) = &input.tier
         && !matches!(t.as_str(), "Standard" | "Advanced" | "Intelligent-Tiering")
@@ -131,20 +133,19 @@ pub fn put_parameter(
             "Parameter value can't nest another parameter. Do not use \"{{}}\" in the value.",
         ));
     }
-    if tags.len() > crate::model::MAX_TAGS {
-        return Err(errors::too_many_tags());
-    }
     let arn = names::arn_in(ctx, name);
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
 
-    let mut txn = services.store().begin_write().map_err(errors::internal)?;
-    let existing = load(&*txn, ctx, name)?;
-    let mut context = vec![("ssm:Overwrite".to_string(), overwrite.to_string())];
-    context.extend(access::request_tag_context(
-        tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
-    ));
-    context.extend(access::resource_tag_context(existing.as_ref()));
-    authorize(services, ctx, "ssm:PutParameter", &arn, context)?;
+    let (mut txn, existing) = begin_authorized_write(services, |txn| {
+        let existing = load(txn, ctx, name)?;
+        let mut context = vec![("ssm:Overwrite".to_string(), overwrite.to_string())];
+        context.extend(access::request_tag_context(
+            tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
+        ));
+        context.extend(access::resource_tag_context(existing.as_ref()));
+        authorize(services, ctx, "ssm:PutParameter", &arn, context)?;
+        Ok(existing)
+    })?;
     if existing.is_some() && !overwrite {
         return Err(errors::already_exists());
     }
@@ -622,8 +623,9 @@ pub fn delete_parameter(
     v.finish(tresor_wire::Protocol::AwsJson11)
         .map_err(crate::errors::from_validator)?;
     let name = names::write_name(ctx, &input.name)?;
-    let mut txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load_authorized(services, &*txn, ctx, "ssm:DeleteParameter", name, vec![])?;
+    let (mut txn, rec) = begin_authorized_write(services, |txn| {
+        load_authorized(services, txn, ctx, "ssm:DeleteParameter", name, vec![])
+    })?;
     let rec = rec.ok_or_else(errors::parameter_not_found)?;
     remove(&mut *txn, &ctx.caller.account, &ctx.region, &rec)?;
     txn.commit().map_err(errors::internal)?;
@@ -649,24 +651,33 @@ pub fn delete_parameters(
     input: DeleteParametersInput,
 ) -> Result<DeleteParametersOutput, SsmError> {
     validate_names(&input.names)?;
-    let mut deleted = Vec::new();
-    let mut invalid = Vec::new();
-    let mut txn = services.store().begin_write().map_err(errors::internal)?;
-    for raw in &input.names {
-        if deleted.contains(raw) || invalid.contains(raw) {
-            continue;
-        }
-        let name = match names::write_name(ctx, raw) {
-            Ok(n) => n,
-            Err(e @ SsmError::AccessDenied(_)) => return Err(e),
-            Err(_) => {
-                invalid.push(raw.clone());
+    // Every name is authorized (and its parameter found) before anything is removed.
+    let (mut txn, found) = begin_authorized_write(services, |txn| {
+        let mut found: Vec<(&String, Option<ParameterRecord>)> = Vec::new();
+        for raw in &input.names {
+            if found.iter().any(|(seen, _)| *seen == raw) {
                 continue;
             }
-        };
-        let rec = load_authorized(services, &*txn, ctx, "ssm:DeleteParameters", name, vec![])?;
+            let rec = match names::write_name(ctx, raw) {
+                Ok(name) => {
+                    load_authorized(services, txn, ctx, "ssm:DeleteParameters", name, vec![])?
+                }
+                Err(e @ SsmError::AccessDenied(_)) => return Err(e),
+                Err(_) => None,
+            };
+            found.push((raw, rec));
+        }
+        Ok(found)
+    })?;
+    let mut deleted = Vec::new();
+    let mut invalid = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    for (raw, rec) in found {
         match rec {
+            // Two spellings of one name: the second finds it gone, as it would have in order.
+            Some(rec) if removed.contains(&rec.name) => invalid.push(raw.clone()),
             Some(rec) => {
+                removed.push(rec.name.clone());
                 remove(&mut *txn, &ctx.caller.account, &ctx.region, &rec)?;
                 deleted.push(raw.clone());
             }

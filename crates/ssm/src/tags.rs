@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, load_authorized, save_and_commit};
+use crate::access::{self, begin_authorized_write, load_authorized, save_and_commit};
 use crate::errors;
 use crate::labels::target_name;
 use crate::model::MAX_TAGS;
@@ -73,24 +73,25 @@ pub fn add_tags_to_resource(
 ) -> Result<Empty, SsmError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
-    values::check_tags(&mut v, &input.tags);
+    values::check_tags(&mut v, &input.tags)?;
     v.finish(tresor_wire::Protocol::AwsJson11)
         .map_err(crate::errors::from_validator)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
-    let txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load_authorized(
-        services,
-        &*txn,
-        ctx,
-        "ssm:AddTagsToResource",
-        &name,
-        access::request_tag_context(
-            input
-                .tags
-                .iter()
-                .map(|t| (t.key.as_str(), t.value.as_str())),
-        ),
-    )?;
+    let (txn, rec) = begin_authorized_write(services, |txn| {
+        load_authorized(
+            services,
+            txn,
+            ctx,
+            "ssm:AddTagsToResource",
+            &name,
+            access::request_tag_context(
+                input
+                    .tags
+                    .iter()
+                    .map(|t| (t.key.as_str(), t.value.as_str())),
+            ),
+        )
+    })?;
     let mut rec = rec.ok_or_else(errors::invalid_resource_id)?;
     for t in &input.tags {
         match rec.tags.iter_mut().find(|(k, _)| *k == t.key) {
@@ -120,25 +121,24 @@ pub fn remove_tags_from_resource(
 ) -> Result<Empty, SsmError> {
     let mut v = Validator::new();
     check_resource_type(&mut v, &input.resource_type);
-    for k in &input.tag_keys {
-        v.length("TagKeys.member", Some(k), 1, 128);
-    }
+    values::check_tag_keys(&mut v, &input.tag_keys)?;
     v.finish(tresor_wire::Protocol::AwsJson11)
         .map_err(crate::errors::from_validator)?;
     let name = parameter_of(ctx, &input.resource_type, &input.resource_id)?;
-    let txn = services.store().begin_write().map_err(errors::internal)?;
-    let rec = load_authorized(
-        services,
-        &*txn,
-        ctx,
-        "ssm:RemoveTagsFromResource",
-        &name,
-        input
-            .tag_keys
-            .iter()
-            .map(|k| ("aws:TagKeys".to_string(), k.clone()))
-            .collect(),
-    )?;
+    let (txn, rec) = begin_authorized_write(services, |txn| {
+        load_authorized(
+            services,
+            txn,
+            ctx,
+            "ssm:RemoveTagsFromResource",
+            &name,
+            input
+                .tag_keys
+                .iter()
+                .map(|k| ("aws:TagKeys".to_string(), k.clone()))
+                .collect(),
+        )
+    })?;
     let mut rec = rec.ok_or_else(errors::invalid_resource_id)?;
     rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
     save_and_commit(txn, ctx, &name, &rec)?;

@@ -1069,3 +1069,62 @@ fn deletes_and_tags() {
         "TooManyTagsError"
     );
 }
+
+/// A request from an IAM user with no policy at all.
+fn nobody() -> RequestCtx {
+    let mut c = ctx();
+    c.caller = tresor_core::Caller {
+        account: ACCOUNT.into(),
+        arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+        user_id: "AIDAMALLORYEXAMPLE01".into(),
+        kind: tresor_core::CallerKind::User {
+            name: "mallory".into(),
+            path: "/".into(),
+            unique_id: "AIDAMALLORYEXAMPLE01".into(),
+        },
+        access_key_id: "AKIAMALLORYEXAMPLE01".into(),
+    };
+    c
+}
+
+/// A caller without permission is refused on a read snapshot: it neither waits for nor
+/// takes the store's writer (held here by another transaction).
+#[test]
+fn refused_writes_never_wait_for_the_writer() {
+    let e = env();
+    put(&e, "/held", "v", "String");
+    let held = e.store.begin_write().unwrap();
+    let c = nobody();
+    let started = std::time::Instant::now();
+    for (i, (op, body)) in [
+        (
+            op!(crate::tags::add_tags_to_resource),
+            json!({"ResourceType": "Parameter", "ResourceId": "/held", "Tags": [{"Key": "k", "Value": "v"}]}),
+        ),
+        (
+            op!(crate::tags::remove_tags_from_resource),
+            json!({"ResourceType": "Parameter", "ResourceId": "/held", "TagKeys": ["k"]}),
+        ),
+        (
+            op!(crate::params::put_parameter),
+            json!({"Name": "/held", "Value": "w", "Type": "String", "Overwrite": true}),
+        ),
+        (op!(crate::params::delete_parameter), json!({"Name": "/held"})),
+        (op!(crate::params::delete_parameters), json!({"Names": ["/held"]})),
+        (
+            op!(crate::labels::label_parameter_version),
+            json!({"Name": "/held", "Labels": ["l"]}),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            err(call_at(&e, &c, op, body)).code,
+            "AccessDeniedException",
+            "operation {i}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    drop(held);
+}

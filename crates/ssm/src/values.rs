@@ -154,14 +154,12 @@ pub fn resolve_tier(
     Ok(tier)
 }
 
-/// Model constraints of a tag list (`Tags` of PutParameter and AddTagsToResource).
-pub fn check_tags(v: &mut Validator, tags: &[Tag]) {
-    if tags.len() > 1000 {
-        v.fail(
-            "Tags",
-            None,
-            "Member must have length less than or equal to 1000",
-        );
+/// Model constraints of a tag list (`Tags` of PutParameter and AddTagsToResource). More
+/// tags than a parameter can hold (50) are `TooManyTagsError`, answered before any tag is
+/// looked at, so an oversized list costs no more than its parsing.
+pub fn check_tags(v: &mut Validator, tags: &[Tag]) -> Result<(), SsmError> {
+    if tags.len() > crate::model::MAX_TAGS {
+        return Err(errors::too_many_tags());
     }
     for (i, t) in tags.iter().enumerate() {
         let (k, val) = (t.key.as_str(), t.value.as_str());
@@ -178,6 +176,31 @@ pub fn check_tags(v: &mut Validator, tags: &[Tag]) {
             }
         }
     }
+    Ok(())
+}
+
+/// `TagKeys` of RemoveTagsFromResource: each key 1–128 characters of the tag pattern. A
+/// parameter holds at most 50 tags, so a longer list is refused before any key is looked
+/// at; the keys are not quoted back.
+pub fn check_tag_keys(v: &mut Validator, keys: &[String]) -> Result<(), SsmError> {
+    let max = crate::model::MAX_TAGS;
+    if keys.len() > max {
+        return Err(errors::validation(format!(
+            "1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to {max}"
+        )));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let member = format!("TagKeys.{}.member", i + 1);
+        v.length(&member, Some(k), 1, 128);
+        if !matches(&TAG_PATTERN, k) {
+            v.fail(
+                &member,
+                Some(k),
+                r"Member must satisfy regular expression pattern: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$",
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tresor_core::{RequestCtx, Services};
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use super::{Empty, commit, finish, page_limit, read, validate_key_id, write};
+use super::{Empty, commit, finish, page_limit, read, validate_key_id, write_authorized};
 use crate::errors::{self, internal};
 use crate::keys::{
     self as k, MANAGED_SERVICES, authorize_identity, authorize_key, require_not_pending,
@@ -94,18 +94,20 @@ pub fn create_alias(
     validate_target(&input)?;
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
-    let mut txn = write(services)?;
-    let mut key = k::resolve(&*txn, ctx, &input.target_key_id, false)?.key;
-    authorize_identity(services, ctx, "kms:CreateAlias", &alias_arn, Vec::new())?;
-    authorize_key(
-        services,
-        ctx,
-        "kms:CreateAlias",
-        &key,
-        None,
-        None,
-        Vec::new(),
-    )?;
+    let (mut txn, mut key) = write_authorized(services, |txn| {
+        let key = k::resolve(txn, ctx, &input.target_key_id, false)?.key;
+        authorize_identity(services, ctx, "kms:CreateAlias", &alias_arn, Vec::new())?;
+        authorize_key(
+            services,
+            ctx,
+            "kms:CreateAlias",
+            &key,
+            None,
+            None,
+            Vec::new(),
+        )?;
+        Ok(key)
+    })?;
     // An alias and its key are always in the same account (KMS API reference, CreateAlias).
     if key.account != account {
         return Err(errors::key_not_found(&key.arn));
@@ -137,32 +139,34 @@ pub fn update_alias(
     validate_target(&input)?;
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
-    let mut txn = write(services)?;
-    let mut alias = model::load_alias(&*txn, account, region, &input.alias_name)?
-        .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
-    let mut new_key = k::resolve(&*txn, ctx, &input.target_key_id, false)?.key;
-    let old_key = model::load_key(&*txn, account, region, &alias.target_key_id)?;
-    authorize_identity(services, ctx, "kms:UpdateAlias", &alias_arn, Vec::new())?;
-    if let Some(old) = &old_key {
+    let (mut txn, (mut alias, mut new_key, old_key)) = write_authorized(services, |txn| {
+        let alias = model::load_alias(txn, account, region, &input.alias_name)?
+            .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
+        let new_key = k::resolve(txn, ctx, &input.target_key_id, false)?.key;
+        let old_key = model::load_key(txn, account, region, &alias.target_key_id)?;
+        authorize_identity(services, ctx, "kms:UpdateAlias", &alias_arn, Vec::new())?;
+        if let Some(old) = &old_key {
+            authorize_key(
+                services,
+                ctx,
+                "kms:UpdateAlias",
+                old,
+                None,
+                None,
+                Vec::new(),
+            )?;
+        }
         authorize_key(
             services,
             ctx,
             "kms:UpdateAlias",
-            old,
+            &new_key,
             None,
             None,
             Vec::new(),
         )?;
-    }
-    authorize_key(
-        services,
-        ctx,
-        "kms:UpdateAlias",
-        &new_key,
-        None,
-        None,
-        Vec::new(),
-    )?;
+        Ok((alias, new_key, old_key))
+    })?;
     if new_key.account != account {
         return Err(errors::key_not_found(&new_key.arn));
     }
@@ -207,20 +211,25 @@ pub fn delete_alias(
     check_alias_name(&input.alias_name)?;
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
-    let mut txn = write(services)?;
-    let alias = model::load_alias(&*txn, account, region, &input.alias_name)?
-        .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
-    authorize_identity(services, ctx, "kms:DeleteAlias", &alias_arn, Vec::new())?;
-    if let Some(mut key) = model::load_key(&*txn, account, region, &alias.target_key_id)? {
-        authorize_key(
-            services,
-            ctx,
-            "kms:DeleteAlias",
-            &key,
-            None,
-            None,
-            Vec::new(),
-        )?;
+    let (mut txn, (alias, key)) = write_authorized(services, |txn| {
+        let alias = model::load_alias(txn, account, region, &input.alias_name)?
+            .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
+        authorize_identity(services, ctx, "kms:DeleteAlias", &alias_arn, Vec::new())?;
+        let key = model::load_key(txn, account, region, &alias.target_key_id)?;
+        if let Some(key) = &key {
+            authorize_key(
+                services,
+                ctx,
+                "kms:DeleteAlias",
+                key,
+                None,
+                None,
+                Vec::new(),
+            )?;
+        }
+        Ok((alias, key))
+    })?;
+    if let Some(mut key) = key {
         detach(&mut key, &alias.name);
         model::save_key(&mut *txn, &key)?;
     }

@@ -20,27 +20,6 @@ use crate::keys::{self as k, authorize_identity, context_conditions, require_usa
 
 const DATA_KEY_SPECS: [&str; 2] = ["AES_256", "AES_128"];
 
-/// Serde for a plaintext `blob` member: decoded straight into a zeroizing buffer.
-mod secret_blob {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-    use tresor_crypto::{SecretBytes, Zeroizing};
-
-    pub fn serialize<S: Serializer>(b: &SecretBytes, s: S) -> Result<S::Ok, S::Error> {
-        let encoded = Zeroizing::new(STANDARD.encode(b.expose()));
-        s.serialize_str(&encoded)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretBytes, D::Error> {
-        let s = Zeroizing::new(String::deserialize(d)?);
-        STANDARD
-            .decode(s.as_bytes())
-            .map(SecretBytes::new)
-            .map_err(|_| serde::de::Error::custom("blob is not valid base64"))
-    }
-}
-
 fn encryption_conditions(
     algorithm: &str,
     context: &BTreeMap<String, String>,
@@ -74,7 +53,7 @@ fn reject_recipient(recipient: &Option<serde_json::Value>) -> Result<(), KmsErro
 #[serde(rename_all = "PascalCase")]
 pub struct EncryptInput {
     pub key_id: String,
-    #[serde(with = "secret_blob")]
+    #[serde(with = "tresor_wire::blob")]
     pub plaintext: SecretBytes,
     pub encryption_context: Option<BTreeMap<String, String>>,
     pub encryption_algorithm: Option<String>,
@@ -170,7 +149,7 @@ mod opt_blob {
 #[serde(rename_all = "PascalCase")]
 pub struct DecryptOutput {
     pub key_id: String,
-    #[serde(with = "secret_blob")]
+    #[serde(with = "tresor_wire::blob")]
     pub plaintext: SecretBytes,
     pub encryption_algorithm: &'static str,
     pub key_material_id: String,
@@ -374,7 +353,7 @@ pub struct GenerateDataKeyInput {
 pub struct GenerateDataKeyOutput {
     #[serde(with = "tresor_wire::json::blob")]
     pub ciphertext_blob: Vec<u8>,
-    #[serde(with = "secret_blob")]
+    #[serde(with = "tresor_wire::blob")]
     pub plaintext: SecretBytes,
     pub key_id: String,
     pub key_material_id: String,
@@ -489,7 +468,7 @@ pub struct GenerateRandomInput {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GenerateRandomOutput {
-    #[serde(with = "secret_blob")]
+    #[serde(with = "tresor_wire::blob")]
     pub plaintext: SecretBytes,
 }
 

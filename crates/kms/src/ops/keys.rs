@@ -10,7 +10,7 @@ use tresor_wire::validate::Validator;
 
 use super::{
     Empty, KeyMetadata, authorized_key, authorized_key_or_alias, check_enum, check_policy_text,
-    finish, key_metadata, page_limit, read, save_and_commit, write,
+    finish, key_metadata, page_limit, read, save_and_commit, write_authorized,
 };
 use super::{refuse_aws_managed, validate_key_id};
 use crate::errors::{self, internal};
@@ -118,7 +118,7 @@ pub fn create_key(
     );
     v.length("XksKeyId", input.xks_key_id.as_deref(), 1, 128);
     let tags = input.tags.unwrap_or_default();
-    validate_tags(&mut v, &tags);
+    validate_tags(&mut v, &tags)?;
     finish(v)?;
     if input.key_spec.is_some() && input.customer_master_key_spec.is_some() {
         return Err(errors::validation(
@@ -152,7 +152,6 @@ pub fn create_key(
     }
     let bypass = input.bypass_policy_lockout_safety_check.unwrap_or(false);
 
-    let txn = write(services)?;
     let mut conditions = vec![
         ("kms:KeySpec".to_string(), spec.to_string()),
         ("kms:KeyUsage".to_string(), usage.to_string()),
@@ -165,12 +164,13 @@ pub fn create_key(
             bypass.to_string(),
         ));
     }
-    authorize_identity(services, ctx, "kms:CreateKey", "*", conditions)?;
     let account = ctx.caller.account.as_str();
     let policy = input
         .policy
         .clone()
         .unwrap_or_else(|| k::default_key_policy(account));
+    // Made before the write transaction (it needs none), so both authorization runs name
+    // the same key ARN.
     let mut key = k::new_key(
         services,
         account,
@@ -180,9 +180,16 @@ pub fn create_key(
         KeyManager::Customer,
         policy,
     )?;
+    let (txn, ()) = write_authorized(services, |_| {
+        authorize_identity(services, ctx, "kms:CreateKey", "*", conditions.clone())?;
+        if !tags.is_empty() {
+            // CreateKey with Tags also needs kms:TagResource in an IAM policy (KMS API
+            // reference).
+            authorize_identity(services, ctx, "kms:TagResource", &key.arn, Vec::new())?;
+        }
+        Ok(())
+    })?;
     if !tags.is_empty() {
-        // CreateKey with Tags also needs kms:TagResource in an IAM policy (KMS API reference).
-        authorize_identity(services, ctx, "kms:TagResource", &key.arn, Vec::new())?;
         apply_tags(&mut key, &tags)?;
     }
     if input.policy.is_some() {
@@ -303,8 +310,9 @@ fn update_key(
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(key_id));
     finish(v)?;
-    let mut txn = write(services)?;
-    let mut key = authorized_key(services, &*txn, ctx, key_id, action, extra)?;
+    let (mut txn, mut key) = write_authorized(services, |txn| {
+        authorized_key(services, txn, ctx, key_id, action, extra.clone())
+    })?;
     change(&mut *txn, &mut key)?;
     save_and_commit(txn, &key)?;
     Ok(key)

@@ -30,6 +30,26 @@ pub(crate) fn write(services: &Services) -> Result<Box<dyn WriteTxn + '_>, KmsEr
     services.store().begin_write().map_err(internal)
 }
 
+/// Begins the write transaction of an operation only for a caller who passes `check`.
+///
+/// `check` loads what the operation needs and asks the Authorizer; it runs first on a read
+/// snapshot, so a request that will be refused never waits for — or holds — the store's one
+/// writer. It then runs again inside the write transaction, so a change committed in between
+/// (a key policy, a grant, a deletion) cannot slip through; the second run is what the
+/// caller gets. Both runs are cheap: the Authorizer caches its policies.
+pub(crate) fn write_authorized<'s, T>(
+    services: &'s Services,
+    check: impl Fn(&dyn ReadTxn) -> Result<T, KmsError>,
+) -> Result<(Box<dyn WriteTxn + 's>, T), KmsError> {
+    {
+        let snapshot = read(services)?;
+        check(&*snapshot)?;
+    }
+    let txn = write(services)?;
+    let out = check(&*txn)?;
+    Ok((txn, out))
+}
+
 pub(crate) fn commit(txn: Box<dyn WriteTxn + '_>) -> Result<(), KmsError> {
     txn.commit().map_err(internal)
 }

@@ -10,7 +10,7 @@ use tresor_wire::validate::Validator;
 
 use super::{
     Empty, authorized_key, check_policy_text, finish, page_limit, read, refuse_aws_managed,
-    save_and_commit, validate_key_id, validate_key_page, write,
+    save_and_commit, validate_key_id, validate_key_page, write_authorized,
 };
 use crate::errors::{self, internal};
 use crate::keys::authorize_key;
@@ -197,7 +197,6 @@ pub fn put_key_policy(
     check_policy_text(&mut v, "Policy", Some(&input.policy));
     finish(v)?;
     let bypass = input.bypass_policy_lockout_safety_check.unwrap_or(false);
-    let txn = write(services)?;
     let mut extra = Vec::new();
     if input.bypass_policy_lockout_safety_check.is_some() {
         extra.push((
@@ -205,14 +204,16 @@ pub fn put_key_policy(
             bypass.to_string(),
         ));
     }
-    let mut key = authorized_key(
-        services,
-        &*txn,
-        ctx,
-        &input.key_id,
-        "kms:PutKeyPolicy",
-        extra,
-    )?;
+    let (txn, mut key) = write_authorized(services, |txn| {
+        authorized_key(
+            services,
+            txn,
+            ctx,
+            &input.key_id,
+            "kms:PutKeyPolicy",
+            extra.clone(),
+        )
+    })?;
     refuse_aws_managed(&key)?;
     require_default_name(input.policy_name.as_deref())?;
     key.policy = input.policy;

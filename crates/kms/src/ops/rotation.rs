@@ -12,7 +12,8 @@ use tresor_wire::validate::Validator;
 
 use super::keys::{KeyIdInput, KeyIdOutput};
 use super::{
-    Empty, authorized_key, finish, page_limit, read, save_and_commit, validate_key_page, write,
+    Empty, authorized_key, finish, page_limit, read, save_and_commit, validate_key_page,
+    write_authorized,
 };
 use super::{refuse_aws_managed, validate_key_id};
 use crate::errors;
@@ -34,8 +35,9 @@ fn with_key(
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(key_id));
     finish(v)?;
-    let mut txn = write(services)?;
-    let mut key = authorized_key(services, &*txn, ctx, key_id, action, Vec::new())?;
+    let (mut txn, mut key) = write_authorized(services, |txn| {
+        authorized_key(services, txn, ctx, key_id, action, Vec::new())
+    })?;
     refuse_aws_managed(&key)?;
     // Rotation settings need an enabled key: Disabled → DisabledException, PendingDeletion →
     // KMSInvalidStateException (KMS Developer Guide, "Key states").

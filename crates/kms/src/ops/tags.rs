@@ -8,7 +8,7 @@ use tresor_wire::validate::Validator;
 
 use super::{
     Empty, authorized_key, finish, page_limit, read, refuse_aws_managed, save_and_commit,
-    validate_key_id, validate_key_page, write,
+    validate_key_id, validate_key_page, write_authorized,
 };
 use crate::errors;
 use crate::keys::require_not_pending;
@@ -24,7 +24,18 @@ pub struct TagInput {
     pub tag_value: String,
 }
 
-pub(crate) fn validate_tags(v: &mut Validator, tags: &[TagInput]) {
+fn too_many_tags() -> KmsError {
+    errors::limit_exceeded(format!(
+        "The number of tags exceeds the limit of {MAX_TAGS} for this key."
+    ))
+}
+
+/// The tags of CreateKey and TagResource: at most 50 (checked first, so an oversized list
+/// costs no more than its parsing), keys 1–128 and values 0–256 characters.
+pub(crate) fn validate_tags(v: &mut Validator, tags: &[TagInput]) -> Result<(), KmsError> {
+    if tags.len() > MAX_TAGS {
+        return Err(too_many_tags());
+    }
     for (i, t) in tags.iter().enumerate() {
         let n = i + 1;
         v.length(&format!("Tags.{n}.member.tagKey"), Some(&t.tag_key), 1, 128);
@@ -35,6 +46,21 @@ pub(crate) fn validate_tags(v: &mut Validator, tags: &[TagInput]) {
             256,
         );
     }
+    Ok(())
+}
+
+/// `TagKeys` of UntagResource: each 1–128 characters. A key holds at most 50 tags, so a
+/// longer list is refused before any key is looked at; the keys are not quoted back.
+pub(crate) fn validate_tag_keys(v: &mut Validator, keys: &[String]) -> Result<(), KmsError> {
+    if keys.len() > MAX_TAGS {
+        return Err(errors::validation(format!(
+            "1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to {MAX_TAGS}"
+        )));
+    }
+    for (i, t) in keys.iter().enumerate() {
+        v.length(&format!("TagKeys.{}.member", i + 1), Some(t), 1, 128);
+    }
+    Ok(())
 }
 
 /// Merges `tags` into the key (a repeated key replaces the value, as on AWS).
@@ -58,9 +84,7 @@ pub(crate) fn apply_tags(key: &mut KeyRecord, tags: &[TagInput]) -> Result<(), K
         }
     }
     if key.tags.len() > MAX_TAGS {
-        return Err(errors::limit_exceeded(format!(
-            "The number of tags exceeds the limit of {MAX_TAGS} for this key."
-        )));
+        return Err(too_many_tags());
     }
     Ok(())
 }
@@ -79,22 +103,23 @@ pub fn tag_resource(
 ) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
-    validate_tags(&mut v, &input.tags);
+    validate_tags(&mut v, &input.tags)?;
     finish(v)?;
-    let txn = write(services)?;
-    let extra = input
+    let extra: Vec<(String, String)> = input
         .tags
         .iter()
         .map(|t| ("aws:TagKeys".to_string(), t.tag_key.clone()))
         .collect();
-    let mut key = authorized_key(
-        services,
-        &*txn,
-        ctx,
-        &input.key_id,
-        "kms:TagResource",
-        extra,
-    )?;
+    let (txn, mut key) = write_authorized(services, |txn| {
+        authorized_key(
+            services,
+            txn,
+            ctx,
+            &input.key_id,
+            "kms:TagResource",
+            extra.clone(),
+        )
+    })?;
     refuse_aws_managed(&key)?;
     require_not_pending(&key)?;
     apply_tags(&mut key, &input.tags)?;
@@ -116,24 +141,23 @@ pub fn untag_resource(
 ) -> Result<Empty, KmsError> {
     let mut v = Validator::new();
     validate_key_id(&mut v, "KeyId", Some(&input.key_id));
-    for (i, t) in input.tag_keys.iter().enumerate() {
-        v.length(&format!("TagKeys.{}.member", i + 1), Some(t), 1, 128);
-    }
+    validate_tag_keys(&mut v, &input.tag_keys)?;
     finish(v)?;
-    let txn = write(services)?;
-    let extra = input
+    let extra: Vec<(String, String)> = input
         .tag_keys
         .iter()
         .map(|t| ("aws:TagKeys".to_string(), t.clone()))
         .collect();
-    let mut key = authorized_key(
-        services,
-        &*txn,
-        ctx,
-        &input.key_id,
-        "kms:UntagResource",
-        extra,
-    )?;
+    let (txn, mut key) = write_authorized(services, |txn| {
+        authorized_key(
+            services,
+            txn,
+            ctx,
+            &input.key_id,
+            "kms:UntagResource",
+            extra.clone(),
+        )
+    })?;
     refuse_aws_managed(&key)?;
     require_not_pending(&key)?;
     key.tags.retain(|t| !input.tag_keys.contains(&t.key));
