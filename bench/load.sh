@@ -6,7 +6,7 @@
 # authorization and decryption on every request); moto accepts any credentials.
 #
 #   bench/load.sh [OPERATION ...]     (default: every operation in signed_request.py)
-# Environment: DURATION (10s), CONNECTIONS (64), THREADS (2).
+# Environment: DURATION (10s), CONNECTIONS (64), THREADS (2), TRESOR_BIN (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,7 +21,12 @@ ops=("$@")
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null; }
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
-cargo build --release --locked -p tresor-cli
+# TRESOR_BIN: a tresor binary to measure instead of a release build of this checkout (e.g. an
+# earlier build, for a before/after comparison in one session).
+if [ -z "${TRESOR_BIN:-}" ]; then
+  cargo build --release --locked -p tresor-cli
+  TRESOR_BIN="$CARGO_TARGET_DIR/release/tresor"
+fi
 
 work=$(mktemp -d)
 cleanup() { kill "${tpid:-}" "${mpid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -29,7 +34,7 @@ trap cleanup EXIT
 
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tport=$(free_port); mport=$(free_port)
-"$CARGO_TARGET_DIR/release/tresor" serve --dev --listen "127.0.0.1:$tport" --log warn >"$work/tresor.out" 2>&1 &
+"$TRESOR_BIN" serve --dev --listen "127.0.0.1:$tport" --log warn >"$work/tresor.out" 2>&1 &
 tpid=$!
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$mport" >"$work/moto.out" 2>&1 &
 mpid=$!

@@ -46,7 +46,10 @@ def iam_user(endpoint):
         if e.response["Error"]["Code"] != "EntityAlreadyExists":
             raise
     iam.put_user_policy(UserName="bench", PolicyName="bench", PolicyDocument=json.dumps(BENCH_POLICY))
-    for k in iam.list_access_keys(UserName="bench")["AccessKeyMetadata"]:
+    # Two keys at most per user: drop the oldest when full, so that a script generated just
+    # before (a reader beside a writer) keeps a working key.
+    keys = sorted(iam.list_access_keys(UserName="bench")["AccessKeyMetadata"], key=lambda k: k["CreateDate"])
+    for k in keys[: max(0, len(keys) - 1)]:
         iam.delete_access_key(UserName="bench", AccessKeyId=k["AccessKeyId"])
     k = iam.create_access_key(UserName="bench")["AccessKey"]
     return k["AccessKeyId"], k["SecretAccessKey"]
@@ -101,12 +104,17 @@ def put_parameter_many(endpoint, akid, secret):
     for i in range(WRITE_NAMES):
         body = json.dumps({"Name": f"/bench/write/{i}", "Value": VALUE, "Type": "SecureString", "Overwrite": True})
         reqs.append((body, signed(endpoint, "ssm", headers, body, akid, secret)))
-    lines = ["local reqs = {}"]
+    # wrk.format fills in Host from wrk.headers, which wrk sets only after the script is
+    # loaded: the requests are formatted on first use.
+    lines = ["local specs = {}", "local reqs = nil"]
     for body, h in reqs:
         hs = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in h.items())
-        lines.append(f"table.insert(reqs, wrk.format(\"POST\", \"/\", {{{hs}}}, {json.dumps(body)}))")
+        lines.append(f"table.insert(specs, {{{{{hs}}}, {json.dumps(body)}}})")
     lines.append("local i = 0")
-    lines.append("request = function() i = (i % #reqs) + 1; return reqs[i] end")
+    lines.append("request = function()")
+    lines.append("  if reqs == nil then reqs = {}; for _, s in ipairs(specs) do table.insert(reqs, wrk.format(\"POST\", \"/\", s[1], s[2])) end end")
+    lines.append("  i = (i % #reqs) + 1; return reqs[i]")
+    lines.append("end")
     print("\n".join(lines))
 
 
