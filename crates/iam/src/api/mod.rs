@@ -15,6 +15,8 @@ mod access_keys;
 mod attached;
 mod aws_managed;
 mod entities;
+#[cfg(test)]
+mod golden_tests;
 mod groups;
 mod inline;
 mod instance_profiles;
