@@ -334,19 +334,3 @@ pub fn update_user(s: &Services, ctx: &RequestCtx, input: UpdateUserInput) -> Re
     txn.commit()?;
     Ok(())
 }
-
-/// The `User` structure for the handlers still writing their own XML (GetGroup).
-pub(crate) fn write_user(
-    w: &mut tresor_wire::xml::XmlWriter,
-    user: &UserRecord,
-    account: &str,
-    tag: &str,
-    full: bool,
-) {
-    super::write_entity_head(w, user, account, tag);
-    if full {
-        super::write_boundary(w, user.permissions_boundary.as_deref());
-        super::write_tags(w, &user.tags);
-    }
-    w.close(tag);
-}
