@@ -5,13 +5,17 @@ use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::query::QueryParams;
 use tresor_wire::xml::XmlWriter;
 
+use serde::Serialize;
+
+use super::kind_input::kind_inputs;
 use super::pagination::{Page, write_list};
 use super::{
-    Check, Entity, IamResult, PolicyHolder, Tagged, authorize, authorized, delete_conflict,
-    limit_exceeded, merge_tags, name_param, parse_tags, scan_all, scan_keys,
+    Check, Entity, IamResult, PolicyHolder, Tagged, authorize, authorized, check_tags,
+    delete_conflict, limit_exceeded, merge_tags, scan_all, scan_keys,
 };
 use crate::error::IamError;
 use crate::keys;
+use crate::shapes::Tag;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
 use tresor_core::record;
@@ -85,10 +89,57 @@ pub(crate) fn list_page<E: Entity>(
     Ok(page.apply(all, |e| e.name().to_lowercase()))
 }
 
+kind_inputs! {
+    /// `Tag{User,Role}`.
+    pub struct TagInput {
+        #[serde(default)]
+        pub tags: Vec<crate::shapes::TagInput>,
+    }
+    TagUserInput => "UserName",
+    TagRoleInput => "RoleName",
+}
+
+kind_inputs! {
+    /// `Untag{User,Role}`.
+    pub struct UntagInput {
+        #[serde(default)]
+        pub tag_keys: Vec<String>,
+    }
+    UntagUserInput => "UserName",
+    UntagRoleInput => "RoleName",
+}
+
+kind_inputs! {
+    /// `List{User,Role}Tags`.
+    pub struct ListTagsInput {
+        pub marker: Option<String>,
+        pub max_items: Option<i64>,
+    }
+    ListUserTagsInput => "UserName",
+    ListRoleTagsInput => "RoleName",
+}
+
+/// `List{User,Role}Tags`' result. `<Tags>` is present even when there are none.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsOutput {
+    pub tags: Vec<Tag>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+/// The entity name of a kind-generic input, validated against the kind's maximum.
+fn check_name<E: Entity>(name: &str) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name(E::KIND.name_member(), Some(name), E::KIND.name_max());
+    check.finish()
+}
+
 /// `Tag{User,Role}`: adds or replaces tags, up to `TagsPer<Kind>`.
-pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
-    let tags = parse_tags(p, "Tags")?;
+pub fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, input: TagInput) -> Result<(), IamError> {
+    let name = input.name.as_str();
+    check_name::<E>(name)?;
+    let tags = check_tags("Tags", &input.tags)?;
     let action = format!("iam:Tag{}", E::KIND.title());
     let mut txn = s.store().begin_write()?;
     let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
@@ -101,13 +152,14 @@ pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) ->
     }
     record::put(&mut *txn, &E::KIND.key(&ctx.caller.account, name), &entity)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
 /// `Untag{User,Role}`: removes tags by key, case-insensitively.
-pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
-    let remove: Vec<String> = p.list("TagKeys").iter().map(|k| k.to_lowercase()).collect();
+pub fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, input: UntagInput) -> Result<(), IamError> {
+    let name = input.name.as_str();
+    check_name::<E>(name)?;
+    let remove: Vec<String> = input.tag_keys.iter().map(|k| k.to_lowercase()).collect();
     let action = format!("iam:Untag{}", E::KIND.title());
     let mut txn = s.store().begin_write()?;
     let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
@@ -116,26 +168,27 @@ pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) 
         .retain(|(k, _)| !remove.contains(&k.to_lowercase()));
     record::put(&mut *txn, &E::KIND.key(&ctx.caller.account, name), &entity)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-/// `List{User,Role}Tags`, by key. `<Tags>` is present even when there are none.
-pub(crate) fn list_tags<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
-    let page = Page::from_params(p)?;
+/// `List{User,Role}Tags`, by key.
+pub fn list_tags<E: Tagged>(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListTagsInput,
+) -> Result<ListTagsOutput, IamError> {
+    let name = input.name.as_str();
+    check_name::<E>(name)?;
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let action = format!("iam:List{}Tags", E::KIND.title());
     let txn = s.store().begin_read()?;
     let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
     let (items, next) = page.apply(std::mem::take(entity.tags_mut()), |(k, _)| k.clone());
-    let mut w = XmlWriter::new();
-    write_list(&mut w, "Tags", &items, next.as_deref(), |w, (k, v)| {
-        w.open("member")
-            .elem("Key", k)
-            .elem("Value", v)
-            .close("member");
-        Ok(())
-    })?;
-    Ok(Some(w.finish()))
+    Ok(ListTagsOutput {
+        tags: Tag::list(&items),
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }
 
 /// `Delete{User,Role,Group,InstanceProfile}`: `conflicts` refuses (IAM's `DeleteConflict`)

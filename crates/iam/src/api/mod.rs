@@ -20,6 +20,7 @@ mod golden_tests;
 mod groups;
 mod inline;
 mod instance_profiles;
+mod kind_input;
 mod pagination;
 mod policies;
 mod principals;
@@ -88,6 +89,12 @@ pub fn handler(op: &str) -> Option<QueryOp> {
             Some(h)
         }};
     }
+    // A kind-generic operation: decode the kind's wire input, run the generic handler.
+    macro_rules! kind {
+        ($f:expr, $input:ty) => {
+            typed!(|s: &Services, c: &RequestCtx, i: $input| $f(s, c, i.into()))
+        };
+    }
     use crate::identity::UserRecord as U;
     use groups::GroupRecord as G;
     use roles::RoleRecord as R;
@@ -98,9 +105,9 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "DeleteUser" => typed!(users::delete_user),
         "ListUsers" => typed!(users::list_users),
         "UpdateUser" => typed!(users::update_user),
-        "TagUser" => op!(entities::tag::<U>),
-        "UntagUser" => op!(entities::untag::<U>),
-        "ListUserTags" => op!(entities::list_tags::<U>),
+        "TagUser" => kind!(entities::tag::<U>, entities::TagUserInput),
+        "UntagUser" => kind!(entities::untag::<U>, entities::UntagUserInput),
+        "ListUserTags" => kind!(entities::list_tags::<U>, entities::ListUserTagsInput),
         // access keys
         "CreateAccessKey" => typed!(access_keys::create_access_key),
         "DeleteAccessKey" => typed!(access_keys::delete_access_key),
@@ -123,9 +130,9 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "UpdateRole" => op!(roles::update_role),
         "UpdateRoleDescription" => op!(roles::update_role_description),
         "UpdateAssumeRolePolicy" => op!(roles::update_assume_role_policy),
-        "TagRole" => op!(entities::tag::<R>),
-        "UntagRole" => op!(entities::untag::<R>),
-        "ListRoleTags" => op!(entities::list_tags::<R>),
+        "TagRole" => kind!(entities::tag::<R>, entities::TagRoleInput),
+        "UntagRole" => kind!(entities::untag::<R>, entities::UntagRoleInput),
+        "ListRoleTags" => kind!(entities::list_tags::<R>, entities::ListRoleTagsInput),
         // inline policies
         "PutUserPolicy" => op!(inline::put_policy::<U>),
         "PutGroupPolicy" => op!(inline::put_policy::<G>),
