@@ -2,16 +2,14 @@
 //! path prefix, tags (`Tag/Untag/List{User,Role}Tags`) and deletion.
 
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
 use serde::Serialize;
 
 use super::kind_input::kind_inputs;
-use super::pagination::{Page, write_list};
+use super::pagination::Page;
 use super::{
-    Check, Entity, IamResult, PolicyHolder, Tagged, authorize, authorized, check_tags,
-    delete_conflict, limit_exceeded, merge_tags, scan_all, scan_keys,
+    Check, Entity, PolicyHolder, Tagged, authorize, authorized, check_tags, delete_conflict,
+    limit_exceeded, merge_tags, scan_all, scan_keys,
 };
 use crate::error::IamError;
 use crate::keys;
@@ -23,42 +21,7 @@ use tresor_core::record;
 /// Tags per user or role (IAM and AWS STS quotas).
 const MAX_TAGS: usize = 50;
 
-/// `List{Users,Roles,Groups,InstanceProfiles}`: the entities whose path starts with
-/// `PathPrefix`, by name, each written by `item` as a `member`.
-pub(crate) fn list_entities<E: Entity>(
-    s: &Services,
-    ctx: &RequestCtx,
-    p: &QueryParams,
-    item: impl Fn(&mut XmlWriter, &dyn ReadTxn, &E, &str) -> Result<(), IamError>,
-) -> IamResult {
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let mut check = Check::new();
-    check.path_prefix("PathPrefix", Some(prefix));
-    check.finish()?;
-    let page = Page::from_params(p)?;
-    let account = &ctx.caller.account;
-    let plural = format!("{}s", E::KIND.title());
-    let txn = s.store().begin_read()?;
-    authorize(
-        s,
-        ctx,
-        &format!("iam:List{plural}"),
-        &format!("arn:aws:iam::{account}:{}{prefix}", E::KIND.word()),
-    )?;
-    let all: Vec<E> = scan_all::<E>(&*txn, &E::KIND.prefix(account))?
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.path().starts_with(prefix))
-        .collect();
-    let (items, next) = page.apply(all, |e| e.name().to_lowercase());
-    let mut w = XmlWriter::new();
-    write_list(&mut w, &plural, &items, next.as_deref(), |w, e| {
-        item(w, &*txn, e, account)
-    })?;
-    Ok(Some(w.finish()))
-}
-
-/// As [`list_entities`] for typed handlers: the page of entities whose path starts with
+/// `List{Users,Roles,Groups,InstanceProfiles}`: the page of entities whose path starts with
 /// `path_prefix` (default `/`), by name, and the marker of the next page.
 pub(crate) fn list_page<E: Entity>(
     s: &Services,
@@ -191,21 +154,9 @@ pub fn list_tags<E: Tagged>(
     })
 }
 
-/// `Delete{User,Role,Group,InstanceProfile}`: `conflicts` refuses (IAM's `DeleteConflict`)
-/// while the entity still has what must go first; then its boundary use, record and unique
-/// id are removed in one transaction.
-pub(crate) fn delete_entity<E: Entity>(
-    s: &Services,
-    ctx: &RequestCtx,
-    p: &QueryParams,
-    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), IamError>,
-) -> IamResult {
-    let name = p.required(E::KIND.name_member())?;
-    delete_named(s, ctx, name, conflicts)?;
-    Ok(None)
-}
-
-/// [`delete_entity`] of the entity `name` of a typed input.
+/// `Delete{User,Role,Group,InstanceProfile}` of the entity `name`: `conflicts` refuses (IAM's
+/// `DeleteConflict`) while the entity still has what must go first; then its boundary use,
+/// record and unique id are removed in one transaction.
 pub(crate) fn delete_named<E: Entity>(
     s: &Services,
     ctx: &RequestCtx,

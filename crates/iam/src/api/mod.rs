@@ -33,7 +33,6 @@ use std::collections::BTreeMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
 use tresor_policy::PolicyError;
 use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
@@ -89,6 +88,18 @@ pub fn handler(op: &str) -> Option<QueryOp> {
             Some(h)
         }};
     }
+    // A typed operation whose result element AWS sends even without members.
+    macro_rules! typed_empty_result {
+        ($f:expr) => {{
+            let h: QueryOp = |s: &Services, c: &RequestCtx, p: &QueryParams| {
+                session_may_call_iam(c)?;
+                let input = tresor_wire::query::decode(p)?;
+                $f(s, c, input).map_err(|e: IamError| AwsError::from(e))?;
+                Ok(Some(String::new()))
+            };
+            Some(h)
+        }};
+    }
     // A kind-generic operation: decode the kind's wire input, run the generic handler.
     macro_rules! kind {
         ($f:expr, $input:ty) => {
@@ -123,13 +134,13 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "RemoveUserFromGroup" => typed!(groups::remove_user_from_group),
         "ListGroupsForUser" => typed!(groups::list_groups_for_user),
         // roles
-        "CreateRole" => op!(roles::create_role),
-        "GetRole" => op!(roles::get_role),
-        "DeleteRole" => op!(roles::delete_role),
-        "ListRoles" => op!(roles::list_roles),
-        "UpdateRole" => op!(roles::update_role),
-        "UpdateRoleDescription" => op!(roles::update_role_description),
-        "UpdateAssumeRolePolicy" => op!(roles::update_assume_role_policy),
+        "CreateRole" => typed!(roles::create_role),
+        "GetRole" => typed!(roles::get_role),
+        "DeleteRole" => typed!(roles::delete_role),
+        "ListRoles" => typed!(roles::list_roles),
+        "UpdateRole" => typed_empty_result!(roles::update_role),
+        "UpdateRoleDescription" => typed!(roles::update_role_description),
+        "UpdateAssumeRolePolicy" => typed!(roles::update_assume_role_policy),
         "TagRole" => kind!(entities::tag::<R>, entities::TagRoleInput),
         "UntagRole" => kind!(entities::untag::<R>, entities::UntagRoleInput),
         "ListRoleTags" => kind!(entities::list_tags::<R>, entities::ListRoleTagsInput),
@@ -172,15 +183,15 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "SetDefaultPolicyVersion" => op!(policies::set_default_policy_version),
         "ListEntitiesForPolicy" => op!(policies::list_entities_for_policy),
         // instance profiles
-        "CreateInstanceProfile" => op!(instance_profiles::create_instance_profile),
-        "GetInstanceProfile" => op!(instance_profiles::get_instance_profile),
-        "DeleteInstanceProfile" => op!(instance_profiles::delete_instance_profile),
-        "ListInstanceProfiles" => op!(instance_profiles::list_instance_profiles),
-        "AddRoleToInstanceProfile" => op!(instance_profiles::add_role_to_instance_profile),
+        "CreateInstanceProfile" => typed!(instance_profiles::create_instance_profile),
+        "GetInstanceProfile" => typed!(instance_profiles::get_instance_profile),
+        "DeleteInstanceProfile" => typed!(instance_profiles::delete_instance_profile),
+        "ListInstanceProfiles" => typed!(instance_profiles::list_instance_profiles),
+        "AddRoleToInstanceProfile" => typed!(instance_profiles::add_role_to_instance_profile),
         "RemoveRoleFromInstanceProfile" => {
-            op!(instance_profiles::remove_role_from_instance_profile)
+            typed!(instance_profiles::remove_role_from_instance_profile)
         }
-        "ListInstanceProfilesForRole" => op!(instance_profiles::list_instance_profiles_for_role),
+        "ListInstanceProfilesForRole" => typed!(instance_profiles::list_instance_profiles_for_role),
         // the policy simulator
         "SimulatePrincipalPolicy" => op!(simulate::simulate_principal_policy),
         "SimulateCustomPolicy" => op!(simulate::simulate_custom_policy),
@@ -464,27 +475,6 @@ pub(crate) fn write_tags(w: &mut XmlWriter, tags: &[(String, String)]) {
     w.close("Tags");
 }
 
-/// Opens `tag` and writes the members every entity structure starts with: `Path`,
-/// `<Kind>Name`, `<Kind>Id`, `Arn` and `CreateDate`.
-pub(crate) fn write_entity_head<E: Entity>(w: &mut XmlWriter, e: &E, account: &str, tag: &str) {
-    let kind = E::KIND.title();
-    w.open(tag)
-        .elem("Path", e.path())
-        .elem(&format!("{kind}Name"), e.name())
-        .elem(&format!("{kind}Id"), e.id())
-        .elem("Arn", &e.arn(account))
-        .elem("CreateDate", &iso(e.created()));
-}
-
-pub(crate) fn write_boundary(w: &mut XmlWriter, boundary: Option<&str>) {
-    if let Some(arn) = boundary {
-        w.open("PermissionsBoundary")
-            .elem("PermissionsBoundaryType", "PermissionsBoundaryPolicy")
-            .elem("PermissionsBoundaryArn", arn)
-            .close("PermissionsBoundary");
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Entities: users, groups, roles and instance profiles share lookup, ARNs and errors.
 
@@ -590,7 +580,6 @@ pub(crate) trait Entity: Serialize + DeserializeOwned {
     fn name(&self) -> &str;
     fn path(&self) -> &str;
     fn id(&self) -> &str;
-    fn created(&self) -> OffsetDateTime;
     fn arn(&self, account: &str) -> String {
         Self::KIND.arn(account, self.path(), self.name())
     }
@@ -633,9 +622,6 @@ macro_rules! impl_entity {
             }
             fn id(&self) -> &str {
                 &self.$id
-            }
-            fn created(&self) -> ::time::OffsetDateTime {
-                self.created
             }
             $(fn boundary(&self) -> Option<&str> {
                 self.$boundary.as_deref()
