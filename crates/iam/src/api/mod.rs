@@ -145,32 +145,53 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         "UntagRole" => kind!(entities::untag::<R>, entities::UntagRoleInput),
         "ListRoleTags" => kind!(entities::list_tags::<R>, entities::ListRoleTagsInput),
         // inline policies
-        "PutUserPolicy" => op!(inline::put_policy::<U>),
-        "PutGroupPolicy" => op!(inline::put_policy::<G>),
-        "PutRolePolicy" => op!(inline::put_policy::<R>),
-        "GetUserPolicy" => op!(inline::get_policy::<U>),
-        "GetGroupPolicy" => op!(inline::get_policy::<G>),
-        "GetRolePolicy" => op!(inline::get_policy::<R>),
-        "DeleteUserPolicy" => op!(inline::delete_policy::<U>),
-        "DeleteGroupPolicy" => op!(inline::delete_policy::<G>),
-        "DeleteRolePolicy" => op!(inline::delete_policy::<R>),
-        "ListUserPolicies" => op!(inline::list_policies::<U>),
-        "ListGroupPolicies" => op!(inline::list_policies::<G>),
-        "ListRolePolicies" => op!(inline::list_policies::<R>),
+        "PutUserPolicy" => kind!(inline::put_policy::<U>, inline::PutUserPolicyInput),
+        "PutGroupPolicy" => kind!(inline::put_policy::<G>, inline::PutGroupPolicyInput),
+        "PutRolePolicy" => kind!(inline::put_policy::<R>, inline::PutRolePolicyInput),
+        "GetUserPolicy" => kind!(inline::get_policy::<U>, inline::UserPolicyNameInput),
+        "GetGroupPolicy" => kind!(inline::get_policy::<G>, inline::GroupPolicyNameInput),
+        "GetRolePolicy" => kind!(inline::get_policy::<R>, inline::RolePolicyNameInput),
+        "DeleteUserPolicy" => kind!(inline::delete_policy::<U>, inline::UserPolicyNameInput),
+        "DeleteGroupPolicy" => kind!(inline::delete_policy::<G>, inline::GroupPolicyNameInput),
+        "DeleteRolePolicy" => kind!(inline::delete_policy::<R>, inline::RolePolicyNameInput),
+        "ListUserPolicies" => kind!(inline::list_policies::<U>, inline::ListUserPoliciesInput),
+        "ListGroupPolicies" => kind!(inline::list_policies::<G>, inline::ListGroupPoliciesInput),
+        "ListRolePolicies" => kind!(inline::list_policies::<R>, inline::ListRolePoliciesInput),
         // managed policy attachments and permissions boundaries
-        "AttachUserPolicy" => op!(attached::attach::<U>),
-        "AttachGroupPolicy" => op!(attached::attach::<G>),
-        "AttachRolePolicy" => op!(attached::attach::<R>),
-        "DetachUserPolicy" => op!(attached::detach::<U>),
-        "DetachGroupPolicy" => op!(attached::detach::<G>),
-        "DetachRolePolicy" => op!(attached::detach::<R>),
-        "ListAttachedUserPolicies" => op!(attached::list_attached::<U>),
-        "ListAttachedGroupPolicies" => op!(attached::list_attached::<G>),
-        "ListAttachedRolePolicies" => op!(attached::list_attached::<R>),
-        "PutUserPermissionsBoundary" => op!(attached::put_boundary::<U>),
-        "PutRolePermissionsBoundary" => op!(attached::put_boundary::<R>),
-        "DeleteUserPermissionsBoundary" => op!(attached::delete_boundary::<U>),
-        "DeleteRolePermissionsBoundary" => op!(attached::delete_boundary::<R>),
+        "AttachUserPolicy" => kind!(attached::attach::<U>, attached::UserPolicyArnInput),
+        "AttachGroupPolicy" => kind!(attached::attach::<G>, attached::GroupPolicyArnInput),
+        "AttachRolePolicy" => kind!(attached::attach::<R>, attached::RolePolicyArnInput),
+        "DetachUserPolicy" => kind!(attached::detach::<U>, attached::UserPolicyArnInput),
+        "DetachGroupPolicy" => kind!(attached::detach::<G>, attached::GroupPolicyArnInput),
+        "DetachRolePolicy" => kind!(attached::detach::<R>, attached::RolePolicyArnInput),
+        "ListAttachedUserPolicies" => kind!(
+            attached::list_attached::<U>,
+            attached::ListAttachedUserPoliciesInput
+        ),
+        "ListAttachedGroupPolicies" => kind!(
+            attached::list_attached::<G>,
+            attached::ListAttachedGroupPoliciesInput
+        ),
+        "ListAttachedRolePolicies" => kind!(
+            attached::list_attached::<R>,
+            attached::ListAttachedRolePoliciesInput
+        ),
+        "PutUserPermissionsBoundary" => kind!(
+            attached::put_boundary::<U>,
+            attached::PutUserPermissionsBoundaryInput
+        ),
+        "PutRolePermissionsBoundary" => kind!(
+            attached::put_boundary::<R>,
+            attached::PutRolePermissionsBoundaryInput
+        ),
+        "DeleteUserPermissionsBoundary" => kind!(
+            attached::delete_boundary::<U>,
+            attached::DeleteUserPermissionsBoundaryInput
+        ),
+        "DeleteRolePermissionsBoundary" => kind!(
+            attached::delete_boundary::<R>,
+            attached::DeleteRolePermissionsBoundaryInput
+        ),
         // managed policies and versions
         "CreatePolicy" => op!(policies::create_policy),
         "GetPolicy" => op!(policies::get_policy),
@@ -668,19 +689,6 @@ impl Tagged for UserRecord {
     fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
         &mut self.tags
     }
-}
-
-/// The entity name in request member `member`, validated against `max` characters.
-pub(crate) fn name_param<'a>(
-    p: &'a QueryParams,
-    member: &str,
-    max: usize,
-) -> Result<&'a str, IamError> {
-    let name = p.required(member)?;
-    let mut check = Check::new();
-    check.name(member, Some(name), max);
-    check.finish()?;
-    Ok(name)
 }
 
 /// Reads the entity `name` after authorizing `action` on it (see [`lookup`]).

@@ -80,23 +80,6 @@ impl Page {
     }
 }
 
-/// A listing: `<wrapper>` around `items` (each written by `item`), then the page end.
-pub(crate) fn write_list<T>(
-    w: &mut XmlWriter,
-    wrapper: &str,
-    items: &[T],
-    next: Option<&str>,
-    mut item: impl FnMut(&mut XmlWriter, &T) -> Result<(), IamError>,
-) -> Result<(), IamError> {
-    w.open(wrapper);
-    for t in items {
-        item(w, t)?;
-    }
-    w.close(wrapper);
-    write_page_end(w, next);
-    Ok(())
-}
-
 /// `<IsTruncated>` and, when there is more, `<Marker>`.
 pub(crate) fn write_page_end(w: &mut XmlWriter, next: Option<&str>) {
     w.elem("IsTruncated", if next.is_some() { "true" } else { "false" });
