@@ -37,7 +37,6 @@ use tresor_policy::PolicyError;
 use tresor_store::ReadTxn;
 use tresor_wire::query::QueryParams;
 use tresor_wire::validate::Validator;
-use tresor_wire::xml::XmlWriter;
 use tresor_wire::{AwsError, Protocol};
 
 use crate::error::IamError;
@@ -61,9 +60,6 @@ pub type QueryOp = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<Str
 
 /// The result of a handler still on the kernel's error type (the policy simulator).
 type OpResult = Result<Option<String>, ServiceError>;
-
-/// The result of an IAM handler still writing its own XML.
-type IamResult = Result<Option<String>, IamError>;
 
 /// The IAM operation named `op`, if tresor implements it.
 pub fn handler(op: &str) -> Option<QueryOp> {
@@ -193,16 +189,16 @@ pub fn handler(op: &str) -> Option<QueryOp> {
             attached::DeleteRolePermissionsBoundaryInput
         ),
         // managed policies and versions
-        "CreatePolicy" => op!(policies::create_policy),
-        "GetPolicy" => op!(policies::get_policy),
-        "DeletePolicy" => op!(policies::delete_policy),
-        "ListPolicies" => op!(policies::list_policies),
-        "CreatePolicyVersion" => op!(policies::create_policy_version),
-        "GetPolicyVersion" => op!(policies::get_policy_version),
-        "ListPolicyVersions" => op!(policies::list_policy_versions),
-        "DeletePolicyVersion" => op!(policies::delete_policy_version),
-        "SetDefaultPolicyVersion" => op!(policies::set_default_policy_version),
-        "ListEntitiesForPolicy" => op!(policies::list_entities_for_policy),
+        "CreatePolicy" => typed!(policies::create_policy),
+        "GetPolicy" => typed!(policies::get_policy),
+        "DeletePolicy" => typed!(policies::delete_policy),
+        "ListPolicies" => typed!(policies::list_policies),
+        "CreatePolicyVersion" => typed!(policies::create_policy_version),
+        "GetPolicyVersion" => typed!(policies::get_policy_version),
+        "ListPolicyVersions" => typed!(policies::list_policy_versions),
+        "DeletePolicyVersion" => typed!(policies::delete_policy_version),
+        "SetDefaultPolicyVersion" => typed!(policies::set_default_policy_version),
+        "ListEntitiesForPolicy" => typed!(policies::list_entities_for_policy),
         // instance profiles
         "CreateInstanceProfile" => typed!(instance_profiles::create_instance_profile),
         "GetInstanceProfile" => typed!(instance_profiles::get_instance_profile),
@@ -440,19 +436,6 @@ pub(crate) fn check_tags(
     Ok(tags)
 }
 
-/// As [`check_tags`], reading the flattened parameters (handlers not yet typed).
-pub(crate) fn parse_tags(p: &QueryParams, member: &str) -> Result<Vec<(String, String)>, IamError> {
-    let raw: Vec<TagInput> = p
-        .struct_list(member)
-        .iter()
-        .map(|m| TagInput {
-            key: m.get("Key").map(|k| k.to_string()),
-            value: m.get("Value").copied().unwrap_or("").to_string(),
-        })
-        .collect();
-    check_tags(member, &raw)
-}
-
 /// Adds or replaces `new` tags in `tags` (keys compared case-insensitively, as IAM does).
 pub(crate) fn merge_tags(tags: &mut Vec<(String, String)>, new: Vec<(String, String)>) {
     for (k, v) in new {
@@ -476,24 +459,6 @@ const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
 /// A policy document as IAM returns it in XML: percent-encoded JSON.
 pub(crate) fn encode_document(doc: &str) -> String {
     utf8_percent_encode(doc, RFC3986).to_string()
-}
-
-pub(crate) fn iso(t: time::OffsetDateTime) -> String {
-    tresor_wire::timefmt::iso8601(t)
-}
-
-pub(crate) fn write_tags(w: &mut XmlWriter, tags: &[(String, String)]) {
-    if tags.is_empty() {
-        return;
-    }
-    w.open("Tags");
-    for (k, v) in tags {
-        w.open("member")
-            .elem("Key", k)
-            .elem("Value", v)
-            .close("member");
-    }
-    w.close("Tags");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
 use super::{Check, invalid_input};
 use crate::error::IamError;
@@ -78,12 +77,6 @@ impl Page {
         };
         (page, next)
     }
-}
-
-/// `<IsTruncated>` and, when there is more, `<Marker>`.
-pub(crate) fn write_page_end(w: &mut XmlWriter, next: Option<&str>) {
-    w.elem("IsTruncated", if next.is_some() { "true" } else { "false" });
-    w.opt("Marker", next);
 }
 
 #[cfg(test)]
