@@ -46,7 +46,6 @@ use crate::shapes::TagInput;
 use tresor_core::Services;
 use tresor_core::authz::AuthzRequest;
 use tresor_core::ctx::RequestCtx;
-use tresor_core::error::ServiceError;
 
 pub use aws_managed::{AWS_MANAGED_POLICIES, AwsManagedPolicy};
 pub use groups::GroupRecord;
@@ -58,20 +57,8 @@ pub use roles::RoleRecord;
 /// The handler signature of the dispatch table.
 pub type QueryOp = fn(&Services, &RequestCtx, &QueryParams) -> Result<Option<String>, AwsError>;
 
-/// The result of a handler still on the kernel's error type (the policy simulator).
-type OpResult = Result<Option<String>, ServiceError>;
-
 /// The IAM operation named `op`, if tresor implements it.
 pub fn handler(op: &str) -> Option<QueryOp> {
-    macro_rules! op {
-        ($f:expr) => {{
-            let h: QueryOp = |s: &Services, c: &RequestCtx, p: &QueryParams| {
-                session_may_call_iam(c)?;
-                $f(s, c, p).map_err(|e| AwsError::from(IamError::from(e)))
-            };
-            Some(h)
-        }};
-    }
     // A typed operation: decode the parameters into its input, run it, encode its output.
     macro_rules! typed {
         ($f:expr) => {{
@@ -210,8 +197,8 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         }
         "ListInstanceProfilesForRole" => typed!(instance_profiles::list_instance_profiles_for_role),
         // the policy simulator
-        "SimulatePrincipalPolicy" => op!(simulate::simulate_principal_policy),
-        "SimulateCustomPolicy" => op!(simulate::simulate_custom_policy),
+        "SimulatePrincipalPolicy" => typed!(simulate::simulate_principal_policy),
+        "SimulateCustomPolicy" => typed!(simulate::simulate_custom_policy),
         _ => None,
     }
 }

@@ -241,7 +241,7 @@ impl Input<'_> {
         mut identity: Vec<Sim>,
         mut boundary: Option<Sim>,
         principal: Principal,
-    ) -> Result<SimulatePolicyResponse, ServiceError> {
+    ) -> Result<SimulatePolicyResponse, IamError> {
         for (i, text) in self.policy_inputs.iter().enumerate() {
             let policy = parse_input(text, PolicyKind::Identity)?;
             identity.push(Sim::new(
@@ -296,7 +296,7 @@ impl Input<'_> {
             None => 0,
             Some(key) => key
                 .parse::<usize>()
-                .map_err(|_| invalid_input::<ServiceError>("Invalid Marker."))?
+                .map_err(|_| invalid_input::<IamError>("Invalid Marker."))?
                 .saturating_add(1),
         };
         let started = Instant::now();

@@ -32,22 +32,21 @@ use tresor_policy::{
     PrincipalKind, Request, ResourceKind, SourcePolicyType,
 };
 use tresor_store::ReadTxn;
-use tresor_wire::query::QueryParams;
 use tresor_wire::validate::member_path;
 
 use super::groups::GroupRecord;
 use super::pagination::Page;
 use super::roles::RoleRecord;
 use super::{
-    Check, EntityKind, OpResult, PolicyHolder, authorize, identity_policies, invalid_input,
+    Check, EntityKind, PolicyHolder, authorize, identity_policies, invalid_input,
     managed_policy_document, parse_iam_arn, policy_error, validation,
 };
+use crate::error::IamError;
 use crate::identity::UserRecord;
 use crate::keys;
 use tresor_core::Services;
 use tresor_core::authz::{principal_of, resource_account, source_type_of};
 use tresor_core::ctx::{Caller, CallerKind, RequestCtx};
-use tresor_core::error::ServiceError;
 use tresor_core::record;
 
 /// `policyDocumentType` of the simulation inputs: 1–131,072 characters, whitespace included,
@@ -105,34 +104,17 @@ use principals::*;
 // ---------------------------------------------------------------------------------------
 // Operations.
 
-/// `SimulatePrincipalPolicy` on the dispatch table: decode, simulate, encode.
-pub(crate) fn simulate_principal_policy(
+/// `SimulatePrincipalPolicy`.
+pub fn simulate_principal_policy(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> OpResult {
-    encode(&principal_policy(s, ctx, p)?)
-}
-
-/// `SimulateCustomPolicy` on the dispatch table: decode, simulate, encode.
-pub(crate) fn simulate_custom_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    encode(&custom_policy(s, ctx, p)?)
-}
-
-fn encode(out: &SimulatePolicyResponse) -> OpResult {
-    tresor_wire::xml::encode(out).map_err(ServiceError::Aws)
-}
-
-pub fn principal_policy(
-    s: &Services,
-    ctx: &RequestCtx,
-    p: &QueryParams,
-) -> Result<SimulatePolicyResponse, ServiceError> {
-    require(p, &[("PolicySourceArn", false), ("ActionNames", true)])?;
-    let source_arn = p.get("PolicySourceArn").unwrap_or_default();
+    input: SimulatePrincipalPolicyInput,
+) -> Result<SimulatePolicyResponse, IamError> {
+    let (source_arn, shared) = input.split()?;
+    let source_arn = source_arn.as_str();
     let mut check = Check::new();
     check.length("PolicySourceArn", Some(source_arn), 20, 2048);
-    let input = Input::parse(p, check)?;
+    let input = Input::parse(&shared, check)?;
     let txn = s.store().begin_read()?;
     authorize(s, ctx, "iam:SimulatePrincipalPolicy", source_arn)?;
 
@@ -175,13 +157,14 @@ pub fn principal_policy(
     input.finish(identity, boundary, principal)
 }
 
-pub fn custom_policy(
+/// `SimulateCustomPolicy`.
+pub fn simulate_custom_policy(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> Result<SimulatePolicyResponse, ServiceError> {
-    require(p, &[("PolicyInputList", true), ("ActionNames", true)])?;
-    let input = Input::parse(p, Check::new())?;
+    input: SimulateCustomPolicyInput,
+) -> Result<SimulatePolicyResponse, IamError> {
+    let shared = input.shared()?;
+    let input = Input::parse(&shared, Check::new())?;
     if let Some(a) = input.actions.iter().find(|a| a.contains(['*', '?'])) {
         return Err(invalid_input(format!(
             "Action {a} is not valid: SimulateCustomPolicy does not support wildcards in action names."
@@ -259,20 +242,24 @@ mod tests {
 
     #[test]
     fn context_entries_are_typed() {
-        let q = QueryParams::parse(
+        let entries = |form: &[u8]| {
+            let q = tresor_wire::query::QueryParams::parse(form).unwrap_or_default();
+            tresor_wire::query::decode::<SimulateCustomPolicyInput>(&q)
+                .map(|i| i.context_entries)
+                .unwrap_or_default()
+        };
+        let ctx = context_of(&entries(
             b"ContextEntries.member.1.ContextKeyName=aws%3ASourceIp&ContextEntries.member.1.ContextKeyType=ip&ContextEntries.member.1.ContextKeyValues.member.1=10.1.2.3&ContextEntries.member.2.ContextKeyName=aws%3ASecureTransport&ContextEntries.member.2.ContextKeyType=boolean&ContextEntries.member.2.ContextKeyValues.member.1=TRUE",
-        )
+        ))
         .unwrap_or_default();
-        let ctx = context_of(&q.struct_list("ContextEntries")).unwrap_or_default();
         assert_eq!(ctx.get("aws:sourceip"), Some(&["10.1.2.3".to_string()][..]));
         assert_eq!(
             ctx.get("aws:SecureTransport"),
             Some(&["true".to_string()][..])
         );
-        let q = QueryParams::parse(
+        assert!(context_of(&entries(
             b"ContextEntries.member.1.ContextKeyName=aws%3ASourceIp&ContextEntries.member.1.ContextKeyType=ip&ContextEntries.member.1.ContextKeyValues.member.1=nope",
-        )
-        .unwrap_or_default();
-        assert!(context_of(&q.struct_list("ContextEntries")).is_err());
+        ))
+        .is_err());
     }
 }
