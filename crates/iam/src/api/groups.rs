@@ -11,7 +11,7 @@ use tresor_store::ReadTxn;
 use super::entities::{delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies};
 use super::pagination::Page;
 use super::users::User;
-use super::{Check, Entity, EntityKind, authorize, authorized, limit_exceeded, scan_keys};
+use super::{Check, EntityKind, authorize, authorized, limit_exceeded, scan_keys};
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
@@ -22,19 +22,7 @@ use tresor_core::record;
 /// Groups an IAM user may be in (IAM and AWS STS quotas).
 const MAX_GROUPS_PER_USER: usize = 10;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub v: u32,
-    pub name: String,
-    pub path: String,
-    pub group_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    #[serde(default)]
-    pub inline_policies: BTreeMap<String, String>,
-    #[serde(default)]
-    pub attached_policies: Vec<String>,
-}
+pub use crate::records::GroupRecord;
 
 super::impl_entity!(GroupRecord, Group, group_id);
 super::impl_policy_holder!(GroupRecord, tresor_policy::GROUP_INLINE_POLICIES_MAX_SIZE);

@@ -16,25 +16,11 @@ use super::{
 use crate::error::IamError;
 use crate::identity::FORMAT;
 use crate::keys;
+pub use crate::records::InstanceProfileRecord;
 use crate::shapes::{Tag, TagInput};
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
 use tresor_core::record;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct InstanceProfileRecord {
-    pub v: u32,
-    pub name: String,
-    pub path: String,
-    pub instance_profile_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    /// Names of the roles in the profile (at most one).
-    #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-}
 
 super::impl_entity!(InstanceProfileRecord, InstanceProfile, instance_profile_id);
 

@@ -27,46 +27,7 @@ use tresor_core::record;
 /// Versions a managed policy may hold (IAM and AWS STS quotas).
 const MAX_VERSIONS: usize = 5;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PolicyVersionRecord {
-    pub id: String,
-    pub document: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ManagedPolicyRecord {
-    pub v: u32,
-    pub name: String,
-    pub path: String,
-    pub policy_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated: OffsetDateTime,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    pub default_version: String,
-    pub versions: Vec<PolicyVersionRecord>,
-    /// The number of the next version (`v<n>`); version ids are never reused.
-    pub next_version: u32,
-}
-
-impl ManagedPolicyRecord {
-    pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:policy{}{}", self.path, self.name)
-    }
-
-    pub fn default_document(&self) -> Option<&str> {
-        self.versions
-            .iter()
-            .find(|v| v.id == self.default_version)
-            .map(|v| v.document.as_str())
-    }
-}
+pub use crate::records::{ManagedPolicyRecord, PolicyVersionRecord};
 
 /// A managed policy as operations see it, customer or AWS managed.
 pub(crate) enum Managed {

@@ -29,34 +29,7 @@ use tresor_core::record;
 
 pub const DEFAULT_MAX_SESSION_DURATION: i64 = 3600;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RoleRecord {
-    pub v: u32,
-    pub name: String,
-    pub path: String,
-    pub role_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    /// The trust policy, as given.
-    pub assume_role_policy: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    pub max_session_duration: i64,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    #[serde(default)]
-    pub inline_policies: BTreeMap<String, String>,
-    #[serde(default)]
-    pub attached_policies: Vec<String>,
-    #[serde(default)]
-    pub permissions_boundary: Option<String>,
-}
-
-impl RoleRecord {
-    pub fn arn(&self, account: &str) -> String {
-        EntityKind::Role.arn(account, &self.path, &self.name)
-    }
-}
+pub use crate::records::RoleRecord;
 
 super::impl_entity!(RoleRecord, Role, role_id, boundary = permissions_boundary);
 super::impl_policy_holder!(
