@@ -5,12 +5,14 @@
 
 use serde::Serialize;
 
+use super::check::Check;
+use super::entity::{PolicyHolder, authorized_in_context};
+use super::errors::{limit_exceeded, no_such_entity};
 use super::inline::{authorized_holder, check_holder_name};
 use super::kind_input::kind_inputs;
 use super::pagination::Page;
 use super::policies::resolve;
 use super::roles::check_boundary;
-use super::{Check, PolicyHolder, authorized_in_context, limit_exceeded, no_such_entity};
 use crate::error::IamError;
 use crate::keys;
 use tresor_core::Services;
@@ -220,7 +222,7 @@ pub fn put_boundary<E: PolicyHolder>(
     let new_ref = check_boundary(&*txn, account, &arn)?;
     let name = entity.name().to_string();
     let Some(slot) = entity.boundary_mut() else {
-        return Err(super::invalid_input(
+        return Err(super::errors::invalid_input(
             "Permissions boundaries apply only to users and roles.",
         ));
     };

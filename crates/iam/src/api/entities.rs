@@ -5,12 +5,11 @@ use tresor_store::{ReadTxn, WriteTxn};
 
 use serde::Serialize;
 
+use super::check::{Check, check_tags, merge_tags};
+use super::entity::{Entity, PolicyHolder, Tagged, authorize, authorized, scan_all, scan_keys};
+use super::errors::{delete_conflict, limit_exceeded};
 use super::kind_input::kind_inputs;
 use super::pagination::Page;
-use super::{
-    Check, Entity, PolicyHolder, Tagged, authorize, authorized, check_tags, delete_conflict,
-    limit_exceeded, merge_tags, scan_all, scan_keys,
-};
 use crate::error::IamError;
 use crate::keys;
 use crate::shapes::Tag;

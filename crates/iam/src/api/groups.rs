@@ -8,10 +8,12 @@ use time::OffsetDateTime;
 use tresor_crypto::ids;
 use tresor_store::ReadTxn;
 
+use super::check::Check;
 use super::entities::{delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies};
+use super::entity::{EntityKind, authorize, authorized, scan_keys};
+use super::errors::limit_exceeded;
 use super::pagination::Page;
 use super::users::User;
-use super::{Check, EntityKind, authorize, authorized, limit_exceeded, scan_keys};
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
@@ -23,9 +25,6 @@ use tresor_core::record;
 const MAX_GROUPS_PER_USER: usize = 10;
 
 pub use crate::records::GroupRecord;
-
-super::impl_entity!(GroupRecord, Group, group_id);
-super::impl_policy_holder!(GroupRecord, tresor_policy::GROUP_INLINE_POLICIES_MAX_SIZE);
 
 /// `Group`.
 #[derive(Debug, Serialize)]
@@ -301,7 +300,7 @@ pub fn remove_user_from_group(
     let user = record::get::<UserRecord>(&*txn, &keys::user(account, user_name))?
         .ok_or_else(|| EntityKind::User.not_found::<IamError>(user_name))?;
     if !txn.delete(&keys::group_member(account, &group.name, &user.name))? {
-        return Err(super::no_such_entity(format!(
+        return Err(super::errors::no_such_entity(format!(
             "The user with name {} cannot be found in group {}.",
             user.name, group.name
         )));

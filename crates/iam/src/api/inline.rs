@@ -7,11 +7,12 @@ use serde::{Serialize, Serializer};
 use tresor_policy::{Policy, PolicyKind, non_whitespace_len};
 use tresor_store::ReadTxn;
 
+use super::check::Check;
+use super::document::encode_document;
+use super::entity::{PolicyHolder, authorized};
+use super::errors::{limit_exceeded, no_such_entity, policy_error};
 use super::kind_input::kind_inputs;
 use super::pagination::Page;
-use super::{
-    Check, PolicyHolder, authorized, encode_document, limit_exceeded, no_such_entity, policy_error,
-};
 use crate::error::IamError;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;

@@ -6,13 +6,12 @@ use time::OffsetDateTime;
 use tresor_crypto::ids;
 use tresor_store::ReadTxn;
 
+use super::check::{Check, check_tags};
 use super::entities::{delete_named, insert_entity, list_page};
+use super::entity::{Entity, EntityKind, authorize, authorized, scan_keys};
+use super::errors::{delete_conflict, limit_exceeded, no_such_entity};
 use super::pagination::Page;
 use super::roles::{Role, RoleRecord};
-use super::{
-    Check, Entity, EntityKind, authorize, authorized, check_tags, delete_conflict, limit_exceeded,
-    no_such_entity, scan_keys,
-};
 use crate::error::IamError;
 use crate::identity::FORMAT;
 use crate::keys;
@@ -21,8 +20,6 @@ use crate::shapes::{Tag, TagInput};
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
 use tresor_core::record;
-
-super::impl_entity!(InstanceProfileRecord, InstanceProfile, instance_profile_id);
 
 /// `InstanceProfile`.
 #[derive(Debug, Serialize)]

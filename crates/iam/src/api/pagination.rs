@@ -5,7 +5,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Check, invalid_input};
+use super::check::Check;
+use super::errors::invalid_input;
 use crate::error::IamError;
 
 pub(crate) const DEFAULT_MAX_ITEMS: usize = 100;

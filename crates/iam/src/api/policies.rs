@@ -9,13 +9,15 @@ use tresor_crypto::ids;
 use tresor_policy::{MANAGED_POLICY_MAX_SIZE, Policy, PolicyKind};
 use tresor_store::ReadTxn;
 
+use super::arn::parse_iam_arn;
 use super::aws_managed::{self, AwsManagedPolicy};
+use super::check::{Check, check_tags};
+use super::document::encode_document;
+use super::entity::Entity;
+use super::entity::{EntityKind, authorize, scan_all, scan_keys};
+use super::errors::{delete_conflict, invalid_input, limit_exceeded, no_such_entity, policy_error};
 use super::pagination::Page;
-use super::{
-    Check, EntityKind, authorize, check_tags, delete_conflict, encode_document, invalid_input,
-    limit_exceeded, no_such_entity, parse_iam_arn, policy_error, scan_all, scan_keys,
-};
-use super::{Entity, groups::GroupRecord, roles::RoleRecord};
+use super::{groups::GroupRecord, roles::RoleRecord};
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
@@ -388,7 +390,7 @@ pub fn create_policy(
     validate_document(doc)?;
     let key = keys::policy(account, name);
     if txn.get(&key)?.is_some() {
-        return Err(super::already_exists(format!(
+        return Err(super::errors::already_exists(format!(
             "A policy called {name} already exists. Duplicate names are not allowed."
         )));
     }

@@ -5,11 +5,12 @@
 
 use tresor_store::ReadTxn;
 
+use super::arn::parse_iam_arn;
+use super::entity::{Entity, PolicyHolder};
 use super::groups::{GroupRecord, groups_of_user};
 use super::instance_profiles::InstanceProfileRecord;
 use super::policies::{ManagedPolicyRecord, default_document};
 use super::roles::RoleRecord;
-use super::{Entity, PolicyHolder, parse_iam_arn};
 use crate::identity::{SessionPrincipal, SessionRecord, UserRecord};
 use crate::keys;
 use tresor_core::ctx::{Caller, CallerKind};
@@ -87,7 +88,7 @@ pub fn identity_policies(
                 && let SessionPrincipal::Role { policies, tags, .. } = session.principal
             {
                 out.session_policies = policies.into_iter().map(|(_, doc)| doc).collect();
-                super::merge_tags(&mut out.principal_tags, tags);
+                super::check::merge_tags(&mut out.principal_tags, tags);
             }
         }
     }

@@ -11,13 +11,14 @@ use tresor_crypto::ids;
 use tresor_policy::{Policy, PolicyError, PolicyKind};
 use tresor_store::ReadTxn;
 
+use super::arn::parse_iam_arn;
+use super::check::{Check, check_tags};
+use super::document::encode_document;
 use super::entities::{
     create_context, delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies,
 };
-use super::{
-    Check, EntityKind, Tagged, authorize_with, authorized, check_tags, encode_document,
-    limit_exceeded, malformed_policy, parse_iam_arn,
-};
+use super::entity::{EntityKind, authorize_with, authorized};
+use super::errors::{limit_exceeded, malformed_policy};
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
@@ -30,19 +31,6 @@ use tresor_core::record;
 pub const DEFAULT_MAX_SESSION_DURATION: i64 = 3600;
 
 pub use crate::records::RoleRecord;
-
-super::impl_entity!(RoleRecord, Role, role_id, boundary = permissions_boundary);
-super::impl_policy_holder!(
-    RoleRecord,
-    tresor_policy::ROLE_INLINE_POLICIES_MAX_SIZE,
-    boundary = permissions_boundary
-);
-
-impl Tagged for RoleRecord {
-    fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
-        &mut self.tags
-    }
-}
 
 /// `Role`. `full` (GetRole, CreateRole) adds tags, the boundary and `RoleLastUsed`;
 /// ListRoles leaves them out, as IAM does.
@@ -202,7 +190,7 @@ pub(crate) fn check_boundary(
 ) -> Result<String, IamError> {
     match super::policies::resolve(txn, account, arn)? {
         Some(m) => Ok(m.index_ref()),
-        None => Err(super::no_such_entity(format!(
+        None => Err(super::errors::no_such_entity(format!(
             "Scope ARN: {arn} does not exist or is not attachable."
         ))),
     }

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_crypto::ids;
 
+use super::check::{Check, check_tags};
 use super::entities::{
     create_context, delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies,
 };
+use super::entity::{EntityKind, authorize, authorize_with, authorized, scan_keys};
+use super::errors::validation;
 use super::roles::check_boundary;
-use super::{
-    Check, EntityKind, authorize, authorize_with, authorized, check_tags, scan_keys, validation,
-};
 use crate::error::IamError;
 use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, UserRecord};
 use crate::keys;

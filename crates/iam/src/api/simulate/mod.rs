@@ -34,13 +34,15 @@ use tresor_policy::{
 use tresor_store::ReadTxn;
 use tresor_wire::validate::member_path;
 
+use super::arn::parse_iam_arn;
+use super::check::Check;
+use super::entity::{EntityKind, PolicyHolder, authorize};
+use super::errors::{invalid_input, policy_error, validation};
 use super::groups::GroupRecord;
 use super::pagination::Page;
+use super::policies::default_document;
+use super::principals::identity_policies;
 use super::roles::RoleRecord;
-use super::{
-    Check, EntityKind, PolicyHolder, authorize, identity_policies, invalid_input,
-    managed_policy_document, parse_iam_arn, policy_error, validation,
-};
 use crate::error::IamError;
 use crate::identity::UserRecord;
 use crate::keys;

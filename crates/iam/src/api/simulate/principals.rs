@@ -148,7 +148,7 @@ pub(super) fn add_group(
         ));
     }
     for arn in group.attached() {
-        if let Some(text) = managed_policy_document(txn, account, arn)? {
+        if let Some(text) = default_document(txn, account, arn)? {
             out.push(Sim::new(
                 cached(s, PolicyKind::Identity, &text)?,
                 arn.clone(),
