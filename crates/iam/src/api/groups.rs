@@ -24,7 +24,7 @@ use tresor_core::record;
 /// Groups an IAM user may be in (IAM and AWS STS quotas).
 const MAX_GROUPS_PER_USER: usize = 10;
 
-pub use crate::records::GroupRecord;
+use crate::records::GroupRecord;
 
 /// `Group`.
 #[derive(Debug, Serialize)]

@@ -84,8 +84,8 @@ pub fn handler(op: &str) -> Option<QueryOp> {
         };
     }
     use crate::identity::UserRecord as U;
-    use groups::GroupRecord as G;
-    use roles::RoleRecord as R;
+    use crate::records::GroupRecord as G;
+    use crate::records::RoleRecord as R;
     match op {
         // users
         "CreateUser" => typed!(users::create_user),

@@ -17,7 +17,6 @@ use super::entity::Entity;
 use super::entity::{EntityKind, authorize, scan_all, scan_keys};
 use super::errors::{delete_conflict, invalid_input, limit_exceeded, no_such_entity, policy_error};
 use super::pagination::Page;
-use super::{groups::GroupRecord, roles::RoleRecord};
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
@@ -29,7 +28,7 @@ use tresor_core::record;
 /// Versions a managed policy may hold (IAM and AWS STS quotas).
 const MAX_VERSIONS: usize = 5;
 
-pub use crate::records::{ManagedPolicyRecord, PolicyVersionRecord};
+use crate::records::{GroupRecord, ManagedPolicyRecord, PolicyVersionRecord, RoleRecord};
 
 /// A managed policy as operations see it, customer or AWS managed.
 pub(crate) enum Managed {
@@ -99,6 +98,20 @@ pub(crate) fn resolve(
             .filter(|r| r.path == path && r.name == name)
             .map(Managed::Local),
     )
+}
+
+/// Checks a `PermissionsBoundary` ARN names an existing managed policy.
+pub(crate) fn check_boundary(
+    txn: &dyn ReadTxn,
+    account: &str,
+    arn: &str,
+) -> Result<String, IamError> {
+    match resolve(txn, account, arn)? {
+        Some(m) => Ok(m.index_ref()),
+        None => Err(no_such_entity(format!(
+            "Scope ARN: {arn} does not exist or is not attachable."
+        ))),
+    }
 }
 
 /// The default version's document of the managed policy `arn` (for the Authorizer).

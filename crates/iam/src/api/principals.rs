@@ -7,12 +7,11 @@ use tresor_store::ReadTxn;
 
 use super::arn::parse_iam_arn;
 use super::entity::{Entity, PolicyHolder};
-use super::groups::{GroupRecord, groups_of_user};
-use super::instance_profiles::InstanceProfileRecord;
-use super::policies::{ManagedPolicyRecord, default_document};
-use super::roles::RoleRecord;
+use super::groups::groups_of_user;
+use super::policies::default_document;
 use crate::identity::{SessionPrincipal, SessionRecord, UserRecord};
 use crate::keys;
+use crate::records::{GroupRecord, InstanceProfileRecord, ManagedPolicyRecord, RoleRecord};
 use tresor_core::ctx::{Caller, CallerKind};
 use tresor_core::directory::IdentityPolicies;
 use tresor_core::error::ServiceError;

@@ -19,6 +19,7 @@ use super::entities::{
 };
 use super::entity::{EntityKind, authorize_with, authorized};
 use super::errors::{limit_exceeded, malformed_policy};
+use super::policies::check_boundary;
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
@@ -30,7 +31,7 @@ use tresor_core::record;
 
 pub const DEFAULT_MAX_SESSION_DURATION: i64 = 3600;
 
-pub use crate::records::RoleRecord;
+use crate::records::RoleRecord;
 
 /// `Role`. `full` (GetRole, CreateRole) adds tags, the boundary and `RoleLastUsed`;
 /// ListRoles leaves them out, as IAM does.
@@ -180,20 +181,6 @@ pub(crate) fn validate_trust_policy(txn: &dyn ReadTxn, doc: &str) -> Result<(), 
         }
     }
     Ok(())
-}
-
-/// Checks a `PermissionsBoundary` ARN names an existing managed policy.
-pub(crate) fn check_boundary(
-    txn: &dyn ReadTxn,
-    account: &str,
-    arn: &str,
-) -> Result<String, IamError> {
-    match super::policies::resolve(txn, account, arn)? {
-        Some(m) => Ok(m.index_ref()),
-        None => Err(super::errors::no_such_entity(format!(
-            "Scope ARN: {arn} does not exist or is not attachable."
-        ))),
-    }
 }
 
 pub fn create_role(

@@ -14,7 +14,7 @@ use super::entities::{
 };
 use super::entity::{EntityKind, authorize, authorize_with, authorized, scan_keys};
 use super::errors::validation;
-use super::roles::check_boundary;
+use super::policies::check_boundary;
 use crate::error::IamError;
 use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, UserRecord};
 use crate::keys;
