@@ -162,7 +162,8 @@ fn resolve_session(
 }
 
 /// The caller of a role session: `arn:aws:sts::<account>:assumed-role/<role>/<session>`
-/// (no path), user id `<role id>:<session>` (spec §7.1, §7.3).
+/// (no path), user id `<role id>:<session>` (IAM User Guide, "IAM identifiers": unique
+/// ids, and "Policy variables": `aws:userid` of a role session).
 pub fn assumed_role_caller(
     account: &str,
     role: &crate::records::RoleRecord,

@@ -2,7 +2,9 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-/// RFC 3986 unreserved characters stay; everything else is percent-encoded (spec §1.2).
+/// RFC 3986 unreserved characters stay; everything else is percent-encoded (IAM API
+/// Reference, GetRolePolicy: "The policy document returned in this structure is URL-encoded
+/// compliant with RFC 3986").
 const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')

@@ -1,6 +1,6 @@
 //! IAM (awsQuery, version 2010-05-08): users, access keys, groups, roles, inline and managed
 //! policies, instance profiles and permissions boundaries, with AWS's errors, limits and
-//! unique ids (spec §7.1–7.2).
+//! unique ids (IAM API Reference; IAM User Guide, "IAM identifiers").
 //!
 //! Every operation names its IAM action (`iam:<Op>`) and the target's ARN to the Authorizer
 //! before it reads or writes anything the caller could learn from; it never decides access

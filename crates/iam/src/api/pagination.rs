@@ -1,4 +1,5 @@
-//! IAM's `Marker`/`MaxItems`/`IsTruncated` pagination (spec §1.4): `MaxItems` 1–1000
+//! IAM's `Marker`/`MaxItems`/`IsTruncated` pagination (IAM API Reference, "Common
+//! Parameters" of the `List*` actions): `MaxItems` 1–1000
 //! (default 100); the marker is opaque (the sort key of the last item returned, base64url),
 //! so it never repeats while a listing advances.
 
