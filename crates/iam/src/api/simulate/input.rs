@@ -2,7 +2,23 @@
 
 use serde::Deserialize;
 
-use super::*;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use tresor_policy::{Context, Policy, PolicyKind};
+use tresor_wire::validate::member_path;
+
+use super::super::arn::parse_iam_arn;
+use super::super::check::Check;
+use super::super::errors::{invalid_input, policy_error, validation};
+use super::super::pagination::Page;
+use crate::error::IamError;
+use tresor_core::Services;
+use tresor_core::authz::source_type_of;
+
+use super::limits::*;
 
 // ---------------------------------------------------------------------------------------
 // Input.

@@ -19,82 +19,21 @@
 //! resource (and, for resource policies, principal) but that neither `ContextEntries` nor the
 //! simulated principal supply.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Instant;
+use tresor_policy::PolicyKind;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-use serde_json::Value;
-use tresor_policy::{
-    Context, Effect, Policy, PolicyKind, PolicySet, PolicySource, PolicyType, Position, Principal,
-    PrincipalKind, Request, ResourceKind, SourcePolicyType,
-};
-use tresor_store::ReadTxn;
-use tresor_wire::validate::member_path;
-
-use super::arn::parse_iam_arn;
 use super::check::Check;
-use super::entity::{EntityKind, PolicyHolder, authorize};
-use super::errors::{invalid_input, policy_error, validation};
-use super::pagination::Page;
-use super::policies::default_document;
+use super::entity::authorize;
+use super::errors::invalid_input;
 use super::principals::identity_policies;
 use crate::error::IamError;
-use crate::identity::UserRecord;
-use crate::keys;
-use crate::records::GroupRecord;
-use crate::records::RoleRecord;
 use tresor_core::Services;
-use tresor_core::authz::{principal_of, resource_account, source_type_of};
-use tresor_core::ctx::{Caller, CallerKind, RequestCtx};
-use tresor_core::record;
-
-/// `policyDocumentType` of the simulation inputs: 1–131,072 characters, whitespace included,
-/// of `[\u0009\u000A\u000D\u0020-\u00FF]` (IAM API Reference, SimulateCustomPolicy).
-pub(super) const SIMULATION_POLICY_MAX: usize = 131_072;
-pub(super) const POLICY_PATTERN: &str = r"[\u0009\u000A\u000D\u0020-\u00FF]+";
-
-/// tresor's own bounds on one simulation (the API sets none on these list sizes): beyond
-/// them a request is refused with `InvalidInput` before anything is evaluated.
-pub(super) const MAX_ACTIONS: usize = 1000;
-pub(super) const MAX_RESOURCES: usize = 1000;
-pub(super) const MAX_CONTEXT_ENTRIES: usize = 1000;
-
-/// Work and size of one page. Results are added while the page is within both budgets (at
-/// least one per page); the rest follows through `Marker` ("IAM might return fewer results,
-/// even when there are more results available", IAM API Reference, SimulateCustomPolicy).
-pub(super) const PAGE_TIME: std::time::Duration = std::time::Duration::from_millis(1000);
-pub(super) const PAGE_BYTES: usize = 2 << 20;
-/// One action's result cannot be split across pages: beyond these it is refused.
-pub(super) const RESULT_TIME: std::time::Duration = std::time::Duration::from_secs(20);
-pub(super) const RESULT_BYTES: usize = 16 << 20;
-
-/// The session name of a simulated role session (`aws:userid` = `AROA…:<this>`).
-pub(super) const SIMULATED_SESSION: &str = "SimulatedSession";
-
-/// `SourcePolicyType` of `PolicyInputList` / `PermissionsBoundaryPolicyInputList` documents as
-/// IAM reports it (outside the model's enum; SDKs keep it as an unknown value).
-pub(super) const INPUT_POLICY_TYPE: &str = "IAM Policy";
-
-pub(super) const CONTEXT_KEY_TYPES: &[&str] = &[
-    "string",
-    "stringList",
-    "numeric",
-    "numericList",
-    "boolean",
-    "booleanList",
-    "ip",
-    "ipList",
-    "binary",
-    "binaryList",
-    "date",
-    "dateList",
-];
+use tresor_core::authz::principal_of;
+use tresor_core::ctx::RequestCtx;
 
 mod eval;
 mod input;
+mod limits;
+mod outcome;
 mod output;
 mod principals;
 
@@ -189,6 +128,8 @@ pub fn simulate_custom_policy(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]

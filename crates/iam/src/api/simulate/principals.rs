@@ -1,6 +1,25 @@
 //! The simulated principal and the policies it carries.
 
-use super::*;
+use tresor_policy::{PolicyKind, Principal, PrincipalKind, SourcePolicyType};
+use tresor_store::ReadTxn;
+
+use super::super::arn::parse_iam_arn;
+use super::super::entity::{EntityKind, PolicyHolder};
+use super::super::errors::invalid_input;
+use super::super::policies::default_document;
+use crate::error::IamError;
+use crate::identity::UserRecord;
+use crate::keys;
+use crate::records::GroupRecord;
+use crate::records::RoleRecord;
+use tresor_core::Services;
+use tresor_core::authz::{principal_of, source_type_of};
+use tresor_core::ctx::{Caller, CallerKind};
+use tresor_core::record;
+
+use super::eval::*;
+use super::input::*;
+use super::limits::*;
 
 // ---------------------------------------------------------------------------------------
 // Principals.
