@@ -423,7 +423,7 @@ pub(super) fn cached(s: &Services, kind: PolicyKind, text: &str) -> Result<Arc<P
     })
 }
 
-/// `SourcePolicyId` and `SourcePolicyType` of a policy gathered by [`identity_policies`]: the
+/// `SourcePolicyId` and `SourcePolicyType` of a policy gathered by [`identity_policies`](crate::api::identity_policies): the
 /// inline policy's name, or the managed policy's ARN.
 pub(super) fn source_of(label: &str) -> (String, &'static str) {
     let id = label
