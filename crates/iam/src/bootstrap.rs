@@ -1,4 +1,4 @@
-//! First start of a deployment (DESIGN.md §5): an account, an administrator IAM user with
+//! First start of a deployment: an account, an administrator IAM user with
 //! full access, and its access key — all in one transaction. `--dev` instead makes account
 //! `000000000000` whose root answers to the local-emulator convention `test`/`test`.
 

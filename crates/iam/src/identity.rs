@@ -5,84 +5,22 @@
 //! never in the clear; a resolved secret lives in a zeroizing buffer. Session tokens of
 //! temporary credentials are stored only as their SHA-256 and compared in constant time.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
+
 use time::OffsetDateTime;
 use tresor_crypto::{RootKey, SecretBytes, constant_time_eq};
 use tresor_store::{ReadTxn, Store};
 
 use crate::keys;
+pub use crate::records::{
+    AccessKeyRecord, AccountRecord, FORMAT, KeyOwner, KeyStatus, SessionPrincipal, SessionRecord,
+    UserRecord,
+};
 use tresor_core::credential::{CredentialError, ResolvedCredential, SessionValidity};
 use tresor_core::ctx::{Caller, CallerKind};
 use tresor_core::error::ServiceError;
 use tresor_core::record;
-
-pub const FORMAT: u32 = 1;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AccountRecord {
-    pub v: u32,
-    pub account_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UserRecord {
-    pub v: u32,
-    pub name: String,
-    pub path: String,
-    pub user_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    /// Inline policies by name (document text as given).
-    #[serde(default)]
-    pub inline_policies: BTreeMap<String, String>,
-    /// ARNs of attached managed policies.
-    #[serde(default)]
-    pub attached_policies: Vec<String>,
-    #[serde(default)]
-    pub permissions_boundary: Option<String>,
-}
-
-impl UserRecord {
-    pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:user{}{}", self.path, self.name)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KeyStatus {
-    Active,
-    Inactive,
-}
-
-/// Who an access key belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KeyOwner {
-    /// The account root (only the `--dev` well-known key `test`).
-    Root,
-    User {
-        name: String,
-    },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AccessKeyRecord {
-    pub v: u32,
-    pub account: String,
-    pub owner: KeyOwner,
-    pub status: KeyStatus,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    /// The secret access key sealed under the root key, base64.
-    pub secret_sealed: String,
-}
 
 /// The associated data binding a sealed secret access key to its key id.
 pub fn secret_aad(access_key_id: &str) -> Vec<u8> {
@@ -95,49 +33,6 @@ pub fn seal_secret(
     secret: &[u8],
 ) -> Result<String, ServiceError> {
     Ok(STANDARD.encode(root.seal(secret, &secret_aad(access_key_id))?))
-}
-
-/// A temporary credential issued by STS (`AssumeRole`, `GetSessionToken`), keyed by its
-/// `ASIA…` access key id under [`keys::session`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SessionRecord {
-    pub v: u32,
-    pub account: String,
-    /// The secret access key sealed under the root key, base64 (AAD: [`secret_aad`]).
-    pub secret_sealed: String,
-    /// Hex SHA-256 of the session token; the token itself is never stored.
-    pub token_sha256: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expiration: OffsetDateTime,
-    pub principal: SessionPrincipal,
-}
-
-/// Whose session a temporary credential is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SessionPrincipal {
-    /// `GetSessionToken` by the account root.
-    Root,
-    /// `GetSessionToken` by an IAM user (checked against the user's unique id at use).
-    User { name: String, user_id: String },
-    /// `AssumeRole`: valid only while the role with this unique id exists.
-    Role {
-        role_name: String,
-        role_id: String,
-        session_name: String,
-        /// Session policies: (label, document) of `Policy` and each `PolicyArns` entry, as
-        /// they were when the session was created (AWS packs them into the token).
-        #[serde(default)]
-        policies: Vec<(String, String)>,
-        /// Session tags (`aws:PrincipalTag/*`).
-        #[serde(default)]
-        tags: Vec<(String, String)>,
-        #[serde(default)]
-        transitive_tag_keys: Vec<String>,
-        #[serde(default)]
-        source_identity: Option<String>,
-    },
 }
 
 /// Hex SHA-256 of a session token, as stored in [`SessionRecord::token_sha256`].
@@ -245,7 +140,7 @@ fn resolve_session(
             ..
         } => {
             let Some(role) =
-                record::get::<crate::api::RoleRecord>(txn, &keys::role(account, role_name))?
+                record::get::<crate::records::RoleRecord>(txn, &keys::role(account, role_name))?
             else {
                 return Err(CredentialError::Invalid);
             };
@@ -267,10 +162,11 @@ fn resolve_session(
 }
 
 /// The caller of a role session: `arn:aws:sts::<account>:assumed-role/<role>/<session>`
-/// (no path), user id `<role id>:<session>` (spec §7.1, §7.3).
+/// (no path), user id `<role id>:<session>` (IAM User Guide, "IAM identifiers": unique
+/// ids, and "Policy variables": `aws:userid` of a role session).
 pub fn assumed_role_caller(
     account: &str,
-    role: &crate::api::RoleRecord,
+    role: &crate::records::RoleRecord,
     session_name: &str,
     access_key_id: &str,
 ) -> Caller {
@@ -332,7 +228,7 @@ mod tests {
     use tresor_store::MemoryStore;
 
     use super::*;
-    use crate::api::RoleRecord;
+    use crate::records::RoleRecord;
 
     const ACCOUNT: &str = "111122223333";
     const AKID: &str = "ASIAEXAMPLEEXAMPLE12";

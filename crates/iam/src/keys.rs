@@ -1,4 +1,4 @@
-//! The layout of tresor's keys in the ordered key-value store (DESIGN.md §3).
+//! The layout of tresor's keys in the ordered key-value store.
 //!
 //! `acct/<account>/iam/…` holds IAM (global per account); `acct/<account>/region/<r>/<svc>/…`
 //! regional services; `sys/…` the deployment itself. Names that AWS treats

@@ -1,6 +1,6 @@
 //! IAM and STS: identity records (accounts, users, roles, access keys, STS sessions), the IAM
 //! API (awsQuery, version 2010-05-08), STS (2011-06-15), the first start of a deployment, and
-//! the [`Directory`] through which the kernel resolves credentials and identity policies.
+//! the [`Directory`](tresor_core::Directory) through which the kernel resolves credentials and identity policies.
 //!
 //! Every operation names its IAM action and the target's ARN to the Authorizer
 //! (`tresor_core::Services::authorize`) before it reads or writes anything the caller could
@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod records;
 pub mod shapes;
 pub mod sts;
 #[cfg(feature = "testing")]

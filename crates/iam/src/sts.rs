@@ -1,5 +1,5 @@
 //! STS (awsQuery, version 2011-06-15): `GetCallerIdentity`, `AssumeRole` and
-//! `GetSessionToken` (spec §7.3).
+//! `GetSessionToken` (AWS STS API Reference).
 //!
 //! Temporary credentials are an `ASIA…` key id, a 40-character secret sealed under the root
 //! key like long-term secrets, and an opaque random session token of which only the SHA-256

@@ -7,8 +7,10 @@ use time::OffsetDateTime;
 use tresor_crypto::ids;
 use tresor_store::ReadTxn;
 
+use super::check::Check;
+use super::entity::{authorize, authorized, scan_keys};
+use super::errors::{limit_exceeded, no_such_entity, validation};
 use super::pagination::Page;
-use super::{Check, authorize, authorized, limit_exceeded, no_such_entity, scan_keys, validation};
 use crate::error::IamError;
 use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, KeyStatus, UserRecord, seal_secret};
 use crate::keys;

@@ -2,16 +2,17 @@
 //! path prefix, tags (`Tag/Untag/List{User,Role}Tags`) and deletion.
 
 use tresor_store::{ReadTxn, WriteTxn};
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
-use super::pagination::{Page, write_list};
-use super::{
-    Check, Entity, IamResult, PolicyHolder, Tagged, authorize, authorized, delete_conflict,
-    limit_exceeded, merge_tags, name_param, parse_tags, scan_all, scan_keys,
-};
+use serde::Serialize;
+
+use super::check::{Check, check_tags, merge_tags};
+use super::entity::{Entity, PolicyHolder, Tagged, authorize, authorized, scan_all, scan_keys};
+use super::errors::{delete_conflict, limit_exceeded};
+use super::kind_input::kind_inputs;
+use super::pagination::Page;
 use crate::error::IamError;
 use crate::keys;
+use crate::shapes::Tag;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
 use tresor_core::record;
@@ -19,42 +20,7 @@ use tresor_core::record;
 /// Tags per user or role (IAM and AWS STS quotas).
 const MAX_TAGS: usize = 50;
 
-/// `List{Users,Roles,Groups,InstanceProfiles}`: the entities whose path starts with
-/// `PathPrefix`, by name, each written by `item` as a `member`.
-pub(crate) fn list_entities<E: Entity>(
-    s: &Services,
-    ctx: &RequestCtx,
-    p: &QueryParams,
-    item: impl Fn(&mut XmlWriter, &dyn ReadTxn, &E, &str) -> Result<(), IamError>,
-) -> IamResult {
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let mut check = Check::new();
-    check.path_prefix("PathPrefix", Some(prefix));
-    check.finish()?;
-    let page = Page::from_params(p)?;
-    let account = &ctx.caller.account;
-    let plural = format!("{}s", E::KIND.title());
-    let txn = s.store().begin_read()?;
-    authorize(
-        s,
-        ctx,
-        &format!("iam:List{plural}"),
-        &format!("arn:aws:iam::{account}:{}{prefix}", E::KIND.word()),
-    )?;
-    let all: Vec<E> = scan_all::<E>(&*txn, &E::KIND.prefix(account))?
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.path().starts_with(prefix))
-        .collect();
-    let (items, next) = page.apply(all, |e| e.name().to_lowercase());
-    let mut w = XmlWriter::new();
-    write_list(&mut w, &plural, &items, next.as_deref(), |w, e| {
-        item(w, &*txn, e, account)
-    })?;
-    Ok(Some(w.finish()))
-}
-
-/// As [`list_entities`] for typed handlers: the page of entities whose path starts with
+/// `List{Users,Roles,Groups,InstanceProfiles}`: the page of entities whose path starts with
 /// `path_prefix` (default `/`), by name, and the marker of the next page.
 pub(crate) fn list_page<E: Entity>(
     s: &Services,
@@ -85,10 +51,57 @@ pub(crate) fn list_page<E: Entity>(
     Ok(page.apply(all, |e| e.name().to_lowercase()))
 }
 
+kind_inputs! {
+    /// `Tag{User,Role}`.
+    pub struct TagInput {
+        #[serde(default)]
+        pub tags: Vec<crate::shapes::TagInput>,
+    }
+    TagUserInput => "UserName",
+    TagRoleInput => "RoleName",
+}
+
+kind_inputs! {
+    /// `Untag{User,Role}`.
+    pub struct UntagInput {
+        #[serde(default)]
+        pub tag_keys: Vec<String>,
+    }
+    UntagUserInput => "UserName",
+    UntagRoleInput => "RoleName",
+}
+
+kind_inputs! {
+    /// `List{User,Role}Tags`.
+    pub struct ListTagsInput {
+        pub marker: Option<String>,
+        pub max_items: Option<i64>,
+    }
+    ListUserTagsInput => "UserName",
+    ListRoleTagsInput => "RoleName",
+}
+
+/// `List{User,Role}Tags`' result. `<Tags>` is present even when there are none.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsOutput {
+    pub tags: Vec<Tag>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+/// The entity name of a kind-generic input, validated against the kind's maximum.
+fn check_name<E: Entity>(name: &str) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name(E::KIND.name_member(), Some(name), E::KIND.name_max());
+    check.finish()
+}
+
 /// `Tag{User,Role}`: adds or replaces tags, up to `TagsPer<Kind>`.
-pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
-    let tags = parse_tags(p, "Tags")?;
+pub fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, input: TagInput) -> Result<(), IamError> {
+    let name = input.name.as_str();
+    check_name::<E>(name)?;
+    let tags = check_tags("Tags", &input.tags)?;
     let action = format!("iam:Tag{}", E::KIND.title());
     let mut txn = s.store().begin_write()?;
     let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
@@ -101,13 +114,14 @@ pub(crate) fn tag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) ->
     }
     record::put(&mut *txn, &E::KIND.key(&ctx.caller.account, name), &entity)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
 /// `Untag{User,Role}`: removes tags by key, case-insensitively.
-pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
-    let remove: Vec<String> = p.list("TagKeys").iter().map(|k| k.to_lowercase()).collect();
+pub fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, input: UntagInput) -> Result<(), IamError> {
+    let name = input.name.as_str();
+    check_name::<E>(name)?;
+    let remove: Vec<String> = input.tag_keys.iter().map(|k| k.to_lowercase()).collect();
     let action = format!("iam:Untag{}", E::KIND.title());
     let mut txn = s.store().begin_write()?;
     let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
@@ -116,43 +130,32 @@ pub(crate) fn untag<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) 
         .retain(|(k, _)| !remove.contains(&k.to_lowercase()));
     record::put(&mut *txn, &E::KIND.key(&ctx.caller.account, name), &entity)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-/// `List{User,Role}Tags`, by key. `<Tags>` is present even when there are none.
-pub(crate) fn list_tags<E: Tagged>(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = name_param(p, E::KIND.name_member(), E::KIND.name_max())?;
-    let page = Page::from_params(p)?;
+/// `List{User,Role}Tags`, by key.
+pub fn list_tags<E: Tagged>(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListTagsInput,
+) -> Result<ListTagsOutput, IamError> {
+    let name = input.name.as_str();
+    check_name::<E>(name)?;
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let action = format!("iam:List{}Tags", E::KIND.title());
     let txn = s.store().begin_read()?;
     let mut entity: E = authorized(s, &*txn, ctx, name, &action)?;
     let (items, next) = page.apply(std::mem::take(entity.tags_mut()), |(k, _)| k.clone());
-    let mut w = XmlWriter::new();
-    write_list(&mut w, "Tags", &items, next.as_deref(), |w, (k, v)| {
-        w.open("member")
-            .elem("Key", k)
-            .elem("Value", v)
-            .close("member");
-        Ok(())
-    })?;
-    Ok(Some(w.finish()))
+    Ok(ListTagsOutput {
+        tags: Tag::list(&items),
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }
 
-/// `Delete{User,Role,Group,InstanceProfile}`: `conflicts` refuses (IAM's `DeleteConflict`)
-/// while the entity still has what must go first; then its boundary use, record and unique
-/// id are removed in one transaction.
-pub(crate) fn delete_entity<E: Entity>(
-    s: &Services,
-    ctx: &RequestCtx,
-    p: &QueryParams,
-    conflicts: impl FnOnce(&dyn ReadTxn, &E) -> Result<(), IamError>,
-) -> IamResult {
-    let name = p.required(E::KIND.name_member())?;
-    delete_named(s, ctx, name, conflicts)?;
-    Ok(None)
-}
-
-/// [`delete_entity`] of the entity `name` of a typed input.
+/// `Delete{User,Role,Group,InstanceProfile}` of the entity `name`: `conflicts` refuses (IAM's
+/// `DeleteConflict`) while the entity still has what must go first; then its boundary use,
+/// record and unique id are removed in one transaction.
 pub(crate) fn delete_named<E: Entity>(
     s: &Services,
     ctx: &RequestCtx,

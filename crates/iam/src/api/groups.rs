@@ -7,18 +7,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_crypto::ids;
 use tresor_store::ReadTxn;
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
-use super::entities::{
-    delete_entity, insert_entity, list_entities, refuse_if_any, refuse_if_policies,
-};
-use super::pagination::{Page, write_list};
-use super::users::write_user;
-use super::{
-    Check, EntityKind, IamResult, authorize, authorized, limit_exceeded, name_param, scan_keys,
-    write_entity_head,
-};
+use super::check::Check;
+use super::entities::{delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies};
+use super::entity::{EntityKind, authorize, authorized, scan_keys};
+use super::errors::limit_exceeded;
+use super::pagination::Page;
+use super::users::User;
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
@@ -29,30 +24,98 @@ use tresor_core::record;
 /// Groups an IAM user may be in (IAM and AWS STS quotas).
 const MAX_GROUPS_PER_USER: usize = 10;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub v: u32,
-    pub name: String,
+use crate::records::GroupRecord;
+
+/// `Group`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Group {
     pub path: String,
+    pub group_name: String,
     pub group_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    #[serde(default)]
-    pub inline_policies: BTreeMap<String, String>,
-    #[serde(default)]
-    pub attached_policies: Vec<String>,
+    pub arn: String,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub create_date: OffsetDateTime,
 }
 
-super::impl_entity!(GroupRecord, Group, group_id);
-super::impl_policy_holder!(GroupRecord, tresor_policy::GROUP_INLINE_POLICIES_MAX_SIZE);
-
-fn write_group(w: &mut XmlWriter, g: &GroupRecord, account: &str, tag: &str) {
-    write_entity_head(w, g, account, tag);
-    w.close(tag);
+impl Group {
+    pub(crate) fn of(g: &GroupRecord, account: &str) -> Group {
+        Group {
+            path: g.path.clone(),
+            group_name: g.name.clone(),
+            group_id: g.group_id.clone(),
+            arn: g.arn(account),
+            create_date: g.created,
+        }
+    }
 }
 
-fn group_name(p: &QueryParams) -> Result<&str, IamError> {
-    name_param(p, "GroupName", EntityKind::Group.name_max())
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateGroupInput {
+    pub group_name: String,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateGroupOutput {
+    pub group: Group,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetGroupInput {
+    pub group_name: String,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetGroupOutput {
+    pub group: Group,
+    pub users: Vec<User>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteGroupInput {
+    pub group_name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListGroupsInput {
+    pub path_prefix: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListGroupsOutput {
+    pub groups: Vec<Group>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+/// `AddUserToGroup` and `RemoveUserFromGroup`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupMembershipInput {
+    pub group_name: String,
+    pub user_name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListGroupsForUserInput {
+    pub user_name: String,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
 }
 
 /// The groups user `user` is in (for the Authorizer and ListGroupsForUser).
@@ -70,9 +133,20 @@ pub(crate) fn groups_of_user(
     Ok(out)
 }
 
-pub(crate) fn create_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = group_name(p)?;
-    let path = p.get("Path").unwrap_or("/");
+fn check_group_name(check: &mut Check, name: &str) {
+    check.name("GroupName", Some(name), EntityKind::Group.name_max());
+}
+
+pub fn create_group(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: CreateGroupInput,
+) -> Result<CreateGroupOutput, IamError> {
+    let name = input.group_name.as_str();
+    let path = input.path.as_deref().unwrap_or("/");
+    let mut check = Check::new();
+    check_group_name(&mut check, name);
+    check.finish()?;
     let mut check = Check::new();
     check.path("Path", Some(path));
     check.finish()?;
@@ -99,14 +173,21 @@ pub(crate) fn create_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> I
     };
     insert_entity(&mut *txn, account, &group, None)?;
     txn.commit()?;
-    let mut w = XmlWriter::new();
-    write_group(&mut w, &group, account, "Group");
-    Ok(Some(w.finish()))
+    Ok(CreateGroupOutput {
+        group: Group::of(&group, account),
+    })
 }
 
-pub(crate) fn get_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = group_name(p)?;
-    let page = Page::from_params(p)?;
+pub fn get_group(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: GetGroupInput,
+) -> Result<GetGroupOutput, IamError> {
+    let name = input.group_name.as_str();
+    let mut check = Check::new();
+    check_group_name(&mut check, name);
+    check.finish()?;
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
     let group = authorized::<GroupRecord>(s, &*txn, ctx, name, "iam:GetGroup")?;
@@ -117,18 +198,21 @@ pub(crate) fn get_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamR
         }
     }
     let (items, next) = page.apply(users, |u| u.name.to_lowercase());
-    let mut w = XmlWriter::new();
-    write_group(&mut w, &group, account, "Group");
-    write_list(&mut w, "Users", &items, next.as_deref(), |w, u| {
-        write_user(w, u, account, "member", false);
-        Ok(())
-    })?;
-    Ok(Some(w.finish()))
+    Ok(GetGroupOutput {
+        group: Group::of(&group, account),
+        users: items.iter().map(|u| User::of(u, account, false)).collect(),
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }
 
-pub(crate) fn delete_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
+pub fn delete_group(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: DeleteGroupInput,
+) -> Result<(), IamError> {
     let account = &ctx.caller.account;
-    delete_entity(s, ctx, p, |txn, group: &GroupRecord| {
+    delete_named(s, ctx, &input.group_name, |txn, group: &GroupRecord| {
         refuse_if_any(
             txn,
             &keys::group_member_prefix(account, &group.name),
@@ -138,20 +222,47 @@ pub(crate) fn delete_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> I
     })
 }
 
-pub(crate) fn list_groups(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    list_entities(s, ctx, p, |w, _, g: &GroupRecord, account| {
-        write_group(w, g, account, "member");
-        Ok(())
+pub fn list_groups(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListGroupsInput,
+) -> Result<ListGroupsOutput, IamError> {
+    let (groups, next) = list_page::<GroupRecord>(
+        s,
+        ctx,
+        input.path_prefix.as_deref(),
+        input.max_items,
+        input.marker.as_deref(),
+    )?;
+    let account = &ctx.caller.account;
+    Ok(ListGroupsOutput {
+        groups: groups.iter().map(|g| Group::of(g, account)).collect(),
+        is_truncated: next.is_some(),
+        marker: next,
     })
 }
 
-fn user_name(p: &QueryParams) -> Result<&str, IamError> {
-    name_param(p, "UserName", EntityKind::User.name_max())
+/// Both names of a membership operation, group first, as IAM reports them.
+fn check_membership(input: &GroupMembershipInput) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check_group_name(&mut check, &input.group_name);
+    check.finish()?;
+    let mut check = Check::new();
+    check.name(
+        "UserName",
+        Some(&input.user_name),
+        EntityKind::User.name_max(),
+    );
+    check.finish()
 }
 
-pub(crate) fn add_user_to_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let group_name = group_name(p)?;
-    let user_name = user_name(p)?;
+pub fn add_user_to_group(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: GroupMembershipInput,
+) -> Result<(), IamError> {
+    check_membership(&input)?;
+    let (group_name, user_name) = (input.group_name.as_str(), input.user_name.as_str());
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     let group = authorized::<GroupRecord>(s, &*txn, ctx, group_name, "iam:AddUserToGroup")?;
@@ -173,40 +284,50 @@ pub(crate) fn add_user_to_group(s: &Services, ctx: &RequestCtx, p: &QueryParams)
         )?;
     }
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn remove_user_from_group(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let group_name = group_name(p)?;
-    let user_name = user_name(p)?;
+pub fn remove_user_from_group(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: GroupMembershipInput,
+) -> Result<(), IamError> {
+    check_membership(&input)?;
+    let (group_name, user_name) = (input.group_name.as_str(), input.user_name.as_str());
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     let group = authorized::<GroupRecord>(s, &*txn, ctx, group_name, "iam:RemoveUserFromGroup")?;
     let user = record::get::<UserRecord>(&*txn, &keys::user(account, user_name))?
         .ok_or_else(|| EntityKind::User.not_found::<IamError>(user_name))?;
     if !txn.delete(&keys::group_member(account, &group.name, &user.name))? {
-        return Err(super::no_such_entity(format!(
+        return Err(super::errors::no_such_entity(format!(
             "The user with name {} cannot be found in group {}.",
             user.name, group.name
         )));
     }
     txn.delete(&keys::user_group(account, &user.name, &group.name))?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn list_groups_for_user(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = user_name(p)?;
-    let page = Page::from_params(p)?;
+pub fn list_groups_for_user(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListGroupsForUserInput,
+) -> Result<ListGroupsOutput, IamError> {
+    let name = input.user_name.as_str();
+    let mut check = Check::new();
+    check.name("UserName", Some(name), EntityKind::User.name_max());
+    check.finish()?;
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
     let user = authorized::<UserRecord>(s, &*txn, ctx, name, "iam:ListGroupsForUser")?;
     let groups = groups_of_user(&*txn, account, &user.name)?;
     let (items, next) = page.apply(groups, |g| g.name.to_lowercase());
-    let mut w = XmlWriter::new();
-    write_list(&mut w, "Groups", &items, next.as_deref(), |w, g| {
-        write_group(w, g, account, "member");
-        Ok(())
-    })?;
-    Ok(Some(w.finish()))
+    Ok(ListGroupsOutput {
+        groups: items.iter().map(|g| Group::of(g, account)).collect(),
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }

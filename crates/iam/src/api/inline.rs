@@ -2,40 +2,107 @@
 //! The aggregate size of an entity's inline policies, whitespace excluded, is capped at
 //! 2,048 (user), 5,120 (group) and 10,240 (role) characters (IAM and AWS STS quotas).
 
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 use tresor_policy::{Policy, PolicyKind, non_whitespace_len};
 use tresor_store::ReadTxn;
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
-use super::pagination::{Page, write_list};
-use super::{
-    Check, IamResult, PolicyHolder, authorized, encode_document, limit_exceeded, name_param,
-    no_such_entity, policy_error,
-};
+use super::check::Check;
+use super::document::encode_document;
+use super::entity::{PolicyHolder, authorized};
+use super::errors::{limit_exceeded, no_such_entity, policy_error};
+use super::kind_input::kind_inputs;
+use super::pagination::Page;
 use crate::error::IamError;
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
 use tresor_core::record;
 
-/// The `<Kind>Name` request member of a policy operation. Checked against 128 characters
-/// for every kind (roles included), as tresor always has.
-pub(crate) fn holder_name<E: PolicyHolder>(p: &QueryParams) -> Result<&str, IamError> {
-    name_param(p, E::KIND.name_member(), 128)
+kind_inputs! {
+    /// `Put{User,Group,Role}Policy`.
+    pub struct PutPolicyInput {
+        pub policy_name: String,
+        pub policy_document: String,
+    }
+    PutUserPolicyInput => "UserName",
+    PutGroupPolicyInput => "GroupName",
+    PutRolePolicyInput => "RoleName",
 }
 
-/// The entity named by `<Kind>Name`, after authorizing `action` on it.
+kind_inputs! {
+    /// `Get{User,Group,Role}Policy` and `Delete{User,Group,Role}Policy`.
+    pub struct PolicyNameInput {
+        pub policy_name: String,
+    }
+    UserPolicyNameInput => "UserName",
+    GroupPolicyNameInput => "GroupName",
+    RolePolicyNameInput => "RoleName",
+}
+
+kind_inputs! {
+    /// `List{User,Group,Role}Policies`.
+    pub struct ListPoliciesInput {
+        pub marker: Option<String>,
+        pub max_items: Option<i64>,
+    }
+    ListUserPoliciesInput => "UserName",
+    ListGroupPoliciesInput => "GroupName",
+    ListRolePoliciesInput => "RoleName",
+}
+
+/// `Get{User,Group,Role}Policy`'s result: `<{Kind}Name>`, `PolicyName` and the
+/// percent-encoded `PolicyDocument`.
+#[derive(Debug)]
+pub struct GetPolicyOutput {
+    /// The kind's name member (`UserName`, …).
+    pub name_member: &'static str,
+    pub name: String,
+    pub policy_name: String,
+    pub policy_document: String,
+}
+
+impl Serialize for GetPolicyOutput {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("GetPolicyOutput", 3)?;
+        st.serialize_field(self.name_member, &self.name)?;
+        st.serialize_field("PolicyName", &self.policy_name)?;
+        st.serialize_field("PolicyDocument", &self.policy_document)?;
+        st.end()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPoliciesOutput {
+    pub policy_names: Vec<String>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+/// The `<Kind>Name` of a policy operation. Checked against 128 characters for every kind
+/// (roles included), as tresor always has.
+pub(crate) fn check_holder_name<E: PolicyHolder>(name: &str) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name(E::KIND.name_member(), Some(name), 128);
+    check.finish()
+}
+
+/// The entity `name`, after checking the name and authorizing `action` on it.
 pub(crate) fn authorized_holder<E: PolicyHolder>(
     s: &Services,
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
-    p: &QueryParams,
+    name: &str,
     action: &str,
 ) -> Result<E, IamError> {
-    authorized(s, txn, ctx, holder_name::<E>(p)?, action)
+    check_holder_name::<E>(name)?;
+    authorized(s, txn, ctx, name, action)
 }
 
-fn policy_name(p: &QueryParams) -> Result<&str, IamError> {
-    name_param(p, "PolicyName", 128)
+fn check_policy_name(name: &str) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name("PolicyName", Some(name), 128);
+    check.finish()
 }
 
 fn not_found<E: PolicyHolder>(policy: &str) -> IamError {
@@ -45,19 +112,20 @@ fn not_found<E: PolicyHolder>(policy: &str) -> IamError {
     ))
 }
 
-pub(crate) fn put_policy<E: PolicyHolder>(
+pub fn put_policy<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = policy_name(p)?;
-    let doc = p.required("PolicyDocument")?;
+    input: PutPolicyInput,
+) -> Result<(), IamError> {
+    let name = input.policy_name.as_str();
+    check_policy_name(name)?;
+    let doc = input.policy_document.as_str();
     let mut check = Check::new();
     check.length("PolicyDocument", Some(doc), 1, 131_072);
     check.finish()?;
     let action = format!("iam:Put{}Policy", E::KIND.title());
     let mut txn = s.store().begin_write()?;
-    let mut entity: E = authorized_holder(s, &*txn, ctx, p, &action)?;
+    let mut entity: E = authorized_holder(s, &*txn, ctx, &input.name, &action)?;
     Policy::parse(doc, PolicyKind::Identity).map_err(policy_error::<IamError>)?;
     let others: usize = entity
         .inline()
@@ -79,62 +147,64 @@ pub(crate) fn put_policy<E: PolicyHolder>(
     let key = E::KIND.key(&ctx.caller.account, entity.name());
     record::put(&mut *txn, &key, &entity)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn get_policy<E: PolicyHolder>(
+pub fn get_policy<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = policy_name(p)?;
+    input: PolicyNameInput,
+) -> Result<GetPolicyOutput, IamError> {
+    let name = input.policy_name.as_str();
+    check_policy_name(name)?;
     let action = format!("iam:Get{}Policy", E::KIND.title());
     let txn = s.store().begin_read()?;
-    let entity: E = authorized_holder(s, &*txn, ctx, p, &action)?;
+    let entity: E = authorized_holder(s, &*txn, ctx, &input.name, &action)?;
     let doc = entity
         .inline()
         .get(name)
         .ok_or_else(|| not_found::<E>(name))?;
-    let mut w = XmlWriter::new();
-    w.elem(E::KIND.name_member(), entity.name())
-        .elem("PolicyName", name)
-        .elem("PolicyDocument", &encode_document(doc));
-    Ok(Some(w.finish()))
+    Ok(GetPolicyOutput {
+        name_member: E::KIND.name_member(),
+        name: entity.name().to_string(),
+        policy_name: name.to_string(),
+        policy_document: encode_document(doc),
+    })
 }
 
-pub(crate) fn delete_policy<E: PolicyHolder>(
+pub fn delete_policy<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = policy_name(p)?;
+    input: PolicyNameInput,
+) -> Result<(), IamError> {
+    let name = input.policy_name.as_str();
+    check_policy_name(name)?;
     let action = format!("iam:Delete{}Policy", E::KIND.title());
     let mut txn = s.store().begin_write()?;
-    let mut entity: E = authorized_holder(s, &*txn, ctx, p, &action)?;
+    let mut entity: E = authorized_holder(s, &*txn, ctx, &input.name, &action)?;
     if entity.inline_mut().remove(name).is_none() {
         return Err(not_found::<E>(name));
     }
     let key = E::KIND.key(&ctx.caller.account, entity.name());
     record::put(&mut *txn, &key, &entity)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn list_policies<E: PolicyHolder>(
+pub fn list_policies<E: PolicyHolder>(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let page = Page::from_params(p)?;
+    input: ListPoliciesInput,
+) -> Result<ListPoliciesOutput, IamError> {
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let action = format!("iam:List{}Policies", E::KIND.title());
     let txn = s.store().begin_read()?;
-    let entity: E = authorized_holder(s, &*txn, ctx, p, &action)?;
+    let entity: E = authorized_holder(s, &*txn, ctx, &input.name, &action)?;
     let names: Vec<String> = entity.inline().keys().cloned().collect();
     let (items, next) = page.apply(names, Clone::clone);
-    let mut w = XmlWriter::new();
-    write_list(&mut w, "PolicyNames", &items, next.as_deref(), |w, n| {
-        w.elem("member", n);
-        Ok(())
-    })?;
-    Ok(Some(w.finish()))
+    Ok(ListPoliciesOutput {
+        policy_names: items,
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }

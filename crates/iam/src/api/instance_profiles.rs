@@ -5,79 +5,146 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_crypto::ids;
 use tresor_store::ReadTxn;
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
-use super::entities::{delete_entity, insert_entity, list_entities};
-use super::pagination::{Page, write_list};
-use super::roles::{RoleRecord, write_role};
-use super::{
-    Check, EntityKind, IamResult, authorize, authorized, delete_conflict, limit_exceeded,
-    name_param, no_such_entity, parse_tags, scan_keys, write_entity_head, write_tags,
-};
+use super::check::{Check, check_tags};
+use super::entities::{delete_named, insert_entity, list_page};
+use super::entity::{Entity, EntityKind, authorize, authorized, scan_keys};
+use super::errors::{delete_conflict, limit_exceeded, no_such_entity};
+use super::pagination::Page;
+use super::roles::Role;
 use crate::error::IamError;
 use crate::identity::FORMAT;
 use crate::keys;
+use crate::records::{InstanceProfileRecord, RoleRecord};
+use crate::shapes::{Tag, TagInput};
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
 use tresor_core::record;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct InstanceProfileRecord {
-    pub v: u32,
-    pub name: String,
+/// `InstanceProfile`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfile {
     pub path: String,
+    pub instance_profile_name: String,
     pub instance_profile_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    /// Names of the roles in the profile (at most one).
-    #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
+    pub arn: String,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub create_date: OffsetDateTime,
+    pub roles: Vec<Role>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
-super::impl_entity!(InstanceProfileRecord, InstanceProfile, instance_profile_id);
-
-fn write_profile(
-    w: &mut XmlWriter,
-    txn: &dyn ReadTxn,
-    ip: &InstanceProfileRecord,
-    account: &str,
-    tag: &str,
-) -> Result<(), IamError> {
-    write_entity_head(w, ip, account, tag);
-    w.open("Roles");
-    for r in &ip.roles {
-        if let Some(role) = record::get::<RoleRecord>(txn, &keys::role(account, r))? {
-            write_role(w, &role, account, "member", false);
+impl InstanceProfile {
+    /// The structure of `ip`, with its roles as ListRoles describes them.
+    fn of(
+        txn: &dyn ReadTxn,
+        ip: &InstanceProfileRecord,
+        account: &str,
+    ) -> Result<InstanceProfile, IamError> {
+        let mut roles = Vec::new();
+        for r in &ip.roles {
+            if let Some(role) = record::get::<RoleRecord>(txn, &keys::role(account, r))? {
+                roles.push(Role::of(&role, account, false));
+            }
         }
+        Ok(InstanceProfile {
+            path: ip.path.clone(),
+            instance_profile_name: ip.name.clone(),
+            instance_profile_id: ip.instance_profile_id.clone(),
+            arn: ip.arn(account),
+            create_date: ip.created,
+            roles,
+            tags: Tag::list(&ip.tags),
+        })
     }
-    w.close("Roles");
-    write_tags(w, &ip.tags);
-    w.close(tag);
-    Ok(())
 }
 
-fn profile_name(p: &QueryParams) -> Result<&str, IamError> {
-    name_param(
-        p,
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateInstanceProfileInput {
+    pub instance_profile_name: String,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<TagInput>,
+}
+
+/// `CreateInstanceProfile` and `GetInstanceProfile`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfileOutput {
+    pub instance_profile: InstanceProfile,
+}
+
+/// `GetInstanceProfile` and `DeleteInstanceProfile`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfileNameInput {
+    pub instance_profile_name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListInstanceProfilesInput {
+    pub path_prefix: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+/// `ListInstanceProfiles` and `ListInstanceProfilesForRole`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListInstanceProfilesOutput {
+    pub instance_profiles: Vec<InstanceProfile>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+/// `AddRoleToInstanceProfile` and `RemoveRoleFromInstanceProfile`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfileRoleInput {
+    pub instance_profile_name: String,
+    pub role_name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListInstanceProfilesForRoleInput {
+    pub role_name: String,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+fn check_profile_name(name: &str) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name(
         "InstanceProfileName",
+        Some(name),
         EntityKind::InstanceProfile.name_max(),
-    )
+    );
+    check.finish()
 }
 
-pub(crate) fn create_instance_profile(
+fn check_role_name(name: &str) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name("RoleName", Some(name), EntityKind::Role.name_max());
+    check.finish()
+}
+
+pub fn create_instance_profile(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = profile_name(p)?;
-    let path = p.get("Path").unwrap_or("/");
+    input: CreateInstanceProfileInput,
+) -> Result<InstanceProfileOutput, IamError> {
+    let name = input.instance_profile_name.as_str();
+    check_profile_name(name)?;
+    let path = input.path.as_deref().unwrap_or("/");
     let mut check = Check::new();
     check.path("Path", Some(path));
     check.finish()?;
-    let tags = parse_tags(p, "Tags")?;
+    let tags = check_tags("Tags", &input.tags)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     authorize(
@@ -100,54 +167,80 @@ pub(crate) fn create_instance_profile(
         tags,
     };
     insert_entity(&mut *txn, account, &ip, None)?;
-    let mut w = XmlWriter::new();
-    write_profile(&mut w, &*txn, &ip, account, "InstanceProfile")?;
+    let instance_profile = InstanceProfile::of(&*txn, &ip, account)?;
     txn.commit()?;
-    Ok(Some(w.finish()))
+    Ok(InstanceProfileOutput { instance_profile })
 }
 
-pub(crate) fn get_instance_profile(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = profile_name(p)?;
+pub fn get_instance_profile(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: InstanceProfileNameInput,
+) -> Result<InstanceProfileOutput, IamError> {
+    let name = input.instance_profile_name.as_str();
+    check_profile_name(name)?;
     let txn = s.store().begin_read()?;
     let ip = authorized::<InstanceProfileRecord>(s, &*txn, ctx, name, "iam:GetInstanceProfile")?;
-    let mut w = XmlWriter::new();
-    write_profile(&mut w, &*txn, &ip, &ctx.caller.account, "InstanceProfile")?;
-    Ok(Some(w.finish()))
-}
-
-pub(crate) fn delete_instance_profile(
-    s: &Services,
-    ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    delete_entity(s, ctx, p, |_, ip: &InstanceProfileRecord| {
-        if ip.roles.is_empty() {
-            Ok(())
-        } else {
-            Err(delete_conflict(
-                "Cannot delete entity, must remove roles from instance profile first.",
-            ))
-        }
+    Ok(InstanceProfileOutput {
+        instance_profile: InstanceProfile::of(&*txn, &ip, &ctx.caller.account)?,
     })
 }
 
-pub(crate) fn list_instance_profiles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    list_entities(s, ctx, p, |w, txn, ip: &InstanceProfileRecord, account| {
-        write_profile(w, txn, ip, account, "member")
+pub fn delete_instance_profile(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: InstanceProfileNameInput,
+) -> Result<(), IamError> {
+    delete_named(
+        s,
+        ctx,
+        &input.instance_profile_name,
+        |_, ip: &InstanceProfileRecord| {
+            if ip.roles.is_empty() {
+                Ok(())
+            } else {
+                Err(delete_conflict(
+                    "Cannot delete entity, must remove roles from instance profile first.",
+                ))
+            }
+        },
+    )
+}
+
+pub fn list_instance_profiles(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListInstanceProfilesInput,
+) -> Result<ListInstanceProfilesOutput, IamError> {
+    let (profiles, next) = list_page::<InstanceProfileRecord>(
+        s,
+        ctx,
+        input.path_prefix.as_deref(),
+        input.max_items,
+        input.marker.as_deref(),
+    )?;
+    let account = &ctx.caller.account;
+    let txn = s.store().begin_read()?;
+    let instance_profiles = profiles
+        .iter()
+        .map(|ip| InstanceProfile::of(&*txn, ip, account))
+        .collect::<Result<_, _>>()?;
+    Ok(ListInstanceProfilesOutput {
+        instance_profiles,
+        is_truncated: next.is_some(),
+        marker: next,
     })
 }
 
-fn role_param(p: &QueryParams) -> Result<&str, IamError> {
-    name_param(p, "RoleName", EntityKind::Role.name_max())
-}
-
-pub(crate) fn add_role_to_instance_profile(
+pub fn add_role_to_instance_profile(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = profile_name(p)?;
-    let role_name = role_param(p)?;
+    input: InstanceProfileRoleInput,
+) -> Result<(), IamError> {
+    let name = input.instance_profile_name.as_str();
+    check_profile_name(name)?;
+    let role_name = input.role_name.as_str();
+    check_role_name(role_name)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     let mut ip =
@@ -167,16 +260,18 @@ pub(crate) fn add_role_to_instance_profile(
         ip.name.as_bytes(),
     )?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn remove_role_from_instance_profile(
+pub fn remove_role_from_instance_profile(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = profile_name(p)?;
-    let role_name = role_param(p)?;
+    input: InstanceProfileRoleInput,
+) -> Result<(), IamError> {
+    let name = input.instance_profile_name.as_str();
+    check_profile_name(name)?;
+    let role_name = input.role_name.as_str();
+    check_role_name(role_name)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
     let mut ip = authorized::<InstanceProfileRecord>(
@@ -196,16 +291,17 @@ pub(crate) fn remove_role_from_instance_profile(
     record::put(&mut *txn, &keys::instance_profile(account, name), &ip)?;
     txn.delete(&keys::role_instance_profile(account, role_name, &ip.name))?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn list_instance_profiles_for_role(
+pub fn list_instance_profiles_for_role(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let role_name = role_param(p)?;
-    let page = Page::from_params(p)?;
+    input: ListInstanceProfilesForRoleInput,
+) -> Result<ListInstanceProfilesOutput, IamError> {
+    let role_name = input.role_name.as_str();
+    check_role_name(role_name)?;
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
     let role =
@@ -222,13 +318,13 @@ pub(crate) fn list_instance_profiles_for_role(
         }
     }
     let (items, next) = page.apply(found, |ip| ip.name.to_lowercase());
-    let mut w = XmlWriter::new();
-    write_list(
-        &mut w,
-        "InstanceProfiles",
-        &items,
-        next.as_deref(),
-        |w, ip| write_profile(w, &*txn, ip, account, "member"),
-    )?;
-    Ok(Some(w.finish()))
+    let instance_profiles = items
+        .iter()
+        .map(|ip| InstanceProfile::of(&*txn, ip, account))
+        .collect::<Result<_, _>>()?;
+    Ok(ListInstanceProfilesOutput {
+        instance_profiles,
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }

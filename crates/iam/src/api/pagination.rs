@@ -1,13 +1,13 @@
-//! IAM's `Marker`/`MaxItems`/`IsTruncated` pagination (spec §1.4): `MaxItems` 1–1000
+//! IAM's `Marker`/`MaxItems`/`IsTruncated` pagination (IAM API Reference, "Common
+//! Parameters" of the `List*` actions): `MaxItems` 1–1000
 //! (default 100); the marker is opaque (the sort key of the last item returned, base64url),
 //! so it never repeats while a listing advances.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
-use super::{Check, invalid_input};
+use super::check::Check;
+use super::errors::invalid_input;
 use crate::error::IamError;
 
 pub(crate) const DEFAULT_MAX_ITEMS: usize = 100;
@@ -20,10 +20,6 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    pub(crate) fn from_params(p: &QueryParams) -> Result<Page, IamError> {
-        Page::new(p.int("MaxItems")?, p.get("Marker"))
-    }
-
     /// The page of a typed input's `MaxItems` and `Marker`.
     pub(crate) fn new(max: Option<i64>, marker: Option<&str>) -> Result<Page, IamError> {
         let mut check = Check::new();
@@ -80,29 +76,6 @@ impl Page {
     }
 }
 
-/// A listing: `<wrapper>` around `items` (each written by `item`), then the page end.
-pub(crate) fn write_list<T>(
-    w: &mut XmlWriter,
-    wrapper: &str,
-    items: &[T],
-    next: Option<&str>,
-    mut item: impl FnMut(&mut XmlWriter, &T) -> Result<(), IamError>,
-) -> Result<(), IamError> {
-    w.open(wrapper);
-    for t in items {
-        item(w, t)?;
-    }
-    w.close(wrapper);
-    write_page_end(w, next);
-    Ok(())
-}
-
-/// `<IsTruncated>` and, when there is more, `<Marker>`.
-pub(crate) fn write_page_end(w: &mut XmlWriter, next: Option<&str>) {
-    w.elem("IsTruncated", if next.is_some() { "true" } else { "false" });
-    w.opt("Marker", next);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,18 +93,14 @@ mod tests {
         let (p1, m1) = page.apply(items.clone(), |s| s.clone());
         assert_eq!(p1, vec!["a", "b"]);
         let m1 = m1.unwrap_or_default();
-        let q =
-            QueryParams::parse(format!("Marker={m1}&MaxItems=2").as_bytes()).unwrap_or_default();
-        let page2 = Page::from_params(&q).ok();
+        let page2 = Page::new(Some(2), Some(&m1)).ok();
         let (p2, m2) = page2
             .as_ref()
             .map(|p| p.apply(items.clone(), |s| s.clone()))
             .unwrap_or_default();
         assert_eq!(p2, vec!["c", "d"]);
         assert_ne!(m2.as_deref(), Some(m1.as_str()));
-        let q = QueryParams::parse(format!("Marker={}", m2.unwrap_or_default()).as_bytes())
-            .unwrap_or_default();
-        let (p3, m3) = Page::from_params(&q)
+        let (p3, m3) = Page::new(None, m2.as_deref())
             .map(|p| p.apply(items, |s| s.clone()))
             .unwrap_or_default();
         assert_eq!(p3, vec!["e"]);
@@ -140,9 +109,7 @@ mod tests {
 
     #[test]
     fn max_items_out_of_range_is_a_validation_error() {
-        let q = QueryParams::parse(b"MaxItems=0").unwrap_or_default();
-        assert!(Page::from_params(&q).is_err());
-        let q = QueryParams::parse(b"Marker=%25%25").unwrap_or_default();
-        assert!(Page::from_params(&q).is_err());
+        assert!(Page::new(Some(0), None).is_err());
+        assert!(Page::new(None, Some("%%")).is_err());
     }
 }

@@ -8,20 +8,19 @@ use time::OffsetDateTime;
 use tresor_crypto::ids;
 use tresor_policy::{MANAGED_POLICY_MAX_SIZE, Policy, PolicyKind};
 use tresor_store::ReadTxn;
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
+use super::arn::parse_iam_arn;
 use super::aws_managed::{self, AwsManagedPolicy};
-use super::pagination::{Page, write_page_end};
-use super::{
-    Check, EntityKind, IamResult, authorize, delete_conflict, encode_document, invalid_input, iso,
-    limit_exceeded, no_such_entity, parse_iam_arn, parse_tags, policy_error, scan_all, scan_keys,
-    write_tags,
-};
-use super::{Entity, groups::GroupRecord, roles::RoleRecord};
+use super::check::{Check, check_tags};
+use super::document::encode_document;
+use super::entity::Entity;
+use super::entity::{EntityKind, authorize, scan_all, scan_keys};
+use super::errors::{delete_conflict, invalid_input, limit_exceeded, no_such_entity, policy_error};
+use super::pagination::Page;
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
+use crate::shapes::{Tag, TagInput};
 use tresor_core::Services;
 use tresor_core::ctx::RequestCtx;
 use tresor_core::record;
@@ -29,46 +28,7 @@ use tresor_core::record;
 /// Versions a managed policy may hold (IAM and AWS STS quotas).
 const MAX_VERSIONS: usize = 5;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PolicyVersionRecord {
-    pub id: String,
-    pub document: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ManagedPolicyRecord {
-    pub v: u32,
-    pub name: String,
-    pub path: String,
-    pub policy_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated: OffsetDateTime,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    pub default_version: String,
-    pub versions: Vec<PolicyVersionRecord>,
-    /// The number of the next version (`v<n>`); version ids are never reused.
-    pub next_version: u32,
-}
-
-impl ManagedPolicyRecord {
-    pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:policy{}{}", self.path, self.name)
-    }
-
-    pub fn default_document(&self) -> Option<&str> {
-        self.versions
-            .iter()
-            .find(|v| v.id == self.default_version)
-            .map(|v| v.document.as_str())
-    }
-}
+use crate::records::{GroupRecord, ManagedPolicyRecord, PolicyVersionRecord, RoleRecord};
 
 /// A managed policy as operations see it, customer or AWS managed.
 pub(crate) enum Managed {
@@ -140,6 +100,20 @@ pub(crate) fn resolve(
     )
 }
 
+/// Checks a `PermissionsBoundary` ARN names an existing managed policy.
+pub(crate) fn check_boundary(
+    txn: &dyn ReadTxn,
+    account: &str,
+    arn: &str,
+) -> Result<String, IamError> {
+    match resolve(txn, account, arn)? {
+        Some(m) => Ok(m.index_ref()),
+        None => Err(no_such_entity(format!(
+            "Scope ARN: {arn} does not exist or is not attachable."
+        ))),
+    }
+}
+
 /// The default version's document of the managed policy `arn` (for the Authorizer).
 pub(crate) fn default_document(
     txn: &dyn ReadTxn,
@@ -178,70 +152,218 @@ fn boundary_count(txn: &dyn ReadTxn, account: &str, m: &Managed) -> Result<usize
     Ok(scan_keys(txn, &keys::boundary_use_prefix(account, &m.index_ref()))?.len())
 }
 
-/// The `Policy` structure. `full` adds `Description` and `Tags` (GetPolicy/CreatePolicy; not
-/// in ListPolicies).
-fn write_policy(
-    w: &mut XmlWriter,
-    txn: &dyn ReadTxn,
-    account: &str,
-    m: &Managed,
-    full: bool,
-    tag: &str,
-) -> Result<(), IamError> {
-    let attachments = attachment_count(txn, account, m)?;
-    let boundaries = boundary_count(txn, account, m)?;
-    w.open(tag);
-    match m {
-        Managed::Local(r) => {
-            w.elem("PolicyName", &r.name)
-                .elem("PolicyId", &r.policy_id)
-                .elem("Arn", &r.arn(account))
-                .elem("Path", &r.path)
-                .elem("DefaultVersionId", &r.default_version)
-                .elem("AttachmentCount", &attachments.to_string())
-                .elem("PermissionsBoundaryUsageCount", &boundaries.to_string())
-                .elem("IsAttachable", "true");
-            if full {
-                w.opt("Description", r.description.as_deref());
-            }
-            w.elem("CreateDate", &iso(r.created))
-                .elem("UpdateDate", &iso(r.updated));
-            if full {
-                write_tags(w, &r.tags);
-            }
-        }
-        Managed::Aws(p) => {
-            w.elem("PolicyName", p.name)
-                .elem("PolicyId", p.policy_id)
-                .elem("Arn", &p.arn())
-                .elem("Path", p.path)
-                .elem("DefaultVersionId", p.default_version)
-                .elem("AttachmentCount", &attachments.to_string())
-                .elem("PermissionsBoundaryUsageCount", &boundaries.to_string())
-                .elem("IsAttachable", "true");
-            if full {
-                w.elem("Description", p.description);
-            }
-            w.elem("CreateDate", &iso(p.created))
-                .elem("UpdateDate", &iso(p.updated));
-        }
-    }
-    w.close(tag);
-    Ok(())
+/// `Policy`. `full` adds `Description` and `Tags` (GetPolicy/CreatePolicy; not in
+/// ListPolicies).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyShape {
+    pub policy_name: String,
+    pub policy_id: String,
+    pub arn: String,
+    pub path: String,
+    pub default_version_id: String,
+    pub attachment_count: usize,
+    pub permissions_boundary_usage_count: usize,
+    pub is_attachable: bool,
+    pub description: Option<String>,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub create_date: OffsetDateTime,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub update_date: OffsetDateTime,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
-fn write_version(w: &mut XmlWriter, v: &PolicyVersionRecord, default: &str, with_document: bool) {
-    w.open("PolicyVersion");
-    if with_document {
-        w.elem("Document", &encode_document(&v.document));
+impl PolicyShape {
+    fn of(
+        txn: &dyn ReadTxn,
+        account: &str,
+        m: &Managed,
+        full: bool,
+    ) -> Result<PolicyShape, IamError> {
+        let attachment_count = attachment_count(txn, account, m)?;
+        let permissions_boundary_usage_count = boundary_count(txn, account, m)?;
+        Ok(match m {
+            Managed::Local(r) => PolicyShape {
+                policy_name: r.name.clone(),
+                policy_id: r.policy_id.clone(),
+                arn: r.arn(account),
+                path: r.path.clone(),
+                default_version_id: r.default_version.clone(),
+                attachment_count,
+                permissions_boundary_usage_count,
+                is_attachable: true,
+                description: if full { r.description.clone() } else { None },
+                create_date: r.created,
+                update_date: r.updated,
+                tags: if full { Tag::list(&r.tags) } else { Vec::new() },
+            },
+            Managed::Aws(p) => PolicyShape {
+                policy_name: p.name.to_string(),
+                policy_id: p.policy_id.to_string(),
+                arn: p.arn(),
+                path: p.path.to_string(),
+                default_version_id: p.default_version.to_string(),
+                attachment_count,
+                permissions_boundary_usage_count,
+                is_attachable: true,
+                description: full.then(|| p.description.to_string()),
+                create_date: p.created,
+                update_date: p.updated,
+                tags: Vec::new(),
+            },
+        })
     }
-    w.elem("VersionId", &v.id)
-        .elem(
-            "IsDefaultVersion",
-            if v.id == default { "true" } else { "false" },
-        )
-        .elem("CreateDate", &iso(v.created))
-        .close("PolicyVersion");
+}
+
+/// `PolicyVersion`; `Document` (percent-encoded) only from GetPolicyVersion.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyVersion {
+    pub document: Option<String>,
+    pub version_id: String,
+    pub is_default_version: bool,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub create_date: OffsetDateTime,
+}
+
+impl PolicyVersion {
+    fn of(v: &PolicyVersionRecord, default: &str, with_document: bool) -> PolicyVersion {
+        PolicyVersion {
+            document: with_document.then(|| encode_document(&v.document)),
+            version_id: v.id.clone(),
+            is_default_version: v.id == default,
+            create_date: v.created,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreatePolicyInput {
+    pub policy_name: String,
+    pub policy_document: String,
+    pub path: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<TagInput>,
+}
+
+/// `CreatePolicy` and `GetPolicy`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyOutput {
+    pub policy: PolicyShape,
+}
+
+/// `GetPolicy` and `DeletePolicy`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyArnInput {
+    pub policy_arn: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPoliciesInput {
+    pub scope: Option<String>,
+    pub only_attached: Option<bool>,
+    pub path_prefix: Option<String>,
+    pub policy_usage_filter: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPoliciesOutput {
+    pub policies: Vec<PolicyShape>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreatePolicyVersionInput {
+    pub policy_document: String,
+    pub set_as_default: Option<bool>,
+    pub policy_arn: String,
+}
+
+/// `CreatePolicyVersion` and `GetPolicyVersion`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyVersionOutput {
+    pub policy_version: PolicyVersion,
+}
+
+/// `GetPolicyVersion`, `DeletePolicyVersion` and `SetDefaultPolicyVersion`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyVersionInput {
+    pub version_id: String,
+    pub policy_arn: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPolicyVersionsInput {
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+    pub policy_arn: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPolicyVersionsOutput {
+    pub versions: Vec<PolicyVersion>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListEntitiesForPolicyInput {
+    pub entity_filter: Option<String>,
+    pub path_prefix: Option<String>,
+    pub policy_usage_filter: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+    pub policy_arn: String,
+}
+
+/// `PolicyGroup`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyGroup {
+    pub group_name: String,
+    pub group_id: String,
+}
+
+/// `PolicyUser`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyUser {
+    pub user_name: String,
+    pub user_id: String,
+}
+
+/// `PolicyRole`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyRole {
+    pub role_name: String,
+    pub role_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListEntitiesForPolicyOutput {
+    pub policy_groups: Vec<PolicyGroup>,
+    pub policy_users: Vec<PolicyUser>,
+    pub policy_roles: Vec<PolicyRole>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
 }
 
 fn aws_versions(p: &AwsManagedPolicy) -> Vec<PolicyVersionRecord> {
@@ -258,18 +380,22 @@ fn validate_document(doc: &str) -> Result<(), IamError> {
     Ok(())
 }
 
-pub(crate) fn create_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = p.required("PolicyName")?;
-    let doc = p.required("PolicyDocument")?;
-    let path = p.get("Path").unwrap_or("/");
-    let description = p.get("Description");
+pub fn create_policy(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: CreatePolicyInput,
+) -> Result<PolicyOutput, IamError> {
+    let name = input.policy_name.as_str();
+    let doc = input.policy_document.as_str();
+    let path = input.path.as_deref().unwrap_or("/");
+    let description = input.description.as_deref();
     let mut check = Check::new();
     check.name("PolicyName", Some(name), 128);
     check.policy_path("Path", Some(path));
     check.length("Description", description, 0, 1000);
     check.length("PolicyDocument", Some(doc), 1, 131_072);
     check.finish()?;
-    let tags = parse_tags(p, "Tags")?;
+    let tags = check_tags("Tags", &input.tags)?;
     let account = &ctx.caller.account;
     let arn = format!("arn:aws:iam::{account}:policy{path}{name}");
     let mut txn = s.store().begin_write()?;
@@ -277,7 +403,7 @@ pub(crate) fn create_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
     validate_document(doc)?;
     let key = keys::policy(account, name);
     if txn.get(&key)?.is_some() {
-        return Err(super::already_exists(format!(
+        return Err(super::errors::already_exists(format!(
             "A policy called {name} already exists. Duplicate names are not allowed."
         )));
     }
@@ -303,28 +429,19 @@ pub(crate) fn create_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
         &keys::unique_id(account, &record.policy_id),
         name.as_bytes(),
     )?;
-    let mut w = XmlWriter::new();
-    write_policy(
-        &mut w,
-        &*txn,
-        account,
-        &Managed::Local(record),
-        true,
-        "Policy",
-    )?;
+    let policy = PolicyShape::of(&*txn, account, &Managed::Local(record), true)?;
     txn.commit()?;
-    Ok(Some(w.finish()))
+    Ok(PolicyOutput { policy })
 }
 
-/// Reads the policy named by `PolicyArn` after authorizing `action` on it.
+/// Reads the policy `arn` (the `PolicyArn` member) after authorizing `action` on it.
 fn authorized_policy(
     s: &Services,
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
-    p: &QueryParams,
+    arn: &str,
     action: &str,
 ) -> Result<(String, Managed), IamError> {
-    let arn = p.required("PolicyArn")?;
     let mut check = Check::new();
     check.length("PolicyArn", Some(arn), 20, 2048);
     check.finish()?;
@@ -333,18 +450,26 @@ fn authorized_policy(
     Ok((arn.to_string(), found))
 }
 
-pub(crate) fn get_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
+pub fn get_policy(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: PolicyArnInput,
+) -> Result<PolicyOutput, IamError> {
     let txn = s.store().begin_read()?;
-    let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:GetPolicy")?;
-    let mut w = XmlWriter::new();
-    write_policy(&mut w, &*txn, &ctx.caller.account, &m, true, "Policy")?;
-    Ok(Some(w.finish()))
+    let (_, m) = authorized_policy(s, &*txn, ctx, &input.policy_arn, "iam:GetPolicy")?;
+    Ok(PolicyOutput {
+        policy: PolicyShape::of(&*txn, &ctx.caller.account, &m, true)?,
+    })
 }
 
-pub(crate) fn delete_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
+pub fn delete_policy(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: PolicyArnInput,
+) -> Result<(), IamError> {
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:DeletePolicy")?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, &input.policy_arn, "iam:DeletePolicy")?;
     let Managed::Local(record) = &m else {
         return Err(unmodifiable(&arn));
     };
@@ -366,14 +491,18 @@ pub(crate) fn delete_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
     txn.delete(&keys::policy(account, &record.name))?;
     txn.delete(&keys::unique_id(account, &record.policy_id))?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let scope = p.get("Scope").unwrap_or("All");
-    let only_attached = p.bool("OnlyAttached")?.unwrap_or(false);
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let usage = p.get("PolicyUsageFilter");
+pub fn list_policies(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListPoliciesInput,
+) -> Result<ListPoliciesOutput, IamError> {
+    let scope = input.scope.as_deref().unwrap_or("All");
+    let only_attached = input.only_attached.unwrap_or(false);
+    let prefix = input.path_prefix.as_deref().unwrap_or("/");
+    let usage = input.policy_usage_filter.as_deref();
     let mut check = Check::new();
     check.enumeration("Scope", Some(scope), &["All", "AWS", "Local"]);
     check.policy_path("PathPrefix", Some(prefix));
@@ -383,7 +512,7 @@ pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
         &["PermissionsPolicy", "PermissionsBoundary"],
     );
     check.finish()?;
-    let page = Page::from_params(p)?;
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
     authorize(
@@ -421,22 +550,27 @@ pub(crate) fn list_policies(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> 
         selected.push(m);
     }
     let (items, next) = page.apply(selected, Managed::index_ref);
-    let mut w = XmlWriter::new();
-    w.open("Policies");
-    for m in &items {
-        write_policy(&mut w, &*txn, account, m, false, "member")?;
-    }
-    w.close("Policies");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
+    let policies = items
+        .iter()
+        .map(|m| PolicyShape::of(&*txn, account, m, false))
+        .collect::<Result<_, _>>()?;
+    Ok(ListPoliciesOutput {
+        policies,
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }
 
-pub(crate) fn create_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let doc = p.required("PolicyDocument")?;
-    let set_default = p.bool("SetAsDefault")?.unwrap_or(false);
+pub fn create_policy_version(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: CreatePolicyVersionInput,
+) -> Result<PolicyVersionOutput, IamError> {
+    let doc = input.policy_document.as_str();
+    let set_default = input.set_as_default.unwrap_or(false);
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:CreatePolicyVersion")?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, &input.policy_arn, "iam:CreatePolicyVersion")?;
     let Managed::Local(mut record) = m else {
         return Err(unmodifiable(&arn));
     };
@@ -459,13 +593,13 @@ pub(crate) fn create_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryPar
     record.versions.push(version.clone());
     record::put(&mut *txn, &keys::policy(account, &record.name), &record)?;
     txn.commit()?;
-    let mut w = XmlWriter::new();
-    write_version(&mut w, &version, &record.default_version, false);
-    Ok(Some(w.finish()))
+    Ok(PolicyVersionOutput {
+        policy_version: PolicyVersion::of(&version, &record.default_version, false),
+    })
 }
 
-fn version_id(p: &QueryParams) -> Result<&str, IamError> {
-    let id = p.required("VersionId")?;
+/// Checks a `VersionId` against the model's pattern.
+fn version_id(id: &str) -> Result<&str, IamError> {
     let ok = id
         .strip_prefix('v')
         .and_then(|n| n.split('.').next())
@@ -486,10 +620,14 @@ fn version_not_found(arn: &str, id: &str) -> IamError {
     ))
 }
 
-pub(crate) fn get_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let id = version_id(p)?;
+pub fn get_policy_version(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: PolicyVersionInput,
+) -> Result<PolicyVersionOutput, IamError> {
+    let id = version_id(&input.version_id)?;
     let txn = s.store().begin_read()?;
-    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:GetPolicyVersion")?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, &input.policy_arn, "iam:GetPolicyVersion")?;
     let (versions, default) = match &m {
         Managed::Local(r) => (r.versions.clone(), r.default_version.clone()),
         Managed::Aws(a) => (aws_versions(a), a.default_version.to_string()),
@@ -498,15 +636,19 @@ pub(crate) fn get_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams
         .iter()
         .find(|v| v.id == id)
         .ok_or_else(|| version_not_found(&arn, id))?;
-    let mut w = XmlWriter::new();
-    write_version(&mut w, v, &default, true);
-    Ok(Some(w.finish()))
+    Ok(PolicyVersionOutput {
+        policy_version: PolicyVersion::of(v, &default, true),
+    })
 }
 
-pub(crate) fn list_policy_versions(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let page = Page::from_params(p)?;
+pub fn list_policy_versions(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListPolicyVersionsInput,
+) -> Result<ListPolicyVersionsOutput, IamError> {
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let txn = s.store().begin_read()?;
-    let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:ListPolicyVersions")?;
+    let (_, m) = authorized_policy(s, &*txn, ctx, &input.policy_arn, "iam:ListPolicyVersions")?;
     let (versions, default) = match &m {
         Managed::Local(r) => (r.versions.clone(), r.default_version.clone()),
         Managed::Aws(a) => (aws_versions(a), a.default_version.to_string()),
@@ -521,28 +663,25 @@ pub(crate) fn list_policy_versions(s: &Services, ctx: &RequestCtx, p: &QueryPara
                 .unwrap_or(0);
         format!("{:010}", u32::MAX - n)
     });
-    let mut w = XmlWriter::new();
-    w.open("Versions");
-    for v in &items {
-        w.open("member");
-        w.elem("VersionId", &v.id)
-            .elem(
-                "IsDefaultVersion",
-                if v.id == default { "true" } else { "false" },
-            )
-            .elem("CreateDate", &iso(v.created));
-        w.close("member");
-    }
-    w.close("Versions");
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
+    Ok(ListPolicyVersionsOutput {
+        versions: items
+            .iter()
+            .map(|v| PolicyVersion::of(v, &default, false))
+            .collect(),
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }
 
-pub(crate) fn delete_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let id = version_id(p)?;
+pub fn delete_policy_version(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: PolicyVersionInput,
+) -> Result<(), IamError> {
+    let id = version_id(&input.version_id)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:DeletePolicyVersion")?;
+    let (arn, m) = authorized_policy(s, &*txn, ctx, &input.policy_arn, "iam:DeletePolicyVersion")?;
     let Managed::Local(mut record) = m else {
         return Err(unmodifiable(&arn));
     };
@@ -557,18 +696,24 @@ pub(crate) fn delete_policy_version(s: &Services, ctx: &RequestCtx, p: &QueryPar
     record.versions.retain(|v| v.id != id);
     record::put(&mut *txn, &keys::policy(account, &record.name), &record)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
-pub(crate) fn set_default_policy_version(
+pub fn set_default_policy_version(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let id = version_id(p)?;
+    input: PolicyVersionInput,
+) -> Result<(), IamError> {
+    let id = version_id(&input.version_id)?;
     let account = &ctx.caller.account;
     let mut txn = s.store().begin_write()?;
-    let (arn, m) = authorized_policy(s, &*txn, ctx, p, "iam:SetDefaultPolicyVersion")?;
+    let (arn, m) = authorized_policy(
+        s,
+        &*txn,
+        ctx,
+        &input.policy_arn,
+        "iam:SetDefaultPolicyVersion",
+    )?;
     let Managed::Local(mut record) = m else {
         return Err(unmodifiable(&arn));
     };
@@ -579,7 +724,7 @@ pub(crate) fn set_default_policy_version(
     record.updated = ctx.now;
     record::put(&mut *txn, &keys::policy(account, &record.name), &record)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }
 
 /// One entity that uses a policy.
@@ -621,14 +766,14 @@ fn usages(txn: &dyn ReadTxn, account: &str, prefix: &str) -> Result<Vec<Usage>, 
     Ok(out)
 }
 
-pub(crate) fn list_entities_for_policy(
+pub fn list_entities_for_policy(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let filter = p.get("EntityFilter");
-    let prefix = p.get("PathPrefix").unwrap_or("/");
-    let usage = p.get("PolicyUsageFilter");
+    input: ListEntitiesForPolicyInput,
+) -> Result<ListEntitiesForPolicyOutput, IamError> {
+    let filter = input.entity_filter.as_deref();
+    let prefix = input.path_prefix.as_deref().unwrap_or("/");
+    let usage = input.policy_usage_filter.as_deref();
     let mut check = Check::new();
     check.enumeration(
         "EntityFilter",
@@ -648,10 +793,16 @@ pub(crate) fn list_entities_for_policy(
         &["PermissionsPolicy", "PermissionsBoundary"],
     );
     check.finish()?;
-    let page = Page::from_params(p)?;
+    let page = Page::new(input.max_items, input.marker.as_deref())?;
     let account = &ctx.caller.account;
     let txn = s.store().begin_read()?;
-    let (_, m) = authorized_policy(s, &*txn, ctx, p, "iam:ListEntitiesForPolicy")?;
+    let (_, m) = authorized_policy(
+        s,
+        &*txn,
+        ctx,
+        &input.policy_arn,
+        "iam:ListEntitiesForPolicy",
+    )?;
     let mut all = Vec::new();
     if usage != Some("PermissionsBoundary") {
         all.extend(usages(
@@ -686,21 +837,27 @@ pub(crate) fn list_entities_for_policy(
     let (items, next) = page.apply(all, |u| {
         format!("{}/{}", u.kind.word(), u.name.to_lowercase())
     });
-    let mut w = XmlWriter::new();
-    for (kind, list, name_tag, id_tag) in [
-        (EntityKind::Group, "PolicyGroups", "GroupName", "GroupId"),
-        (EntityKind::User, "PolicyUsers", "UserName", "UserId"),
-        (EntityKind::Role, "PolicyRoles", "RoleName", "RoleId"),
-    ] {
-        w.open(list);
-        for u in items.iter().filter(|u| u.kind == kind) {
-            w.open("member")
-                .elem(name_tag, &u.name)
-                .elem(id_tag, &u.id)
-                .close("member");
-        }
-        w.close(list);
-    }
-    write_page_end(&mut w, next.as_deref());
-    Ok(Some(w.finish()))
+    let of_kind = |kind: EntityKind| items.iter().filter(move |u| u.kind == kind);
+    Ok(ListEntitiesForPolicyOutput {
+        policy_groups: of_kind(EntityKind::Group)
+            .map(|u| PolicyGroup {
+                group_name: u.name.clone(),
+                group_id: u.id.clone(),
+            })
+            .collect(),
+        policy_users: of_kind(EntityKind::User)
+            .map(|u| PolicyUser {
+                user_name: u.name.clone(),
+                user_id: u.id.clone(),
+            })
+            .collect(),
+        policy_roles: of_kind(EntityKind::Role)
+            .map(|u| PolicyRole {
+                role_name: u.name.clone(),
+                role_id: u.id.clone(),
+            })
+            .collect(),
+        is_truncated: next.is_some(),
+        marker: next,
+    })
 }

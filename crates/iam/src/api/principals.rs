@@ -5,13 +5,13 @@
 
 use tresor_store::ReadTxn;
 
-use super::groups::{GroupRecord, groups_of_user};
-use super::instance_profiles::InstanceProfileRecord;
-use super::policies::{ManagedPolicyRecord, default_document};
-use super::roles::RoleRecord;
-use super::{Entity, PolicyHolder, parse_iam_arn};
+use super::arn::parse_iam_arn;
+use super::entity::{Entity, PolicyHolder};
+use super::groups::groups_of_user;
+use super::policies::default_document;
 use crate::identity::{SessionPrincipal, SessionRecord, UserRecord};
 use crate::keys;
+use crate::records::{GroupRecord, InstanceProfileRecord, ManagedPolicyRecord, RoleRecord};
 use tresor_core::ctx::{Caller, CallerKind};
 use tresor_core::directory::IdentityPolicies;
 use tresor_core::error::ServiceError;
@@ -87,7 +87,7 @@ pub fn identity_policies(
                 && let SessionPrincipal::Role { policies, tags, .. } = session.principal
             {
                 out.session_policies = policies.into_iter().map(|(_, doc)| doc).collect();
-                super::merge_tags(&mut out.principal_tags, tags);
+                super::check::merge_tags(&mut out.principal_tags, tags);
             }
         }
     }

@@ -10,20 +10,20 @@ use time::OffsetDateTime;
 use tresor_crypto::ids;
 use tresor_policy::{Policy, PolicyError, PolicyKind};
 use tresor_store::ReadTxn;
-use tresor_wire::query::QueryParams;
-use tresor_wire::xml::XmlWriter;
 
+use super::arn::parse_iam_arn;
+use super::check::{Check, check_tags};
+use super::document::encode_document;
 use super::entities::{
-    create_context, delete_entity, insert_entity, list_entities, refuse_if_any, refuse_if_policies,
+    create_context, delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies,
 };
-use super::{
-    Check, EntityKind, IamResult, Tagged, authorize_with, authorized, encode_document,
-    limit_exceeded, malformed_policy, name_param, parse_iam_arn, parse_tags, write_boundary,
-    write_entity_head, write_tags,
-};
+use super::entity::{EntityKind, authorize_with, authorized};
+use super::errors::{limit_exceeded, malformed_policy};
+use super::policies::check_boundary;
 use crate::error::IamError;
 use crate::identity::{FORMAT, UserRecord};
 use crate::keys;
+use crate::shapes::{AttachedPermissionsBoundary, Tag, TagInput};
 use tresor_core::Services;
 use tresor_core::authz::AuthzRequest;
 use tresor_core::ctx::RequestCtx;
@@ -31,70 +31,122 @@ use tresor_core::record;
 
 pub const DEFAULT_MAX_SESSION_DURATION: i64 = 3600;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RoleRecord {
-    pub v: u32,
-    pub name: String,
+use crate::records::RoleRecord;
+
+/// `Role`. `full` (GetRole, CreateRole) adds tags, the boundary and `RoleLastUsed`;
+/// ListRoles leaves them out, as IAM does.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Role {
     pub path: String,
+    pub role_name: String,
     pub role_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    /// The trust policy, as given.
-    pub assume_role_policy: String,
-    #[serde(default)]
+    pub arn: String,
+    #[serde(with = "tresor_wire::xml::iso8601")]
+    pub create_date: OffsetDateTime,
+    /// Percent-encoded, as IAM returns policy documents.
+    pub assume_role_policy_document: String,
     pub description: Option<String>,
     pub max_session_duration: i64,
-    #[serde(default)]
-    pub tags: Vec<(String, String)>,
-    #[serde(default)]
-    pub inline_policies: BTreeMap<String, String>,
-    #[serde(default)]
-    pub attached_policies: Vec<String>,
-    #[serde(default)]
+    pub permissions_boundary: Option<AttachedPermissionsBoundary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    pub role_last_used: Option<RoleLastUsed>,
+}
+
+/// `RoleLastUsed`: tresor does not track it, so it is always empty.
+#[derive(Debug, Serialize)]
+pub struct RoleLastUsed {}
+
+impl Role {
+    pub(crate) fn of(role: &RoleRecord, account: &str, full: bool) -> Role {
+        Role {
+            path: role.path.clone(),
+            role_name: role.name.clone(),
+            role_id: role.role_id.clone(),
+            arn: role.arn(account),
+            create_date: role.created,
+            assume_role_policy_document: encode_document(&role.assume_role_policy),
+            description: role.description.clone(),
+            max_session_duration: role.max_session_duration,
+            permissions_boundary: if full {
+                AttachedPermissionsBoundary::of(role.permissions_boundary.as_deref())
+            } else {
+                None
+            },
+            tags: if full {
+                Tag::list(&role.tags)
+            } else {
+                Vec::new()
+            },
+            role_last_used: full.then_some(RoleLastUsed {}),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateRoleInput {
+    pub role_name: String,
+    pub assume_role_policy_document: String,
+    pub path: Option<String>,
+    pub description: Option<String>,
+    pub max_session_duration: Option<i64>,
     pub permissions_boundary: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<TagInput>,
 }
 
-impl RoleRecord {
-    pub fn arn(&self, account: &str) -> String {
-        EntityKind::Role.arn(account, &self.path, &self.name)
-    }
+/// `CreateRole`, `GetRole` and `UpdateRoleDescription`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleOutput {
+    pub role: Role,
 }
 
-super::impl_entity!(RoleRecord, Role, role_id, boundary = permissions_boundary);
-super::impl_policy_holder!(
-    RoleRecord,
-    tresor_policy::ROLE_INLINE_POLICIES_MAX_SIZE,
-    boundary = permissions_boundary
-);
-
-impl Tagged for RoleRecord {
-    fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
-        &mut self.tags
-    }
+/// `GetRole` and `DeleteRole`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleNameInput {
+    pub role_name: String,
 }
 
-/// The `Role` structure. `full` (GetRole, CreateRole) adds tags, the boundary and
-/// `RoleLastUsed`; ListRoles leaves them out, as IAM does.
-pub(crate) fn write_role(
-    w: &mut XmlWriter,
-    role: &RoleRecord,
-    account: &str,
-    tag: &str,
-    full: bool,
-) {
-    write_entity_head(w, role, account, tag);
-    w.elem(
-        "AssumeRolePolicyDocument",
-        &encode_document(&role.assume_role_policy),
-    )
-    .opt("Description", role.description.as_deref())
-    .elem("MaxSessionDuration", &role.max_session_duration.to_string());
-    if full {
-        write_boundary(w, role.permissions_boundary.as_deref());
-        write_tags(w, &role.tags);
-        w.open("RoleLastUsed").close("RoleLastUsed");
-    }
-    w.close(tag);
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRolesInput {
+    pub path_prefix: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRolesOutput {
+    pub roles: Vec<Role>,
+    pub is_truncated: bool,
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateRoleInput {
+    pub role_name: String,
+    pub description: Option<String>,
+    pub max_session_duration: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateRoleDescriptionInput {
+    pub role_name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateAssumeRolePolicyInput {
+    pub role_name: String,
+    pub policy_document: String,
 }
 
 /// Validates a trust policy: grammar (a principal, no `Resource`), size, and that each IAM
@@ -131,27 +183,17 @@ pub(crate) fn validate_trust_policy(txn: &dyn ReadTxn, doc: &str) -> Result<(), 
     Ok(())
 }
 
-/// Checks a `PermissionsBoundary` ARN names an existing managed policy.
-pub(crate) fn check_boundary(
-    txn: &dyn ReadTxn,
-    account: &str,
-    arn: &str,
-) -> Result<String, IamError> {
-    match super::policies::resolve(txn, account, arn)? {
-        Some(m) => Ok(m.index_ref()),
-        None => Err(super::no_such_entity(format!(
-            "Scope ARN: {arn} does not exist or is not attachable."
-        ))),
-    }
-}
-
-pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = p.required("RoleName")?;
-    let doc = p.required("AssumeRolePolicyDocument")?;
-    let path = p.get("Path").unwrap_or("/");
-    let description = p.get("Description");
-    let max_session = p.int("MaxSessionDuration")?;
-    let boundary = p.get("PermissionsBoundary");
+pub fn create_role(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: CreateRoleInput,
+) -> Result<RoleOutput, IamError> {
+    let name = input.role_name.as_str();
+    let doc = input.assume_role_policy_document.as_str();
+    let path = input.path.as_deref().unwrap_or("/");
+    let description = input.description.as_deref();
+    let max_session = input.max_session_duration;
+    let boundary = input.permissions_boundary.as_deref();
     let mut check = Check::new();
     check.name("RoleName", Some(name), 64);
     check.path("Path", Some(path));
@@ -160,7 +202,7 @@ pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Ia
     check.range("MaxSessionDuration", max_session, 3600, 43200);
     check.length("PermissionsBoundary", boundary, 20, 2048);
     check.finish()?;
-    let tags = parse_tags(p, "Tags")?;
+    let tags = check_tags("Tags", &input.tags)?;
     let account = &ctx.caller.account;
     let arn = EntityKind::Role.arn(account, path, name);
     let mut txn = s.store().begin_write()?;
@@ -191,27 +233,34 @@ pub(crate) fn create_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Ia
     };
     insert_entity(&mut *txn, account, &role, boundary_ref)?;
     txn.commit()?;
-    let mut w = XmlWriter::new();
-    write_role(&mut w, &role, account, "Role", true);
-    Ok(Some(w.finish()))
+    Ok(RoleOutput {
+        role: Role::of(&role, account, true),
+    })
 }
 
-fn role_name(p: &QueryParams) -> Result<&str, IamError> {
-    name_param(p, "RoleName", EntityKind::Role.name_max())
+fn check_role_name(name: &str) -> Result<(), IamError> {
+    let mut check = Check::new();
+    check.name("RoleName", Some(name), EntityKind::Role.name_max());
+    check.finish()
 }
 
-pub(crate) fn get_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = role_name(p)?;
+pub fn get_role(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: RoleNameInput,
+) -> Result<RoleOutput, IamError> {
+    let name = input.role_name.as_str();
+    check_role_name(name)?;
     let txn = s.store().begin_read()?;
     let role = authorized::<RoleRecord>(s, &*txn, ctx, name, "iam:GetRole")?;
-    let mut w = XmlWriter::new();
-    write_role(&mut w, &role, &ctx.caller.account, "Role", true);
-    Ok(Some(w.finish()))
+    Ok(RoleOutput {
+        role: Role::of(&role, &ctx.caller.account, true),
+    })
 }
 
-pub(crate) fn delete_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
+pub fn delete_role(s: &Services, ctx: &RequestCtx, input: RoleNameInput) -> Result<(), IamError> {
     let account = &ctx.caller.account;
-    delete_entity(s, ctx, p, |txn, role: &RoleRecord| {
+    delete_named(s, ctx, &input.role_name, |txn, role: &RoleRecord| {
         refuse_if_any(
             txn,
             &keys::role_instance_profile_prefix(account, &role.name),
@@ -221,17 +270,32 @@ pub(crate) fn delete_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Ia
     })
 }
 
-pub(crate) fn list_roles(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    list_entities(s, ctx, p, |w, _, r: &RoleRecord, account| {
-        write_role(w, r, account, "member", false);
-        Ok(())
+pub fn list_roles(
+    s: &Services,
+    ctx: &RequestCtx,
+    input: ListRolesInput,
+) -> Result<ListRolesOutput, IamError> {
+    let (roles, next) = list_page::<RoleRecord>(
+        s,
+        ctx,
+        input.path_prefix.as_deref(),
+        input.max_items,
+        input.marker.as_deref(),
+    )?;
+    let account = &ctx.caller.account;
+    Ok(ListRolesOutput {
+        roles: roles.iter().map(|r| Role::of(r, account, false)).collect(),
+        is_truncated: next.is_some(),
+        marker: next,
     })
 }
 
-pub(crate) fn update_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> IamResult {
-    let name = role_name(p)?;
-    let description = p.get("Description");
-    let max_session = p.int("MaxSessionDuration")?;
+/// `UpdateRole`; its result element is sent even though it has no members.
+pub fn update_role(s: &Services, ctx: &RequestCtx, input: UpdateRoleInput) -> Result<(), IamError> {
+    let name = input.role_name.as_str();
+    check_role_name(name)?;
+    let description = input.description.as_deref();
+    let max_session = input.max_session_duration;
     let mut check = Check::new();
     check.length("Description", description, 0, 1000);
     check.range("MaxSessionDuration", max_session, 3600, 43200);
@@ -246,16 +310,17 @@ pub(crate) fn update_role(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> Ia
     }
     record::put(&mut *txn, &keys::role(&ctx.caller.account, name), &role)?;
     txn.commit()?;
-    Ok(Some(String::new()))
+    Ok(())
 }
 
-pub(crate) fn update_role_description(
+pub fn update_role_description(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = role_name(p)?;
-    let description = p.required("Description")?;
+    input: UpdateRoleDescriptionInput,
+) -> Result<RoleOutput, IamError> {
+    let name = input.role_name.as_str();
+    check_role_name(name)?;
+    let description = input.description.as_str();
     let mut check = Check::new();
     check.length("Description", Some(description), 0, 1000);
     check.finish()?;
@@ -264,23 +329,24 @@ pub(crate) fn update_role_description(
     role.description = (!description.is_empty()).then(|| description.to_string());
     record::put(&mut *txn, &keys::role(&ctx.caller.account, name), &role)?;
     txn.commit()?;
-    let mut w = XmlWriter::new();
-    write_role(&mut w, &role, &ctx.caller.account, "Role", true);
-    Ok(Some(w.finish()))
+    Ok(RoleOutput {
+        role: Role::of(&role, &ctx.caller.account, true),
+    })
 }
 
-pub(crate) fn update_assume_role_policy(
+pub fn update_assume_role_policy(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> IamResult {
-    let name = role_name(p)?;
-    let doc = p.required("PolicyDocument")?;
+    input: UpdateAssumeRolePolicyInput,
+) -> Result<(), IamError> {
+    let name = input.role_name.as_str();
+    check_role_name(name)?;
+    let doc = input.policy_document.as_str();
     let mut txn = s.store().begin_write()?;
     let mut role = authorized::<RoleRecord>(s, &*txn, ctx, name, "iam:UpdateAssumeRolePolicy")?;
     validate_trust_policy(&*txn, doc)?;
     role.assume_role_policy = doc.to_string();
     record::put(&mut *txn, &keys::role(&ctx.caller.account, name), &role)?;
     txn.commit()?;
-    Ok(None)
+    Ok(())
 }

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_crypto::ids;
 
+use super::check::{Check, check_tags};
 use super::entities::{
     create_context, delete_named, insert_entity, list_page, refuse_if_any, refuse_if_policies,
 };
-use super::roles::check_boundary;
-use super::{
-    Check, EntityKind, authorize, authorize_with, authorized, check_tags, scan_keys, validation,
-};
+use super::entity::{EntityKind, authorize, authorize_with, authorized, scan_keys};
+use super::errors::validation;
+use super::policies::check_boundary;
 use crate::error::IamError;
 use crate::identity::{AccessKeyRecord, FORMAT, KeyOwner, UserRecord};
 use crate::keys;
@@ -333,20 +333,4 @@ pub fn update_user(s: &Services, ctx: &RequestCtx, input: UpdateUserInput) -> Re
     record::put(&mut *txn, &keys::user(account, &user.name), &user)?;
     txn.commit()?;
     Ok(())
-}
-
-/// The `User` structure for the handlers still writing their own XML (GetGroup).
-pub(crate) fn write_user(
-    w: &mut tresor_wire::xml::XmlWriter,
-    user: &UserRecord,
-    account: &str,
-    tag: &str,
-    full: bool,
-) {
-    super::write_entity_head(w, user, account, tag);
-    if full {
-        super::write_boundary(w, user.permissions_boundary.as_deref());
-        super::write_tags(w, &user.tags);
-    }
-    w.close(tag);
 }

@@ -1,6 +1,23 @@
 //! Evaluation: every action on every resource, paged within the work and size budgets.
 
-use super::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tresor_policy::{
+    Context, Effect, Policy, PolicyKind, PolicySet, PolicySource, PolicyType, Position, Principal,
+    PrincipalKind, Request, ResourceKind, SourcePolicyType,
+};
+
+use super::super::errors::invalid_input;
+use crate::error::IamError;
+use tresor_core::authz::resource_account;
+
+use super::input::*;
+use super::limits::*;
+use super::outcome::*;
+use super::output::*;
 
 // ---------------------------------------------------------------------------------------
 // Evaluation.
@@ -44,32 +61,6 @@ impl Sim {
             source_type: self.source_type,
             span: self.spans.get(index).copied(),
         }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) struct Matched {
-    pub(super) id: String,
-    pub(super) source_type: &'static str,
-    pub(super) span: Option<(Position, Position)>,
-}
-
-/// The decision on one resource.
-pub(super) struct Outcome {
-    pub(super) resource: String,
-    pub(super) decision: &'static str,
-    pub(super) matched: Vec<Matched>,
-    pub(super) missing: Vec<String>,
-    /// `AllowedByPermissionsBoundary`, when a boundary is in the simulation.
-    pub(super) boundary_allows: Option<bool>,
-}
-
-impl Outcome {
-    /// An upper estimate of the bytes this outcome takes in the response.
-    pub(super) fn size(&self) -> usize {
-        160 + self.resource.len()
-            + self.matched.iter().map(|m| 240 + m.id.len()).sum::<usize>()
-            + self.missing.iter().map(|k| 20 + k.len()).sum::<usize>()
     }
 }
 
@@ -241,7 +232,7 @@ impl Input<'_> {
         mut identity: Vec<Sim>,
         mut boundary: Option<Sim>,
         principal: Principal,
-    ) -> Result<SimulatePolicyResponse, ServiceError> {
+    ) -> Result<SimulatePolicyResponse, IamError> {
         for (i, text) in self.policy_inputs.iter().enumerate() {
             let policy = parse_input(text, PolicyKind::Identity)?;
             identity.push(Sim::new(
@@ -296,7 +287,7 @@ impl Input<'_> {
             None => 0,
             Some(key) => key
                 .parse::<usize>()
-                .map_err(|_| invalid_input::<ServiceError>("Invalid Marker."))?
+                .map_err(|_| invalid_input::<IamError>("Invalid Marker."))?
                 .saturating_add(1),
         };
         let started = Instant::now();

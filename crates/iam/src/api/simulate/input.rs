@@ -1,16 +1,153 @@
 //! Request members: AWS's constraints, tresor's bounds, context entries.
 
-use super::*;
+use serde::Deserialize;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use tresor_policy::{Context, Policy, PolicyKind};
+use tresor_wire::validate::member_path;
+
+use super::super::arn::parse_iam_arn;
+use super::super::check::Check;
+use super::super::errors::{invalid_input, policy_error, validation};
+use super::super::pagination::Page;
+use crate::error::IamError;
+use tresor_core::Services;
+use tresor_core::authz::source_type_of;
+
+use super::limits::*;
 
 // ---------------------------------------------------------------------------------------
 // Input.
 
-/// Required members: absent (and, for lists, not even sent as an empty `Name=`) is AWS's
-/// `ValidationError` "Value null at 'x' … must not be null", one clause per member.
-pub(super) fn require(p: &QueryParams, members: &[(&str, bool)]) -> Result<(), ServiceError> {
+/// A context entry (`ContextEntries.member.N`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContextEntry {
+    pub context_key_name: Option<String>,
+    #[serde(default)]
+    pub context_key_values: Vec<String>,
+    pub context_key_type: Option<String>,
+}
+
+/// `SimulatePrincipalPolicy`'s request. Required members are optional here so that every
+/// missing one is reported at once, as AWS does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SimulatePrincipalPolicyInput {
+    pub policy_source_arn: Option<String>,
+    #[serde(default)]
+    pub policy_input_list: Vec<String>,
+    #[serde(default)]
+    pub permissions_boundary_policy_input_list: Vec<String>,
+    pub action_names: Option<Vec<String>>,
+    #[serde(default)]
+    pub resource_arns: Vec<String>,
+    pub resource_policy: Option<String>,
+    pub resource_owner: Option<String>,
+    pub caller_arn: Option<String>,
+    #[serde(default)]
+    pub context_entries: Vec<ContextEntry>,
+    pub resource_handling_option: Option<String>,
+    pub max_items: Option<i64>,
+    pub marker: Option<String>,
+}
+
+/// `SimulateCustomPolicy`'s request (required members optional, as above).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SimulateCustomPolicyInput {
+    pub policy_input_list: Option<Vec<String>>,
+    #[serde(default)]
+    pub permissions_boundary_policy_input_list: Vec<String>,
+    pub action_names: Option<Vec<String>>,
+    #[serde(default)]
+    pub resource_arns: Vec<String>,
+    pub resource_policy: Option<String>,
+    pub resource_owner: Option<String>,
+    pub caller_arn: Option<String>,
+    #[serde(default)]
+    pub context_entries: Vec<ContextEntry>,
+    pub resource_handling_option: Option<String>,
+    pub max_items: Option<i64>,
+    pub marker: Option<String>,
+}
+
+/// The members both requests share.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    pub(super) policy_input_list: Vec<String>,
+    pub(super) permissions_boundary_policy_input_list: Vec<String>,
+    pub(super) action_names: Vec<String>,
+    pub(super) resource_arns: Vec<String>,
+    pub(super) resource_policy: Option<String>,
+    pub(super) resource_owner: Option<String>,
+    pub(super) caller_arn: Option<String>,
+    pub(super) context_entries: Vec<ContextEntry>,
+    pub(super) resource_handling_option: Option<String>,
+    pub(super) max_items: Option<i64>,
+    pub(super) marker: Option<String>,
+}
+
+impl SimulatePrincipalPolicyInput {
+    /// The policy source ARN and the shared members, once the required ones are present.
+    pub(super) fn split(self) -> Result<(String, Shared), IamError> {
+        require(&[
+            ("PolicySourceArn", self.policy_source_arn.is_some()),
+            ("ActionNames", self.action_names.is_some()),
+        ])?;
+        Ok((
+            self.policy_source_arn.unwrap_or_default(),
+            Shared {
+                policy_input_list: self.policy_input_list,
+                permissions_boundary_policy_input_list: self.permissions_boundary_policy_input_list,
+                action_names: self.action_names.unwrap_or_default(),
+                resource_arns: self.resource_arns,
+                resource_policy: self.resource_policy,
+                resource_owner: self.resource_owner,
+                caller_arn: self.caller_arn,
+                context_entries: self.context_entries,
+                resource_handling_option: self.resource_handling_option,
+                max_items: self.max_items,
+                marker: self.marker,
+            },
+        ))
+    }
+}
+
+impl SimulateCustomPolicyInput {
+    /// The shared members, once the required ones are present.
+    pub(super) fn shared(self) -> Result<Shared, IamError> {
+        require(&[
+            ("PolicyInputList", self.policy_input_list.is_some()),
+            ("ActionNames", self.action_names.is_some()),
+        ])?;
+        Ok(Shared {
+            policy_input_list: self.policy_input_list.unwrap_or_default(),
+            permissions_boundary_policy_input_list: self.permissions_boundary_policy_input_list,
+            action_names: self.action_names.unwrap_or_default(),
+            resource_arns: self.resource_arns,
+            resource_policy: self.resource_policy,
+            resource_owner: self.resource_owner,
+            caller_arn: self.caller_arn,
+            context_entries: self.context_entries,
+            resource_handling_option: self.resource_handling_option,
+            max_items: self.max_items,
+            marker: self.marker,
+        })
+    }
+}
+
+/// Required members (`(name, present)`): absent (and, for lists, not even sent as an empty
+/// `Name=`) is AWS's `ValidationError` "Value null at 'x' … must not be null", one clause per
+/// member.
+fn require(members: &[(&str, bool)]) -> Result<(), IamError> {
     let missing: Vec<String> = members
         .iter()
-        .filter(|(name, is_list)| p.get(name).is_none() && (!is_list || p.list(name).is_empty()))
+        .filter(|(_, present)| !present)
         .map(|(name, _)| {
             format!(
                 "Value null at '{}' failed to satisfy constraint: Member must not be null",
@@ -45,54 +182,58 @@ pub(super) struct Input<'a> {
     pub(super) page: Page,
 }
 
+fn strs(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
 impl<'a> Input<'a> {
-    pub(super) fn parse(p: &'a QueryParams, mut check: Check) -> Result<Input<'a>, ServiceError> {
-        let actions = p.list("ActionNames");
+    pub(super) fn parse(p: &'a Shared, mut check: Check) -> Result<Input<'a>, IamError> {
+        let actions = strs(&p.action_names);
         for (i, a) in actions.iter().enumerate() {
             check.length(&format!("ActionNames.{}.member", i + 1), Some(a), 3, 128);
         }
-        let resources = p.list("ResourceArns");
+        let resources = strs(&p.resource_arns);
         for (i, r) in resources.iter().enumerate() {
             check.length(&format!("ResourceArns.{}.member", i + 1), Some(r), 1, 2048);
         }
-        let policy_inputs = p.list("PolicyInputList");
+        let policy_inputs = strs(&p.policy_input_list);
         for (i, d) in policy_inputs.iter().enumerate() {
             check_document(&mut check, &format!("PolicyInputList.{}.member", i + 1), d);
         }
-        let boundary_inputs = p.list("PermissionsBoundaryPolicyInputList");
+        let boundary_inputs = strs(&p.permissions_boundary_policy_input_list);
         for (i, d) in boundary_inputs.iter().enumerate() {
             let member = format!("PermissionsBoundaryPolicyInputList.{}.member", i + 1);
             check_document(&mut check, &member, d);
         }
-        let resource_policy = p.get("ResourcePolicy");
+        let resource_policy = p.resource_policy.as_deref();
         if let Some(d) = resource_policy {
             check_document(&mut check, "ResourcePolicy", d);
         }
         check.length(
             "ResourceHandlingOption",
-            p.get("ResourceHandlingOption"),
+            p.resource_handling_option.as_deref(),
             1,
             64,
         );
-        let owner = p.get("ResourceOwner");
+        let owner = p.resource_owner.as_deref();
         check.length("ResourceOwner", owner, 1, 2048);
-        let caller_arn = p.get("CallerArn");
+        let caller_arn = p.caller_arn.as_deref();
         check.length("CallerArn", caller_arn, 1, 2048);
-        let entries = p.struct_list("ContextEntries");
+        let entries = &p.context_entries;
         for (i, e) in entries.iter().enumerate() {
             let at = format!("ContextEntries.{}.member", i + 1);
-            let name = e.get("ContextKeyName").copied();
+            let name = e.context_key_name.as_deref();
             check.length(&format!("{at}.contextKeyName"), name, 5, 256);
-            let key_type = e.get("ContextKeyType").copied();
+            let key_type = e.context_key_type.as_deref();
             check.enumeration(&format!("{at}.contextKeyType"), key_type, CONTEXT_KEY_TYPES);
         }
-        if let Some(m) = p.get("Marker")
+        if let Some(m) = p.marker.as_deref()
             && !m.chars().all(|c| ('\u{20}'..='\u{ff}').contains(&c))
         {
             check.pattern("Marker", m, r"[\u0020-\u00FF]+");
         }
         check.finish()?;
-        let page = Page::from_params(p)?;
+        let page = Page::new(p.max_items, p.marker.as_deref())?;
         for (member, n, max) in [
             ("ActionNames", actions.len(), MAX_ACTIONS),
             ("ResourceArns", resources.len(), MAX_RESOURCES),
@@ -134,7 +275,7 @@ impl<'a> Input<'a> {
                 }
             }
         }
-        let context = context_of(&entries)?;
+        let context = context_of(entries)?;
         Ok(Input {
             actions,
             resources: if resources.is_empty() {
@@ -158,7 +299,7 @@ pub(super) fn marker_after(index: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("{index:010}"))
 }
 
-pub(super) fn too_large(action: &str) -> ServiceError {
+pub(super) fn too_large(action: &str) -> IamError {
     invalid_input(format!(
         "The simulation of {action} is too large to answer: simulate fewer resources or smaller policies at a time."
     ))
@@ -208,7 +349,7 @@ pub(super) fn is_kms_key(r: &str) -> bool {
 }
 
 /// `ResourceOwner`: an account id, or the account's ARN `arn:aws:iam::<account>:root`.
-pub(super) fn owner_account(owner: &str) -> Result<String, ServiceError> {
+pub(super) fn owner_account(owner: &str) -> Result<String, IamError> {
     let account = owner
         .strip_prefix("arn:aws:iam::")
         .and_then(|rest| rest.strip_suffix(":root"))
@@ -222,26 +363,16 @@ pub(super) fn owner_account(owner: &str) -> Result<String, ServiceError> {
     }
 }
 
-/// `ContextEntries.member.N.{ContextKeyName, ContextKeyType, ContextKeyValues.member.M}` as
-/// condition keys. Values are checked against their declared type; booleans are normalized.
-pub(super) fn context_of(
-    entries: &[std::collections::BTreeMap<&str, &str>],
-) -> Result<Context, ServiceError> {
+/// `ContextEntries` as condition keys. Values are checked against their declared type;
+/// booleans are normalized.
+pub(super) fn context_of(entries: &[ContextEntry]) -> Result<Context, IamError> {
     let mut context = Context::new();
     for e in entries {
-        let Some(name) = e.get("ContextKeyName").copied() else {
+        let Some(name) = e.context_key_name.as_deref() else {
             return Err(invalid_input("Every context entry needs a ContextKeyName."));
         };
-        let key_type = e.get("ContextKeyType").copied().unwrap_or("string");
-        let mut values: Vec<(u32, &str)> = e
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("ContextKeyValues.member.")
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .map(|n| (n, *v))
-            })
-            .collect();
-        values.sort_by_key(|(n, _)| *n);
+        let key_type = e.context_key_type.as_deref().unwrap_or("string");
+        let values = &e.context_key_values;
         let bad = |v: &str| {
             invalid_input(format!(
                 "Invalid value {v} for context key {name} of type {key_type}."
@@ -253,7 +384,8 @@ pub(super) fn context_of(
             )));
         }
         let mut out = Vec::with_capacity(values.len());
-        for (_, v) in values {
+        for v in values {
+            let v = v.as_str();
             let value = match key_type.trim_end_matches("List") {
                 "boolean" => match v.to_ascii_lowercase().as_str() {
                     b @ ("true" | "false") => b.to_string(),
@@ -276,24 +408,22 @@ pub(super) fn context_of(
     Ok(context)
 }
 
-pub(super) fn parse_input(text: &str, kind: PolicyKind) -> Result<Arc<Policy>, ServiceError> {
+pub(super) fn parse_input(text: &str, kind: PolicyKind) -> Result<Arc<Policy>, IamError> {
     Policy::parse_with_limit(text, kind, SIMULATION_POLICY_MAX)
         .map(Arc::new)
         .map_err(policy_error)
 }
 
 /// A stored policy through the Authorizer's compiled-policy cache.
-pub(super) fn cached(
-    s: &Services,
-    kind: PolicyKind,
-    text: &str,
-) -> Result<Arc<Policy>, ServiceError> {
-    s.policy_cache()
-        .get(kind, text)
-        .ok_or_else(|| ServiceError::Corrupt("a stored policy does not parse".to_string()))
+pub(super) fn cached(s: &Services, kind: PolicyKind, text: &str) -> Result<Arc<Policy>, IamError> {
+    s.policy_cache().get(kind, text).ok_or_else(|| {
+        IamError::Internal(tresor_core::error::ServiceError::Corrupt(
+            "a stored policy does not parse".to_string(),
+        ))
+    })
 }
 
-/// `SourcePolicyId` and `SourcePolicyType` of a policy gathered by [`identity_policies`]: the
+/// `SourcePolicyId` and `SourcePolicyType` of a policy gathered by [`identity_policies`](crate::api::identity_policies): the
 /// inline policy's name, or the managed policy's ARN.
 pub(super) fn source_of(label: &str) -> (String, &'static str) {
     let id = label

@@ -19,81 +19,21 @@
 //! resource (and, for resource policies, principal) but that neither `ContextEntries` nor the
 //! simulated principal supply.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Instant;
+use tresor_policy::PolicyKind;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-use serde_json::Value;
-use tresor_policy::{
-    Context, Effect, Policy, PolicyKind, PolicySet, PolicySource, PolicyType, Position, Principal,
-    PrincipalKind, Request, ResourceKind, SourcePolicyType,
-};
-use tresor_store::ReadTxn;
-use tresor_wire::query::QueryParams;
-use tresor_wire::validate::member_path;
-
-use super::groups::GroupRecord;
-use super::pagination::Page;
-use super::roles::RoleRecord;
-use super::{
-    Check, EntityKind, OpResult, PolicyHolder, authorize, identity_policies, invalid_input,
-    managed_policy_document, parse_iam_arn, policy_error, validation,
-};
-use crate::identity::UserRecord;
-use crate::keys;
+use super::check::Check;
+use super::entity::authorize;
+use super::errors::invalid_input;
+use super::principals::identity_policies;
+use crate::error::IamError;
 use tresor_core::Services;
-use tresor_core::authz::{principal_of, resource_account, source_type_of};
-use tresor_core::ctx::{Caller, CallerKind, RequestCtx};
-use tresor_core::error::ServiceError;
-use tresor_core::record;
-
-/// `policyDocumentType` of the simulation inputs: 1–131,072 characters, whitespace included,
-/// of `[\u0009\u000A\u000D\u0020-\u00FF]` (IAM API Reference, SimulateCustomPolicy).
-pub(super) const SIMULATION_POLICY_MAX: usize = 131_072;
-pub(super) const POLICY_PATTERN: &str = r"[\u0009\u000A\u000D\u0020-\u00FF]+";
-
-/// tresor's own bounds on one simulation (the API sets none on these list sizes): beyond
-/// them a request is refused with `InvalidInput` before anything is evaluated.
-pub(super) const MAX_ACTIONS: usize = 1000;
-pub(super) const MAX_RESOURCES: usize = 1000;
-pub(super) const MAX_CONTEXT_ENTRIES: usize = 1000;
-
-/// Work and size of one page. Results are added while the page is within both budgets (at
-/// least one per page); the rest follows through `Marker` ("IAM might return fewer results,
-/// even when there are more results available", IAM API Reference, SimulateCustomPolicy).
-pub(super) const PAGE_TIME: std::time::Duration = std::time::Duration::from_millis(1000);
-pub(super) const PAGE_BYTES: usize = 2 << 20;
-/// One action's result cannot be split across pages: beyond these it is refused.
-pub(super) const RESULT_TIME: std::time::Duration = std::time::Duration::from_secs(20);
-pub(super) const RESULT_BYTES: usize = 16 << 20;
-
-/// The session name of a simulated role session (`aws:userid` = `AROA…:<this>`).
-pub(super) const SIMULATED_SESSION: &str = "SimulatedSession";
-
-/// `SourcePolicyType` of `PolicyInputList` / `PermissionsBoundaryPolicyInputList` documents as
-/// IAM reports it (outside the model's enum; SDKs keep it as an unknown value).
-pub(super) const INPUT_POLICY_TYPE: &str = "IAM Policy";
-
-pub(super) const CONTEXT_KEY_TYPES: &[&str] = &[
-    "string",
-    "stringList",
-    "numeric",
-    "numericList",
-    "boolean",
-    "booleanList",
-    "ip",
-    "ipList",
-    "binary",
-    "binaryList",
-    "date",
-    "dateList",
-];
+use tresor_core::authz::principal_of;
+use tresor_core::ctx::RequestCtx;
 
 mod eval;
 mod input;
+mod limits;
+mod outcome;
 mod output;
 mod principals;
 
@@ -105,34 +45,17 @@ use principals::*;
 // ---------------------------------------------------------------------------------------
 // Operations.
 
-/// `SimulatePrincipalPolicy` on the dispatch table: decode, simulate, encode.
-pub(crate) fn simulate_principal_policy(
+/// `SimulatePrincipalPolicy`.
+pub fn simulate_principal_policy(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> OpResult {
-    encode(&principal_policy(s, ctx, p)?)
-}
-
-/// `SimulateCustomPolicy` on the dispatch table: decode, simulate, encode.
-pub(crate) fn simulate_custom_policy(s: &Services, ctx: &RequestCtx, p: &QueryParams) -> OpResult {
-    encode(&custom_policy(s, ctx, p)?)
-}
-
-fn encode(out: &SimulatePolicyResponse) -> OpResult {
-    tresor_wire::xml::encode(out).map_err(ServiceError::Aws)
-}
-
-pub fn principal_policy(
-    s: &Services,
-    ctx: &RequestCtx,
-    p: &QueryParams,
-) -> Result<SimulatePolicyResponse, ServiceError> {
-    require(p, &[("PolicySourceArn", false), ("ActionNames", true)])?;
-    let source_arn = p.get("PolicySourceArn").unwrap_or_default();
+    input: SimulatePrincipalPolicyInput,
+) -> Result<SimulatePolicyResponse, IamError> {
+    let (source_arn, shared) = input.split()?;
+    let source_arn = source_arn.as_str();
     let mut check = Check::new();
     check.length("PolicySourceArn", Some(source_arn), 20, 2048);
-    let input = Input::parse(p, check)?;
+    let input = Input::parse(&shared, check)?;
     let txn = s.store().begin_read()?;
     authorize(s, ctx, "iam:SimulatePrincipalPolicy", source_arn)?;
 
@@ -175,13 +98,14 @@ pub fn principal_policy(
     input.finish(identity, boundary, principal)
 }
 
-pub fn custom_policy(
+/// `SimulateCustomPolicy`.
+pub fn simulate_custom_policy(
     s: &Services,
     ctx: &RequestCtx,
-    p: &QueryParams,
-) -> Result<SimulatePolicyResponse, ServiceError> {
-    require(p, &[("PolicyInputList", true), ("ActionNames", true)])?;
-    let input = Input::parse(p, Check::new())?;
+    input: SimulateCustomPolicyInput,
+) -> Result<SimulatePolicyResponse, IamError> {
+    let shared = input.shared()?;
+    let input = Input::parse(&shared, Check::new())?;
     if let Some(a) = input.actions.iter().find(|a| a.contains(['*', '?'])) {
         return Err(invalid_input(format!(
             "Action {a} is not valid: SimulateCustomPolicy does not support wildcards in action names."
@@ -204,6 +128,8 @@ pub fn custom_policy(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]
@@ -259,20 +185,24 @@ mod tests {
 
     #[test]
     fn context_entries_are_typed() {
-        let q = QueryParams::parse(
+        let entries = |form: &[u8]| {
+            let q = tresor_wire::query::QueryParams::parse(form).unwrap_or_default();
+            tresor_wire::query::decode::<SimulateCustomPolicyInput>(&q)
+                .map(|i| i.context_entries)
+                .unwrap_or_default()
+        };
+        let ctx = context_of(&entries(
             b"ContextEntries.member.1.ContextKeyName=aws%3ASourceIp&ContextEntries.member.1.ContextKeyType=ip&ContextEntries.member.1.ContextKeyValues.member.1=10.1.2.3&ContextEntries.member.2.ContextKeyName=aws%3ASecureTransport&ContextEntries.member.2.ContextKeyType=boolean&ContextEntries.member.2.ContextKeyValues.member.1=TRUE",
-        )
+        ))
         .unwrap_or_default();
-        let ctx = context_of(&q.struct_list("ContextEntries")).unwrap_or_default();
         assert_eq!(ctx.get("aws:sourceip"), Some(&["10.1.2.3".to_string()][..]));
         assert_eq!(
             ctx.get("aws:SecureTransport"),
             Some(&["true".to_string()][..])
         );
-        let q = QueryParams::parse(
+        assert!(context_of(&entries(
             b"ContextEntries.member.1.ContextKeyName=aws%3ASourceIp&ContextEntries.member.1.ContextKeyType=ip&ContextEntries.member.1.ContextKeyValues.member.1=nope",
-        )
-        .unwrap_or_default();
-        assert!(context_of(&q.struct_list("ContextEntries")).is_err());
+        ))
+        .is_err());
     }
 }

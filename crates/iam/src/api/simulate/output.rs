@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::*;
+use std::collections::HashSet;
+
+use tresor_policy::Position;
+
+use super::outcome::*;
 
 // Output.
 

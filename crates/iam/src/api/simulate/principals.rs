@@ -1,6 +1,25 @@
 //! The simulated principal and the policies it carries.
 
-use super::*;
+use tresor_policy::{PolicyKind, Principal, PrincipalKind, SourcePolicyType};
+use tresor_store::ReadTxn;
+
+use super::super::arn::parse_iam_arn;
+use super::super::entity::{EntityKind, PolicyHolder};
+use super::super::errors::invalid_input;
+use super::super::policies::default_document;
+use crate::error::IamError;
+use crate::identity::UserRecord;
+use crate::keys;
+use crate::records::GroupRecord;
+use crate::records::RoleRecord;
+use tresor_core::Services;
+use tresor_core::authz::{principal_of, source_type_of};
+use tresor_core::ctx::{Caller, CallerKind};
+use tresor_core::record;
+
+use super::eval::*;
+use super::input::*;
+use super::limits::*;
 
 // ---------------------------------------------------------------------------------------
 // Principals.
@@ -15,7 +34,7 @@ pub(super) enum Entity {
 impl Entity {
     /// `Ok(None)`: a well-formed user/group/role ARN naming nothing; `InvalidInput` for any
     /// other ARN.
-    pub(super) fn find(txn: &dyn ReadTxn, arn: &str) -> Result<Option<Entity>, ServiceError> {
+    pub(super) fn find(txn: &dyn ReadTxn, arn: &str) -> Result<Option<Entity>, IamError> {
         let Some((account, kind, path, name)) = parse_iam_arn(arn) else {
             return Err(invalid_arn(arn));
         };
@@ -95,7 +114,7 @@ impl Entity {
 
 /// The simulated caller `CallerArn` names. It need not exist ("You can simulate resources
 /// that don't exist"); an existing user or role contributes its unique id and tags.
-pub(super) fn principal_for(txn: &dyn ReadTxn, arn: &str) -> Result<Principal, ServiceError> {
+pub(super) fn principal_for(txn: &dyn ReadTxn, arn: &str) -> Result<Principal, IamError> {
     if let Some(entity) = Entity::find(txn, arn)? {
         return Ok(entity.principal());
     }
@@ -139,7 +158,7 @@ pub(super) fn add_group(
     account: &str,
     group: &GroupRecord,
     out: &mut Vec<Sim>,
-) -> Result<(), ServiceError> {
+) -> Result<(), IamError> {
     for (name, text) in group.inline() {
         out.push(Sim::new(
             cached(s, PolicyKind::Identity, text)?,
@@ -148,7 +167,7 @@ pub(super) fn add_group(
         ));
     }
     for arn in group.attached() {
-        if let Some(text) = managed_policy_document(txn, account, arn)? {
+        if let Some(text) = default_document(txn, account, arn)? {
             out.push(Sim::new(
                 cached(s, PolicyKind::Identity, &text)?,
                 arn.clone(),
@@ -159,13 +178,13 @@ pub(super) fn add_group(
     Ok(())
 }
 
-pub(super) fn invalid_arn(arn: &str) -> ServiceError {
+pub(super) fn invalid_arn(arn: &str) -> IamError {
     invalid_input(format!(
         "Invalid Entity Arn: {arn} does not clearly define entity type and name."
     ))
 }
 
-pub(super) fn not_found(arn: &str) -> ServiceError {
+pub(super) fn not_found(arn: &str) -> IamError {
     match parse_iam_arn(arn) {
         Some((_, "user", _, name)) => EntityKind::User.not_found(name),
         Some((_, "group", _, name)) => EntityKind::Group.not_found(name),
