@@ -12,7 +12,7 @@
 use crate::context::Context;
 use crate::context::{Env, Principal, PrincipalKind};
 use crate::document::{Effect, Policy, Statement};
-use crate::explain::{Decision, MatchedStatement, PolicyType, Reason};
+use crate::explain::{Decision, MatchedStatement, PolicyType, Reason, SourcePolicyType};
 use crate::principal::{Grant, not_principal_applies, not_principal_grant};
 
 /// One authorization question.
@@ -34,33 +34,6 @@ pub struct PolicySource<'a> {
     /// Policy ARN for managed policies, the inline policy name, or the resource ARN.
     pub id: &'a str,
     pub source_type: SourcePolicyType,
-}
-
-/// IAM simulation API `SourcePolicyType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourcePolicyType {
-    User,
-    Group,
-    Role,
-    AwsManaged,
-    UserManaged,
-    Resource,
-    None,
-}
-
-impl SourcePolicyType {
-    /// The value as the IAM API spells it (`user`, `aws-managed` …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourcePolicyType::User => "user",
-            SourcePolicyType::Group => "group",
-            SourcePolicyType::Role => "role",
-            SourcePolicyType::AwsManaged => "aws-managed",
-            SourcePolicyType::UserManaged => "user-managed",
-            SourcePolicyType::Resource => "resource",
-            SourcePolicyType::None => "none",
-        }
-    }
 }
 
 /// What kind of resource policy the target has; decides whether it is mandatory.

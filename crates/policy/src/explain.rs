@@ -6,7 +6,33 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::document::Effect;
-use crate::evaluate::SourcePolicyType;
+
+/// IAM simulation API `SourcePolicyType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourcePolicyType {
+    User,
+    Group,
+    Role,
+    AwsManaged,
+    UserManaged,
+    Resource,
+    None,
+}
+
+impl SourcePolicyType {
+    /// The value as the IAM API spells it (`user`, `aws-managed` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourcePolicyType::User => "user",
+            SourcePolicyType::Group => "group",
+            SourcePolicyType::Role => "role",
+            SourcePolicyType::AwsManaged => "aws-managed",
+            SourcePolicyType::UserManaged => "user-managed",
+            SourcePolicyType::Resource => "resource",
+            SourcePolicyType::None => "none",
+        }
+    }
+}
 
 /// The kind of policy a statement came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

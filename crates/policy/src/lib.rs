@@ -52,7 +52,8 @@ mod variables;
 
 pub use context::{Context, Principal, PrincipalKind};
 pub use document::{Effect, Policy, PolicyKind, Statement, map_aws_principals, non_whitespace_len};
-pub use evaluate::{PolicySet, PolicySource, Request, ResourceKind, SourcePolicyType, evaluate};
+pub use evaluate::{PolicySet, PolicySource, Request, ResourceKind, evaluate};
+pub use explain::SourcePolicyType;
 pub use explain::{Decision, MatchedStatement, PolicyType, Reason};
 pub use json::{Position, statement_positions};
 
