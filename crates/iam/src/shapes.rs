@@ -50,3 +50,13 @@ impl AttachedPermissionsBoundary {
         })
     }
 }
+
+/// The input of the listings filtered by path: `ListUsers`, `ListRoles`, `ListGroups`,
+/// `ListInstanceProfiles` (the same three members in each botocore shape).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PathListInput {
+    pub path_prefix: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}

@@ -7,7 +7,7 @@
 //! Messages never carry plaintexts, key material or encryption-context values.
 
 use tresor_core::error::{AuthzError, ServiceError};
-use tresor_wire::{AwsError, Protocol};
+use tresor_wire::AwsError;
 
 /// A KMS operation's failure, as AWS names it.
 #[derive(Debug, thiserror::Error)]
@@ -117,16 +117,29 @@ impl KmsError {
 const INTERNAL_MESSAGE: &str =
     "The request processing has failed because of an unknown error, exception or failure.";
 
+/// The wire's view of the error: rendered (and, when internal, logged) by
+/// [`tresor_wire::error::to_aws_error`], as every service's errors are.
+impl tresor_wire::error::ServiceError for KmsError {
+    fn code(&self) -> &str {
+        KmsError::code(self)
+    }
+
+    fn http_status(&self) -> u16 {
+        KmsError::http_status(self)
+    }
+
+    fn message(&self) -> Option<std::borrow::Cow<'_, str>> {
+        KmsError::message(self).map(std::borrow::Cow::Borrowed)
+    }
+
+    fn is_internal(&self) -> bool {
+        KmsError::is_internal(self)
+    }
+}
+
 impl From<KmsError> for AwsError {
     fn from(e: KmsError) -> AwsError {
-        if e.is_internal() {
-            return AwsError::internal(Protocol::AwsJson11);
-        }
-        AwsError {
-            code: e.code().into(),
-            message: e.message().map(str::to_string),
-            status: e.http_status(),
-        }
+        tresor_wire::error::to_aws_error(&e)
     }
 }
 

@@ -10,7 +10,7 @@
 //! each constructor says which.
 
 use tresor_core::error::{AuthzError, ServiceError};
-use tresor_wire::{AwsError, Protocol};
+use tresor_wire::AwsError;
 
 /// A Secrets Manager operation's failure, as AWS names it. No variant ever carries a secret
 /// value.
@@ -101,16 +101,29 @@ impl SecretsManagerError {
     }
 }
 
+/// The wire's view of the error: rendered (and, when internal, logged) by
+/// [`tresor_wire::error::to_aws_error`], as every service's errors are.
+impl tresor_wire::error::ServiceError for SecretsManagerError {
+    fn code(&self) -> &str {
+        SecretsManagerError::code(self)
+    }
+
+    fn http_status(&self) -> u16 {
+        SecretsManagerError::http_status(self)
+    }
+
+    fn message(&self) -> Option<std::borrow::Cow<'_, str>> {
+        SecretsManagerError::message(self).map(std::borrow::Cow::Borrowed)
+    }
+
+    fn is_internal(&self) -> bool {
+        SecretsManagerError::is_internal(self)
+    }
+}
+
 impl From<SecretsManagerError> for AwsError {
     fn from(e: SecretsManagerError) -> AwsError {
-        if e.is_internal() {
-            return AwsError::internal(Protocol::AwsJson11);
-        }
-        AwsError {
-            code: e.code().into(),
-            message: e.message().map(str::to_string),
-            status: e.http_status(),
-        }
+        tresor_wire::error::to_aws_error(&e)
     }
 }
 

@@ -10,7 +10,7 @@
 //! of each constructor says which where it matters.
 
 use tresor_core::error::{AuthzError, ServiceError};
-use tresor_wire::{AwsError, Protocol};
+use tresor_wire::AwsError;
 
 /// A Parameter Store operation's failure, as AWS names it. No variant ever carries a
 /// SecureString value.
@@ -163,16 +163,29 @@ impl SsmError {
     }
 }
 
+/// The wire's view of the error: rendered (and, when internal, logged) by
+/// [`tresor_wire::error::to_aws_error`], as every service's errors are.
+impl tresor_wire::error::ServiceError for SsmError {
+    fn code(&self) -> &str {
+        SsmError::code(self)
+    }
+
+    fn http_status(&self) -> u16 {
+        SsmError::http_status(self)
+    }
+
+    fn message(&self) -> Option<std::borrow::Cow<'_, str>> {
+        SsmError::message(self).map(std::borrow::Cow::Borrowed)
+    }
+
+    fn is_internal(&self) -> bool {
+        SsmError::is_internal(self)
+    }
+}
+
 impl From<SsmError> for AwsError {
     fn from(e: SsmError) -> AwsError {
-        if e.is_internal() {
-            return AwsError::internal(Protocol::AwsJson11);
-        }
-        AwsError {
-            code: e.code().into(),
-            message: e.message().map(str::to_string),
-            status: e.http_status(),
-        }
+        tresor_wire::error::to_aws_error(&e)
     }
 }
 

@@ -86,13 +86,7 @@ pub struct DeleteGroupInput {
     pub group_name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListGroupsInput {
-    pub path_prefix: Option<String>,
-    pub marker: Option<String>,
-    pub max_items: Option<i64>,
-}
+pub type ListGroupsInput = crate::shapes::PathListInput;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -84,13 +84,7 @@ pub struct InstanceProfileNameInput {
     pub instance_profile_name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListInstanceProfilesInput {
-    pub path_prefix: Option<String>,
-    pub marker: Option<String>,
-    pub max_items: Option<i64>,
-}
+pub type ListInstanceProfilesInput = crate::shapes::PathListInput;
 
 /// `ListInstanceProfiles` and `ListInstanceProfilesForRole`.
 #[derive(Debug, Serialize)]

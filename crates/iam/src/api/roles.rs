@@ -111,13 +111,7 @@ pub struct RoleNameInput {
     pub role_name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListRolesInput {
-    pub path_prefix: Option<String>,
-    pub marker: Option<String>,
-    pub max_items: Option<i64>,
-}
+pub type ListRolesInput = crate::shapes::PathListInput;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -96,13 +96,7 @@ pub struct DeleteUserInput {
     pub user_name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListUsersInput {
-    pub path_prefix: Option<String>,
-    pub marker: Option<String>,
-    pub max_items: Option<i64>,
-}
+pub type ListUsersInput = crate::shapes::PathListInput;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
