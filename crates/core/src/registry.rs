@@ -3,8 +3,8 @@
 //! Every operation of every service gets a `&Services` and a [`RequestCtx`]; the server's
 //! dispatch table decides which operation runs.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use time::OffsetDateTime;
 use tresor_crypto::RootKey;
@@ -16,6 +16,7 @@ use crate::credential::{CredentialError, ResolvedCredential};
 use crate::ctx::RequestCtx;
 use crate::directory::Directory;
 use crate::error::AuthzError;
+use crate::functions::{FunctionError, Functions};
 use crate::generation::GenerationStore;
 
 /// The kernel shared by every service of a deployment.
@@ -28,6 +29,35 @@ pub struct Services {
     identity_generation: Arc<AtomicU64>,
     credentials: CredentialCache,
     records: RecordCache,
+    /// Lambda, for services that invoke functions on their own behalf (set by the server).
+    functions: OnceLock<Arc<dyn Functions>>,
+    /// Wakes the background-job worker before its next interval (a job became due now).
+    job_wakeup: Arc<JobWakeup>,
+}
+
+/// A flag plus condition variable that the background-job worker waits on between rounds.
+#[derive(Default)]
+pub struct JobWakeup {
+    pending: parking_lot::Mutex<bool>,
+    cond: parking_lot::Condvar,
+}
+
+impl JobWakeup {
+    /// Asks the worker for a round now.
+    pub fn wake(&self) {
+        *self.pending.lock() = true;
+        self.cond.notify_all();
+    }
+
+    /// Waits until [`JobWakeup::wake`] is called or `timeout` passes; returns whether it was
+    /// woken. Blocking: call it from a blocking thread.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let mut pending = self.pending.lock();
+        if !*pending {
+            let _ = self.cond.wait_for(&mut pending, timeout);
+        }
+        std::mem::replace(&mut *pending, false)
+    }
 }
 
 impl Services {
@@ -47,6 +77,8 @@ impl Services {
             identity_generation,
             credentials: CredentialCache::default(),
             records: RecordCache::default(),
+            functions: OnceLock::new(),
+            job_wakeup: Arc::default(),
         }
     }
 
@@ -99,6 +131,24 @@ impl Services {
         self.credentials
             .insert(access_key_id, generation, &resolved);
         Ok(resolved)
+    }
+
+    /// Plugs in Lambda (once; later calls are ignored).
+    pub fn set_functions(&self, functions: Arc<dyn Functions>) {
+        let _ = self.functions.set(functions);
+    }
+
+    /// Lambda, for a service that invokes functions on its own behalf.
+    pub fn functions(&self) -> Result<&Arc<dyn Functions>, FunctionError> {
+        self.functions
+            .get()
+            .ok_or_else(|| FunctionError::Unavailable("Lambda is not configured".into()))
+    }
+
+    /// The background-job worker's wake-up: a service that writes a job due now calls
+    /// `wake()` after its commit.
+    pub fn job_wakeup(&self) -> &Arc<JobWakeup> {
+        &self.job_wakeup
     }
 
     /// Decoded records for hot reads (see [`RecordCache`]).
