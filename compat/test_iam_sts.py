@@ -518,3 +518,58 @@ def test_session_policy_narrows_the_role_session(server, iam, sts, admin_arn):
     expect_error("AccessDenied", narrow.list_roles)
     iam.delete_role_policy(RoleName=role, PolicyName="all")
     iam.delete_role(RoleName=role)
+
+
+def test_get_session_token_credentials_outlive_the_deactivated_key(server, iam, account):
+    # "After AWS STS issues temporary security credentials, they are valid through the
+    # expiration period and cannot be revoked" (IAM User Guide, "Permissions for temporary
+    # security credentials"); the way to stop them is to remove the user's permissions.
+    name, akid, secret = new_user_with_key(iam, policy=policy_doc("iam:GetUser"))
+    c = server.unvalidated("sts", akid, secret).get_session_token(DurationSeconds=900)["Credentials"]
+    iam.update_access_key(UserName=name, AccessKeyId=akid, Status="Inactive")
+    # The long-term key itself is refused at once ...
+    expect_error("InvalidClientTokenId", server.client("sts", akid, secret).get_caller_identity)
+    # ... while the session it created keeps working until it expires.
+    temp = server.session("sts", c)
+    assert temp.get_caller_identity()["Arn"] == f"arn:aws:iam::{account}:user/{name}"
+    # Its permissions are still evaluated on every call: removing the user's policy revokes them.
+    expect_error("InvalidClientTokenId", server.session("iam", c).get_user, UserName=name)  # no MFA: no IAM calls
+    iam.delete_user_policy(UserName=name, PolicyName="p")
+    assert temp.get_caller_identity()["Arn"].endswith(f":user/{name}")  # GetCallerIdentity needs no permission
+    # Deleting the key does not end the session either; deleting the user does.
+    iam.delete_access_key(UserName=name, AccessKeyId=akid)
+    assert temp.get_caller_identity()["Arn"].endswith(f":user/{name}")
+    iam.delete_user(UserName=name)
+    expect_error("InvalidClientTokenId", temp.get_caller_identity)
+
+
+def test_session_policy_allowing_only_get_secret_value_may_use_the_aws_managed_key(server, iam, sts, sm, admin_arn, account):
+    # The aws/secretsmanager key's policy allows kms:Decrypt to every principal of the account
+    # calling through Secrets Manager (kms:ViaService, kms:CallerAccount), so a session policy
+    # that allows only secretsmanager:GetSecretValue still reads such a secret. A customer key
+    # whose policy delegates to IAM needs kms:Decrypt in the session policy as well.
+    kms = server.admin("kms")
+    managed = uniq("sp-managed")
+    sm.create_secret(Name=managed, SecretString="managed-value")
+    cmk = kms.create_key(Description="delegates to IAM")["KeyMetadata"]["KeyId"]
+    customer = uniq("sp-customer")
+    sm.create_secret(Name=customer, SecretString="customer-value", KmsKeyId=cmk)
+    role = uniq("role")
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust_for(admin_arn))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL))
+    only_get = policy_doc("secretsmanager:GetSecretValue")
+    c = sts.assume_role(RoleArn=arn, RoleSessionName="only-get", Policy=only_get)["Credentials"]
+    narrow = server.session("secretsmanager", c)
+    assert narrow.get_secret_value(SecretId=managed)["SecretString"] == "managed-value"
+    _, msg, status = expect_error("AccessDeniedException", narrow.get_secret_value, SecretId=customer)
+    assert (status, msg) == (400, "Access to KMS is not allowed")
+    expect_error("AccessDeniedException", narrow.describe_secret, SecretId=managed)
+    # With kms:Decrypt in the session policy, the customer key opens too.
+    both = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "kms:Decrypt"], "Resource": "*"}]})
+    c2 = sts.assume_role(RoleArn=arn, RoleSessionName="get-and-decrypt", Policy=both)["Credentials"]
+    assert server.session("secretsmanager", c2).get_secret_value(SecretId=customer)["SecretString"] == "customer-value"
+    for s in (managed, customer):
+        sm.delete_secret(SecretId=s, ForceDeleteWithoutRecovery=True)
+    iam.delete_role_policy(RoleName=role, PolicyName="all")
+    iam.delete_role(RoleName=role)

@@ -16,9 +16,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use time::OffsetDateTime;
 use tresor_core::{Caller, CallerKind, RequestCtx, Services};
 use tresor_crypto::{AeadKey, RootKey};
-use tresor_iam::query_handler;
+use tresor_iam::UserRecord;
+use tresor_iam::api::{inline, users};
+use tresor_iam::error::IamError;
 use tresor_store::{MemoryStore, SqliteStore, Store};
-use tresor_wire::ServiceId;
 use tresor_wire::query::QueryParams;
 
 const ACCOUNT: &str = "111122223333";
@@ -35,11 +36,21 @@ fn ctx(caller: Caller) -> RequestCtx {
     }
 }
 
-fn iam(services: &Services, root: &RequestCtx, form: &str) -> String {
+/// Runs a typed IAM handler on an awsQuery form, returning the result's inner XML.
+fn iam<I, O>(
+    handler: fn(&Services, &RequestCtx, I) -> Result<O, IamError>,
+    services: &Services,
+    root: &RequestCtx,
+    form: &str,
+) -> String
+where
+    I: for<'de> serde::Deserialize<'de>,
+    O: serde::Serialize,
+{
     let params = QueryParams::parse(form.as_bytes()).unwrap();
-    let action = params.action().unwrap().to_string();
-    let handler = query_handler(ServiceId::Iam, &action).unwrap();
-    handler(services, root, &params)
+    let input: I = tresor_wire::query::decode(&params).unwrap();
+    let output = handler(services, root, input).unwrap();
+    tresor_wire::xml::encode(&output)
         .unwrap()
         .unwrap_or_default()
 }
@@ -48,6 +59,7 @@ fn iam(services: &Services, root: &RequestCtx, form: &str) -> String {
 fn bench_user(services: &Services) -> Caller {
     let root = ctx(Caller::root(ACCOUNT, "AKIAROOTEXAMPLE00000"));
     let xml = iam(
+        users::create_user,
         services,
         &root,
         "Action=CreateUser&Version=2010-05-08&UserName=bench",
@@ -61,6 +73,7 @@ fn bench_user(services: &Services) -> Caller {
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
     let encoded: String = form_encode(policy);
     iam(
+        |s, c, i: inline::PutUserPolicyInput| inline::put_policy::<UserRecord>(s, c, i.into()),
         services,
         &root,
         &format!(

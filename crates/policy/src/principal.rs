@@ -201,13 +201,14 @@ impl PrincipalPattern {
     }
 }
 
-/// A wildcard names a role session only as strongly as the role ARN would (conservative:
-/// boundaries and session policies still apply), anyone else directly.
-fn wildcard_grant(p: &Principal) -> Grant {
-    match p.kind {
-        PrincipalKind::AssumedRole { .. } => Grant::Role,
-        _ => Grant::Direct,
-    }
+/// A wildcard (`"*"`, `{"AWS": "*"}`) matches the caller's own ARN — for a role session the
+/// session ARN — so it names the caller directly: a resource-based policy that names the
+/// session is not limited by session policies or permissions boundaries (IAM User Guide,
+/// "Session policies"). This is what lets a session whose session policy allows only
+/// `secretsmanager:GetSecretValue` decrypt under `aws/secretsmanager`, whose key policy allows
+/// `{"AWS": "*"}` with `kms:ViaService` and `kms:CallerAccount`.
+const fn wildcard_grant(_p: &Principal) -> Grant {
+    Grant::Direct
 }
 
 /// Does a `NotPrincipal` list leave this caller in the statement's scope?
@@ -245,7 +246,7 @@ mod tests {
         let other = Principal::user("999988887777", "bob", "AIDABOBEXAMPLE123456");
         let table: [(&str, &Principal, Option<Grant>); 14] = [
             ("*", &user, Some(Grant::Direct)),
-            ("*", &session, Some(Grant::Role)),
+            ("*", &session, Some(Grant::Direct)),
             (ACCT, &user, Some(Grant::Account)),
             (
                 "arn:aws:iam::111122223333:root",

@@ -341,6 +341,11 @@ fn same_account_resource_policies() {
         Case::new("role ARN is limited by a session policy", session(), Deny(Reason::NoSessionAllow))
             .secret_policy(identity(&by_role))
             .session_policy(identity(&allow("kms:*", "*"))),
+        // A wildcard matches the session ARN itself: not limited by session policies (IAM User
+        // Guide, "Session policies"), as with the AWS-managed keys' `{"AWS": "*"}` key policies.
+        Case::new("wildcard principal is not limited by a session policy", session(), Allow(Some(ByRes)))
+            .secret_policy(identity(&grant("Allow", &aws("*"), GET)))
+            .session_policy(identity(&allow("kms:*", "*"))),
         Case::new("captured role unique id", session(), Allow(Some(ByRes)))
             .secret_policy(identity(&grant("Allow", &aws("AROACIEXAMPLE12345678"), GET))),
         Case::new(
@@ -356,7 +361,9 @@ fn same_account_resource_policies() {
             .identity(identity(&allow(GET, "*"))),
         Case::new("Principal * allows a user", alice(), Allow(Some(ByRes)))
             .secret_policy(identity(&grant("Allow", r#""*""#, GET))),
-        Case::new("AWS * allows a session within its boundary", session(), Deny(Reason::NoBoundaryAllow))
+        // The wildcard matches the session ARN: like a grant to the session ARN, not limited by
+        // an implicit deny in the role's permissions boundary.
+        Case::new("AWS * names the session itself", session(), Allow(Some(ByRes)))
             .secret_policy(identity(&grant("Allow", &aws("*"), GET)))
             .boundary(identity(&allow("kms:*", "*"))),
         Case::new("resource allow with unmet condition", alice(), Deny(Reason::NoIdentityAllow)).secret_policy(identity(

@@ -60,16 +60,243 @@ pub fn json_operation(service: ServiceId, op: &str) -> Option<Operation<JsonCall
     }
 }
 
+/// Wraps a typed awsQuery handler: `wire` decodes the parameters into its input and encodes
+/// its output as the inner XML of `<{Action}Result>`; its typed error becomes an `AwsError`.
+macro_rules! query {
+    ($access:ident, $f:expr, $err:ty) => {
+        Operation::<QueryCall> {
+            access: Access::$access,
+            call: |services: &Services, ctx: &RequestCtx, params: &QueryParams| {
+                let input = tresor_wire::query::decode(params)?;
+                let output = $f(services, ctx, input).map_err(|e: $err| AwsError::from(e))?;
+                tresor_wire::xml::encode(&output)
+            },
+        }
+    };
+}
+
+/// An IAM operation: as [`query!`], refused first for `GetSessionToken` credentials (no MFA,
+/// no IAM calls).
+macro_rules! iam {
+    ($access:ident, $f:expr) => {
+        Operation::<QueryCall> {
+            access: Access::$access,
+            call: |services: &Services, ctx: &RequestCtx, params: &QueryParams| {
+                tresor_iam::api::session_may_call_iam(ctx)?;
+                let input = tresor_wire::query::decode(params)?;
+                let output = $f(services, ctx, input)
+                    .map_err(|e: tresor_iam::error::IamError| AwsError::from(e))?;
+                tresor_wire::xml::encode(&output)
+            },
+        }
+    };
+}
+
+/// An IAM operation whose result element AWS sends even without members.
+macro_rules! iam_empty_result {
+    ($access:ident, $f:expr) => {
+        Operation::<QueryCall> {
+            access: Access::$access,
+            call: |services: &Services, ctx: &RequestCtx, params: &QueryParams| {
+                tresor_iam::api::session_may_call_iam(ctx)?;
+                let input = tresor_wire::query::decode(params)?;
+                $f(services, ctx, input)
+                    .map_err(|e: tresor_iam::error::IamError| AwsError::from(e))?;
+                Ok(Some(String::new()))
+            },
+        }
+    };
+}
+
+/// An IAM operation shared by users, groups and roles: the kind's wire input is decoded and
+/// converted into the generic handler's input.
+macro_rules! iam_kind {
+    ($access:ident, $f:expr, $input:ty) => {
+        iam!($access, |s: &Services, c: &RequestCtx, i: $input| $f(
+            s,
+            c,
+            i.into()
+        ))
+    };
+}
+
 /// The awsQuery operation `op` of `service` (IAM, STS).
 pub fn query_operation(service: ServiceId, op: &str) -> Option<Operation<QueryCall>> {
-    let call = tresor_iam::query_handler(service, op)?;
-    // The policy simulator only reads, but a page of it may take up to a second of CPU: it
-    // runs on the blocking pool with the writes, so that it never holds a request thread.
-    let reads = ["Get", "List"].iter().any(|p| op.starts_with(p))
-        && !matches!((service, op), (ServiceId::Sts, "GetSessionToken"));
-    Some(Operation {
-        access: if reads { Access::Read } else { Access::Write },
-        call,
+    match service {
+        ServiceId::Iam => iam(op),
+        ServiceId::Sts => sts(op),
+        _ => None,
+    }
+}
+
+/// STS (awsQuery, 2011-06-15).
+fn sts(op: &str) -> Option<Operation<QueryCall>> {
+    use tresor_iam::error::StsError;
+    use tresor_iam::sts;
+    Some(match op {
+        "GetCallerIdentity" => query!(Read, sts::get_caller_identity, StsError),
+        "AssumeRole" => query!(Write, sts::assume_role, StsError),
+        "GetSessionToken" => query!(Write, sts::get_session_token, StsError),
+        _ => return None,
+    })
+}
+
+/// IAM (awsQuery, 2010-05-08). The policy simulator only reads, but a page of it may take up
+/// to a second of CPU: it runs on the blocking pool with the writes, so that it never holds a
+/// request thread.
+fn iam(op: &str) -> Option<Operation<QueryCall>> {
+    use tresor_iam::api::{
+        access_keys, attached, entities, groups, inline, instance_profiles, policies, roles,
+        simulate, users,
+    };
+    use tresor_iam::identity::UserRecord as U;
+    use tresor_iam::records::GroupRecord as G;
+    use tresor_iam::records::RoleRecord as R;
+    Some(match op {
+        // users
+        "CreateUser" => iam!(Write, users::create_user),
+        "GetUser" => iam!(Read, users::get_user),
+        "DeleteUser" => iam!(Write, users::delete_user),
+        "ListUsers" => iam!(Read, users::list_users),
+        "UpdateUser" => iam!(Write, users::update_user),
+        "TagUser" => iam_kind!(Write, entities::tag::<U>, entities::TagUserInput),
+        "UntagUser" => iam_kind!(Write, entities::untag::<U>, entities::UntagUserInput),
+        "ListUserTags" => iam_kind!(Read, entities::list_tags::<U>, entities::ListUserTagsInput),
+        // access keys
+        "CreateAccessKey" => iam!(Write, access_keys::create_access_key),
+        "DeleteAccessKey" => iam!(Write, access_keys::delete_access_key),
+        "UpdateAccessKey" => iam!(Write, access_keys::update_access_key),
+        "ListAccessKeys" => iam!(Read, access_keys::list_access_keys),
+        "GetAccessKeyLastUsed" => iam!(Read, access_keys::get_access_key_last_used),
+        // groups
+        "CreateGroup" => iam!(Write, groups::create_group),
+        "GetGroup" => iam!(Read, groups::get_group),
+        "DeleteGroup" => iam!(Write, groups::delete_group),
+        "ListGroups" => iam!(Read, groups::list_groups),
+        "AddUserToGroup" => iam!(Write, groups::add_user_to_group),
+        "RemoveUserFromGroup" => iam!(Write, groups::remove_user_from_group),
+        "ListGroupsForUser" => iam!(Read, groups::list_groups_for_user),
+        // roles
+        "CreateRole" => iam!(Write, roles::create_role),
+        "GetRole" => iam!(Read, roles::get_role),
+        "DeleteRole" => iam!(Write, roles::delete_role),
+        "ListRoles" => iam!(Read, roles::list_roles),
+        "UpdateRole" => iam_empty_result!(Write, roles::update_role),
+        "UpdateRoleDescription" => iam!(Write, roles::update_role_description),
+        "UpdateAssumeRolePolicy" => iam!(Write, roles::update_assume_role_policy),
+        "TagRole" => iam_kind!(Write, entities::tag::<R>, entities::TagRoleInput),
+        "UntagRole" => iam_kind!(Write, entities::untag::<R>, entities::UntagRoleInput),
+        "ListRoleTags" => iam_kind!(Read, entities::list_tags::<R>, entities::ListRoleTagsInput),
+        // inline policies
+        "PutUserPolicy" => iam_kind!(Write, inline::put_policy::<U>, inline::PutUserPolicyInput),
+        "PutGroupPolicy" => iam_kind!(Write, inline::put_policy::<G>, inline::PutGroupPolicyInput),
+        "PutRolePolicy" => iam_kind!(Write, inline::put_policy::<R>, inline::PutRolePolicyInput),
+        "GetUserPolicy" => iam_kind!(Read, inline::get_policy::<U>, inline::UserPolicyNameInput),
+        "GetGroupPolicy" => iam_kind!(Read, inline::get_policy::<G>, inline::GroupPolicyNameInput),
+        "GetRolePolicy" => iam_kind!(Read, inline::get_policy::<R>, inline::RolePolicyNameInput),
+        "DeleteUserPolicy" => iam_kind!(
+            Write,
+            inline::delete_policy::<U>,
+            inline::UserPolicyNameInput
+        ),
+        "DeleteGroupPolicy" => iam_kind!(
+            Write,
+            inline::delete_policy::<G>,
+            inline::GroupPolicyNameInput
+        ),
+        "DeleteRolePolicy" => iam_kind!(
+            Write,
+            inline::delete_policy::<R>,
+            inline::RolePolicyNameInput
+        ),
+        "ListUserPolicies" => iam_kind!(
+            Read,
+            inline::list_policies::<U>,
+            inline::ListUserPoliciesInput
+        ),
+        "ListGroupPolicies" => iam_kind!(
+            Read,
+            inline::list_policies::<G>,
+            inline::ListGroupPoliciesInput
+        ),
+        "ListRolePolicies" => iam_kind!(
+            Read,
+            inline::list_policies::<R>,
+            inline::ListRolePoliciesInput
+        ),
+        // managed policy attachments and permissions boundaries
+        "AttachUserPolicy" => iam_kind!(Write, attached::attach::<U>, attached::UserPolicyArnInput),
+        "AttachGroupPolicy" => {
+            iam_kind!(Write, attached::attach::<G>, attached::GroupPolicyArnInput)
+        }
+        "AttachRolePolicy" => iam_kind!(Write, attached::attach::<R>, attached::RolePolicyArnInput),
+        "DetachUserPolicy" => iam_kind!(Write, attached::detach::<U>, attached::UserPolicyArnInput),
+        "DetachGroupPolicy" => {
+            iam_kind!(Write, attached::detach::<G>, attached::GroupPolicyArnInput)
+        }
+        "DetachRolePolicy" => iam_kind!(Write, attached::detach::<R>, attached::RolePolicyArnInput),
+        "ListAttachedUserPolicies" => iam_kind!(
+            Read,
+            attached::list_attached::<U>,
+            attached::ListAttachedUserPoliciesInput
+        ),
+        "ListAttachedGroupPolicies" => iam_kind!(
+            Read,
+            attached::list_attached::<G>,
+            attached::ListAttachedGroupPoliciesInput
+        ),
+        "ListAttachedRolePolicies" => iam_kind!(
+            Read,
+            attached::list_attached::<R>,
+            attached::ListAttachedRolePoliciesInput
+        ),
+        "PutUserPermissionsBoundary" => iam_kind!(
+            Write,
+            attached::put_boundary::<U>,
+            attached::PutUserPermissionsBoundaryInput
+        ),
+        "PutRolePermissionsBoundary" => iam_kind!(
+            Write,
+            attached::put_boundary::<R>,
+            attached::PutRolePermissionsBoundaryInput
+        ),
+        "DeleteUserPermissionsBoundary" => iam_kind!(
+            Write,
+            attached::delete_boundary::<U>,
+            attached::DeleteUserPermissionsBoundaryInput
+        ),
+        "DeleteRolePermissionsBoundary" => iam_kind!(
+            Write,
+            attached::delete_boundary::<R>,
+            attached::DeleteRolePermissionsBoundaryInput
+        ),
+        // managed policies and versions
+        "CreatePolicy" => iam!(Write, policies::create_policy),
+        "GetPolicy" => iam!(Read, policies::get_policy),
+        "DeletePolicy" => iam!(Write, policies::delete_policy),
+        "ListPolicies" => iam!(Read, policies::list_policies),
+        "CreatePolicyVersion" => iam!(Write, policies::create_policy_version),
+        "GetPolicyVersion" => iam!(Read, policies::get_policy_version),
+        "ListPolicyVersions" => iam!(Read, policies::list_policy_versions),
+        "DeletePolicyVersion" => iam!(Write, policies::delete_policy_version),
+        "SetDefaultPolicyVersion" => iam!(Write, policies::set_default_policy_version),
+        "ListEntitiesForPolicy" => iam!(Read, policies::list_entities_for_policy),
+        // instance profiles
+        "CreateInstanceProfile" => iam!(Write, instance_profiles::create_instance_profile),
+        "GetInstanceProfile" => iam!(Read, instance_profiles::get_instance_profile),
+        "DeleteInstanceProfile" => iam!(Write, instance_profiles::delete_instance_profile),
+        "ListInstanceProfiles" => iam!(Read, instance_profiles::list_instance_profiles),
+        "AddRoleToInstanceProfile" => iam!(Write, instance_profiles::add_role_to_instance_profile),
+        "RemoveRoleFromInstanceProfile" => {
+            iam!(Write, instance_profiles::remove_role_from_instance_profile)
+        }
+        "ListInstanceProfilesForRole" => {
+            iam!(Read, instance_profiles::list_instance_profiles_for_role)
+        }
+        // the policy simulator
+        "SimulatePrincipalPolicy" => iam!(Write, simulate::simulate_principal_policy),
+        "SimulateCustomPolicy" => iam!(Write, simulate::simulate_custom_policy),
+        _ => return None,
     })
 }
 

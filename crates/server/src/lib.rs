@@ -6,6 +6,8 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod dispatch;
+#[cfg(test)]
+mod golden_iam_tests;
 pub mod handler;
 pub mod jobs;
 pub mod setup;

@@ -10,14 +10,11 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use time::OffsetDateTime;
-use tresor_core::{Services, record};
-use tresor_crypto::{ROOT_KEY_FILE, RootKey, ids};
-use tresor_iam::bootstrap::{self, ADMIN_USER, BootstrapOptions, DeploymentRecord};
-use tresor_iam::identity::{
-    AccessKeyRecord, FORMAT, KeyOwner, KeyStatus, UserRecord, seal_secret, secret_aad,
-};
-use tresor_iam::keys;
-use tresor_store::{SqliteStore, Store};
+use tresor_core::{ServiceError, Services};
+use tresor_crypto::{ROOT_KEY_FILE, RootKey};
+use tresor_iam::bootstrap::{self, AdminCredentials, BootstrapOptions, NewKeyError};
+use tresor_iam::identity::{AccessKeyRecord, secret_aad};
+use tresor_store::{SqliteStore, Store, StoreError};
 
 use crate::ServerError;
 use crate::config::Config;
@@ -56,9 +53,6 @@ pub struct Deployment {
     /// Whether this start created the account and administrator.
     pub created: bool,
     pub regions: Vec<String>,
-    /// The new administrator's key, until it is written to the profile once the listener's
-    /// address is known.
-    pending_admin: Option<bootstrap::AdminCredentials>,
     /// Whether the administrator's `credentials` file was missing (a later start).
     profile_missing: bool,
     /// The exclusive hold on the data directory; released when the deployment is dropped.
@@ -111,19 +105,12 @@ pub fn new_key_command(data_dir: &Path) -> String {
 }
 
 impl Deployment {
-    /// Writes the administrator's AWS CLI profile: on first start both files; on a later
-    /// start only the `config` file, so that its `endpoint_url` follows the address this
-    /// start listens on.
+    /// Writes the AWS CLI `config` file of the administrator's profile on every start, so
+    /// that its `endpoint_url` follows the address this start listens on (the `credentials`
+    /// file was written before the first start's commit).
     pub fn write_profile(&mut self, addr: SocketAddr, tls: bool) -> Result<(), ServerError> {
         if self.dev {
             return Ok(());
-        }
-        if let Some(admin) = self.pending_admin.take() {
-            write_credentials(
-                &self.data_dir,
-                &admin.access_key_id,
-                admin.secret_access_key.expose(),
-            )?;
         }
         write_aws_config(&self.data_dir, &endpoint_url(addr, tls), &self.regions)
     }
@@ -182,6 +169,9 @@ pub fn prepare(config: &Config) -> Result<DataDir, ServerError> {
 pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
     let (store, root) = open_store(&dir.path, config, true)?;
     let now = OffsetDateTime::now_utc();
+    // The administrator's secret is written (staged) before the account commits, so a
+    // crash can never leave an administrator whose secret exists nowhere.
+    let staged = staged_credentials(&dir.path);
     let boot = bootstrap::ensure(
         &store,
         &root,
@@ -190,8 +180,23 @@ pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
             dev: config.dev,
         },
         now,
+        &mut |admin| stage_credentials(&staged, admin),
     )
-    .map_err(|e| ServerError::Setup(format!("first-start set-up: {e}")))?;
+    .map_err(|e| {
+        let _ = std::fs::remove_file(&staged);
+        ServerError::Setup(format!("first-start set-up: {e}"))
+    })?;
+    let created = boot.admin.is_some();
+    // This start's staged file, or one a crash left between the commit and the rename (its
+    // key is in the store: a staged file of an uncommitted start is replaced above).
+    if !config.dev && (created || !dir.path.join(CREDENTIALS_FILE).is_file()) && staged.is_file() {
+        promote_staged_credentials(&dir.path).map_err(|e| {
+            ServerError::Setup(format!(
+                "moving {} into place failed: {e}",
+                staged.display()
+            ))
+        })?;
+    }
     if let Some(account) = &config.account_id
         && account != &boot.account
     {
@@ -200,7 +205,6 @@ pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
             boot.account
         )));
     }
-    let created = boot.admin.is_some();
     let profile_missing = !config.dev && !created && !dir.path.join(CREDENTIALS_FILE).is_file();
     Ok(Deployment {
         services: Arc::new(Services::new(
@@ -215,7 +219,6 @@ pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
         dev: config.dev,
         created,
         regions: config.regions.clone(),
-        pending_admin: boot.admin,
         profile_missing,
         _dir: dir,
     })
@@ -454,85 +457,34 @@ fn issue_admin_key(
     config: &Config,
     revoke_existing: bool,
 ) -> Result<NewKey, ServerError> {
-    let fail = |e: &dyn std::fmt::Display| ServerError::Setup(e.to_string());
-    let mut txn = store.begin_write().map_err(|e| fail(&e))?;
-    let deployment: DeploymentRecord = record::get(&*txn, keys::deployment())
-        .map_err(|e| fail(&e))?
-        .ok_or_else(|| {
-            ServerError::Setup(format!(
-                "{} has no deployment yet: start `tresor serve` on it first",
-                dir.display()
-            ))
-        })?;
-    let account = deployment.default_account;
-    let user: UserRecord = record::get(&*txn, &keys::user(&account, ADMIN_USER))
-        .map_err(|e| fail(&e))?
-        .ok_or_else(|| {
-            ServerError::Setup(format!(
-                "the administrator user {ADMIN_USER} no longer exists in account {account}"
-            ))
-        })?;
-    let prefix = keys::user_access_key_prefix(&account, ADMIN_USER);
-    let existing: Vec<String> = txn
-        .scan(&prefix, None, 100)
-        .map_err(|e| fail(&e))?
-        .into_iter()
-        .map(|(k, _)| k.rsplit('/').next().unwrap_or_default().to_string())
-        .collect();
-    if revoke_existing {
-        for id in &existing {
-            txn.delete(&keys::access_key(id)).map_err(|e| fail(&e))?;
-            txn.delete(&keys::user_access_key(&account, ADMIN_USER, id))
-                .map_err(|e| fail(&e))?;
-        }
-    } else if existing.len() >= 2 {
-        return Err(ServerError::Setup(format!(
-            "the administrator already has two access keys ({}), the most IAM allows a user; \
-             pass --revoke-existing to delete them and issue a new one",
-            existing.join(", ")
-        )));
-    }
-    let now = OffsetDateTime::now_utc();
-    let access_key_id = ids::access_key_id("AKIA");
-    let secret = ids::secret_access_key();
-    let sealed = seal_secret(root, &access_key_id, secret.as_bytes()).map_err(|e| fail(&e))?;
-    record::put(
-        &mut *txn,
-        &keys::access_key(&access_key_id),
-        &AccessKeyRecord {
-            v: FORMAT,
-            account: account.clone(),
-            owner: KeyOwner::User {
-                name: ADMIN_USER.to_string(),
-            },
-            status: KeyStatus::Active,
-            created: now,
-            secret_sealed: sealed,
-        },
-    )
-    .map_err(|e| fail(&e))?;
-    txn.put(
-        &keys::user_access_key(&account, ADMIN_USER, &access_key_id),
-        b"",
-    )
-    .map_err(|e| fail(&e))?;
-    // The new credentials file is written before the commit and moved into place after it:
+    // The new credentials file is staged before the commit and moved into place after it:
     // a failed write leaves the store unchanged, a failed commit leaves the old file.
-    let staged = dir.join(format!(".{CREDENTIALS_FILE}.new"));
-    write_private(
-        &staged,
-        credentials_text(&access_key_id, secret.as_str()).as_bytes(),
-    )?;
-    if let Err(e) = txn.commit() {
-        let _ = std::fs::remove_file(&staged);
-        return Err(fail(&e));
-    }
-    let credentials_file = dir.join(CREDENTIALS_FILE);
-    std::fs::rename(&staged, &credentials_file).map_err(|e| {
+    let staged = staged_credentials(dir);
+    let issued = bootstrap::new_admin_key(
+        store,
+        root,
+        revoke_existing,
+        OffsetDateTime::now_utc(),
+        &mut |admin| stage_credentials(&staged, admin),
+    );
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(match e {
+                NewKeyError::NoDeployment => ServerError::Setup(format!(
+                    "{} has no deployment yet: start `tresor serve` on it first",
+                    dir.display()
+                )),
+                other => ServerError::Setup(other.to_string()),
+            });
+        }
+    };
+    let access_key_id = issued.credentials.access_key_id.clone();
+    let credentials_file = promote_staged_credentials(dir).map_err(|e| {
         ServerError::Setup(format!(
-            "the key {access_key_id} was issued, but moving {} to {} failed: {e}",
+            "the key {access_key_id} was issued, but moving {} into place failed: {e}",
             staged.display(),
-            credentials_file.display()
         ))
     })?;
     let config_file = dir.join(AWS_CONFIG_FILE);
@@ -543,27 +495,42 @@ fn issue_admin_key(
     )?;
     Ok(NewKey {
         access_key_id,
-        admin_arn: user.arn(&account),
+        admin_arn: issued.admin_arn,
         credentials_file,
         config_file,
-        revoked: if revoke_existing {
-            existing
-        } else {
-            Vec::new()
-        },
+        revoked: issued.revoked,
     })
+}
+
+/// Where a new administrator secret is written before the transaction that creates it
+/// commits.
+fn staged_credentials(dir: &Path) -> PathBuf {
+    dir.join(format!(".{CREDENTIALS_FILE}.new"))
+}
+
+/// Writes the staged `credentials` file (mode 0600); an error aborts the transaction.
+fn stage_credentials(staged: &Path, admin: &AdminCredentials) -> Result<(), ServiceError> {
+    write_private_io(
+        staged,
+        credentials_text(&admin.access_key_id, admin.secret_access_key.expose()).as_bytes(),
+    )
+    .map_err(|source| {
+        ServiceError::Store(StoreError::Io {
+            path: staged.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// Moves the staged `credentials` file into place (after its commit).
+fn promote_staged_credentials(dir: &Path) -> std::io::Result<PathBuf> {
+    let credentials_file = dir.join(CREDENTIALS_FILE);
+    std::fs::rename(staged_credentials(dir), &credentials_file)?;
+    Ok(credentials_file)
 }
 
 fn credentials_text(access_key_id: &str, secret: &str) -> String {
     format!("[{PROFILE}]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n")
-}
-
-/// Writes the administrator's AWS CLI `credentials` file (mode 0600).
-fn write_credentials(dir: &Path, access_key_id: &str, secret: &str) -> Result<(), ServerError> {
-    write_private(
-        &dir.join(CREDENTIALS_FILE),
-        credentials_text(access_key_id, secret).as_bytes(),
-    )
 }
 
 /// Writes the AWS CLI `config` file for the `tresor` profile (mode 0600), unless it already
@@ -583,6 +550,12 @@ fn write_aws_config(dir: &Path, endpoint: &str, regions: &[String]) -> Result<()
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), ServerError> {
+    write_private_io(path, contents)
+        .map_err(|e| ServerError::Setup(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Writes `contents` to a new mode-0600 file and syncs it to disk.
+fn write_private_io(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -590,12 +563,9 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), ServerError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| ServerError::Setup(format!("cannot write {}: {e}", path.display())))?;
-    f.write_all(contents)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| ServerError::Setup(format!("cannot write {}: {e}", path.display())))
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
 }
 
 /// The URL clients use: an unspecified listen address (0.0.0.0) is reached via loopback.
@@ -633,7 +603,14 @@ mod tests {
             account_id: None,
             dev: false,
         };
-        bootstrap::ensure(&store, &right, &opts, OffsetDateTime::now_utc()).unwrap();
+        bootstrap::ensure(
+            &store,
+            &right,
+            &opts,
+            OffsetDateTime::now_utc(),
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         // No key-check value yet, as in a store created by an earlier build.
         assert!(check_value(&store).is_none());
         assert!(matches!(

@@ -16,7 +16,7 @@ use tresor_core::authz::AuthzRequest;
 use tresor_core::ctx::RequestCtx;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EntityKind {
+pub enum EntityKind {
     User,
     Group,
     Role,
@@ -112,7 +112,7 @@ impl EntityKind {
 }
 
 /// A stored IAM entity.
-pub(crate) trait Entity: Serialize + DeserializeOwned {
+pub trait Entity: Serialize + DeserializeOwned {
     const KIND: EntityKind;
     fn name(&self) -> &str;
     fn path(&self) -> &str;
@@ -127,7 +127,7 @@ pub(crate) trait Entity: Serialize + DeserializeOwned {
 }
 
 /// An entity that carries inline and attached managed policies.
-pub(crate) trait PolicyHolder: Entity {
+pub trait PolicyHolder: Entity {
     /// Aggregate inline policy size quota (characters, whitespace excluded).
     const INLINE_LIMIT: usize;
     fn inline(&self) -> &BTreeMap<String, String>;
@@ -141,7 +141,7 @@ pub(crate) trait PolicyHolder: Entity {
 }
 
 /// An entity with `Tag<Kind>`/`Untag<Kind>`/`List<Kind>Tags` operations.
-pub(crate) trait Tagged: Entity {
+pub trait Tagged: Entity {
     fn tags_mut(&mut self) -> &mut Vec<(String, String)>;
 }
 

@@ -1,4 +1,4 @@
-//! Wire golden test: a scripted session over every IAM operation, each answer (the inner XML
+//! Wire golden test of the dispatch table's IAM rows: a scripted session over every IAM operation, each answer (the inner XML
 //! of the result element, or the error code and message) compared with the recorded
 //! transcript `golden.txt`, so that refactoring the handlers keeps the wire byte-identical.
 //! Unique ids are random and are replaced by `<ID>`. `TRESOR_RECORD_GOLDEN=1` rewrites the
@@ -20,7 +20,7 @@ const ACCOUNT: &str = "111122223333";
 fn services() -> Services {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let root = Arc::new(RootKey::from_bytes(&[9u8; 32]).expect("root key"));
-    Services::new(store, root, Arc::new(crate::IamDirectory))
+    Services::new(store, root, Arc::new(tresor_iam::IamDirectory))
 }
 
 fn ctx() -> RequestCtx {
@@ -265,8 +265,8 @@ fn transcript() -> String {
     for line in script() {
         let params = QueryParams::parse(line.as_bytes()).expect("form");
         let op = params.action().unwrap_or("").to_string();
-        let handler = crate::query_handler(ServiceId::Iam, &op).expect("implemented");
-        let answer = match handler(&services, &ctx, &params) {
+        let operation = crate::dispatch::query_operation(ServiceId::Iam, &op).expect("implemented");
+        let answer = match (operation.call)(&services, &ctx, &params) {
             Ok(Some(xml)) => format!("OK {xml}"),
             Ok(None) => "OK -".to_string(),
             Err(e) => format!(
@@ -283,7 +283,7 @@ fn transcript() -> String {
 
 #[test]
 fn every_iam_operation_answers_as_recorded() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/golden.txt");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/golden_iam.txt");
     let got = transcript();
     if std::env::var_os("TRESOR_RECORD_GOLDEN").is_some() {
         std::fs::write(path, &got).expect("write golden");
