@@ -235,6 +235,24 @@ async fn a_first_start_that_cannot_listen_creates_nothing_and_the_next_one_works
 }
 
 #[tokio::test]
+async fn credentials_staged_before_a_crash_after_the_first_commit_are_moved_into_place() {
+    // The first start writes `.credentials.new` before its commit and renames it after; a
+    // crash in between leaves the committed administrator's secret in the staged file only.
+    let (_t, dir) = data_dir();
+    let p = must_start(serve_cmd(&dir, "127.0.0.1:0", &[]));
+    let (akid, _) = admin_keys(&dir);
+    p.stop();
+    std::fs::rename(dir.join("credentials"), dir.join(".credentials.new")).unwrap();
+
+    let p = must_start(serve_cmd(&dir, "127.0.0.1:0", &[]));
+    assert!(!p.stdout().contains("is missing"), "{}", p.stdout());
+    assert!(!dir.join(".credentials.new").exists());
+    assert_eq!(admin_keys(&dir).0, akid);
+    let arn = whoami(&p.endpoint, &dir).await.unwrap();
+    assert!(arn.ends_with(":user/tresor-admin"), "{arn}");
+}
+
+#[tokio::test]
 async fn a_lost_profile_is_reported_with_the_way_back_and_admin_new_key_recovers_it() {
     let (_t, dir) = data_dir();
     let p = must_start(serve_cmd(&dir, "127.0.0.1:0", &[]));
