@@ -368,3 +368,44 @@ def test_bad_query_input_gets_aws_error_codes(server):
     status, _, body = query_call(server, {"Action": "GetRole", "Version": "2010-05-08"}, akid, secret, service="iam")
     assert status == 400 and b"<Code>ValidationError</Code>" in body
     assert b"Value null at &apos;roleName&apos;" in body or b"Value null at 'roleName'" in body
+
+
+def test_a_china_deployment_makes_aws_cn_arns(tmp_data_dir):
+    # "arn:aws-cn:…" in the China regions (AWS General Reference, "Amazon Resource Names",
+    # partition). One deployment serves one partition.
+    s = start_server("--regions", "cn-north-1,cn-northwest-1", data_dir=tmp_data_dir)
+    try:
+        region = "cn-north-1"
+        ident = s.client("sts", *s.admin_keys(), region=region).get_caller_identity()
+        account = ident["Account"]
+        assert ident["Arn"] == f"arn:aws-cn:iam::{account}:user/tresor-admin"
+        iam = s.client("iam", *s.admin_keys(), region=region)
+        role = iam.create_role(RoleName="cn-role", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"AWS": ident["Arn"]}}]}))["Role"]
+        assert role["Arn"] == f"arn:aws-cn:iam::{account}:role/cn-role"
+        sts = s.client("sts", *s.admin_keys(), region=region)
+        c = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="cn")["AssumedRoleUser"]
+        assert c["Arn"] == f"arn:aws-cn:sts::{account}:assumed-role/cn-role/cn"
+        sm = s.client("secretsmanager", *s.admin_keys(), region=region)
+        arn = sm.create_secret(Name="cn-secret", SecretString="v")["ARN"]
+        assert arn.startswith(f"arn:aws-cn:secretsmanager:{region}:{account}:secret:cn-secret-")
+        assert sm.get_secret_value(SecretId=arn)["SecretString"] == "v"
+        kms = s.client("kms", *s.admin_keys(), region=region)
+        key = kms.create_key()["KeyMetadata"]
+        assert key["Arn"] == f"arn:aws-cn:kms:{region}:{account}:key/{key['KeyId']}"
+        policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+        assert policy["Statement"][0]["Principal"]["AWS"] == f"arn:aws-cn:iam::{account}:root"
+        ssm = s.client("ssm", *s.admin_keys(), region=region)
+        ssm.put_parameter(Name="/cn/p", Value="x", Type="String")
+        assert ssm.get_parameter(Name="/cn/p")["Parameter"]["ARN"] == f"arn:aws-cn:ssm:{region}:{account}:parameter/cn/p"
+        assert ssm.get_parameter(Name="/aws/reference/secretsmanager/cn-secret", WithDecryption=True)["Parameter"]["Value"] == "v"
+    finally:
+        s.stop()
+
+
+def test_regions_of_two_partitions_are_refused(tmp_data_dir):
+    s = start_server("--regions", "us-east-1,cn-north-1", data_dir=tmp_data_dir, expect_ready=False)
+    assert s.proc.wait(timeout=30) != 0
+    assert not s.endpoint
+    assert "different partitions (aws and aws-cn)" in "".join(s.stdout_lines), s.stdout_lines

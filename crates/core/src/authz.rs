@@ -262,7 +262,9 @@ pub fn resource_account(resource: &str) -> Option<String> {
 /// The simulation API's `SourcePolicyType` of an identity policy, from its label (a managed
 /// policy ARN, or "inline policy <name> of <user|group|role> <name>").
 pub fn source_type_of(label: &str) -> SourcePolicyType {
-    if label.starts_with("arn:aws:iam::aws:policy/") {
+    if tresor_policy::arn::strip_service_prefix(label, "iam")
+        .is_some_and(|rest| rest.starts_with(":aws:policy/"))
+    {
         SourcePolicyType::AwsManaged
     } else if label.starts_with("arn:") {
         SourcePolicyType::UserManaged

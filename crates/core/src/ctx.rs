@@ -35,7 +35,10 @@ impl Caller {
     pub fn root(account: &str, access_key_id: &str) -> Caller {
         Caller {
             account: account.to_string(),
-            arn: format!("arn:aws:iam::{account}:root"),
+            arn: format!(
+                "arn:{}:iam::{account}:root",
+                tresor_policy::arn::partition()
+            ),
             user_id: account.to_string(),
             kind: CallerKind::Root,
             access_key_id: access_key_id.to_string(),

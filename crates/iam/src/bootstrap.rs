@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_crypto::{RootKey, SecretString, ids};
+use tresor_policy::arn::partition;
 use tresor_store::{Store, WriteTxn};
 
 use crate::identity::{
@@ -69,9 +70,13 @@ pub fn ensure(
     let mut txn = store.begin_write()?;
     if let Some(dep) = record::get::<DeploymentRecord>(&*txn, keys::deployment())? {
         let admin_arn = if opts.dev {
-            format!("arn:aws:iam::{}:root", dep.default_account)
+            format!("arn:{}:iam::{}:root", partition(), dep.default_account)
         } else {
-            format!("arn:aws:iam::{}:user/{ADMIN_USER}", dep.default_account)
+            format!(
+                "arn:{}:iam::{}:user/{ADMIN_USER}",
+                partition(),
+                dep.default_account
+            )
         };
         return Ok(Bootstrap {
             account: dep.default_account,
@@ -119,7 +124,7 @@ pub fn ensure(
         )?;
         txn.put(&keys::root_access_key(&account, DEV_ACCESS_KEY_ID), b"")?;
         Bootstrap {
-            admin_arn: format!("arn:aws:iam::{account}:root"),
+            admin_arn: format!("arn:{}:iam::{account}:root", partition()),
             account,
             admin: None,
         }

@@ -173,7 +173,8 @@ pub fn assumed_role_caller(
     Caller {
         account: account.to_string(),
         arn: format!(
-            "arn:aws:sts::{account}:assumed-role/{}/{session_name}",
+            "arn:{}:sts::{account}:assumed-role/{}/{session_name}",
+            tresor_policy::arn::partition(),
             role.name
         ),
         user_id: format!("{}:{session_name}", role.role_id),

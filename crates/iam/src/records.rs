@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tresor_policy::arn::partition;
 
 pub const FORMAT: u32 = 1;
 
@@ -40,7 +41,12 @@ pub struct UserRecord {
 
 impl UserRecord {
     pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:user{}{}", self.path, self.name)
+        format!(
+            "arn:{}:iam::{account}:user{}{}",
+            partition(),
+            self.path,
+            self.name
+        )
     }
 }
 
@@ -140,7 +146,12 @@ pub struct RoleRecord {
 
 impl RoleRecord {
     pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:role{}{}", self.path, self.name)
+        format!(
+            "arn:{}:iam::{account}:role{}{}",
+            partition(),
+            self.path,
+            self.name
+        )
     }
 }
 
@@ -160,7 +171,12 @@ pub struct GroupRecord {
 
 impl GroupRecord {
     pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:group{}{}", self.path, self.name)
+        format!(
+            "arn:{}:iam::{account}:group{}{}",
+            partition(),
+            self.path,
+            self.name
+        )
     }
 }
 
@@ -209,7 +225,12 @@ pub struct ManagedPolicyRecord {
 
 impl ManagedPolicyRecord {
     pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:policy{}{}", self.path, self.name)
+        format!(
+            "arn:{}:iam::{account}:policy{}{}",
+            partition(),
+            self.path,
+            self.name
+        )
     }
 
     pub fn default_document(&self) -> Option<&str> {

@@ -450,7 +450,8 @@ pub fn assume_role(
 }
 
 fn parse_account(arn: &str) -> Option<String> {
-    arn.strip_prefix("arn:aws:iam::")
+    tresor_policy::arn::strip_service_prefix(arn, "iam")
+        .and_then(|r| r.strip_prefix(':'))
         .and_then(|r| r.split_once(':'))
         .map(|(a, _)| a.to_string())
 }

@@ -40,6 +40,7 @@ pub(crate) fn via_service(via: &str, region: &str) -> String {
 /// returns on AWS (AWS KMS Developer Guide, "Default key policy",
 /// https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
 pub(crate) fn default_key_policy(account: &str) -> String {
+    let partition = tresor_policy::arn::partition();
     format!(
         r#"{{
   "Version" : "2012-10-17",
@@ -48,7 +49,7 @@ pub(crate) fn default_key_policy(account: &str) -> String {
     "Sid" : "Enable IAM User Permissions",
     "Effect" : "Allow",
     "Principal" : {{
-      "AWS" : "arn:aws:iam::{account}:root"
+      "AWS" : "arn:{partition}:iam::{account}:root"
     }},
     "Action" : "kms:*",
     "Resource" : "*"
@@ -66,6 +67,7 @@ pub(crate) fn managed_key_policy(account: &str, region: &str, service: &str) -> 
         _ => ("AWS Secrets Manager", "auto-secretsmanager-1"),
     };
     let via = via_service(service, region);
+    let partition = tresor_policy::arn::partition_of_region(region);
     format!(
         r#"{{
   "Version" : "2012-10-17",
@@ -88,7 +90,7 @@ pub(crate) fn managed_key_policy(account: &str, region: &str, service: &str) -> 
     "Sid" : "Allow direct access to key metadata to the account",
     "Effect" : "Allow",
     "Principal" : {{
-      "AWS" : "arn:aws:iam::{account}:root"
+      "AWS" : "arn:{partition}:iam::{account}:root"
     }},
     "Action" : [ "kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant" ],
     "Resource" : "*"
@@ -262,7 +264,7 @@ pub(crate) fn parse_key_input(
             rest.to_string(),
         )
     };
-    if let Some(rest) = input.strip_prefix("arn:aws:kms:") {
+    if let Some(rest) = tresor_policy::arn::strip_service_prefix(input, "kms") {
         let mut parts = rest.splitn(3, ':');
         let (Some(region), Some(account), Some(resource)) =
             (parts.next(), parts.next(), parts.next())

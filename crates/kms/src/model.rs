@@ -15,6 +15,7 @@ use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_core::record;
+use tresor_policy::arn::partition_of_region;
 use tresor_store::{ReadTxn, WriteTxn};
 
 use crate::errors::internal;
@@ -56,12 +57,18 @@ pub(crate) fn job_key(
 }
 
 pub(crate) fn key_arn(region: &str, account: &str, key_id: &str) -> String {
-    format!("arn:aws:kms:{region}:{account}:key/{key_id}")
+    format!(
+        "arn:{}:kms:{region}:{account}:key/{key_id}",
+        partition_of_region(region)
+    )
 }
 
 /// `alias_name` is the full `alias/<name>`.
 pub(crate) fn alias_arn(region: &str, account: &str, alias_name: &str) -> String {
-    format!("arn:aws:kms:{region}:{account}:{alias_name}")
+    format!(
+        "arn:{}:kms:{region}:{account}:{alias_name}",
+        partition_of_region(region)
+    )
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,6 +5,43 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
+
+/// The partition of a region: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, `aws`
+/// otherwise (AWS General Reference, "Amazon Resource Names (ARNs)", partition).
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+static PARTITION: OnceLock<&'static str> = OnceLock::new();
+
+/// The deployment's partition: every ARN tresor makes starts with `arn:<partition>:`. One
+/// deployment serves one partition, as an AWS account lives in one; the server sets it once at
+/// start from its configured regions. `aws` until then.
+pub fn partition() -> &'static str {
+    PARTITION.get().copied().unwrap_or("aws")
+}
+
+/// Sets the deployment's partition (once; a later call with another partition is refused).
+pub fn set_partition(partition: &'static str) -> Result<(), &'static str> {
+    let set = PARTITION.get_or_init(|| partition);
+    if *set == partition { Ok(()) } else { Err(set) }
+}
+
+/// The rest of `arn` after `arn:<partition>:<service>:` in the deployment's partition.
+pub fn strip_service_prefix<'a>(arn: &'a str, service: &str) -> Option<&'a str> {
+    arn.strip_prefix("arn:")?
+        .strip_prefix(partition())?
+        .strip_prefix(':')?
+        .strip_prefix(service)?
+        .strip_prefix(':')
+}
 
 /// A parsed ARN. `region` and `account` may be empty (IAM and S3 ARNs leave them so).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

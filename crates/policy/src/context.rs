@@ -44,7 +44,10 @@ impl Principal {
     pub fn user(account: &str, path_and_name: &str, unique_id: &str) -> Principal {
         let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
         Principal {
-            arn: format!("arn:aws:iam::{account}:user/{path_and_name}"),
+            arn: format!(
+                "arn:{}:iam::{account}:user/{path_and_name}",
+                crate::arn::partition()
+            ),
             account: account.to_owned(),
             kind: PrincipalKind::User {
                 name: name.to_owned(),
@@ -64,10 +67,16 @@ impl Principal {
     ) -> Principal {
         let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
         Principal {
-            arn: format!("arn:aws:sts::{account}:assumed-role/{name}/{session_name}"),
+            arn: format!(
+                "arn:{}:sts::{account}:assumed-role/{name}/{session_name}",
+                crate::arn::partition()
+            ),
             account: account.to_owned(),
             kind: PrincipalKind::AssumedRole {
-                role_arn: format!("arn:aws:iam::{account}:role/{path_and_name}"),
+                role_arn: format!(
+                    "arn:{}:iam::{account}:role/{path_and_name}",
+                    crate::arn::partition()
+                ),
                 role_unique_id: role_unique_id.to_owned(),
                 session_name: session_name.to_owned(),
             },
@@ -79,7 +88,7 @@ impl Principal {
     /// The account root user.
     pub fn root(account: &str) -> Principal {
         Principal {
-            arn: format!("arn:aws:iam::{account}:root"),
+            arn: format!("arn:{}:iam::{account}:root", crate::arn::partition()),
             account: account.to_owned(),
             kind: PrincipalKind::Root,
             user_id: account.to_owned(),

@@ -71,8 +71,10 @@ pub fn target(ctx: &RequestCtx, secret_id: &str) -> Target {
         account: ctx.caller.account.clone(),
         region: ctx.region.clone(),
         shown_arn: format!(
-            "arn:aws:secretsmanager:{}:{}:secret:{secret_id}",
-            ctx.region, ctx.caller.account
+            "arn:{}:secretsmanager:{}:{}:secret:{secret_id}",
+            tresor_policy::arn::partition_of_region(&ctx.region),
+            ctx.region,
+            ctx.caller.account
         ),
         candidates: vec![(secret_id.to_string(), None)],
     }

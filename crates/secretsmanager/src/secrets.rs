@@ -99,7 +99,8 @@ pub fn create_secret(
         let arn = match &existing {
             Some(rec) => rec.arn.clone(),
             None => format!(
-                "arn:aws:secretsmanager:{region}:{account}:secret:{}-{suffix}",
+                "arn:{}:secretsmanager:{region}:{account}:secret:{}-{suffix}",
+                tresor_policy::arn::partition_of_region(&region),
                 input.name
             ),
         };

@@ -210,6 +210,20 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("'{r}' is not a region name")));
             }
         }
+        // One deployment serves one partition, as an AWS account lives in one: its ARNs say
+        // which (`aws`, `aws-cn`, `aws-us-gov`).
+        let partition = tresor_policy::arn::partition_of_region(&regions[0]);
+        if let Some(other) = regions
+            .iter()
+            .find(|r| tresor_policy::arn::partition_of_region(r) != partition)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "regions {} and {other} are in different partitions ({partition} and {}); one \
+                 deployment serves the regions of one partition",
+                regions[0],
+                tresor_policy::arn::partition_of_region(other)
+            )));
+        }
         let max_body_bytes = o
             .max_body_bytes
             .or(file.max_body_bytes)

@@ -73,6 +73,15 @@ impl Running {
 /// in the store, so that a busy port or a bad certificate leaves a first start undone — then
 /// opens the store, runs first-start set-up, writes the administrator profile and serves.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
+    let partition = config
+        .regions
+        .first()
+        .map_or("aws", |r| tresor_policy::arn::partition_of_region(r));
+    tresor_policy::arn::set_partition(partition).map_err(|set| {
+        ServerError::Setup(format!(
+            "this process already serves partition {set}, not {partition}"
+        ))
+    })?;
     let dir = setup::prepare(&config)?;
     let tls = match &config.tls {
         Some(files) => Some(tls::acceptor(files)?),

@@ -141,8 +141,10 @@ pub fn get_parameters_by_path(
     // recursive read of `/a`).
     let path_arn = if path == "/" {
         format!(
-            "arn:aws:ssm:{}:{}:parameter/",
-            ctx.region, ctx.caller.account
+            "arn:{}:ssm:{}:{}:parameter/",
+            tresor_policy::arn::partition_of_region(&ctx.region),
+            ctx.region,
+            ctx.caller.account
         )
     } else {
         names::arn_in(ctx, &path)

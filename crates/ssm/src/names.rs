@@ -29,7 +29,8 @@ pub fn canonical(name: &str) -> &str {
 
 pub fn arn(account: &str, region: &str, name: &str) -> String {
     format!(
-        "arn:aws:ssm:{region}:{account}:parameter/{}",
+        "arn:{}:ssm:{region}:{account}:parameter/{}",
+        tresor_policy::arn::partition_of_region(region),
         canonical(name)
     )
 }

@@ -422,7 +422,10 @@ pub fn get_access_key_last_used(
             s,
             ctx,
             "iam:GetAccessKeyLastUsed",
-            &format!("arn:aws:iam::{account}:user/*"),
+            &format!(
+                "arn:{}:iam::{account}:user/*",
+                tresor_policy::arn::partition()
+            ),
         )?;
         return Err(key_not_found(id));
     };

@@ -3,7 +3,7 @@
 /// The parts of an IAM ARN `arn:aws:iam::<account>:<type>/<path…><name>`: account, type,
 /// path (`/` or `/a/b/`) and name. `None` when it is not one.
 pub(crate) fn parse_iam_arn(arn: &str) -> Option<(&str, &str, String, &str)> {
-    let rest = arn.strip_prefix("arn:aws:iam::")?;
+    let rest = tresor_policy::arn::strip_service_prefix(arn, "iam")?.strip_prefix(':')?;
     let (account, resource) = rest.split_once(':')?;
     let (kind, tail) = resource.split_once('/')?;
     let (path, name) = match tail.rfind('/') {

@@ -21,7 +21,12 @@ pub struct AwsManagedPolicy {
 
 impl AwsManagedPolicy {
     pub fn arn(&self) -> String {
-        format!("arn:aws:iam::aws:policy{}{}", self.path, self.name)
+        format!(
+            "arn:{}:iam::aws:policy{}{}",
+            tresor_policy::arn::partition(),
+            self.path,
+            self.name
+        )
     }
 }
 

@@ -41,7 +41,11 @@ pub(crate) fn list_page<E: Entity>(
         s,
         ctx,
         &format!("iam:List{plural}"),
-        &format!("arn:aws:iam::{account}:{}{prefix}", E::KIND.word()),
+        &format!(
+            "arn:{}:iam::{account}:{}{prefix}",
+            tresor_policy::arn::partition(),
+            E::KIND.word()
+        ),
     )?;
     let all: Vec<E> = scan_all::<E>(&*txn, &E::KIND.prefix(account))?
         .into_iter()

@@ -84,7 +84,11 @@ impl EntityKind {
     }
 
     pub(crate) fn arn(self, account: &str, path: &str, name: &str) -> String {
-        format!("arn:aws:iam::{account}:{}{path}{name}", self.word())
+        format!(
+            "arn:{}:iam::{account}:{}{path}{name}",
+            tresor_policy::arn::partition(),
+            self.word()
+        )
     }
 
     /// `NoSuchEntity` in IAM's wording, as whichever error type the caller returns.

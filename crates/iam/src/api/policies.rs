@@ -397,7 +397,10 @@ pub fn create_policy(
     check.finish()?;
     let tags = check_tags("Tags", &input.tags)?;
     let account = &ctx.caller.account;
-    let arn = format!("arn:aws:iam::{account}:policy{path}{name}");
+    let arn = format!(
+        "arn:{}:iam::{account}:policy{path}{name}",
+        tresor_policy::arn::partition()
+    );
     let mut txn = s.store().begin_write()?;
     authorize(s, ctx, "iam:CreatePolicy", &arn)?;
     validate_document(doc)?;
@@ -519,7 +522,10 @@ pub fn list_policies(
         s,
         ctx,
         "iam:ListPolicies",
-        &format!("arn:aws:iam::{account}:policy{prefix}"),
+        &format!(
+            "arn:{}:iam::{account}:policy{prefix}",
+            tresor_policy::arn::partition()
+        ),
     )?;
     let mut all: Vec<Managed> = Vec::new();
     if scope != "Local" {

@@ -4,6 +4,7 @@
 use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
+use tresor_policy::arn::strip_service_prefix;
 use tresor_policy::{Policy, PolicyError, PolicyKind};
 use tresor_store::ReadTxn;
 use tresor_wire::validate::Validator;
@@ -39,9 +40,11 @@ fn principal_ok(txn: &dyn ReadTxn, p: &str) -> Result<bool, KmsError> {
     {
         return Ok(true);
     }
-    let (service, rest) = if let Some(rest) = p.strip_prefix("arn:aws:iam::") {
+    let (service, rest) = if let Some(rest) =
+        strip_service_prefix(p, "iam").and_then(|r| r.strip_prefix(':'))
+    {
         ("iam", rest)
-    } else if let Some(rest) = p.strip_prefix("arn:aws:sts::") {
+    } else if let Some(rest) = strip_service_prefix(p, "sts").and_then(|r| r.strip_prefix(':')) {
         ("sts", rest)
     } else {
         return Ok(false);

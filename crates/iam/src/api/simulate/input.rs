@@ -350,8 +350,8 @@ pub(super) fn is_kms_key(r: &str) -> bool {
 
 /// `ResourceOwner`: an account id, or the account's ARN `arn:aws:iam::<account>:root`.
 pub(super) fn owner_account(owner: &str) -> Result<String, IamError> {
-    let account = owner
-        .strip_prefix("arn:aws:iam::")
+    let account = tresor_policy::arn::strip_service_prefix(owner, "iam")
+        .and_then(|rest| rest.strip_prefix(':'))
         .and_then(|rest| rest.strip_suffix(":root"))
         .unwrap_or(owner);
     if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {

@@ -70,7 +70,8 @@ impl Entity {
             Entity::Role(account, r) => Some(Caller {
                 account: account.clone(),
                 arn: format!(
-                    "arn:aws:sts::{account}:assumed-role/{}/{SIMULATED_SESSION}",
+                    "arn:{}:sts::{account}:assumed-role/{}/{SIMULATED_SESSION}",
+                    tresor_policy::arn::partition(),
                     r.name
                 ),
                 user_id: format!("{}:{SIMULATED_SESSION}", r.role_id),
@@ -141,7 +142,10 @@ pub(super) fn principal_for(txn: &dyn ReadTxn, arn: &str) -> Result<Principal, I
 /// `SimulateCustomPolicy` without `CallerArn`: an unnamed IAM user of the caller's account.
 pub(super) fn anonymous_user(account: &str) -> Principal {
     Principal {
-        arn: format!("arn:aws:iam::{account}:user/"),
+        arn: format!(
+            "arn:{}:iam::{account}:user/",
+            tresor_policy::arn::partition()
+        ),
         account: account.to_string(),
         kind: PrincipalKind::User {
             name: String::new(),
