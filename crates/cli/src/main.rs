@@ -112,6 +112,10 @@ struct ServeArgs {
     /// so a thread briefly blocked in a read should not idle a core].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
+    /// Testing only: seconds per hour of a Secrets Manager rotation schedule (rate(…),
+    /// AutomaticallyAfterDays), so a schedule fires within seconds [default: 3600].
+    #[arg(long, env = "TRESOR_ROTATION_HOUR_SECONDS", value_name = "SECONDS")]
+    rotation_hour_seconds: Option<u64>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "TRESOR_LOG", default_value = "info")]
     log: String,
@@ -204,6 +208,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         idle_timeout_secs: args.idle_timeout,
         max_connections: args.max_connections,
         root_key: root_key_from_env(),
+        rotation_hour_seconds: args.rotation_hour_seconds,
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,

@@ -189,6 +189,7 @@ pub fn create_secret(
         rotation_rules: None,
         last_rotated: None,
         next_rotation: None,
+        rotation_job: None,
         owning_service: None,
         primary_region: None,
         replication_status: Vec::new(),

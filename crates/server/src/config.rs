@@ -22,6 +22,9 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// The most connections served at once; the default is further lowered to fit the
 /// process's open-file limit (see [`default_max_connections`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// One hour of a rotation schedule, in seconds: AWS's clock. The testing knob
+/// `rotation_hour_seconds` shortens it (see [`Config::rotation_hour_seconds`]).
+pub const DEFAULT_ROTATION_HOUR_SECONDS: u64 = 3600;
 /// File descriptors kept free for everything else (the store's files, TLS, logs).
 const RESERVED_FDS: usize = 128;
 
@@ -81,6 +84,8 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     /// `TRESOR_ROOT_KEY`: the root key itself (hex or base64), instead of the key file.
     pub root_key: Option<String>,
+    /// Testing only: seconds per hour of a `rate()` rotation schedule.
+    pub rotation_hour_seconds: Option<u64>,
 }
 
 /// The TOML file's shape.
@@ -98,6 +103,7 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    rotation_hour_seconds: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +127,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub root_key: Option<String>,
+    /// Testing and development only: how many seconds one hour of a Secrets Manager rotation
+    /// schedule (`rate(…)`, `AutomaticallyAfterDays`) lasts, so a test can watch a schedule
+    /// fire; rotation retry backoff shrinks with it. 3600 (AWS's clock) by default.
+    pub rotation_hour_seconds: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -136,6 +146,7 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("rotation_hour_seconds", &self.rotation_hour_seconds)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -244,6 +255,21 @@ impl Config {
             Some(n) => n,
             None => default_max_connections(),
         };
+        let rotation_hour_seconds = o
+            .rotation_hour_seconds
+            .or(file.rotation_hour_seconds)
+            .unwrap_or(DEFAULT_ROTATION_HOUR_SECONDS);
+        if !(1..=DEFAULT_ROTATION_HOUR_SECONDS).contains(&rotation_hour_seconds) {
+            return Err(ConfigError::Invalid(
+                "rotation_hour_seconds must be between 1 and 3600".into(),
+            ));
+        }
+        if rotation_hour_seconds != DEFAULT_ROTATION_HOUR_SECONDS {
+            tracing::warn!(
+                rotation_hour_seconds,
+                "testing knob: rotation schedules run on a shortened clock"
+            );
+        }
         let data_dir = if o.dev {
             None
         } else {
@@ -265,6 +291,7 @@ impl Config {
             idle_timeout,
             max_connections,
             root_key: o.root_key,
+            rotation_hour_seconds,
         })
     }
 }
@@ -440,6 +467,28 @@ mod tests {
             },
         ] {
             assert!(Config::resolve(o).is_err());
+        }
+    }
+
+    #[test]
+    fn the_rotation_clock_knob_defaults_to_real_hours_and_is_bounded() {
+        let c = Config::resolve(Overrides::default()).unwrap();
+        assert_eq!(c.rotation_hour_seconds, 3600);
+        let (_f, p) = file("rotation_hour_seconds = 2\n");
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.rotation_hour_seconds, 2);
+        for bad in [0, 3601] {
+            assert!(
+                Config::resolve(Overrides {
+                    rotation_hour_seconds: Some(bad),
+                    ..Default::default()
+                })
+                .is_err()
+            );
         }
     }
 

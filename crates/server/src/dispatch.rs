@@ -114,7 +114,9 @@ fn kms(op: &str) -> Option<Operation<JsonCall>> {
 
 /// Secrets Manager (target prefix `secretsmanager`).
 fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
-    use tresor_secretsmanager::{deletion, listing, password, policy, secrets, tags, versions};
+    use tresor_secretsmanager::{
+        deletion, listing, password, policy, rotation, secrets, tags, versions,
+    };
     Some(match op {
         "CreateSecret" => json!(Write, secrets::create_secret),
         "DescribeSecret" => json!(Read, secrets::describe_secret),
@@ -135,6 +137,9 @@ fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
         "DeleteResourcePolicy" => json!(Write, policy::delete_resource_policy),
         "ValidateResourcePolicy" => json!(Read, policy::validate_resource_policy),
         "GetRandomPassword" => json!(Read, password::get_random_password),
+        // The steps run in the background (the rotation worker, `jobs.rs`).
+        "RotateSecret" => json!(Write, rotation::rotate_secret),
+        "CancelRotateSecret" => json!(Write, rotation::cancel_rotate_secret),
         _ => return None,
     })
 }

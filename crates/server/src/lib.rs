@@ -101,8 +101,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         jobs::JOB_INTERVAL,
         rx.clone(),
     ));
+    tresor_secretsmanager::schedule::set_hour_seconds(config.rotation_hour_seconds);
+    let rotations = jobs::spawn_rotation_worker(
+        state.services().clone(),
+        tresor_secretsmanager::rotation_run::DEFAULT_CONCURRENCY,
+    )
+    .map_err(|e| ServerError::Setup(format!("cannot start the rotation worker: {e}")))?;
     let task = tokio::spawn(async move {
         serve(listener, tls, state, limits, rx).await;
+        rotations.stop();
         let _ = worker.await;
     });
     Ok(Running {
