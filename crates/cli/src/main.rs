@@ -112,10 +112,6 @@ struct ServeArgs {
     /// so a thread briefly blocked in a read should not idle a core].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
-    /// Testing only: seconds per hour of a Secrets Manager rotation schedule (rate(…),
-    /// AutomaticallyAfterDays), so a schedule fires within seconds [default: 3600].
-    #[arg(long, env = "TRESOR_ROTATION_HOUR_SECONDS", value_name = "SECONDS")]
-    rotation_hour_seconds: Option<u64>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "TRESOR_LOG", default_value = "info")]
     log: String,
@@ -149,6 +145,18 @@ fn root_key_from_env() -> Option<String> {
     std::env::var("TRESOR_ROOT_KEY")
         .ok()
         .filter(|v| !v.is_empty())
+}
+
+/// `TRESOR_ROTATION_HOUR_SECONDS` (testing only): seconds per hour of a Secrets Manager
+/// rotation schedule (`rate(…)`, `AutomaticallyAfterDays`), so a schedule fires within seconds.
+fn rotation_hour_seconds_from_env() -> Result<Option<u64>, String> {
+    match std::env::var("TRESOR_ROTATION_HOUR_SECONDS") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("TRESOR_ROTATION_HOUR_SECONDS '{v}' is not a number of seconds")),
+        _ => Ok(None),
+    }
 }
 
 fn new_key(args: NewKeyArgs) -> ExitCode {
@@ -208,7 +216,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         idle_timeout_secs: args.idle_timeout,
         max_connections: args.max_connections,
         root_key: root_key_from_env(),
-        rotation_hour_seconds: args.rotation_hour_seconds,
+        rotation_hour_seconds: match rotation_hour_seconds_from_env() {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("tresor: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,

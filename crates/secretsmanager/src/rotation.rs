@@ -47,7 +47,7 @@ pub struct RotateSecretInput {
     pub external_secret_rotation_role_arn: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RotateSecretOutput {
     #[serde(rename = "ARN")]
@@ -280,7 +280,15 @@ pub fn rotate_secret(
         }
         return Err(previous_rotation_incomplete());
     }
-    if rec.versions.contains_key(&token) {
+    if let Some(meta) = rec.versions.get(&token) {
+        if meta.stages.iter().any(|s| s == AWSPENDING) {
+            // A retried request whose rotation already completed.
+            return Ok(RotateSecretOutput {
+                arn: rec.arn,
+                name: rec.name,
+                version_id: Some(token),
+            });
+        }
         // Unconfirmed wording: as PutSecretValue's for a token in use.
         return Err(SecretsManagerError::ResourceExists(format!(
             "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {}.",

@@ -249,7 +249,7 @@ fn rotate_secret_creates_an_empty_pending_version_and_the_steps_move_the_labels(
         input(json!({"SecretId": "db", "VersionId": &token, "VersionStage": "AWSPENDING"})),
     )
     .err()
-    .expect("no value yet");
+    .unwrap_or_else(|| panic!("no value yet"));
     assert_eq!(err.code(), "ResourceNotFoundException");
     assert_eq!(
         err.message(),
@@ -307,7 +307,7 @@ fn an_incomplete_rotation_blocks_a_new_one_and_is_reattempted() {
         )
     );
 
-    let err = f.rotate(json!({})).err().expect("blocked");
+    let err = f.rotate(json!({})).expect_err("blocked");
     assert_eq!(err.code(), "InvalidRequestException");
     assert_eq!(
         err.message(),
@@ -356,7 +356,7 @@ fn retries_stop_after_the_last_backoff_and_a_schedule_reattempts() {
 fn a_function_secrets_manager_may_not_invoke_is_refused_before_anything_is_written() {
     let f = fixture();
     f.function.deny.store(true, Ordering::SeqCst);
-    let err = f.rotate(json!({})).err().expect("denied");
+    let err = f.rotate(json!({})).expect_err("denied");
     assert_eq!(err.code(), "AccessDeniedException");
     assert_eq!(
         err.message(),
@@ -373,8 +373,7 @@ fn a_function_secrets_manager_may_not_invoke_is_refused_before_anything_is_writt
 fn configuration_errors_use_aws_errors() {
     let f = fixture();
     let no_lambda = rotation::rotate_secret(&f.services, &ctx(), input(json!({"SecretId": "db"})))
-        .err()
-        .expect("no lambda");
+        .expect_err("no lambda");
     assert_eq!(no_lambda.code(), "InvalidRequestException");
     assert_eq!(
         no_lambda.message(),
@@ -388,8 +387,7 @@ fn configuration_errors_use_aws_errors() {
     ] {
         let e = f
             .rotate(json!({"RotationRules": rules}))
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(e.code(), "InvalidParameterException", "{rules}");
     }
     let e = f
