@@ -81,6 +81,10 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     /// `TRESOR_ROOT_KEY`: the root key itself (hex or base64), instead of the key file.
     pub root_key: Option<String>,
+    /// `--lambda-python` / `TRESOR_LAMBDA_PYTHON`: the interpreter of Python functions.
+    pub lambda_python: Option<String>,
+    /// `--lambda-node` / `TRESOR_LAMBDA_NODE`: the interpreter of Node.js functions.
+    pub lambda_node: Option<String>,
 }
 
 /// The TOML file's shape.
@@ -98,6 +102,48 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    lambda: Option<LambdaFile>,
+}
+
+/// The `[lambda]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LambdaFile {
+    python: Option<String>,
+    node: Option<String>,
+    max_concurrency: Option<usize>,
+    #[serde(default)]
+    http: Vec<LambdaHttpFile>,
+}
+
+/// One `[[lambda.http]]` entry: a function (by name) or every function of a runtime routed
+/// to an HTTP endpoint speaking the Lambda Invoke API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LambdaHttpFile {
+    function: Option<String>,
+    runtime: Option<String>,
+    url: String,
+}
+
+/// How Lambda functions run (`[lambda]` in the config file).
+#[derive(Clone, Debug)]
+pub struct LambdaConfig {
+    pub python: String,
+    pub node: String,
+    pub max_concurrency: usize,
+    pub http_routes: Vec<tresor_lambda::HttpRoute>,
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        LambdaConfig {
+            python: "python3".into(),
+            node: "node".into(),
+            max_concurrency: tresor_lambda::exec::DEFAULT_MAX_CONCURRENCY,
+            http_routes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +167,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub root_key: Option<String>,
+    pub lambda: LambdaConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -136,6 +183,7 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("lambda", &self.lambda)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -244,6 +292,7 @@ impl Config {
             Some(n) => n,
             None => default_max_connections(),
         };
+        let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
         let data_dir = if o.dev {
             None
         } else {
@@ -265,8 +314,49 @@ impl Config {
             idle_timeout,
             max_connections,
             root_key: o.root_key,
+            lambda,
         })
     }
+}
+
+fn lambda_config(
+    python: Option<String>,
+    node: Option<String>,
+    file: Option<LambdaFile>,
+) -> Result<LambdaConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    let defaults = LambdaConfig::default();
+    let max_concurrency = file.max_concurrency.unwrap_or(defaults.max_concurrency);
+    if max_concurrency == 0 {
+        return Err(ConfigError::Invalid(
+            "lambda.max_concurrency must be at least 1".into(),
+        ));
+    }
+    let mut http_routes = Vec::new();
+    for route in file.http {
+        if route.function.is_some() == route.runtime.is_some() {
+            return Err(ConfigError::Invalid(
+                "each [[lambda.http]] entry names either a function or a runtime".into(),
+            ));
+        }
+        if !route.url.starts_with("http://") && !route.url.starts_with("https://") {
+            return Err(ConfigError::Invalid(format!(
+                "lambda.http url '{}' is not an http:// or https:// URL",
+                route.url
+            )));
+        }
+        http_routes.push(tresor_lambda::HttpRoute {
+            function: route.function,
+            runtime: route.runtime,
+            url: route.url,
+        });
+    }
+    Ok(LambdaConfig {
+        python: python.or(file.python).unwrap_or(defaults.python),
+        node: node.or(file.node).unwrap_or(defaults.node),
+        max_concurrency,
+        http_routes,
+    })
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {

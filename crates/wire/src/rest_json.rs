@@ -451,6 +451,8 @@ pub fn encode<T: Serialize>(status: u16, output: &T, shape: &Shape) -> Result<Re
         }
     }
     match shape.payload {
+        // 204 No Content has no body (DeleteFunction, RemovePermission).
+        Payload::Members if response.status == 204 => {}
         Payload::Members => {
             response
                 .headers
