@@ -205,7 +205,9 @@ def test_a_missing_handler_and_module_are_runtime_errors(lam, lambda_role):
 
 
 def test_timeout_kills_the_function(lam, lambda_role):
-    src = "import time\ndef handler(event, context):\n    time.sleep(5)\n    return 'late'\n"
+    # A child process that keeps the output pipes open does not hold the invocation up.
+    src = ("import subprocess, time\ndef handler(event, context):\n"
+           "    subprocess.Popen(['sleep', '30'])\n    time.sleep(5)\n    return 'late'\n")
     name = create(lam, lambda_role, source=src, Timeout=1)
     started = time.time()
     resp = lam.invoke(FunctionName=name, LogType="Tail")

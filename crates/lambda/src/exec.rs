@@ -280,6 +280,8 @@ impl Executor {
         );
         let log_group = format!("/aws/lambda/{}", r.name);
         let mut cmd = Command::new(program);
+        // Its own process group, so that a timeout ends whatever the function started too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg(flag)
             .arg(script)
             .env_clear()
@@ -373,10 +375,16 @@ impl Executor {
                 let _ = stdin.write_all(&request);
             }
         });
-        let stdout = child.stdout.take();
-        let out_reader = std::thread::spawn(move || read_capped(stdout, MAX_RESPONSE_BYTES * 2));
-        let stderr = child.stderr.take();
-        let err_reader = std::thread::spawn(move || read_capped(stderr, MAX_LOG_BYTES));
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let out_buf = Arc::new(Mutex::new(Vec::new()));
+        let err_buf = Arc::new(Mutex::new(Vec::new()));
+        spawn_reader(
+            child.stdout.take(),
+            out_buf.clone(),
+            MAX_RESPONSE_BYTES * 2,
+            done_tx.clone(),
+        );
+        spawn_reader(child.stderr.take(), err_buf.clone(), MAX_LOG_BYTES, done_tx);
 
         let mut timed_out = false;
         let status = loop {
@@ -390,6 +398,7 @@ impl Executor {
             }
             if Instant::now() >= deadline {
                 timed_out = true;
+                kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -398,8 +407,20 @@ impl Executor {
         };
         let elapsed = started.elapsed();
         let _ = writer.join();
-        let stdout = out_reader.join().unwrap_or_default();
-        let stderr = err_reader.join().unwrap_or_default();
+        // The streams end when the process is gone, unless something it started still holds
+        // them: that is given a moment, then its process group is ended.
+        let grace = Instant::now() + STREAM_GRACE;
+        let mut open = 2;
+        while open > 0 {
+            let left = grace.saturating_duration_since(Instant::now());
+            if done_rx.recv_timeout(left).is_err() {
+                kill_group(child.id());
+                break;
+            }
+            open -= 1;
+        }
+        let stdout = std::mem::take(&mut *out_buf.lock());
+        let stderr = std::mem::take(&mut *err_buf.lock());
 
         // Lines on stdout other than the result line are the function's output too.
         let mut result_line: Option<&[u8]> = None;
@@ -570,23 +591,49 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// Reads a stream to its end, keeping the first `cap` bytes (the rest is drained).
-fn read_capped<R: Read>(stream: Option<R>, cap: usize) -> Vec<u8> {
-    let Some(mut stream) = stream else {
-        return Vec::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
+/// How long the output streams may stay open after the process ended.
+const STREAM_GRACE: Duration = Duration::from_millis(500);
+
+/// Reads a stream to its end on a thread, keeping the first `cap` bytes in `into` (the rest
+/// is drained); signals `done` at the end.
+fn spawn_reader<R: Read + Send + 'static>(
+    stream: Option<R>,
+    into: Arc<Mutex<Vec<u8>>>,
+    cap: usize,
+    done: std::sync::mpsc::Sender<()>,
+) {
+    std::thread::spawn(move || {
+        if let Some(mut stream) = stream {
+            let mut buf = [0u8; 8192];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut kept = into.lock();
+                        let room = cap.saturating_sub(kept.len());
+                        kept.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                }
             }
         }
+        let _ = done.send(());
+    });
+}
+
+/// Ends the process group `pgid` (the function and whatever it started) with SIGKILL, through
+/// the system's `kill` (no `unsafe` signal call in tresor).
+fn kill_group(pgid: u32) {
+    let status = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(e) = status {
+        tracing::warn!(error = %e, "lambda: ending a function's process group failed");
     }
-    kept
 }
 
 /// Invokes through an HTTP endpoint speaking the Lambda Invoke API; its status, body and
