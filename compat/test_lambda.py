@@ -132,6 +132,13 @@ def test_create_get_list_update_delete(lam, lambda_role, account):
     assert code(e.value) == "ResourceNotFoundException"
 
 
+def test_unimplemented_lambda_operations_are_unknown(lam, lambda_role):
+    name = create(lam, lambda_role)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.list_aliases(FunctionName=name)
+    assert code(e.value) == "UnknownOperationException" and status(e.value) == 404
+
+
 def test_qualifiers_other_than_latest_are_not_found(lam, lambda_role):
     name = create(lam, lambda_role)
     assert lam.get_function(FunctionName=name, Qualifier="$LATEST")["Configuration"]["FunctionName"] == name

@@ -415,6 +415,50 @@ mod tests {
     }
 
     #[test]
+    fn the_lambda_table_routes_functions_and_is_checked() {
+        let (_f, p) = file(
+            "[lambda]\npython = \"/opt/py/bin/python3\"\nmax_concurrency = 3\n\
+             [[lambda.http]]\nfunction = \"rotate\"\nurl = \"http://127.0.0.1:9000\"\n\
+             [[lambda.http]]\nruntime = \"nodejs20.x\"\nurl = \"http://127.0.0.1:9001\"\n",
+        );
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            lambda_node: Some("/usr/bin/node".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.lambda.python, "/opt/py/bin/python3");
+        assert_eq!(c.lambda.node, "/usr/bin/node");
+        assert_eq!(c.lambda.max_concurrency, 3);
+        assert_eq!(c.lambda.http_routes.len(), 2);
+        assert_eq!(c.lambda.http_routes[0].function.as_deref(), Some("rotate"));
+        assert_eq!(
+            c.lambda.http_routes[1].runtime.as_deref(),
+            Some("nodejs20.x")
+        );
+        let defaults = Config::resolve(Overrides::default()).unwrap();
+        assert_eq!(defaults.lambda.python, "python3");
+        assert_eq!(defaults.lambda.max_concurrency, 10);
+        for bad in [
+            "[lambda]\nmax_concurrency = 0\n",
+            "[[lambda.http]]\nurl = \"http://x\"\n",
+            "[[lambda.http]]\nfunction = \"f\"\nruntime = \"python3.12\"\nurl = \"http://x\"\n",
+            "[[lambda.http]]\nfunction = \"f\"\nurl = \"ftp://x\"\n",
+            "[lambda]\npyhton = \"x\"\n",
+        ] {
+            let (_f, p) = file(bad);
+            assert!(
+                Config::resolve(Overrides {
+                    config_file: Some(p),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_just_work() {
         let c = Config::resolve(Overrides::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);

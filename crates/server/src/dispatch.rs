@@ -336,13 +336,16 @@ pub fn rest_service(path: &str) -> Option<ServiceId> {
         .then_some(ServiceId::Lambda)
 }
 
+/// The percent-decoded URI labels of a routed restJson1 request.
+pub type Labels = Vec<(String, String)>;
+
 /// The restJson1 operation of `service` for a request, with its URI labels.
 pub fn rest_operation(
     service: ServiceId,
     method: &str,
     path: &str,
     query: &str,
-) -> Result<(Operation<RestCall>, Vec<(String, String)>), AwsError> {
+) -> Result<(Operation<RestCall>, Labels), AwsError> {
     match service {
         ServiceId::Lambda => LAMBDA
             .find(method, path, query)

@@ -884,6 +884,21 @@ mod tests {
     }
 
     #[test]
+    fn a_204_has_no_body() {
+        #[derive(Serialize)]
+        struct Empty {}
+        let r = encode(204, &Empty {}, &Shape::BODY);
+        assert_eq!(
+            r.ok(),
+            Some(Response {
+                status: 204,
+                headers: vec![],
+                body: vec![],
+            })
+        );
+    }
+
+    #[test]
     fn errors_carry_the_code_header_and_the_models_message_key() {
         let e = AwsError::new(
             "ResourceNotFoundException",
