@@ -139,8 +139,8 @@ pub struct Invocation<'a> {
 }
 
 impl Executor {
+    /// The work directory is created (0700, parents included) at the first invocation.
     pub fn new(config: ExecutorConfig) -> Result<Executor, std::io::Error> {
-        create_private_dir(&config.work_dir)?;
         Ok(Executor {
             config,
             running: Mutex::new(HashMap::new()),
@@ -531,6 +531,8 @@ impl Executor {
         if target.is_dir() {
             return Ok(target);
         }
+        create_private_dir(&self.config.work_dir)
+            .map_err(|e| io_failure("creating the Lambda work directory", &e))?;
         create_private_dir(&dir)
             .map_err(|e| io_failure("creating the function's directory", &e))?;
         let staging = dir.join(format!(".unpack-{}", uuid::Uuid::new_v4().simple()));
