@@ -108,6 +108,12 @@ struct ServeArgs {
     /// fit the open-file limit].
     #[arg(long, env = "TRESOR_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Interpreter of Lambda functions with a python3.x runtime [default: python3 on PATH].
+    #[arg(long, env = "TRESOR_LAMBDA_PYTHON")]
+    lambda_python: Option<String>,
+    /// Interpreter of Lambda functions with a nodejs runtime [default: node on PATH].
+    #[arg(long, env = "TRESOR_LAMBDA_NODE")]
+    lambda_node: Option<String>,
     /// Request-handling threads [default: twice the CPU cores: requests read SQLite inline,
     /// so a thread briefly blocked in a read should not idle a core].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
@@ -223,6 +229,8 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        lambda_python: args.lambda_python,
+        lambda_node: args.lambda_node,
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,

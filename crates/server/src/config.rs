@@ -86,6 +86,10 @@ pub struct Overrides {
     pub root_key: Option<String>,
     /// Testing only: seconds per hour of a `rate()` rotation schedule.
     pub rotation_hour_seconds: Option<u64>,
+    /// `--lambda-python` / `TRESOR_LAMBDA_PYTHON`: the interpreter of Python functions.
+    pub lambda_python: Option<String>,
+    /// `--lambda-node` / `TRESOR_LAMBDA_NODE`: the interpreter of Node.js functions.
+    pub lambda_node: Option<String>,
 }
 
 /// The TOML file's shape.
@@ -104,6 +108,48 @@ struct FileConfig {
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
     rotation_hour_seconds: Option<u64>,
+    lambda: Option<LambdaFile>,
+}
+
+/// The `[lambda]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LambdaFile {
+    python: Option<String>,
+    node: Option<String>,
+    max_concurrency: Option<usize>,
+    #[serde(default)]
+    http: Vec<LambdaHttpFile>,
+}
+
+/// One `[[lambda.http]]` entry: a function (by name) or every function of a runtime routed
+/// to an HTTP endpoint speaking the Lambda Invoke API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LambdaHttpFile {
+    function: Option<String>,
+    runtime: Option<String>,
+    url: String,
+}
+
+/// How Lambda functions run (`[lambda]` in the config file).
+#[derive(Clone, Debug)]
+pub struct LambdaConfig {
+    pub python: String,
+    pub node: String,
+    pub max_concurrency: usize,
+    pub http_routes: Vec<tresor_lambda::HttpRoute>,
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        LambdaConfig {
+            python: "python3".into(),
+            node: "node".into(),
+            max_concurrency: tresor_lambda::exec::DEFAULT_MAX_CONCURRENCY,
+            http_routes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -131,6 +177,7 @@ pub struct Config {
     /// schedule (`rate(…)`, `AutomaticallyAfterDays`) lasts, so a test can watch a schedule
     /// fire; rotation retry backoff shrinks with it. 3600 (AWS's clock) by default.
     pub rotation_hour_seconds: u64,
+    pub lambda: LambdaConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -147,6 +194,7 @@ impl std::fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
             .field("rotation_hour_seconds", &self.rotation_hour_seconds)
+            .field("lambda", &self.lambda)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -270,6 +318,7 @@ impl Config {
                 "testing knob: rotation schedules run on a shortened clock"
             );
         }
+        let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
         let data_dir = if o.dev {
             None
         } else {
@@ -292,8 +341,49 @@ impl Config {
             max_connections,
             root_key: o.root_key,
             rotation_hour_seconds,
+            lambda,
         })
     }
+}
+
+fn lambda_config(
+    python: Option<String>,
+    node: Option<String>,
+    file: Option<LambdaFile>,
+) -> Result<LambdaConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    let defaults = LambdaConfig::default();
+    let max_concurrency = file.max_concurrency.unwrap_or(defaults.max_concurrency);
+    if max_concurrency == 0 {
+        return Err(ConfigError::Invalid(
+            "lambda.max_concurrency must be at least 1".into(),
+        ));
+    }
+    let mut http_routes = Vec::new();
+    for route in file.http {
+        if route.function.is_some() == route.runtime.is_some() {
+            return Err(ConfigError::Invalid(
+                "each [[lambda.http]] entry names either a function or a runtime".into(),
+            ));
+        }
+        if !route.url.starts_with("http://") && !route.url.starts_with("https://") {
+            return Err(ConfigError::Invalid(format!(
+                "lambda.http url '{}' is not an http:// or https:// URL",
+                route.url
+            )));
+        }
+        http_routes.push(tresor_lambda::HttpRoute {
+            function: route.function,
+            runtime: route.runtime,
+            url: route.url,
+        });
+    }
+    Ok(LambdaConfig {
+        python: python.or(file.python).unwrap_or(defaults.python),
+        node: node.or(file.node).unwrap_or(defaults.node),
+        max_concurrency,
+        http_routes,
+    })
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -349,6 +439,50 @@ mod tests {
         std::fs::write(f.path(), text).unwrap();
         let p = f.path().to_path_buf();
         (f, p)
+    }
+
+    #[test]
+    fn the_lambda_table_routes_functions_and_is_checked() {
+        let (_f, p) = file(
+            "[lambda]\npython = \"/opt/py/bin/python3\"\nmax_concurrency = 3\n\
+             [[lambda.http]]\nfunction = \"rotate\"\nurl = \"http://127.0.0.1:9000\"\n\
+             [[lambda.http]]\nruntime = \"nodejs20.x\"\nurl = \"http://127.0.0.1:9001\"\n",
+        );
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            lambda_node: Some("/usr/bin/node".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.lambda.python, "/opt/py/bin/python3");
+        assert_eq!(c.lambda.node, "/usr/bin/node");
+        assert_eq!(c.lambda.max_concurrency, 3);
+        assert_eq!(c.lambda.http_routes.len(), 2);
+        assert_eq!(c.lambda.http_routes[0].function.as_deref(), Some("rotate"));
+        assert_eq!(
+            c.lambda.http_routes[1].runtime.as_deref(),
+            Some("nodejs20.x")
+        );
+        let defaults = Config::resolve(Overrides::default()).unwrap();
+        assert_eq!(defaults.lambda.python, "python3");
+        assert_eq!(defaults.lambda.max_concurrency, 10);
+        for bad in [
+            "[lambda]\nmax_concurrency = 0\n",
+            "[[lambda.http]]\nurl = \"http://x\"\n",
+            "[[lambda.http]]\nfunction = \"f\"\nruntime = \"python3.12\"\nurl = \"http://x\"\n",
+            "[[lambda.http]]\nfunction = \"f\"\nurl = \"ftp://x\"\n",
+            "[lambda]\npyhton = \"x\"\n",
+        ] {
+            let (_f, p) = file(bad);
+            assert!(
+                Config::resolve(Overrides {
+                    config_file: Some(p),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

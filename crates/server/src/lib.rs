@@ -88,6 +88,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     })?;
     let mut deployment = setup::open(dir, &config)?;
     deployment.write_profile(local_addr, tls.is_some())?;
+    setup::install_lambda(&deployment, &config, local_addr, tls.is_some())?;
     let report = deployment.report(local_addr, tls.is_some());
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
