@@ -324,9 +324,11 @@ def test_a_schedule_fires(env):
     assert meta["RotationRules"]["ScheduleExpression"] == "rate(4 hours)"
     assert "NextRotationDate" in meta
     # Four schedule hours = four seconds with the test clock.
-    wait_for(lambda: env.holder(secret, "AWSCURRENT") != first, timeout=60, what="the scheduled rotation")
-    meta = env.sm.describe_secret(SecretId=secret)
-    assert "LastRotatedDate" in meta
+    meta = wait_for(lambda: (m := env.sm.describe_secret(SecretId=secret)).get("LastRotatedDate") and m,
+                    timeout=60, what="the scheduled rotation")
+    assert "AWSCURRENT" not in meta["VersionIdsToStages"].get(first, [])
+    # The next window is scheduled again, four (test) hours after this rotation.
+    assert meta["NextRotationDate"] > meta["LastRotatedDate"]
     env.sm.cancel_rotate_secret(SecretId=secret)
 
 

@@ -360,11 +360,18 @@ fn fail(
         );
         replace_job(&mut *txn, &mut rec, Some((due, job)))?;
     } else {
-        tracing::warn!(
-            secret = %rec.arn, version_id = %start.token, step, error_type,
-            attempts = job.attempts,
-            "rotation failed again; the next scheduled rotation re-attempts it"
-        );
+        if job.kind == RotationKind::TestOnly {
+            tracing::warn!(
+                secret = %rec.arn, version_id = %start.token, step, error_type,
+                "rotation test (RotateImmediately=false) failed; the placeholder is removed"
+            );
+        } else {
+            tracing::warn!(
+                secret = %rec.arn, version_id = %start.token, step, error_type,
+                attempts = job.attempts,
+                "rotation failed again; the next scheduled rotation re-attempts it"
+            );
+        }
         if job.kind == RotationKind::TestOnly
             && rec.holder_of(AWSPENDING) == Some(start.token.as_str())
         {
