@@ -458,3 +458,27 @@ def test_http_route_and_missing_runtime(tmp_path):
             s.stop()
     finally:
         httpd.shutdown()
+
+
+def test_functions_of_an_https_tresor_trust_its_certificate(tmp_path):
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    s = start_server("--tls-cert", str(cert), "--tls-key", str(key), data_dir=tmp_path / "d")
+    try:
+        iam = s.admin("iam", verify=str(cert))
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
+        lam = s.admin("lambda", verify=str(cert))
+        src = ("import boto3, os\ndef handler(event, context):\n"
+               "    return {'arn': boto3.client('sts').get_caller_identity()['Arn'],\n"
+               "            'endpoint': os.environ['AWS_ENDPOINT_URL']}\n")
+        name = create(lam, role, source=src, Timeout=60)
+        resp = lam.invoke(FunctionName=name)
+        assert "FunctionError" not in resp, resp["Payload"].read()
+        out = payload_of(resp)
+        assert out["endpoint"] == s.endpoint and out["endpoint"].startswith("https://")
+        assert out["arn"].endswith(f":assumed-role/fn/{name}")
+    finally:
+        s.stop()

@@ -27,8 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve SSM, Secrets Manager, KMS, IAM and STS on one endpoint.
-    Serve(ServeArgs),
+    /// Serve SSM, Secrets Manager, KMS, IAM, STS and Lambda on one endpoint.
+    Serve(Box<ServeArgs>),
     /// Administration on a stopped server's data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -129,7 +129,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Admin(AdminCommand::NewKey(args)) => new_key(args),
     }
 }

@@ -71,6 +71,9 @@ pub struct ExecutorConfig {
     pub endpoint: String,
     /// Concurrent invocations per function.
     pub max_concurrency: usize,
+    /// When tresor serves HTTPS: its certificate file, handed to functions as
+    /// `AWS_CA_BUNDLE` (and `NODE_EXTRA_CA_CERTS`) so that their SDK trusts the endpoint.
+    pub ca_bundle: Option<PathBuf>,
     pub http_routes: Vec<HttpRoute>,
 }
 
@@ -327,6 +330,9 @@ impl Executor {
         }
         for (k, v) in fixed {
             cmd.env(k, v);
+        }
+        if let Some(ca) = &self.config.ca_bundle {
+            cmd.env("AWS_CA_BUNDLE", ca).env("NODE_EXTRA_CA_CERTS", ca);
         }
         let marker = format!("TRESOR-RESULT-{}", uuid::Uuid::new_v4().simple());
         let started = Instant::now();

@@ -50,8 +50,8 @@ pub const MAX_TIMEOUT: i64 = 900;
 pub const DEFAULT_MEMORY: i64 = 128;
 
 /// One function's configuration and resource policy (`$LATEST`; tresor publishes no
-/// versions).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// versions). `Debug` leaves the environment variables' values out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct FunctionRecord {
     pub v: u32,
     pub name: String,
@@ -65,8 +65,7 @@ pub struct FunctionRecord {
     pub description: String,
     pub timeout: i64,
     pub memory_size: i64,
-    /// `Environment.Variables`. The values may be secrets: never logged, and `Debug` of the
-    /// record is only used in tests.
+    /// `Environment.Variables`. The values may be secrets: never logged.
     #[serde(default)]
     pub environment: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -78,6 +77,22 @@ pub struct FunctionRecord {
     /// The statements of the resource policy, in AWS's JSON form, in order of addition.
     #[serde(default)]
     pub policy: Vec<serde_json::Value>,
+}
+
+impl std::fmt::Debug for FunctionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let variables: Vec<&String> = self.environment.iter().flat_map(|e| e.keys()).collect();
+        f.debug_struct("FunctionRecord")
+            .field("arn", &self.arn)
+            .field("runtime", &self.runtime)
+            .field("handler", &self.handler)
+            .field("role", &self.role)
+            .field("timeout", &self.timeout)
+            .field("environment", &variables)
+            .field("code_sha256", &self.code_sha256)
+            .field("revision_id", &self.revision_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The sealed deployment package.

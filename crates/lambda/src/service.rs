@@ -18,10 +18,15 @@ use crate::permissions::service_may_invoke;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LambdaFunctions;
 
+/// A deployment package, unsealed.
+type Package = zeroize::Zeroizing<Vec<u8>>;
+
+/// The function, if the service principal may invoke it, and its package when `with_code`.
 fn read(
     services: &Services,
     call: &ServiceInvoke<'_>,
-) -> Result<(FunctionRecord, zeroize::Zeroizing<Vec<u8>>), FunctionError> {
+    with_code: bool,
+) -> Result<(FunctionRecord, Option<Package>), FunctionError> {
     let not_found = || FunctionError::NotFound(call.function_arn.to_string());
     let f = model::parse_function_name(call.function_arn, call.source_account, "")
         .map_err(|_| not_found())?;
@@ -48,9 +53,12 @@ fn read(
             call.service_principal.to_string(),
         ));
     }
+    if !with_code {
+        return Ok((record, None));
+    }
     let code = open_code(services, &*txn, &record)
         .map_err(|e| FunctionError::Unavailable(e.to_string()))?;
-    Ok((record, code))
+    Ok((record, Some(code)))
 }
 
 impl Functions for LambdaFunctions {
@@ -59,7 +67,7 @@ impl Functions for LambdaFunctions {
         services: &Services,
         call: &ServiceInvoke<'_>,
     ) -> Result<(), FunctionError> {
-        read(services, call).map(|_| ())
+        read(services, call, false).map(|_| ())
     }
 
     fn invoke_as_service(
@@ -68,7 +76,8 @@ impl Functions for LambdaFunctions {
         call: &ServiceInvoke<'_>,
         payload: &[u8],
     ) -> Result<Vec<u8>, FunctionError> {
-        let (record, code) = read(services, call)?;
+        let (record, code) = read(services, call, true)?;
+        let code = code.unwrap_or_default();
         let executor =
             exec::executor(services).map_err(|e| FunctionError::Unavailable(e.to_string()))?;
         let request_id = uuid::Uuid::new_v4().to_string();

@@ -261,6 +261,7 @@ fn install(
             work_dir: dir.path().join("lambda"),
             endpoint: "http://127.0.0.1:9".into(),
             max_concurrency: 2,
+            ca_bundle: None,
             http_routes: routes,
         },
     )

@@ -238,6 +238,7 @@ pub fn install_lambda(
             work_dir: deployment.data_dir.join("lambda"),
             endpoint: endpoint_url(addr, tls),
             max_concurrency: lambda.max_concurrency,
+            ca_bundle: config.tls.as_ref().map(|t| t.cert.clone()),
             http_routes: lambda.http_routes.clone(),
         },
     )
