@@ -395,6 +395,28 @@ pub fn cancel_rotate_secret(
     })
 }
 
+/// A value stored by hand (PutSecretValue, UpdateSecret) that became `AWSCURRENT` "is
+/// considered a valid rotation" when the next rotation date is computed (User Guide,
+/// "Rotation by Lambda function"): a waiting scheduled rotation moves to the window after
+/// `now`. A rotation in progress is left alone. The caller saves `rec`.
+pub(crate) fn value_changed_by_hand(
+    txn: &mut dyn WriteTxn,
+    rec: &mut SecretRecord,
+    now: OffsetDateTime,
+) -> Result<(), SecretsManagerError> {
+    if rec.rotation_enabled != Some(true) {
+        return Ok(());
+    }
+    let Some(key) = rec.rotation_job.clone() else {
+        return Ok(());
+    };
+    let job: Option<RotationJob> = record::get(&*txn, &key).or_internal()?;
+    if job.is_some_and(|j| j.kind == RotationKind::Scheduled) {
+        schedule_next(txn, rec, now)?;
+    }
+    Ok(())
+}
+
 /// DeleteSecret's part: a secret scheduled for deletion or purged has no rotation job.
 pub(crate) fn drop_job(
     txn: &mut dyn WriteTxn,

@@ -566,3 +566,35 @@ fn several_secrets_rotate_concurrently_within_the_bound() {
     }
     assert_eq!(f.function.calls.lock().len(), 12);
 }
+
+#[test]
+fn a_value_stored_by_hand_counts_as_a_rotation_for_the_schedule() {
+    let f = fixture();
+    f.rotate(json!({"RotateImmediately": false, "RotationRules": {"AutomaticallyAfterDays": 10}}))
+        .unwrap();
+    f.run_job();
+    let (before, _) = f.job().expect("scheduled");
+    // Tomorrow, a value is put by hand: the next window moves to ten days after it.
+    let tomorrow = OffsetDateTime::now_utc() + Duration::days(1);
+    let mut c = ctx();
+    c.now = tomorrow;
+    versions::put_secret_value(
+        &f.services,
+        &c,
+        input(json!({"SecretId": "db", "SecretString": "by hand"})),
+    )
+    .unwrap();
+    let (after, job) = f.job().expect("rescheduled");
+    assert_eq!(job.kind, RotationKind::Scheduled);
+    assert!(after > before);
+    let next = f.record().next_rotation.unwrap();
+    assert_eq!(next.date(), (tomorrow + Duration::days(10)).date());
+    // A value staged AWSPENDING (a rotation function's createSecret) does not count.
+    versions::put_secret_value(
+        &f.services,
+        &ctx(),
+        input(json!({"SecretId": "db", "SecretString": "p", "VersionStages": ["AWSPENDING"]})),
+    )
+    .unwrap();
+    assert_eq!(f.job().unwrap().0, after);
+}
