@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import REGION, aws_cli, start_server, uniq
+from conftest import REGION, aws_cli, new_user_with_key, start_server, uniq
 
 HOUR_SECONDS = "1"
 
@@ -293,6 +293,40 @@ def test_a_function_without_the_permission_is_refused_at_rotate_secret(env):
     meta = env.sm.describe_secret(SecretId=secret)
     assert "RotationEnabled" not in meta
     assert list(env.stages(secret).values()) == [["AWSCURRENT"]]
+
+
+def test_the_caller_needs_rotate_secret_and_lambda_invoke_function(env):
+    fn = env.function()
+    secret = env.secret()
+
+    def caller(statements):
+        _, akid, key = new_user_with_key(env.iam, policy=json.dumps(
+            {"Version": "2012-10-17", "Statement": statements}))
+        return env.server.client("secretsmanager", akid, key)
+
+    rotate_only = caller([{"Effect": "Allow", "Action": "secretsmanager:RotateSecret", "Resource": "*"}])
+    with pytest.raises(ClientError) as e:
+        rotate_only.rotate_secret(SecretId=secret, RotationLambdaARN=fn)
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "lambda:InvokeFunction" in e.value.response["Error"]["Message"]
+
+    # The condition key secretsmanager:RotationLambdaARN pins the function.
+    pinned = caller([
+        {"Effect": "Allow", "Action": "secretsmanager:RotateSecret", "Resource": "*",
+         "Condition": {"StringEquals": {"secretsmanager:RotationLambdaARN": fn + "-other"}}},
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": fn}])
+    with pytest.raises(ClientError) as e:
+        pinned.rotate_secret(SecretId=secret, RotationLambdaARN=fn)
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "secretsmanager:RotateSecret" in e.value.response["Error"]["Message"]
+    assert "RotationEnabled" not in env.sm.describe_secret(SecretId=secret)
+
+    allowed = caller([
+        {"Effect": "Allow", "Action": "secretsmanager:RotateSecret", "Resource": secret,
+         "Condition": {"StringEquals": {"secretsmanager:RotationLambdaARN": fn}}},
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": fn}])
+    token = allowed.rotate_secret(SecretId=secret, RotationLambdaARN=fn)["VersionId"]
+    wait_for(lambda: env.holder(secret, "AWSCURRENT") == token, what="the rotation")
 
 
 def test_configuration_errors(env):
