@@ -357,3 +357,50 @@ fn an_unreachable_http_route_is_a_service_exception() {
     );
     assert!(matches!(out, Err(LambdaError::Service(_))), "{out:?}");
 }
+
+#[test]
+fn invocations_beyond_the_bound_are_refused_and_timeouts_kill() {
+    let env = TestEnv::new(11);
+    let good = role(&env, "fn", LAMBDA_TRUST);
+    let (services, _dir) = install(env, Vec::new());
+    let src = "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n    return 'done'\n";
+    let mut input = create_input("slow", &good, zip_of(&[("app.py", src)]), "python3.12");
+    input.timeout = Some(1);
+    create_function(&services, &ctx(), input).unwrap();
+    let invoke = |payload: &[u8]| {
+        crate::invoke::invoke(
+            &services,
+            &ctx(),
+            InvokeInput {
+                function_name: "slow".into(),
+                invocation_type: None,
+                log_type: Some("Tail".into()),
+                client_context: None,
+                qualifier: None,
+                payload: Some(opaque::Opaque(payload.to_vec())),
+            },
+        )
+    };
+    std::thread::scope(|s| {
+        // The bound is 2 (see `install`): two running, the third is refused.
+        let a = s.spawn(|| invoke(br#"{"s": 5}"#));
+        let b = s.spawn(|| invoke(br#"{"s": 5}"#));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let c = invoke(br#"{"s": 0}"#);
+        assert!(matches!(c, Err(LambdaError::TooManyRequests(_))), "{c:?}");
+        for t in [a, b] {
+            let out = t.join().unwrap().unwrap();
+            assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
+            let payload: serde_json::Value =
+                serde_json::from_slice(&out.payload.unwrap().0).unwrap();
+            let message = payload["errorMessage"].as_str().unwrap();
+            assert!(
+                message.ends_with(" req Task timed out after 1.00 seconds"),
+                "{message}"
+            );
+        }
+    });
+    // The slots are free again.
+    let ok = invoke(br#"{"s": 0}"#).unwrap();
+    assert_eq!(ok.payload.unwrap().0, b"\"done\"".to_vec());
+}
