@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -152,6 +153,8 @@ def start_server(*args: str, data_dir: Path | None = None, env: dict | None = No
         cmd += ["--data-dir", str(data_dir)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_") or k == "TRESOR_BIN"}
     full_env.update(env or {})
+    # Lambda functions run with the test venv's interpreter, which has boto3.
+    full_env.setdefault("TRESOR_LAMBDA_PYTHON", sys.executable)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
     server = Server(proc=proc, endpoint="", data_dir=data_dir)
     # stderr carries the log and is drained from the start; stdout is read here up to the

@@ -86,11 +86,12 @@ def test_account_id_flag_sets_the_new_account(tmp_data_dir):
 
 def test_secret_key_is_not_stored_in_the_clear(server):
     _, secret = server.admin_keys()
-    for name in os.listdir(server.data_dir):
-        if name in ("credentials",):
+    # Every file under the data directory (Lambda's unpacked code included), but the profile.
+    for path in server.data_dir.rglob("*"):
+        if path.name in ("credentials",) or not path.is_file():
             continue
-        data = (server.data_dir / name).read_bytes()
-        assert secret.encode() not in data, name
+        data = path.read_bytes()
+        assert secret.encode() not in data, str(path)
 
 
 def test_dev_mode_uses_test_test_and_still_verifies_signatures():

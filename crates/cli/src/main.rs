@@ -27,8 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve SSM, Secrets Manager, KMS, IAM and STS on one endpoint.
-    Serve(ServeArgs),
+    /// Serve SSM, Secrets Manager, KMS, IAM, STS and Lambda on one endpoint.
+    Serve(Box<ServeArgs>),
     /// Administration on a stopped server's data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -108,6 +108,12 @@ struct ServeArgs {
     /// fit the open-file limit].
     #[arg(long, env = "TRESOR_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Interpreter of Lambda functions with a python3.x runtime [default: python3 on PATH].
+    #[arg(long, env = "TRESOR_LAMBDA_PYTHON")]
+    lambda_python: Option<String>,
+    /// Interpreter of Lambda functions with a nodejs runtime [default: node on PATH].
+    #[arg(long, env = "TRESOR_LAMBDA_NODE")]
+    lambda_node: Option<String>,
     /// Request-handling threads [default: twice the CPU cores: requests read SQLite inline,
     /// so a thread briefly blocked in a read should not idle a core].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
@@ -123,7 +129,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Admin(AdminCommand::NewKey(args)) => new_key(args),
     }
 }
@@ -145,6 +151,18 @@ fn root_key_from_env() -> Option<String> {
     std::env::var("TRESOR_ROOT_KEY")
         .ok()
         .filter(|v| !v.is_empty())
+}
+
+/// `TRESOR_ROTATION_HOUR_SECONDS` (testing only): seconds per hour of a Secrets Manager
+/// rotation schedule (`rate(…)`, `AutomaticallyAfterDays`), so a schedule fires within seconds.
+fn rotation_hour_seconds_from_env() -> Result<Option<u64>, String> {
+    match std::env::var("TRESOR_ROTATION_HOUR_SECONDS") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("TRESOR_ROTATION_HOUR_SECONDS '{v}' is not a number of seconds")),
+        _ => Ok(None),
+    }
 }
 
 fn new_key(args: NewKeyArgs) -> ExitCode {
@@ -204,6 +222,15 @@ fn serve(args: ServeArgs) -> ExitCode {
         idle_timeout_secs: args.idle_timeout,
         max_connections: args.max_connections,
         root_key: root_key_from_env(),
+        rotation_hour_seconds: match rotation_hour_seconds_from_env() {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("tresor: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        lambda_python: args.lambda_python,
+        lambda_node: args.lambda_node,
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,

@@ -33,6 +33,9 @@ pub struct Services {
     functions: OnceLock<Arc<dyn Functions>>,
     /// Wakes the background-job worker before its next interval (a job became due now).
     job_wakeup: Arc<JobWakeup>,
+    /// Per-deployment state a service crate keeps beside the kernel (e.g. Lambda's executor),
+    /// by type; set once by the server's setup.
+    extensions: parking_lot::RwLock<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// A flag plus condition variable that the background-job worker waits on between rounds.
@@ -79,6 +82,7 @@ impl Services {
             records: RecordCache::default(),
             functions: OnceLock::new(),
             job_wakeup: Arc::default(),
+            extensions: Default::default(),
         }
     }
 
@@ -149,6 +153,21 @@ impl Services {
     /// `wake()` after its commit.
     pub fn job_wakeup(&self) -> &Arc<JobWakeup> {
         &self.job_wakeup
+    }
+
+    /// Keeps `value` as this deployment's extension of type `T` (replacing an earlier one).
+    pub fn set_extension<T: std::any::Any + Send + Sync>(&self, value: Arc<T>) {
+        let mut all = self.extensions.write();
+        all.retain(|e| !e.is::<T>());
+        all.push(value);
+    }
+
+    /// This deployment's extension of type `T`, if the server set one.
+    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.extensions
+            .read()
+            .iter()
+            .find_map(|e| e.clone().downcast::<T>().ok())
     }
 
     /// Decoded records for hot reads (see [`RecordCache`]).

@@ -516,3 +516,122 @@ pub fn get_session_token(
         credentials: issued.into(),
     })
 }
+
+/// Whether the trust policy of the role `role_arn` lets the AWS service principal
+/// `service_principal` (e.g. `lambda.amazonaws.com`) call `sts:AssumeRole`: the check
+/// Lambda makes when a function's execution role is set. A missing role is `Ok(false)`.
+pub fn service_may_assume_role(
+    services: &Services,
+    role_arn: &str,
+    service_principal: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StsError> {
+    let txn = services.store().begin_read()?;
+    let Some(role) = api::role_by_arn(&*txn, role_arn)? else {
+        return Ok(false);
+    };
+    drop(txn);
+    Ok(trust_allows_service(
+        services,
+        &role,
+        role_arn,
+        service_principal,
+        now,
+    ))
+}
+
+/// The trust-policy decision for a service principal, by the policy engine.
+fn trust_allows_service(
+    services: &Services,
+    role: &RoleRecord,
+    role_arn: &str,
+    service_principal: &str,
+    now: OffsetDateTime,
+) -> bool {
+    let Some(trust) = services
+        .policy_cache()
+        .get(PolicyKind::Trust, &role.assume_role_policy)
+    else {
+        tracing::error!(role = role_arn, "a stored trust policy does not parse");
+        return false;
+    };
+    let principal = tresor_policy::Principal::service(service_principal);
+    let context = tresor_policy::Context::new().with_current_time(now);
+    let account = parse_account(role_arn);
+    let set = tresor_policy::PolicySet {
+        resource: Some((
+            tresor_policy::PolicySource {
+                id: role_arn,
+                source_type: tresor_policy::SourcePolicyType::Resource,
+            },
+            trust.as_ref(),
+        )),
+        resource_kind: tresor_policy::ResourceKind::RoleTrust,
+        ..tresor_policy::PolicySet::default()
+    };
+    let request = tresor_policy::Request {
+        principal: &principal,
+        action: "sts:AssumeRole",
+        resource: role_arn,
+        resource_account: account.as_deref(),
+        context: &context,
+    };
+    tresor_policy::evaluate(&request, &set).allowed
+}
+
+/// Temporary credentials of the role `role_arn` for a session that an AWS service principal
+/// starts on its own behalf — Lambda running a function with its execution role, the
+/// session named after the function (AWS Lambda Developer Guide, "Lambda execution role").
+/// The role's trust policy must allow `service_principal` to `sts:AssumeRole`; the session
+/// is minted by the same code as `AssumeRole`'s, in one store transaction.
+pub fn assume_role_for_service(
+    services: &Services,
+    role_arn: &str,
+    service_principal: &str,
+    session_name: &str,
+    duration_seconds: i64,
+    now: OffsetDateTime,
+) -> Result<(Credentials, AssumedRoleUser), StsError> {
+    let denied = || {
+        access_denied(format!(
+            "{service_principal} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+        ))
+    };
+    let mut txn = services.store().begin_write()?;
+    let role: RoleRecord = api::role_by_arn(&*txn, role_arn)?.ok_or_else(denied)?;
+    if !trust_allows_service(services, &role, role_arn, service_principal, now) {
+        return Err(denied());
+    }
+    let role_account = parse_account(role_arn).unwrap_or_default();
+    let session_name: String = session_name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(*c))
+        .take(64)
+        .collect();
+    let duration = duration_seconds.clamp(900, role.max_session_duration.max(900));
+    let issued = issue(
+        services,
+        &mut *txn,
+        &role_account,
+        SessionPrincipal::Role {
+            role_name: role.name.clone(),
+            role_id: role.role_id.clone(),
+            session_name: session_name.clone(),
+            policies: Vec::new(),
+            tags: Vec::new(),
+            transitive_tag_keys: Vec::new(),
+            source_identity: None,
+        },
+        duration,
+        now,
+    )?;
+    txn.commit()?;
+    let caller = assumed_role_caller(&role_account, &role, &session_name, &issued.access_key_id);
+    Ok((
+        issued.into(),
+        AssumedRoleUser {
+            assumed_role_id: caller.user_id,
+            arn: caller.arn,
+        },
+    ))
+}

@@ -141,6 +141,8 @@ pub fn delete_secret(
     let due = ctx.now + Duration::days(days);
     rec.deleted = Some(ctx.now);
     rec.deletion_due = Some(due);
+    // No rotation runs on a secret scheduled for deletion.
+    crate::rotation::drop_job(&mut *txn, &mut rec)?;
     let job = PurgeJob {
         v: RECORD_VERSION,
         account: rec.account.clone(),
@@ -187,6 +189,9 @@ pub(crate) fn purge(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), Se
         ))
         .or_internal()?;
     }
+    if let Some(job) = &rec.rotation_job {
+        txn.delete(job).or_internal()?;
+    }
     txn.delete(&keys::secret(&rec.account, &rec.region, &rec.name))
         .or_internal()?;
     Ok(())
@@ -219,6 +224,9 @@ pub fn restore_secret(
         ))
         .or_internal()?;
         rec.deleted = None;
+        // A restored secret with rotation on gets its next scheduled rotation back.
+        let base = rec.last_rotated.unwrap_or(ctx.now).max(ctx.now);
+        crate::rotation::schedule_next(&mut *txn, &mut rec, base)?;
         save_changed(txn, &mut rec, ctx.now)?;
     }
     Ok(ArnNameOutput {

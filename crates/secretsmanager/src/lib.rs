@@ -8,9 +8,11 @@
 //! KMS data-key generation included. No secret value reaches a log line, an error, a `Debug`
 //! output or the store unencrypted.
 //!
-//! Rotation and replication operations (RotateSecret, CancelRotateSecret,
-//! ReplicateSecretToRegions, RemoveRegionsFromReplication, StopReplicationToReplica) are not
-//! registered yet; the records already carry their state.
+//! Rotation (RotateSecret, CancelRotateSecret) configures a schedule ([`schedule`]) and writes
+//! durable rotation jobs ([`rotation`]) that the server's rotation worker runs through
+//! [`rotation_run`], invoking the rotation function via [`tresor_core::Functions`].
+//! Replication operations (ReplicateSecretToRegions, RemoveRegionsFromReplication,
+//! StopReplicationToReplica) are not registered yet; the records already carry their state.
 
 mod access;
 pub mod deletion;
@@ -21,6 +23,11 @@ pub mod listing;
 mod model;
 pub mod password;
 pub mod policy;
+pub mod rotation;
+pub mod rotation_run;
+#[cfg(test)]
+mod rotation_tests;
+pub mod schedule;
 pub mod secrets;
 pub mod shapes;
 pub mod tags;

@@ -67,6 +67,10 @@ pub struct SecretRecord {
     pub last_rotated: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub next_rotation: Option<OffsetDateTime>,
+    /// The key of the secret's pending rotation job (`sys/jobs/secretsmanager/rotate/…`), so
+    /// the operations that cancel or replace it find it without a scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_job: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owning_service: Option<String>,
     /// `None` means this region (the secret is its own primary).
@@ -163,6 +167,41 @@ pub struct PurgeJob {
     pub retry_after: Option<OffsetDateTime>,
 }
 
+/// What a rotation job runs.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RotationKind {
+    /// The four steps, for the version `token` (RotateSecret, or a retry).
+    Rotate,
+    /// `testSecret` only, then the placeholder is removed (RotateSecret with
+    /// `RotateImmediately=false`).
+    TestOnly,
+    /// The next scheduled rotation: it picks its version when it starts (a fresh one, or the
+    /// pending version of an incomplete rotation, which it re-attempts).
+    Scheduled,
+}
+
+/// A durable rotation job (the outbox of RotateSecret, of a completed rotation scheduling the
+/// next one, and of a failed one scheduling its retry).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RotationJob {
+    pub v: u32,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    pub kind: RotationKind,
+    /// The version being rotated to (`ClientRequestToken` of the steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Steps completed in the current attempt: a restarted server resumes at the next one.
+    #[serde(default)]
+    pub next_step: usize,
+    /// Failed attempts of this rotation so far.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
 impl SecretRecord {
     /// The version holding `label`, if any.
     pub fn holder_of(&self, label: &str) -> Option<&str> {
@@ -257,6 +296,17 @@ pub mod keys {
 
     pub const JOBS_PREFIX: &str = "sys/jobs/secretsmanager/purge/";
 
+    pub const ROTATION_JOBS_PREFIX: &str = "sys/jobs/secretsmanager/rotate/";
+
+    /// A rotation job, ordered by due time (unix milliseconds) so the worker scans only what
+    /// is due.
+    pub fn rotation_job(due_unix_ms: i64, account: &str, region: &str, name: &str) -> String {
+        format!(
+            "{ROTATION_JOBS_PREFIX}{:020}/{account}/{region}/{name}",
+            due_unix_ms.max(0)
+        )
+    }
+
     /// A purge job, ordered by due time so the worker scans only what is due.
     pub fn purge_job(due_unix: i64, account: &str, region: &str, name: &str) -> String {
         format!(
@@ -318,6 +368,7 @@ mod tests {
             rotation_rules: None,
             last_rotated: None,
             next_rotation: None,
+            rotation_job: None,
             owning_service: None,
             primary_region: None,
             replication_status: vec![],

@@ -190,6 +190,7 @@ pub fn create_secret(
         rotation_rules: None,
         last_rotated: None,
         next_rotation: None,
+        rotation_job: None,
         owning_service: None,
         primary_region: None,
         replication_status: Vec::new(),
@@ -329,7 +330,11 @@ pub fn update_secret(
     }
     let mut version_id = None;
     if let Some(value) = &value {
-        add_version(services, &mut *txn, ctx, &mut rec, &token, value, None)?;
+        if add_version(services, &mut *txn, ctx, &mut rec, &token, value, None)?
+            != AddOutcome::Replayed
+        {
+            crate::rotation::value_changed_by_hand(&mut *txn, &mut rec, ctx.now)?;
+        }
         version_id = Some(token);
     }
     save_changed(txn, &mut rec, ctx.now)?;

@@ -152,11 +152,17 @@ impl SecretDescription {
             rotation_enabled: rec.rotation_enabled,
             rotation_lambda_arn: rec.rotation_lambda_arn.clone(),
             rotation_rules: rec.rotation_rules.clone(),
-            last_rotated_date: rec.last_rotated,
+            // "If the secret isn't configured for rotation or rotation has been disabled,
+            // Secrets Manager returns null" (API reference, DescribeSecret).
+            last_rotated_date: rec
+                .last_rotated
+                .filter(|_| rec.rotation_enabled == Some(true)),
             last_changed_date: Some(rec.last_changed),
             last_accessed_date: rec.last_accessed,
             deleted_date: rec.deleted,
-            next_rotation_date: rec.next_rotation,
+            next_rotation_date: rec
+                .next_rotation
+                .filter(|_| rec.rotation_enabled == Some(true)),
             tags: (!tags.is_empty()).then_some(tags),
             version_ids_to_stages,
             secret_versions_to_stages,

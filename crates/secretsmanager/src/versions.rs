@@ -641,6 +641,9 @@ pub fn put_secret_value(
         .map(|m| m.stages.clone())
         .unwrap_or_default();
     if outcome != AddOutcome::Replayed {
+        if stages.iter().any(|s| s == AWSCURRENT) {
+            crate::rotation::value_changed_by_hand(&mut *txn, &mut rec, ctx.now)?;
+        }
         save(&mut *txn, &rec)?;
         txn.commit().or_internal()?;
     }

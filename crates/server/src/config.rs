@@ -22,6 +22,9 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// The most connections served at once; the default is further lowered to fit the
 /// process's open-file limit (see [`default_max_connections`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// One hour of a rotation schedule, in seconds: AWS's clock. The testing knob
+/// `rotation_hour_seconds` shortens it (see [`Config::rotation_hour_seconds`]).
+pub const DEFAULT_ROTATION_HOUR_SECONDS: u64 = 3600;
 /// File descriptors kept free for everything else (the store's files, TLS, logs).
 const RESERVED_FDS: usize = 128;
 
@@ -81,6 +84,12 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     /// `TRESOR_ROOT_KEY`: the root key itself (hex or base64), instead of the key file.
     pub root_key: Option<String>,
+    /// Testing only: seconds per hour of a `rate()` rotation schedule.
+    pub rotation_hour_seconds: Option<u64>,
+    /// `--lambda-python` / `TRESOR_LAMBDA_PYTHON`: the interpreter of Python functions.
+    pub lambda_python: Option<String>,
+    /// `--lambda-node` / `TRESOR_LAMBDA_NODE`: the interpreter of Node.js functions.
+    pub lambda_node: Option<String>,
 }
 
 /// The TOML file's shape.
@@ -98,6 +107,49 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    rotation_hour_seconds: Option<u64>,
+    lambda: Option<LambdaFile>,
+}
+
+/// The `[lambda]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LambdaFile {
+    python: Option<String>,
+    node: Option<String>,
+    max_concurrency: Option<usize>,
+    #[serde(default)]
+    http: Vec<LambdaHttpFile>,
+}
+
+/// One `[[lambda.http]]` entry: a function (by name) or every function of a runtime routed
+/// to an HTTP endpoint speaking the Lambda Invoke API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LambdaHttpFile {
+    function: Option<String>,
+    runtime: Option<String>,
+    url: String,
+}
+
+/// How Lambda functions run (`[lambda]` in the config file).
+#[derive(Clone, Debug)]
+pub struct LambdaConfig {
+    pub python: String,
+    pub node: String,
+    pub max_concurrency: usize,
+    pub http_routes: Vec<tresor_lambda::HttpRoute>,
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        LambdaConfig {
+            python: "python3".into(),
+            node: "node".into(),
+            max_concurrency: tresor_lambda::exec::DEFAULT_MAX_CONCURRENCY,
+            http_routes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +173,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub root_key: Option<String>,
+    /// Testing and development only: how many seconds one hour of a Secrets Manager rotation
+    /// schedule (`rate(…)`, `AutomaticallyAfterDays`) lasts, so a test can watch a schedule
+    /// fire; rotation retry backoff shrinks with it. 3600 (AWS's clock) by default.
+    pub rotation_hour_seconds: u64,
+    pub lambda: LambdaConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -136,6 +193,8 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("rotation_hour_seconds", &self.rotation_hour_seconds)
+            .field("lambda", &self.lambda)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -258,6 +317,22 @@ impl Config {
             Some(n) => n,
             None => default_max_connections(),
         };
+        let rotation_hour_seconds = o
+            .rotation_hour_seconds
+            .or(file.rotation_hour_seconds)
+            .unwrap_or(DEFAULT_ROTATION_HOUR_SECONDS);
+        if !(1..=DEFAULT_ROTATION_HOUR_SECONDS).contains(&rotation_hour_seconds) {
+            return Err(ConfigError::Invalid(
+                "rotation_hour_seconds must be between 1 and 3600".into(),
+            ));
+        }
+        if rotation_hour_seconds != DEFAULT_ROTATION_HOUR_SECONDS {
+            tracing::warn!(
+                rotation_hour_seconds,
+                "testing knob: rotation schedules run on a shortened clock"
+            );
+        }
+        let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
         let data_dir = if o.dev {
             None
         } else {
@@ -279,8 +354,50 @@ impl Config {
             idle_timeout,
             max_connections,
             root_key: o.root_key,
+            rotation_hour_seconds,
+            lambda,
         })
     }
+}
+
+fn lambda_config(
+    python: Option<String>,
+    node: Option<String>,
+    file: Option<LambdaFile>,
+) -> Result<LambdaConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    let defaults = LambdaConfig::default();
+    let max_concurrency = file.max_concurrency.unwrap_or(defaults.max_concurrency);
+    if max_concurrency == 0 {
+        return Err(ConfigError::Invalid(
+            "lambda.max_concurrency must be at least 1".into(),
+        ));
+    }
+    let mut http_routes = Vec::new();
+    for route in file.http {
+        if route.function.is_some() == route.runtime.is_some() {
+            return Err(ConfigError::Invalid(
+                "each [[lambda.http]] entry names either a function or a runtime".into(),
+            ));
+        }
+        if !route.url.starts_with("http://") && !route.url.starts_with("https://") {
+            return Err(ConfigError::Invalid(format!(
+                "lambda.http url '{}' is not an http:// or https:// URL",
+                route.url
+            )));
+        }
+        http_routes.push(tresor_lambda::HttpRoute {
+            function: route.function,
+            runtime: route.runtime,
+            url: route.url,
+        });
+    }
+    Ok(LambdaConfig {
+        python: python.or(file.python).unwrap_or(defaults.python),
+        node: node.or(file.node).unwrap_or(defaults.node),
+        max_concurrency,
+        http_routes,
+    })
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -336,6 +453,50 @@ mod tests {
         std::fs::write(f.path(), text).unwrap();
         let p = f.path().to_path_buf();
         (f, p)
+    }
+
+    #[test]
+    fn the_lambda_table_routes_functions_and_is_checked() {
+        let (_f, p) = file(
+            "[lambda]\npython = \"/opt/py/bin/python3\"\nmax_concurrency = 3\n\
+             [[lambda.http]]\nfunction = \"rotate\"\nurl = \"http://127.0.0.1:9000\"\n\
+             [[lambda.http]]\nruntime = \"nodejs20.x\"\nurl = \"http://127.0.0.1:9001\"\n",
+        );
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            lambda_node: Some("/usr/bin/node".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.lambda.python, "/opt/py/bin/python3");
+        assert_eq!(c.lambda.node, "/usr/bin/node");
+        assert_eq!(c.lambda.max_concurrency, 3);
+        assert_eq!(c.lambda.http_routes.len(), 2);
+        assert_eq!(c.lambda.http_routes[0].function.as_deref(), Some("rotate"));
+        assert_eq!(
+            c.lambda.http_routes[1].runtime.as_deref(),
+            Some("nodejs20.x")
+        );
+        let defaults = Config::resolve(Overrides::default()).unwrap();
+        assert_eq!(defaults.lambda.python, "python3");
+        assert_eq!(defaults.lambda.max_concurrency, 10);
+        for bad in [
+            "[lambda]\nmax_concurrency = 0\n",
+            "[[lambda.http]]\nurl = \"http://x\"\n",
+            "[[lambda.http]]\nfunction = \"f\"\nruntime = \"python3.12\"\nurl = \"http://x\"\n",
+            "[[lambda.http]]\nfunction = \"f\"\nurl = \"ftp://x\"\n",
+            "[lambda]\npyhton = \"x\"\n",
+        ] {
+            let (_f, p) = file(bad);
+            assert!(
+                Config::resolve(Overrides {
+                    config_file: Some(p),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -454,6 +615,28 @@ mod tests {
             },
         ] {
             assert!(Config::resolve(o).is_err());
+        }
+    }
+
+    #[test]
+    fn the_rotation_clock_knob_defaults_to_real_hours_and_is_bounded() {
+        let c = Config::resolve(Overrides::default()).unwrap();
+        assert_eq!(c.rotation_hour_seconds, 3600);
+        let (_f, p) = file("rotation_hour_seconds = 2\n");
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.rotation_hour_seconds, 2);
+        for bad in [0, 3601] {
+            assert!(
+                Config::resolve(Overrides {
+                    rotation_hour_seconds: Some(bad),
+                    ..Default::default()
+                })
+                .is_err()
+            );
         }
     }
 

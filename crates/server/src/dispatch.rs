@@ -9,8 +9,11 @@
 //! success without doing its work. Adding an operation: an input/output pair and a handler in
 //! the service crate, a row here, a test.
 
+use std::sync::LazyLock;
+
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::query::QueryParams;
+use tresor_wire::rest_json::{self, Binding, Kind, Location, Payload, Router, Shape};
 use tresor_wire::{AwsError, ServiceId};
 
 /// Whether an operation only reads. Reads run inline on the request thread (SQLite readers
@@ -56,7 +59,7 @@ pub fn json_operation(service: ServiceId, op: &str) -> Option<Operation<JsonCall
         ServiceId::Kms => kms(op),
         ServiceId::SecretsManager => secrets_manager(op),
         ServiceId::Ssm => ssm(op),
-        ServiceId::Iam | ServiceId::Sts => None,
+        ServiceId::Iam | ServiceId::Sts | ServiceId::Lambda => None,
     }
 }
 
@@ -341,7 +344,9 @@ fn kms(op: &str) -> Option<Operation<JsonCall>> {
 
 /// Secrets Manager (target prefix `secretsmanager`).
 fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
-    use tresor_secretsmanager::{deletion, listing, password, policy, secrets, tags, versions};
+    use tresor_secretsmanager::{
+        deletion, listing, password, policy, rotation, secrets, tags, versions,
+    };
     Some(match op {
         "CreateSecret" => json!(Write, secrets::create_secret),
         "DescribeSecret" => json!(Read, secrets::describe_secret),
@@ -362,6 +367,9 @@ fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
         "DeleteResourcePolicy" => json!(Write, policy::delete_resource_policy),
         "ValidateResourcePolicy" => json!(Read, policy::validate_resource_policy),
         "GetRandomPassword" => json!(Read, password::get_random_password),
+        // The steps run in the background (the rotation worker, `jobs.rs`).
+        "RotateSecret" => json!(Write, rotation::rotate_secret),
+        "CancelRotateSecret" => json!(Write, rotation::cancel_rotate_secret),
         _ => return None,
     })
 }
@@ -385,4 +393,239 @@ fn ssm(op: &str) -> Option<Operation<JsonCall>> {
         "ListTagsForResource" => json!(Read, tags::list_tags_for_resource),
         _ => return None,
     })
+}
+
+/// A restJson1 operation: the request (as plain data) and its URI labels in, the encoded
+/// response out.
+pub type RestCall = fn(
+    &Services,
+    &RequestCtx,
+    &rest_json::Request<'_>,
+    &[(String, String)],
+) -> Result<rest_json::Response, AwsError>;
+
+/// Wraps a typed restJson1 handler with its input shape, output shape and success status.
+macro_rules! rest {
+    ($access:ident, $f:path, $input:expr, $output:expr, $status:expr) => {
+        Operation::<RestCall> {
+            access: Access::$access,
+            call: |services: &Services,
+                   ctx: &RequestCtx,
+                   req: &rest_json::Request<'_>,
+                   labels: &[(String, String)]| {
+                let input = rest_json::decode(req, labels, &$input)?;
+                let output = $f(services, ctx, input).map_err(AwsError::from)?;
+                rest_json::encode($status, &output, &$output)
+            },
+        }
+    };
+}
+
+const fn query(member: &'static str) -> Binding {
+    Binding {
+        member,
+        location: Location::Query(member),
+        kind: Kind::String,
+    }
+}
+
+const QUALIFIER: Shape = Shape {
+    bindings: &[query("Qualifier")],
+    payload: Payload::Members,
+};
+
+const LIST_FUNCTIONS_IN: Shape = Shape {
+    bindings: &[
+        query("MasterRegion"),
+        query("FunctionVersion"),
+        query("Marker"),
+        Binding {
+            member: "MaxItems",
+            location: Location::Query("MaxItems"),
+            kind: Kind::Integer,
+        },
+    ],
+    payload: Payload::Members,
+};
+
+const REMOVE_PERMISSION_IN: Shape = Shape {
+    bindings: &[query("Qualifier"), query("RevisionId")],
+    payload: Payload::Members,
+};
+
+const INVOKE_IN: Shape = Shape {
+    bindings: &[
+        Binding {
+            member: "InvocationType",
+            location: Location::Header("X-Amz-Invocation-Type"),
+            kind: Kind::String,
+        },
+        Binding {
+            member: "LogType",
+            location: Location::Header("X-Amz-Log-Type"),
+            kind: Kind::String,
+        },
+        Binding {
+            member: "ClientContext",
+            location: Location::Header("X-Amz-Client-Context"),
+            kind: Kind::String,
+        },
+        query("Qualifier"),
+    ],
+    payload: Payload::Blob("Payload"),
+};
+
+const INVOKE_OUT: Shape = Shape {
+    bindings: &[
+        Binding {
+            member: "StatusCode",
+            location: Location::StatusCode,
+            kind: Kind::Integer,
+        },
+        Binding {
+            member: "FunctionError",
+            location: Location::Header("X-Amz-Function-Error"),
+            kind: Kind::String,
+        },
+        Binding {
+            member: "LogResult",
+            location: Location::Header("X-Amz-Log-Result"),
+            kind: Kind::String,
+        },
+        Binding {
+            member: "ExecutedVersion",
+            location: Location::Header("X-Amz-Executed-Version"),
+            kind: Kind::String,
+        },
+    ],
+    payload: Payload::Blob("Payload"),
+};
+
+/// The Lambda operations (botocore model `lambda` 2015-03-31: `http.method`,
+/// `http.requestUri`, `http.responseCode`; DeleteFunction and RemovePermission answer 204 as
+/// the API reference documents).
+fn lambda_routes() -> Result<Router<Operation<RestCall>>, rest_json::TemplateError> {
+    use tresor_lambda::{functions as f, invoke, permissions as p};
+    const BODY: Shape = Shape::BODY;
+    Router::new()
+        .route(
+            "POST /2015-03-31/functions",
+            rest!(Write, f::create_function, BODY, BODY, 201),
+        )?
+        .route(
+            "GET /2015-03-31/functions/",
+            rest!(Read, f::list_functions, LIST_FUNCTIONS_IN, BODY, 200),
+        )?
+        .route(
+            "GET /2015-03-31/functions/{FunctionName}",
+            rest!(Read, f::get_function, QUALIFIER, BODY, 200),
+        )?
+        .route(
+            "GET /2015-03-31/functions/{FunctionName}/configuration",
+            rest!(Read, f::get_function_configuration, QUALIFIER, BODY, 200),
+        )?
+        .route(
+            "PUT /2015-03-31/functions/{FunctionName}/code",
+            rest!(Write, f::update_function_code, BODY, BODY, 200),
+        )?
+        .route(
+            "PUT /2015-03-31/functions/{FunctionName}/configuration",
+            rest!(Write, f::update_function_configuration, BODY, BODY, 200),
+        )?
+        .route(
+            "DELETE /2015-03-31/functions/{FunctionName}",
+            rest!(Write, f::delete_function, QUALIFIER, BODY, 204),
+        )?
+        .route(
+            "POST /2015-03-31/functions/{FunctionName}/policy",
+            rest!(Write, p::add_permission, QUALIFIER, BODY, 201),
+        )?
+        .route(
+            "GET /2015-03-31/functions/{FunctionName}/policy",
+            rest!(Read, p::get_policy, QUALIFIER, BODY, 200),
+        )?
+        .route(
+            "DELETE /2015-03-31/functions/{FunctionName}/policy/{StatementId}",
+            rest!(Write, p::remove_permission, REMOVE_PERMISSION_IN, BODY, 204),
+        )?
+        // Invoke runs the function for up to its timeout: on the blocking pool.
+        .route(
+            "POST /2015-03-31/functions/{FunctionName}/invocations",
+            rest!(Write, invoke::invoke, INVOKE_IN, INVOKE_OUT, 200),
+        )
+}
+
+static LAMBDA: LazyLock<Router<Operation<RestCall>>> = LazyLock::new(|| {
+    lambda_routes().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the Lambda route table is invalid");
+        Router::new()
+    })
+});
+
+/// The restJson1 service a request path belongs to.
+pub fn rest_service(path: &str) -> Option<ServiceId> {
+    path.starts_with("/2015-03-31/")
+        .then_some(ServiceId::Lambda)
+}
+
+/// The percent-decoded URI labels of a routed restJson1 request.
+pub type Labels = Vec<(String, String)>;
+
+/// The restJson1 operation of `service` for a request, with its URI labels.
+pub fn rest_operation(
+    service: ServiceId,
+    method: &str,
+    path: &str,
+    query: &str,
+) -> Result<(Operation<RestCall>, Labels), AwsError> {
+    match service {
+        ServiceId::Lambda => LAMBDA
+            .find(method, path, query)
+            .map(|r| (*r.operation, r.labels)),
+        _ => Err(AwsError::unknown_operation(service.protocol())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lambda_route_is_in_the_table() {
+        assert!(lambda_routes().is_ok());
+        for (m, p) in [
+            ("POST", "/2015-03-31/functions"),
+            ("GET", "/2015-03-31/functions/"),
+            ("GET", "/2015-03-31/functions/f"),
+            ("GET", "/2015-03-31/functions/f/configuration"),
+            ("PUT", "/2015-03-31/functions/f/code"),
+            ("PUT", "/2015-03-31/functions/f/configuration"),
+            ("DELETE", "/2015-03-31/functions/f"),
+            ("POST", "/2015-03-31/functions/f/policy"),
+            ("GET", "/2015-03-31/functions/f/policy"),
+            ("DELETE", "/2015-03-31/functions/f/policy/sid"),
+            ("POST", "/2015-03-31/functions/f/invocations"),
+        ] {
+            assert!(
+                rest_operation(ServiceId::Lambda, m, p, "").is_ok(),
+                "{m} {p}"
+            );
+        }
+        let reads = ["GET"];
+        for (m, p) in [
+            ("GET", "/2015-03-31/functions/f"),
+            ("POST", "/2015-03-31/functions/f/invocations"),
+        ] {
+            let access = rest_operation(ServiceId::Lambda, m, p, "").map(|(o, _)| o.access);
+            assert_eq!(
+                access.ok(),
+                Some(if reads.contains(&m) {
+                    Access::Read
+                } else {
+                    Access::Write
+                })
+            );
+        }
+        assert!(rest_operation(ServiceId::Lambda, "PATCH", "/2015-03-31/functions/f", "").is_err());
+    }
 }

@@ -1,5 +1,6 @@
-//! One HTTP request, start to finish: health, body limits, protocol routing (awsJson1.1 by
-//! `X-Amz-Target`, awsQuery by `Action`), authentication, dispatch and rendering. Every
+//! One HTTP request, start to finish: health, body limits, protocol routing (restJson1 by
+//! path, awsJson1.1 by `X-Amz-Target`, awsQuery by `Action`), authentication, dispatch and
+//! rendering. Every
 //! failure is an AWS-shaped error; nothing here panics on input.
 
 use std::convert::Infallible;
@@ -18,7 +19,7 @@ use tresor_wire::query::QueryParams;
 use tresor_wire::route::parse_target;
 use tresor_wire::timefmt::http_date;
 use tresor_wire::xml::query_response;
-use tresor_wire::{AwsError, Protocol, ServiceId, json};
+use tresor_wire::{AwsError, Protocol, ServiceId, json, rest_json};
 
 use crate::auth;
 use crate::config::Config;
@@ -26,6 +27,9 @@ use crate::dispatch::{self, Access};
 use crate::setup::Deployment;
 
 const SIGNING_KEY_CACHE: usize = 4096;
+/// The body limit of restJson1 requests (Lambda's CreateFunction and UpdateFunctionCode carry
+/// a deployment package), unless `max_body_bytes` is larger.
+const REST_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// How much of an oversized body is read and discarded before the 413 is sent.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -122,6 +126,7 @@ async fn run_operation<T: Send + 'static>(
 enum Renderer {
     Json(Option<ServiceId>),
     Xml(ServiceId),
+    Rest(ServiceId),
 }
 
 async fn handle(
@@ -142,37 +147,45 @@ async fn handle(
             &request_id,
         );
     }
-    let renderer = if parts.headers.contains_key("x-amz-target") {
+    let rest = dispatch::rest_service(parts.uri.path());
+    let renderer = if let Some(service) = rest {
+        Renderer::Rest(service)
+    } else if parts.headers.contains_key("x-amz-target") {
         Renderer::Json(None)
     } else {
         Renderer::Xml(ServiceId::Sts)
+    };
+    let max_body_bytes = if rest.is_some() {
+        state.max_body_bytes.max(REST_MAX_BODY_BYTES)
+    } else {
+        state.max_body_bytes
     };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > state.max_body_bytes) {
+    if declared.is_some_and(|n| n > max_body_bytes) {
         // Read and discard what the client is already sending (up to a bound), so that it
         // receives the 413 instead of a broken pipe, then close the connection.
         drain(body, DRAIN_LIMIT).await;
         let mut resp = render_error(
             renderer,
-            &AwsError::request_entity_too_large(state.max_body_bytes),
+            &AwsError::request_entity_too_large(max_body_bytes),
             &request_id,
         );
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
-    let body = match Limited::new(body, state.max_body_bytes).collect().await {
+    let body = match Limited::new(body, max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             let err = if e
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                AwsError::request_entity_too_large(state.max_body_bytes)
+                AwsError::request_entity_too_large(max_body_bytes)
             } else {
                 AwsError::client("IncompleteBody", "The request body could not be read.")
             };
@@ -196,6 +209,9 @@ async fn handle(
         remote,
         tls,
     };
+    if let Some(service) = rest {
+        return call.rest(service).await;
+    }
     match parts.headers.get("x-amz-target") {
         Some(target) => call.json(target).await,
         None => call.query().await,
@@ -284,6 +300,70 @@ impl Call<'_> {
         }
     }
 
+    /// A restJson1 request: authenticated for `service`, routed by method and path.
+    async fn rest(&self, service: ServiceId) -> Response<Full<Bytes>> {
+        let renderer = Renderer::Rest(service);
+        let authenticated = match auth::authenticate(
+            &self.state.services,
+            &self.state.keys,
+            &self.state.regions,
+            service,
+            self.http_req,
+            self.now,
+        ) {
+            Ok(a) => a,
+            Err(e) => return render_error(renderer, &e, self.request_id),
+        };
+        let (operation, labels) = match dispatch::rest_operation(
+            service,
+            self.http_req.method,
+            self.http_req.path,
+            self.http_req.query,
+        ) {
+            Ok(found) => found,
+            Err(e) => return render_error(renderer, &e, self.request_id),
+        };
+        let ctx = self.ctx(authenticated);
+        let caller = ctx.caller.arn.clone();
+        let method = self.http_req.method.to_string();
+        let path = self.http_req.path.to_string();
+        let query = self.http_req.query.to_string();
+        let headers: Vec<(String, String)> = self
+            .http_req
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let body = self.body.clone();
+        let call = operation.call;
+        let op_name = format!("{method} {path}");
+        let outcome = run_operation(
+            &self.state.services,
+            ctx,
+            operation.access,
+            move |services, ctx| {
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let req = rest_json::Request {
+                    method: &method,
+                    path: &path,
+                    query: &query,
+                    headers: &headers,
+                    body: &body,
+                };
+                call(services, ctx, &req, &labels)
+            },
+        )
+        .await;
+        log_outcome(self.request_id, &caller, service, &op_name, &outcome);
+        match outcome {
+            Ok(r) => rest_response(r, self.request_id),
+            Err(e) => render_error(renderer, &e, self.request_id),
+        }
+    }
+
     async fn query(&self) -> Response<Full<Bytes>> {
         let params = match self.query_params() {
             Ok(p) => p,
@@ -292,6 +372,14 @@ impl Call<'_> {
         let service = match auth::scope_service(self.http_req).as_deref() {
             Some("iam") => ServiceId::Iam,
             Some("sts") => ServiceId::Sts,
+            // Signed for Lambda but not under its paths: no such Lambda operation.
+            Some("lambda") => {
+                return render_error(
+                    Renderer::Rest(ServiceId::Lambda),
+                    &AwsError::unknown_operation(Protocol::RestJson1),
+                    self.request_id,
+                );
+            }
             Some(other) if !SERVED.contains(&other) => {
                 return render_error(
                     Renderer::Xml(ServiceId::Sts),
@@ -375,7 +463,7 @@ impl Call<'_> {
 }
 
 /// The SigV4 service names tresor answers for.
-const SERVED: &[&str] = &["sts", "iam", "kms", "secretsmanager", "ssm"];
+const SERVED: &[&str] = &["sts", "iam", "kms", "secretsmanager", "ssm", "lambda"];
 
 /// STS operations AWS accepts without a signature (STS API reference, AssumeRoleWithSAML and
 /// AssumeRoleWithWebIdentity: "Calling AssumeRoleWith… does not require the use of AWS
@@ -458,6 +546,10 @@ fn render_error(renderer: Renderer, err: &AwsError, request_id: &str) -> Respons
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
     match renderer {
+        Renderer::Rest(service) => rest_response(
+            rest_json::render_error(err, tresor_wire::error::message_case(service, &err.code)),
+            request_id,
+        ),
         Renderer::Json(service) => respond(
             status,
             json::CONTENT_TYPE,
@@ -471,6 +563,29 @@ fn render_error(renderer: Renderer, err: &AwsError, request_id: &str) -> Respons
             request_id,
         ),
     }
+}
+
+/// A restJson1 response as plain data, with the request id and date headers.
+fn rest_response(r: rest_json::Response, request_id: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    for (name, value) in r.headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&http_date(OffsetDateTime::now_utc())) {
+        h.insert(header::DATE, v);
+    }
+    resp
 }
 
 fn respond(

@@ -2,8 +2,15 @@
 //! purges after the recovery window, …) on an interval. The jobs themselves are records in the
 //! store written in the same transaction as the change that caused them (an outbox); the
 //! runners are idempotent, so a crash between a job's work and its removal only repeats it.
+//!
+//! Secrets Manager rotations run apart from that loop, on the rotation worker
+//! ([`spawn_rotation_worker`]): invoking a rotation function takes seconds, and the function
+//! calls back into tresor, so rotations get their own threads (a bounded number at once) and
+//! never delay purges or KMS deletions. The worker sleeps until the next rotation job is due,
+//! or until a write that queued one due now wakes it (`Services::job_wakeup`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -62,4 +69,54 @@ pub async fn worker(services: Arc<Services>, interval: Duration, mut stop: watch
             _ = tick.tick() => run_once(&services, &runners).await,
         }
     }
+}
+
+/// The longest the rotation worker sleeps before it looks at the rotation jobs again.
+pub const ROTATION_POLL: Duration = Duration::from_secs(30);
+
+/// A running rotation worker; [`RotationWorker::stop`] ends its loop. Rotations in flight are
+/// not waited for: a rotation cut short by a shutdown resumes after the restart (its job
+/// records the steps already done).
+pub struct RotationWorker {
+    stop: Arc<AtomicBool>,
+    services: Arc<Services>,
+}
+
+impl RotationWorker {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.services.job_wakeup().wake();
+    }
+}
+
+/// Starts the rotation worker thread, running at most `concurrency` rotations at once.
+pub fn spawn_rotation_worker(
+    services: Arc<Services>,
+    concurrency: usize,
+) -> std::io::Result<RotationWorker> {
+    use tresor_secretsmanager::rotation_run;
+    let stop = Arc::new(AtomicBool::new(false));
+    let runner = Arc::new(rotation_run::Runner::new(concurrency));
+    let (thread_stop, thread_services) = (stop.clone(), services.clone());
+    std::thread::Builder::new()
+        .name("rotation-worker".into())
+        .spawn(move || {
+            let services = thread_services;
+            while !thread_stop.load(Ordering::SeqCst) {
+                let now = OffsetDateTime::now_utc();
+                let wait = match rotation_run::dispatch(&services, &runner, now) {
+                    Ok(Some(due)) => {
+                        let ms = (due - now).whole_milliseconds().clamp(10, 30_000);
+                        Duration::from_millis(u64::try_from(ms).unwrap_or(30_000))
+                    }
+                    Ok(None) => ROTATION_POLL,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking for due rotations failed; will retry");
+                        ROTATION_POLL
+                    }
+                };
+                services.job_wakeup().wait(wait.min(ROTATION_POLL));
+            }
+        })?;
+    Ok(RotationWorker { stop, services })
 }

@@ -99,6 +99,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     })?;
     let mut deployment = setup::open(dir, &config)?;
     deployment.write_profile(local_addr, tls.is_some())?;
+    setup::install_lambda(&deployment, &config, local_addr, tls.is_some())?;
     let report = deployment.report(local_addr, tls.is_some());
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
@@ -112,8 +113,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         jobs::JOB_INTERVAL,
         rx.clone(),
     ));
+    tresor_secretsmanager::schedule::set_hour_seconds(config.rotation_hour_seconds);
+    let rotations = jobs::spawn_rotation_worker(
+        state.services().clone(),
+        tresor_secretsmanager::rotation_run::DEFAULT_CONCURRENCY,
+    )
+    .map_err(|e| ServerError::Setup(format!("cannot start the rotation worker: {e}")))?;
     let task = tokio::spawn(async move {
         serve(listener, tls, state, limits, rx).await;
+        rotations.stop();
         let _ = worker.await;
     });
     Ok(Running {

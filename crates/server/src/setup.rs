@@ -224,6 +224,30 @@ pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
     })
 }
 
+/// Plugs Lambda in: functions run with their package unpacked under `<data dir>/lambda`
+/// (0700) and reach tresor back at the address the listener is bound to.
+pub fn install_lambda(
+    deployment: &Deployment,
+    config: &Config,
+    addr: SocketAddr,
+    tls: bool,
+) -> Result<(), ServerError> {
+    let lambda = &config.lambda;
+    tresor_lambda::install(
+        &deployment.services,
+        tresor_lambda::ExecutorConfig {
+            python: lambda.python.clone(),
+            node: lambda.node.clone(),
+            work_dir: deployment.data_dir.join("lambda"),
+            endpoint: endpoint_url(addr, tls),
+            max_concurrency: lambda.max_concurrency,
+            ca_bundle: config.tls.as_ref().map(|t| t.cert.clone()),
+            http_routes: lambda.http_routes.clone(),
+        },
+    )
+    .map_err(|e| ServerError::Setup(format!("cannot create the Lambda work directory: {e}")))
+}
+
 /// The root key and the store of a locked data directory. The root key is never created for
 /// a directory that already has a store, and a key that does not open the store's key-check
 /// value is refused. `may_create`: whether a missing store may be created.

@@ -64,6 +64,7 @@ impl AwsError {
     pub fn unknown_operation(protocol: Protocol) -> Self {
         match protocol {
             Protocol::AwsJson11 => Self::bare("UnknownOperationException", 400),
+            Protocol::RestJson1 => Self::bare("UnknownOperationException", 404),
             Protocol::AwsQuery => Self::client(
                 "InvalidAction",
                 "Could not find operation for this web service.",
@@ -86,7 +87,9 @@ impl AwsError {
     /// `ValidationException` (JSON) / `ValidationError` (query), AWS's constraint wording.
     pub fn validation(protocol: Protocol, message: impl Into<String>) -> Self {
         match protocol {
-            Protocol::AwsJson11 => Self::client("ValidationException", message),
+            Protocol::AwsJson11 | Protocol::RestJson1 => {
+                Self::client("ValidationException", message)
+            }
             Protocol::AwsQuery => Self::client("ValidationError", message),
         }
     }
@@ -103,6 +106,8 @@ impl AwsError {
     pub fn access_denied(protocol: Protocol, message: impl Into<String>) -> Self {
         match protocol {
             Protocol::AwsJson11 => Self::client("AccessDeniedException", message),
+            // Lambda's AccessDeniedException is modeled with HTTP status 403.
+            Protocol::RestJson1 => Self::new("AccessDeniedException", 403, message),
             Protocol::AwsQuery => Self::new("AccessDenied", 403, message),
         }
     }
@@ -222,6 +227,7 @@ pub fn message_case(service: ServiceId, code: &str) -> MessageCase {
             _ => MessageCase::Lower,
         },
         ServiceId::Iam | ServiceId::Sts => MessageCase::Upper,
+        ServiceId::Lambda => crate::rest_json::lambda_message_case(code),
     }
 }
 

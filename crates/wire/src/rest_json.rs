@@ -451,6 +451,8 @@ pub fn encode<T: Serialize>(status: u16, output: &T, shape: &Shape) -> Result<Re
         }
     }
     match shape.payload {
+        // 204 No Content has no body (DeleteFunction, RemovePermission).
+        Payload::Members if response.status == 204 => {}
         Payload::Members => {
             response
                 .headers
@@ -879,6 +881,21 @@ mod tests {
             })
         );
         assert!(encode(200, &"text", &Shape::BODY).is_err());
+    }
+
+    #[test]
+    fn a_204_has_no_body() {
+        #[derive(Serialize)]
+        struct Empty {}
+        let r = encode(204, &Empty {}, &Shape::BODY);
+        assert_eq!(
+            r.ok(),
+            Some(Response {
+                status: 204,
+                headers: vec![],
+                body: vec![],
+            })
+        );
     }
 
     #[test]

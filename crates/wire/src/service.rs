@@ -11,6 +11,9 @@ pub enum Protocol {
     AwsJson11,
     /// `application/x-www-form-urlencoded` `Action=…&Version=…`, XML responses.
     AwsQuery,
+    /// restJson1: the operation named by method and path, JSON bodies, members bound to
+    /// URI labels, query parameters and headers (Lambda).
+    RestJson1,
 }
 
 /// The services tresor serves, with their botocore metadata.
@@ -21,15 +24,17 @@ pub enum ServiceId {
     Kms,
     Iam,
     Sts,
+    Lambda,
 }
 
 impl ServiceId {
-    pub const ALL: [ServiceId; 5] = [
+    pub const ALL: [ServiceId; 6] = [
         ServiceId::Ssm,
         ServiceId::SecretsManager,
         ServiceId::Kms,
         ServiceId::Iam,
         ServiceId::Sts,
+        ServiceId::Lambda,
     ];
 
     /// The SigV4 signing name (the service part of the credential scope).
@@ -40,12 +45,14 @@ impl ServiceId {
             ServiceId::Kms => "kms",
             ServiceId::Iam => "iam",
             ServiceId::Sts => "sts",
+            ServiceId::Lambda => "lambda",
         }
     }
 
     pub fn protocol(self) -> Protocol {
         match self {
             ServiceId::Iam | ServiceId::Sts => Protocol::AwsQuery,
+            ServiceId::Lambda => Protocol::RestJson1,
             _ => Protocol::AwsJson11,
         }
     }
@@ -68,6 +75,7 @@ impl ServiceId {
             ServiceId::Kms => "2014-11-01",
             ServiceId::Iam => "2010-05-08",
             ServiceId::Sts => "2011-06-15",
+            ServiceId::Lambda => "2015-03-31",
         }
     }
 
