@@ -272,7 +272,10 @@ mod tests {
             }
             done.store(true, Ordering::SeqCst);
         });
-        assert!(tagged.load(Ordering::SeqCst) > 0, "no snapshot was ever tagged");
+        assert!(
+            tagged.load(Ordering::SeqCst) > 0,
+            "no snapshot was ever tagged"
+        );
         let r = store.begin_read().unwrap();
         let n = r.get("n").unwrap().unwrap();
         assert_eq!(n, (WRITERS * COMMITS * 4 / 5).to_string().into_bytes());

@@ -104,7 +104,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     // The accept loop and /health run on a thread of their own (see `conn`, the health lane);
     // requests run on this runtime's workers.
     let workers = tokio::runtime::Handle::current();
-    let listener = listener.into_std().map_err(|e| ServerError::Setup(e.to_string()))?;
+    let listener = listener
+        .into_std()
+        .map_err(|e| ServerError::Setup(e.to_string()))?;
     let lane = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

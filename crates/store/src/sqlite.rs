@@ -362,7 +362,11 @@ impl SqliteStore {
                 // The taker begins the group's transaction if there is none; if that fails it
                 // says so in `abandon_begin`.
                 w.in_group = true;
-                break w.conn.take().map(|c| (c, in_group)).ok_or(StoreError::Closed);
+                break w
+                    .conn
+                    .take()
+                    .map(|c| (c, in_group))
+                    .ok_or(StoreError::Closed);
             }
             if timed_out {
                 break Err(StoreError::Busy {
@@ -846,9 +850,7 @@ impl SqliteWriteTxn<'_> {
             // changes are gone too.
             broken = Some(broken.unwrap_or(StoreError::TransactionLost));
         }
-        let ended = self
-            .store
-            .end_logical(conn, committed, self.wrote, broken);
+        let ended = self.store.end_logical(conn, committed, self.wrote, broken);
         match own_error {
             Some(e) => Err(e),
             None => ended,

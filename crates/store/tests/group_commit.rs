@@ -122,10 +122,7 @@ fn random_concurrent_transactions_with_commits_and_rollbacks_match_a_model() {
                             let r = store.begin_read().unwrap();
                             let own = r.scan(&format!("t/{t}/"), None, 100).unwrap();
                             assert_eq!(own, mine.clone().into_iter().collect::<Vec<_>>());
-                            assert_eq!(
-                                r.get(&format!("mark/{t}")).unwrap(),
-                                Some(id.into_bytes())
-                            );
+                            assert_eq!(r.get(&format!("mark/{t}")).unwrap(), Some(id.into_bytes()));
                         } else {
                             drop(txn);
                             rolled_back.lock().insert(id);
@@ -151,10 +148,7 @@ fn random_concurrent_transactions_with_commits_and_rollbacks_match_a_model() {
         let r = store.begin_read().unwrap();
         assert_eq!(parse(r.get("shared/n").unwrap()), expect_n);
         let all = r.scan("t/", None, 10_000).unwrap();
-        assert_eq!(
-            all,
-            models.lock().clone().into_iter().collect::<Vec<_>>()
-        );
+        assert_eq!(all, models.lock().clone().into_iter().collect::<Vec<_>>());
     };
     check(&store);
     drop(store);
@@ -250,7 +244,10 @@ fn a_failed_group_commit_fails_every_member_and_keeps_nothing() {
     });
     for (name, outcome) in [("a", a), ("b", b), ("c", c)] {
         let err = outcome.err().unwrap_or_else(|| panic!("{name} committed"));
-        assert!(matches!(err, StoreError::GroupCommit { .. }), "{name}: {err}");
+        assert!(
+            matches!(err, StoreError::GroupCommit { .. }),
+            "{name}: {err}"
+        );
         assert!(!err.is_retryable());
     }
     let check = |store: &SqliteStore| {
@@ -260,7 +257,10 @@ fn a_failed_group_commit_fails_every_member_and_keeps_nothing() {
     };
     check(&store);
     // A failed COMMIT changes nothing a reader can see, and moves the tag on anyway.
-    assert_ne!(store.begin_read().unwrap().snapshot_generation(), tag_before);
+    assert_ne!(
+        store.begin_read().unwrap().snapshot_generation(),
+        tag_before
+    );
     let mut t = store.begin_write().unwrap();
     t.put("after", b"1").unwrap();
     t.commit().unwrap();
@@ -268,7 +268,10 @@ fn a_failed_group_commit_fails_every_member_and_keeps_nothing() {
     drop(store);
     let store = open(&path);
     let r = store.begin_read().unwrap();
-    assert_eq!(common_keys(&r.scan("", None, 10).unwrap()), ["after", "kept"]);
+    assert_eq!(
+        common_keys(&r.scan("", None, 10).unwrap()),
+        ["after", "kept"]
+    );
 }
 
 #[test]
