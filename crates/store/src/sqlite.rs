@@ -327,6 +327,13 @@ impl SqliteStore {
         self.commits.load(Ordering::SeqCst) / 2
     }
 
+    /// How many `begin_write` calls are waiting for the writer (for tests that line writers
+    /// up).
+    #[doc(hidden)]
+    pub fn waiting_writers(&self) -> usize {
+        self.writer.lock().waiting
+    }
+
     /// Fault injection for tests: the next `n` physical `COMMIT`s fail (SQLite rolls them
     /// back), as a failed fsync would make them fail.
     #[doc(hidden)]

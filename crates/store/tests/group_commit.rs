@@ -155,20 +155,28 @@ fn random_concurrent_transactions_with_commits_and_rollbacks_match_a_model() {
     check(&open(&path));
 }
 
-/// Starts a write transaction on another thread that waits for the writer, and gives it time
-/// to queue up.
+/// Starts a write transaction on another thread, and returns once it waits for the writer.
 fn queue_writer<'s>(
     s: &'s std::thread::Scope<'s, '_>,
     store: &'s SqliteStore,
     key: &'static str,
 ) -> std::thread::ScopedJoinHandle<'s, Result<(), StoreError>> {
+    let waiting = store.waiting_writers();
     let handle = s.spawn(move || {
         let mut txn = store.begin_write()?;
         txn.put(key, b"v")?;
         txn.commit()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_waiters(store, waiting + 1);
     handle
+}
+
+fn wait_for_waiters(store: &SqliteStore, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.waiting_writers() < n {
+        assert!(std::time::Instant::now() < deadline, "no writer queued up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[test]
@@ -310,7 +318,7 @@ fn a_rollback_that_saw_uncommitted_changes_waits_for_their_commit() {
             let visible = store.begin_read().unwrap().get("a").unwrap();
             (seen, visible)
         });
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for_waiters(&store, 1);
         first.commit().unwrap();
         let (seen, visible) = second.join().unwrap();
         assert_eq!(seen.as_deref(), Some(&b"v"[..]));
