@@ -2,13 +2,16 @@
 # Reads under a durable write load, one command: does a read wait for the store's writer?
 # Starts tresor (release build, --dev), then measures in one run:
 #   1. GetSecretValue alone (48 keep-alive connections),
-#   2. the same reads while 16 connections write PutParameter (SecureString, Overwrite) on 400
-#      parameters, with a one-connection GET /health probe throughout.
+#   2. PutParameter alone (16 connections, as below),
+#   3. the reads of 1. while 16 connections write PutParameter (SecureString, Overwrite) on 400
+#      parameters, with a GET /health probe on one keep-alive connection throughout: every
+#      10 ms, as a load balancer probes (bench/health_probe.py), or HEALTH_PROBE=wrk for a
+#      closed loop that sends the next probe as soon as one returns.
 # Prints reads/s and p99 of both phases, their ratio, writes/s, and /health's p99 and max.
 # Targets: mixed read p99 at most 3x the read-only p99; writes >= 2,000/s; /health within 10 ms.
 #
 #   bench/mixed.sh [BINARY]     (default: a release build of this checkout)
-# Environment: DURATION (10s).
+# Environment: DURATION (10s), HEALTH_PROBE (paced | wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -47,20 +50,26 @@ ms() { # wrk latency ("1.23ms", "450.00us", "1.02s") in ms
 }
 
 wrk -t1 -c48 -d"$duration" --latency -s "$work/read.lua" "$url" >"$work/alone.txt"
+wrk -t1 -c16 -d"$duration" --latency -s "$work/write.lua" "$url" >"$work/writes_alone.txt"
 wrk -t1 -c48 -d"$duration" --latency -s "$work/read.lua" "$url" >"$work/mixed.txt" &
 r=$!
 wrk -t1 -c16 -d"$duration" --latency -s "$work/write.lua" "$url" >"$work/writes.txt" &
 w=$!
-wrk -t1 -c1 -d"$duration" --latency "$url/health" >"$work/health.txt" &
+if [ "${HEALTH_PROBE:-paced}" = wrk ]; then
+  wrk -t1 -c1 -d"$duration" --latency "$url/health" >"$work/health.txt" &
+else
+  "$venv/bin/python" bench/health_probe.py "$url" "${duration%s}" 0.01 >"$work/health.txt" &
+fi
 h=$!
 wait $r $w $h
-for f in alone mixed writes; do
+for f in alone writes_alone mixed writes health; do
   if grep -q "Non-2xx" "$work/$f.txt"; then echo "non-2xx responses in phase $f:" >&2; grep -A1 "Non-2xx" "$work/$f.txt" >&2; fi
 done
 
 a_p99=$(ms "$(field 99% "$work/alone.txt")"); m_p99=$(ms "$(field 99% "$work/mixed.txt")")
 printf '\n%-34s %12s %10s\n' phase "req/s" "p99 ms"
 printf '%-34s %12s %10s\n' "GetSecretValue alone" "$(rps "$work/alone.txt")" "$a_p99"
+printf '%-34s %12s %10s\n' "PutParameter alone (16 writers)" "$(rps "$work/writes_alone.txt")" "$(ms "$(field 99% "$work/writes_alone.txt")")"
 printf '%-34s %12s %10s\n' "GetSecretValue under 16 writers" "$(rps "$work/mixed.txt")" "$m_p99"
 printf '%-34s %12s %10s\n' "PutParameter (16 writers)" "$(rps "$work/writes.txt")" "$(ms "$(field 99% "$work/writes.txt")")"
 printf '%-34s %12s %10s   max %s\n' "GET /health during the mix" "$(rps "$work/health.txt")" "$(ms "$(field 99% "$work/health.txt")")" "$(awk '/Latency/ {print $4}' "$work/health.txt")"

@@ -246,6 +246,40 @@ def test_health(server):
         assert r.status == 200 and json.loads(r.read())["status"] == "ok"
 
 
+def test_a_connection_opened_by_a_health_probe_serves_signed_calls_too(server):
+    """A connection whose first request is /health is served on the accept thread; the signed
+    requests that follow on it still run (on the request workers) and answer as usual."""
+    import http.client
+    import urllib.parse
+
+    from robust.robust_http import sign_headers
+
+    akid, secret = server.admin_keys()
+    u = urllib.parse.urlsplit(server.endpoint)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        for _ in range(3):
+            conn.request("GET", "/health")
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["status"] == "ok"
+            body = b"Action=GetCallerIdentity&Version=2011-06-15"
+            headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+            headers.update(sign_headers(server.endpoint, "sts", akid, secret, body=body, headers=headers))
+            conn.request("POST", "/", body=body, headers=headers)
+            r = conn.getresponse()
+            text = r.read().decode()
+            assert r.status == 200, text
+            assert "<GetCallerIdentityResult>" in text and "<Account>" in text
+            # A signed call with a body that fails: the error comes back on the same connection.
+            bad = dict(headers)
+            bad["Authorization"] = bad["Authorization"][:-4] + "0000"
+            conn.request("POST", "/", body=body, headers=bad)
+            r = conn.getresponse()
+            assert r.status == 403 and b"SignatureDoesNotMatch" in r.read()
+    finally:
+        conn.close()
+
+
 def send_raw(req):
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:

@@ -1,18 +1,16 @@
 //! A store wrapper that counts committed changes to identity data (IAM entities, access keys,
 //! STS sessions), so that caches of credentials and compiled identity policies can be reused
 //! until — and only until — an identity change commits. The counter is bumped after the
-//! commit and before the writing request answers, so the very next request sees the change.
+//! backend's `commit()` has returned — with group commit, after the physical `COMMIT` that
+//! made the change visible — and before the writing request answers, so the very next request
+//! sees the change, and no cache can be refilled with the old data under the new count.
 //!
-//! A second counter numbers every committed write of any kind, seqlock-style: a write
-//! transaction moves it to odd just before its commit and to even right after. A read
-//! transaction reads it before and after taking its snapshot; when both reads give the same
-//! even number, no commit overlapped the snapshot, and every snapshot tagged with that number
-//! sees exactly the same data ([`ReadTxn::snapshot_generation`]) — so a decoded record
-//! cached under the tag can be served to any of them. Otherwise the snapshot is untagged and
-//! nothing is cached through it.
-//!
-//! The two bumps of one commit happen under a lock that other commits take too, so a reader
-//! can never see an even count while some COMMIT is still under way.
+//! Read snapshots keep the backend's tag ([`ReadTxn::snapshot_generation`]): the backend
+//! numbers its own physical commits (SQLite: seqlock-style around each `COMMIT`, see
+//! `tresor_store`'s sqlite module), because only it knows when a group of logical commits
+//! becomes visible. A wrapper counting logical commits could not: under group commit a
+//! logical commit changes nothing a reader can see, and the physical one happens later, on
+//! another thread.
 //!
 //! Single-process only: several tresor nodes sharing one PostgreSQL store would need the
 //! counter in the store (a later backend's concern).
@@ -20,7 +18,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
 use tresor_store::{ReadTxn, Store, StoreError, WriteTxn};
 
 /// Whether a key holds identity data whose change must invalidate identity caches: the
@@ -47,12 +44,6 @@ const SESSION_PREFIX: &str = "sys/session/";
 pub struct GenerationStore {
     inner: Arc<dyn Store>,
     generation: Arc<AtomicU64>,
-    writes: AtomicU64,
-    /// Held across bump–commit–bump, so that the two bumps of one commit are never
-    /// interleaved with another writer's: a backend may hand its writer to the next
-    /// transaction inside `commit()`, and without this the next writer's first bump could make
-    /// the counter even while the previous COMMIT is still running.
-    committing: Mutex<()>,
 }
 
 impl GenerationStore {
@@ -60,8 +51,6 @@ impl GenerationStore {
         GenerationStore {
             inner,
             generation: Arc::new(AtomicU64::new(0)),
-            writes: AtomicU64::new(0),
-            committing: Mutex::new(()),
         }
     }
 
@@ -72,21 +61,15 @@ impl GenerationStore {
 
 impl Store for GenerationStore {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
-        let before = self.writes.load(Ordering::SeqCst);
-        let inner = self.inner.begin_read()?;
-        let after = self.writes.load(Ordering::SeqCst);
-        let generation = (before == after && before.is_multiple_of(2)).then_some(before);
-        Ok(Box::new(TaggedReadTxn { inner, generation }))
+        // The backend's snapshot, with the backend's tag.
+        self.inner.begin_read()
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
         Ok(Box::new(CountingTxn {
             inner: self.inner.begin_write()?,
             touched: false,
-            wrote: false,
             generation: &self.generation,
-            writes: &self.writes,
-            committing: &self.committing,
         }))
     }
 
@@ -99,37 +82,10 @@ impl Store for GenerationStore {
     }
 }
 
-struct TaggedReadTxn<'a> {
-    inner: Box<dyn ReadTxn + 'a>,
-    generation: Option<u64>,
-}
-
-impl ReadTxn for TaggedReadTxn<'_> {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-
-    fn scan(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.scan(prefix, start_after, limit)
-    }
-
-    fn snapshot_generation(&self) -> Option<u64> {
-        self.generation
-    }
-}
-
 struct CountingTxn<'a> {
     inner: Box<dyn WriteTxn + 'a>,
     touched: bool,
-    wrote: bool,
     generation: &'a AtomicU64,
-    writes: &'a AtomicU64,
-    committing: &'a Mutex<()>,
 }
 
 impl ReadTxn for CountingTxn<'_> {
@@ -150,13 +106,11 @@ impl ReadTxn for CountingTxn<'_> {
 impl WriteTxn for CountingTxn<'_> {
     fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.touched |= is_identity_key(key) && !is_session_creation(key);
-        self.wrote = true;
         self.inner.put(key, value)
     }
 
     fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
         self.touched |= is_identity_key(key);
-        self.wrote = true;
         self.inner.delete(key)
     }
 
@@ -164,22 +118,10 @@ impl WriteTxn for CountingTxn<'_> {
         let CountingTxn {
             inner,
             touched,
-            wrote,
             generation,
-            writes,
-            committing,
         } = *self;
-        if !wrote {
-            return inner.commit();
-        }
-        let committed = {
-            let _one_commit_at_a_time = committing.lock();
-            writes.fetch_add(1, Ordering::SeqCst); // odd: a commit is under way
-            let committed = inner.commit();
-            writes.fetch_add(1, Ordering::SeqCst); // even again, whatever the outcome
-            committed
-        };
-        committed?;
+        // Returns once the change is visible to new snapshots (after its group's COMMIT).
+        inner.commit()?;
         if touched {
             generation.fetch_add(1, Ordering::SeqCst);
         }
@@ -245,122 +187,128 @@ mod tests {
             after,
             "an empty commit changes nothing"
         );
+        // The same through the SQLite backend, whose commits are grouped.
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir);
+        let before = store.begin_read().unwrap().snapshot_generation();
+        assert!(before.is_some());
+        let mut t = store.begin_write().unwrap();
+        t.put("k", b"v").unwrap();
+        drop(t);
+        assert_eq!(store.begin_read().unwrap().snapshot_generation(), before);
+        let mut t = store.begin_write().unwrap();
+        t.put("k", b"v").unwrap();
+        t.commit().unwrap();
+        let after = store.begin_read().unwrap().snapshot_generation();
+        assert!(after.is_some() && after != before);
+        store.begin_write().unwrap().commit().unwrap();
+        assert_eq!(store.begin_read().unwrap().snapshot_generation(), after);
     }
 
-    /// A backend that hands its writer to the next transaction inside `commit()` (as the
-    /// SQLite store does, from its transaction's `Drop`) and then lingers before returning —
-    /// the window in which the next writer used to make the counter even mid-commit.
-    struct HandOverStore {
-        inner: MemoryStore,
-        linger: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-        handed_over: std::sync::mpsc::SyncSender<()>,
+    fn sqlite(dir: &tempfile::TempDir) -> Arc<GenerationStore> {
+        let store = tresor_store::SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        Arc::new(GenerationStore::new(Arc::new(store)))
     }
 
-    struct HandOverTxn<'a> {
-        inner: Option<Box<dyn WriteTxn + 'a>>,
-        store: &'a HandOverStore,
-    }
-
-    impl Store for HandOverStore {
-        fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
-            self.inner.begin_read()
-        }
-        fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
-            Ok(Box::new(HandOverTxn {
-                inner: Some(self.inner.begin_write()?),
-                store: self,
-            }))
-        }
-        fn describe(&self) -> String {
-            "hand-over".into()
-        }
-        fn close(&self) -> Result<(), StoreError> {
-            Ok(())
-        }
-    }
-
-    impl ReadTxn for HandOverTxn<'_> {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.as_ref().map_or(Ok(None), |t| t.get(key))
-        }
-        fn scan(
-            &self,
-            prefix: &str,
-            start_after: Option<&str>,
-            limit: usize,
-        ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-            self.inner
-                .as_ref()
-                .map_or(Ok(Vec::new()), |t| t.scan(prefix, start_after, limit))
-        }
-    }
-
-    impl WriteTxn for HandOverTxn<'_> {
-        fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-            match self.inner.as_mut() {
-                Some(t) => t.put(key, value),
-                None => Ok(()),
-            }
-        }
-        fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
-            self.inner.as_mut().map_or(Ok(false), |t| t.delete(key))
-        }
-        fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-            if let Some(t) = self.inner.take() {
-                t.commit()?; // the writer is free for the next transaction from here on
-            }
-            let _ = self.store.handed_over.send(());
-            let _ = self.store.linger.lock().unwrap().recv();
-            Ok(())
-        }
-    }
-
+    /// Many writers (so that the SQLite backend groups their commits and hands its writer
+    /// from one logical transaction to the next while a group is still uncommitted) and
+    /// readers: two snapshots with the same tag must see the same data. Every transaction
+    /// writes one counter of its own and the shared `n`; a snapshot's data is summed up as
+    /// the values it reads.
     #[test]
-    fn no_snapshot_is_tagged_while_a_commit_is_under_way_even_when_the_writer_is_handed_over_early()
-    {
-        let (handed_over, handed_over_rx) = std::sync::mpsc::sync_channel(8);
-        let (release, linger) = std::sync::mpsc::channel();
-        let store = Arc::new(GenerationStore::new(Arc::new(HandOverStore {
-            inner: MemoryStore::new(),
-            linger: std::sync::Mutex::new(linger),
-            handed_over,
-        })));
-        let a = {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                let mut t = store.begin_write().unwrap();
-                t.put("acct/1/region/r/secretsmanager/a", b"1").unwrap();
-                t.commit().unwrap();
-            })
-        };
-        // A has committed and handed the writer over, but its commit() has not returned.
-        handed_over_rx
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .unwrap();
-        let b = {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                let mut t = store.begin_write().unwrap();
-                t.put("acct/1/region/r/secretsmanager/b", b"2").unwrap();
-                t.commit().unwrap();
-            })
-        };
-        // Whatever B does meanwhile, a reader must not get a tagged snapshot: some commit is
-        // still under way, so two snapshots with the same tag could see different data.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
-        while std::time::Instant::now() < deadline {
-            assert_eq!(store.begin_read().unwrap().snapshot_generation(), None);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        release.send(()).unwrap();
-        handed_over_rx
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .unwrap();
-        release.send(()).unwrap();
-        a.join().unwrap();
-        b.join().unwrap();
-        let tag = store.begin_read().unwrap().snapshot_generation();
-        assert_eq!(tag, Some(4), "two commits, two bumps each");
+    fn snapshots_sharing_a_tag_see_the_same_data_under_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir);
+        const WRITERS: u64 = 8;
+        const COMMITS: u64 = 60;
+        let seen = parking_lot::Mutex::new(std::collections::HashMap::<u64, Vec<Vec<u8>>>::new());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let tagged = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    while !done.load(Ordering::SeqCst) {
+                        let r = store.begin_read().unwrap();
+                        let Some(tag) = r.snapshot_generation() else {
+                            continue;
+                        };
+                        let data: Vec<Vec<u8>> = r
+                            .scan("", None, 1000)
+                            .unwrap()
+                            .into_iter()
+                            .flat_map(|(k, v)| [k.into_bytes(), v])
+                            .collect();
+                        tagged.fetch_add(1, Ordering::SeqCst);
+                        let mut seen = seen.lock();
+                        let first = seen.entry(tag).or_insert_with(|| data.clone());
+                        assert_eq!(*first, data, "two snapshots tagged {tag} differ");
+                    }
+                });
+            }
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let store = &store;
+                    s.spawn(move || {
+                        for i in 0..COMMITS {
+                            let mut t = store.begin_write().unwrap();
+                            let n = t
+                                .get("n")
+                                .unwrap()
+                                .map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap())
+                                + 1u64;
+                            t.put("n", n.to_string().as_bytes()).unwrap();
+                            t.put(&format!("w/{w}"), i.to_string().as_bytes()).unwrap();
+                            if i % 5 == 4 {
+                                drop(t); // rolled back: must change no tag's data
+                            } else {
+                                t.commit().unwrap();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        assert!(
+            tagged.load(Ordering::SeqCst) > 0,
+            "no snapshot was ever tagged"
+        );
+        let r = store.begin_read().unwrap();
+        let n = r.get("n").unwrap().unwrap();
+        assert_eq!(n, (WRITERS * COMMITS * 4 / 5).to_string().into_bytes());
+    }
+
+    /// Under group commit, an identity change's commit returns only after the change is
+    /// visible, and the identity generation has moved by then: a request that starts after
+    /// the acknowledgement can never cache the old identity data under the new generation.
+    #[test]
+    fn an_identity_commit_is_visible_and_counted_when_commit_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir);
+        let counter = store.counter();
+        std::thread::scope(|s| {
+            for w in 0..8u64 {
+                let store = &store;
+                let counter = &counter;
+                s.spawn(move || {
+                    for i in 0..40u64 {
+                        let key = format!("acct/1/iam/user/u{w}");
+                        let value = i.to_string();
+                        let before = counter.load(Ordering::SeqCst);
+                        let mut t = store.begin_write().unwrap();
+                        t.put(&key, value.as_bytes()).unwrap();
+                        t.commit().unwrap();
+                        assert!(counter.load(Ordering::SeqCst) > before);
+                        let r = store.begin_read().unwrap();
+                        assert_eq!(r.get(&key).unwrap(), Some(value.into_bytes()));
+                    }
+                });
+            }
+        });
+        assert_eq!(counter.load(Ordering::SeqCst), 8 * 40);
     }
 
     #[test]

@@ -440,8 +440,12 @@ impl Executor {
             }
         }
         function_log.extend_from_slice(&stderr);
+        // The function's own output is its log (CloudWatch Logs on AWS), under a target of its
+        // own so that an operator can route or silence it (`--log` filter
+        // `tresor_function_log=off`): what a user's function prints is the user's business,
+        // and tresor itself never prints a value.
         for line in String::from_utf8_lossy(&function_log).lines() {
-            tracing::info!(request_id = inv.request_id, function = %r.name, "{line}");
+            tracing::info!(target: "tresor_function_log", request_id = inv.request_id, function = %r.name, "{line}");
         }
         log.extend_from_slice(&function_log);
 

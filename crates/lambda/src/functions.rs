@@ -247,8 +247,8 @@ const RESERVED_ENV: &[&str] = &[
 
 /// `iam:PassRole` on the execution role, then the role's trust policy must let Lambda in.
 fn check_role(services: &Services, ctx: &RequestCtx, role: &str) -> Result<(), LambdaError> {
-    let parsed = role
-        .strip_prefix("arn:aws:iam::")
+    let parsed = tresor_policy::arn::strip_service_prefix(role, "iam")
+        .and_then(|r| r.strip_prefix(':'))
         .and_then(|r| r.split_once(":role/"))
         .filter(|(acct, name)| {
             acct.len() == 12 && acct.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty()

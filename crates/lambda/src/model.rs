@@ -127,7 +127,10 @@ pub mod keys {
 }
 
 pub fn function_arn(region: &str, account: &str, name: &str) -> String {
-    format!("arn:aws:lambda:{region}:{account}:function:{name}")
+    format!(
+        "arn:{}:lambda:{region}:{account}:function:{name}",
+        tresor_policy::arn::partition_of_region(region)
+    )
 }
 
 /// `CodeSha256`: the base64 of the package's SHA-256, as Lambda reports it.

@@ -23,9 +23,13 @@ fn principal_element(principal: &str) -> Result<Value, LambdaError> {
         return Ok(json!("*"));
     }
     if principal.len() == 12 && principal.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(json!({ "AWS": format!("arn:aws:iam::{principal}:root") }));
+        return Ok(
+            json!({ "AWS": format!("arn:{}:iam::{principal}:root", tresor_policy::arn::partition()) }),
+        );
     }
-    if principal.starts_with("arn:aws:iam::") || principal.starts_with("arn:aws:sts::") {
+    if tresor_policy::arn::strip_service_prefix(principal, "iam").is_some()
+        || tresor_policy::arn::strip_service_prefix(principal, "sts").is_some()
+    {
         return Ok(json!({ "AWS": principal }));
     }
     if principal.ends_with(".amazonaws.com") || principal.ends_with(".amazonaws.com.cn") {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use tresor_core::functions::{FunctionError, Functions, ServiceInvoke};
 use tresor_iam::testing::{ACCOUNT, REGION, TestEnv, ctx};
-use tresor_wire::ServiceId;
 use tresor_wire::query::QueryParams;
 
 use crate::errors::LambdaError;
@@ -35,14 +34,14 @@ fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn role(env: &TestEnv, name: &str, trust: &str) -> String {
-    let handler = tresor_iam::query_handler(ServiceId::Iam, "CreateRole").unwrap();
     let body = form_body(&[
         ("Action", "CreateRole"),
         ("RoleName", name),
         ("AssumeRolePolicyDocument", trust),
     ]);
     let params = QueryParams::parse(body.as_bytes()).unwrap();
-    handler(&env.services, &ctx(), &params).unwrap();
+    let input = tresor_wire::query::decode(&params).unwrap();
+    tresor_iam::api::roles::create_role(&env.services, &ctx(), input).unwrap();
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
 }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use time::OffsetDateTime;
@@ -137,9 +137,7 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    if parts.uri.path() == "/health"
-        && (parts.method == Method::GET || parts.method == Method::HEAD)
-    {
+    if crate::conn::is_health(&parts.method, parts.uri.path()) {
         return respond(
             StatusCode::OK,
             "application/json",

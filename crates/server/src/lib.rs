@@ -119,8 +119,31 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         tresor_secretsmanager::rotation_run::DEFAULT_CONCURRENCY,
     )
     .map_err(|e| ServerError::Setup(format!("cannot start the rotation worker: {e}")))?;
+    // The accept loop and /health run on a thread of their own (see `conn`, the health lane);
+    // requests run on this runtime's workers.
+    let workers = tokio::runtime::Handle::current();
+    let listener = listener
+        .into_std()
+        .map_err(|e| ServerError::Setup(e.to_string()))?;
+    let lane = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServerError::Setup(format!("cannot start the accept thread: {e}")))?;
+    let (served, lane_done) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("tresor-accept".into())
+        .spawn(move || {
+            lane.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, tls, state, limits, rx, workers).await,
+                    Err(e) => tracing::error!(error = %e, "cannot listen on the accept thread"),
+                }
+            });
+            let _ = served.send(());
+        })
+        .map_err(|e| ServerError::Setup(format!("cannot start the accept thread: {e}")))?;
     let task = tokio::spawn(async move {
-        serve(listener, tls, state, limits, rx).await;
+        let _ = lane_done.await;
         rotations.stop();
         let _ = worker.await;
     });
@@ -145,19 +168,31 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// Where a connection comes from, and — when it is served on the health lane — the runtime
+/// its other requests run on.
+struct Peer {
+    remote: SocketAddr,
+    tls: bool,
+    workers: Option<tokio::runtime::Handle>,
+}
+
 /// Serves one connection: `Guarded` applies the timeouts, the service marks where each
 /// request is handled.
 async fn serve_connection<S>(
     stream: S,
     state: Arc<handler::State>,
-    remote: SocketAddr,
-    tls: bool,
+    peer: Peer,
     limits: Limits,
     watcher: hyper_util::server::graceful::Watcher,
     mut pressure: watch::Receiver<u64>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Peer {
+        remote,
+        tls,
+        workers,
+    } = peer;
     let activity = conn::Activity::new();
     let svc_activity = activity.clone();
     let io = conn::Guarded::new(
@@ -169,9 +204,22 @@ async fn serve_connection<S>(
     let svc = hyper::service::service_fn(move |req| {
         let state = state.clone();
         let activity = svc_activity.clone();
+        let workers = workers.clone();
         async move {
             activity.enter_service();
-            let response = handler::serve_request(state, req, remote, tls).await;
+            let response = match workers {
+                // On the health lane: anything but /health runs on the workers.
+                Some(workers) if !conn::is_health(req.method(), req.uri().path()) => workers
+                    .spawn(handler::serve_request(state, req, remote, tls))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "a request's task failed");
+                        let mut resp = hyper::Response::new(Default::default());
+                        *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                        Ok(resp)
+                    }),
+                _ => handler::serve_request(state, req, remote, tls).await,
+            };
             activity.leave_service();
             response
         }
@@ -209,6 +257,7 @@ async fn serve(
     state: Arc<handler::State>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
+    workers: tokio::runtime::Handle,
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -280,14 +329,57 @@ async fn serve(
         let pressure = pressure.subscribe();
         match &tls {
             None => {
+                let workers = workers.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, state, remote, false, limits, watcher, pressure).await;
-                    drop(permit);
+                    if conn::first_request_is_health(&stream).await {
+                        let peer = Peer {
+                            remote,
+                            tls: false,
+                            workers: Some(workers),
+                        };
+                        serve_connection(stream, state, peer, limits, watcher, pressure).await;
+                        drop(permit);
+                        return;
+                    }
+                    let stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(error = %e, %remote, "cannot hand a connection over");
+                            return;
+                        }
+                    };
+                    workers.spawn(async move {
+                        match tokio::net::TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                let peer = Peer {
+                                    remote,
+                                    tls: false,
+                                    workers: None,
+                                };
+                                serve_connection(stream, state, peer, limits, watcher, pressure)
+                                    .await;
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, %remote, "cannot hand a connection over");
+                            }
+                        }
+                        drop(permit);
+                    });
                 });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                tokio::spawn(async move {
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, %remote, "cannot hand a connection over");
+                        continue;
+                    }
+                };
+                workers.spawn(async move {
+                    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                        return;
+                    };
                     let handshake =
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
                     let stream = match handshake.await {
@@ -298,7 +390,12 @@ async fn serve(
                         }
                         Err(_) => return,
                     };
-                    serve_connection(stream, state, remote, true, limits, watcher, pressure).await;
+                    let peer = Peer {
+                        remote,
+                        tls: true,
+                        workers: None,
+                    };
+                    serve_connection(stream, state, peer, limits, watcher, pressure).await;
                     drop(permit);
                 });
             }

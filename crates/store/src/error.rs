@@ -33,6 +33,20 @@ pub enum StoreError {
     #[error("the storage backend does not support {what}")]
     Unsupported { what: &'static str },
 
+    /// SQLite rolled the open write transaction back after an error (a full disk, an I/O
+    /// error), so nothing of it, or of the group it ran in, will commit.
+    #[error("the write transaction was rolled back after a storage error")]
+    TransactionLost,
+
+    /// The `COMMIT` of the group this write transaction was committed in failed (group commit:
+    /// several transactions share one `COMMIT`), so none of the group's changes are durable
+    /// or visible.
+    #[error("the group commit of this write transaction failed: {source}")]
+    GroupCommit {
+        #[source]
+        source: std::sync::Arc<StoreError>,
+    },
+
     /// The backend reported an error. SQLite's messages name tables, columns and error codes,
     /// never bound values.
     #[error("sqlite error while {context}: {source}")]
@@ -48,6 +62,7 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Busy { .. } => true,
+            StoreError::GroupCommit { source } => source.is_retryable(),
             StoreError::Sqlite { source, .. } => matches!(
                 source.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)

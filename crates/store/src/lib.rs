@@ -87,5 +87,10 @@ pub trait WriteTxn: ReadTxn {
 
     /// Makes every write of this transaction durable and visible, atomically. On error nothing
     /// of this transaction is visible.
+    ///
+    /// A backend may commit several transactions together (SQLite: group commit). Then this
+    /// returns once the shared commit has returned — the guarantee above holds on return —
+    /// and it may wait for the transactions that took the writer after this one, which is one
+    /// more reason to keep write transactions short.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

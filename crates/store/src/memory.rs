@@ -17,14 +17,23 @@ use crate::{ReadTxn, Store, StoreError, WriteTxn};
 
 type Map = BTreeMap<String, Vec<u8>>;
 
+/// The committed map and how many commits made it.
+#[derive(Default)]
+struct Versioned {
+    map: Arc<Map>,
+    commits: u64,
+}
+
 /// How long [`Store::begin_write`] waits for the current writer by default.
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An ordered map behind a lock. Readers share an immutable snapshot (`Arc`), and the writer
 /// buffers its changes and applies them copy-on-write at commit, so a reader never observes a
-/// partial commit and never blocks the writer for longer than the swap.
+/// partial commit and never blocks the writer for longer than the swap. Each transaction
+/// commits on its own (no group commit). Snapshots are tagged with the number of commits
+/// they include ([`ReadTxn::snapshot_generation`]).
 pub struct MemoryStore {
-    data: RwLock<Arc<Map>>,
+    data: RwLock<Versioned>,
     state: Mutex<WriterState>,
     writer_released: Condvar,
     busy_timeout: Duration,
@@ -44,7 +53,7 @@ impl MemoryStore {
     /// A store whose `begin_write` gives up after `busy_timeout` with [`StoreError::Busy`].
     pub fn with_busy_timeout(busy_timeout: Duration) -> Self {
         MemoryStore {
-            data: RwLock::new(Arc::new(Map::new())),
+            data: RwLock::new(Versioned::default()),
             state: Mutex::new(WriterState::default()),
             writer_released: Condvar::new(),
             busy_timeout,
@@ -74,8 +83,10 @@ impl Store for MemoryStore {
         if self.state.lock().closed {
             return Err(StoreError::Closed);
         }
+        let data = self.data.read();
         Ok(Box::new(MemoryReadTxn {
-            snapshot: Arc::clone(&self.data.read()),
+            snapshot: Arc::clone(&data.map),
+            generation: data.commits,
         }))
     }
 
@@ -103,7 +114,7 @@ impl Store for MemoryStore {
         drop(state);
         Ok(Box::new(MemoryWriteTxn {
             store: self,
-            base: Arc::clone(&self.data.read()),
+            base: Arc::clone(&self.data.read().map),
             pending: BTreeMap::new(),
         }))
     }
@@ -125,6 +136,7 @@ pub(crate) fn duration_ms(d: Duration) -> u64 {
 
 struct MemoryReadTxn {
     snapshot: Arc<Map>,
+    generation: u64,
 }
 
 impl ReadTxn for MemoryReadTxn {
@@ -142,6 +154,10 @@ impl ReadTxn for MemoryReadTxn {
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn snapshot_generation(&self) -> Option<u64> {
+        Some(self.generation)
     }
 }
 
@@ -230,8 +246,9 @@ impl WriteTxn for MemoryWriteTxn<'_> {
         // Let go of our own reference first, or `make_mut` would always copy.
         drop(std::mem::take(&mut self.base));
         let mut data = self.store.data.write();
+        data.commits += 1;
         // Copies the map only if a reader still holds the current snapshot.
-        let map = Arc::make_mut(&mut data);
+        let map = Arc::make_mut(&mut data.map);
         for (key, change) in pending {
             match change {
                 Some(value) => {

@@ -16,15 +16,33 @@
 //! bytewise key order of the [`crate::Store`] contract, and a prefix scan is one index range
 //! `k >= prefix AND k < successor(prefix)`.
 //!
-//! Group commit (not built yet): with `synchronous=FULL` every commit costs an fsync
-//! (~6,000 commits/s measured on a development machine, against ~45,000 rows/s when 64 rows
-//! share one commit). The writer is a single connection handed out through [`WriterSlot`], so
-//! group commit can be added behind the same trait: while one SQLite transaction is open, let
-//! the next logical write transactions run inside it as `SAVEPOINT`s (`ROLLBACK TO` on drop),
-//! make their `commit()` release the savepoint and block until the group's single `COMMIT`
-//! (one fsync) has returned, and fail every member of the group if that `COMMIT` fails.
+//! Group commit: with `synchronous=FULL` every COMMIT costs an fsync, so concurrent write
+//! transactions share one. The services still see one transaction per request; underneath,
+//! while one SQLite transaction (`BEGIN IMMEDIATE`) is open, each logical write transaction
+//! runs inside it as a `SAVEPOINT`:
+//! - a logical rollback is `ROLLBACK TO` that savepoint, which undoes exactly that transaction's
+//!   changes and none of the earlier ones in the group;
+//! - a logical commit is `RELEASE` of the savepoint. If other writers are waiting for the
+//!   connection (and the group is below [`SqliteOptions::group_commit_max`] transactions and
+//!   younger than [`SqliteOptions::group_commit_window`]), the connection goes to the next of
+//!   them and `commit()` waits; otherwise the committing thread issues the group's single
+//!   `COMMIT` (one fsync) itself. Either way `commit()` returns only after the `COMMIT` that
+//!   contains its changes has returned, and if that `COMMIT` fails, every member of the group
+//!   gets the error — an acknowledged write is as durable as without grouping;
+//! - a transaction that saw changes of earlier members which are not durable yet (a read of
+//!   them, even if it then rolls back) also waits for the group's `COMMIT` before it returns,
+//!   so that no answer depends on data that could still be lost;
+//! - readers use other connections and WAL snapshots, so they only ever see physically
+//!   committed groups, never a part of one.
+//!
+//! The store numbers physical commits seqlock-style for [`ReadTxn::snapshot_generation`]: the
+//! count is odd while a `COMMIT` runs, and a read snapshot taken while it was even and
+//! unchanged is tagged with it. Only the thread holding the writer connection commits, so the
+//! two bumps of one `COMMIT` are never interleaved with another's.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -60,6 +78,12 @@ pub struct SqliteOptions {
     /// How many idle read-only connections to keep for reuse. More concurrent readers than
     /// this still work: the extra connections are opened on demand and closed when returned.
     pub max_idle_readers: usize,
+    /// The most write transactions one `COMMIT` carries (group commit). 1 commits every
+    /// transaction on its own.
+    pub group_commit_max: usize,
+    /// How long a group keeps taking in waiting writers after its first transaction committed;
+    /// bounds the extra commit latency of that first transaction.
+    pub group_commit_window: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -69,25 +93,125 @@ impl Default for SqliteOptions {
             max_idle_readers: std::thread::available_parallelism()
                 .map_or(4, |n| n.get() * 2)
                 .max(4),
+            group_commit_max: DEFAULT_GROUP_COMMIT_MAX,
+            group_commit_window: DEFAULT_GROUP_COMMIT_WINDOW,
         }
     }
 }
+
+/// Enough to amortize an fsync over a busy server's writers without letting one group grow
+/// without end.
+const DEFAULT_GROUP_COMMIT_MAX: usize = 64;
+const DEFAULT_GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(10);
+/// How often a transaction waiting for its group's `COMMIT` looks again even if nobody woke it
+/// (a safety net; every state change wakes the waiters).
+const GROUP_RECHECK: Duration = Duration::from_millis(10);
+/// The savepoint a logical write transaction runs in.
+const SAVEPOINT: &str = "SAVEPOINT w";
+const RELEASE: &str = "RELEASE w";
+const ROLLBACK_TO: &str = "ROLLBACK TO w";
 
 /// An ordered transactional key-value store in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
     options: SqliteOptions,
-    writer: Mutex<WriterSlot>,
-    writer_released: Condvar,
+    writer: Mutex<Writer>,
+    /// Wakes a `begin_write` waiting for the writer connection.
+    writer_free: Condvar,
+    /// Wakes transactions waiting for their group's `COMMIT` (its outcome, or their turn to
+    /// issue it).
+    group_changed: Condvar,
     readers: Mutex<ReaderPool>,
+    /// Physical commits, seqlock-style: odd while a `COMMIT` runs (see the module doc).
+    commits: AtomicU64,
+    /// Fault injection for tests: how many of the next `COMMIT`s the commit hook turns into a
+    /// rollback.
+    fail_commits: Arc<AtomicU64>,
 }
 
-/// The single writer connection and who holds it. A write transaction takes the connection out
-/// (so that the transaction owns it and is `Send`) and puts it back when it ends.
-struct WriterSlot {
+/// The single writer connection, the open group and who waits for what. A write transaction
+/// takes the connection out (so that the transaction owns it and is `Send`) and puts it back
+/// when it ends.
+struct Writer {
+    /// `Some` while no transaction holds it.
     conn: Option<Connection>,
-    in_use: bool,
     closed: bool,
+    /// Whether `close` has taken the connection for good.
+    shut: bool,
+    /// `begin_write` calls waiting for the connection.
+    waiting: usize,
+    /// The number of the open group; it goes up by one whenever a group ends (committed or
+    /// failed).
+    group: u64,
+    /// Logical commits with changes in the open group: not durable yet.
+    members: usize,
+    /// Threads waiting for the open group's outcome.
+    waiters: usize,
+    /// When the open group's first member committed.
+    opened_at: Option<Instant>,
+    /// Whether the connection's open SQLite transaction is the current group's (begun by
+    /// `BEGIN IMMEDIATE` and neither committed nor lost since). An open transaction that is
+    /// not (a rollback that failed) is rolled back before the next group begins.
+    in_group: bool,
+    /// Failed groups whose waiters have not all read the error yet.
+    failures: Vec<GroupFailure>,
+}
+
+struct GroupFailure {
+    group: u64,
+    error: Arc<StoreError>,
+    unread: usize,
+}
+
+impl Writer {
+    /// Whether the open group must commit now rather than take in another transaction.
+    fn group_full(&self, options: &SqliteOptions) -> bool {
+        self.members > 0
+            && (self.members >= options.group_commit_max.max(1)
+                || self
+                    .opened_at
+                    .is_some_and(|t| t.elapsed() >= options.group_commit_window))
+    }
+
+    /// Whether a waiting member should take the free connection and commit the group.
+    fn wants_leader(&self, options: &SqliteOptions) -> bool {
+        self.conn.is_some()
+            && self.members > 0
+            && (self.waiting == 0 || self.closed || self.group_full(options))
+    }
+
+    /// Ends the open group (after its `COMMIT` or its loss) and records a failure for every
+    /// thread still waiting for it.
+    fn end_group(&mut self, failure: Option<Arc<StoreError>>) {
+        if let Some(error) = failure
+            && self.waiters > 0
+        {
+            self.failures.push(GroupFailure {
+                group: self.group,
+                error,
+                unread: self.waiters,
+            });
+        }
+        self.group += 1;
+        self.in_group = false;
+        self.members = 0;
+        self.waiters = 0;
+        self.opened_at = None;
+    }
+
+    /// The outcome of an ended group, for one of its waiters.
+    fn outcome(&mut self, group: u64) -> Result<(), StoreError> {
+        let Some(i) = self.failures.iter().position(|f| f.group == group) else {
+            return Ok(());
+        };
+        let failure = &mut self.failures[i];
+        let error = failure.error.clone();
+        failure.unread -= 1;
+        if failure.unread == 0 {
+            self.failures.swap_remove(i);
+        }
+        Err(StoreError::GroupCommit { source: error })
+    }
 }
 
 struct ReaderPool {
@@ -114,18 +238,37 @@ impl SqliteStore {
         create_private_file(path)?;
         let mut writer = open_writer(path, &options)?;
         init_schema(&mut writer)?;
+        let fail_commits = Arc::new(AtomicU64::new(0));
+        let fail = fail_commits.clone();
+        writer
+            .commit_hook(Some(move || {
+                // Returning true turns this COMMIT into a rollback (SQLITE_CONSTRAINT_COMMITHOOK).
+                fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            }))
+            .map_err(StoreError::sqlite("installing the commit hook"))?;
         let store = SqliteStore {
             path: path.to_owned(),
-            writer: Mutex::new(WriterSlot {
+            writer: Mutex::new(Writer {
                 conn: Some(writer),
-                in_use: false,
                 closed: false,
+                shut: false,
+                waiting: 0,
+                group: 0,
+                members: 0,
+                waiters: 0,
+                opened_at: None,
+                in_group: false,
+                failures: Vec::new(),
             }),
-            writer_released: Condvar::new(),
+            writer_free: Condvar::new(),
+            group_changed: Condvar::new(),
             readers: Mutex::new(ReaderPool {
                 idle: Vec::new(),
                 closed: false,
             }),
+            commits: AtomicU64::new(0),
+            fail_commits,
             options,
         };
         // Fail now, not on the first request, if read-only connections cannot be opened.
@@ -178,47 +321,224 @@ impl SqliteStore {
         drop(conn); // closed outside the lock
     }
 
-    fn take_writer(&self) -> Result<Connection, StoreError> {
-        let deadline = Instant::now() + self.options.busy_timeout;
-        let mut slot = self.writer.lock();
-        loop {
-            if slot.closed {
-                return Err(StoreError::Closed);
-            }
-            if !slot.in_use {
-                if let Some(conn) = slot.conn.take() {
-                    slot.in_use = true;
-                    return Ok(conn);
-                }
-                return Err(StoreError::Closed);
-            }
-            if self
-                .writer_released
-                .wait_until(&mut slot, deadline)
-                .timed_out()
-            {
-                return Err(StoreError::Busy {
-                    timeout_ms: duration_ms(self.options.busy_timeout),
-                });
-            }
+    /// How many physical `COMMIT`s (successful or not) this store has issued: with group
+    /// commit, fewer than the write transactions committed.
+    pub fn physical_commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst) / 2
+    }
+
+    /// How many `begin_write` calls are waiting for the writer (for tests that line writers
+    /// up).
+    #[doc(hidden)]
+    pub fn waiting_writers(&self) -> usize {
+        self.writer.lock().waiting
+    }
+
+    /// Fault injection for tests: the next `n` physical `COMMIT`s fail (SQLite rolls them
+    /// back), as a failed fsync would make them fail.
+    #[doc(hidden)]
+    pub fn fail_next_commits(&self, n: u64) {
+        self.fail_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Wakes whoever can make progress with the writer's current state.
+    fn wake(&self, w: &Writer) {
+        if w.conn.is_none() {
+            return;
+        }
+        if w.wants_leader(&self.options) || w.closed {
+            self.group_changed.notify_all();
+        } else if w.waiting > 0 {
+            self.writer_free.notify_one();
         }
     }
 
-    fn return_writer(&self, conn: Connection) {
-        {
-            let mut slot = self.writer.lock();
-            slot.conn = Some(conn);
-            slot.in_use = false;
+    /// Takes the writer connection, waiting up to the busy timeout. A group that is full must
+    /// commit before anyone else gets the connection.
+    fn take_writer(&self) -> Result<(Connection, bool), StoreError> {
+        let deadline = Instant::now() + self.options.busy_timeout;
+        let mut w = self.writer.lock();
+        w.waiting += 1;
+        let mut timed_out = false;
+        let taken = loop {
+            if w.closed {
+                break Err(StoreError::Closed);
+            }
+            if w.conn.is_some() && !w.group_full(&self.options) {
+                let in_group = w.in_group;
+                // The taker begins the group's transaction if there is none; if that fails it
+                // says so in `abandon_begin`.
+                w.in_group = true;
+                break w
+                    .conn
+                    .take()
+                    .map(|c| (c, in_group))
+                    .ok_or(StoreError::Closed);
+            }
+            if timed_out {
+                break Err(StoreError::Busy {
+                    timeout_ms: duration_ms(self.options.busy_timeout),
+                });
+            }
+            if w.conn.is_some() {
+                // Full group: let its members commit it.
+                self.group_changed.notify_all();
+            }
+            timed_out = self.writer_free.wait_until(&mut w, deadline).timed_out();
+        };
+        w.waiting -= 1;
+        if taken.is_err() {
+            self.wake(&w);
         }
-        self.writer_released.notify_all();
+        taken
+    }
+
+    /// Puts the writer connection back after `begin_write` failed. `group_intact` says whether
+    /// a group transaction is still open on it (one existed before, and nothing was lost).
+    fn abandon_begin(&self, conn: Connection, group_intact: bool) {
+        let mut w = self.writer.lock();
+        if !group_intact {
+            w.in_group = false;
+        }
+        w.conn = Some(conn);
+        self.wake(&w);
+    }
+
+    /// Puts the writer connection back, with no group transaction open on it.
+    fn return_idle_writer(&self, conn: Connection) {
+        let mut w = self.writer.lock();
+        w.in_group = false;
+        w.conn = Some(conn);
+        self.wake(&w);
+    }
+
+    /// Ends a logical write transaction whose savepoint is already released (`committed`, with
+    /// `wrote` telling whether it changed anything) or rolled back. `broken` says the physical
+    /// transaction was lost (SQLite rolled it back after an error): then every member of the
+    /// open group fails. Returns once everything this transaction saw or wrote is durable.
+    fn end_logical(
+        &self,
+        conn: Connection,
+        committed: bool,
+        wrote: bool,
+        broken: Option<StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut w = self.writer.lock();
+        if let Some(error) = broken {
+            drop(w);
+            if !conn.is_autocommit() {
+                let _ = execute_cached(&conn, "ROLLBACK", "rolling back a lost transaction");
+            }
+            let mut w = self.writer.lock();
+            let error = Arc::new(error);
+            w.end_group(Some(error.clone()));
+            w.conn = Some(conn);
+            self.group_changed.notify_all();
+            self.wake(&w);
+            return Err(StoreError::GroupCommit { source: error });
+        }
+        if committed && wrote {
+            w.members += 1;
+            if w.opened_at.is_none() {
+                w.opened_at = Some(Instant::now());
+            }
+        }
+        if w.members == 0 {
+            // Nothing in the open transaction needs committing (every earlier member rolled
+            // back, or there was none).
+            if w.waiting == 0 || w.closed {
+                // End it so that it holds no lock while the writer is idle.
+                drop(w);
+                let ended = if conn.is_autocommit() {
+                    Ok(())
+                } else {
+                    execute_cached(&conn, "ROLLBACK", "ending an empty transaction")
+                };
+                self.return_idle_writer(conn);
+                return ended;
+            }
+            w.conn = Some(conn);
+            self.wake(&w);
+            return Ok(());
+        }
+        // This transaction's changes, or earlier members' changes it could see, are not
+        // durable yet: it returns only after the group's COMMIT.
+        let group = w.group;
+        w.waiters += 1;
+        if w.waiting > 0 && !w.closed && !w.group_full(&self.options) {
+            w.conn = Some(conn);
+            self.wake(&w);
+            self.await_group(w, group)
+        } else {
+            self.commit_group(w, conn, group)
+        }
+    }
+
+    /// Waits for `group`'s outcome as one of its waiters, and commits it when it is this
+    /// thread's turn (the connection is free and nobody else wants it).
+    fn await_group(
+        &self,
+        mut w: parking_lot::MutexGuard<'_, Writer>,
+        group: u64,
+    ) -> Result<(), StoreError> {
+        loop {
+            if w.group > group {
+                return w.outcome(group);
+            }
+            if w.wants_leader(&self.options)
+                && let Some(conn) = w.conn.take()
+            {
+                return self.commit_group(w, conn, group);
+            }
+            self.group_changed.wait_for(&mut w, GROUP_RECHECK);
+        }
+    }
+
+    /// Issues the open group's `COMMIT` on behalf of all its members; `w.waiters` counts this
+    /// thread.
+    fn commit_group(
+        &self,
+        mut w: parking_lot::MutexGuard<'_, Writer>,
+        conn: Connection,
+        group: u64,
+    ) -> Result<(), StoreError> {
+        debug_assert_eq!(w.group, group);
+        w.waiters -= 1;
+        drop(w);
+        self.commits.fetch_add(1, Ordering::SeqCst); // odd: a COMMIT is under way
+        let committed = execute_cached(&conn, "COMMIT", "committing");
+        if committed.is_err() && !conn.is_autocommit() {
+            // Still open (e.g. the disk is full): undo it. If even that fails, the next
+            // `begin_write` retries before it begins (the group is over: `in_group` is false).
+            let _ = execute_cached(&conn, "ROLLBACK", "rolling back a failed commit");
+        }
+        self.commits.fetch_add(1, Ordering::SeqCst); // even again, whatever the outcome
+        let mut w = self.writer.lock();
+        let outcome = match committed {
+            Ok(()) => {
+                w.end_group(None);
+                Ok(())
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                w.end_group(Some(error.clone()));
+                Err(StoreError::GroupCommit { source: error })
+            }
+        };
+        w.conn = Some(conn);
+        self.group_changed.notify_all();
+        self.wake(&w);
+        outcome
     }
 }
 
 impl Store for SqliteStore {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
-        let txn = SqliteReadTxn {
+        let before = self.commits.load(Ordering::SeqCst);
+        let mut txn = SqliteReadTxn {
             store: self,
             conn: Some(self.take_reader()?),
+            generation: None,
         };
         let conn = txn.conn()?;
         execute_cached(conn, "BEGIN", "beginning a read transaction")?;
@@ -227,21 +547,41 @@ impl Store for SqliteStore {
         conn.prepare_cached(SELECT_SCHEMA_VERSION)
             .and_then(|mut stmt| stmt.query_row([], |_| Ok(())).optional())
             .map_err(StoreError::sqlite("starting a read snapshot"))?;
+        // No COMMIT ran while the snapshot was taken: it shows exactly the first before/2
+        // physical commits, as does every other snapshot tagged the same.
+        let after = self.commits.load(Ordering::SeqCst);
+        txn.generation = (before == after && before.is_multiple_of(2)).then_some(before);
         Ok(Box::new(txn))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
-        let txn = SqliteWriteTxn {
-            store: self,
-            conn: Some(self.take_writer()?),
-        };
-        let conn = txn.conn()?;
-        if !conn.is_autocommit() {
-            // A previous transaction's rollback failed; heal before starting a new one.
-            execute_cached(conn, "ROLLBACK", "rolling back a stale transaction")?;
+        let (conn, in_group) = self.take_writer()?;
+        let in_group = in_group && !conn.is_autocommit();
+        if !in_group {
+            let begun = if conn.is_autocommit() {
+                Ok(())
+            } else {
+                // A previous rollback failed; heal before starting a new group.
+                execute_cached(&conn, "ROLLBACK", "rolling back a stale transaction")
+            }
+            .and_then(|()| {
+                execute_cached(&conn, "BEGIN IMMEDIATE", "beginning a write transaction")
+            });
+            if let Err(e) = begun {
+                self.abandon_begin(conn, false);
+                return Err(e);
+            }
         }
-        execute_cached(conn, "BEGIN IMMEDIATE", "beginning a write transaction")?;
-        Ok(Box::new(txn))
+        if let Err(e) = execute_cached(&conn, SAVEPOINT, "beginning a write transaction") {
+            // Nothing of the group is lost by a savepoint that was not created.
+            self.abandon_begin(conn, true);
+            return Err(e);
+        }
+        Ok(Box::new(SqliteWriteTxn {
+            store: self,
+            conn: Some(conn),
+            wrote: false,
+        }))
     }
 
     fn describe(&self) -> String {
@@ -257,26 +597,34 @@ impl Store for SqliteStore {
         drop(idle);
 
         let writer = {
-            let mut slot = self.writer.lock();
-            slot.closed = true;
-            self.writer_released.notify_all();
+            let mut w = self.writer.lock();
+            if w.shut {
+                return Ok(()); // already closed
+            }
+            w.closed = true;
+            self.writer_free.notify_all();
+            self.group_changed.notify_all();
+            // Wait for the transaction holding the writer, and for the open group's COMMIT
+            // (its members issue it as soon as the connection is free).
             let deadline = Instant::now() + self.options.busy_timeout;
-            while slot.in_use {
-                if self
-                    .writer_released
-                    .wait_until(&mut slot, deadline)
-                    .timed_out()
-                {
+            while w.conn.is_none() || w.members > 0 {
+                if Instant::now() >= deadline {
                     return Err(StoreError::Busy {
                         timeout_ms: duration_ms(self.options.busy_timeout),
                     });
                 }
+                self.group_changed.wait_for(&mut w, GROUP_RECHECK);
             }
-            slot.conn.take()
+            w.shut = true;
+            w.conn.take()
         };
         let Some(conn) = writer else {
-            return Ok(()); // already closed
+            return Ok(());
         };
+        if !conn.is_autocommit() {
+            // An empty group transaction left open for a writer that then gave up.
+            execute_cached(&conn, "ROLLBACK", "ending an empty transaction")?;
+        }
         // Returns (busy, log pages, checkpointed pages); a reader still open makes it partial,
         // which is not an error: the rest is checkpointed by the next open.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -415,6 +763,8 @@ struct SqliteReadTxn<'a> {
     store: &'a SqliteStore,
     /// Always `Some` until dropped.
     conn: Option<Connection>,
+    /// See [`ReadTxn::snapshot_generation`].
+    generation: Option<u64>,
 }
 
 impl SqliteReadTxn<'_> {
@@ -436,6 +786,10 @@ impl ReadTxn for SqliteReadTxn<'_> {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         scan(self.conn()?, prefix, start_after, limit)
     }
+
+    fn snapshot_generation(&self) -> Option<u64> {
+        self.generation
+    }
 }
 
 impl Drop for SqliteReadTxn<'_> {
@@ -454,13 +808,60 @@ impl Drop for SqliteReadTxn<'_> {
 
 struct SqliteWriteTxn<'a> {
     store: &'a SqliteStore,
-    /// Always `Some` until dropped.
+    /// Always `Some` until the transaction ends.
     conn: Option<Connection>,
+    /// Whether a put or delete ran: only then does a commit need the group's COMMIT.
+    wrote: bool,
 }
 
 impl SqliteWriteTxn<'_> {
     fn conn(&self) -> Result<&Connection, StoreError> {
         self.conn.as_ref().ok_or(StoreError::Closed)
+    }
+
+    /// The connection for a change, unless SQLite has rolled the whole transaction back after
+    /// an error (a full disk, an I/O error): then a change would run outside any transaction
+    /// and commit on its own.
+    fn conn_for_change(&mut self) -> Result<&Connection, StoreError> {
+        self.wrote = true;
+        let conn = self.conn()?;
+        if conn.is_autocommit() {
+            return Err(StoreError::TransactionLost);
+        }
+        Ok(conn)
+    }
+
+    /// Ends the savepoint (released on commit, rolled back otherwise) and then the logical
+    /// transaction; see the module doc.
+    fn finish(&mut self, commit: bool) -> Result<(), StoreError> {
+        let conn = self.conn.take().ok_or(StoreError::Closed)?;
+        let mut own_error = None;
+        let mut committed = false;
+        if commit {
+            match execute_cached(&conn, RELEASE, "committing") {
+                Ok(()) => committed = true,
+                Err(e) => own_error = Some(e),
+            }
+        }
+        let mut broken = None;
+        if !committed {
+            // Undo this transaction's changes, and only them.
+            let undone = execute_cached(&conn, ROLLBACK_TO, "rolling back")
+                .and_then(|()| execute_cached(&conn, RELEASE, "rolling back"));
+            if let Err(e) = undone {
+                broken = Some(e);
+            }
+        }
+        if conn.is_autocommit() {
+            // SQLite rolled the group's transaction back after an error: earlier members'
+            // changes are gone too.
+            broken = Some(broken.unwrap_or(StoreError::TransactionLost));
+        }
+        let ended = self.store.end_logical(conn, committed, self.wrote, broken);
+        match own_error {
+            Some(e) => Err(e),
+            None => ended,
+        }
     }
 }
 
@@ -481,7 +882,7 @@ impl ReadTxn for SqliteWriteTxn<'_> {
 
 impl WriteTxn for SqliteWriteTxn<'_> {
     fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn()?
+        self.conn_for_change()?
             .prepare_cached(UPSERT)
             .and_then(|mut stmt| stmt.execute(params![key, value]))
             .map(drop)
@@ -489,28 +890,25 @@ impl WriteTxn for SqliteWriteTxn<'_> {
     }
 
     fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
-        self.conn()?
+        self.conn_for_change()?
             .prepare_cached(DELETE)
             .and_then(|mut stmt| stmt.execute([key]))
             .map(|changed| changed > 0)
             .map_err(StoreError::sqlite("deleting a key"))
     }
 
-    fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        // On failure the transaction may still be open; `Drop` rolls it back.
-        execute_cached(self.conn()?, "COMMIT", "committing")
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        // Returns after the COMMIT of this transaction's group (see the module doc).
+        self.finish(true)
     }
 }
 
 impl Drop for SqliteWriteTxn<'_> {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
-            return;
-        };
-        if !conn.is_autocommit() {
-            // If this fails, the next `begin_write` retries the rollback before BEGIN.
-            let _ = execute_cached(&conn, "ROLLBACK", "rolling back");
+        if self.conn.is_some() {
+            // Rolls back. If this transaction saw another's changes that are not durable yet,
+            // this waits for their COMMIT. Errors are the group members' to report.
+            let _ = self.finish(false);
         }
-        self.store.return_writer(conn);
     }
 }
