@@ -440,3 +440,92 @@ def test_readers_never_see_a_gap_during_rotations(env):
         assert all(v in currents for v in values), kind
         order = [currents.index(v) for v in values]
         assert order == sorted(order), f"{kind}: a reader went back to an older value"
+
+
+# --- the same function behind an HTTP endpoint speaking the Lambda Invoke API ---------------
+
+_RUNNER = r'''
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("rotate", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+event = json.load(sys.stdin)
+try:
+    print(json.dumps(module.lambda_handler(event, None)))
+except Exception as e:
+    print(json.dumps({"errorType": type(e).__name__, "errorMessage": str(e)}))
+    sys.exit(3)
+'''
+
+
+def _invoke_api(source: Path, function_env: dict):
+    """An HTTP server with the Invoke API of the Lambda Runtime Interface Emulator that runs
+    the rotation function in a process of its own with `function_env` (its container's
+    environment: tresor hands routed functions no credentials)."""
+    import http.server
+    import subprocess
+    import sys
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        calls: list = []
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            Handler.calls.append((self.path, json.loads(body).get("Step")))
+            run = subprocess.run([sys.executable, "-c", _RUNNER, str(source)], input=body,
+                                 capture_output=True, env=function_env, timeout=60)
+            out = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else b"null"
+            self.send_response(200)
+            if run.returncode != 0:
+                self.send_header("X-Amz-Function-Error", "Unhandled")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, Handler.calls
+
+
+def test_the_same_function_through_the_http_route(tmp_path):
+    source = tmp_path / "rotate.py"
+    source.write_text(FUNCTION_SOURCE)
+    # The routed function's own environment; its endpoint and credentials come later.
+    function_env = {"PATH": venv_path(), "AWS_DEFAULT_REGION": REGION}
+    httpd, calls = _invoke_api(source, function_env)
+    try:
+        cfg = tmp_path / "tresor.toml"
+        cfg.write_text(f'[[lambda.http]]\nfunction = "routed-rotator"\n'
+                       f'url = "http://127.0.0.1:{httpd.server_address[1]}"\n')
+        server = start_server("--config", str(cfg), data_dir=tmp_path / "data",
+                              env={"TRESOR_ROTATION_HOUR_SECONDS": HOUR_SECONDS, "PATH": venv_path()})
+        try:
+            env = Env(server, tmp_path)
+            policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+                "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage", "secretsmanager:GetRandomPassword"], "Resource": "*"}]})
+            _, akid, secret_key = new_user_with_key(env.iam, policy=policy)
+            function_env.update({"SECRETS_MANAGER_ENDPOINT": server.endpoint,
+                                 "AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret_key})
+            path = tmp_path / "routed.zip"
+            path.write_bytes(zip_function())
+            fn = env.cli_json("lambda", "create-function", "--function-name", "routed-rotator",
+                              "--runtime", "python3.12", "--handler", "rotate.lambda_handler",
+                              "--role", env.role(), "--zip-file", f"fileb://{path}")["FunctionArn"]
+            env.cli("lambda", "add-permission", "--function-name", "routed-rotator", "--statement-id", "sm",
+                    "--action", "lambda:InvokeFunction", "--principal", "secretsmanager.amazonaws.com")
+            secret = env.secret()
+            token = json.loads(env.rotate(secret, "--rotation-lambda-arn", fn).stdout)["VersionId"]
+            wait_for(lambda: env.holder(secret, "AWSCURRENT") == token, what="AWSCURRENT on the new version")
+            assert env.sm.get_secret_value(SecretId=secret)["SecretString"] != "initial-value"
+            steps = [step for _, step in calls]
+            assert steps == ["createSecret", "setSecret", "testSecret", "finishSecret"], steps
+            assert {p for p, _ in calls} == {"/2015-03-31/functions/function/invocations"}
+        finally:
+            server.stop()
+    finally:
+        httpd.shutdown()

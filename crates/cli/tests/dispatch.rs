@@ -24,15 +24,21 @@ fn raw(server: &Server, request: &str) -> String {
 async fn an_unimplemented_operation_says_which_one_instead_of_an_empty_message() {
     let server = Server::start(&[]);
     let sm = aws_sdk_secretsmanager::Client::new(&server.admin_config().await);
+    // Replication is not built yet.
     let err = sm
-        .rotate_secret()
+        .replicate_secret_to_regions()
         .secret_id("any")
+        .add_replica_regions(
+            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                .region("eu-west-1")
+                .build(),
+        )
         .send()
         .await
         .expect_err("not implemented");
     assert_eq!(err.code(), Some("UnknownOperationException"));
     let message = err.message().expect("a message");
-    assert!(message.contains("RotateSecret"), "{message}");
+    assert!(message.contains("ReplicateSecretToRegions"), "{message}");
 }
 
 #[tokio::test]
