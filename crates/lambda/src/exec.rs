@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use tresor_core::Services;
 
 use crate::errors::LambdaError;
-use crate::functions::LAMBDA_PRINCIPAL;
+use crate::model::LAMBDA_PRINCIPAL;
 use crate::model::{self, FunctionRecord, RuntimeFamily};
 
 pub const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
@@ -554,7 +554,7 @@ impl Executor {
             let _ = std::fs::remove_dir_all(&staging);
             tracing::warn!(function = %record.arn, error = %e, "lambda: unpacking the package failed");
             return Err(LambdaError::InvalidParameterValue(
-                crate::functions::UNZIP_MESSAGE.into(),
+                crate::model::UNZIP_MESSAGE.into(),
             ));
         }
         if std::fs::rename(&staging, &target).is_err() {

@@ -20,12 +20,7 @@ use crate::model::{
 };
 use crate::shapes::*;
 
-/// The service principal Lambda assumes execution roles as.
-pub const LAMBDA_PRINCIPAL: &str = "lambda.amazonaws.com";
-
-/// Lambda's answer to a package that is not a zip archive (observed behavior).
-pub const UNZIP_MESSAGE: &str =
-    "Could not unzip uploaded file. Please check your file, then try to upload again.";
+pub use crate::model::{LAMBDA_PRINCIPAL, UNZIP_MESSAGE};
 
 /// Direct-upload limit of a zipped package (Lambda quotas: 50 MB).
 const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;

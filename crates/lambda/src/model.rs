@@ -15,6 +15,13 @@ use time::OffsetDateTime;
 
 use crate::errors::{LambdaError, function_not_found, invalid_parameter};
 
+/// The service principal Lambda assumes execution roles as.
+pub const LAMBDA_PRINCIPAL: &str = "lambda.amazonaws.com";
+
+/// Lambda's answer to a package that is not a zip archive (observed behavior).
+pub const UNZIP_MESSAGE: &str =
+    "Could not unzip uploaded file. Please check your file, then try to upload again.";
+
 pub const RECORD_VERSION: u32 = 1;
 
 /// The runtimes tresor runs (a subset of the model's `Runtime` enum).

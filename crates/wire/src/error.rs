@@ -227,7 +227,40 @@ pub fn message_case(service: ServiceId, code: &str) -> MessageCase {
             _ => MessageCase::Lower,
         },
         ServiceId::Iam | ServiceId::Sts => MessageCase::Upper,
-        ServiceId::Lambda => crate::rest_json::lambda_message_case(code),
+        ServiceId::Lambda => lambda_message_case(code),
+    }
+}
+
+/// Lambda's message casing by error code, from the botocore model `lambda/2015-03-31`:
+/// these error shapes name the member `message`, every other Lambda error `Message`.
+pub fn lambda_message_case(code: &str) -> MessageCase {
+    const LOWER: [&str; 21] = [
+        "AliasLimitExceededException",
+        "CapacityProviderLimitExceededException",
+        "CodeArtifactUserDeletedException",
+        "CodeArtifactUserFailedException",
+        "CodeArtifactUserPendingException",
+        "CodeStorageExceededException",
+        "FunctionVersionsPerCapacityProviderLimitExceededException",
+        "InvalidParameterValueException",
+        "InvalidRequestContentException",
+        "ModeNotSupportedException",
+        "PolicyLengthExceededException",
+        "PreconditionFailedException",
+        "ProvisionedConcurrencyConfigNotFoundException",
+        "RequestTooLargeException",
+        "ResourceConflictException",
+        "ResourceNotReadyException",
+        "RuntimeAliasDeletedException",
+        "RuntimeVersionDeletedException",
+        "SerializedRequestEntityTooLargeException",
+        "TooManyRequestsException",
+        "UnsupportedMediaTypeException",
+    ];
+    if LOWER.contains(&code) {
+        MessageCase::Lower
+    } else {
+        MessageCase::Upper
     }
 }
 

@@ -500,39 +500,6 @@ pub fn render_error(err: &AwsError, case: MessageCase) -> Response {
     }
 }
 
-/// Lambda's message casing by error code, from the botocore model `lambda/2015-03-31`:
-/// these error shapes name the member `message`, every other Lambda error `Message`.
-pub fn lambda_message_case(code: &str) -> MessageCase {
-    const LOWER: [&str; 21] = [
-        "AliasLimitExceededException",
-        "CapacityProviderLimitExceededException",
-        "CodeArtifactUserDeletedException",
-        "CodeArtifactUserFailedException",
-        "CodeArtifactUserPendingException",
-        "CodeStorageExceededException",
-        "FunctionVersionsPerCapacityProviderLimitExceededException",
-        "InvalidParameterValueException",
-        "InvalidRequestContentException",
-        "ModeNotSupportedException",
-        "PolicyLengthExceededException",
-        "PreconditionFailedException",
-        "ProvisionedConcurrencyConfigNotFoundException",
-        "RequestTooLargeException",
-        "ResourceConflictException",
-        "ResourceNotReadyException",
-        "RuntimeAliasDeletedException",
-        "RuntimeVersionDeletedException",
-        "SerializedRequestEntityTooLargeException",
-        "TooManyRequestsException",
-        "UnsupportedMediaTypeException",
-    ];
-    if LOWER.contains(&code) {
-        MessageCase::Lower
-    } else {
-        MessageCase::Upper
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -905,7 +872,7 @@ mod tests {
             404,
             "Function not found: arn:aws:lambda:us-east-1:123456789012:function:f",
         );
-        let r = render_error(&e, lambda_message_case(&e.code));
+        let r = render_error(&e, crate::error::lambda_message_case(&e.code));
         assert_eq!(r.status, 404);
         assert!(
             r.headers
@@ -916,7 +883,7 @@ mod tests {
             r#"{"Message":"Function not found: arn:aws:lambda:us-east-1:123456789012:function:f"}"#
         );
         let e = AwsError::new("TooManyRequestsException", 429, "Rate exceeded");
-        let r = render_error(&e, lambda_message_case(&e.code));
+        let r = render_error(&e, crate::error::lambda_message_case(&e.code));
         assert_eq!(
             String::from_utf8_lossy(&r.body),
             r#"{"message":"Rate exceeded"}"#
