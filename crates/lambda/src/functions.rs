@@ -76,6 +76,19 @@ pub(crate) fn load(
     Ok((f, record))
 }
 
+/// [`load`] in a read snapshot of its own, for a write that re-reads the record inside its
+/// write transaction.
+pub(crate) fn load_checked(
+    services: &Services,
+    ctx: &RequestCtx,
+    action: &str,
+    function_name: &str,
+    qualifier: Option<&str>,
+) -> Result<(FunctionRef, FunctionRecord), LambdaError> {
+    let txn = services.store().begin_read()?;
+    load(services, &*txn, ctx, action, function_name, qualifier)
+}
+
 /// The package, unsealed.
 pub(crate) fn open_code(
     services: &Services,
@@ -493,13 +506,19 @@ pub fn list_functions(
     })
 }
 
-fn check_revision(record: &FunctionRecord, expected: Option<&str>) -> Result<(), LambdaError> {
+/// `RevisionId` of an update must match the stored one; `api` is the call AWS's message
+/// names for reading the current one (`GetFunction/GetAlias`, `GetPolicy`).
+pub(crate) fn check_revision(
+    record: &FunctionRecord,
+    expected: Option<&str>,
+    api: &str,
+) -> Result<(), LambdaError> {
     if let Some(rev) = expected
         && rev != record.revision_id
     {
-        return Err(LambdaError::InvalidParameterValue(
-            "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
-        ));
+        return Err(LambdaError::InvalidParameterValue(format!(
+            "The Revision Id provided does not match the latest Revision Id. Call the {api} API to retrieve the latest Revision Id"
+        )));
     }
     Ok(())
 }
@@ -516,18 +535,14 @@ pub fn update_function_code(
     ctx: &RequestCtx,
     input: UpdateFunctionCodeInput,
 ) -> Result<FunctionConfiguration, LambdaError> {
-    let f = {
-        let txn = services.store().begin_read()?;
-        load(
-            services,
-            &*txn,
-            ctx,
-            "lambda:UpdateFunctionCode",
-            &input.function_name,
-            None,
-        )?
-        .0
-    };
+    let f = load_checked(
+        services,
+        ctx,
+        "lambda:UpdateFunctionCode",
+        &input.function_name,
+        None,
+    )?
+    .0;
     if f.qualifier.is_some() {
         return Err(model::pattern_error("functionName", &input.function_name));
     }
@@ -541,7 +556,11 @@ pub fn update_function_code(
     validate_zip(&zip.0)?;
     let mut txn = services.store().begin_write()?;
     let mut record = reread(&*txn, &f)?;
-    check_revision(&record, input.revision_id.as_deref())?;
+    check_revision(
+        &record,
+        input.revision_id.as_deref(),
+        "GetFunction/GetAlias",
+    )?;
     let (code_record, sha, size) = seal_code(services, &record.arn, &zip.0)?;
     if input.dry_run == Some(true) {
         record.code_sha256 = sha;
@@ -572,17 +591,13 @@ pub fn update_function_configuration(
     ctx: &RequestCtx,
     input: UpdateFunctionConfigurationInput,
 ) -> Result<FunctionConfiguration, LambdaError> {
-    let (f, current) = {
-        let txn = services.store().begin_read()?;
-        load(
-            services,
-            &*txn,
-            ctx,
-            "lambda:UpdateFunctionConfiguration",
-            &input.function_name,
-            None,
-        )?
-    };
+    let (f, current) = load_checked(
+        services,
+        ctx,
+        "lambda:UpdateFunctionConfiguration",
+        &input.function_name,
+        None,
+    )?;
     if f.qualifier.is_some() {
         return Err(model::pattern_error("functionName", &input.function_name));
     }
@@ -614,7 +629,11 @@ pub fn update_function_configuration(
     }
     let mut txn = services.store().begin_write()?;
     let mut record = reread(&*txn, &f)?;
-    check_revision(&record, input.revision_id.as_deref())?;
+    check_revision(
+        &record,
+        input.revision_id.as_deref(),
+        "GetFunction/GetAlias",
+    )?;
     if let Some(r) = input.runtime {
         record.runtime = r;
     }
@@ -653,18 +672,14 @@ pub fn delete_function(
     ctx: &RequestCtx,
     input: DeleteFunctionInput,
 ) -> Result<Empty, LambdaError> {
-    let f = {
-        let txn = services.store().begin_read()?;
-        load(
-            services,
-            &*txn,
-            ctx,
-            "lambda:DeleteFunction",
-            &input.function_name,
-            input.qualifier.as_deref(),
-        )?
-        .0
-    };
+    let f = load_checked(
+        services,
+        ctx,
+        "lambda:DeleteFunction",
+        &input.function_name,
+        input.qualifier.as_deref(),
+    )?
+    .0;
     if f.qualifier.is_some() || input.qualifier.is_some() {
         return Err(invalid_parameter(
             "Deletion of $LATEST version is not allowed.",

@@ -12,7 +12,7 @@ use tresor_core::{RequestCtx, Services, record};
 use tresor_policy::{Policy, PolicyKind};
 
 use crate::errors::{LambdaError, invalid_parameter};
-use crate::functions::{load, policy_document};
+use crate::functions::{check_revision, load, load_checked, policy_document};
 use crate::model::{self, FunctionRecord, keys};
 use crate::shapes::*;
 
@@ -110,18 +110,14 @@ pub fn add_permission(
     ctx: &RequestCtx,
     input: AddPermissionInput,
 ) -> Result<AddPermissionOutput, LambdaError> {
-    let f = {
-        let txn = services.store().begin_read()?;
-        load(
-            services,
-            &*txn,
-            ctx,
-            "lambda:AddPermission",
-            &input.function_name,
-            input.qualifier.as_deref(),
-        )?
-        .0
-    };
+    let f = load_checked(
+        services,
+        ctx,
+        "lambda:AddPermission",
+        &input.function_name,
+        input.qualifier.as_deref(),
+    )?
+    .0;
     check_statement_id(&input.statement_id)?;
     let action = input.action.as_str();
     let action_ok = action == "*"
@@ -160,13 +156,7 @@ pub fn add_permission(
     let expected_revision = input.revision_id.clone();
     let added = stmt.clone();
     write_policy(services, &f, move |record| {
-        if let Some(rev) = expected_revision.as_deref()
-            && rev != record.revision_id
-        {
-            return Err(LambdaError::InvalidParameterValue(
-                "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id".into(),
-            ));
-        }
+        check_revision(record, expected_revision.as_deref(), "GetPolicy")?;
         if record
             .policy
             .iter()
@@ -193,28 +183,18 @@ pub fn remove_permission(
     ctx: &RequestCtx,
     input: RemovePermissionInput,
 ) -> Result<Empty, LambdaError> {
-    let f = {
-        let txn = services.store().begin_read()?;
-        load(
-            services,
-            &*txn,
-            ctx,
-            "lambda:RemovePermission",
-            &input.function_name,
-            input.qualifier.as_deref(),
-        )?
-        .0
-    };
+    let f = load_checked(
+        services,
+        ctx,
+        "lambda:RemovePermission",
+        &input.function_name,
+        input.qualifier.as_deref(),
+    )?
+    .0;
     let sid = input.statement_id.clone();
     let expected_revision = input.revision_id.clone();
     write_policy(services, &f, move |record| {
-        if let Some(rev) = expected_revision.as_deref()
-            && rev != record.revision_id
-        {
-            return Err(LambdaError::InvalidParameterValue(
-                "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id".into(),
-            ));
-        }
+        check_revision(record, expected_revision.as_deref(), "GetPolicy")?;
         let before = record.policy.len();
         record.policy.retain(|s| sid_of(s) != Some(sid.as_str()));
         if record.policy.len() == before {

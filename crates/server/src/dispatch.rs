@@ -63,16 +63,31 @@ pub fn json_operation(service: ServiceId, op: &str) -> Option<Operation<JsonCall
     }
 }
 
-/// Wraps a typed awsQuery handler: `wire` decodes the parameters into its input and encodes
+/// Runs a typed awsQuery handler: `wire` decodes the parameters into its input and encodes
 /// its output as the inner XML of `<{Action}Result>`; its typed error becomes an `AwsError`.
+fn run_query<I, O, E>(
+    handler: impl FnOnce(&Services, &RequestCtx, I) -> Result<O, E>,
+    services: &Services,
+    ctx: &RequestCtx,
+    params: &QueryParams,
+) -> Result<Option<String>, AwsError>
+where
+    I: serde::de::DeserializeOwned,
+    O: serde::Serialize,
+    AwsError: From<E>,
+{
+    let input = tresor_wire::query::decode(params)?;
+    let output = handler(services, ctx, input)?;
+    tresor_wire::xml::encode(&output)
+}
+
+/// A typed awsQuery operation (see [`run_query`]).
 macro_rules! query {
-    ($access:ident, $f:expr, $err:ty) => {
+    ($access:ident, $f:expr) => {
         Operation::<QueryCall> {
             access: Access::$access,
             call: |services: &Services, ctx: &RequestCtx, params: &QueryParams| {
-                let input = tresor_wire::query::decode(params)?;
-                let output = $f(services, ctx, input).map_err(|e: $err| AwsError::from(e))?;
-                tresor_wire::xml::encode(&output)
+                run_query($f, services, ctx, params)
             },
         }
     };
@@ -86,10 +101,7 @@ macro_rules! iam {
             access: Access::$access,
             call: |services: &Services, ctx: &RequestCtx, params: &QueryParams| {
                 tresor_iam::api::session_may_call_iam(ctx)?;
-                let input = tresor_wire::query::decode(params)?;
-                let output = $f(services, ctx, input)
-                    .map_err(|e: tresor_iam::error::IamError| AwsError::from(e))?;
-                tresor_wire::xml::encode(&output)
+                run_query($f, services, ctx, params)
             },
         }
     };
@@ -102,10 +114,7 @@ macro_rules! iam_empty_result {
             access: Access::$access,
             call: |services: &Services, ctx: &RequestCtx, params: &QueryParams| {
                 tresor_iam::api::session_may_call_iam(ctx)?;
-                let input = tresor_wire::query::decode(params)?;
-                $f(services, ctx, input)
-                    .map_err(|e: tresor_iam::error::IamError| AwsError::from(e))?;
-                Ok(Some(String::new()))
+                run_query($f, services, ctx, params).map(|_| Some(String::new()))
             },
         }
     };
@@ -134,12 +143,11 @@ pub fn query_operation(service: ServiceId, op: &str) -> Option<Operation<QueryCa
 
 /// STS (awsQuery, 2011-06-15).
 fn sts(op: &str) -> Option<Operation<QueryCall>> {
-    use tresor_iam::error::StsError;
     use tresor_iam::sts;
     Some(match op {
-        "GetCallerIdentity" => query!(Read, sts::get_caller_identity, StsError),
-        "AssumeRole" => query!(Write, sts::assume_role, StsError),
-        "GetSessionToken" => query!(Write, sts::get_session_token, StsError),
+        "GetCallerIdentity" => query!(Read, sts::get_caller_identity),
+        "AssumeRole" => query!(Write, sts::assume_role),
+        "GetSessionToken" => query!(Write, sts::get_session_token),
         _ => return None,
     })
 }
