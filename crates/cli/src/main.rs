@@ -32,6 +32,23 @@ enum Command {
     /// Administration on a stopped server's data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// EC2 instance-metadata (IMDSv2) and container credentials of one role for this host.
+    Imds(Box<tresor_host::ImdsArgs>),
+    /// Print a role's credentials for `credential_process` in the AWS config file.
+    CredentialProcess(Box<tresor_host::CredentialProcessArgs>),
+    /// Write a parameter or secret to a file (atomically, 0600), optionally keeping it current.
+    Fetch(Box<tresor_host::FetchArgs>),
+    /// A loopback caching agent with the AWS Secrets Manager Agent's API.
+    Agent(Box<tresor_host::AgentArgs>),
+    /// Host setup: the configuration a host needs to act as a role.
+    #[command(subcommand)]
+    Host(HostCommand),
+}
+
+#[derive(Subcommand)]
+enum HostCommand {
+    /// Print (or write) the environment, systemd unit and profile a host needs.
+    Init(Box<tresor_host::HostInitArgs>),
 }
 
 #[derive(Subcommand)]
@@ -131,6 +148,23 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Admin(AdminCommand::NewKey(args)) => new_key(args),
+        Command::Imds(args) => {
+            init_logging("info", LogFormat::Text);
+            tresor_host::imds_main(*args)
+        }
+        Command::CredentialProcess(args) => {
+            init_logging("warn", LogFormat::Text);
+            tresor_host::credential_process_main(*args)
+        }
+        Command::Fetch(args) => {
+            init_logging("warn,tresor_host=info", LogFormat::Text);
+            tresor_host::fetch_main(*args)
+        }
+        Command::Agent(args) => {
+            init_logging("info", LogFormat::Text);
+            tresor_host::agent_main(*args)
+        }
+        Command::Host(HostCommand::Init(args)) => tresor_host::host_init_main(*args),
     }
 }
 
