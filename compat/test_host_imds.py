@@ -256,3 +256,36 @@ def test_credential_process_profile(fleet, tmp_path):
                          capture_output=True, text=True, env=env, timeout=30)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("tresor credential-process: cannot assume")
+
+
+def test_host_init_writes_a_working_setup(fleet, tmp_path):
+    import subprocess
+    out = tmp_path / "setup"
+    out.mkdir()
+    r = subprocess.run([tresor_bin(), "host", "init", "--role-arn", fleet.role_arn, "--endpoint-url",
+                        fleet.server.endpoint, "--mode", "credential-process", "--source-profile", "host",
+                        "--write-dir", str(out)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["aws-config", "host.env"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in out.iterdir())
+    # The written profile, used as it is, with the source credential in its own file.
+    creds = tmp_path / "host-credentials"
+    creds.write_text(f"[host]\naws_access_key_id = {fleet.host_key[0]}\n"
+                     f"aws_secret_access_key = {fleet.host_key[1]}\n")
+    env = {"AWS_CONFIG_FILE": str(out / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(creds),
+           "AWS_PROFILE": "instance", "HOME": str(tmp_path)}
+    for line in (out / "host.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env.setdefault(k, v)
+    r = aws_cli("ssm", "get-parameter", "--name", fleet.path, "--with-decryption",
+                "--query", "Parameter.Value", "--output", "text", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == TOKEN + "\n"
+    # The imds mode: the environment and the unit's command line.
+    r = subprocess.run([tresor_bin(), "host", "init", "--role-arn", fleet.role_arn, "--endpoint-url",
+                        fleet.server.endpoint, "--token-path", fleet.path], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338\n" in r.stdout
+    assert f"imds --role-arn {fleet.role_arn} --endpoint-url {fleet.server.endpoint} --region {REGION}" in r.stdout
+    assert f"fetch {fleet.path} --out /etc/buildkite-agent/buildkite-agent.cfg --format line --key token" in r.stdout

@@ -72,8 +72,7 @@ where
     }
 }
 
-/// The first value of query parameter `name` (decoded), and whether any other parameter than
-/// `allowed` appears (its name).
+/// The request's query parameters, decoded, in order.
 pub fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
     parts
         .uri
@@ -92,7 +91,7 @@ pub fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
     presented.len() == expected.len() && bool::from(presented.ct_eq(expected))
 }
 
-/// Reads a token: the value of `var`, or the contents of the file it names as `file://path`.
+/// A token given as a value, or as `file://path` naming the file that holds it (trimmed).
 pub fn token_from_value(value: &str) -> Result<String, String> {
     match value.strip_prefix("file://") {
         Some(path) => std::fs::read_to_string(path)

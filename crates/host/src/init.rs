@@ -65,7 +65,7 @@ pub fn render(args: &HostInitArgs, tresor: &str) -> Vec<(&'static str, String)> 
             files.push((
                 "host.env",
                 format!(
-                    "# Environment for AWS clients on this host (e.g. in /etc/environment).\n\
+                    "# /etc/tresor/host.env: the environment of AWS clients on this host (or /etc/environment).\n\
                      AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{listen}\n{client_env}",
                     listen = args.imds_listen
                 ),
@@ -113,7 +113,7 @@ pub fn render(args: &HostInitArgs, tresor: &str) -> Vec<(&'static str, String)> 
             files.push((
                 "host.env",
                 format!(
-                    "# Environment for AWS clients on this host.\n\
+                    "# /etc/tresor/host.env: the environment of AWS clients on this host.\n\
                      AWS_PROFILE=instance\nAWS_SHARED_CREDENTIALS_FILE={creds}\n{client_env}"
                 ),
             ));
@@ -124,7 +124,7 @@ pub fn render(args: &HostInitArgs, tresor: &str) -> Vec<(&'static str, String)> 
             "boot-fetch.sh",
             format!(
                 "# At boot, before the agent starts: exit codes 3 denied, 4 not found, 5 unreachable.\n\
-                 set -a; . ./host.env; set +a\n\
+                 set -a; . /etc/tresor/host.env; set +a\n\
                  {tresor} fetch {path} --out {cfg} --format line --key token --deadline 120\n\
                  # Keep the token current across rotations:\n\
                  # {tresor} fetch {path} --out {cfg} --format line --key token --watch -- systemctl restart buildkite-agent\n",
