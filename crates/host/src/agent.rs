@@ -585,3 +585,52 @@ fn error_answer(f: &Failure) -> Answer {
         _ => Answer(500, "{\"__type\":\"InternalFailure\"}".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_as_the_agent_writes_them() {
+        let svc = Failure::Service {
+            status: 400,
+            code: "ResourceNotFoundException".into(),
+            message: "Secrets Manager can't find the specified secret.".into(),
+        };
+        let Answer(status, body) = error_answer(&svc);
+        assert_eq!(status, 400);
+        assert_eq!(
+            body,
+            r#"{"__type":"ResourceNotFoundException", "message":"Secrets Manager can't find the specified secret."}"#
+        );
+        let Answer(status, body) = error_answer(&Failure::Timeout);
+        assert_eq!(
+            (status, body.as_str()),
+            (504, r#"{"__type":"TimeoutError", "message":"Timeout"}"#)
+        );
+        let Answer(status, body) = error_answer(&Failure::Io("refused".into()));
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                502,
+                r#"{"__type":"ConnectionError", "message":"Read Error"}"#
+            )
+        );
+        let empty = Failure::Service {
+            status: 500,
+            code: "InternalFailure".into(),
+            message: "x".into(),
+        };
+        assert_eq!(error_answer(&empty).1, r#"{"__type":"InternalFailure"}"#);
+    }
+
+    #[test]
+    fn refresh_now_values() {
+        assert!(matches!(parse_refresh("TRUE"), Ok(true)));
+        assert!(matches!(parse_refresh("1"), Ok(true)));
+        assert!(matches!(parse_refresh("0"), Ok(false)));
+        assert!(
+            matches!(parse_refresh("yes"), Err(Answer(400, m)) if m == "invalid refreshNow value")
+        );
+    }
+}

@@ -126,9 +126,10 @@ async fn refresher(imds: Arc<Imds>) {
         let due = imds.role.renew_at().await - OffsetDateTime::now_utc();
         let wait = Duration::try_from(due).unwrap_or(Duration::ZERO);
         tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
+        // A failure is logged by get() when an old session is still served; without one,
+        // reads report it, and the next attempt waits RETRY_AFTER.
         if let Err(e) = imds.role.get().await {
-            tracing::warn!(role = %imds.role.role_arn, error = %e, "cannot assume the role; retrying in 30 s");
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            tracing::warn!(role = %imds.role.role_arn, error = %e, "cannot assume the role");
         }
     }
 }
@@ -192,34 +193,15 @@ impl Imds {
         let Some(ttl) = ttl else {
             return with_server(html_status(400, "Bad Request"));
         };
-        let expires = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0) + ttl;
-        let tag = ring::hmac::sign(&self.token_key, &expires.to_be_bytes());
-        let mut raw = expires.to_be_bytes().to_vec();
-        raw.extend_from_slice(tag.as_ref());
-        let mut r = respond(200, "text/plain", URL_SAFE_NO_PAD.encode(raw));
+        let mut r = respond(200, "text/plain", issue(&self.token_key, ttl, unix_now()));
         if let Ok(v) = HeaderValue::from_str(&ttl.to_string()) {
             r.headers_mut().insert(TOKEN_TTL_HEADER, v);
         }
         with_server(r)
     }
 
-    /// A token is the expiry time and an HMAC over it with a key that lives only in this
-    /// process: nothing is stored per token, and a restart invalidates them all.
     fn token_valid(&self, token: &[u8]) -> bool {
-        let Ok(raw) = URL_SAFE_NO_PAD.decode(token) else {
-            return false;
-        };
-        if raw.len() != 8 + 32 {
-            return false;
-        }
-        let (exp, tag) = raw.split_at(8);
-        if ring::hmac::verify(&self.token_key, exp, tag).is_err() {
-            return false;
-        }
-        let mut b = [0u8; 8];
-        b.copy_from_slice(exp);
-        let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(u64::MAX);
-        u64::from_be_bytes(b) > now
+        token_valid(&self.token_key, token, unix_now())
     }
 
     fn zone(&self) -> String {
@@ -228,7 +210,7 @@ impl Imds {
 
     /// `iam/security-credentials/<role>`, formatted as EC2 formats it.
     async fn credentials(&self) -> Resp {
-        match self.role.get().await {
+        match self.role.current().await {
             Ok(s) => {
                 let body = ec2_json(&[
                     ("Code", Some("Success")),
@@ -259,7 +241,7 @@ impl Imds {
     /// `iam/info`: the instance profile is named after the role (tresor has no instance
     /// profiles); its id takes the role id's unique part with EC2's `AIPA` prefix.
     async fn info(&self) -> Resp {
-        match self.role.get().await {
+        match self.role.current().await {
             Ok(s) => {
                 let arn = format!(
                     "arn:aws:iam::{}:instance-profile/{}",
@@ -281,7 +263,7 @@ impl Imds {
 
     /// `dynamic/instance-identity/document`; fields tresor cannot know are null.
     async fn identity_document(&self) -> Resp {
-        let account = match self.role.get().await {
+        let account = match self.role.current().await {
             Ok(s) => s.account.clone(),
             Err(e) => return self.failure(&e),
         };
@@ -331,7 +313,7 @@ impl Imds {
         if !token_matches(presented, expected.as_bytes()) {
             return container_error(401, "AccessDenied", "missing or wrong authorization token");
         }
-        match self.role.get().await {
+        match self.role.current().await {
             Ok(s) => {
                 let body = serde_json::json!({
                     "AccessKeyId": s.access_key_id,
@@ -349,6 +331,37 @@ impl Imds {
             ),
         }
     }
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+}
+
+/// An IMDSv2 session token: its expiry time and an HMAC over it with a key that lives only
+/// in this process — nothing is stored per token, and a restart invalidates them all.
+fn issue(key: &ring::hmac::Key, ttl: u64, now: u64) -> String {
+    let expires = now + ttl;
+    let tag = ring::hmac::sign(key, &expires.to_be_bytes());
+    let mut raw = expires.to_be_bytes().to_vec();
+    raw.extend_from_slice(tag.as_ref());
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Whether `token` was issued with `key` and has not expired at `now`.
+fn token_valid(key: &ring::hmac::Key, token: &[u8], now: u64) -> bool {
+    let Ok(raw) = URL_SAFE_NO_PAD.decode(token) else {
+        return false;
+    };
+    if raw.len() != 8 + 32 {
+        return false;
+    }
+    let (exp, tag) = raw.split_at(8);
+    if ring::hmac::verify(key, exp, tag).is_err() {
+        return false;
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(exp);
+    u64::from_be_bytes(b) > now
 }
 
 fn container_error(status: u16, code: &str, message: &str) -> Resp {
@@ -402,6 +415,26 @@ fn ec2_json(fields: &[(&str, Option<&str>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_expire_and_cannot_be_forged() {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k1");
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k2");
+        let t = issue(&key, 60, 1_000);
+        assert!(token_valid(&key, t.as_bytes(), 1_059));
+        assert!(!token_valid(&key, t.as_bytes(), 1_060));
+        assert!(!token_valid(&other, t.as_bytes(), 1_000));
+        // A later expiry with the old tag: refused.
+        let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap_or_default();
+        raw[7] ^= 0xff;
+        assert!(!token_valid(
+            &key,
+            URL_SAFE_NO_PAD.encode(raw).as_bytes(),
+            1_000
+        ));
+        assert!(!token_valid(&key, b"", 1_000));
+        assert!(!token_valid(&key, b"not base64!", 1_000));
+    }
 
     #[test]
     fn ec2_layout() {

@@ -150,15 +150,22 @@ pub fn iso_seconds(t: OffsetDateTime) -> String {
 }
 
 /// The role's sessions: assumed with the source credentials, renewed `refresh_before` seconds
-/// before they expire; a failed renewal keeps serving the old session while it is valid.
+/// before they expire; a failed renewal keeps serving the old session while it is valid and
+/// is not tried again for [`RETRY_AFTER`].
 pub struct RoleSession {
     sts: aws_sdk_sts::Client,
     pub role_arn: String,
     pub session_name: String,
     duration: u32,
     refresh_before: Duration,
-    current: tokio::sync::Mutex<Option<Arc<Session>>>,
+    /// The session readers get, without waiting for a renewal in progress.
+    current: parking_lot::RwLock<Option<Arc<Session>>>,
+    /// Serializes renewals; holds when the next attempt may be made after a failure.
+    renewal: tokio::sync::Mutex<Option<OffsetDateTime>>,
 }
+
+/// How long after a failed renewal the next one is tried.
+pub const RETRY_AFTER: time::Duration = time::Duration::seconds(30);
 
 /// Why the role could not be assumed (no credential in the text, just the service's words).
 #[derive(Debug, Clone)]
@@ -185,7 +192,8 @@ impl RoleSession {
                 .unwrap_or_else(|| default_session_name.to_string()),
             duration: role.duration_seconds,
             refresh_before: Duration::from_secs(u64::from(role.refresh_before)),
-            current: tokio::sync::Mutex::new(None),
+            current: parking_lot::RwLock::new(None),
+            renewal: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -194,12 +202,31 @@ impl RoleSession {
         self.role_arn.rsplit('/').next().unwrap_or(&self.role_arn)
     }
 
+    /// The session to hand out now: the current one while it has a minute left (renewal is
+    /// the refresher's job, so a read never waits for STS), else a renewed one.
+    pub async fn current(&self) -> Result<Arc<Session>, AssumeError> {
+        let now = OffsetDateTime::now_utc();
+        if let Some(s) = self.current.read().as_ref()
+            && s.expiration - now > time::Duration::seconds(60)
+        {
+            return Ok(s.clone());
+        }
+        self.get().await
+    }
+
     /// The current session, renewed first when it is due.
     pub async fn get(&self) -> Result<Arc<Session>, AssumeError> {
-        let mut current = self.current.lock().await;
+        let mut retry_at = self.renewal.lock().await;
         let now = OffsetDateTime::now_utc();
-        if let Some(s) = current.as_ref()
+        let existing = self.current.read().clone();
+        if let Some(s) = &existing
             && s.expiration - now > self.refresh_before
+        {
+            return Ok(s.clone());
+        }
+        let usable = existing.filter(|s| s.expiration > now + time::Duration::seconds(60));
+        if let (Some(s), Some(at)) = (&usable, *retry_at)
+            && now < at
         {
             return Ok(s.clone());
         }
@@ -212,26 +239,32 @@ impl RoleSession {
                     "assumed the role"
                 );
                 let s = Arc::new(s);
-                *current = Some(s.clone());
+                *self.current.write() = Some(s.clone());
+                *retry_at = None;
                 Ok(s)
             }
-            Err(e) => match current.as_ref() {
-                Some(s) if s.expiration > now + time::Duration::seconds(60) => {
-                    tracing::warn!(role = %self.role_arn, error = %e, "could not renew the role session; serving the current one until it expires");
-                    Ok(s.clone())
+            Err(e) => {
+                *retry_at = Some(now + RETRY_AFTER);
+                match usable {
+                    Some(s) => {
+                        tracing::warn!(role = %self.role_arn, error = %e, "could not renew the role session; serving the current one until it expires");
+                        Ok(s)
+                    }
+                    None => Err(e),
                 }
-                _ => Err(e),
-            },
+            }
         }
     }
 
-    /// When the current session is due for renewal (now when there is none).
+    /// When the current session is due for renewal (now when there is none), or the next
+    /// attempt after a failed one.
     pub async fn renew_at(&self) -> OffsetDateTime {
-        let current = self.current.lock().await;
-        match current.as_ref() {
+        let retry_at = *self.renewal.lock().await;
+        let due = match self.current.read().as_ref() {
             Some(s) => s.expiration - self.refresh_before,
             None => OffsetDateTime::now_utc(),
-        }
+        };
+        retry_at.map_or(due, |r| r.max(due))
     }
 
     async fn assume(&self) -> Result<Session, AssumeError> {
