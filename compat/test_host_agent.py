@@ -199,3 +199,22 @@ def test_only_loopback(fleet, imds):
 def test_no_secret_in_the_log(agent):
     log = agent.log_tail()
     assert TOKEN not in log and SSRF not in log
+
+
+def test_a_parameter_change_is_served_within_the_refresh_interval(agent, fleet, server):
+    name = f"/agent-{fleet.suffix}/param"
+    fleet.iam.put_role_policy(RoleName=fleet.role_name, PolicyName="AgentParameters", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameter",
+                                                 "Resource": f"arn:aws:ssm:{REGION}:{fleet.account}:parameter/agent-{fleet.suffix}/*"}]}))
+    ssm = server.admin("ssm")
+    ssm.put_parameter(Name=name, Type="SecureString", Value="one")
+    path = "/systemsmanager/parameters/get?" + q(name=name, withDecryption="true")
+    first = json.loads(get(agent, path)[2])["Parameter"]
+    assert (first["Value"], first["Version"]) == ("one", 1)
+    ssm.put_parameter(Name=name, Type="SecureString", Value="two", Overwrite=True)
+    second = wait_for(lambda: (lambda p: p if p["Value"] == "two" else None)(json.loads(get(agent, path)[2])["Parameter"]),
+                      timeout=10, interval=0.1, what="version 2")
+    assert second["Version"] == 2
+    # A pinned version stays what it was.
+    pinned = json.loads(get(agent, "/systemsmanager/parameters/get?" + q(name=name, version="1", withDecryption="true"))[2])
+    assert pinned["Parameter"]["Value"] == "one" and pinned["Parameter"]["Selector"] == ":1"

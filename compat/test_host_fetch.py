@@ -169,3 +169,35 @@ def test_watch_follows_a_rotation_and_reloads(fleet, imds, tmp_path):
         out, err = proc.communicate(timeout=10)
         fleet.rotate(TOKEN)
     assert TOKEN not in out + err and new not in out + err
+
+
+def test_watch_follows_a_parameter_version(fleet, imds, tmp_path, server):
+    ssm = server.admin("ssm")
+    name = f"/host-{fleet.suffix}/watched"
+    ssm.put_parameter(Name=name, Type="String", Value="v1")
+    out = tmp_path / "value"
+    e = clean_env(fleet.client_env(imds.url))
+    proc = subprocess.Popen([tresor_bin(), "fetch", name, "--out", str(out), "--watch", "--interval", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    try:
+        wait_for(lambda: out.exists() and out.read_text() == "v1", what="the first write")
+        ssm.put_parameter(Name=name, Type="String", Value="v2", Overwrite=True)
+        wait_for(lambda: out.read_text() == "v2", timeout=15, what="version 2")
+        assert mode(out) == 0o600
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_fetch_can_assume_the_role_itself(fleet, imds, tmp_path):
+    # No metadata endpoint: the source credential in the environment, --role-arn to assume.
+    out = tmp_path / "token"
+    env = {"AWS_ACCESS_KEY_ID": fleet.host_key[0], "AWS_SECRET_ACCESS_KEY": fleet.host_key[1],
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    r = fetch(fleet, imds, fleet.path, "--out", str(out), "--role-arn", fleet.role_arn, env=env)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == TOKEN
+    # The user itself may not read it: denied by ssm.
+    r = fetch(fleet, imds, fleet.path, "--out", str(out), env=env)
+    assert r.returncode == 3 and r.stderr.startswith("tresor fetch: access denied by ssm"), r.stderr
+    assert out.read_text() == TOKEN

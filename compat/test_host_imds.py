@@ -289,3 +289,26 @@ def test_host_init_writes_a_working_setup(fleet, tmp_path):
     assert "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338\n" in r.stdout
     assert f"imds --role-arn {fleet.role_arn} --endpoint-url {fleet.server.endpoint} --region {REGION}" in r.stdout
     assert f"fetch {fleet.path} --out /etc/buildkite-agent/buildkite-agent.cfg --format line --key token" in r.stdout
+
+
+def test_sessions_outlive_an_unreachable_sts(tmp_path):
+    # Its own server, stopped under a running `tresor imds`: the session it holds is still
+    # served (it is valid for an hour), and the failed renewals are logged, not fatal.
+    from conftest import start_server
+    srv = start_server(data_dir=tmp_path / "data")
+    try:
+        f = Fleet(srv, tmp_path, TOKEN)
+        p = f.imds("--duration-seconds", "900", "--refresh-before", "895")
+        path = f"/latest/meta-data/iam/security-credentials/{f.role_name}"
+        first = json.loads(md(p.url, path, v2_token(p.url))[2])
+        srv.stop()
+        wait_for(lambda: "could not renew the role session" in p.log_tail(), timeout=20,
+                 what="a failed renewal")
+        status, _, body = md(p.url, path, v2_token(p.url))
+        c = json.loads(body)
+        assert status == 200 and c["Code"] == "Success"
+        assert c["Expiration"] >= first["Expiration"]
+        assert p.proc.poll() is None
+        p.stop()
+    finally:
+        srv.stop()
