@@ -148,6 +148,20 @@ class Fleet:
         return self.sm.put_secret_value(SecretId=self.secret_arn, SecretString=value)["VersionId"]
 
 
+@pytest.fixture(scope="module")
+def fleet(server, tmp_path_factory, request):
+    """The module's fleet, for its TOKEN (a test module imports this fixture)."""
+    return Fleet(server, tmp_path_factory.mktemp(request.module.__name__), request.module.TOKEN)
+
+
+@pytest.fixture(scope="module")
+def imds(fleet, request):
+    """`tresor imds` for the module's fleet, with the module's IMDS_ARGS."""
+    p = fleet.imds(*getattr(request.module, "IMDS_ARGS", ()))
+    yield p
+    p.stop()
+
+
 def http(method: str, url: str, headers: dict | None = None):
     """(status, headers with lower-case names, body) of one request; never raises for an
     HTTP error status."""

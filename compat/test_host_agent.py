@@ -15,22 +15,10 @@ import pytest
 from aws_secretsmanager_caching import SecretCache, SecretCacheConfig
 
 from conftest import REGION
-from hostside import Fleet, http, start_host, wait_for
+from hostside import fleet, http, imds, start_host, wait_for  # noqa: F401 (fixtures)
 
 TOKEN = "bkua_" + uuid.uuid4().hex
 SSRF = "ssrf-" + uuid.uuid4().hex
-
-
-@pytest.fixture(scope="module")
-def fleet(server, tmp_path_factory):
-    return Fleet(server, tmp_path_factory.mktemp("agent"), TOKEN)
-
-
-@pytest.fixture(scope="module")
-def imds(fleet):
-    p = fleet.imds()
-    yield p
-    p.stop()
 
 
 def start_agent(fleet, imds, *args, token_env=None, expect_ready=True):

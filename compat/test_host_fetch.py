@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from conftest import REGION, tresor_bin
-from hostside import Fleet, clean_env, policy, wait_for
+from hostside import Fleet, clean_env, imds, policy, wait_for  # noqa: F401 (fixtures)
 
 TOKEN = "bkua_" + uuid.uuid4().hex
 
@@ -43,13 +43,6 @@ def fleet(server, tmp_path_factory):
     f.no_ssm_param = f"/elsewhere-{f.suffix}"
     ssm.put_parameter(Name=f.no_ssm_param, Type="String", Value="x")
     return f
-
-
-@pytest.fixture(scope="module")
-def imds(fleet):
-    p = fleet.imds()
-    yield p
-    p.stop()
 
 
 def fetch(fleet, imds, *args, env=None, timeout=60):

@@ -9,24 +9,14 @@ import re
 import uuid
 
 import boto3
-import pytest
 
 from conftest import REGION, aws_cli, tresor_bin
-from hostside import Fleet, http, wait_for
+from hostside import Fleet, fleet, http, imds, wait_for  # noqa: F401 (fixtures)
 
 TOKEN = "bkua_" + uuid.uuid4().hex
 
 
-@pytest.fixture(scope="module")
-def fleet(server, tmp_path_factory):
-    return Fleet(server, tmp_path_factory.mktemp("imds"), TOKEN)
-
-
-@pytest.fixture(scope="module")
-def imds(fleet):
-    p = fleet.imds("--instance-id", "i-0123456789abcdef0")
-    yield p
-    p.stop()
+IMDS_ARGS = ("--instance-id", "i-0123456789abcdef0")
 
 
 def v2_token(url, ttl="21600"):

@@ -148,24 +148,20 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Admin(AdminCommand::NewKey(args)) => new_key(args),
-        Command::Imds(args) => {
-            init_logging("info", LogFormat::Text);
-            tresor_host::imds_main(*args)
-        }
+        Command::Imds(args) => host(tresor_host::imds_main, *args, "info"),
         Command::CredentialProcess(args) => {
-            init_logging("warn", LogFormat::Text);
-            tresor_host::credential_process_main(*args)
+            host(tresor_host::credential_process_main, *args, "warn")
         }
-        Command::Fetch(args) => {
-            init_logging("warn,tresor_host=info", LogFormat::Text);
-            tresor_host::fetch_main(*args)
-        }
-        Command::Agent(args) => {
-            init_logging("info", LogFormat::Text);
-            tresor_host::agent_main(*args)
-        }
+        Command::Fetch(args) => host(tresor_host::fetch_main, *args, "warn,tresor_host=info"),
+        Command::Agent(args) => host(tresor_host::agent_main, *args, "info"),
         Command::Host(HostCommand::Init(args)) => tresor_host::host_init_main(*args),
     }
+}
+
+/// A host-side command (crate `tresor-host`), logging at `log` to stderr.
+fn host<A>(run: fn(A) -> ExitCode, args: A, log: &str) -> ExitCode {
+    init_logging(log, LogFormat::Text);
+    run(args)
 }
 
 /// Logs to stderr: ANSI colours only when stderr is a terminal, never into a file or journald.

@@ -87,6 +87,19 @@ struct Entry {
     checked: Instant,
 }
 
+impl Entry {
+    fn new(body: String, check: Option<(String, String)>, param_version: Option<i64>) -> Self {
+        let now = Instant::now();
+        Entry {
+            body: Arc::new(body),
+            check,
+            param_version,
+            fetched: now,
+            checked: now,
+        }
+    }
+}
+
 #[derive(Hash, PartialEq, Eq, Clone, Debug)]
 enum Key {
     Secret {
@@ -355,16 +368,7 @@ impl Agent {
                 Ok(current_version_id(&self.clients.sm, &id, "AWSCURRENT").await? == Some(version))
             }
             (Key::Parameter { name, .. }, None, Some(v)) => {
-                let out = self
-                    .clients
-                    .ssm
-                    .get_parameter()
-                    .name(name)
-                    .with_decryption(false)
-                    .send()
-                    .await
-                    .map_err(|e| classify(&e))?;
-                Ok(out.parameter().map(|p| p.version()) == Some(v))
+                Ok(self.clients.get_parameter(name, false).await?.version() == v)
             }
             // A parameter with a selector: the TTL alone decides.
             _ => Ok(true),
@@ -430,85 +434,49 @@ impl Agent {
                 .as_secs_f64()
                 .to_string()
         });
-        let mut body = String::from("{");
-        push_field(&mut body, "ARN", &json_opt(out.arn()), true);
-        push_field(&mut body, "Name", &json_opt(out.name()), false);
-        push_field(&mut body, "VersionId", &json_opt(out.version_id()), false);
+        let mut fields = vec![
+            ("ARN", json_opt(out.arn())),
+            ("Name", json_opt(out.name())),
+            ("VersionId", json_opt(out.version_id())),
+        ];
         if let Some(s) = out.secret_string() {
-            push_field(&mut body, "SecretString", &json_str(s), false);
+            fields.push(("SecretString", json_str(s)));
         }
         if let Some(b) = out.secret_binary() {
             let encoded = base64::engine::general_purpose::STANDARD.encode(b.as_ref());
-            push_field(&mut body, "SecretBinary", &json_str(&encoded), false);
+            fields.push(("SecretBinary", json_str(&encoded)));
         }
         if let Some(stages) = out.version_stages.as_ref() {
             let v = serde_json::to_string(stages).unwrap_or_else(|_| "[]".into());
-            push_field(&mut body, "VersionStages", &v, false);
+            fields.push(("VersionStages", v));
         }
-        push_field(
-            &mut body,
-            "CreatedDate",
-            &json_opt(created.as_deref()),
-            false,
-        );
-        body.push('}');
+        fields.push(("CreatedDate", json_opt(created.as_deref())));
+        let body = json_object(&fields);
         let check = match (out.arn(), out.version_id()) {
             (Some(a), Some(v)) => Some((a.to_string(), v.to_string())),
             _ => None,
         };
-        let now = Instant::now();
-        Ok(Entry {
-            body: Arc::new(body),
-            check,
-            param_version: None,
-            fetched: now,
-            checked: now,
-        })
+        Ok(Entry::new(body, check, None))
     }
 
     async fn fetch_parameter(&self, name: &str, decrypt: bool) -> Result<Entry, Failure> {
-        let out = self
-            .clients
-            .ssm
-            .get_parameter()
-            .name(name)
-            .with_decryption(decrypt)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        let p = out
-            .parameter()
-            .ok_or_else(|| Failure::Response("GetParameter returned no Parameter".into()))?;
+        let p = self.clients.get_parameter(name, decrypt).await?;
         let modified = p.last_modified_date().map(|d| {
             d.fmt(aws_sdk_ssm::primitives::DateTimeFormat::DateTimeWithOffset)
                 .unwrap_or_default()
         });
-        let mut body = String::from("{\"Parameter\":{");
-        push_field(&mut body, "ARN", &json_opt(p.arn()), true);
-        push_field(&mut body, "DataType", &json_opt(p.data_type()), false);
-        push_field(
-            &mut body,
-            "LastModifiedDate",
-            &json_opt(modified.as_deref()),
-            false,
-        );
-        push_field(&mut body, "Name", &json_opt(p.name()), false);
-        push_field(&mut body, "Selector", &json_opt(p.selector()), false);
-        push_field(
-            &mut body,
-            "SourceResult",
-            &json_opt(p.source_result()),
-            false,
-        );
-        push_field(
-            &mut body,
-            "Type",
-            &json_opt(p.r#type().map(|t| t.as_str())),
-            false,
-        );
-        push_field(&mut body, "Value", &json_opt(p.value()), false);
-        push_field(&mut body, "Version", &p.version().to_string(), false);
-        body.push_str("},\"ResultMetadata\":{}}");
+        let parameter = json_object(&[
+            ("ARN", json_opt(p.arn())),
+            ("DataType", json_opt(p.data_type())),
+            ("LastModifiedDate", json_opt(modified.as_deref())),
+            ("Name", json_opt(p.name())),
+            ("Selector", json_opt(p.selector())),
+            ("SourceResult", json_opt(p.source_result())),
+            ("Type", json_opt(p.r#type().map(|t| t.as_str()))),
+            ("Value", json_opt(p.value())),
+            ("Version", p.version().to_string()),
+        ]);
+        let body = format!("{{\"Parameter\":{parameter},\"ResultMetadata\":{{}}}}");
         let reference = name.strip_prefix(REFERENCE_PREFIX).is_some();
         let has_selector = name
             .rsplit('/')
@@ -525,14 +493,11 @@ impl Agent {
                 .map(|v| (arn.to_string(), v)),
             _ => None,
         };
-        let now = Instant::now();
-        Ok(Entry {
-            body: Arc::new(body),
+        Ok(Entry::new(
+            body,
             check,
-            param_version: (!reference && !has_selector).then_some(p.version()),
-            fetched: now,
-            checked: now,
-        })
+            (!reference && !has_selector).then_some(p.version()),
+        ))
     }
 }
 
@@ -544,14 +509,13 @@ fn json_opt(s: Option<&str>) -> String {
     s.map_or_else(|| "null".to_string(), json_str)
 }
 
-fn push_field(out: &mut String, name: &str, value: &str, first: bool) {
-    if !first {
-        out.push(',');
-    }
-    out.push('"');
-    out.push_str(name);
-    out.push_str("\":");
-    out.push_str(value);
+/// A JSON object of already-encoded values, in the given order, without spaces.
+fn json_object(fields: &[(&str, String)]) -> String {
+    let members: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("\"{name}\":{value}"))
+        .collect();
+    format!("{{{}}}", members.join(","))
 }
 
 /// The agent's error answer for a failed read.

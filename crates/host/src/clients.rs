@@ -16,6 +16,23 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// GetParameter: the parameter, or why not.
+    pub async fn get_parameter(
+        &self,
+        name: &str,
+        decrypt: bool,
+    ) -> Result<aws_sdk_ssm::types::Parameter, Failure> {
+        self.ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(decrypt)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?
+            .parameter
+            .ok_or_else(|| Failure::Response("GetParameter returned no Parameter".into()))
+    }
+
     pub async fn new(client: &ClientArgs, role_arn: Option<&str>) -> Self {
         let base = source::default_config(client).await;
         let config = match role_arn {

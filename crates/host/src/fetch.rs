@@ -305,17 +305,7 @@ fn final_error(f: &Failure, default_hop: &str) -> FetchError {
 async fn read(clients: &Clients, target: &Target) -> Result<Fetched, Failure> {
     match target {
         Target::Parameter(name) => {
-            let out = clients
-                .ssm
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
-            let p = out
-                .parameter()
-                .ok_or_else(|| Failure::Response("GetParameter returned no Parameter".into()))?;
+            let p = clients.get_parameter(name, true).await?;
             let value = p
                 .value()
                 .ok_or_else(|| Failure::Response("GetParameter returned no Value".into()))?;
@@ -385,20 +375,11 @@ async fn current_version(
         }
     }
     match target {
-        Target::Parameter(name) if target.reference_secret().is_none() => {
-            let out = clients
-                .ssm
-                .get_parameter()
-                .name(name)
-                .with_decryption(false)
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
-            Ok(out
-                .parameter()
-                .map(|p| p.version().to_string())
-                .unwrap_or_default())
-        }
+        Target::Parameter(name) if target.reference_secret().is_none() => Ok(clients
+            .get_parameter(name, false)
+            .await?
+            .version()
+            .to_string()),
         _ => Ok(read(clients, target).await?.version.clone()),
     }
 }
