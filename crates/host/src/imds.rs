@@ -333,14 +333,15 @@ impl Imds {
     }
 }
 
+/// Now, in milliseconds since the epoch (a 1-second token lives a whole second).
 fn unix_now() -> u64 {
-    u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+    u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
-/// An IMDSv2 session token: its expiry time and an HMAC over it with a key that lives only
+/// An IMDSv2 session token: its expiry time (ms) and an HMAC over it with a key that lives only
 /// in this process — nothing is stored per token, and a restart invalidates them all.
-fn issue(key: &ring::hmac::Key, ttl: u64, now: u64) -> String {
-    let expires = now + ttl;
+fn issue(key: &ring::hmac::Key, ttl_seconds: u64, now: u64) -> String {
+    let expires = now + ttl_seconds * 1000;
     let tag = ring::hmac::sign(key, &expires.to_be_bytes());
     let mut raw = expires.to_be_bytes().to_vec();
     raw.extend_from_slice(tag.as_ref());
@@ -421,8 +422,8 @@ mod tests {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k1");
         let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k2");
         let t = issue(&key, 60, 1_000);
-        assert!(token_valid(&key, t.as_bytes(), 1_059));
-        assert!(!token_valid(&key, t.as_bytes(), 1_060));
+        assert!(token_valid(&key, t.as_bytes(), 60_999));
+        assert!(!token_valid(&key, t.as_bytes(), 61_000));
         assert!(!token_valid(&other, t.as_bytes(), 1_000));
         // A later expiry with the old tag: refused.
         let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap_or_default();
