@@ -132,6 +132,10 @@ def test_bad_usage(fleet, imds, tmp_path):
     r = fetch(fleet, imds, fleet.path, "--out", str(tmp_path / "x"), "--", "true")
     assert r.returncode == 2 and "--watch" in r.stderr
     assert not (tmp_path / "x").exists()
+    # A directory that does not exist: the write fails after the read, exit 6.
+    r = fetch(fleet, imds, fleet.path, "--out", str(tmp_path / "no-such-dir" / "x"))
+    assert r.returncode == 6 and r.stderr.startswith("tresor fetch: cannot create a temporary file"), r.stderr
+    assert TOKEN not in r.stderr
 
 
 def test_watch_follows_a_rotation_and_reloads(fleet, imds, tmp_path):
@@ -169,14 +173,19 @@ def test_watch_follows_a_parameter_version(fleet, imds, tmp_path, server):
     name = f"/host-{fleet.suffix}/watched"
     ssm.put_parameter(Name=name, Type="String", Value="v1")
     out = tmp_path / "value"
+    seen = tmp_path / "seen"
     e = clean_env(fleet.client_env(imds.url))
-    proc = subprocess.Popen([tresor_bin(), "fetch", name, "--out", str(out), "--watch", "--interval", "1"],
+    # Asked for: the value in the reload command's environment (never in its arguments).
+    reload = ["sh", "-c", f'printf %s "$NEW_VALUE" > {seen}']
+    proc = subprocess.Popen([tresor_bin(), "fetch", name, "--out", str(out), "--watch", "--interval", "1",
+                             "--reload-value-env", "NEW_VALUE", "--", *reload],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
     try:
         wait_for(lambda: out.exists() and out.read_text() == "v1", what="the first write")
         ssm.put_parameter(Name=name, Type="String", Value="v2", Overwrite=True)
         wait_for(lambda: out.read_text() == "v2", timeout=15, what="version 2")
         assert mode(out) == 0o600
+        wait_for(lambda: seen.exists() and seen.read_text() == "v2", timeout=10, what="the reload with the value")
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
