@@ -207,3 +207,18 @@ def test_a_parameter_change_is_served_within_the_refresh_interval(agent, fleet, 
     # A pinned version stays what it was.
     pinned = json.loads(get(agent, "/systemsmanager/parameters/get?" + q(name=name, version="1", withDecryption="true"))[2])
     assert pinned["Parameter"]["Value"] == "one" and pinned["Parameter"]["Selector"] == ":1"
+
+
+def test_credentials_that_do_not_work_stop_the_start(fleet, imds):
+    bogus = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+             "AWS_TOKEN": "t"}
+    code, err = start_agent(fleet, imds, token_env=bogus, expect_ready=False)
+    assert code != 0 and "the credentials do not work: InvalidClientTokenId" in err, err
+    assert bogus["AWS_SECRET_ACCESS_KEY"] not in err
+    p = start_agent(fleet, imds, "--no-validate-credentials", token_env=bogus)
+    try:
+        status, _, body = http("GET", p.url + "/v1/" + fleet.secret_id, {"X-Aws-Parameters-Secrets-Token": "t"})
+        # Secrets Manager's refusal, status and code passed through.
+        assert status == 400 and json.loads(body)["__type"] == "UnrecognizedClientException", body
+    finally:
+        p.stop()

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -68,6 +69,12 @@ pub struct AgentArgs {
     /// Most cached entries (the least recently fetched goes first).
     #[arg(long, default_value_t = 1000)]
     pub cache_size: usize,
+    /// Most requests served at once; more are answered 429 (`/ping` has two more).
+    #[arg(long, default_value_t = 800)]
+    pub max_conn: usize,
+    /// Skip the start-up check of the credentials (sts:GetCallerIdentity).
+    #[arg(long)]
+    pub no_validate_credentials: bool,
     /// Assume this role (with the default credential chain) instead of using the chain's
     /// own identity.
     #[arg(long)]
@@ -121,6 +128,8 @@ struct Agent {
     prefix: String,
     cache_size: usize,
     cache: Mutex<HashMap<Key, Entry>>,
+    max_conn: usize,
+    in_flight: AtomicUsize,
 }
 
 /// An answer: status and body, as the agent sends them (no content type).
@@ -161,11 +170,17 @@ pub async fn run(args: AgentArgs) -> Result<(), String> {
     if !args.path_prefix.starts_with('/') {
         return Err("--path-prefix must begin with /".into());
     }
+    if args.max_conn == 0 {
+        return Err("--max-conn must be at least 1".into());
+    }
     if args.cache_size == 0 {
         return Err("--cache-size must be at least 1".into());
     }
     let token = ssrf_token(&args)?;
     let clients = Clients::new(&args.client, args.role_arn.as_deref()).await;
+    if !args.no_validate_credentials {
+        validate_credentials(&clients).await?;
+    }
     let listener = crate::http::bind(SocketAddr::new(args.bind, args.port), false).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let agent = Arc::new(Agent {
@@ -176,6 +191,8 @@ pub async fn run(args: AgentArgs) -> Result<(), String> {
         prefix: args.path_prefix.clone(),
         cache_size: args.cache_size,
         cache: Mutex::new(HashMap::new()),
+        max_conn: args.max_conn,
+        in_flight: AtomicUsize::new(0),
     });
     tracing::info!(
         ttl = args.ttl,
@@ -194,6 +211,48 @@ pub async fn run(args: AgentArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// One request being served: counted while it lives, also when its connection drops it.
+struct InFlight<'a> {
+    counter: &'a AtomicUsize,
+    count: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        let count = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        InFlight { counter, count }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The agent's start-up check: the credentials work (sts:GetCallerIdentity). A transient
+/// failure (tresor or the metadata endpoint not up yet) only warns.
+async fn validate_credentials(clients: &Clients) -> Result<(), String> {
+    match clients.sts.get_caller_identity().send().await {
+        Ok(out) => {
+            tracing::info!(
+                identity = out.arn().unwrap_or_default(),
+                "credentials validated"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let f = classify(&e);
+            if f.is_transient() {
+                tracing::warn!(error = %f.summary(), "could not validate the credentials; starting anyway");
+                Ok(())
+            } else {
+                Err(format!("the credentials do not work: {}", f.summary()))
+            }
+        }
+    }
+}
+
 fn bad(msg: impl Into<String>) -> Answer {
     Answer(400, msg.into())
 }
@@ -208,6 +267,19 @@ fn parse_refresh(v: &str) -> Result<bool, Answer> {
 
 impl Agent {
     async fn handle(&self, parts: &Parts) -> Answer {
+        let guard = InFlight::enter(&self.in_flight);
+        self.handle_counted(parts, guard.count).await
+    }
+
+    async fn handle_counted(&self, parts: &Parts, count: usize) -> Answer {
+        let limit = if parts.uri.path() == "/ping" {
+            self.max_conn + 2
+        } else {
+            self.max_conn
+        };
+        if count > limit {
+            return Answer(429, "Connection limit exceeded".into());
+        }
         let path = parts.uri.path();
         if path != "/ping" {
             if parts.headers.contains_key("x-forwarded-for") {
@@ -586,6 +658,49 @@ mod tests {
             message: "x".into(),
         };
         assert_eq!(error_answer(&empty).1, r#"{"__type":"InternalFailure"}"#);
+    }
+
+    fn agent(max_conn: usize, clients: Clients) -> Agent {
+        Agent {
+            clients,
+            token: "t".into(),
+            ttl: Duration::from_secs(300),
+            refresh: Duration::from_secs(5),
+            prefix: "/v1/".into(),
+            cache_size: 10,
+            cache: Mutex::new(HashMap::new()),
+            max_conn,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn request(path: &str, token: Option<&str>) -> Parts {
+        let mut b = http::Request::builder().uri(path);
+        if let Some(t) = token {
+            b = b.header("X-Aws-Parameters-Secrets-Token", t);
+        }
+        b.body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    #[tokio::test]
+    async fn connection_limit_before_the_token_check() {
+        let clients = Clients::new(&ClientArgs::default(), None).await;
+        let a = agent(2, clients);
+        let Answer(status, body) = a.handle_counted(&request("/v1/x", None), 3).await;
+        assert_eq!((status, body.as_str()), (429, "Connection limit exceeded"));
+        // /ping has two more.
+        let Answer(status, body) = a.handle_counted(&request("/ping", None), 4).await;
+        assert_eq!((status, body.as_str()), (200, "healthy"));
+        let Answer(status, _) = a.handle_counted(&request("/ping", None), 5).await;
+        assert_eq!(status, 429);
+        // Within the limit, the token decides.
+        let Answer(status, body) = a.handle_counted(&request("/v1/x", Some("u")), 2).await;
+        assert_eq!((status, body.as_str()), (403, "Bad Token"));
+        // A dropped request gives its place back.
+        drop(InFlight::enter(&a.in_flight));
+        assert_eq!(a.in_flight.load(Ordering::SeqCst), 0);
     }
 
     #[test]

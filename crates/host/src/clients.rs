@@ -13,6 +13,7 @@ pub const REFERENCE_PREFIX: &str = "/aws/reference/secretsmanager/";
 pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     pub sm: aws_sdk_secretsmanager::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 impl Clients {
@@ -42,6 +43,7 @@ impl Clients {
         Clients {
             ssm: aws_sdk_ssm::Client::new(&config),
             sm: aws_sdk_secretsmanager::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
         }
     }
 }
