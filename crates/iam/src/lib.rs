@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod oidc;
 pub mod records;
 pub mod shapes;
 pub mod sts;

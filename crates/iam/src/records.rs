@@ -240,3 +240,38 @@ impl ManagedPolicyRecord {
             .map(|v| v.document.as_str())
     }
 }
+
+/// An IAM OpenID Connect provider, keyed by its URL without the scheme (`<host/path>`, the
+/// last part of its ARN) under `keys::oidc_provider`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OidcProviderRecord {
+    pub v: u32,
+    /// `https://<host/path>` as registered; the issuer (`iss`) of the provider's tokens.
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// The audiences (`aud`) a token may be issued for.
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// SHA-1 thumbprints of the provider's certificates (stored and returned).
+    #[serde(default)]
+    pub thumbprints: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+impl OidcProviderRecord {
+    /// The URL without its scheme: the ARN's resource and the condition keys' prefix
+    /// (`<host/path>:sub`).
+    pub fn host_path(&self) -> &str {
+        self.url.strip_prefix("https://").unwrap_or(&self.url)
+    }
+
+    pub fn arn(&self, account: &str) -> String {
+        format!(
+            "arn:{}:iam::{account}:oidc-provider/{}",
+            partition(),
+            self.host_path()
+        )
+    }
+}

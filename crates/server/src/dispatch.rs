@@ -157,8 +157,8 @@ fn sts(op: &str) -> Option<Operation<QueryCall>> {
 /// request thread.
 fn iam(op: &str) -> Option<Operation<QueryCall>> {
     use tresor_iam::api::{
-        access_keys, attached, entities, groups, inline, instance_profiles, policies, roles,
-        simulate, users,
+        access_keys, attached, entities, groups, inline, instance_profiles, oidc_providers,
+        policies, roles, simulate, users,
     };
     use tresor_iam::identity::UserRecord as U;
     use tresor_iam::records::GroupRecord as G;
@@ -303,6 +303,38 @@ fn iam(op: &str) -> Option<Operation<QueryCall>> {
         }
         "ListInstanceProfilesForRole" => {
             iam!(Read, instance_profiles::list_instance_profiles_for_role)
+        }
+        // OpenID Connect providers
+        "CreateOpenIDConnectProvider" => {
+            iam!(Write, oidc_providers::create_open_id_connect_provider)
+        }
+        "GetOpenIDConnectProvider" => iam!(Read, oidc_providers::get_open_id_connect_provider),
+        "ListOpenIDConnectProviders" => {
+            iam!(Read, oidc_providers::list_open_id_connect_providers)
+        }
+        "DeleteOpenIDConnectProvider" => {
+            iam!(Write, oidc_providers::delete_open_id_connect_provider)
+        }
+        "AddClientIDToOpenIDConnectProvider" => {
+            iam!(
+                Write,
+                oidc_providers::add_client_id_to_open_id_connect_provider
+            )
+        }
+        "RemoveClientIDFromOpenIDConnectProvider" => iam!(
+            Write,
+            oidc_providers::remove_client_id_from_open_id_connect_provider
+        ),
+        "UpdateOpenIDConnectProviderThumbprint" => iam!(
+            Write,
+            oidc_providers::update_open_id_connect_provider_thumbprint
+        ),
+        "TagOpenIDConnectProvider" => iam!(Write, oidc_providers::tag_open_id_connect_provider),
+        "UntagOpenIDConnectProvider" => {
+            iam!(Write, oidc_providers::untag_open_id_connect_provider)
+        }
+        "ListOpenIDConnectProviderTags" => {
+            iam!(Read, oidc_providers::list_open_id_connect_provider_tags)
         }
         // the policy simulator
         "SimulatePrincipalPolicy" => iam!(Write, simulate::simulate_principal_policy),
