@@ -17,6 +17,7 @@ pub mod shapes;
 pub mod sts;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web_identity;
 
 use time::OffsetDateTime;
 use tresor_core::{Caller, CredentialError, IdentityPolicies, ResolvedCredential, ServiceError};

@@ -118,6 +118,24 @@ pub enum SessionPrincipal {
         transitive_tag_keys: Vec<String>,
         #[serde(default)]
         source_identity: Option<String>,
+        /// Who the session was issued to when it came from outside tresor's own identities
+        /// (`AssumeRoleWithWebIdentity`): for the audit record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        federated: Option<FederatedIdentity>,
+    },
+}
+
+/// The outside identity a role session was issued to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FederatedIdentity {
+    /// An OpenID Connect ID token (`AssumeRoleWithWebIdentity`).
+    WebIdentity {
+        /// `arn:aws:iam::<account>:oidc-provider/<host/path>`.
+        provider_arn: String,
+        /// The token's `iss`, `sub` and the audience (client id) it was accepted for.
+        issuer: String,
+        subject: String,
+        audience: String,
     },
 }
 

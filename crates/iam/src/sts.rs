@@ -31,7 +31,7 @@ use tresor_core::record;
 
 /// Role sessions assumed with temporary credentials ("role chaining") last at most an hour
 /// (IAM User Guide, "Roles terms and concepts: Role chaining").
-const ROLE_CHAINING_MAX: i64 = 3600;
+pub(crate) const ROLE_CHAINING_MAX: i64 = 3600;
 /// Random bytes in a session token (base64 on the wire).
 const TOKEN_BYTES: usize = 96;
 /// The budget `PackedPolicySize` is a percentage of (the session policy length limit).
@@ -149,12 +149,42 @@ pub struct GetSessionTokenOutput {
     pub credentials: Credentials,
 }
 
-fn access_denied(message: impl Into<String>) -> StsError {
+pub(crate) fn access_denied(message: impl Into<String>) -> StsError {
     StsError::AccessDenied(message.into())
 }
 
-fn validation(message: impl Into<String>) -> StsError {
+pub(crate) fn validation(message: impl Into<String>) -> StsError {
     StsError::ValidationError(message.into())
+}
+
+/// The members every `AssumeRole*` request shares: the role, the session name, the duration
+/// and the session policies.
+pub(crate) fn check_role_request(
+    v: &mut Validator,
+    role_arn: &str,
+    session_name: &str,
+    duration: Option<i64>,
+    policy: Option<&str>,
+    policy_arns: &[String],
+) {
+    v.length("RoleArn", Some(role_arn), 20, 2048);
+    v.length("RoleSessionName", Some(session_name), 2, 64);
+    if !pattern_ok(session_name, "") {
+        v.fail(
+            "RoleSessionName",
+            Some(session_name),
+            r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
+        );
+    }
+    v.range("DurationSeconds", duration, 900, 43200);
+    v.length("Policy", policy, 1, usize::MAX);
+    if policy_arns.len() > 10 {
+        v.fail(
+            "PolicyArns",
+            None,
+            "Member must have length less than or equal to 10",
+        );
+    }
 }
 
 fn pattern_ok(v: &str, extra: &str) -> bool {
@@ -163,15 +193,15 @@ fn pattern_ok(v: &str, extra: &str) -> bool {
 }
 
 /// Issued temporary credentials.
-struct Issued {
-    access_key_id: String,
+pub(crate) struct Issued {
+    pub(crate) access_key_id: String,
     secret: String,
     token: String,
     expiration: OffsetDateTime,
 }
 
 /// Creates a session record (in `txn`) and returns its credentials.
-fn issue(
+pub(crate) fn issue(
     services: &Services,
     txn: &mut dyn WriteTxn,
     account: &str,
@@ -245,16 +275,14 @@ pub fn assume_role(
         .collect();
     let transitive = input.transitive_tag_keys;
     let mut v = Validator::new();
-    v.length("RoleArn", Some(role_arn), 20, 2048);
-    v.length("RoleSessionName", Some(session_name), 2, 64);
-    if !pattern_ok(session_name, "") {
-        v.fail(
-            "RoleSessionName",
-            Some(session_name),
-            r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
-        );
-    }
-    v.range("DurationSeconds", duration, 900, 43200);
+    check_role_request(
+        &mut v,
+        role_arn,
+        session_name,
+        duration,
+        policy,
+        &policy_arns,
+    );
     v.length("ExternalId", external_id, 2, 1224);
     if let Some(e) = external_id.filter(|e| !pattern_ok(e, ":/")) {
         v.fail(
@@ -269,14 +297,6 @@ pub fn assume_role(
             "SourceIdentity",
             Some(s),
             r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
-        );
-    }
-    v.length("Policy", policy, 1, usize::MAX);
-    if policy_arns.len() > 10 {
-        v.fail(
-            "PolicyArns",
-            None,
-            "Member must have length less than or equal to 10",
         );
     }
     v.finish(Protocol::AwsQuery)?;
@@ -381,20 +401,7 @@ pub fn assume_role(
         ));
     }
 
-    // Session policies narrow the session; they are validated and frozen now.
-    let mut session_policies: Vec<(String, String)> = Vec::new();
-    if let Some(doc) = policy {
-        Policy::parse(doc, PolicyKind::Session).map_err(session_policy_error)?;
-        session_policies.push(("session policy".to_string(), doc.to_string()));
-    }
-    for arn in &policy_arns {
-        let doc = api::managed_policy_document(&*txn, &role_account, arn)?.ok_or_else(|| {
-            StsError::MalformedPolicyDocument(format!(
-                "Policy {arn} does not exist or is not attachable."
-            ))
-        })?;
-        session_policies.push((arn.clone(), doc));
-    }
+    let session_policies = frozen_session_policies(&*txn, &role_account, policy, &policy_arns)?;
     let mut session_tags = carried_tags;
     api::merge_tags(&mut session_tags, tags.clone());
     let mut transitive_keys = carried_keys;
@@ -403,20 +410,7 @@ pub fn assume_role(
             transitive_keys.push(k);
         }
     }
-    let packed = if policy.is_some() || !policy_arns.is_empty() || !tags.is_empty() {
-        let size = policy.map_or(0, tresor_policy::non_whitespace_len)
-            + policy_arns.iter().map(String::len).sum::<usize>()
-            + session_tags
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>();
-        if size > PACKED_POLICY_BUDGET {
-            return Err(packed_too_large(size, PACKED_POLICY_BUDGET));
-        }
-        Some(size.saturating_mul(100).div_ceil(PACKED_POLICY_BUDGET))
-    } else {
-        None
-    };
+    let packed = packed_policy_size(policy, &policy_arns, &session_tags, !tags.is_empty())?;
     let source = carried_source.or(source_identity.map(str::to_string));
 
     let issued = issue(
@@ -431,6 +425,7 @@ pub fn assume_role(
             tags: session_tags,
             transitive_tag_keys: transitive_keys,
             source_identity: source.clone(),
+            federated: None,
         },
         duration,
         ctx.now,
@@ -449,7 +444,56 @@ pub fn assume_role(
     })
 }
 
-fn parse_account(arn: &str) -> Option<String> {
+/// Session policies narrow a session; they are validated and frozen when it is created:
+/// (label, document) of `Policy` and of each `PolicyArns` entry.
+pub(crate) fn frozen_session_policies(
+    txn: &dyn tresor_store::ReadTxn,
+    role_account: &str,
+    policy: Option<&str>,
+    policy_arns: &[String],
+) -> Result<Vec<(String, String)>, StsError> {
+    let mut session_policies: Vec<(String, String)> = Vec::new();
+    if let Some(doc) = policy {
+        Policy::parse(doc, PolicyKind::Session).map_err(session_policy_error)?;
+        session_policies.push(("session policy".to_string(), doc.to_string()));
+    }
+    for arn in policy_arns {
+        let doc = api::managed_policy_document(txn, role_account, arn)?.ok_or_else(|| {
+            StsError::MalformedPolicyDocument(format!(
+                "Policy {arn} does not exist or is not attachable."
+            ))
+        })?;
+        session_policies.push((arn.clone(), doc));
+    }
+    Ok(session_policies)
+}
+
+/// `PackedPolicySize`: the share (percent) of the packed budget the session policies and
+/// tags use, when the request has any; too large is `PackedPolicyTooLarge`.
+pub(crate) fn packed_policy_size(
+    policy: Option<&str>,
+    policy_arns: &[String],
+    session_tags: &[(String, String)],
+    new_tags: bool,
+) -> Result<Option<usize>, StsError> {
+    if policy.is_none() && policy_arns.is_empty() && !new_tags {
+        return Ok(None);
+    }
+    let size = policy.map_or(0, tresor_policy::non_whitespace_len)
+        + policy_arns.iter().map(String::len).sum::<usize>()
+        + session_tags
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    if size > PACKED_POLICY_BUDGET {
+        return Err(packed_too_large(size, PACKED_POLICY_BUDGET));
+    }
+    Ok(Some(
+        size.saturating_mul(100).div_ceil(PACKED_POLICY_BUDGET),
+    ))
+}
+
+pub(crate) fn parse_account(arn: &str) -> Option<String> {
     tresor_policy::arn::strip_service_prefix(arn, "iam")
         .and_then(|r| r.strip_prefix(':'))
         .and_then(|r| r.split_once(':'))
@@ -548,6 +592,28 @@ fn trust_allows_service(
     service_principal: &str,
     now: OffsetDateTime,
 ) -> bool {
+    let principal = tresor_policy::Principal::service(service_principal);
+    let context = tresor_policy::Context::new().with_current_time(now);
+    trust_allows(
+        services,
+        role,
+        role_arn,
+        &principal,
+        "sts:AssumeRole",
+        &context,
+    )
+}
+
+/// Whether the trust policy of `role` allows `principal` (a service or a federated caller,
+/// which have no identity policies) to perform `action` on it, in `context`.
+pub(crate) fn trust_allows(
+    services: &Services,
+    role: &RoleRecord,
+    role_arn: &str,
+    principal: &tresor_policy::Principal,
+    action: &str,
+    context: &tresor_policy::Context,
+) -> bool {
     let Some(trust) = services
         .policy_cache()
         .get(PolicyKind::Trust, &role.assume_role_policy)
@@ -555,8 +621,6 @@ fn trust_allows_service(
         tracing::error!(role = role_arn, "a stored trust policy does not parse");
         return false;
     };
-    let principal = tresor_policy::Principal::service(service_principal);
-    let context = tresor_policy::Context::new().with_current_time(now);
     let account = parse_account(role_arn);
     let set = tresor_policy::PolicySet {
         resource: Some((
@@ -570,11 +634,11 @@ fn trust_allows_service(
         ..tresor_policy::PolicySet::default()
     };
     let request = tresor_policy::Request {
-        principal: &principal,
-        action: "sts:AssumeRole",
+        principal,
+        action,
         resource: role_arn,
         resource_account: account.as_deref(),
-        context: &context,
+        context,
     };
     tresor_policy::evaluate(&request, &set).allowed
 }
@@ -621,6 +685,7 @@ pub fn assume_role_for_service(
             tags: Vec::new(),
             transitive_tag_keys: Vec::new(),
             source_identity: None,
+            federated: None,
         },
         duration,
         now,

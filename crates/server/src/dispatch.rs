@@ -152,6 +152,19 @@ fn sts(op: &str) -> Option<Operation<QueryCall>> {
     })
 }
 
+/// STS operations AWS serves without a signature: the request carries its own credential
+/// (a web identity token). They run with an anonymous caller that no policy allows.
+pub fn unsigned_query_operation(service: ServiceId, op: &str) -> Option<Operation<QueryCall>> {
+    match (service, op) {
+        // Fetches the issuer's keys over the network: on the blocking pool.
+        (ServiceId::Sts, "AssumeRoleWithWebIdentity") => Some(query!(
+            Write,
+            tresor_iam::web_identity::assume_role_with_web_identity
+        )),
+        _ => None,
+    }
+}
+
 /// IAM (awsQuery, 2010-05-08). The policy simulator only reads, but a page of it may take up
 /// to a second of CPU: it runs on the blocking pool with the writes, so that it never holds a
 /// request thread.
