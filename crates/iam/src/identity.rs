@@ -172,7 +172,7 @@ pub fn federated_identity(
             Some(SessionRecord {
                 principal: SessionPrincipal::Role { federated, .. },
                 ..
-            }) => federated,
+            }) => federated.map(|f| *f),
             _ => None,
         },
     )

@@ -121,7 +121,7 @@ pub enum SessionPrincipal {
         /// Who the session was issued to when it came from outside tresor's own identities
         /// (`AssumeRoleWithWebIdentity`): for the audit record.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        federated: Option<FederatedIdentity>,
+        federated: Option<Box<FederatedIdentity>>,
     },
 }
 

@@ -225,12 +225,12 @@ pub fn assume_role_with_web_identity(
             tags: Vec::new(),
             transitive_tag_keys: Vec::new(),
             source_identity: None,
-            federated: Some(FederatedIdentity::WebIdentity {
+            federated: Some(Box::new(FederatedIdentity::WebIdentity {
                 provider_arn,
                 issuer: issuer.clone(),
                 subject: subject.clone(),
                 audience: audience.clone(),
-            }),
+            })),
         },
         duration,
         ctx.now,
