@@ -17,6 +17,7 @@ pub mod shapes;
 pub mod sts;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upstream;
 pub mod web_identity;
 
 use time::OffsetDateTime;

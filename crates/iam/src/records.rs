@@ -119,7 +119,7 @@ pub enum SessionPrincipal {
         #[serde(default)]
         source_identity: Option<String>,
         /// Who the session was issued to when it came from outside tresor's own identities
-        /// (`AssumeRoleWithWebIdentity`): for the audit record.
+        /// (`AssumeRoleWithWebIdentity`, `AssumeRoleWithCallerIdentity`): for the audit record.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         federated: Option<Box<FederatedIdentity>>,
     },
@@ -136,6 +136,14 @@ pub enum FederatedIdentity {
         issuer: String,
         subject: String,
         audience: String,
+    },
+    /// An identity of an upstream AWS account (`AssumeRoleWithCallerIdentity`).
+    Upstream {
+        /// The configured upstream's name.
+        upstream: String,
+        /// The caller's ARN and account as the upstream STS reported them.
+        arn: String,
+        account: String,
     },
 }
 

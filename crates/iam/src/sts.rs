@@ -614,6 +614,29 @@ pub(crate) fn trust_allows(
     action: &str,
     context: &tresor_policy::Context,
 ) -> bool {
+    let account = parse_account(role_arn);
+    trust_allows_in(
+        services,
+        role,
+        role_arn,
+        account.as_deref(),
+        principal,
+        action,
+        context,
+    )
+}
+
+/// [`trust_allows`] with the resource account given: `None` evaluates the principal as one
+/// of the role's own account, for callers whose own account authorized them elsewhere.
+pub(crate) fn trust_allows_in(
+    services: &Services,
+    role: &RoleRecord,
+    role_arn: &str,
+    resource_account: Option<&str>,
+    principal: &tresor_policy::Principal,
+    action: &str,
+    context: &tresor_policy::Context,
+) -> bool {
     let Some(trust) = services
         .policy_cache()
         .get(PolicyKind::Trust, &role.assume_role_policy)
@@ -621,7 +644,6 @@ pub(crate) fn trust_allows(
         tracing::error!(role = role_arn, "a stored trust policy does not parse");
         return false;
     };
-    let account = parse_account(role_arn);
     let set = tresor_policy::PolicySet {
         resource: Some((
             tresor_policy::PolicySource {
@@ -637,7 +659,7 @@ pub(crate) fn trust_allows(
         principal,
         action,
         resource: role_arn,
-        resource_account: account.as_deref(),
+        resource_account,
         context,
     };
     tresor_policy::evaluate(&request, &set).allowed

@@ -161,6 +161,11 @@ pub fn unsigned_query_operation(service: ServiceId, op: &str) -> Option<Operatio
             Write,
             tresor_iam::web_identity::assume_role_with_web_identity
         )),
+        // tresor's own: a presigned upstream sts:GetCallerIdentity, forwarded upstream.
+        (ServiceId::Sts, "AssumeRoleWithCallerIdentity") => Some(query!(
+            Write,
+            tresor_iam::upstream::assume_role_with_caller_identity
+        )),
         _ => None,
     }
 }

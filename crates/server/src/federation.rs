@@ -9,6 +9,12 @@
 //! [[federation.offline_jwks]]                # air-gapped: this issuer is never contacted
 //! issuer = "https://ci.internal.example"
 //! jwks_file = "/etc/tresor/ci-jwks.json"
+//!
+//! [[federation.upstream]]                    # identities of an upstream AWS account
+//! name = "aws-prod"
+//! endpoint = "https://sts.amazonaws.com"
+//! allowed_accounts = ["111122223333"]
+//! server_id = "tresor.internal"              # must be signed as X-Tresor-Server-ID
 //! ```
 
 use std::path::PathBuf;
@@ -27,6 +33,17 @@ pub(crate) struct FederationFile {
     jwks_refetch_seconds: Option<u64>,
     #[serde(default)]
     offline_jwks: Vec<OfflineJwksFile>,
+    #[serde(default)]
+    upstream: Vec<UpstreamFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamFile {
+    name: String,
+    endpoint: String,
+    allowed_accounts: Vec<String>,
+    server_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +60,8 @@ pub struct FederationConfig {
     pub jwks_refetch: Option<Duration>,
     /// (issuer URL, JWK Set file).
     pub offline_jwks: Vec<(String, PathBuf)>,
+    /// Upstream STS endpoints whose callers may log in (`AssumeRoleWithCallerIdentity`).
+    pub upstreams: Vec<tresor_iam::upstream::Upstream>,
 }
 
 impl FederationConfig {
@@ -58,10 +77,30 @@ impl FederationConfig {
             }
             offline_jwks.push((o.issuer, o.jwks_file));
         }
+        let mut upstreams = Vec::new();
+        for u in file.upstream {
+            if let Some(bad) = u
+                .allowed_accounts
+                .iter()
+                .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "federation.upstream {}: allowed account '{bad}' is not 12 digits",
+                    u.name
+                )));
+            }
+            upstreams.push(tresor_iam::upstream::Upstream {
+                name: u.name,
+                endpoint: u.endpoint,
+                allowed_accounts: u.allowed_accounts,
+                server_id: u.server_id.filter(|s| !s.is_empty()),
+            });
+        }
         Ok(FederationConfig {
             ca_bundle: file.ca_bundle,
             jwks_refetch: file.jwks_refetch_seconds.map(Duration::from_secs),
             offline_jwks,
+            upstreams,
         })
     }
 }
@@ -90,7 +129,16 @@ pub(crate) fn install(
             refetch_interval: config.jwks_refetch,
         },
     )
-    .map_err(|e| ServerError::Setup(format!("federation: {e}")))
+    .map_err(|e| ServerError::Setup(format!("federation: {e}")))?;
+    if !config.upstreams.is_empty() {
+        let upstreams = tresor_iam::upstream::Upstreams::new(
+            config.upstreams.clone(),
+            config.ca_bundle.as_ref(),
+        )
+        .map_err(|e| ServerError::Setup(format!("federation: {e}")))?;
+        tresor_iam::upstream::install(services, upstreams);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -111,5 +159,10 @@ mod tests {
         assert_eq!(c.jwks_refetch, Some(Duration::from_secs(5)));
         assert_eq!(c.offline_jwks.len(), 1);
         assert!(toml::from_str::<FederationFile>("unknown = 1").is_err());
+        let up: FederationFile = toml::from_str(
+            "[[upstream]]\nname = \"a\"\nendpoint = \"https://sts.amazonaws.com\"\nallowed_accounts = [\"12\"]\n",
+        )
+        .expect("parses");
+        assert!(FederationConfig::from_file(Some(up)).is_err());
     }
 }

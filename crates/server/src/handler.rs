@@ -537,7 +537,10 @@ fn not_implemented_action(action: &str) -> AwsError {
 
 /// Without a credential scope to go by, an awsQuery action names its service.
 fn guess_query_service(action: Option<&str>) -> ServiceId {
-    if action.is_some_and(|a| KNOWN_STS_ACTIONS.contains(&a)) {
+    if action.is_some_and(|a| {
+        KNOWN_STS_ACTIONS.contains(&a)
+            || dispatch::unsigned_query_operation(ServiceId::Sts, a).is_some()
+    }) {
         ServiceId::Sts
     } else if action.is_some() {
         ServiceId::Iam

@@ -24,7 +24,7 @@ pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// The time budget of one HTTPS request to an issuer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most bytes read of a discovery document or a JWK Set.
-const MAX_DOCUMENT: u64 = 256 * 1024;
+pub(crate) const MAX_DOCUMENT: u64 = 256 * 1024;
 
 /// Where keys come from (the server's `[federation]` configuration).
 #[derive(Clone, Debug, Default)]
@@ -214,7 +214,9 @@ fn fetch_error(url: &str, e: &ureq::Error) -> KeyError {
 }
 
 /// The certificates of a PEM CA bundle.
-fn read_ca_bundle(path: &PathBuf) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+pub(crate) fn read_ca_bundle(
+    path: &PathBuf,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
     use ureq::tls::PemItem;
     let pem = std::fs::read(path)
         .map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?;
@@ -236,6 +238,15 @@ fn read_ca_bundle(path: &PathBuf) -> Result<Vec<ureq::tls::Certificate<'static>>
 /// An HTTPS-only agent trusting the system roots and `extra`; redirects are not followed
 /// (a redirect could lead off HTTPS or to another host).
 fn agent(extra: Vec<ureq::tls::Certificate<'static>>) -> ureq::Agent {
+    http_agent(extra, true)
+}
+
+/// An agent trusting the system roots and `extra`, HTTPS-only if `https_only`; it follows no
+/// redirects and gives up after [`FETCH_TIMEOUT`].
+pub(crate) fn http_agent(
+    extra: Vec<ureq::tls::Certificate<'static>>,
+    https_only: bool,
+) -> ureq::Agent {
     use ureq::tls::{Certificate, RootCerts, TlsConfig};
     let mut roots: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
         .certs
@@ -248,7 +259,7 @@ fn agent(extra: Vec<ureq::tls::Certificate<'static>>) -> ureq::Agent {
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .build();
     ureq::Agent::config_builder()
-        .https_only(true)
+        .https_only(https_only)
         .max_redirects(0)
         .http_status_as_error(false)
         .timeout_global(Some(FETCH_TIMEOUT))
