@@ -268,11 +268,7 @@ pub fn assume_role(
     let external_id = input.external_id.as_deref();
     let source_identity = input.source_identity.as_deref();
     let policy = input.policy.as_deref();
-    let policy_arns: Vec<String> = input
-        .policy_arns
-        .iter()
-        .filter_map(|m| m.arn.clone())
-        .collect();
+    let policy_arns = policy_arn_list(&input.policy_arns);
     let transitive = input.transitive_tag_keys;
     let mut v = Validator::new();
     check_role_request(
@@ -490,6 +486,69 @@ pub(crate) fn packed_policy_size(
     }
     Ok(Some(
         size.saturating_mul(100).div_ceil(PACKED_POLICY_BUDGET),
+    ))
+}
+
+/// The ARNs of a request's `PolicyArns`.
+pub(crate) fn policy_arn_list(items: &[PolicyDescriptorType]) -> Vec<String> {
+    items.iter().filter_map(|m| m.arn.clone()).collect()
+}
+
+/// A role session for a caller from outside tresor's own identities (a web identity, an
+/// upstream AWS principal) whose trust-policy check has passed.
+pub(crate) struct OutsideSession<'a> {
+    pub(crate) account: &'a str,
+    pub(crate) role: &'a RoleRecord,
+    pub(crate) session_name: &'a str,
+    pub(crate) duration: Option<i64>,
+    pub(crate) policy: Option<&'a str>,
+    pub(crate) policy_arns: &'a [String],
+    pub(crate) federated: crate::identity::FederatedIdentity,
+}
+
+/// Issues an [`OutsideSession`] in `txn` and commits: the duration within the role's
+/// `MaxSessionDuration`, session policies frozen. Returns the credentials, the session's
+/// user and the `PackedPolicySize`.
+pub(crate) fn issue_outside_session(
+    services: &Services,
+    mut txn: Box<dyn WriteTxn + '_>,
+    now: OffsetDateTime,
+    s: OutsideSession<'_>,
+) -> Result<(Credentials, AssumedRoleUser, Option<usize>), StsError> {
+    let duration = s.duration.unwrap_or(3600);
+    if duration > s.role.max_session_duration {
+        return Err(validation(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        ));
+    }
+    let session_policies = frozen_session_policies(&*txn, s.account, s.policy, s.policy_arns)?;
+    let packed = packed_policy_size(s.policy, s.policy_arns, &[], false)?;
+    let issued = issue(
+        services,
+        &mut *txn,
+        s.account,
+        SessionPrincipal::Role {
+            role_name: s.role.name.clone(),
+            role_id: s.role.role_id.clone(),
+            session_name: s.session_name.to_string(),
+            policies: session_policies,
+            tags: Vec::new(),
+            transitive_tag_keys: Vec::new(),
+            source_identity: None,
+            federated: Some(Box::new(s.federated)),
+        },
+        duration,
+        now,
+    )?;
+    txn.commit()?;
+    let caller = assumed_role_caller(s.account, s.role, s.session_name, &issued.access_key_id);
+    Ok((
+        issued.into(),
+        AssumedRoleUser {
+            assumed_role_id: caller.user_id,
+            arn: caller.arn,
+        },
+        packed,
     ))
 }
 

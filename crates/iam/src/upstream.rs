@@ -25,11 +25,12 @@ use tresor_wire::validate::Validator;
 
 use crate::api;
 use crate::error::StsError;
-use crate::identity::{FederatedIdentity, SessionPrincipal, assumed_role_caller};
+use crate::identity::FederatedIdentity;
 use crate::oidc::jwks::{MAX_DOCUMENT, http_agent, read_ca_bundle};
 use crate::sts::{
-    AssumedRoleUser, Credentials, PolicyDescriptorType, access_denied, check_role_request,
-    frozen_session_policies, issue, packed_policy_size, parse_account, trust_allows_in, validation,
+    AssumedRoleUser, Credentials, OutsideSession, PolicyDescriptorType, access_denied,
+    check_role_request, issue_outside_session, parse_account, policy_arn_list, trust_allows_in,
+    validation,
 };
 
 /// The header a presigned request must sign when its upstream has a server id.
@@ -250,11 +251,7 @@ pub fn assume_role_with_caller_identity(
     let role_arn = input.role_arn.as_str();
     let session_name = input.role_session_name.as_str();
     let policy = input.policy.as_deref();
-    let policy_arns: Vec<String> = input
-        .policy_arns
-        .iter()
-        .filter_map(|m| m.arn.clone())
-        .collect();
+    let policy_arns = policy_arn_list(&input.policy_arns);
     let mut v = Validator::new();
     check_role_request(
         &mut v,
@@ -294,7 +291,7 @@ pub fn assume_role_with_caller_identity(
     let principal = principal_of(&caller).ok_or_else(refused)?;
     let account = parse_account(role_arn).unwrap_or_default();
 
-    let mut txn = services.store().begin_write()?;
+    let txn = services.store().begin_write()?;
     let role = api::role_by_arn(&*txn, role_arn)?.ok_or_else(refused)?;
     let mut context = tresor_policy::Context::new()
         .with_current_time(ctx.now)
@@ -315,43 +312,27 @@ pub fn assume_role_with_caller_identity(
     ) {
         return Err(refused());
     }
-    let duration = input.duration_seconds.unwrap_or(3600);
-    if duration > role.max_session_duration {
-        return Err(validation(
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-        ));
-    }
-    let session_policies = frozen_session_policies(&*txn, &account, policy, &policy_arns)?;
-    let packed = packed_policy_size(policy, &policy_arns, &[], false)?;
-    let issued = issue(
+    let (credentials, assumed_role_user, packed) = issue_outside_session(
         services,
-        &mut *txn,
-        &account,
-        SessionPrincipal::Role {
-            role_name: role.name.clone(),
-            role_id: role.role_id.clone(),
-            session_name: session_name.to_string(),
-            policies: session_policies,
-            tags: Vec::new(),
-            transitive_tag_keys: Vec::new(),
-            source_identity: None,
-            federated: Some(Box::new(FederatedIdentity::Upstream {
+        txn,
+        ctx.now,
+        OutsideSession {
+            account: &account,
+            role: &role,
+            session_name,
+            duration: input.duration_seconds,
+            policy,
+            policy_arns: &policy_arns,
+            federated: FederatedIdentity::Upstream {
                 upstream: upstream.name.clone(),
                 arn: caller.arn.clone(),
                 account: caller.account.clone(),
-            })),
+            },
         },
-        duration,
-        ctx.now,
     )?;
-    txn.commit()?;
-    let session = assumed_role_caller(&account, &role, session_name, &issued.access_key_id);
     Ok(AssumeRoleWithCallerIdentityOutput {
-        credentials: issued.into(),
-        assumed_role_user: AssumedRoleUser {
-            assumed_role_id: session.user_id,
-            arn: session.arn,
-        },
+        credentials,
+        assumed_role_user,
         packed_policy_size: packed,
         upstream_arn: caller.arn,
         upstream_account: caller.account,

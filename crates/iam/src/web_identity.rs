@@ -20,12 +20,12 @@ use tresor_wire::validate::Validator;
 
 use crate::api;
 use crate::error::StsError;
-use crate::identity::{FederatedIdentity, SessionPrincipal, assumed_role_caller};
+use crate::identity::FederatedIdentity;
 use crate::oidc::jwt::{Jwt, JwtError};
 use crate::oidc::{KeyError, key_cache};
 use crate::sts::{
-    AssumedRoleUser, Credentials, PolicyDescriptorType, access_denied, check_role_request,
-    frozen_session_policies, issue, packed_policy_size, parse_account, trust_allows, validation,
+    AssumedRoleUser, Credentials, OutsideSession, PolicyDescriptorType, access_denied,
+    check_role_request, issue_outside_session, parse_account, policy_arn_list, trust_allows,
 };
 
 /// Tolerance for clocks that disagree, on `exp`, `nbf` and `iat`.
@@ -114,11 +114,7 @@ pub fn assume_role_with_web_identity(
     let role_arn = input.role_arn.as_str();
     let session_name = input.role_session_name.as_str();
     let policy = input.policy.as_deref();
-    let policy_arns: Vec<String> = input
-        .policy_arns
-        .iter()
-        .filter_map(|m| m.arn.clone())
-        .collect();
+    let policy_arns = policy_arn_list(&input.policy_arns);
     let mut v = Validator::new();
     check_role_request(
         &mut v,
@@ -168,7 +164,7 @@ pub fn assume_role_with_web_identity(
         .ok_or_else(|| invalid_token("The web identity token has no subject (sub)."))?;
     let provider_arn = provider.arn(&account);
 
-    let mut txn = services.store().begin_write()?;
+    let txn = services.store().begin_write()?;
     let denied = || access_denied("Not authorized to perform sts:AssumeRoleWithWebIdentity");
     let role = api::role_by_arn(&*txn, role_arn)?.ok_or_else(denied)?;
     let host_path = provider.host_path();
@@ -205,45 +201,29 @@ pub fn assume_role_with_web_identity(
     ) {
         return Err(denied());
     }
-    let duration = input.duration_seconds.unwrap_or(3600);
-    if duration > role.max_session_duration {
-        return Err(validation(
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-        ));
-    }
-    let session_policies = frozen_session_policies(&*txn, &account, policy, &policy_arns)?;
-    let packed = packed_policy_size(policy, &policy_arns, &[], false)?;
-    let issued = issue(
+    let (credentials, assumed_role_user, packed) = issue_outside_session(
         services,
-        &mut *txn,
-        &account,
-        SessionPrincipal::Role {
-            role_name: role.name.clone(),
-            role_id: role.role_id.clone(),
-            session_name: session_name.to_string(),
-            policies: session_policies,
-            tags: Vec::new(),
-            transitive_tag_keys: Vec::new(),
-            source_identity: None,
-            federated: Some(Box::new(FederatedIdentity::WebIdentity {
+        txn,
+        ctx.now,
+        OutsideSession {
+            account: &account,
+            role: &role,
+            session_name,
+            duration: input.duration_seconds,
+            policy,
+            policy_arns: &policy_arns,
+            federated: FederatedIdentity::WebIdentity {
                 provider_arn,
                 issuer: issuer.clone(),
                 subject: subject.clone(),
                 audience: audience.clone(),
-            })),
+            },
         },
-        duration,
-        ctx.now,
     )?;
-    txn.commit()?;
-    let caller = assumed_role_caller(&account, &role, session_name, &issued.access_key_id);
     Ok(AssumeRoleWithWebIdentityOutput {
-        credentials: issued.into(),
+        credentials,
         subject_from_web_identity_token: subject,
-        assumed_role_user: AssumedRoleUser {
-            assumed_role_id: caller.user_id,
-            arn: caller.arn,
-        },
+        assumed_role_user,
         packed_policy_size: packed,
         provider: issuer,
         audience,
