@@ -92,7 +92,8 @@ pub fn install(services: &Services, upstreams: Upstreams) {
     services.set_extension(std::sync::Arc::new(upstreams));
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `Debug` leaves the presigned URL out: it is a credential.
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AssumeRoleWithCallerIdentityInput {
     pub role_arn: String,
@@ -103,6 +104,16 @@ pub struct AssumeRoleWithCallerIdentityInput {
     pub policy_arns: Vec<PolicyDescriptorType>,
     pub policy: Option<String>,
     pub duration_seconds: Option<i64>,
+}
+
+impl std::fmt::Debug for AssumeRoleWithCallerIdentityInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssumeRoleWithCallerIdentityInput")
+            .field("role_arn", &self.role_arn)
+            .field("role_session_name", &self.role_session_name)
+            .field("duration_seconds", &self.duration_seconds)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -31,7 +31,8 @@ use crate::sts::{
 /// Tolerance for clocks that disagree, on `exp`, `nbf` and `iat`.
 pub const CLOCK_SKEW: i64 = 60;
 
-#[derive(Debug, Default, Deserialize)]
+/// `Debug` leaves the token out: it is a credential.
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AssumeRoleWithWebIdentityInput {
     pub role_arn: String,
@@ -42,6 +43,16 @@ pub struct AssumeRoleWithWebIdentityInput {
     pub policy_arns: Vec<PolicyDescriptorType>,
     pub policy: Option<String>,
     pub duration_seconds: Option<i64>,
+}
+
+impl std::fmt::Debug for AssumeRoleWithWebIdentityInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssumeRoleWithWebIdentityInput")
+            .field("role_arn", &self.role_arn)
+            .field("role_session_name", &self.role_session_name)
+            .field("duration_seconds", &self.duration_seconds)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Serialize)]

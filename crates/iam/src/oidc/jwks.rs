@@ -60,8 +60,8 @@ pub struct KeyCache {
     offline: HashMap<String, Vec<Jwk>>,
     agent: ureq::Agent,
     entries: Mutex<HashMap<String, Entry>>,
-    /// Per issuer: when it was last fetched (successfully or not).
-    attempts: Mutex<HashMap<String, Instant>>,
+    /// Per issuer: when it was last fetched, and the failure if that fetch failed.
+    attempts: Mutex<HashMap<String, (Instant, Option<KeyError>)>>,
 }
 
 /// An issuer URL compared without a trailing slash.
@@ -118,51 +118,55 @@ impl KeyCache {
                 KeyError::NoKey("no key with this kid in the offline JWK Set".into())
             });
         }
-        let fresh = {
+        // The cached key for the token, and whether the cache is still fresh.
+        let (cached, fresh) = {
             let entries = self.entries.lock();
-            entries.get(&issuer).and_then(|e| {
-                let key = select_key(&e.keys, jwt).cloned();
-                (e.fetched.elapsed() < KEYS_TTL).then_some(key)
-            })
+            match entries.get(&issuer) {
+                Some(e) => (
+                    select_key(&e.keys, jwt).cloned(),
+                    e.fetched.elapsed() < KEYS_TTL,
+                ),
+                None => (None, false),
+            }
         };
-        if let Some(Some(key)) = fresh {
-            return Ok(key);
+        if let (Some(key), true) = (&cached, fresh) {
+            return Ok(key.clone());
         }
-        // Unknown kid or stale keys: fetch, unless this issuer was fetched very recently.
-        let may_fetch = {
+        // An unknown kid or stale keys: fetch — unless this issuer was tried very recently,
+        // then answer from what is known (stale keys, or the last failure).
+        {
             let mut attempts = self.attempts.lock();
-            let recent = attempts
-                .get(&issuer)
-                .is_some_and(|t| t.elapsed() < self.refetch_interval());
-            if !recent {
-                attempts.insert(issuer.clone(), Instant::now());
+            if let Some((at, failure)) = attempts.get(&issuer)
+                && at.elapsed() < self.refetch_interval()
+            {
+                return cached.ok_or_else(|| {
+                    failure
+                        .clone()
+                        .unwrap_or_else(|| KeyError::NoKey("no key with this kid".into()))
+                });
             }
-            !recent || fresh.is_none()
-        };
-        if !may_fetch {
-            return Err(KeyError::NoKey("no key with this kid".into()));
+            attempts.insert(issuer.clone(), (Instant::now(), None));
         }
-        let keys = match self.fetch(&issuer) {
-            Ok(keys) => keys,
-            Err(e) => {
-                // Keys past their TTL still serve while the issuer cannot be reached.
-                let stale = self
-                    .entries
-                    .lock()
-                    .get(&issuer)
-                    .and_then(|entry| select_key(&entry.keys, jwt).cloned());
-                return stale.ok_or(e);
+        match self.fetch(&issuer) {
+            Ok(keys) => {
+                let key = select_key(&keys, jwt).cloned();
+                self.entries.lock().insert(
+                    issuer,
+                    Entry {
+                        keys,
+                        fetched: Instant::now(),
+                    },
+                );
+                key.ok_or_else(|| KeyError::NoKey("no key with this kid".into()))
             }
-        };
-        let key = select_key(&keys, jwt).cloned();
-        self.entries.lock().insert(
-            issuer,
-            Entry {
-                keys,
-                fetched: Instant::now(),
-            },
-        );
-        key.ok_or_else(|| KeyError::NoKey("no key with this kid".into()))
+            Err(e) => {
+                self.attempts
+                    .lock()
+                    .insert(issuer, (Instant::now(), Some(e.clone())));
+                // Keys past their TTL still serve while the issuer cannot be reached.
+                cached.ok_or(e)
+            }
+        }
     }
 
     /// Discovery document, then the JWK Set it names.
@@ -300,9 +304,12 @@ mod tests {
         // Port 1 on loopback: connection refused.
         let first = cache.key_for("https://127.0.0.1:1", &jwt);
         assert!(matches!(first, Err(KeyError::Unreachable(_))), "{first:?}");
-        // Nothing cached yet, so the next request tries again rather than failing blind.
+        // Within the refetch interval the failure is answered again without a new attempt
+        // (a down issuer must not tie up a thread per request).
+        let started = Instant::now();
         let again = cache.key_for("https://127.0.0.1:1", &jwt);
         assert!(matches!(again, Err(KeyError::Unreachable(_))), "{again:?}");
+        assert!(started.elapsed() < Duration::from_millis(50));
     }
 
     #[test]
