@@ -6,7 +6,7 @@
 //! The token is checked in this order: it is a JWT signed with RS256 or ES256; its `iss` is
 //! a registered IAM OIDC provider of the role's account; its signature verifies with the key
 //! (`kid`) from the issuer's JWK Set; `exp`/`nbf`/`iat` hold (with [`CLOCK_SKEW`]); an `aud`
-//! (or `azp`) is one of the provider's client ids. Then the role's trust policy must allow
+//! is one of the provider's client ids. Then the role's trust policy must allow
 //! the principal `{"Federated": "<provider ARN>"}` the action `sts:AssumeRoleWithWebIdentity`
 //! with the condition keys AWS sets for OIDC federation (IAM User Guide, "Available keys for
 //! AWS OIDC federation"): `<host/path>:aud`, `:oaud`, `:sub`, `:amr`, plus
@@ -106,13 +106,12 @@ fn key_error(e: KeyError) -> StsError {
     }
 }
 
-/// The audience a token was accepted for: `azp` when it names a client id (AWS uses it for
-/// the `:aud` key when present), else the first `aud` that does; `None` if none does.
+/// The audience a token is accepted for: the first `aud` value that is one of the provider's
+/// client ids; `None` if none is.
 fn accepted_audience(jwt: &Jwt, client_ids: &[String]) -> Option<String> {
-    let c = &jwt.claims;
-    c.azp
+    jwt.claims
+        .aud
         .iter()
-        .chain(c.aud.iter())
         .find(|a| client_ids.contains(a))
         .cloned()
 }
@@ -239,4 +238,57 @@ pub fn assume_role_with_web_identity(
         provider: issuer,
         audience,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::jwt::tests::{Signer, claims};
+
+    #[test]
+    fn the_audience_must_be_a_client_id() {
+        let s = Signer::ec();
+        let ids = vec!["sts.amazonaws.com".to_string()];
+        let mut c = claims(1000);
+        c["aud"] = serde_json::json!(["other", "sts.amazonaws.com"]);
+        c["azp"] = serde_json::json!("sts.amazonaws.com");
+        let jwt = Jwt::parse(&s.token("k", &c)).expect("jwt");
+        assert_eq!(
+            accepted_audience(&jwt, &ids).as_deref(),
+            Some("sts.amazonaws.com")
+        );
+        // `azp` alone does not make a token for this provider.
+        c["aud"] = serde_json::json!("other");
+        let jwt = Jwt::parse(&s.token("k", &c)).expect("jwt");
+        assert_eq!(accepted_audience(&jwt, &ids), None);
+        assert_eq!(accepted_audience(&jwt, &[]), None);
+    }
+
+    #[test]
+    fn token_errors_map_to_aws_codes_without_the_token() {
+        use tresor_wire::error::ServiceError;
+        for (e, code) in [
+            (JwtError::Malformed, "InvalidIdentityToken"),
+            (JwtError::Algorithm, "InvalidIdentityToken"),
+            (JwtError::Signature, "InvalidIdentityToken"),
+            (JwtError::NotYetValid, "InvalidIdentityToken"),
+            (
+                JwtError::Expired { now: 2, exp: 1 },
+                "ExpiredTokenException",
+            ),
+        ] {
+            let err = jwt_error(e);
+            assert_eq!(err.code(), code);
+            assert_eq!(err.http_status(), 400);
+        }
+        let down = key_error(KeyError::Unreachable("x".into()));
+        assert_eq!(
+            (down.code(), down.http_status()),
+            ("IDPCommunicationError", 400)
+        );
+        assert_eq!(
+            key_error(KeyError::NoKey("x".into())).code(),
+            "InvalidIdentityToken"
+        );
+    }
 }
