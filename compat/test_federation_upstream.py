@@ -145,3 +145,46 @@ def test_presigned_requests_must_be_get_caller_identity_for_the_configured_endpo
     tampered = good.replace("X-Amz-Signature=", "X-Amz-Signature=0")
     status, doc = login(server.endpoint, fleet["role"]["Arn"], tampered)
     assert status == 403 and error(doc)[0] == "AccessDenied"
+
+
+def test_accounts_outside_the_allowed_list_and_an_unreachable_upstream(fleet, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    upstream = fleet["upstream"]
+    config = tmp_path / "tresor.toml"
+    config.write_text(
+        "[[federation.upstream]]\n"
+        'name = "aws-other"\n'
+        f'endpoint = "{upstream.endpoint}"\n'
+        'allowed_accounts = ["000000000001"]\n'
+        'server_id = "tresor-c"\n'
+        "[[federation.upstream]]\n"
+        'name = "aws-down"\n'
+        f'endpoint = "{closed}"\n'
+        f'allowed_accounts = ["{fleet["account"]}"]\n')
+    server = start_server("--config", str(config), data_dir=tmp_path / "c")
+    try:
+        iam = server.admin("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": f"arn:aws:iam::{fleet['account']}:role/host-role"}}]}
+        role = iam.create_role(RoleName="from-aws", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        status, doc = login(server.endpoint, role, presign(upstream.endpoint, fleet["host"], "tresor-c"))
+        assert status == 403
+        code, message = error(doc)
+        assert code == "AccessDenied" and "assumed-role/host-role/" in message
+        status, doc = login(server.endpoint, role, presign(closed, fleet["host"], None))
+        assert status == 400
+        assert error(doc)[0] == "IDPCommunicationError"
+    finally:
+        server.stop()
+
+    # A misconfigured upstream stops the start: plain HTTP off loopback.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[federation.upstream]]\nname = "x"\nendpoint = "http://sts.example.com"\n'
+                   'allowed_accounts = ["111122223333"]\n')
+    refused = start_server("--config", str(bad), data_dir=tmp_path / "bad", expect_ready=False)
+    assert refused.proc.returncode not in (None, 0)
+    assert "not https" in refused.log_tail() + "".join(refused.stdout_lines)
