@@ -538,6 +538,28 @@ pub(crate) mod tests {
         ] {
             assert!(Jwt::parse(t).is_err(), "{t}");
         }
+        // Hostile payloads: deep nesting, numbers out of range, wrong claim types.
+        let header = enc(br#"{"alg":"ES256"}"#);
+        let deep = format!(
+            "{{\"iss\":\"x\",\"n\":{}{}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        for payload in [
+            deep.as_str(),
+            r#"{"iss":"x","exp":1e400}"#,
+            r#"{"iss":"x","exp":"tomorrow"}"#,
+            r#"{"iss":7}"#,
+            r#"{"iss":"x","aud":[1,2]}"#,
+            r#"["iss"]"#,
+        ] {
+            let t = format!("{header}.{}.AA", enc(payload.as_bytes()));
+            assert_eq!(
+                Jwt::parse(&t).err(),
+                Some(JwtError::Malformed),
+                "{payload:.40}"
+            );
+        }
     }
 
     #[test]
