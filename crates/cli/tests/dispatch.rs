@@ -42,15 +42,15 @@ async fn an_unimplemented_operation_says_which_one_instead_of_an_empty_message()
 }
 
 #[tokio::test]
-async fn unsigned_assume_role_with_web_identity_is_an_unknown_action_not_a_missing_signature() {
+async fn unsigned_assume_role_with_saml_is_an_unknown_action_not_a_missing_signature() {
     let server = Server::start(&[]);
     let sts = aws_sdk_sts::Client::new(&server.admin_config().await);
     // The SDK sends this operation unsigned, as AWS accepts it.
     let err = sts
-        .assume_role_with_web_identity()
+        .assume_role_with_saml()
         .role_arn("arn:aws:iam::123456789012:role/ci")
-        .role_session_name("job")
-        .web_identity_token("eyJhbGciOiJSUzI1NiJ9.e30.sig")
+        .principal_arn("arn:aws:iam::123456789012:saml-provider/idp")
+        .saml_assertion("PHNhbWw+PC9zYW1sPg==")
         .send()
         .await
         .expect_err("not implemented");
@@ -59,7 +59,28 @@ async fn unsigned_assume_role_with_web_identity_is_an_unknown_action_not_a_missi
         Some("InvalidAction")
     );
     let message = aws_sdk_sts::error::ProvideErrorMetadata::message(&err).expect("message");
-    assert!(message.contains("AssumeRoleWithWebIdentity"), "{message}");
+    assert!(message.contains("AssumeRoleWithSAML"), "{message}");
+}
+
+#[tokio::test]
+async fn unsigned_assume_role_with_web_identity_reaches_the_token_check() {
+    let server = Server::start(&[]);
+    let sts = aws_sdk_sts::Client::new(&server.admin_config().await);
+    // Unsigned, as the SDK sends it: the token is judged, not the missing signature.
+    let err = sts
+        .assume_role_with_web_identity()
+        .role_arn("arn:aws:iam::123456789012:role/ci")
+        .role_session_name("job")
+        .web_identity_token("eyJhbGciOiJSUzI1NiJ9.e30.sig")
+        .send()
+        .await
+        .expect_err("not a valid token");
+    assert_eq!(
+        aws_sdk_sts::error::ProvideErrorMetadata::code(&err),
+        Some("InvalidIdentityToken")
+    );
+    let message = aws_sdk_sts::error::ProvideErrorMetadata::message(&err).expect("message");
+    assert!(message.contains("not a valid JWT"), "{message}");
 }
 
 #[test]

@@ -195,6 +195,13 @@ pub enum StsError {
     /// 400: the web identity or SAML token has expired.
     #[error("{0}")]
     ExpiredTokenException(String),
+    /// 400: the web identity token could not be validated (not a JWT, unknown provider, bad
+    /// signature, wrong audience).
+    #[error("{0}")]
+    InvalidIdentityToken(String),
+    /// 400: the identity provider could not be reached to verify the token.
+    #[error("{0}")]
+    IdpCommunicationError(String),
     /// 400: a member violates the model's constraints.
     #[error("{0}")]
     ValidationError(String),
@@ -216,6 +223,8 @@ impl ServiceError for StsError {
             StsError::PackedPolicyTooLarge(_) => "PackedPolicyTooLarge",
             StsError::RegionDisabledException(_) => "RegionDisabledException",
             StsError::ExpiredTokenException(_) => "ExpiredTokenException",
+            StsError::InvalidIdentityToken(_) => "InvalidIdentityToken",
+            StsError::IdpCommunicationError(_) => "IDPCommunicationError",
             StsError::ValidationError(_) => "ValidationError",
             StsError::AccessDenied(_) => "AccessDenied",
             StsError::Request(e) => &e.code,
@@ -231,6 +240,8 @@ impl ServiceError for StsError {
             StsError::MalformedPolicyDocument(_)
             | StsError::PackedPolicyTooLarge(_)
             | StsError::ExpiredTokenException(_)
+            | StsError::InvalidIdentityToken(_)
+            | StsError::IdpCommunicationError(_)
             | StsError::ValidationError(_) => 400,
         }
     }

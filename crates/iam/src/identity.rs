@@ -14,8 +14,8 @@ use tresor_store::{ReadTxn, Store};
 
 use crate::keys;
 pub use crate::records::{
-    AccessKeyRecord, AccountRecord, FORMAT, KeyOwner, KeyStatus, SessionPrincipal, SessionRecord,
-    UserRecord,
+    AccessKeyRecord, AccountRecord, FORMAT, FederatedIdentity, KeyOwner, KeyStatus,
+    SessionPrincipal, SessionRecord, UserRecord,
 };
 use tresor_core::credential::{CredentialError, ResolvedCredential, SessionValidity};
 use tresor_core::ctx::{Caller, CallerKind};
@@ -161,6 +161,23 @@ fn resolve_session(
     })
 }
 
+/// The outside identity (web identity: provider, issuer, subject, audience) a temporary
+/// credential was issued to, if any — for audit records of requests signed with it.
+pub fn federated_identity(
+    txn: &dyn ReadTxn,
+    access_key_id: &str,
+) -> Result<Option<FederatedIdentity>, ServiceError> {
+    Ok(
+        match record::get::<SessionRecord>(txn, &keys::session(access_key_id))? {
+            Some(SessionRecord {
+                principal: SessionPrincipal::Role { federated, .. },
+                ..
+            }) => federated.map(|f| *f),
+            _ => None,
+        },
+    )
+}
+
 /// The caller of a role session: `arn:aws:sts::<account>:assumed-role/<role>/<session>`
 /// (no path), user id `<role id>:<session>` (IAM User Guide, "IAM identifiers": unique
 /// ids, and "Policy variables": `aws:userid` of a role session).
@@ -282,6 +299,7 @@ mod tests {
                 tags: Vec::new(),
                 transitive_tag_keys: Vec::new(),
                 source_identity: None,
+                federated: None,
             },
         };
         record::put(&mut *txn, &keys::session(AKID), &session).expect("session");

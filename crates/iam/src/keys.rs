@@ -159,3 +159,12 @@ pub fn role_instance_profile(account: &str, role: &str, profile: &str) -> String
 pub fn role_instance_profile_prefix(account: &str, role: &str) -> String {
     format!("acct/{account}/iam/roleprofile/{}/", role.to_lowercase())
 }
+
+/// An OpenID Connect provider by its URL without the scheme (`<host/path>`).
+pub fn oidc_provider(account: &str, host_path: &str) -> String {
+    format!("acct/{account}/iam/oidc/{host_path}")
+}
+
+pub fn oidc_provider_prefix(account: &str) -> String {
+    format!("acct/{account}/iam/oidc/")
+}

@@ -11,11 +11,14 @@ pub mod bootstrap;
 pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod oidc;
 pub mod records;
 pub mod shapes;
 pub mod sts;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upstream;
+pub mod web_identity;
 
 use time::OffsetDateTime;
 use tresor_core::{Caller, CredentialError, IdentityPolicies, ResolvedCredential, ServiceError};

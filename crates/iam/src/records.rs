@@ -118,6 +118,32 @@ pub enum SessionPrincipal {
         transitive_tag_keys: Vec<String>,
         #[serde(default)]
         source_identity: Option<String>,
+        /// Who the session was issued to when it came from outside tresor's own identities
+        /// (`AssumeRoleWithWebIdentity`, `AssumeRoleWithCallerIdentity`): for the audit record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        federated: Option<Box<FederatedIdentity>>,
+    },
+}
+
+/// The outside identity a role session was issued to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FederatedIdentity {
+    /// An OpenID Connect ID token (`AssumeRoleWithWebIdentity`).
+    WebIdentity {
+        /// `arn:aws:iam::<account>:oidc-provider/<host/path>`.
+        provider_arn: String,
+        /// The token's `iss`, `sub` and the audience (client id) it was accepted for.
+        issuer: String,
+        subject: String,
+        audience: String,
+    },
+    /// An identity of an upstream AWS account (`AssumeRoleWithCallerIdentity`).
+    Upstream {
+        /// The configured upstream's name.
+        upstream: String,
+        /// The caller's ARN and account as the upstream STS reported them.
+        arn: String,
+        account: String,
     },
 }
 
@@ -238,5 +264,40 @@ impl ManagedPolicyRecord {
             .iter()
             .find(|v| v.id == self.default_version)
             .map(|v| v.document.as_str())
+    }
+}
+
+/// An IAM OpenID Connect provider, keyed by its URL without the scheme (`<host/path>`, the
+/// last part of its ARN) under `keys::oidc_provider`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OidcProviderRecord {
+    pub v: u32,
+    /// `https://<host/path>` as registered; the issuer (`iss`) of the provider's tokens.
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// The audiences (`aud`) a token may be issued for.
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// SHA-1 thumbprints of the provider's certificates (stored and returned).
+    #[serde(default)]
+    pub thumbprints: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+impl OidcProviderRecord {
+    /// The URL without its scheme: the ARN's resource and the condition keys' prefix
+    /// (`<host/path>:sub`).
+    pub fn host_path(&self) -> &str {
+        self.url.strip_prefix("https://").unwrap_or(&self.url)
+    }
+
+    pub fn arn(&self, account: &str) -> String {
+        format!(
+            "arn:{}:iam::{account}:oidc-provider/{}",
+            partition(),
+            self.host_path()
+        )
     }
 }

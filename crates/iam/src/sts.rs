@@ -31,7 +31,7 @@ use tresor_core::record;
 
 /// Role sessions assumed with temporary credentials ("role chaining") last at most an hour
 /// (IAM User Guide, "Roles terms and concepts: Role chaining").
-const ROLE_CHAINING_MAX: i64 = 3600;
+pub(crate) const ROLE_CHAINING_MAX: i64 = 3600;
 /// Random bytes in a session token (base64 on the wire).
 const TOKEN_BYTES: usize = 96;
 /// The budget `PackedPolicySize` is a percentage of (the session policy length limit).
@@ -149,12 +149,42 @@ pub struct GetSessionTokenOutput {
     pub credentials: Credentials,
 }
 
-fn access_denied(message: impl Into<String>) -> StsError {
+pub(crate) fn access_denied(message: impl Into<String>) -> StsError {
     StsError::AccessDenied(message.into())
 }
 
-fn validation(message: impl Into<String>) -> StsError {
+pub(crate) fn validation(message: impl Into<String>) -> StsError {
     StsError::ValidationError(message.into())
+}
+
+/// The members every `AssumeRole*` request shares: the role, the session name, the duration
+/// and the session policies.
+pub(crate) fn check_role_request(
+    v: &mut Validator,
+    role_arn: &str,
+    session_name: &str,
+    duration: Option<i64>,
+    policy: Option<&str>,
+    policy_arns: &[String],
+) {
+    v.length("RoleArn", Some(role_arn), 20, 2048);
+    v.length("RoleSessionName", Some(session_name), 2, 64);
+    if !pattern_ok(session_name, "") {
+        v.fail(
+            "RoleSessionName",
+            Some(session_name),
+            r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
+        );
+    }
+    v.range("DurationSeconds", duration, 900, 43200);
+    v.length("Policy", policy, 1, usize::MAX);
+    if policy_arns.len() > 10 {
+        v.fail(
+            "PolicyArns",
+            None,
+            "Member must have length less than or equal to 10",
+        );
+    }
 }
 
 fn pattern_ok(v: &str, extra: &str) -> bool {
@@ -163,15 +193,15 @@ fn pattern_ok(v: &str, extra: &str) -> bool {
 }
 
 /// Issued temporary credentials.
-struct Issued {
-    access_key_id: String,
+pub(crate) struct Issued {
+    pub(crate) access_key_id: String,
     secret: String,
     token: String,
     expiration: OffsetDateTime,
 }
 
 /// Creates a session record (in `txn`) and returns its credentials.
-fn issue(
+pub(crate) fn issue(
     services: &Services,
     txn: &mut dyn WriteTxn,
     account: &str,
@@ -238,23 +268,17 @@ pub fn assume_role(
     let external_id = input.external_id.as_deref();
     let source_identity = input.source_identity.as_deref();
     let policy = input.policy.as_deref();
-    let policy_arns: Vec<String> = input
-        .policy_arns
-        .iter()
-        .filter_map(|m| m.arn.clone())
-        .collect();
+    let policy_arns = policy_arn_list(&input.policy_arns);
     let transitive = input.transitive_tag_keys;
     let mut v = Validator::new();
-    v.length("RoleArn", Some(role_arn), 20, 2048);
-    v.length("RoleSessionName", Some(session_name), 2, 64);
-    if !pattern_ok(session_name, "") {
-        v.fail(
-            "RoleSessionName",
-            Some(session_name),
-            r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
-        );
-    }
-    v.range("DurationSeconds", duration, 900, 43200);
+    check_role_request(
+        &mut v,
+        role_arn,
+        session_name,
+        duration,
+        policy,
+        &policy_arns,
+    );
     v.length("ExternalId", external_id, 2, 1224);
     if let Some(e) = external_id.filter(|e| !pattern_ok(e, ":/")) {
         v.fail(
@@ -269,14 +293,6 @@ pub fn assume_role(
             "SourceIdentity",
             Some(s),
             r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
-        );
-    }
-    v.length("Policy", policy, 1, usize::MAX);
-    if policy_arns.len() > 10 {
-        v.fail(
-            "PolicyArns",
-            None,
-            "Member must have length less than or equal to 10",
         );
     }
     v.finish(Protocol::AwsQuery)?;
@@ -381,20 +397,7 @@ pub fn assume_role(
         ));
     }
 
-    // Session policies narrow the session; they are validated and frozen now.
-    let mut session_policies: Vec<(String, String)> = Vec::new();
-    if let Some(doc) = policy {
-        Policy::parse(doc, PolicyKind::Session).map_err(session_policy_error)?;
-        session_policies.push(("session policy".to_string(), doc.to_string()));
-    }
-    for arn in &policy_arns {
-        let doc = api::managed_policy_document(&*txn, &role_account, arn)?.ok_or_else(|| {
-            StsError::MalformedPolicyDocument(format!(
-                "Policy {arn} does not exist or is not attachable."
-            ))
-        })?;
-        session_policies.push((arn.clone(), doc));
-    }
+    let session_policies = frozen_session_policies(&*txn, &role_account, policy, &policy_arns)?;
     let mut session_tags = carried_tags;
     api::merge_tags(&mut session_tags, tags.clone());
     let mut transitive_keys = carried_keys;
@@ -403,20 +406,7 @@ pub fn assume_role(
             transitive_keys.push(k);
         }
     }
-    let packed = if policy.is_some() || !policy_arns.is_empty() || !tags.is_empty() {
-        let size = policy.map_or(0, tresor_policy::non_whitespace_len)
-            + policy_arns.iter().map(String::len).sum::<usize>()
-            + session_tags
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>();
-        if size > PACKED_POLICY_BUDGET {
-            return Err(packed_too_large(size, PACKED_POLICY_BUDGET));
-        }
-        Some(size.saturating_mul(100).div_ceil(PACKED_POLICY_BUDGET))
-    } else {
-        None
-    };
+    let packed = packed_policy_size(policy, &policy_arns, &session_tags, !tags.is_empty())?;
     let source = carried_source.or(source_identity.map(str::to_string));
 
     let issued = issue(
@@ -431,6 +421,7 @@ pub fn assume_role(
             tags: session_tags,
             transitive_tag_keys: transitive_keys,
             source_identity: source.clone(),
+            federated: None,
         },
         duration,
         ctx.now,
@@ -449,7 +440,119 @@ pub fn assume_role(
     })
 }
 
-fn parse_account(arn: &str) -> Option<String> {
+/// Session policies narrow a session; they are validated and frozen when it is created:
+/// (label, document) of `Policy` and of each `PolicyArns` entry.
+pub(crate) fn frozen_session_policies(
+    txn: &dyn tresor_store::ReadTxn,
+    role_account: &str,
+    policy: Option<&str>,
+    policy_arns: &[String],
+) -> Result<Vec<(String, String)>, StsError> {
+    let mut session_policies: Vec<(String, String)> = Vec::new();
+    if let Some(doc) = policy {
+        Policy::parse(doc, PolicyKind::Session).map_err(session_policy_error)?;
+        session_policies.push(("session policy".to_string(), doc.to_string()));
+    }
+    for arn in policy_arns {
+        let doc = api::managed_policy_document(txn, role_account, arn)?.ok_or_else(|| {
+            StsError::MalformedPolicyDocument(format!(
+                "Policy {arn} does not exist or is not attachable."
+            ))
+        })?;
+        session_policies.push((arn.clone(), doc));
+    }
+    Ok(session_policies)
+}
+
+/// `PackedPolicySize`: the share (percent) of the packed budget the session policies and
+/// tags use, when the request has any; too large is `PackedPolicyTooLarge`.
+pub(crate) fn packed_policy_size(
+    policy: Option<&str>,
+    policy_arns: &[String],
+    session_tags: &[(String, String)],
+    new_tags: bool,
+) -> Result<Option<usize>, StsError> {
+    if policy.is_none() && policy_arns.is_empty() && !new_tags {
+        return Ok(None);
+    }
+    let size = policy.map_or(0, tresor_policy::non_whitespace_len)
+        + policy_arns.iter().map(String::len).sum::<usize>()
+        + session_tags
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    if size > PACKED_POLICY_BUDGET {
+        return Err(packed_too_large(size, PACKED_POLICY_BUDGET));
+    }
+    Ok(Some(
+        size.saturating_mul(100).div_ceil(PACKED_POLICY_BUDGET),
+    ))
+}
+
+/// The ARNs of a request's `PolicyArns`.
+pub(crate) fn policy_arn_list(items: &[PolicyDescriptorType]) -> Vec<String> {
+    items.iter().filter_map(|m| m.arn.clone()).collect()
+}
+
+/// A role session for a caller from outside tresor's own identities (a web identity, an
+/// upstream AWS principal) whose trust-policy check has passed.
+pub(crate) struct OutsideSession<'a> {
+    pub(crate) account: &'a str,
+    pub(crate) role: &'a RoleRecord,
+    pub(crate) session_name: &'a str,
+    pub(crate) duration: Option<i64>,
+    pub(crate) policy: Option<&'a str>,
+    pub(crate) policy_arns: &'a [String],
+    pub(crate) federated: crate::identity::FederatedIdentity,
+}
+
+/// Issues an [`OutsideSession`] in `txn` and commits: the duration within the role's
+/// `MaxSessionDuration`, session policies frozen. Returns the credentials, the session's
+/// user and the `PackedPolicySize`.
+pub(crate) fn issue_outside_session(
+    services: &Services,
+    mut txn: Box<dyn WriteTxn + '_>,
+    now: OffsetDateTime,
+    s: OutsideSession<'_>,
+) -> Result<(Credentials, AssumedRoleUser, Option<usize>), StsError> {
+    let duration = s.duration.unwrap_or(3600);
+    if duration > s.role.max_session_duration {
+        return Err(validation(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        ));
+    }
+    let session_policies = frozen_session_policies(&*txn, s.account, s.policy, s.policy_arns)?;
+    let packed = packed_policy_size(s.policy, s.policy_arns, &[], false)?;
+    let issued = issue(
+        services,
+        &mut *txn,
+        s.account,
+        SessionPrincipal::Role {
+            role_name: s.role.name.clone(),
+            role_id: s.role.role_id.clone(),
+            session_name: s.session_name.to_string(),
+            policies: session_policies,
+            tags: Vec::new(),
+            transitive_tag_keys: Vec::new(),
+            source_identity: None,
+            federated: Some(Box::new(s.federated)),
+        },
+        duration,
+        now,
+    )?;
+    txn.commit()?;
+    let caller = assumed_role_caller(s.account, s.role, s.session_name, &issued.access_key_id);
+    Ok((
+        issued.into(),
+        AssumedRoleUser {
+            assumed_role_id: caller.user_id,
+            arn: caller.arn,
+        },
+        packed,
+    ))
+}
+
+pub(crate) fn parse_account(arn: &str) -> Option<String> {
     tresor_policy::arn::strip_service_prefix(arn, "iam")
         .and_then(|r| r.strip_prefix(':'))
         .and_then(|r| r.split_once(':'))
@@ -548,6 +651,51 @@ fn trust_allows_service(
     service_principal: &str,
     now: OffsetDateTime,
 ) -> bool {
+    let principal = tresor_policy::Principal::service(service_principal);
+    let context = tresor_policy::Context::new().with_current_time(now);
+    trust_allows(
+        services,
+        role,
+        role_arn,
+        &principal,
+        "sts:AssumeRole",
+        &context,
+    )
+}
+
+/// Whether the trust policy of `role` allows `principal` (a service or a federated caller,
+/// which have no identity policies) to perform `action` on it, in `context`.
+pub(crate) fn trust_allows(
+    services: &Services,
+    role: &RoleRecord,
+    role_arn: &str,
+    principal: &tresor_policy::Principal,
+    action: &str,
+    context: &tresor_policy::Context,
+) -> bool {
+    let account = parse_account(role_arn);
+    trust_allows_in(
+        services,
+        role,
+        role_arn,
+        account.as_deref(),
+        principal,
+        action,
+        context,
+    )
+}
+
+/// [`trust_allows`] with the resource account given: `None` evaluates the principal as one
+/// of the role's own account, for callers whose own account authorized them elsewhere.
+pub(crate) fn trust_allows_in(
+    services: &Services,
+    role: &RoleRecord,
+    role_arn: &str,
+    resource_account: Option<&str>,
+    principal: &tresor_policy::Principal,
+    action: &str,
+    context: &tresor_policy::Context,
+) -> bool {
     let Some(trust) = services
         .policy_cache()
         .get(PolicyKind::Trust, &role.assume_role_policy)
@@ -555,9 +703,6 @@ fn trust_allows_service(
         tracing::error!(role = role_arn, "a stored trust policy does not parse");
         return false;
     };
-    let principal = tresor_policy::Principal::service(service_principal);
-    let context = tresor_policy::Context::new().with_current_time(now);
-    let account = parse_account(role_arn);
     let set = tresor_policy::PolicySet {
         resource: Some((
             tresor_policy::PolicySource {
@@ -570,11 +715,11 @@ fn trust_allows_service(
         ..tresor_policy::PolicySet::default()
     };
     let request = tresor_policy::Request {
-        principal: &principal,
-        action: "sts:AssumeRole",
+        principal,
+        action,
         resource: role_arn,
-        resource_account: account.as_deref(),
-        context: &context,
+        resource_account,
+        context,
     };
     tresor_policy::evaluate(&request, &set).allowed
 }
@@ -621,6 +766,7 @@ pub fn assume_role_for_service(
             tags: Vec::new(),
             transitive_tag_keys: Vec::new(),
             source_identity: None,
+            federated: None,
         },
         duration,
         now,

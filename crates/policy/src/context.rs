@@ -37,6 +37,9 @@ pub enum PrincipalKind {
     Root,
     /// An AWS service acting on its own behalf (`lambda.amazonaws.com`).
     Service(String),
+    /// A web-identity caller before it has a session (`sts:AssumeRoleWithWebIdentity`): the
+    /// provider as trust policies name it, `arn:aws:iam::<account>:oidc-provider/<host/path>`.
+    Federated(String),
 }
 
 impl Principal {
@@ -103,6 +106,17 @@ impl Principal {
             account: String::new(),
             kind: PrincipalKind::Service(name.to_owned()),
             user_id: name.to_owned(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// A caller federated through the identity provider `provider` (its ARN).
+    pub fn federated(provider: &str, account: &str) -> Principal {
+        Principal {
+            arn: provider.to_owned(),
+            account: account.to_owned(),
+            kind: PrincipalKind::Federated(provider.to_owned()),
+            user_id: provider.to_owned(),
             tags: Vec::new(),
         }
     }
@@ -322,11 +336,11 @@ impl<'a> Env<'a> {
         // Account | User | AssumedRole …; aws:username only for IAM users).
         match derived {
             Derived::PrincipalArn => match p.kind {
-                PrincipalKind::Service(_) => None,
+                PrincipalKind::Service(_) | PrincipalKind::Federated(_) => None,
                 _ => Some(p.principal_arn()),
             },
             Derived::PrincipalAccount => match p.kind {
-                PrincipalKind::Service(_) => None,
+                PrincipalKind::Service(_) | PrincipalKind::Federated(_) => None,
                 _ => Some(p.account.as_str()),
             },
             Derived::PrincipalType => match p.kind {
@@ -334,13 +348,14 @@ impl<'a> Env<'a> {
                 PrincipalKind::AssumedRole { .. } => Some("AssumedRole"),
                 PrincipalKind::Root => Some("Account"),
                 PrincipalKind::Service(_) => None,
+                PrincipalKind::Federated(_) => Some("WebIdentityUser"),
             },
             Derived::PrincipalServiceName => match &p.kind {
                 PrincipalKind::Service(name) => Some(name.as_str()),
                 _ => None,
             },
             Derived::UserId => match p.kind {
-                PrincipalKind::Service(_) => None,
+                PrincipalKind::Service(_) | PrincipalKind::Federated(_) => None,
                 _ => Some(p.user_id.as_str()),
             },
             Derived::Username => match &p.kind {

@@ -256,8 +256,12 @@ fn decide(
         }
     };
 
-    // A service principal has no identity policies: only a resource policy can allow it.
-    if matches!(principal.kind, PrincipalKind::Service(_)) {
+    // A service or web-identity principal has no identity policies: only a resource policy
+    // can allow it.
+    if matches!(
+        principal.kind,
+        PrincipalKind::Service(_) | PrincipalKind::Federated(_)
+    ) {
         return match resource.grant {
             Some((_, i)) => allowed_by(i),
             None => Reason::NoResourceAllow,

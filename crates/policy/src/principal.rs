@@ -39,10 +39,13 @@ pub(crate) enum PrincipalPattern {
     Role(Box<str>),
     Session(Box<str>),
     UniqueId(Box<str>),
-    /// Neither federated users nor web-identity/SAML principals are issued by tresor: these
-    /// validate but match nothing.
+    /// Federated users (`federated-user/…`), SAML providers and `CanonicalUser`s are not
+    /// issued by tresor: these validate but match nothing.
     NeverMatches,
     Service(Box<str>),
+    /// `{"Federated": "arn:aws:iam::<account>:oidc-provider/<host/path>"}` (or a bare provider
+    /// name such as `cognito-identity.amazonaws.com`): web-identity callers of that provider.
+    Federated(Box<str>),
 }
 
 /// One facet of the caller, for `NotPrincipal`: AWS excludes a caller only when every facet is
@@ -55,6 +58,7 @@ enum Facet {
     Role,
     Session,
     Service,
+    Federated,
 }
 
 fn invalid(kind: &str, value: &str) -> PolicyError {
@@ -86,7 +90,16 @@ impl PrincipalPattern {
                     Ok(PrincipalPattern::Service(value.into()))
                 }
             }
-            "Federated" | "CanonicalUser" => {
+            "Federated" => {
+                if value.is_empty() || value.contains(['*', '?', ' ']) {
+                    Err(invalid(kind, value))
+                } else if value.contains(":saml-provider/") {
+                    Ok(PrincipalPattern::NeverMatches)
+                } else {
+                    Ok(PrincipalPattern::Federated(value.into()))
+                }
+            }
+            "CanonicalUser" => {
                 if value.is_empty() {
                     Err(invalid(kind, value))
                 } else {
@@ -141,7 +154,10 @@ impl PrincipalPattern {
 
     /// How this entry names the caller, if it does.
     pub(crate) fn grant_for(&self, p: &Principal) -> Option<Grant> {
-        let is_service = matches!(p.kind, PrincipalKind::Service(_));
+        let is_service = matches!(
+            p.kind,
+            PrincipalKind::Service(_) | PrincipalKind::Federated(_)
+        );
         match self {
             PrincipalPattern::Everyone => Some(wildcard_grant(p)),
             PrincipalPattern::AnyAws => (!is_service).then(|| wildcard_grant(p)),
@@ -171,6 +187,10 @@ impl PrincipalPattern {
                 PrincipalKind::Service(name) if name.eq_ignore_ascii_case(s) => Some(Grant::Direct),
                 _ => None,
             },
+            PrincipalPattern::Federated(f) => match &p.kind {
+                PrincipalKind::Federated(provider) if provider == &**f => Some(Grant::Direct),
+                _ => None,
+            },
             PrincipalPattern::NeverMatches => None,
         }
     }
@@ -178,7 +198,7 @@ impl PrincipalPattern {
     fn covers(&self, facet: Facet, p: &Principal) -> bool {
         match self {
             PrincipalPattern::Everyone => true,
-            PrincipalPattern::AnyAws => facet != Facet::Service,
+            PrincipalPattern::AnyAws => !matches!(facet, Facet::Service | Facet::Federated),
             PrincipalPattern::Account(a) => facet == Facet::Account && p.account == **a,
             PrincipalPattern::User(arn) => facet == Facet::User && p.arn == **arn,
             PrincipalPattern::Session(arn) => facet == Facet::Session && p.arn == **arn,
@@ -194,6 +214,10 @@ impl PrincipalPattern {
                 PrincipalKind::Service(name) => {
                     facet == Facet::Service && name.eq_ignore_ascii_case(s)
                 }
+                _ => false,
+            },
+            PrincipalPattern::Federated(f) => match &p.kind {
+                PrincipalKind::Federated(provider) => facet == Facet::Federated && provider == &**f,
                 _ => false,
             },
             PrincipalPattern::NeverMatches => false,
@@ -218,6 +242,7 @@ pub(crate) fn not_principal_applies(patterns: &[PrincipalPattern], p: &Principal
         PrincipalKind::AssumedRole { .. } => &[Facet::Session, Facet::Role, Facet::Account],
         PrincipalKind::Root => &[Facet::Account],
         PrincipalKind::Service(_) => &[Facet::Service],
+        PrincipalKind::Federated(_) => &[Facet::Federated],
     };
     facets
         .iter()

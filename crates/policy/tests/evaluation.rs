@@ -625,6 +625,9 @@ fn kms_key_policies() {
     ]);
 }
 
+/// An IAM OpenID Connect provider as trust policies name it.
+const OIDC: &str = "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com";
+
 /// AWS STS API Reference, "AssumeRole"
 /// (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>), and IAM User
 /// Guide, "How AWS enforcement code logic
@@ -644,6 +647,17 @@ fn role_trust_policies() {
             .identity(identity(&allow("sts:AssumeRole", "*"))),
         Case::new("service in the trust policy", Principal::service("ec2.amazonaws.com"), Allow(Some(ByRes)))
             .trust_policy(trust(r#"{"Service":["ec2.amazonaws.com"]}"#)),
+        Case::new("web identity: the provider in the trust policy", Principal::federated(OIDC, A), Allow(Some(ByRes)))
+            .trust_policy(trust(&format!(r#"{{"Federated":"{OIDC}"}}"#))),
+        Case::new("web identity: another provider", Principal::federated(OIDC, A), Deny(Reason::NoResourceAllow))
+            .trust_policy(trust(r#"{"Federated":"arn:aws:iam::111122223333:oidc-provider/other.example"}"#)),
+        Case::new("web identity: not an AWS principal", Principal::federated(OIDC, A), Deny(Reason::NoResourceAllow))
+            .trust_policy(trust(r#"{"AWS":"*"}"#)),
+        Case::new("web identity: no identity policy can stand in", Principal::federated(OIDC, A), Deny(Reason::NoResourceAllow))
+            .trust_policy(trust(&aws(A)))
+            .identity(identity(&allow("sts:AssumeRole", "*"))),
+        Case::new("a Federated entry does not admit users", alice(), Deny(Reason::NoResourceAllow))
+            .trust_policy(trust(&format!(r#"{{"Federated":"{OIDC}"}}"#))),
         Case::new("role chaining: session named by its role ARN", session(), Allow(Some(ByRes)))
             .trust_policy(trust(&aws(ROLE))),
         Case::new("cross-account trust needs the caller's identity allow", session_b(), Deny(Reason::NoIdentityAllow))

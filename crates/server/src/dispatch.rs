@@ -152,13 +152,31 @@ fn sts(op: &str) -> Option<Operation<QueryCall>> {
     })
 }
 
+/// STS operations AWS serves without a signature: the request carries its own credential
+/// (a web identity token). They run with an anonymous caller that no policy allows.
+pub fn unsigned_query_operation(service: ServiceId, op: &str) -> Option<Operation<QueryCall>> {
+    match (service, op) {
+        // Fetches the issuer's keys over the network: on the blocking pool.
+        (ServiceId::Sts, "AssumeRoleWithWebIdentity") => Some(query!(
+            Write,
+            tresor_iam::web_identity::assume_role_with_web_identity
+        )),
+        // tresor's own: a presigned upstream sts:GetCallerIdentity, forwarded upstream.
+        (ServiceId::Sts, "AssumeRoleWithCallerIdentity") => Some(query!(
+            Write,
+            tresor_iam::upstream::assume_role_with_caller_identity
+        )),
+        _ => None,
+    }
+}
+
 /// IAM (awsQuery, 2010-05-08). The policy simulator only reads, but a page of it may take up
 /// to a second of CPU: it runs on the blocking pool with the writes, so that it never holds a
 /// request thread.
 fn iam(op: &str) -> Option<Operation<QueryCall>> {
     use tresor_iam::api::{
-        access_keys, attached, entities, groups, inline, instance_profiles, policies, roles,
-        simulate, users,
+        access_keys, attached, entities, groups, inline, instance_profiles, oidc_providers,
+        policies, roles, simulate, users,
     };
     use tresor_iam::identity::UserRecord as U;
     use tresor_iam::records::GroupRecord as G;
@@ -303,6 +321,38 @@ fn iam(op: &str) -> Option<Operation<QueryCall>> {
         }
         "ListInstanceProfilesForRole" => {
             iam!(Read, instance_profiles::list_instance_profiles_for_role)
+        }
+        // OpenID Connect providers
+        "CreateOpenIDConnectProvider" => {
+            iam!(Write, oidc_providers::create_open_id_connect_provider)
+        }
+        "GetOpenIDConnectProvider" => iam!(Read, oidc_providers::get_open_id_connect_provider),
+        "ListOpenIDConnectProviders" => {
+            iam!(Read, oidc_providers::list_open_id_connect_providers)
+        }
+        "DeleteOpenIDConnectProvider" => {
+            iam!(Write, oidc_providers::delete_open_id_connect_provider)
+        }
+        "AddClientIDToOpenIDConnectProvider" => {
+            iam!(
+                Write,
+                oidc_providers::add_client_id_to_open_id_connect_provider
+            )
+        }
+        "RemoveClientIDFromOpenIDConnectProvider" => iam!(
+            Write,
+            oidc_providers::remove_client_id_from_open_id_connect_provider
+        ),
+        "UpdateOpenIDConnectProviderThumbprint" => iam!(
+            Write,
+            oidc_providers::update_open_id_connect_provider_thumbprint
+        ),
+        "TagOpenIDConnectProvider" => iam!(Write, oidc_providers::tag_open_id_connect_provider),
+        "UntagOpenIDConnectProvider" => {
+            iam!(Write, oidc_providers::untag_open_id_connect_provider)
+        }
+        "ListOpenIDConnectProviderTags" => {
+            iam!(Read, oidc_providers::list_open_id_connect_provider_tags)
         }
         // the policy simulator
         "SimulatePrincipalPolicy" => iam!(Write, simulate::simulate_principal_policy),

@@ -228,6 +228,26 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// The context of an unsigned request (`AssumeRoleWithWebIdentity`): no credential scope,
+    /// so the first region served; an anonymous caller that no policy names and that has no
+    /// identity policies, so anything it were asked to authorize would be denied.
+    fn anonymous_ctx(&self) -> RequestCtx {
+        self.ctx(auth::Authenticated {
+            caller: tresor_core::Caller {
+                account: String::new(),
+                arn: "anonymous".to_string(),
+                user_id: "anonymous".to_string(),
+                kind: tresor_core::ctx::CallerKind::User {
+                    name: String::new(),
+                    path: "/".to_string(),
+                    unique_id: String::new(),
+                },
+                access_key_id: String::new(),
+            },
+            region: self.state.regions.first().cloned().unwrap_or_default(),
+        })
+    }
+
     fn ctx(&self, authenticated: auth::Authenticated) -> RequestCtx {
         RequestCtx {
             request_id: self.request_id.to_string(),
@@ -388,6 +408,15 @@ impl Call<'_> {
             _ => guess_query_service(params.action()),
         };
         let renderer = Renderer::Xml(service);
+        // STS operations that AWS accepts unsigned run without authentication.
+        if let Some(action) = params.action()
+            && let Some(operation) = dispatch::unsigned_query_operation(service, action)
+        {
+            let action = action.to_string();
+            return self
+                .run_query(service, action, operation, self.anonymous_ctx(), params)
+                .await;
+        }
         // STS operations that AWS accepts unsigned: without an implementation they get the
         // unknown-action answer, not a demand for a signature they never carry.
         if let Some(action) = params.action()
@@ -423,9 +452,22 @@ impl Call<'_> {
             };
             return render_error(renderer, &err, self.request_id);
         };
-        let ctx = self.ctx(authenticated);
-        let caller = ctx.caller.arn.clone();
         let action = action.to_string();
+        self.run_query(service, action, operation, self.ctx(authenticated), params)
+            .await
+    }
+
+    /// Runs an awsQuery operation and renders its response.
+    async fn run_query(
+        &self,
+        service: ServiceId,
+        action: String,
+        operation: dispatch::Operation<dispatch::QueryCall>,
+        ctx: RequestCtx,
+        params: QueryParams,
+    ) -> Response<Full<Bytes>> {
+        let renderer = Renderer::Xml(service);
+        let caller = ctx.caller.arn.clone();
         let call = operation.call;
         let outcome = run_operation(
             &self.state.services,
@@ -495,7 +537,10 @@ fn not_implemented_action(action: &str) -> AwsError {
 
 /// Without a credential scope to go by, an awsQuery action names its service.
 fn guess_query_service(action: Option<&str>) -> ServiceId {
-    if action.is_some_and(|a| KNOWN_STS_ACTIONS.contains(&a)) {
+    if action.is_some_and(|a| {
+        KNOWN_STS_ACTIONS.contains(&a)
+            || dispatch::unsigned_query_operation(ServiceId::Sts, a).is_some()
+    }) {
         ServiceId::Sts
     } else if action.is_some() {
         ServiceId::Iam

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod dispatch;
+pub mod federation;
 #[cfg(test)]
 mod golden_iam_tests;
 pub mod handler;
@@ -100,6 +101,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let mut deployment = setup::open(dir, &config)?;
     deployment.write_profile(local_addr, tls.is_some())?;
     setup::install_lambda(&deployment, &config, local_addr, tls.is_some())?;
+    federation::install(&deployment.services, &config.federation)?;
     let report = deployment.report(local_addr, tls.is_some());
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,

@@ -180,6 +180,28 @@ pub fn query_response(
     out
 }
 
+/// The text of the first `<name>…</name>` element of an XML response from another server (an
+/// upstream STS `GetCallerIdentity` answer), with the five predefined entities unescaped;
+/// `None` if it has no such element. Not a general XML parser: elements with attributes or
+/// nested markup are not matched.
+pub fn element_text(doc: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = doc.find(&open)? + open.len();
+    let end = start + doc[start..].find(&close)?;
+    let text = &doc[start..end];
+    if text.contains('<') {
+        return None;
+    }
+    Some(
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +260,17 @@ mod tests {
             })
         );
         assert!(serde_json::from_str::<T>(r#"{"at":"yesterday"}"#).is_err());
+    }
+
+    #[test]
+    fn element_text_reads_a_simple_answer() {
+        let doc = "<R><Result><Arn>arn:aws:sts::1:assumed-role/r/s&amp;x</Arn><Account>1</Account></Result></R>";
+        assert_eq!(
+            element_text(doc, "Arn").as_deref(),
+            Some("arn:aws:sts::1:assumed-role/r/s&x")
+        );
+        assert_eq!(element_text(doc, "Account").as_deref(), Some("1"));
+        assert_eq!(element_text(doc, "UserId"), None);
+        assert_eq!(element_text(doc, "Result"), None);
     }
 }

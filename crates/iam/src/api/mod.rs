@@ -24,6 +24,7 @@ pub mod groups;
 pub mod inline;
 pub mod instance_profiles;
 mod kind_input;
+pub mod oidc_providers;
 mod pagination;
 pub mod policies;
 mod principals;

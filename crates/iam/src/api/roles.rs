@@ -158,6 +158,9 @@ pub(crate) fn validate_trust_policy(txn: &dyn ReadTxn, doc: &str) -> Result<(), 
             continue;
         }
         let exists = match parse_iam_arn(principal) {
+            // An account this deployment does not hold (an upstream AWS account): its users
+            // and roles cannot be checked here.
+            Some((account, _, _, _)) if txn.get(&keys::account(account))?.is_none() => true,
             Some((account, "user", path, name)) => {
                 record::get::<UserRecord>(txn, &keys::user(account, name))?
                     .is_some_and(|u| u.path == path && u.name == name)

@@ -205,7 +205,10 @@ impl Simulation {
         let lower = key.to_ascii_lowercase();
         match lower.as_str() {
             "aws:principalarn" | "aws:principalaccount" | "aws:principaltype" | "aws:userid" => {
-                !matches!(p.kind, PrincipalKind::Service(_))
+                !matches!(
+                    p.kind,
+                    PrincipalKind::Service(_) | PrincipalKind::Federated(_)
+                )
             }
             "aws:username" => matches!(p.kind, PrincipalKind::User { .. }),
             _ => lower
