@@ -199,6 +199,14 @@ pub fn load_live(
     Ok(rec)
 }
 
+/// Replicas are read-only: every write is made to the primary, in its region.
+pub(crate) fn refuse_replica(rec: &SecretRecord) -> Result<(), SecretsManagerError> {
+    match rec.primary_region {
+        Some(_) => Err(errors::replica_write()),
+        None => Ok(()),
+    }
+}
+
 /// Authorizes an action that has no resource (`ListSecrets`, `GetRandomPassword`, …).
 pub fn authorize_star(
     services: &Services,
@@ -231,14 +239,17 @@ pub(crate) fn begin_authorized_write<'s, T>(
     Ok((txn, out))
 }
 
-/// Stores `rec` under its key.
+/// Stores `rec` under its key. A primary with replicas gets its next replication sequence
+/// number and a replication job per replica region, in the same transaction (the outbox; see
+/// [`crate::replication::enqueue`]).
 pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
-    record::put(
-        txn,
-        &keys::secret(&rec.account, &rec.region, &rec.name),
-        rec,
-    )
-    .or_internal()
+    let key = keys::secret(&rec.account, &rec.region, &rec.name);
+    if rec.primary_region.is_none() && !rec.replication_status.is_empty() {
+        let mut rec = rec.clone();
+        crate::replication::enqueue(txn, &mut rec)?;
+        return record::put(txn, &key, &rec).or_internal();
+    }
+    record::put(txn, &key, rec).or_internal()
 }
 
 /// Stamps `rec` as changed at `now`, saves it and commits the transaction.

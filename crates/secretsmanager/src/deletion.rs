@@ -10,7 +10,9 @@ use tresor_store::WriteTxn;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, begin_authorized_write, load_authorized, save, save_changed};
+use crate::access::{
+    self, begin_authorized_write, load_authorized, refuse_replica, save, save_changed,
+};
 use crate::errors::{self, OrInternal};
 use crate::model::{PurgeJob, RECORD_VERSION, SecretRecord, keys};
 use crate::secrets::SecretIdInput;
@@ -105,22 +107,18 @@ pub fn delete_secret(
         }
         Err(e) => return Err(e),
     };
-    if rec.primary_region.is_some() {
-        return Err(errors::invalid_request(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
-        ));
-    }
+    refuse_replica(&rec)?;
     if !rec.replication_status.is_empty() {
-        // A primary with replicas cannot be deleted (botocore model, DeleteSecret); the message
-        // is unconfirmed.
+        // A primary with replicas cannot be deleted (botocore model, DeleteSecret); code and
+        // text are observed AWS behavior.
         let regions: Vec<&str> = rec
             .replication_status
             .iter()
             .map(|r| r.region.as_str())
             .collect();
-        return Err(errors::invalid_request(format!(
-            "You can't delete secret {} that still has replica regions [{}]",
-            rec.name,
+        return Err(errors::invalid_parameter(format!(
+            "You can't delete secret {} that still has replica regions [{}].",
+            rec.arn,
             regions.join(", ")
         )));
     }
@@ -215,6 +213,7 @@ pub fn restore_secret(
             vec![],
         )
     })?;
+    refuse_replica(&rec)?;
     if let Some(due) = rec.deletion_due.take() {
         txn.delete(&keys::purge_job(
             due.unix_timestamp(),

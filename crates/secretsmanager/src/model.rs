@@ -78,6 +78,10 @@ pub struct SecretRecord {
     pub primary_region: Option<String>,
     #[serde(default)]
     pub replication_status: Vec<ReplicationStatus>,
+    /// Replication sequence number: on a primary with replicas, bumped by every saved change
+    /// (see [`crate::replication::enqueue`]); on a replica, the primary's number it shows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repl_seq: u64,
     /// Every version, by id: labelled ones, deprecated ones (no label) and label-only
     /// placeholders (no value).
     #[serde(default)]
@@ -95,16 +99,162 @@ pub struct RotationRules {
     pub schedule_expression: Option<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One replica region of a primary secret (`ReplicationStatus` entry) and what replicating
+/// to it needs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReplicationStatus {
     pub region: String,
+    /// The replica's KMS key as the caller named it; `None` = that region's
+    /// `aws/secretsmanager`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// `InProgress`, `InSync` or `Failed`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    /// The replica's `LastAccessedDate` as last reported by a peer deployment (a replica in
+    /// this deployment is read directly).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_accessed: Option<OffsetDateTime>,
+    /// Whether a secret of the same name already in that region may be replaced
+    /// (`ForceOverwriteReplicaSecret`).
+    #[serde(default)]
+    pub force_overwrite: bool,
+    /// The principal replication acts as: whoever added the region. Re-authorized by KMS
+    /// (and, for a peer, the peer's IAM) on every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<StoredCaller>,
+    /// The primary's [`SecretRecord::repl_seq`] the replica is known to show.
+    #[serde(default)]
+    pub synced_seq: u64,
+}
+
+/// A [`tresor_core::Caller`] as stored in a record (no secret material: the access key id
+/// only names the credential the principal used).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredCaller {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+    pub access_key_id: String,
+    pub kind: StoredCallerKind,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StoredCallerKind {
+    Root,
+    User {
+        name: String,
+        path: String,
+        unique_id: String,
+    },
+    AssumedRole {
+        role_name: String,
+        role_path: String,
+        role_id: String,
+        session_name: String,
+    },
+}
+
+impl From<&tresor_core::Caller> for StoredCaller {
+    fn from(c: &tresor_core::Caller) -> Self {
+        use tresor_core::ctx::CallerKind as K;
+        StoredCaller {
+            account: c.account.clone(),
+            arn: c.arn.clone(),
+            user_id: c.user_id.clone(),
+            access_key_id: c.access_key_id.clone(),
+            kind: match &c.kind {
+                K::Root => StoredCallerKind::Root,
+                K::User {
+                    name,
+                    path,
+                    unique_id,
+                } => StoredCallerKind::User {
+                    name: name.clone(),
+                    path: path.clone(),
+                    unique_id: unique_id.clone(),
+                },
+                K::AssumedRole {
+                    role_name,
+                    role_path,
+                    role_id,
+                    session_name,
+                } => StoredCallerKind::AssumedRole {
+                    role_name: role_name.clone(),
+                    role_path: role_path.clone(),
+                    role_id: role_id.clone(),
+                    session_name: session_name.clone(),
+                },
+            },
+        }
+    }
+}
+
+impl From<&StoredCaller> for tresor_core::Caller {
+    fn from(c: &StoredCaller) -> Self {
+        use tresor_core::ctx::CallerKind as K;
+        tresor_core::Caller {
+            account: c.account.clone(),
+            arn: c.arn.clone(),
+            user_id: c.user_id.clone(),
+            access_key_id: c.access_key_id.clone(),
+            kind: match &c.kind {
+                StoredCallerKind::Root => K::Root,
+                StoredCallerKind::User {
+                    name,
+                    path,
+                    unique_id,
+                } => K::User {
+                    name: name.clone(),
+                    path: path.clone(),
+                    unique_id: unique_id.clone(),
+                },
+                StoredCallerKind::AssumedRole {
+                    role_name,
+                    role_path,
+                    role_id,
+                    session_name,
+                } => K::AssumedRole {
+                    role_name: role_name.clone(),
+                    role_path: role_path.clone(),
+                    role_id: role_id.clone(),
+                    session_name: session_name.clone(),
+                },
+            },
+        }
+    }
+}
+
+/// A durable replication job (the outbox of every saved change of a primary with replicas):
+/// bring the replica in `target` up to at least `seq`. One job per (secret, target region):
+/// a later change raises `seq` instead of queueing another, so a replica catches up in one
+/// step and never sees states out of order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicationJob {
+    pub v: u32,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    pub target: String,
+    /// The primary's sequence number that must reach the replica.
+    pub seq: u64,
+    /// Remove the replica instead (RemoveRegionsFromReplication to a peer's region).
+    #[serde(default)]
+    pub remove: bool,
+    /// When the oldest change not yet replicated was committed (lag is measured from it).
+    #[serde(with = "time::serde::rfc3339")]
+    pub pending_since: OffsetDateTime,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub retry_after: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -298,6 +448,14 @@ pub mod keys {
 
     pub const ROTATION_JOBS_PREFIX: &str = "sys/jobs/secretsmanager/rotate/";
 
+    pub const REPLICATION_JOBS_PREFIX: &str = "sys/jobs/secretsmanager/replicate/";
+
+    /// The replication job of one secret and one replica region (the name last: it may
+    /// contain `/`).
+    pub fn replication_job(account: &str, region: &str, target: &str, name: &str) -> String {
+        format!("{REPLICATION_JOBS_PREFIX}{account}/{region}/{target}/{name}")
+    }
+
     /// A rotation job, ordered by due time (unix milliseconds) so the worker scans only what
     /// is due.
     pub fn rotation_job(due_unix_ms: i64, account: &str, region: &str, name: &str) -> String {
@@ -372,6 +530,7 @@ mod tests {
             owning_service: None,
             primary_region: None,
             replication_status: vec![],
+            repl_seq: 0,
             versions,
         }
     }

@@ -18,7 +18,9 @@ use tresor_policy::{Policy, PolicyError, PolicyKind, map_aws_principals};
 use tresor_store::ReadTxn;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, begin_authorized_write, load_authorized, load_live, save_changed};
+use crate::access::{
+    self, begin_authorized_write, load_authorized, load_live, refuse_replica, save_changed,
+};
 use crate::errors::{self, OrInternal};
 use crate::model::SecretRecord;
 use crate::validate;
@@ -59,7 +61,7 @@ fn is_capturable(principal: &str) -> bool {
 }
 
 /// The stored form of `text`: user/role ARNs replaced by unique ids, and the id → ARN map.
-fn capture(
+pub(crate) fn capture(
     txn: &dyn ReadTxn,
     text: &str,
 ) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
@@ -100,7 +102,10 @@ fn capture(
 }
 
 /// The policy as GetResourcePolicy shows it: unique ids of existing entities back to ARNs.
-fn render(txn: &dyn ReadTxn, rec: &SecretRecord) -> Result<Option<String>, SecretsManagerError> {
+pub(crate) fn render(
+    txn: &dyn ReadTxn,
+    rec: &SecretRecord,
+) -> Result<Option<String>, SecretsManagerError> {
     let Some(stored) = &rec.policy else {
         return Ok(None);
     };
@@ -222,6 +227,7 @@ pub fn put_resource_policy(
             context.clone(),
         )
     })?;
+    refuse_replica(&rec)?;
     parse(&input.resource_policy)?;
     if block && grants_public_access(&input.resource_policy) {
         return Err(public_policy_error());
@@ -290,6 +296,7 @@ pub fn delete_resource_policy(
             vec![],
         )
     })?;
+    refuse_replica(&rec)?;
     if rec.policy.take().is_some() {
         rec.policy_principals.clear();
         save_changed(txn, &mut rec, ctx.now)?;

@@ -109,6 +109,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     rotation_hour_seconds: Option<u64>,
     lambda: Option<LambdaFile>,
+    replication: Option<crate::peer::ReplicationFile>,
 }
 
 /// The `[lambda]` table.
@@ -178,6 +179,8 @@ pub struct Config {
     /// fire; rotation retry backoff shrinks with it. 3600 (AWS's clock) by default.
     pub rotation_hour_seconds: u64,
     pub lambda: LambdaConfig,
+    /// `[replication]`: regions served by peer deployments (see [`crate::peer`]).
+    pub replication: crate::peer::ReplicationConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -195,6 +198,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("rotation_hour_seconds", &self.rotation_hour_seconds)
             .field("lambda", &self.lambda)
+            .field("replication", &self.replication)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -333,6 +337,7 @@ impl Config {
             );
         }
         let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
+        let replication = crate::peer::replication_config(file.replication)?;
         let data_dir = if o.dev {
             None
         } else {
@@ -356,6 +361,7 @@ impl Config {
             root_key: o.root_key,
             rotation_hour_seconds,
             lambda,
+            replication,
         })
     }
 }

@@ -120,3 +120,45 @@ pub fn spawn_rotation_worker(
         })?;
     Ok(RotationWorker { stop, services })
 }
+
+/// How often the replication worker looks for replication jobs when nothing woke it: a
+/// change queues its job in the store, and this bounds how long it waits there.
+pub const REPLICATION_POLL: Duration = Duration::from_millis(100);
+
+/// A running replication worker (Secrets Manager replicas, see
+/// `tresor_secretsmanager::replication_sync`); [`ReplicationWorker::stop`] ends its loop.
+pub struct ReplicationWorker {
+    stop: Arc<AtomicBool>,
+    signal: Arc<tresor_secretsmanager::replication::Signal>,
+}
+
+impl ReplicationWorker {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.signal.wake();
+    }
+}
+
+/// Starts the replication worker thread. Jobs survive restarts in the store; a failing
+/// replica waits for its job's backoff.
+pub fn spawn_replication_worker(services: Arc<Services>) -> std::io::Result<ReplicationWorker> {
+    use tresor_secretsmanager::{replication, replication_sync};
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal = Arc::new(replication::Signal::default());
+    services.set_extension(signal.clone());
+    let (thread_stop, thread_signal) = (stop.clone(), signal.clone());
+    std::thread::Builder::new()
+        .name("replication-worker".into())
+        .spawn(move || {
+            while !thread_stop.load(Ordering::SeqCst) {
+                match replication_sync::run_due(&services, OffsetDateTime::now_utc()) {
+                    // More may have been queued meanwhile: look again at once.
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "replication round failed; will retry"),
+                }
+                thread_signal.wait(REPLICATION_POLL);
+            }
+        })?;
+    Ok(ReplicationWorker { stop, signal })
+}
