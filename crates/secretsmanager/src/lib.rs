@@ -27,6 +27,8 @@ pub mod password;
 pub mod policy;
 pub mod replication;
 pub mod replication_sync;
+#[cfg(test)]
+mod replication_tests;
 pub mod rotation;
 pub mod rotation_run;
 #[cfg(test)]

@@ -383,17 +383,20 @@ pub enum Applied {
     Removed,
 }
 
+/// Yields the plaintext (and kind) of a version, by id.
+type ValueSource<'a> =
+    dyn FnMut(&str) -> Result<(ValueKind, SecretBytes), SecretsManagerError> + 'a;
+
 /// Brings the replica of `update` in `ctx.region` to the update's state, inside `txn`,
 /// sealing values as `ctx.caller`. `value_of(version_id)` yields the plaintext of a version
 /// the replica does not hold yet.
-#[allow(clippy::too_many_arguments)]
 fn apply_update(
     services: &Services,
     txn: &mut dyn WriteTxn,
     ctx: &RequestCtx,
     update: &ReplicaUpdate,
     policy: PolicySource<'_>,
-    value_of: &mut dyn FnMut(&str) -> Result<(ValueKind, SecretBytes), SecretsManagerError>,
+    value_of: &mut ValueSource<'_>,
 ) -> Result<Applied, SecretsManagerError> {
     let region = ctx.region.as_str();
     let account = ctx.caller.account.clone();
