@@ -65,6 +65,23 @@ pub(crate) fn capture(
     txn: &dyn ReadTxn,
     text: &str,
 ) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
+    capture_with(txn, text, false)
+}
+
+/// [`capture`], for a policy replicated from another deployment: a principal this
+/// deployment's IAM does not know is kept by its ARN instead of refusing the policy.
+pub(crate) fn capture_replicated(
+    txn: &dyn ReadTxn,
+    text: &str,
+) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
+    capture_with(txn, text, true)
+}
+
+fn capture_with(
+    txn: &dyn ReadTxn,
+    text: &str,
+    keep_unknown: bool,
+) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
     let mut captured = std::collections::BTreeMap::new();
     let mut missing: Option<String> = None;
     let mut failure: Option<SecretsManagerError> = None;
@@ -91,7 +108,7 @@ pub(crate) fn capture(
     if let Some(e) = failure {
         return Err(e);
     }
-    if missing.is_some() {
+    if missing.is_some() && !keep_unknown {
         // A principal that does not exist (IAM calls it "Invalid principal in policy");
         // Secrets Manager's code is documented (PutResourcePolicy), its text is unconfirmed.
         return Err(malformed(

@@ -511,7 +511,7 @@ fn apply_update(
             replica.policy_principals.clear();
         }
         PolicySource::Text(Some(text)) => {
-            let (stored, captured) = crate::policy::capture(&*txn, text)?;
+            let (stored, captured) = crate::policy::capture_replicated(&*txn, text)?;
             replica.policy = Some(stored);
             replica.policy_principals = captured;
         }
