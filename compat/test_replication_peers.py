@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -172,6 +173,33 @@ def test_the_peers_iam_decides(pair):
     assert pair.sm_b.get_secret_value(SecretId=name)["SecretString"] == "y"
 
 
+def test_remove_and_promote_reach_the_peer(pair):
+    removed, promoted = uniq("peer/removed"), uniq("peer/promoted")
+    for name in (removed, promoted):
+        pair.sm_a.create_secret(Name=name, SecretString="v", AddReplicaRegions=[{"Region": B}])
+        pair.wait_status(name, "InSync")
+    out = pair.sm_a.remove_regions_from_replication(SecretId=removed, RemoveReplicaRegions=[B])
+    assert out["ReplicationStatus"] == []
+
+    def gone():
+        try:
+            pair.sm_b.describe_secret(SecretId=removed)
+            return False
+        except ClientError as e:
+            return e.response["Error"]["Code"] == "ResourceNotFoundException"
+    wait_for(gone, what="the peer's replica deleted")
+
+    # Promoted on the peer: the primary learns it with its next update and stops replicating.
+    pair.sm_b.stop_replication_to_replica(SecretId=promoted)
+    assert pair.sm_b.describe_secret(SecretId=promoted)["PrimaryRegion"] == B
+    pair.sm_b.put_secret_value(SecretId=promoted, SecretString="standalone")
+    pair.sm_a.put_secret_value(SecretId=promoted, SecretString="primary")
+    wait_for(lambda: "ReplicationStatus" not in pair.sm_a.describe_secret(SecretId=promoted),
+             what="the primary forgetting the promoted region")
+    assert pair.sm_b.get_secret_value(SecretId=promoted)["SecretString"] == "standalone"
+
+
+
 def test_the_peer_serves_reads_while_the_primary_is_stopped(pair):
     name = uniq("peer/dr")
     pair.sm_a.create_secret(Name=name, SecretString="boot-token", AddReplicaRegions=[{"Region": B}])
@@ -182,3 +210,55 @@ def test_the_peer_serves_reads_while_the_primary_is_stopped(pair):
     got = ssm_b.get_parameter(Name=f"/aws/reference/secretsmanager/{name}", WithDecryption=True)["Parameter"]
     assert got["Value"] == "boot-token"
     assert got["ARN"].startswith(f"arn:aws:secretsmanager:{B}:{ACCOUNT}:secret:{name}-")
+
+
+def _ca_and_leaf(d: Path, name: str):
+    """A CA and a server certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem)."""
+    ca, ca_key = d / f"{name}-ca.pem", d / f"{name}-ca.key"
+    cert, key, csr, ext = d / f"{name}.pem", d / f"{name}.key", d / f"{name}.csr", d / f"{name}.ext"
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "1",
+        "-subj", f"/CN={name} test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
+    ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(cert), "-days", "1", "-extfile", str(ext))
+    return ca, cert, key
+
+
+def test_replication_over_tls_trusts_only_the_configured_ca(tmp_path):
+    ca, cert, key = _ca_and_leaf(tmp_path, "peer")
+    other, _, _ = _ca_and_leaf(tmp_path, "other")
+    port = free_port()
+    b = start_server("--account-id", ACCOUNT, "--regions", B, "--listen", f"127.0.0.1:{port}",
+                     "--tls-cert", str(cert), "--tls-key", str(key), data_dir=tmp_path / "b")
+    iam_b = b.admin("iam", region=B, verify=str(ca))
+    iam_b.create_user(UserName="replicator")
+    iam_b.put_user_policy(UserName="replicator", PolicyName="replicate", PolicyDocument=REPLICATOR_POLICY)
+    k = iam_b.create_access_key(UserName="replicator")["AccessKey"]
+    servers = []
+    try:
+        for trusted, expect in ((other, "Failed"), (ca, "InSync")):
+            config = tmp_path / f"a-{expect}.toml"
+            config.write_text(f'[[replication.peers]]\nregions = ["{B}"]\nendpoint = "https://127.0.0.1:{port}"\n'
+                              f'ca_file = "{trusted}"\ncredentials_env = "PEER_B"\n')
+            a = start_server("--account-id", ACCOUNT, "--regions", A, "--config", str(config),
+                             data_dir=tmp_path / f"a-{expect}",
+                             env={"PEER_B_ACCESS_KEY_ID": k["AccessKeyId"],
+                                  "PEER_B_SECRET_ACCESS_KEY": k["SecretAccessKey"]})
+            servers.append(a)
+            sm_a = a.admin("secretsmanager", region=A)
+            name = uniq("peer/tls")
+            sm_a.create_secret(Name=name, SecretString="over-tls", AddReplicaRegions=[{"Region": B}])
+            st = wait_for(lambda: (s := sm_a.describe_secret(SecretId=name)["ReplicationStatus"][0])
+                          and s["Status"] == expect and s, what=expect)
+            if expect == "Failed":
+                assert "unreachable" in st["StatusMessage"], st
+            else:
+                sm_b = b.admin("secretsmanager", region=B, verify=str(ca))
+                assert sm_b.get_secret_value(SecretId=name)["SecretString"] == "over-tls"
+            a.stop()
+    finally:
+        for s in servers:
+            s.stop()
+        b.stop()

@@ -423,6 +423,8 @@ fn apply_update(
                     update.name
                 )));
             }
+            // Overwriting deletes that secret: the acting principal must be allowed to.
+            authorize(services, ctx, "secretsmanager:DeleteSecret", &r, vec![])?;
             crate::deletion::purge(txn, &r)?;
             new_replica(&account, region, &arn, update, ctx.now)
         }
@@ -849,6 +851,18 @@ pub fn apply_peer_update(
     ctx: &RequestCtx,
     input: ReplicaUpdate,
 ) -> Result<PeerAnswer, SecretsManagerError> {
+    let mut v = tresor_wire::validate::Validator::new();
+    crate::validate::name(&mut v, &input.name)?;
+    for version in &input.versions {
+        crate::validate::version_id(&mut v, "VersionId", Some(&version.version_id));
+        for stage in &version.version_stages {
+            crate::validate::version_stage(&mut v, "VersionStage", Some(stage));
+        }
+    }
+    crate::validate::kms_key_id(&mut v, input.kms_key_id.as_deref());
+    crate::validate::description(&mut v, input.description.as_deref());
+    crate::validate::tags(&mut v, &input.tags)?;
+    crate::validate::finish(v)?;
     let arn = replica_arn(&input.primary_arn, &ctx.region);
     let parts: Vec<&str> = input.primary_arn.split(':').collect();
     if parts.len() < 7
