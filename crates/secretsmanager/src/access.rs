@@ -260,7 +260,11 @@ pub(crate) fn save_changed(
 ) -> Result<(), SecretsManagerError> {
     rec.last_changed = now;
     save(&mut *txn, rec)?;
-    txn.commit().or_internal()
+    txn.commit().or_internal()?;
+    if rec.primary_region.is_none() && !rec.replication_status.is_empty() {
+        crate::replication::wake();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -108,10 +108,16 @@ impl Signal {
     }
 }
 
-pub(crate) fn wake(services: &Services) {
-    if let Some(s) = services.extension::<Signal>() {
-        s.wake();
-    }
+/// The replication worker's wake-up. One per process: a spurious wake-up only costs the
+/// worker a look at its jobs.
+pub fn signal() -> &'static Signal {
+    static SIGNAL: std::sync::OnceLock<Signal> = std::sync::OnceLock::new();
+    SIGNAL.get_or_init(Signal::default)
+}
+
+/// Wakes the replication worker after a commit that queued replication jobs.
+pub(crate) fn wake() {
+    signal().wake();
 }
 
 /// The outbox hook: called by [`crate::access::save`] for every saved change of a primary
@@ -341,7 +347,7 @@ pub fn replicate_secret_to_regions(
     let added = add_regions(ctx, &mut rec, &regions, force);
     save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
-    wake(services);
+    wake();
     tracing::info!(secret = %rec.arn, regions = ?regions.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(), "replication to regions added");
     Ok(ReplicationOutput {
         arn: rec.arn,
@@ -433,7 +439,7 @@ pub fn remove_regions_from_replication(
     rec.last_changed = now;
     save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
-    wake(services);
+    wake();
     tracing::info!(secret = %rec.arn, regions = ?input.remove_replica_regions, "replica regions removed");
     Ok(ReplicationOutput {
         arn: rec.arn.clone(),

@@ -184,17 +184,6 @@ pub fn run_due(services: &Services, now: OffsetDateTime) -> Result<usize, Servic
     Ok(done)
 }
 
-/// The earliest `retry_after` of the pending jobs, if any is waiting (for the worker's sleep).
-pub fn next_retry(services: &Services) -> Result<Option<OffsetDateTime>, ServiceError> {
-    let txn = services.store().begin_read()?;
-    Ok(
-        record::scan::<ReplicationJob>(&*txn, keys::REPLICATION_JOBS_PREFIX, None, BATCH)?
-            .into_iter()
-            .filter_map(|(_, j)| j.retry_after)
-            .min(),
-    )
-}
-
 /// Marks the region `Failed` with `message` and schedules the job's retry.
 fn note_failure(
     services: &Services,
@@ -649,16 +638,43 @@ fn sync_local(services: &Services, key: &str, now: OffsetDateTime) -> Result<boo
     let read_ctx = acting_ctx(&st, &primary.account, &primary.region, now);
     let write_ctx = acting_ctx(&st, &primary.account, &job.target, now);
     let update = update_of(&primary, &st, None);
-    // The values are opened from a snapshot of the primary taken in this transaction.
+    // The values the replica lacks, opened in this transaction (the latest commit is visible
+    // here first).
+    let replica: Option<SecretRecord> = record::get(
+        &*txn,
+        &keys::secret(&primary.account, &job.target, &primary.name),
+    )
+    .or_internal()?;
+    let replica = replica.filter(|r| {
+        r.arn == replica_arn(&primary.arn, &job.target)
+            && r.primary_region.as_deref() == Some(primary.region.as_str())
+            && r.kms_key_id == st.kms_key_id
+    });
+    let mut opened: BTreeMap<String, (ValueKind, SecretBytes)> = BTreeMap::new();
+    for (id, m) in &primary.versions {
+        let held = replica
+            .as_ref()
+            .and_then(|r| r.versions.get(id))
+            .is_some_and(|r| r.has_value);
+        if m.has_value && !held {
+            opened.insert(
+                id.clone(),
+                open_primary(services, &*txn, &read_ctx, &primary, id)?,
+            );
+        }
+    }
     let snapshot = primary.clone();
-    let values = services.store().begin_read().or_internal()?;
     let applied = apply_update(
         services,
         &mut *txn,
         &write_ctx,
         &update,
         PolicySource::Stored(&snapshot),
-        &mut |id| open_primary(services, &*values, &read_ctx, &snapshot, id),
+        &mut |id| {
+            opened
+                .remove(id)
+                .ok_or_else(|| errors::value_not_found_for_version(id))
+        },
     )?;
     match applied {
         Applied::Synced { seq } => {

@@ -243,7 +243,7 @@ pub fn create_secret(
     crate::access::save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
     if replication_status.is_some() {
-        crate::replication::wake(services);
+        crate::replication::wake();
     }
     Ok(CreateSecretOutput {
         arn,

@@ -121,21 +121,21 @@ pub fn spawn_rotation_worker(
     Ok(RotationWorker { stop, services })
 }
 
-/// How often the replication worker looks for replication jobs when nothing woke it: a
-/// change queues its job in the store, and this bounds how long it waits there.
+/// How often the replication worker looks for replication jobs when nothing woke it (API
+/// writes wake it after their commit; this bounds the wait of the others, e.g. a rotation
+/// step's bookkeeping).
 pub const REPLICATION_POLL: Duration = Duration::from_millis(100);
 
 /// A running replication worker (Secrets Manager replicas, see
 /// `tresor_secretsmanager::replication_sync`); [`ReplicationWorker::stop`] ends its loop.
 pub struct ReplicationWorker {
     stop: Arc<AtomicBool>,
-    signal: Arc<tresor_secretsmanager::replication::Signal>,
 }
 
 impl ReplicationWorker {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.signal.wake();
+        tresor_secretsmanager::replication::signal().wake();
     }
 }
 
@@ -144,9 +144,7 @@ impl ReplicationWorker {
 pub fn spawn_replication_worker(services: Arc<Services>) -> std::io::Result<ReplicationWorker> {
     use tresor_secretsmanager::{replication, replication_sync};
     let stop = Arc::new(AtomicBool::new(false));
-    let signal = Arc::new(replication::Signal::default());
-    services.set_extension(signal.clone());
-    let (thread_stop, thread_signal) = (stop.clone(), signal.clone());
+    let thread_stop = stop.clone();
     std::thread::Builder::new()
         .name("replication-worker".into())
         .spawn(move || {
@@ -155,10 +153,12 @@ pub fn spawn_replication_worker(services: Arc<Services>) -> std::io::Result<Repl
                     // More may have been queued meanwhile: look again at once.
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
+                    // A round cut short by the shutdown closing the store is not a failure.
+                    Err(_) if thread_stop.load(Ordering::SeqCst) => break,
                     Err(e) => tracing::warn!(error = %e, "replication round failed; will retry"),
                 }
-                thread_signal.wait(REPLICATION_POLL);
+                replication::signal().wait(REPLICATION_POLL);
             }
         })?;
-    Ok(ReplicationWorker { stop, signal })
+    Ok(ReplicationWorker { stop })
 }
