@@ -69,9 +69,16 @@ class Pair:
         config = root / "a.toml"
         config.write_text(f'[[replication.peers]]\nregions = ["{B}"]\nendpoint = "http://127.0.0.1:{self.port_b}"\n'
                           f'credentials_file = "{creds}"\n')
-        self.a = start_server("--account-id", ACCOUNT, "--regions", A, "--config", str(config),
-                              data_dir=root / "a")
-        self.sm_a = self.a.admin("secretsmanager", region=A)
+        self.config = config
+        self.a = self.start_a()
+
+    def start_a(self):
+        return start_server("--account-id", ACCOUNT, "--regions", A, "--config", str(self.config),
+                            data_dir=self.root / "a")
+
+    @property
+    def sm_a(self):
+        return self.a.admin("secretsmanager", region=A)
 
     def start_b(self):
         return start_server("--account-id", ACCOUNT, "--regions", B, "--listen", f"127.0.0.1:{self.port_b}",
@@ -156,6 +163,22 @@ def test_a_write_while_the_peer_is_down_arrives_when_it_returns(pair):
     ids_a = [v["VersionId"] for v in pair.sm_a.list_secret_version_ids(SecretId=name)["Versions"]]
     assert sorted(ids_b) == sorted(ids_a) and len(ids_b) == 2, "nothing lost, nothing duplicated"
     assert "replica caught up after a failure" in pair.a.log_tail()
+
+
+def test_a_pending_update_survives_a_restart_of_the_primary(pair):
+    name = uniq("peer/restart")
+    pair.sm_a.create_secret(Name=name, SecretString="one", AddReplicaRegions=[{"Region": B}])
+    pair.wait_status(name, "InSync")
+    pair.b.stop()
+    pair.sm_a.put_secret_value(SecretId=name, SecretString="two")
+    pair.wait_status(name, "Failed")
+    # The primary's process goes down with the update still queued, and comes back.
+    pair.a.stop()
+    pair.a = pair.start_a()
+    pair.b = pair.start_b()
+    pair.wait_status(name, "InSync", what="the queued update delivered after both restarts")
+    assert pair.sm_b.get_secret_value(SecretId=name)["SecretString"] == "two"
+    assert len(pair.sm_b.list_secret_version_ids(SecretId=name)["Versions"]) == 2
 
 
 def test_the_peers_iam_decides(pair):

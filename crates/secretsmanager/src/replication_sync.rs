@@ -92,6 +92,8 @@ pub struct ReplicaLag {
     pub syncs: u64,
     pub failures: u64,
     pub last_failure: Option<String>,
+    /// How long the oldest change not yet on the replica has waited (none pending: `None`).
+    pub pending_ms: Option<u64>,
 }
 
 /// Replication figures of this deployment (a [`Services`] extension).
@@ -114,6 +116,7 @@ impl ReplicationMetrics {
                 syncs: 0,
                 failures: 0,
                 last_failure: None,
+                pending_ms: None,
             });
         f(e)
     }
@@ -131,12 +134,40 @@ fn metrics(services: &Services) -> Arc<ReplicationMetrics> {
 /// Every replica's latest status and lag, for the operator (a metrics endpoint can render
 /// it; `tresor_replication_lag_ms{secret,region}` and friends).
 pub fn lag_snapshot(services: &Services) -> Vec<ReplicaLag> {
-    metrics(services)
-        .by_replica
-        .lock()
-        .values()
-        .cloned()
-        .collect()
+    let m = metrics(services);
+    // Replicas with changes waiting (a failing one's lag keeps growing until it catches up).
+    let now = OffsetDateTime::now_utc();
+    let pending: Vec<ReplicationJob> = match services.store().begin_read() {
+        Ok(txn) => {
+            record::scan::<ReplicationJob>(&*txn, keys::REPLICATION_JOBS_PREFIX, None, 10_000)
+                .map(|jobs| jobs.into_iter().map(|(_, j)| j).collect())
+                .unwrap_or_default()
+        }
+        Err(_) => Vec::new(),
+    };
+    let mut out: Vec<ReplicaLag> = m.by_replica.lock().values().cloned().collect();
+    for job in pending {
+        let waited =
+            u64::try_from((now - job.pending_since).whole_milliseconds().max(0)).unwrap_or(0);
+        match out
+            .iter_mut()
+            .find(|e| e.secret_arn == job.arn && e.region == job.target)
+        {
+            Some(e) => e.pending_ms = Some(waited),
+            None => out.push(ReplicaLag {
+                secret_arn: job.arn.clone(),
+                region: job.target.clone(),
+                status: crate::replication::IN_PROGRESS.into(),
+                last_lag_ms: None,
+                max_lag_ms: 0,
+                syncs: 0,
+                failures: 0,
+                last_failure: None,
+                pending_ms: Some(waited),
+            }),
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------

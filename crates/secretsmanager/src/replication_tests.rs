@@ -157,6 +157,11 @@ fn set_key_enabled(s: &Services, region: &str, key: &str, enabled: bool) {
     }
 }
 
+/// A version id of the length the model requires (32–64).
+fn vid(short: &str) -> String {
+    format!("{short:0>32}")
+}
+
 fn update(seq: u64, value: &str, version: &str) -> ReplicaUpdate {
     serde_json::from_value(json!({
         "PrimaryArn": format!("arn:aws:secretsmanager:{A}:{ACCOUNT}:secret:n-AbCdEf"),
@@ -174,7 +179,7 @@ fn update(seq: u64, value: &str, version: &str) -> ReplicaUpdate {
 #[test]
 fn a_peer_replica_never_goes_backwards_and_repeats_are_no_ops() {
     let s = services(Arc::new(MemoryStore::new()));
-    let newer = update(5, "new", "v5");
+    let newer = update(5, "new", &vid("v5"));
     assert_eq!(
         apply_peer_update(&s, &ctx(B), newer)
             .expect("apply")
@@ -183,18 +188,18 @@ fn a_peer_replica_never_goes_backwards_and_repeats_are_no_ops() {
     );
     assert_eq!(value(&s, B, "n"), "new");
     // An older update arriving late (a retry overtaken by a newer one) changes nothing.
-    let out = apply_peer_update(&s, &ctx(B), update(4, "old", "v4")).expect("apply");
+    let out = apply_peer_update(&s, &ctx(B), update(4, "old", &vid("v4"))).expect("apply");
     assert_eq!((out.outcome.as_str(), out.seq), ("Synced", 5));
     assert_eq!(value(&s, B, "n"), "new");
     // The same update twice: the second is a no-op.
-    let out = apply_peer_update(&s, &ctx(B), update(5, "new", "v5")).expect("apply");
+    let out = apply_peer_update(&s, &ctx(B), update(5, "new", &vid("v5"))).expect("apply");
     assert_eq!(out.seq, 5);
     assert_eq!(secret(&s, B, "n").expect("replica").versions.len(), 1);
     // A newer one moves it forward, dropping versions the primary no longer has.
-    apply_peer_update(&s, &ctx(B), update(6, "newest", "v6")).expect("apply");
+    apply_peer_update(&s, &ctx(B), update(6, "newest", &vid("v6"))).expect("apply");
     let replica = secret(&s, B, "n").expect("replica");
     assert_eq!(value(&s, B, "n"), "newest");
-    assert_eq!(replica.versions.keys().collect::<Vec<_>>(), ["v6"]);
+    assert_eq!(replica.versions.keys().collect::<Vec<_>>(), [&vid("v6")]);
     // The replica is read-only for everyone else.
     let err = crate::versions::put_secret_value(
         &s,
@@ -209,10 +214,10 @@ fn a_peer_replica_never_goes_backwards_and_repeats_are_no_ops() {
 #[test]
 fn an_update_for_another_account_or_its_own_region_is_refused() {
     let s = services(Arc::new(MemoryStore::new()));
-    let mut u = update(1, "v", "v1");
+    let mut u = update(1, "v", &vid("v1"));
     u.primary_arn = u.primary_arn.replace(ACCOUNT, "999988887777");
     assert!(apply_peer_update(&s, &ctx(B), u).is_err());
-    assert!(apply_peer_update(&s, &ctx(A), update(1, "v", "v1")).is_err());
+    assert!(apply_peer_update(&s, &ctx(A), update(1, "v", &vid("v1"))).is_err());
     assert!(secret(&s, B, "n").is_none() && secret(&s, A, "n").is_none());
 }
 
@@ -250,4 +255,8 @@ fn a_failed_run_leaves_the_replica_as_it_was_and_backs_off() {
     );
     let replica = secret(&s, B, "n").expect("replica");
     assert_eq!(replica.repl_seq, 2);
+    let lag = crate::replication_sync::lag_snapshot(&s);
+    let entry = lag.iter().find(|l| l.region == B).expect("lag entry");
+    assert_eq!((entry.status.as_str(), entry.failures), ("InSync", 1));
+    assert!(entry.last_lag_ms.is_some() && entry.pending_ms.is_none());
 }
