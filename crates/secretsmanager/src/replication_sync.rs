@@ -924,6 +924,17 @@ pub fn apply_peer_update(
         ));
     }
     let (mut txn, _) = crate::access::begin_authorized_write(services, |txn| {
+        // A primary this deployment holds is replicated by this deployment, never by a peer.
+        let local_primary: Option<SecretRecord> = record::get(
+            txn,
+            &keys::secret(&ctx.caller.account, &input.primary_region, &input.name),
+        )
+        .or_internal()?;
+        if local_primary.is_some_and(|p| p.arn == input.primary_arn) {
+            return Err(errors::invalid_request(
+                "The primary of this replica is held by this deployment; it is not replicated by a peer.",
+            ));
+        }
         let existing: Option<SecretRecord> = record::get(
             txn,
             &keys::secret(&ctx.caller.account, &ctx.region, &input.name),

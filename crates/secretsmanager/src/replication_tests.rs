@@ -219,6 +219,21 @@ fn an_update_for_another_account_or_its_own_region_is_refused() {
     assert!(apply_peer_update(&s, &ctx(B), u).is_err());
     assert!(apply_peer_update(&s, &ctx(A), update(1, "v", &vid("v1"))).is_err());
     assert!(secret(&s, B, "n").is_none() && secret(&s, A, "n").is_none());
+    // Nor may a "peer" update override a replica whose primary this deployment holds.
+    let created = crate::secrets::create_secret(
+        &s,
+        &ctx(A),
+        call(json!({"Name": "n", "SecretString": "real", "AddReplicaRegions": [{"Region": B}]})),
+    )
+    .expect("create");
+    run_due(&s, OffsetDateTime::now_utc()).expect("run");
+    let mut forged = update(u64::MAX, "forged", &vid("f"));
+    forged.primary_arn = created.arn;
+    let err = apply_peer_update(&s, &ctx(B), forged)
+        .err()
+        .expect("refused");
+    assert_eq!(err.code(), "InvalidRequestException");
+    assert_eq!(value(&s, B, "n"), "real");
 }
 
 #[test]
