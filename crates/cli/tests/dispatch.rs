@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 
-use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use aws_sdk_kms::error::ProvideErrorMetadata;
 use common::Server;
 
 /// Sends `request` (a complete HTTP/1.1 request) and returns the whole response text.
@@ -30,11 +30,8 @@ async fn an_unimplemented_operation_says_which_one_instead_of_an_empty_message()
         .send()
         .await
         .expect_err("not implemented");
-    assert_eq!(
-        aws_sdk_kms::error::ProvideErrorMetadata::code(&err),
-        Some("UnknownOperationException")
-    );
-    let message = aws_sdk_kms::error::ProvideErrorMetadata::message(&err).expect("a message");
+    assert_eq!(err.code(), Some("UnknownOperationException"));
+    let message = err.message().expect("a message");
     assert!(message.contains("DescribeCustomKeyStores"), "{message}");
 }
 
