@@ -20,25 +20,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import aws_cli, start_server, uniq
-from test_rotation import venv_path, zip_function
+from test_e2e_ci_boot import policy
+from test_rotation import venv_path, wait_for, zip_function
 
 A, B, C = "us-east-1", "us-west-2", "eu-west-1"
 REPLICA_WRITE = "Operation not permitted on a replica secret. Call must be made in primary secret's region."
-
-
-def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def policy(*statements):
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
 class World:

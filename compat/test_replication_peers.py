@@ -24,21 +24,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import aws_cli, start_server, uniq
+from test_rotation import wait_for
 
 ACCOUNT = "210987654321"
 A, B = "us-east-1", "us-west-2"
 REPLICA_WRITE = "Operation not permitted on a replica secret. Call must be made in primary secret's region."
-
-
-def wait_for(predicate, timeout=45.0, interval=0.2, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def free_port() -> int:
@@ -93,7 +83,7 @@ class Pair:
 
     def wait_status(self, name, status, what=None):
         return wait_for(lambda: (s := self.status(name)) and s["Status"] == status and s,
-                        what=what or f"status {status}")
+                        timeout=45, what=what or f"status {status}")
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +264,7 @@ def test_replication_over_tls_trusts_only_the_configured_ca(tmp_path):
             name = uniq("peer/tls")
             sm_a.create_secret(Name=name, SecretString="over-tls", AddReplicaRegions=[{"Region": B}])
             st = wait_for(lambda: (s := sm_a.describe_secret(SecretId=name)["ReplicationStatus"][0])
-                          and s["Status"] == expect and s, what=expect)
+                          and s["Status"] == expect and s, timeout=45, what=expect)
             if expect == "Failed":
                 assert "unreachable" in st["StatusMessage"], st
             else:

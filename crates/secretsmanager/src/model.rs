@@ -127,108 +127,10 @@ pub struct ReplicationStatus {
     /// The principal replication acts as: whoever added the region. Re-authorized by KMS
     /// (and, for a peer, the peer's IAM) on every run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<StoredCaller>,
+    pub by: Option<tresor_core::Caller>,
     /// The primary's [`SecretRecord::repl_seq`] the replica is known to show.
     #[serde(default)]
     pub synced_seq: u64,
-}
-
-/// A [`tresor_core::Caller`] as stored in a record (no secret material: the access key id
-/// only names the credential the principal used).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StoredCaller {
-    pub account: String,
-    pub arn: String,
-    pub user_id: String,
-    pub access_key_id: String,
-    pub kind: StoredCallerKind,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum StoredCallerKind {
-    Root,
-    User {
-        name: String,
-        path: String,
-        unique_id: String,
-    },
-    AssumedRole {
-        role_name: String,
-        role_path: String,
-        role_id: String,
-        session_name: String,
-    },
-}
-
-impl From<&tresor_core::Caller> for StoredCaller {
-    fn from(c: &tresor_core::Caller) -> Self {
-        use tresor_core::ctx::CallerKind as K;
-        StoredCaller {
-            account: c.account.clone(),
-            arn: c.arn.clone(),
-            user_id: c.user_id.clone(),
-            access_key_id: c.access_key_id.clone(),
-            kind: match &c.kind {
-                K::Root => StoredCallerKind::Root,
-                K::User {
-                    name,
-                    path,
-                    unique_id,
-                } => StoredCallerKind::User {
-                    name: name.clone(),
-                    path: path.clone(),
-                    unique_id: unique_id.clone(),
-                },
-                K::AssumedRole {
-                    role_name,
-                    role_path,
-                    role_id,
-                    session_name,
-                } => StoredCallerKind::AssumedRole {
-                    role_name: role_name.clone(),
-                    role_path: role_path.clone(),
-                    role_id: role_id.clone(),
-                    session_name: session_name.clone(),
-                },
-            },
-        }
-    }
-}
-
-impl From<&StoredCaller> for tresor_core::Caller {
-    fn from(c: &StoredCaller) -> Self {
-        use tresor_core::ctx::CallerKind as K;
-        tresor_core::Caller {
-            account: c.account.clone(),
-            arn: c.arn.clone(),
-            user_id: c.user_id.clone(),
-            access_key_id: c.access_key_id.clone(),
-            kind: match &c.kind {
-                StoredCallerKind::Root => K::Root,
-                StoredCallerKind::User {
-                    name,
-                    path,
-                    unique_id,
-                } => K::User {
-                    name: name.clone(),
-                    path: path.clone(),
-                    unique_id: unique_id.clone(),
-                },
-                StoredCallerKind::AssumedRole {
-                    role_name,
-                    role_path,
-                    role_id,
-                    session_name,
-                } => K::AssumedRole {
-                    role_name: role_name.clone(),
-                    role_path: role_path.clone(),
-                    role_id: role_id.clone(),
-                    session_name: session_name.clone(),
-                },
-            },
-        }
-    }
 }
 
 /// A durable replication job (the outbox of every saved change of a primary with replicas):
@@ -353,6 +255,39 @@ pub struct RotationJob {
 }
 
 impl SecretRecord {
+    /// A secret with no description, key, tags, policy, rotation, replication or versions.
+    pub fn new(account: &str, region: &str, name: &str, arn: &str, now: OffsetDateTime) -> Self {
+        SecretRecord {
+            v: RECORD_VERSION,
+            account: account.to_string(),
+            region: region.to_string(),
+            name: name.to_string(),
+            arn: arn.to_string(),
+            description: None,
+            kms_key_id: None,
+            secret_type: None,
+            tags: Vec::new(),
+            policy: None,
+            policy_principals: BTreeMap::new(),
+            created: now,
+            last_changed: now,
+            last_accessed: None,
+            deleted: None,
+            deletion_due: None,
+            rotation_enabled: None,
+            rotation_lambda_arn: None,
+            rotation_rules: None,
+            last_rotated: None,
+            next_rotation: None,
+            rotation_job: None,
+            owning_service: None,
+            primary_region: None,
+            replication_status: Vec::new(),
+            repl_seq: 0,
+            versions: BTreeMap::new(),
+        }
+    }
+
     /// The version holding `label`, if any.
     pub fn holder_of(&self, label: &str) -> Option<&str> {
         self.versions
@@ -505,33 +440,14 @@ mod tests {
         versions.insert("v2".to_string(), meta(&["AWSCURRENT"]));
         versions.insert("v3".to_string(), meta(&[]));
         SecretRecord {
-            v: RECORD_VERSION,
-            account: "111122223333".into(),
-            region: "us-east-1".into(),
-            name: "n".into(),
-            arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:n-AbCdEf".into(),
-            description: None,
-            kms_key_id: None,
-            secret_type: None,
-            tags: vec![],
-            policy: None,
-            policy_principals: BTreeMap::new(),
-            created: now,
-            last_changed: now,
-            last_accessed: None,
-            deleted: None,
-            deletion_due: None,
-            rotation_enabled: None,
-            rotation_lambda_arn: None,
-            rotation_rules: None,
-            last_rotated: None,
-            next_rotation: None,
-            rotation_job: None,
-            owning_service: None,
-            primary_region: None,
-            replication_status: vec![],
-            repl_seq: 0,
             versions,
+            ..SecretRecord::new(
+                "111122223333",
+                "us-east-1",
+                "n",
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:n-AbCdEf",
+                now,
+            )
         }
     }
 

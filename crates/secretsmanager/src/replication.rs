@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tresor_core::authz::AuthzRequest;
+use tresor_core::registry::JobWakeup;
 use tresor_core::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::validate::Validator;
@@ -85,34 +86,11 @@ pub(crate) fn peer_of(services: &Services, region: &str) -> Option<Arc<dyn PeerL
     topology(services).and_then(|t| t.peers.get(region).cloned())
 }
 
-/// Wakes the replication worker (a job became due).
-#[derive(Default)]
-pub struct Signal {
-    pending: parking_lot::Mutex<bool>,
-    cond: parking_lot::Condvar,
-}
-
-impl Signal {
-    pub fn wake(&self) {
-        *self.pending.lock() = true;
-        self.cond.notify_all();
-    }
-
-    /// Waits for [`Signal::wake`] or `timeout`; blocking.
-    pub fn wait(&self, timeout: std::time::Duration) -> bool {
-        let mut pending = self.pending.lock();
-        if !*pending {
-            let _ = self.cond.wait_for(&mut pending, timeout);
-        }
-        std::mem::replace(&mut *pending, false)
-    }
-}
-
 /// The replication worker's wake-up. One per process: a spurious wake-up only costs the
 /// worker a look at its jobs.
-pub fn signal() -> &'static Signal {
-    static SIGNAL: std::sync::OnceLock<Signal> = std::sync::OnceLock::new();
-    SIGNAL.get_or_init(Signal::default)
+pub fn signal() -> &'static JobWakeup {
+    static SIGNAL: std::sync::OnceLock<JobWakeup> = std::sync::OnceLock::new();
+    SIGNAL.get_or_init(JobWakeup::default)
 }
 
 /// Wakes the replication worker after a commit that queued replication jobs.
@@ -278,7 +256,7 @@ pub(crate) fn add_regions(
             status_message: None,
             last_accessed: None,
             force_overwrite: force,
-            by: Some((&ctx.caller).into()),
+            by: Some(ctx.caller.clone()),
             synced_seq: 0,
         };
         match rec

@@ -307,11 +307,7 @@ fn acting_ctx(
     region: &str,
     now: OffsetDateTime,
 ) -> RequestCtx {
-    let caller = st
-        .by
-        .as_ref()
-        .map(Caller::from)
-        .unwrap_or_else(|| Caller::root(account, ""));
+    let caller = st.by.clone().unwrap_or_else(|| Caller::root(account, ""));
     RequestCtx {
         request_id: format!("replication-{}", tresor_crypto::ids::uuid_v4()),
         region: region.to_string(),
@@ -552,33 +548,9 @@ fn new_replica(
     now: OffsetDateTime,
 ) -> SecretRecord {
     SecretRecord {
-        v: crate::model::RECORD_VERSION,
-        account: account.to_string(),
-        region: region.to_string(),
-        name: update.name.clone(),
-        arn: arn.to_string(),
-        description: None,
         kms_key_id: update.kms_key_id.clone(),
-        secret_type: None,
-        tags: Vec::new(),
-        policy: None,
-        policy_principals: BTreeMap::new(),
-        created: now,
-        last_changed: now,
-        last_accessed: None,
-        deleted: None,
-        deletion_due: None,
-        rotation_enabled: None,
-        rotation_lambda_arn: None,
-        rotation_rules: None,
-        last_rotated: None,
-        next_rotation: None,
-        rotation_job: None,
-        owning_service: None,
         primary_region: Some(update.primary_region.clone()),
-        replication_status: Vec::new(),
-        repl_seq: 0,
-        versions: BTreeMap::new(),
+        ..SecretRecord::new(account, region, &update.name, arn, now)
     }
 }
 

@@ -3,8 +3,6 @@
 //!
 //! Every write is one store transaction, including the KMS data-key generation.
 
-use std::collections::BTreeMap;
-
 use crate::errors::SecretsManagerError;
 use serde::{Deserialize, Serialize};
 use tresor_core::authz::AuthzRequest;
@@ -17,9 +15,7 @@ use crate::access::{
     begin_authorized_write, load_authorized, load_live, refuse_replica, save_changed,
 };
 use crate::errors::{self, OrInternal};
-use crate::model::{
-    AWSCURRENT, AWSPENDING, AWSPREVIOUS, RECORD_VERSION, SecretRecord, ValueRecord, keys,
-};
+use crate::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretRecord, ValueRecord, keys};
 use crate::shapes::{self, SecretDescription, Tag};
 use crate::validate;
 use crate::versions::{AddOutcome, add_version};
@@ -194,33 +190,10 @@ pub fn create_secret(
 
     let now = ctx.now;
     let mut rec = SecretRecord {
-        v: RECORD_VERSION,
-        account: account.clone(),
-        region: region.clone(),
-        name: input.name.clone(),
-        arn: arn.clone(),
         description: input.description.filter(|d| !d.is_empty()),
         kms_key_id: input.kms_key_id.filter(|k| !k.is_empty()),
         secret_type: input.r#type.filter(|t| !t.is_empty()),
-        tags: Vec::new(),
-        policy: None,
-        policy_principals: BTreeMap::new(),
-        created: now,
-        last_changed: now,
-        last_accessed: None,
-        deleted: None,
-        deletion_due: None,
-        rotation_enabled: None,
-        rotation_lambda_arn: None,
-        rotation_rules: None,
-        last_rotated: None,
-        next_rotation: None,
-        rotation_job: None,
-        owning_service: None,
-        primary_region: None,
-        replication_status: Vec::new(),
-        repl_seq: 0,
-        versions: BTreeMap::new(),
+        ..SecretRecord::new(&account, &region, &input.name, &arn, now)
     };
     set_tags(&mut rec.tags, &tags);
     let version_id = match &value {
