@@ -241,12 +241,12 @@ pub(crate) fn begin_authorized_write<'s, T>(
 
 /// Stores `rec` under its key. A primary with replicas gets its next replication sequence
 /// number and a replication job per replica region, in the same transaction (the outbox; see
-/// [`crate::replication::enqueue`]).
+/// [`crate::replication_outbox::enqueue`]).
 pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
     let key = keys::secret(&rec.account, &rec.region, &rec.name);
     if rec.primary_region.is_none() && !rec.replication_status.is_empty() {
         let mut rec = rec.clone();
-        crate::replication::enqueue(txn, &mut rec)?;
+        crate::replication_outbox::enqueue(txn, &mut rec)?;
         return record::put(txn, &key, &rec).or_internal();
     }
     record::put(txn, &key, rec).or_internal()
@@ -262,8 +262,38 @@ pub(crate) fn save_changed(
     save(&mut *txn, rec)?;
     txn.commit().or_internal()?;
     if rec.primary_region.is_none() && !rec.replication_status.is_empty() {
-        crate::replication::wake();
+        crate::replication_outbox::wake();
     }
+    Ok(())
+}
+
+/// Removes a secret, its values and its pending purge job, inside `txn`.
+pub(crate) fn purge(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
+    for (version_id, meta) in &rec.versions {
+        if meta.has_value {
+            txn.delete(&keys::value(
+                &rec.account,
+                &rec.region,
+                &rec.arn,
+                version_id,
+            ))
+            .or_internal()?;
+        }
+    }
+    if let Some(due) = rec.deletion_due {
+        txn.delete(&keys::purge_job(
+            due.unix_timestamp(),
+            &rec.account,
+            &rec.region,
+            &rec.name,
+        ))
+        .or_internal()?;
+    }
+    if let Some(job) = &rec.rotation_job {
+        txn.delete(job).or_internal()?;
+    }
+    txn.delete(&keys::secret(&rec.account, &rec.region, &rec.name))
+        .or_internal()?;
     Ok(())
 }
 

@@ -6,15 +6,14 @@ use crate::errors::SecretsManagerError;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use tresor_core::{RequestCtx, Services, record};
-use tresor_store::WriteTxn;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
 use crate::access::{
-    self, begin_authorized_write, load_authorized, refuse_replica, save, save_changed,
+    self, begin_authorized_write, load_authorized, purge, refuse_replica, save, save_changed,
 };
 use crate::errors::{self, OrInternal};
-use crate::model::{PurgeJob, RECORD_VERSION, SecretRecord, keys};
+use crate::model::{PurgeJob, RECORD_VERSION, keys};
 use crate::secrets::SecretIdInput;
 use crate::shapes::ArnNameOutput;
 use crate::validate;
@@ -163,36 +162,6 @@ pub fn delete_secret(
         name: rec.name,
         deletion_date: due,
     })
-}
-
-/// Removes a secret, its values and its pending purge job, inside `txn`.
-pub(crate) fn purge(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
-    for (version_id, meta) in &rec.versions {
-        if meta.has_value {
-            txn.delete(&keys::value(
-                &rec.account,
-                &rec.region,
-                &rec.arn,
-                version_id,
-            ))
-            .or_internal()?;
-        }
-    }
-    if let Some(due) = rec.deletion_due {
-        txn.delete(&keys::purge_job(
-            due.unix_timestamp(),
-            &rec.account,
-            &rec.region,
-            &rec.name,
-        ))
-        .or_internal()?;
-    }
-    if let Some(job) = &rec.rotation_job {
-        txn.delete(job).or_internal()?;
-    }
-    txn.delete(&keys::secret(&rec.account, &rec.region, &rec.name))
-        .or_internal()?;
-    Ok(())
 }
 
 pub fn restore_secret(

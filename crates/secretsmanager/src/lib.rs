@@ -26,6 +26,7 @@ mod model;
 pub mod password;
 pub mod policy;
 pub mod replication;
+pub mod replication_outbox;
 pub mod replication_sync;
 #[cfg(test)]
 mod replication_tests;

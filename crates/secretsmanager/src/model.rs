@@ -79,7 +79,7 @@ pub struct SecretRecord {
     #[serde(default)]
     pub replication_status: Vec<ReplicationStatus>,
     /// Replication sequence number: on a primary with replicas, bumped by every saved change
-    /// (see [`crate::replication::enqueue`]); on a replica, the primary's number it shows.
+    /// (see [`crate::replication_outbox::enqueue`]); on a replica, the primary's number it shows.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub repl_seq: u64,
     /// Every version, by id: labelled ones, deprecated ones (no label) and label-only
@@ -252,6 +252,25 @@ pub struct RotationJob {
     /// Failed attempts of this rotation so far.
     #[serde(default)]
     pub attempts: u32,
+}
+
+impl ReplicationJob {
+    /// A fresh job carrying `rec`'s current sequence number to `target`.
+    pub fn new(rec: &SecretRecord, target: &str, remove: bool, now: OffsetDateTime) -> Self {
+        ReplicationJob {
+            v: RECORD_VERSION,
+            account: rec.account.clone(),
+            region: rec.region.clone(),
+            name: rec.name.clone(),
+            arn: rec.arn.clone(),
+            target: target.to_string(),
+            seq: rec.repl_seq,
+            remove,
+            pending_since: now,
+            attempts: 0,
+            retry_after: None,
+        }
+    }
 }
 
 impl SecretRecord {

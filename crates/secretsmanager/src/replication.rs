@@ -16,16 +16,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tresor_core::authz::AuthzRequest;
-use tresor_core::registry::JobWakeup;
 use tresor_core::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::validate::Validator;
 
 use crate::access::{begin_authorized_write, load_authorized, load_live, refuse_replica, save};
 use crate::errors::{self, OrInternal, SecretsManagerError};
-use crate::model::{RECORD_VERSION, ReplicationJob, ReplicationStatus, SecretRecord, keys};
+use crate::model::{ReplicationJob, ReplicationStatus, SecretRecord, keys};
+use crate::replication_outbox::wake;
 use crate::shapes::ReplicationStatusOut;
 use crate::validate;
 
@@ -84,54 +83,6 @@ fn region_known(services: &Services, region: &str) -> bool {
 /// Whether `region` is served by a peer deployment.
 pub(crate) fn peer_of(services: &Services, region: &str) -> Option<Arc<dyn PeerLink>> {
     topology(services).and_then(|t| t.peers.get(region).cloned())
-}
-
-/// The replication worker's wake-up. One per process: a spurious wake-up only costs the
-/// worker a look at its jobs.
-pub fn signal() -> &'static JobWakeup {
-    static SIGNAL: std::sync::OnceLock<JobWakeup> = std::sync::OnceLock::new();
-    SIGNAL.get_or_init(JobWakeup::default)
-}
-
-/// Wakes the replication worker after a commit that queued replication jobs.
-pub(crate) fn wake() {
-    signal().wake();
-}
-
-/// The outbox hook: called by [`crate::access::save`] for every saved change of a primary
-/// with replicas. Raises the secret's replication sequence number and makes sure each
-/// replica region has a job that carries it, in the caller's transaction.
-pub(crate) fn enqueue(
-    txn: &mut dyn WriteTxn,
-    rec: &mut SecretRecord,
-) -> Result<(), SecretsManagerError> {
-    rec.repl_seq = rec.repl_seq.saturating_add(1);
-    let now = OffsetDateTime::now_utc();
-    for st in &rec.replication_status {
-        let key = keys::replication_job(&rec.account, &rec.region, &st.region, &rec.name);
-        let job = match record::get::<ReplicationJob>(&*txn, &key).or_internal()? {
-            Some(mut job) if job.arn == rec.arn => {
-                job.seq = job.seq.max(rec.repl_seq);
-                job.remove = false;
-                job
-            }
-            _ => ReplicationJob {
-                v: RECORD_VERSION,
-                account: rec.account.clone(),
-                region: rec.region.clone(),
-                name: rec.name.clone(),
-                arn: rec.arn.clone(),
-                target: st.region.clone(),
-                seq: rec.repl_seq,
-                remove: false,
-                pending_since: now,
-                attempts: 0,
-                retry_after: None,
-            },
-        };
-        record::put(txn, &key, &job).or_internal()?;
-    }
-    Ok(())
 }
 
 /// The replica's ARN: the primary's with the replica's region.
@@ -393,19 +344,7 @@ pub fn remove_regions_from_replication(
         let job_key = keys::replication_job(&rec.account, &rec.region, region, &rec.name);
         if peer_of(services, region).is_some() {
             // The peer deletes its replica when the job reaches it.
-            let job = ReplicationJob {
-                v: RECORD_VERSION,
-                account: rec.account.clone(),
-                region: rec.region.clone(),
-                name: rec.name.clone(),
-                arn: rec.arn.clone(),
-                target: region.clone(),
-                seq: rec.repl_seq,
-                remove: true,
-                pending_since: now,
-                attempts: 0,
-                retry_after: None,
-            };
+            let job = ReplicationJob::new(&rec, region, true, now);
             record::put(&mut *txn, &job_key, &job).or_internal()?;
         } else {
             // Deleted at once, without a recovery window (API reference,
@@ -440,7 +379,7 @@ pub(crate) fn delete_local_replica(
         && replica.arn == replica_arn(&primary.arn, region)
         && replica.primary_region.as_deref() == Some(primary.region.as_str())
     {
-        crate::deletion::purge(txn, &replica)?;
+        crate::access::purge(txn, &replica)?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The replication worker's side: bringing replicas up to date from the jobs
-//! [`crate::replication::enqueue`] writes.
+//! [`crate::replication_outbox::enqueue`] writes.
 //!
 //! A job names a secret, a replica region and the primary's sequence number that must reach
 //! the replica. Running it copies the primary's *current* state (so one run catches up any
@@ -424,7 +424,7 @@ fn apply_update(
     };
     if update.remove {
         if let Some(r) = existing.as_ref().filter(|r| ours(r)) {
-            crate::deletion::purge(txn, r)?;
+            crate::access::purge(txn, r)?;
         }
         return Ok(Applied::Removed);
     }
@@ -441,7 +441,7 @@ fn apply_update(
             }
             // Overwriting deletes that secret: the acting principal must be allowed to.
             authorize(services, ctx, "secretsmanager:DeleteSecret", &r, vec![])?;
-            crate::deletion::purge(txn, &r)?;
+            crate::access::purge(txn, &r)?;
             new_replica(&account, region, &arn, update, ctx.now)
         }
         None => new_replica(&account, region, &arn, update, ctx.now),

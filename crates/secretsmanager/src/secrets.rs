@@ -216,7 +216,7 @@ pub fn create_secret(
     crate::access::save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
     if replication_status.is_some() {
-        crate::replication::wake();
+        crate::replication_outbox::wake();
     }
     Ok(CreateSecretOutput {
         arn,

@@ -337,7 +337,8 @@ impl Config {
             );
         }
         let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
-        let replication = crate::peer::replication_config(file.replication)?;
+        let replication =
+            crate::peer::replication_config(file.replication).map_err(ConfigError::Invalid)?;
         let data_dir = if o.dev {
             None
         } else {

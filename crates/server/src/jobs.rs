@@ -135,14 +135,14 @@ pub struct ReplicationWorker {
 impl ReplicationWorker {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        tresor_secretsmanager::replication::signal().wake();
+        tresor_secretsmanager::replication_outbox::signal().wake();
     }
 }
 
 /// Starts the replication worker thread. Jobs survive restarts in the store; a failing
 /// replica waits for its job's backoff.
 pub fn spawn_replication_worker(services: Arc<Services>) -> std::io::Result<ReplicationWorker> {
-    use tresor_secretsmanager::{replication, replication_sync};
+    use tresor_secretsmanager::{replication_outbox, replication_sync};
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
     std::thread::Builder::new()
@@ -157,7 +157,7 @@ pub fn spawn_replication_worker(services: Arc<Services>) -> std::io::Result<Repl
                     Err(_) if thread_stop.load(Ordering::SeqCst) => break,
                     Err(e) => tracing::warn!(error = %e, "replication round failed; will retry"),
                 }
-                replication::signal().wait(REPLICATION_POLL);
+                replication_outbox::signal().wait(REPLICATION_POLL);
             }
         })?;
     Ok(ReplicationWorker { stop })

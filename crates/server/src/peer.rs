@@ -24,8 +24,6 @@ use tresor_crypto::SecretString;
 use tresor_secretsmanager::replication::{PeerError, PeerLink, Topology};
 use tresor_secretsmanager::replication_sync::PEER_OPERATION;
 
-use crate::config::ConfigError;
-
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
 /// The largest answer read from a peer.
@@ -106,8 +104,11 @@ impl ReplicationConfig {
     }
 }
 
+/// A configuration error: the message for `ConfigError::Invalid`.
+type ConfigError = String;
+
 fn invalid(message: String) -> ConfigError {
-    ConfigError::Invalid(message)
+    message
 }
 
 /// Validates `[replication]`: endpoints, CA files and credentials are read now, so a broken
