@@ -267,6 +267,22 @@ pub(crate) fn save_changed(
     Ok(())
 }
 
+/// Deletes the purge job DeleteSecret scheduled for `rec` at `due`.
+pub(crate) fn delete_purge_job(
+    txn: &mut dyn WriteTxn,
+    rec: &SecretRecord,
+    due: OffsetDateTime,
+) -> Result<(), SecretsManagerError> {
+    txn.delete(&keys::purge_job(
+        due.unix_timestamp(),
+        &rec.account,
+        &rec.region,
+        &rec.name,
+    ))
+    .or_internal()?;
+    Ok(())
+}
+
 /// Removes a secret, its values and its pending purge job, inside `txn`.
 pub(crate) fn purge(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
     for (version_id, meta) in &rec.versions {
@@ -281,13 +297,7 @@ pub(crate) fn purge(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), Se
         }
     }
     if let Some(due) = rec.deletion_due {
-        txn.delete(&keys::purge_job(
-            due.unix_timestamp(),
-            &rec.account,
-            &rec.region,
-            &rec.name,
-        ))
-        .or_internal()?;
+        delete_purge_job(txn, rec, due)?;
     }
     if let Some(job) = &rec.rotation_job {
         txn.delete(job).or_internal()?;

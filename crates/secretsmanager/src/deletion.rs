@@ -184,13 +184,7 @@ pub fn restore_secret(
     })?;
     refuse_replica(&rec)?;
     if let Some(due) = rec.deletion_due.take() {
-        txn.delete(&keys::purge_job(
-            due.unix_timestamp(),
-            &rec.account,
-            &rec.region,
-            &rec.name,
-        ))
-        .or_internal()?;
+        access::delete_purge_job(&mut *txn, &rec, due)?;
         rec.deleted = None;
         // A restored secret with rotation on gets its next scheduled rotation back.
         let base = rec.last_rotated.unwrap_or(ctx.now).max(ctx.now);
