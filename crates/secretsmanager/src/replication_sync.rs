@@ -185,9 +185,16 @@ pub fn run_due(services: &Services, now: OffsetDateTime) -> Result<usize, Servic
     };
     let mut done = 0;
     for (key, job) in due {
+        let served_here =
+            crate::replication::topology(services).is_none_or(|t| t.is_local(&job.target));
         let result = match peer_of(services, &job.target) {
             Some(peer) => sync_peer(services, &key, &job, peer.as_ref(), now),
-            None => sync_local(services, &key, now),
+            None if served_here => sync_local(services, &key, now),
+            // The configuration changed since the region was added.
+            None => Err(SyncError::Status(failed_message(&format!(
+                "region {} is served neither by this deployment nor by a configured peer.",
+                job.target
+            )))),
         };
         match result {
             Ok(true) => done += 1,
