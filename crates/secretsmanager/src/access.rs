@@ -261,9 +261,7 @@ pub(crate) fn save_changed(
     rec.last_changed = now;
     save(&mut *txn, rec)?;
     txn.commit().or_internal()?;
-    if rec.primary_region.is_none() && !rec.replication_status.is_empty() {
-        crate::replication_outbox::wake();
-    }
+    crate::replication_outbox::committed(rec);
     Ok(())
 }
 

@@ -23,6 +23,14 @@ pub(crate) fn wake() {
     signal().wake();
 }
 
+/// After the commit of a change saved through [`crate::access::save`]: wakes the worker if
+/// that change queued replication jobs.
+pub(crate) fn committed(rec: &SecretRecord) {
+    if rec.primary_region.is_none() && !rec.replication_status.is_empty() {
+        wake();
+    }
+}
+
 /// The outbox hook: called by [`crate::access::save`] for every saved change of a primary
 /// with replicas. Raises the secret's replication sequence number and makes sure each
 /// replica region has a job that carries it, in the caller's transaction.

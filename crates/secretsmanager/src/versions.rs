@@ -644,6 +644,7 @@ pub fn put_secret_value(
         }
         save(&mut *txn, &rec)?;
         txn.commit().or_internal()?;
+        crate::replication_outbox::committed(&rec);
     }
     Ok(PutSecretValueOutput {
         arn: rec.arn,
