@@ -224,6 +224,13 @@ fn client_tls(ca: &Path) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
 }
 
 fn credentials_from_file(path: &Path) -> Result<PeerCredentials, ConfigError> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the replication credentials file is readable by group or others; restrict it to 0600");
+        }
+    }
     let text = SecretString::from(std::fs::read_to_string(path).map_err(|e| {
         invalid(format!(
             "cannot read replication credentials file {}: {e}",
