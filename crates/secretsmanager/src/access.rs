@@ -239,6 +239,22 @@ pub(crate) fn begin_authorized_write<'s, T>(
     Ok((txn, out))
 }
 
+/// The write transaction of an operation whose only input is `SecretId` (validated here),
+/// for a caller allowed `action` on it (see [`begin_authorized_write`]).
+pub(crate) fn begin_write_on<'s>(
+    services: &'s Services,
+    ctx: &RequestCtx,
+    action: &str,
+    secret_id: &str,
+) -> Result<(Box<dyn WriteTxn + 's>, SecretRecord), SecretsManagerError> {
+    let mut v = tresor_wire::validate::Validator::new();
+    crate::validate::secret_id(&mut v, secret_id);
+    crate::validate::finish(v)?;
+    begin_authorized_write(services, |txn| {
+        load_authorized(services, txn, ctx, action, secret_id, vec![])
+    })
+}
+
 /// Stores `rec` under its key. A primary with replicas gets its next replication sequence
 /// number and a replication job per replica region, in the same transaction (the outbox; see
 /// [`crate::replication_outbox::enqueue`]).

@@ -169,19 +169,12 @@ pub fn restore_secret(
     ctx: &RequestCtx,
     input: SecretIdInput,
 ) -> Result<ArnNameOutput, SecretsManagerError> {
-    let mut v = Validator::new();
-    validate::secret_id(&mut v, &input.secret_id);
-    validate::finish(v)?;
-    let (mut txn, mut rec) = begin_authorized_write(services, |txn| {
-        load_authorized(
-            services,
-            txn,
-            ctx,
-            "secretsmanager:RestoreSecret",
-            &input.secret_id,
-            vec![],
-        )
-    })?;
+    let (mut txn, mut rec) = crate::access::begin_write_on(
+        services,
+        ctx,
+        "secretsmanager:RestoreSecret",
+        &input.secret_id,
+    )?;
     refuse_replica(&rec)?;
     if let Some(due) = rec.deletion_due.take() {
         access::delete_purge_job(&mut *txn, &rec, due)?;

@@ -406,19 +406,12 @@ pub fn stop_replication_to_replica(
     ctx: &RequestCtx,
     input: StopReplicationInput,
 ) -> Result<StopReplicationOutput, SecretsManagerError> {
-    let mut v = Validator::new();
-    validate::secret_id(&mut v, &input.secret_id);
-    validate::finish(v)?;
-    let (mut txn, mut rec) = begin_authorized_write(services, |txn| {
-        load_authorized(
-            services,
-            txn,
-            ctx,
-            "secretsmanager:StopReplicationToReplica",
-            &input.secret_id,
-            vec![],
-        )
-    })?;
+    let (mut txn, mut rec) = crate::access::begin_write_on(
+        services,
+        ctx,
+        "secretsmanager:StopReplicationToReplica",
+        &input.secret_id,
+    )?;
     let Some(primary_region) = rec.primary_region.take() else {
         // Unconfirmed wording.
         return Err(errors::invalid_request(
