@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 
-use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use aws_sdk_kms::error::ProvideErrorMetadata;
 use common::Server;
 
 /// Sends `request` (a complete HTTP/1.1 request) and returns the whole response text.
@@ -23,22 +23,16 @@ fn raw(server: &Server, request: &str) -> String {
 #[tokio::test]
 async fn an_unimplemented_operation_says_which_one_instead_of_an_empty_message() {
     let server = Server::start(&[]);
-    let sm = aws_sdk_secretsmanager::Client::new(&server.admin_config().await);
-    // Replication is not built yet.
-    let err = sm
-        .replicate_secret_to_regions()
-        .secret_id("any")
-        .add_replica_regions(
-            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
-                .region("eu-west-1")
-                .build(),
-        )
+    let kms = aws_sdk_kms::Client::new(&server.admin_config().await);
+    // Custom key stores are not built.
+    let err = kms
+        .describe_custom_key_stores()
         .send()
         .await
         .expect_err("not implemented");
     assert_eq!(err.code(), Some("UnknownOperationException"));
     let message = err.message().expect("a message");
-    assert!(message.contains("ReplicateSecretToRegions"), "{message}");
+    assert!(message.contains("DescribeCustomKeyStores"), "{message}");
 }
 
 #[tokio::test]

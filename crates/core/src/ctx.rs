@@ -3,8 +3,9 @@
 
 use time::OffsetDateTime;
 
-/// The authenticated principal of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The authenticated principal of a request. Serializable so that a service can record on
+/// whose authority later background work runs (Secrets Manager replication).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Caller {
     pub account: String,
     /// The ARN AWS reports for the caller: user ARN, assumed-role session ARN or `:root`.
@@ -15,7 +16,7 @@ pub struct Caller {
     pub access_key_id: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallerKind {
     Root,
     User {

@@ -199,6 +199,14 @@ pub fn load_live(
     Ok(rec)
 }
 
+/// Replicas are read-only: every write is made to the primary, in its region.
+pub(crate) fn refuse_replica(rec: &SecretRecord) -> Result<(), SecretsManagerError> {
+    match rec.primary_region {
+        Some(_) => Err(errors::replica_write()),
+        None => Ok(()),
+    }
+}
+
 /// Authorizes an action that has no resource (`ListSecrets`, `GetRandomPassword`, …).
 pub fn authorize_star(
     services: &Services,
@@ -231,14 +239,33 @@ pub(crate) fn begin_authorized_write<'s, T>(
     Ok((txn, out))
 }
 
-/// Stores `rec` under its key.
+/// The write transaction of an operation whose only input is `SecretId` (validated here),
+/// for a caller allowed `action` on it (see [`begin_authorized_write`]).
+pub(crate) fn begin_write_on<'s>(
+    services: &'s Services,
+    ctx: &RequestCtx,
+    action: &str,
+    secret_id: &str,
+) -> Result<(Box<dyn WriteTxn + 's>, SecretRecord), SecretsManagerError> {
+    let mut v = tresor_wire::validate::Validator::new();
+    crate::validate::secret_id(&mut v, secret_id);
+    crate::validate::finish(v)?;
+    begin_authorized_write(services, |txn| {
+        load_authorized(services, txn, ctx, action, secret_id, vec![])
+    })
+}
+
+/// Stores `rec` under its key. A primary with replicas gets its next replication sequence
+/// number and a replication job per replica region, in the same transaction (the outbox; see
+/// [`crate::replication_outbox::enqueue`]).
 pub(crate) fn save(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
-    record::put(
-        txn,
-        &keys::secret(&rec.account, &rec.region, &rec.name),
-        rec,
-    )
-    .or_internal()
+    let key = keys::secret(&rec.account, &rec.region, &rec.name);
+    if rec.primary_region.is_none() && !rec.replication_status.is_empty() {
+        let mut rec = rec.clone();
+        crate::replication_outbox::enqueue(txn, &mut rec)?;
+        return record::put(txn, &key, &rec).or_internal();
+    }
+    record::put(txn, &key, rec).or_internal()
 }
 
 /// Stamps `rec` as changed at `now`, saves it and commits the transaction.
@@ -249,7 +276,49 @@ pub(crate) fn save_changed(
 ) -> Result<(), SecretsManagerError> {
     rec.last_changed = now;
     save(&mut *txn, rec)?;
-    txn.commit().or_internal()
+    txn.commit().or_internal()?;
+    crate::replication_outbox::committed(rec);
+    Ok(())
+}
+
+/// Deletes the purge job DeleteSecret scheduled for `rec` at `due`.
+pub(crate) fn delete_purge_job(
+    txn: &mut dyn WriteTxn,
+    rec: &SecretRecord,
+    due: OffsetDateTime,
+) -> Result<(), SecretsManagerError> {
+    txn.delete(&keys::purge_job(
+        due.unix_timestamp(),
+        &rec.account,
+        &rec.region,
+        &rec.name,
+    ))
+    .or_internal()?;
+    Ok(())
+}
+
+/// Removes a secret, its values and its pending purge job, inside `txn`.
+pub(crate) fn purge(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
+    for (version_id, meta) in &rec.versions {
+        if meta.has_value {
+            txn.delete(&keys::value(
+                &rec.account,
+                &rec.region,
+                &rec.arn,
+                version_id,
+            ))
+            .or_internal()?;
+        }
+    }
+    if let Some(due) = rec.deletion_due {
+        delete_purge_job(txn, rec, due)?;
+    }
+    if let Some(job) = &rec.rotation_job {
+        txn.delete(job).or_internal()?;
+    }
+    txn.delete(&keys::secret(&rec.account, &rec.region, &rec.name))
+        .or_internal()?;
+    Ok(())
 }
 
 #[cfg(test)]

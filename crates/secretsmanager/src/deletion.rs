@@ -6,13 +6,14 @@ use crate::errors::SecretsManagerError;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use tresor_core::{RequestCtx, Services, record};
-use tresor_store::WriteTxn;
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, begin_authorized_write, load_authorized, save, save_changed};
+use crate::access::{
+    self, begin_authorized_write, load_authorized, purge, refuse_replica, save, save_changed,
+};
 use crate::errors::{self, OrInternal};
-use crate::model::{PurgeJob, RECORD_VERSION, SecretRecord, keys};
+use crate::model::{PurgeJob, RECORD_VERSION, keys};
 use crate::secrets::SecretIdInput;
 use crate::shapes::ArnNameOutput;
 use crate::validate;
@@ -105,22 +106,18 @@ pub fn delete_secret(
         }
         Err(e) => return Err(e),
     };
-    if rec.primary_region.is_some() {
-        return Err(errors::invalid_request(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
-        ));
-    }
+    refuse_replica(&rec)?;
     if !rec.replication_status.is_empty() {
-        // A primary with replicas cannot be deleted (botocore model, DeleteSecret); the message
-        // is unconfirmed.
+        // A primary with replicas cannot be deleted (botocore model, DeleteSecret); code and
+        // text are observed AWS behavior.
         let regions: Vec<&str> = rec
             .replication_status
             .iter()
             .map(|r| r.region.as_str())
             .collect();
-        return Err(errors::invalid_request(format!(
-            "You can't delete secret {} that still has replica regions [{}]",
-            rec.name,
+        return Err(errors::invalid_parameter(format!(
+            "You can't delete secret {} that still has replica regions [{}].",
+            rec.arn,
             regions.join(", ")
         )));
     }
@@ -167,62 +164,20 @@ pub fn delete_secret(
     })
 }
 
-/// Removes a secret, its values and its pending purge job, inside `txn`.
-pub(crate) fn purge(txn: &mut dyn WriteTxn, rec: &SecretRecord) -> Result<(), SecretsManagerError> {
-    for (version_id, meta) in &rec.versions {
-        if meta.has_value {
-            txn.delete(&keys::value(
-                &rec.account,
-                &rec.region,
-                &rec.arn,
-                version_id,
-            ))
-            .or_internal()?;
-        }
-    }
-    if let Some(due) = rec.deletion_due {
-        txn.delete(&keys::purge_job(
-            due.unix_timestamp(),
-            &rec.account,
-            &rec.region,
-            &rec.name,
-        ))
-        .or_internal()?;
-    }
-    if let Some(job) = &rec.rotation_job {
-        txn.delete(job).or_internal()?;
-    }
-    txn.delete(&keys::secret(&rec.account, &rec.region, &rec.name))
-        .or_internal()?;
-    Ok(())
-}
-
 pub fn restore_secret(
     services: &Services,
     ctx: &RequestCtx,
     input: SecretIdInput,
 ) -> Result<ArnNameOutput, SecretsManagerError> {
-    let mut v = Validator::new();
-    validate::secret_id(&mut v, &input.secret_id);
-    validate::finish(v)?;
-    let (mut txn, mut rec) = begin_authorized_write(services, |txn| {
-        load_authorized(
-            services,
-            txn,
-            ctx,
-            "secretsmanager:RestoreSecret",
-            &input.secret_id,
-            vec![],
-        )
-    })?;
+    let (mut txn, mut rec) = crate::access::begin_write_on(
+        services,
+        ctx,
+        "secretsmanager:RestoreSecret",
+        &input.secret_id,
+    )?;
+    refuse_replica(&rec)?;
     if let Some(due) = rec.deletion_due.take() {
-        txn.delete(&keys::purge_job(
-            due.unix_timestamp(),
-            &rec.account,
-            &rec.region,
-            &rec.name,
-        ))
-        .or_internal()?;
+        access::delete_purge_job(&mut *txn, &rec, due)?;
         rec.deleted = None;
         // A restored secret with rotation on gets its next scheduled rotation back.
         let base = rec.last_rotated.unwrap_or(ctx.now).max(ctx.now);

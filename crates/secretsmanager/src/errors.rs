@@ -231,3 +231,12 @@ pub fn internal_policy(e: tresor_policy::PolicyError) -> SecretsManagerError {
     tracing::error!(error = %e, "a stored resource policy does not parse");
     SecretsManagerError::Internal
 }
+
+/// Observed AWS behavior (code and text, e.g. PutSecretValue, DeleteSecret, PutResourcePolicy
+/// on a replica): every write to a replica secret.
+pub fn replica_write() -> SecretsManagerError {
+    SecretsManagerError::InvalidParameter(
+        "Operation not permitted on a replica secret. Call must be made in primary secret's region."
+            .into(),
+    )
+}

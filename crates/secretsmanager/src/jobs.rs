@@ -56,7 +56,7 @@ fn run_one(services: &Services, key: &str, now: OffsetDateTime) -> Result<(), Se
     let rec: Option<SecretRecord> = record::get(&*txn, &secret_key)?;
     match rec {
         Some(rec) if rec.arn == job.arn && rec.deletion_due.is_some_and(|d| d <= now) => {
-            crate::deletion::purge(&mut *txn, &rec).map_err(ServiceError::from)?;
+            crate::access::purge(&mut *txn, &rec).map_err(ServiceError::from)?;
             tracing::info!(secret = %rec.arn, "purged a secret after its recovery window");
         }
         _ => {}

@@ -11,8 +11,10 @@
 //! Rotation (RotateSecret, CancelRotateSecret) configures a schedule ([`schedule`]) and writes
 //! durable rotation jobs ([`rotation`]) that the server's rotation worker runs through
 //! [`rotation_run`], invoking the rotation function via [`tresor_core::Functions`].
-//! Replication operations (ReplicateSecretToRegions, RemoveRegionsFromReplication,
-//! StopReplicationToReplica) are not registered yet; the records already carry their state.
+//! Multi-Region replication ([`replication`]: ReplicateSecretToRegions,
+//! RemoveRegionsFromReplication, StopReplicationToReplica) copies a primary to read-only
+//! replicas in other regions — of this deployment or of a peer deployment — through durable
+//! jobs run by [`replication_sync`].
 
 mod access;
 pub mod deletion;
@@ -23,6 +25,11 @@ pub mod listing;
 mod model;
 pub mod password;
 pub mod policy;
+pub mod replication;
+pub mod replication_outbox;
+pub mod replication_sync;
+#[cfg(test)]
+mod replication_tests;
 pub mod rotation;
 pub mod rotation_run;
 #[cfg(test)]

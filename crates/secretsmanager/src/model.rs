@@ -78,6 +78,10 @@ pub struct SecretRecord {
     pub primary_region: Option<String>,
     #[serde(default)]
     pub replication_status: Vec<ReplicationStatus>,
+    /// Replication sequence number: on a primary with replicas, bumped by every saved change
+    /// (see [`crate::replication_outbox::enqueue`]); on a replica, the primary's number it shows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repl_seq: u64,
     /// Every version, by id: labelled ones, deprecated ones (no label) and label-only
     /// placeholders (no value).
     #[serde(default)]
@@ -95,16 +99,64 @@ pub struct RotationRules {
     pub schedule_expression: Option<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One replica region of a primary secret (`ReplicationStatus` entry) and what replicating
+/// to it needs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReplicationStatus {
     pub region: String,
+    /// The replica's KMS key as the caller named it; `None` = that region's
+    /// `aws/secretsmanager`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// `InProgress`, `InSync` or `Failed`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    /// The replica's `LastAccessedDate` as last reported by a peer deployment (a replica in
+    /// this deployment is read directly).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_accessed: Option<OffsetDateTime>,
+    /// Whether a secret of the same name already in that region may be replaced
+    /// (`ForceOverwriteReplicaSecret`).
+    #[serde(default)]
+    pub force_overwrite: bool,
+    /// The principal replication acts as: whoever added the region. Re-authorized by KMS
+    /// (and, for a peer, the peer's IAM) on every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<tresor_core::Caller>,
+    /// The primary's [`SecretRecord::repl_seq`] the replica is known to show.
+    #[serde(default)]
+    pub synced_seq: u64,
+}
+
+/// A durable replication job (the outbox of every saved change of a primary with replicas):
+/// bring the replica in `target` up to at least `seq`. One job per (secret, target region):
+/// a later change raises `seq` instead of queueing another, so a replica catches up in one
+/// step and never sees states out of order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicationJob {
+    pub v: u32,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    pub target: String,
+    /// The primary's sequence number that must reach the replica.
+    pub seq: u64,
+    /// Remove the replica instead (RemoveRegionsFromReplication to a peer's region).
+    #[serde(default)]
+    pub remove: bool,
+    /// When the oldest change not yet replicated was committed (lag is measured from it).
+    #[serde(with = "time::serde::rfc3339")]
+    pub pending_since: OffsetDateTime,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub retry_after: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -202,7 +254,59 @@ pub struct RotationJob {
     pub attempts: u32,
 }
 
+impl ReplicationJob {
+    /// A fresh job carrying `rec`'s current sequence number to `target`.
+    pub fn new(rec: &SecretRecord, target: &str, remove: bool, now: OffsetDateTime) -> Self {
+        ReplicationJob {
+            v: RECORD_VERSION,
+            account: rec.account.clone(),
+            region: rec.region.clone(),
+            name: rec.name.clone(),
+            arn: rec.arn.clone(),
+            target: target.to_string(),
+            seq: rec.repl_seq,
+            remove,
+            pending_since: now,
+            attempts: 0,
+            retry_after: None,
+        }
+    }
+}
+
 impl SecretRecord {
+    /// A secret with no description, key, tags, policy, rotation, replication or versions.
+    pub fn new(account: &str, region: &str, name: &str, arn: &str, now: OffsetDateTime) -> Self {
+        SecretRecord {
+            v: RECORD_VERSION,
+            account: account.to_string(),
+            region: region.to_string(),
+            name: name.to_string(),
+            arn: arn.to_string(),
+            description: None,
+            kms_key_id: None,
+            secret_type: None,
+            tags: Vec::new(),
+            policy: None,
+            policy_principals: BTreeMap::new(),
+            created: now,
+            last_changed: now,
+            last_accessed: None,
+            deleted: None,
+            deletion_due: None,
+            rotation_enabled: None,
+            rotation_lambda_arn: None,
+            rotation_rules: None,
+            last_rotated: None,
+            next_rotation: None,
+            rotation_job: None,
+            owning_service: None,
+            primary_region: None,
+            replication_status: Vec::new(),
+            repl_seq: 0,
+            versions: BTreeMap::new(),
+        }
+    }
+
     /// The version holding `label`, if any.
     pub fn holder_of(&self, label: &str) -> Option<&str> {
         self.versions
@@ -298,6 +402,14 @@ pub mod keys {
 
     pub const ROTATION_JOBS_PREFIX: &str = "sys/jobs/secretsmanager/rotate/";
 
+    pub const REPLICATION_JOBS_PREFIX: &str = "sys/jobs/secretsmanager/replicate/";
+
+    /// The replication job of one secret and one replica region (the name last: it may
+    /// contain `/`).
+    pub fn replication_job(account: &str, region: &str, target: &str, name: &str) -> String {
+        format!("{REPLICATION_JOBS_PREFIX}{account}/{region}/{target}/{name}")
+    }
+
     /// A rotation job, ordered by due time (unix milliseconds) so the worker scans only what
     /// is due.
     pub fn rotation_job(due_unix_ms: i64, account: &str, region: &str, name: &str) -> String {
@@ -347,32 +459,14 @@ mod tests {
         versions.insert("v2".to_string(), meta(&["AWSCURRENT"]));
         versions.insert("v3".to_string(), meta(&[]));
         SecretRecord {
-            v: RECORD_VERSION,
-            account: "111122223333".into(),
-            region: "us-east-1".into(),
-            name: "n".into(),
-            arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:n-AbCdEf".into(),
-            description: None,
-            kms_key_id: None,
-            secret_type: None,
-            tags: vec![],
-            policy: None,
-            policy_principals: BTreeMap::new(),
-            created: now,
-            last_changed: now,
-            last_accessed: None,
-            deleted: None,
-            deletion_due: None,
-            rotation_enabled: None,
-            rotation_lambda_arn: None,
-            rotation_rules: None,
-            last_rotated: None,
-            next_rotation: None,
-            rotation_job: None,
-            owning_service: None,
-            primary_region: None,
-            replication_status: vec![],
             versions,
+            ..SecretRecord::new(
+                "111122223333",
+                "us-east-1",
+                "n",
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:n-AbCdEf",
+                now,
+            )
         }
     }
 

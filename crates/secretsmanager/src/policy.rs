@@ -18,7 +18,9 @@ use tresor_policy::{Policy, PolicyError, PolicyKind, map_aws_principals};
 use tresor_store::ReadTxn;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, begin_authorized_write, load_authorized, load_live, save_changed};
+use crate::access::{
+    self, begin_authorized_write, load_authorized, load_live, refuse_replica, save_changed,
+};
 use crate::errors::{self, OrInternal};
 use crate::model::SecretRecord;
 use crate::validate;
@@ -59,9 +61,26 @@ fn is_capturable(principal: &str) -> bool {
 }
 
 /// The stored form of `text`: user/role ARNs replaced by unique ids, and the id → ARN map.
-fn capture(
+pub(crate) fn capture(
     txn: &dyn ReadTxn,
     text: &str,
+) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
+    capture_with(txn, text, false)
+}
+
+/// [`capture`], for a policy replicated from another deployment: a principal this
+/// deployment's IAM does not know is kept by its ARN instead of refusing the policy.
+pub(crate) fn capture_replicated(
+    txn: &dyn ReadTxn,
+    text: &str,
+) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
+    capture_with(txn, text, true)
+}
+
+fn capture_with(
+    txn: &dyn ReadTxn,
+    text: &str,
+    keep_unknown: bool,
 ) -> Result<(String, std::collections::BTreeMap<String, String>), SecretsManagerError> {
     let mut captured = std::collections::BTreeMap::new();
     let mut missing: Option<String> = None;
@@ -89,7 +108,7 @@ fn capture(
     if let Some(e) = failure {
         return Err(e);
     }
-    if missing.is_some() {
+    if missing.is_some() && !keep_unknown {
         // A principal that does not exist (IAM calls it "Invalid principal in policy");
         // Secrets Manager's code is documented (PutResourcePolicy), its text is unconfirmed.
         return Err(malformed(
@@ -100,7 +119,10 @@ fn capture(
 }
 
 /// The policy as GetResourcePolicy shows it: unique ids of existing entities back to ARNs.
-fn render(txn: &dyn ReadTxn, rec: &SecretRecord) -> Result<Option<String>, SecretsManagerError> {
+pub(crate) fn render(
+    txn: &dyn ReadTxn,
+    rec: &SecretRecord,
+) -> Result<Option<String>, SecretsManagerError> {
     let Some(stored) = &rec.policy else {
         return Ok(None);
     };
@@ -222,6 +244,7 @@ pub fn put_resource_policy(
             context.clone(),
         )
     })?;
+    refuse_replica(&rec)?;
     parse(&input.resource_policy)?;
     if block && grants_public_access(&input.resource_policy) {
         return Err(public_policy_error());
@@ -290,6 +313,7 @@ pub fn delete_resource_policy(
             vec![],
         )
     })?;
+    refuse_replica(&rec)?;
     if rec.policy.take().is_some() {
         rec.policy_principals.clear();
         save_changed(txn, &mut rec, ctx.now)?;

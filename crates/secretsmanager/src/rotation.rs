@@ -22,7 +22,7 @@ use tresor_core::{FunctionError, RequestCtx, ServiceInvoke, Services, record};
 use tresor_store::WriteTxn;
 use tresor_wire::validate::Validator;
 
-use crate::access::{begin_authorized_write, load_live, save_changed};
+use crate::access::{begin_authorized_write, load_live, refuse_replica, save_changed};
 use crate::errors::{self, OrInternal, SecretsManagerError};
 use crate::model::{
     AWSCURRENT, AWSPENDING, RECORD_VERSION, RotationJob, RotationKind, RotationRules, SecretRecord,
@@ -241,11 +241,7 @@ pub fn rotate_secret(
         let snapshot = services.store().begin_read().or_internal()?;
         load(&*snapshot)?
     };
-    if rec.primary_region.is_some() {
-        return Err(errors::invalid_request(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
-        ));
-    }
+    refuse_replica(&rec)?;
     let Some(lambda) = requested_lambda.or_else(|| rec.rotation_lambda_arn.clone()) else {
         // Quoted from AWS (observed behavior).
         return Err(errors::invalid_request(
@@ -375,6 +371,7 @@ pub fn cancel_rotate_secret(
             vec![],
         )
     })?;
+    refuse_replica(&rec)?;
     if rec.rotation_lambda_arn.is_none() && rec.rotation_enabled.is_none() {
         // Unconfirmed wording; the refusal itself is what emulators measured.
         return Err(errors::invalid_request(

@@ -3,8 +3,6 @@
 //!
 //! Every write is one store transaction, including the KMS data-key generation.
 
-use std::collections::BTreeMap;
-
 use crate::errors::SecretsManagerError;
 use serde::{Deserialize, Serialize};
 use tresor_core::authz::AuthzRequest;
@@ -13,11 +11,11 @@ use tresor_crypto::{SecretBytes, SecretString};
 use tresor_store::WriteTxn;
 use tresor_wire::validate::Validator;
 
-use crate::access::{begin_authorized_write, load_authorized, load_live, save_changed};
-use crate::errors::{self, OrInternal};
-use crate::model::{
-    AWSCURRENT, AWSPENDING, AWSPREVIOUS, RECORD_VERSION, SecretRecord, ValueRecord, keys,
+use crate::access::{
+    begin_authorized_write, load_authorized, load_live, refuse_replica, save_changed,
 };
+use crate::errors::{self, OrInternal};
+use crate::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretRecord, ValueRecord, keys};
 use crate::shapes::{self, SecretDescription, Tag};
 use crate::validate;
 use crate::versions::{AddOutcome, add_version};
@@ -37,8 +35,7 @@ pub struct CreateSecretInput {
     #[serde(default, deserialize_with = "shapes::secret_string")]
     pub secret_string: Option<SecretString>,
     pub tags: Option<Vec<Tag>>,
-    pub add_replica_regions: Option<Vec<serde_json::Value>>,
-    #[allow(dead_code)]
+    pub add_replica_regions: Option<Vec<crate::replication::ReplicaRegion>>,
     pub force_overwrite_replica_secret: Option<bool>,
     pub r#type: Option<String>,
     #[serde(rename = "CrossAccountPrimaryARN")]
@@ -53,6 +50,8 @@ pub struct CreateSecretOutput {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<Vec<shapes::ReplicationStatusOut>>,
 }
 
 pub(crate) fn request_tag_context(tags: &[Tag]) -> Vec<(String, String)> {
@@ -78,13 +77,20 @@ pub fn create_secret(
     let tags = input.tags.unwrap_or_default();
     validate::tags(&mut v, &tags)?;
     let value = validate::new_value(&mut v, input.secret_string, input.secret_binary, false)?;
+    let replicas = match &input.add_replica_regions {
+        Some(regions) => {
+            crate::replication::check_add_regions(services, &mut v, regions, &ctx.region)?
+        }
+        None => Vec::new(),
+    };
     validate::finish(v)?;
-    if input.add_replica_regions.is_some() || input.cross_account_primary_arn.is_some() {
-        // Replication arrives with its own issue; refusing is better than silently ignoring.
+    if input.cross_account_primary_arn.is_some() {
+        // Cross-account replication is not built; refusing is better than silently ignoring.
         return Err(errors::invalid_request(
-            "Replication to other Regions isn't available on this server yet.",
+            "Cross-account replication isn't available on this server.",
         ));
     }
+    let force_overwrite = input.force_overwrite_replica_secret.unwrap_or(false);
     let token = input
         .client_request_token
         .unwrap_or_else(tresor_crypto::ids::uuid_v4);
@@ -131,10 +137,18 @@ pub fn create_secret(
                 &AuthzRequest {
                     action: "secretsmanager:TagResource",
                     resource: &arn,
-                    context,
+                    context: context.clone(),
                     resource_policy: None,
                 },
             )?;
+        }
+        if !replicas.is_empty() {
+            let mut context = context;
+            context.extend(crate::replication::add_regions_context(
+                &replicas,
+                force_overwrite,
+            ));
+            crate::replication::authorize_create_replicas(services, ctx, &arn, context)?;
         }
         Ok((existing, arn))
     })?;
@@ -153,10 +167,17 @@ pub fn create_secret(
         {
             let outcome = add_version(services, &mut *txn, ctx, &mut rec, &token, value, None)?;
             if outcome == AddOutcome::Replayed {
+                let replication_status = (!rec.replication_status.is_empty()).then(|| {
+                    rec.replication_status
+                        .iter()
+                        .map(shapes::ReplicationStatusOut::from)
+                        .collect()
+                });
                 return Ok(CreateSecretOutput {
                     arn: rec.arn,
                     name: rec.name,
                     version_id: Some(token),
+                    replication_status,
                 });
             }
         }
@@ -169,32 +190,10 @@ pub fn create_secret(
 
     let now = ctx.now;
     let mut rec = SecretRecord {
-        v: RECORD_VERSION,
-        account: account.clone(),
-        region: region.clone(),
-        name: input.name.clone(),
-        arn: arn.clone(),
         description: input.description.filter(|d| !d.is_empty()),
         kms_key_id: input.kms_key_id.filter(|k| !k.is_empty()),
         secret_type: input.r#type.filter(|t| !t.is_empty()),
-        tags: Vec::new(),
-        policy: None,
-        policy_principals: BTreeMap::new(),
-        created: now,
-        last_changed: now,
-        last_accessed: None,
-        deleted: None,
-        deletion_due: None,
-        rotation_enabled: None,
-        rotation_lambda_arn: None,
-        rotation_rules: None,
-        last_rotated: None,
-        next_rotation: None,
-        rotation_job: None,
-        owning_service: None,
-        primary_region: None,
-        replication_status: Vec::new(),
-        versions: BTreeMap::new(),
+        ..SecretRecord::new(&account, &region, &input.name, &arn, now)
     };
     set_tags(&mut rec.tags, &tags);
     let version_id = match &value {
@@ -211,12 +210,19 @@ pub fn create_secret(
             None
         }
     };
-    record::put(&mut *txn, &key, &rec).or_internal()?;
+    let replication_status = (!replicas.is_empty())
+        .then(|| crate::replication::add_regions(ctx, &mut rec, &replicas, force_overwrite));
+    // Saved through the outbox hook: replica regions get their jobs in this transaction.
+    crate::access::save(&mut *txn, &rec)?;
     txn.commit().or_internal()?;
+    if replication_status.is_some() {
+        crate::replication_outbox::wake();
+    }
     Ok(CreateSecretOutput {
         arn,
         name: rec.name,
         version_id,
+        replication_status,
     })
 }
 
@@ -257,6 +263,8 @@ pub fn describe_secret(
         &input.secret_id,
         vec![],
     )?;
+    let mut rec = rec;
+    crate::replication::fill_replica_access(&*txn, &mut rec)?;
     Ok(SecretDescription::of(&rec, false))
 }
 
@@ -311,11 +319,7 @@ pub fn update_secret(
             context.clone(),
         )
     })?;
-    if rec.primary_region.is_some() {
-        return Err(errors::invalid_request(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
-        ));
-    }
+    refuse_replica(&rec)?;
     if let Some(d) = input.description {
         rec.description = (!d.is_empty()).then_some(d);
     }
@@ -342,6 +346,7 @@ pub fn update_secret(
         arn: rec.arn,
         name: rec.name,
         version_id,
+        replication_status: None,
     })
 }
 

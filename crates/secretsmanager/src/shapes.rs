@@ -52,7 +52,12 @@ impl From<&ReplicationStatus> for ReplicationStatusOut {
     fn from(r: &ReplicationStatus) -> Self {
         ReplicationStatusOut {
             region: r.region.clone(),
-            kms_key_id: r.kms_key_id.clone(),
+            // AWS shows the default key by its alias (API reference examples).
+            kms_key_id: Some(
+                r.kms_key_id
+                    .clone()
+                    .unwrap_or_else(|| "alias/aws/secretsmanager".to_string()),
+            ),
             status: r.status.clone(),
             status_message: r.status_message.clone(),
             last_accessed_date: r.last_accessed,

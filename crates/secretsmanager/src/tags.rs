@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tresor_core::{RequestCtx, Services};
 use tresor_wire::validate::Validator;
 
-use crate::access::{authorize, begin_authorized_write, load_live, save_changed};
+use crate::access::{authorize, begin_authorized_write, load_live, refuse_replica, save_changed};
 use crate::secrets::{request_tag_context, set_tags};
 use crate::shapes::Tag;
 use crate::validate;
@@ -50,6 +50,7 @@ pub fn tag_resource(
             context.clone(),
         )
     })?;
+    refuse_replica(&rec)?;
     set_tags(&mut rec.tags, &input.tags);
     if rec.tags.len() > validate::MAX_TAGS {
         return Err(validate::too_many_tags());
@@ -85,6 +86,7 @@ pub fn untag_resource(
             context.clone(),
         )
     })?;
+    refuse_replica(&rec)?;
     let before = rec.tags.len();
     rec.tags.retain(|(k, _)| !input.tag_keys.contains(k));
     if rec.tags.len() != before {

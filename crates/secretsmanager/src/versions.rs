@@ -21,7 +21,9 @@ use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
-use crate::access::{self, begin_authorized_write, load_authorized, load_live, save, save_changed};
+use crate::access::{
+    self, begin_authorized_write, load_authorized, load_live, refuse_replica, save, save_changed,
+};
 use crate::errors::{self, OrInternal};
 use crate::listing::{Filter, ListQuery, list_page, validate_filters};
 use crate::model::{AWSCURRENT, SecretRecord, ValueKind, ValueRecord, VersionMeta, day_of, keys};
@@ -621,11 +623,7 @@ pub fn put_secret_value(
             context.clone(),
         )
     })?;
-    if rec.primary_region.is_some() {
-        return Err(errors::invalid_request(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's region.",
-        ));
-    }
+    refuse_replica(&rec)?;
     let outcome = add_version(
         services,
         &mut *txn,
@@ -646,6 +644,7 @@ pub fn put_secret_value(
         }
         save(&mut *txn, &rec)?;
         txn.commit().or_internal()?;
+        crate::replication_outbox::committed(&rec);
     }
     Ok(PutSecretValueOutput {
         arn: rec.arn,
@@ -698,6 +697,7 @@ pub fn update_secret_version_stage(
             context.clone(),
         )
     })?;
+    refuse_replica(&rec)?;
     let holder = rec.holder_of(label).map(str::to_string);
     match (&input.move_to_version_id, &input.remove_from_version_id) {
         (Some(to), remove) => {

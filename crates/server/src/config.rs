@@ -110,6 +110,7 @@ struct FileConfig {
     rotation_hour_seconds: Option<u64>,
     lambda: Option<LambdaFile>,
     federation: Option<crate::federation::FederationFile>,
+    replication: Option<crate::peer::ReplicationFile>,
 }
 
 /// The `[lambda]` table.
@@ -181,6 +182,8 @@ pub struct Config {
     pub lambda: LambdaConfig,
     /// `[federation]`: OpenID Connect issuers' keys.
     pub federation: crate::federation::FederationConfig,
+    /// `[replication]`: regions served by peer deployments (see [`crate::peer`]).
+    pub replication: crate::peer::ReplicationConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -199,6 +202,7 @@ impl std::fmt::Debug for Config {
             .field("rotation_hour_seconds", &self.rotation_hour_seconds)
             .field("lambda", &self.lambda)
             .field("federation", &self.federation)
+            .field("replication", &self.replication)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -338,6 +342,8 @@ impl Config {
         }
         let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
         let federation = crate::federation::FederationConfig::from_file(file.federation)?;
+        let replication =
+            crate::peer::replication_config(file.replication).map_err(ConfigError::Invalid)?;
         let data_dir = if o.dev {
             None
         } else {
@@ -362,6 +368,7 @@ impl Config {
             rotation_hour_seconds,
             lambda,
             federation,
+            replication,
         })
     }
 }

@@ -403,7 +403,8 @@ fn kms(op: &str) -> Option<Operation<JsonCall>> {
 /// Secrets Manager (target prefix `secretsmanager`).
 fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
     use tresor_secretsmanager::{
-        deletion, listing, password, policy, rotation, secrets, tags, versions,
+        deletion, listing, password, policy, replication, replication_sync, rotation, secrets,
+        tags, versions,
     };
     Some(match op {
         "CreateSecret" => json!(Write, secrets::create_secret),
@@ -428,6 +429,14 @@ fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
         // The steps run in the background (the rotation worker, `jobs.rs`).
         "RotateSecret" => json!(Write, rotation::rotate_secret),
         "CancelRotateSecret" => json!(Write, rotation::cancel_rotate_secret),
+        // Replicas are written by the replication worker (`jobs.rs`).
+        "ReplicateSecretToRegions" => json!(Write, replication::replicate_secret_to_regions),
+        "RemoveRegionsFromReplication" => {
+            json!(Write, replication::remove_regions_from_replication)
+        }
+        "StopReplicationToReplica" => json!(Write, replication::stop_replication_to_replica),
+        // tresor's own: a peer deployment updating a replica it serves (not an AWS operation).
+        "TresorApplyReplicaUpdate" => json!(Write, replication_sync::apply_peer_update),
         _ => return None,
     })
 }

@@ -120,3 +120,45 @@ pub fn spawn_rotation_worker(
         })?;
     Ok(RotationWorker { stop, services })
 }
+
+/// How often the replication worker looks for replication jobs when nothing woke it (API
+/// writes wake it after their commit; this bounds the wait of the others, e.g. a rotation
+/// step's bookkeeping).
+pub const REPLICATION_POLL: Duration = Duration::from_millis(100);
+
+/// A running replication worker (Secrets Manager replicas, see
+/// `tresor_secretsmanager::replication_sync`); [`ReplicationWorker::stop`] ends its loop.
+pub struct ReplicationWorker {
+    stop: Arc<AtomicBool>,
+}
+
+impl ReplicationWorker {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        tresor_secretsmanager::replication_outbox::signal().wake();
+    }
+}
+
+/// Starts the replication worker thread. Jobs survive restarts in the store; a failing
+/// replica waits for its job's backoff.
+pub fn spawn_replication_worker(services: Arc<Services>) -> std::io::Result<ReplicationWorker> {
+    use tresor_secretsmanager::{replication_outbox, replication_sync};
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    std::thread::Builder::new()
+        .name("replication-worker".into())
+        .spawn(move || {
+            while !thread_stop.load(Ordering::SeqCst) {
+                match replication_sync::run_due(&services, OffsetDateTime::now_utc()) {
+                    // More may have been queued meanwhile: look again at once.
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    // A round cut short by the shutdown closing the store is not a failure.
+                    Err(_) if thread_stop.load(Ordering::SeqCst) => break,
+                    Err(e) => tracing::warn!(error = %e, "replication round failed; will retry"),
+                }
+                replication_outbox::signal().wait(REPLICATION_POLL);
+            }
+        })?;
+    Ok(ReplicationWorker { stop })
+}

@@ -11,6 +11,7 @@ pub mod federation;
 mod golden_iam_tests;
 pub mod handler;
 pub mod jobs;
+pub mod peer;
 pub mod setup;
 pub mod tls;
 
@@ -121,6 +122,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         tresor_secretsmanager::rotation_run::DEFAULT_CONCURRENCY,
     )
     .map_err(|e| ServerError::Setup(format!("cannot start the rotation worker: {e}")))?;
+    state
+        .services()
+        .set_extension(Arc::new(config.replication.topology(&config.regions)));
+    let replications = jobs::spawn_replication_worker(state.services().clone())
+        .map_err(|e| ServerError::Setup(format!("cannot start the replication worker: {e}")))?;
     // The accept loop and /health run on a thread of their own (see `conn`, the health lane);
     // requests run on this runtime's workers.
     let workers = tokio::runtime::Handle::current();
@@ -147,6 +153,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let task = tokio::spawn(async move {
         let _ = lane_done.await;
         rotations.stop();
+        replications.stop();
         let _ = worker.await;
     });
     Ok(Running {
