@@ -118,6 +118,15 @@ struct ServeArgs {
     /// so a thread briefly blocked in a read should not idle a core].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
+    /// Also append every audit record (one CloudTrail JSON record a line) to this file.
+    #[arg(long, env = "TRESOR_AUDIT_FILE")]
+    audit_file: Option<PathBuf>,
+    /// Days audit records are kept [default: 90].
+    #[arg(long, env = "TRESOR_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    audit_retention_days: Option<u64>,
+    /// Record nothing (benchmarks only): no audit log, LookupEvents finds nothing.
+    #[arg(long, env = "TRESOR_NO_AUDIT")]
+    no_audit: bool,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "TRESOR_LOG", default_value = "info")]
     log: String,
@@ -231,6 +240,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         lambda_python: args.lambda_python,
         lambda_node: args.lambda_node,
+        audit_file: args.audit_file,
+        audit_retention_days: args.audit_retention_days,
+        audit_enabled: args.no_audit.then_some(false),
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,

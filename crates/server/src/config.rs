@@ -90,6 +90,12 @@ pub struct Overrides {
     pub lambda_python: Option<String>,
     /// `--lambda-node` / `TRESOR_LAMBDA_NODE`: the interpreter of Node.js functions.
     pub lambda_node: Option<String>,
+    /// `--audit-file` / `TRESOR_AUDIT_FILE`: a JSON-lines copy of the audit log.
+    pub audit_file: Option<PathBuf>,
+    /// `--audit-retention-days` / `TRESOR_AUDIT_RETENTION_DAYS`.
+    pub audit_retention_days: Option<u64>,
+    /// `--no-audit` / `TRESOR_NO_AUDIT`: Some(false) turns the audit log off.
+    pub audit_enabled: Option<bool>,
 }
 
 /// The TOML file's shape.
@@ -109,6 +115,16 @@ struct FileConfig {
     max_connections: Option<usize>,
     rotation_hour_seconds: Option<u64>,
     lambda: Option<LambdaFile>,
+    audit: Option<AuditFile>,
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    enabled: Option<bool>,
+    file: Option<PathBuf>,
+    retention_days: Option<u64>,
 }
 
 /// The `[lambda]` table.
@@ -178,6 +194,8 @@ pub struct Config {
     /// fire; rotation retry backoff shrinks with it. 3600 (AWS's clock) by default.
     pub rotation_hour_seconds: u64,
     pub lambda: LambdaConfig,
+    /// The audit log (`[audit]`): on by default, 90 days, no file.
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -195,6 +213,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("rotation_hour_seconds", &self.rotation_hour_seconds)
             .field("lambda", &self.lambda)
+            .field("audit", &self.audit)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -333,6 +352,20 @@ impl Config {
             );
         }
         let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
+        let audit_file = file.audit.unwrap_or_default();
+        let audit = crate::audit::AuditConfig {
+            enabled: o.audit_enabled.or(audit_file.enabled).unwrap_or(true),
+            file: o.audit_file.or(audit_file.file),
+            retention_days: o
+                .audit_retention_days
+                .or(audit_file.retention_days)
+                .unwrap_or(crate::audit::DEFAULT_RETENTION_DAYS),
+        };
+        if audit.retention_days == 0 {
+            return Err(ConfigError::Invalid(
+                "audit retention_days must be at least 1".into(),
+            ));
+        }
         let data_dir = if o.dev {
             None
         } else {
@@ -356,6 +389,7 @@ impl Config {
             root_key: o.root_key,
             rotation_hour_seconds,
             lambda,
+            audit,
         })
     }
 }
@@ -487,6 +521,37 @@ mod tests {
             "[[lambda.http]]\nfunction = \"f\"\nurl = \"ftp://x\"\n",
             "[lambda]\npyhton = \"x\"\n",
         ] {
+            let (_f, p) = file(bad);
+            assert!(
+                Config::resolve(Overrides {
+                    config_file: Some(p),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_audit_table_is_read_and_checked() {
+        let c = Config::resolve(Overrides::default()).unwrap();
+        assert!(c.audit.enabled);
+        assert_eq!(c.audit.retention_days, 90);
+        assert!(c.audit.file.is_none());
+        let (_f, p) = file("[audit]\nfile = \"/var/log/tresor.jsonl\"\nretention_days = 7\n");
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            audit_retention_days: Some(30),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.audit.file.as_deref(),
+            Some(Path::new("/var/log/tresor.jsonl"))
+        );
+        assert_eq!(c.audit.retention_days, 30);
+        for bad in ["[audit]\nretention_days = 0\n", "[audit]\nfiles = \"x\"\n"] {
             let (_f, p) = file(bad);
             assert!(
                 Config::resolve(Overrides {

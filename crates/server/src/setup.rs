@@ -105,6 +105,13 @@ pub fn new_key_command(data_dir: &Path) -> String {
 }
 
 impl Deployment {
+    /// The files that hold the store (for its size in the metrics).
+    pub fn store_files(&self) -> Vec<PathBuf> {
+        let db = self.data_dir.join(DB_FILE);
+        let wal = self.data_dir.join(format!("{DB_FILE}-wal"));
+        vec![db, wal]
+    }
+
     /// Writes the AWS CLI `config` file of the administrator's profile on every start, so
     /// that its `endpoint_url` follows the address this start listens on (the `credentials`
     /// file was written before the first start's commit).

@@ -1,0 +1,228 @@
+//! The audit log in the store: one record per event under `audit/e/<time>/<event id>`, the
+//! time inverted so that an ascending scan yields the newest event first (LookupEvents'
+//! order). Each record holds the CloudTrail event as its JSON text plus the few fields
+//! LookupEvents filters on, so a lookup never has to parse an event it does not return.
+//!
+//! Records are written by the server (in the transaction of the write they record, or in a
+//! batch before a read's response) and pruned by its retention job; this crate reads them.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tresor_core::audit::{AUDIT_PREFIX, SecretRead};
+use tresor_store::{ReadTxn, StoreError, WriteTxn};
+
+/// The prefix of every event record.
+pub const EVENT_PREFIX: &str = "audit/e/";
+
+/// One event as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub v: u32,
+    pub event_id: String,
+    pub event_name: String,
+    pub event_source: String,
+    pub read_only: bool,
+    /// Microseconds since the epoch.
+    pub time_us: i64,
+    /// The account whose event history shows the event (`recipientAccountId`); empty when
+    /// the caller could not be identified.
+    pub account: String,
+    pub region: String,
+    pub username: Option<String>,
+    pub access_key_id: Option<String>,
+    /// (CloudTrail resource type, resource name = ARN).
+    pub resources: Vec<(String, String)>,
+    /// `userIdentity.arn`, when the caller was identified.
+    pub principal: Option<String>,
+    pub source_ip: Option<String>,
+    /// `userIdentity.invokedBy` of an event a service caused on the caller's behalf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The secret versions a read returned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<SecretRead>,
+    /// The CloudTrail record, as LookupEvents' `CloudTrailEvent`.
+    pub event: String,
+}
+
+/// The record format version of [`StoredEvent::v`].
+pub const RECORD_VERSION: u32 = 1;
+
+impl StoredEvent {
+    pub fn time(&self) -> OffsetDateTime {
+        from_micros(self.time_us)
+    }
+
+    /// The record's key.
+    pub fn key(&self) -> String {
+        key_at(self.time_us, &self.event_id)
+    }
+}
+
+pub fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+pub fn from_micros(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The inverted time of a key: later events sort first.
+fn inverted(us: i64) -> u64 {
+    u64::MAX - u64::try_from(us.max(0)).unwrap_or(0)
+}
+
+fn key_at(us: i64, event_id: &str) -> String {
+    format!("{EVENT_PREFIX}{:020}/{event_id}", inverted(us))
+}
+
+/// The `start_after` of a scan whose first key is the newest event at or before `us`.
+pub fn scan_from(us: i64) -> String {
+    // Every key of a later event has a smaller inverted time; '~' sorts after the '/' and
+    // the id that follow the time in a key.
+    match inverted(us).checked_sub(1) {
+        Some(before) => format!("{EVENT_PREFIX}{before:020}~"),
+        None => String::new(),
+    }
+}
+
+/// The time of an event key (for scans that stop at a bound).
+pub fn time_of_key(key: &str) -> Option<i64> {
+    let digits = key.strip_prefix(EVENT_PREFIX)?.get(..20)?;
+    let inv: u64 = digits.parse().ok()?;
+    i64::try_from(u64::MAX - inv).ok()
+}
+
+/// Writes (or rewrites) an event record.
+pub fn put(txn: &mut dyn WriteTxn, event: &StoredEvent) -> Result<(), StoreError> {
+    debug_assert!(EVENT_PREFIX.starts_with(AUDIT_PREFIX));
+    // A struct of strings always encodes; the error is only the type's.
+    let bytes = serde_json::to_vec(event).map_err(|_| StoreError::Unsupported {
+        what: "encoding an audit event",
+    })?;
+    txn.put(&event.key(), &bytes)
+}
+
+/// Decodes a record; a record that does not decode is skipped by the readers (and logged).
+pub fn decode(key: &str, bytes: &[u8]) -> Option<StoredEvent> {
+    match serde_json::from_slice(bytes) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "an audit record does not decode");
+            None
+        }
+    }
+}
+
+/// Deletes up to `limit` events older than `cutoff`; returns how many were deleted.
+pub fn prune(
+    txn: &mut dyn WriteTxn,
+    cutoff: OffsetDateTime,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let start = scan_from(micros(cutoff) - 1);
+    let old = txn.scan(EVENT_PREFIX, Some(&start), limit)?;
+    for (key, _) in &old {
+        txn.delete(key)?;
+    }
+    Ok(old.len())
+}
+
+/// Reads events newest first, at or before `end_us`, strictly after the key `after` when
+/// given, stopping before events older than `start_us`; `keep` filters, at most `limit`
+/// are returned. Returns the events and whether more may follow.
+pub fn scan_events(
+    txn: &dyn ReadTxn,
+    end_us: i64,
+    start_us: i64,
+    after: Option<&str>,
+    limit: usize,
+    mut keep: impl FnMut(&StoredEvent) -> bool,
+) -> Result<(Vec<(String, StoredEvent)>, bool), StoreError> {
+    const PAGE: usize = 512;
+    let mut cursor = after.map_or_else(|| scan_from(end_us), str::to_string);
+    let mut out = Vec::new();
+    loop {
+        let page = txn.scan(EVENT_PREFIX, Some(&cursor), PAGE)?;
+        let full = page.len() == PAGE;
+        for (key, bytes) in page {
+            if time_of_key(&key).is_some_and(|t| t < start_us) {
+                return Ok((out, false));
+            }
+            cursor.clone_from(&key);
+            if let Some(event) = decode(&key, &bytes)
+                && keep(&event)
+            {
+                out.push((key, event));
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+            }
+        }
+        if !full {
+            return Ok((out, false));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_store::{MemoryStore, Store};
+
+    fn event(id: &str, secs: i64) -> StoredEvent {
+        StoredEvent {
+            v: RECORD_VERSION,
+            event_id: id.into(),
+            event_name: "GetSecretValue".into(),
+            event_source: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            time_us: secs * 1_000_000,
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            username: None,
+            access_key_id: None,
+            resources: vec![],
+            principal: None,
+            source_ip: None,
+            invoked_by: None,
+            error_code: None,
+            reads: vec![],
+            event: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn scans_are_newest_first_within_the_range_and_prune_drops_the_old() {
+        let store = MemoryStore::new();
+        let mut t = store.begin_write().unwrap();
+        for (id, s) in [("a", 100), ("b", 200), ("c", 300), ("d", 400)] {
+            put(&mut *t, &event(id, s)).unwrap();
+        }
+        t.commit().unwrap();
+        let r = store.begin_read().unwrap();
+        let (got, _) = scan_events(&*r, 300_000_000, 200_000_000, None, 10, |_| true).unwrap();
+        let ids: Vec<_> = got.iter().map(|(_, e)| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["c", "b"]);
+        let (page, more) = scan_events(&*r, i64::MAX, 0, None, 1, |_| true).unwrap();
+        assert!(more);
+        let (next, _) = scan_events(&*r, i64::MAX, 0, Some(&page[0].0), 10, |_| true).unwrap();
+        assert_eq!(next.len(), 3);
+        drop(r);
+        let mut t = store.begin_write().unwrap();
+        let n = prune(
+            &mut *t,
+            OffsetDateTime::from_unix_timestamp(250).unwrap(),
+            100,
+        )
+        .unwrap();
+        t.commit().unwrap();
+        assert_eq!(n, 2);
+        let r = store.begin_read().unwrap();
+        let (left, _) = scan_events(&*r, i64::MAX, 0, None, 10, |_| true).unwrap();
+        assert_eq!(left.len(), 2);
+    }
+}

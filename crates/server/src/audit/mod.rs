@@ -1,0 +1,372 @@
+//! The audit log: a CloudTrail record for every request — allowed, denied, or refused at
+//! authentication — plus the calls services make on the caller's behalf and the services' own
+//! events, written to the store (and optionally to a JSON-lines file), never with a secret in
+//! it ([`redact`]).
+//!
+//! Durable and fail-closed (Vault's rule: a request that cannot be audited is not served):
+//! - a write's record is put into the operation's own write transaction just before it
+//!   commits ([`tresor_core::audit::with_pending`]): the change and its record commit
+//!   together or not at all;
+//! - every request's final record (outcome, response elements) is written before its
+//!   response is sent, by a batcher: the records of many concurrent requests share one write
+//!   transaction (and, with SQLite's group commit, one fsync). If it cannot be written the
+//!   request fails with an internal error.
+//!
+//! Records older than the retention (90 days by default, CloudTrail's event history) are
+//! pruned by a background task.
+
+pub mod event;
+pub mod redact;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tresor_cloudtrail::record::{self, StoredEvent};
+use tresor_core::Services;
+use tresor_core::audit::{
+    AuditFacts, PendingRecord, ServiceEvent, ServiceEventWriter, ServiceEvents,
+};
+use tresor_store::{StoreError, WriteTxn};
+
+use crate::metrics::Metrics;
+use event::{Outcome, RequestInfo};
+
+/// CloudTrail's event history: 90 days.
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+/// Batcher threads: one fills a batch while another commits.
+const BATCHERS: usize = 2;
+/// The most records one batch transaction carries.
+const MAX_BATCH: usize = 1024;
+/// How often old records are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Records deleted per prune transaction (short transactions: the writer is shared).
+const PRUNE_CHUNK: usize = 1000;
+
+/// The `[audit]` configuration.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// Off only when asked for explicitly (benchmarks); nothing is recorded then.
+    pub enabled: bool,
+    /// A JSON-lines file that gets every record too (one CloudTrail record a line).
+    pub file: Option<PathBuf>,
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            file: None,
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// A batch of records for the batcher, and who waits for its outcome.
+struct Job {
+    events: Vec<StoredEvent>,
+    done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// The audit log of a deployment.
+pub struct Auditor {
+    services: Arc<Services>,
+    enabled: bool,
+    queue: Option<mpsc::Sender<Job>>,
+    file: Option<Arc<parking_lot::Mutex<std::fs::File>>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The audit log could not be written.
+#[derive(Debug)]
+pub struct AuditFailed;
+
+impl Auditor {
+    /// Opens the JSON-lines file, starts the batchers and registers the service-event writer.
+    pub fn start(
+        services: Arc<Services>,
+        config: &AuditConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Auditor>, String> {
+        if !config.enabled {
+            tracing::warn!("the audit log is off: requests are not recorded");
+            return Ok(Arc::new(Auditor {
+                services,
+                enabled: false,
+                queue: None,
+                file: None,
+                metrics,
+            }));
+        }
+        let file = match &config.file {
+            Some(path) => Some(Arc::new(parking_lot::Mutex::new(open_file(path)?))),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
+        for i in 0..BATCHERS {
+            let rx = rx.clone();
+            let services = services.clone();
+            let file = file.clone();
+            let metrics = metrics.clone();
+            std::thread::Builder::new()
+                .name(format!("tresor-audit-{i}"))
+                .spawn(move || batcher(&rx, &services, file.as_deref(), &metrics))
+                .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+        }
+        services.set_extension(Arc::new(ServiceEvents(Arc::new(ServiceEventSink {
+            file: file.clone(),
+            metrics: metrics.clone(),
+        }))));
+        let auditor = Arc::new(Auditor {
+            services,
+            enabled: true,
+            queue: Some(tx),
+            file,
+            metrics,
+        });
+        Ok(auditor)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The pending record of a request about to run (None when the log is off).
+    pub fn pending(&self, info: RequestInfo, facts: AuditFacts) -> Option<Arc<Pending>> {
+        self.enabled.then(|| {
+            Arc::new(Pending {
+                info,
+                facts,
+                hop_ids: parking_lot::Mutex::new(Vec::new()),
+            })
+        })
+    }
+
+    /// Writes the final records of `pending` (and its hops) before the response goes out.
+    pub async fn finish(
+        &self,
+        pending: &Pending,
+        outcome: &Outcome<'_>,
+    ) -> Result<(), AuditFailed> {
+        self.record(pending.events(outcome)).await
+    }
+
+    /// Writes `events` through the batcher and waits until they are durable.
+    pub async fn record(&self, events: Vec<StoredEvent>) -> Result<(), AuditFailed> {
+        let Some(queue) = &self.queue else {
+            return Ok(());
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        queue.send(Job { events, done }).map_err(|_| AuditFailed)?;
+        match wait.await {
+            Ok(true) => Ok(()),
+            _ => Err(AuditFailed),
+        }
+    }
+
+    /// Prunes records older than the retention, every [`PRUNE_INTERVAL`], until `stop`.
+    pub async fn retention(
+        self: Arc<Self>,
+        retention_days: u64,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {
+                    let services = self.services.clone();
+                    let days = i64::try_from(retention_days).unwrap_or(i64::MAX);
+                    let _ = tokio::task::spawn_blocking(move || prune(&services, days)).await;
+                }
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Whether a JSON-lines file is configured.
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+fn open_file(path: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot open the audit file {}: {e}", path.display()))
+}
+
+/// Deletes records older than `days`, a chunk per transaction.
+pub fn prune(services: &Services, days: i64) {
+    let cutoff = OffsetDateTime::now_utc() - time::Duration::days(days);
+    loop {
+        let result = (|| -> Result<usize, StoreError> {
+            let mut txn = services.store().begin_write()?;
+            let n = record::prune(&mut *txn, cutoff, PRUNE_CHUNK)?;
+            txn.commit()?;
+            Ok(n)
+        })();
+        match result {
+            Ok(n) if n == PRUNE_CHUNK => continue,
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(deleted = n, "pruned audit records past the retention");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning the audit log failed; will retry");
+                return;
+            }
+        }
+    }
+}
+
+fn batcher(
+    rx: &parking_lot::Mutex<mpsc::Receiver<Job>>,
+    services: &Services,
+    file: Option<&parking_lot::Mutex<std::fs::File>>,
+    metrics: &Metrics,
+) {
+    loop {
+        let mut jobs = {
+            let rx = rx.lock();
+            let Ok(first) = rx.recv() else {
+                return;
+            };
+            let mut jobs = vec![first];
+            let mut n = jobs[0].events.len();
+            while n < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        n += job.events.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            jobs
+        };
+        let events: Vec<&StoredEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+        let ok = match write_batch(services, file, &events) {
+            Ok(()) => {
+                metrics.audit_written(events.len() as u64);
+                true
+            }
+            Err(e) => {
+                metrics.audit_failed(events.len() as u64);
+                tracing::error!(error = %e, records = events.len(), "the audit log could not be written; the requests fail");
+                false
+            }
+        };
+        for job in jobs.drain(..) {
+            let _ = job.done.send(ok);
+        }
+    }
+}
+
+fn write_batch(
+    services: &Services,
+    file: Option<&parking_lot::Mutex<std::fs::File>>,
+    events: &[&StoredEvent],
+) -> Result<(), String> {
+    let mut txn = services.store().begin_write().map_err(|e| e.to_string())?;
+    for e in events {
+        record::put(&mut *txn, e).map_err(|e| e.to_string())?;
+    }
+    txn.commit().map_err(|e| e.to_string())?;
+    if let Some(file) = file {
+        append_lines(file, events.iter().copied())?;
+    }
+    Ok(())
+}
+
+fn append_lines<'a>(
+    file: &parking_lot::Mutex<std::fs::File>,
+    events: impl Iterator<Item = &'a StoredEvent>,
+) -> Result<(), String> {
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&e.event);
+        text.push('\n');
+    }
+    let mut f = file.lock();
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.flush())
+        .map_err(|e| format!("audit file: {e}"))
+}
+
+/// A request's records while it runs: written into each write transaction the operation
+/// commits (see the module docs), then once more, final, by [`Auditor::finish`]. The same
+/// keys every time, so the final write replaces the early one.
+pub struct Pending {
+    info: RequestInfo,
+    facts: AuditFacts,
+    /// The event ids of the hops, assigned in the order the hops were noted.
+    hop_ids: parking_lot::Mutex<Vec<String>>,
+}
+
+impl Pending {
+    fn events(&self, outcome: &Outcome<'_>) -> Vec<StoredEvent> {
+        let facts = self.facts.snapshot();
+        let mut out = Vec::with_capacity(1 + facts.hops.len());
+        out.push(event::main_event(&self.info, &facts, outcome));
+        let mut ids = self.hop_ids.lock();
+        for (i, hop) in facts.hops.iter().enumerate() {
+            if ids.len() <= i {
+                ids.push(tresor_crypto::ids::uuid_v4());
+            }
+            out.push(event::hop_event(&self.info, hop, &ids[i]));
+        }
+        out
+    }
+}
+
+impl PendingRecord for Pending {
+    fn write(&self, txn: &mut dyn WriteTxn) -> Result<(), StoreError> {
+        for e in self.events(&Outcome::Pending) {
+            record::put(txn, &e)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the services' own events into their transactions (and the file).
+struct ServiceEventSink {
+    file: Option<Arc<parking_lot::Mutex<std::fs::File>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl ServiceEventWriter for ServiceEventSink {
+    fn write(&self, txn: &mut dyn WriteTxn, e: &ServiceEvent) -> Result<(), StoreError> {
+        let stored = event::service_event(e);
+        self.metrics.service_event(&e.event_name);
+        record::put(txn, &stored)?;
+        if let Some(file) = &self.file
+            && let Err(err) = append_lines(file, std::iter::once(&stored))
+        {
+            // Fail the transaction: the event is not recorded everywhere it must be.
+            tracing::error!(error = %err, "the audit file could not be written");
+            return Err(StoreError::Unsupported {
+                what: "writing the audit file",
+            });
+        }
+        self.metrics.audit_written(1);
+        Ok(())
+    }
+}
