@@ -14,6 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tresor_server::{Config, Overrides, StartupReport};
 
+mod who_reads;
+
 #[derive(Parser)]
 #[command(
     name = "tresor",
@@ -32,6 +34,9 @@ enum Command {
     /// Administration on a stopped server's data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Who read which version of a secret (directly or through Parameter Store's reference
+    /// path), from the audit log, and whether the old version is safe to revoke.
+    WhoReads(who_reads::WhoReadsArgs),
 }
 
 #[derive(Subcommand)]
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Admin(AdminCommand::NewKey(args)) => new_key(args),
+        Command::WhoReads(args) => who_reads::run(args),
     }
 }
 

@@ -193,7 +193,7 @@ fn group(events: &[(String, StoredEvent)], arn: &str, versions: &[VersionNow]) -
         }
     }
     let mut readers: Vec<Reader> = by.into_values().collect();
-    readers.sort_by(|a, b| b.last_read_time.cmp(&a.last_read_time));
+    readers.sort_by_key(|r| std::cmp::Reverse(r.last_read_time));
     readers
 }
 
