@@ -370,3 +370,92 @@ impl ServiceEventWriter for ServiceEventSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_core::audit::AuditResource;
+    use tresor_store::{SqliteStore, Store};
+
+    fn service_event(name: &str) -> StoredEvent {
+        event::service_event(&event_of(name))
+    }
+
+    fn event_of(name: &str) -> ServiceEvent {
+        ServiceEvent {
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: name.into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            time: OffsetDateTime::now_utc(),
+            resources: vec![AuditResource {
+                resource_type: "AWS::SecretsManager::Secret".into(),
+                arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:s-AbCdEf".into(),
+            }],
+            additional_event_data: None,
+        }
+    }
+
+    fn stored(services: &Services) -> usize {
+        let txn = services.store().begin_read().unwrap();
+        txn.scan(record::EVENT_PREFIX, None, 100).unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn a_record_the_store_cannot_commit_fails_its_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let store: Arc<dyn Store> = sqlite.clone();
+        let services = Arc::new(Services::new(
+            store,
+            Arc::new(tresor_crypto::RootKey::from_bytes(&[1; 32]).unwrap()),
+            Arc::new(tresor_iam::IamDirectory),
+        ));
+        let metrics = Arc::new(Metrics::new(Vec::new()));
+        let auditor =
+            Auditor::start(services.clone(), &AuditConfig::default(), metrics.clone()).unwrap();
+        assert!(auditor.record(vec![service_event("A")]).await.is_ok());
+        assert_eq!(stored(&services), 1);
+        sqlite.fail_next_commits(1);
+        assert!(
+            auditor
+                .record(vec![service_event("B"), service_event("C")])
+                .await
+                .is_err()
+        );
+        assert_eq!(stored(&services), 1, "nothing of the failed batch is kept");
+        let text = metrics.render(&services);
+        assert!(
+            text.contains("tresor_audit_events_failed_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tresor_audit_events_written_total 1"),
+            "{text}"
+        );
+        // A service event goes into the transaction of the change it describes.
+        let mut txn = services.store().begin_write().unwrap();
+        tresor_core::audit::record_service_event(
+            &services,
+            &mut *txn,
+            &event_of("RotationSucceeded"),
+        )
+        .unwrap();
+        drop(txn); // rolled back with its change: no record either
+        assert_eq!(stored(&services), 1);
+        let mut txn = services.store().begin_write().unwrap();
+        tresor_core::audit::record_service_event(
+            &services,
+            &mut *txn,
+            &event_of("RotationSucceeded"),
+        )
+        .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(stored(&services), 2);
+        assert!(
+            metrics
+                .render(&services)
+                .contains("tresor_rotation_outcomes_total{outcome=\"RotationSucceeded\"} 2")
+        );
+    }
+}
