@@ -481,3 +481,42 @@ def test_audit_can_be_turned_off_for_benchmarks_and_then_records_nothing(tmp_pat
         assert s.admin("cloudtrail").lookup_events()["Events"] == []
     finally:
         s.stop()
+
+
+def test_rotation_steps_are_service_events_and_the_function_package_is_not_recorded(tmp_path):
+    from test_rotation import Env, start_rotation_server, wait_for
+
+    server = start_rotation_server(tmp_path / "data")
+    try:
+        env = Env(server, tmp_path)
+        fn = env.function()
+        secret = env.secret()
+        token = json.loads(env.rotate(secret, "--rotation-lambda-arn", fn).stdout)["VersionId"]
+        wait_for(lambda: env.holder(secret, "AWSCURRENT") == token, what="the rotation")
+
+        def service_events():
+            found = records(lookup(server, LookupAttributes=[
+                {"AttributeKey": "ResourceName", "AttributeValue": secret}]))
+            return [r for r in found if r["eventType"] == "AwsServiceEvent"]
+
+        events = wait_for(lambda: (e := service_events()) and len(e) >= 2 and e, what="service events")
+        names = [r["eventName"] for r in events]
+        assert names[:2] == ["RotationSucceeded", "RotationStarted"]  # newest first
+        for r in events:
+            assert r["userIdentity"] == {"type": "AWSService", "invokedBy": "secretsmanager.amazonaws.com"}
+            assert r["resources"][0]["ARN"] == secret
+            assert r["additionalEventData"]["versionId"] == token
+        # The function's own calls are recorded as its role session's.
+        puts = [r for r in records(lookup(server, LookupAttributes=[
+            {"AttributeKey": "EventName", "AttributeValue": "PutSecretValue"}]))]
+        assert puts and puts[0]["userIdentity"]["type"] == "AssumedRole"
+        assert puts[0]["requestParameters"]["secretString"] == "HIDDEN_DUE_TO_SECURITY_REASONS"
+        created = records(lookup(server, LookupAttributes=[
+            {"AttributeKey": "EventName", "AttributeValue": "CreateFunction"}]))
+        assert created[0]["eventSource"] == "lambda.amazonaws.com"
+        assert created[0]["requestParameters"]["code"]["ZipFile"] == "HIDDEN_DUE_TO_SECURITY_REASONS"
+        _, families = scrape(server)
+        assert sample(families, "tresor_rotation_outcomes", "tresor_rotation_outcomes_total",
+                      outcome="RotationSucceeded") >= 1
+    finally:
+        server.stop()
