@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -393,6 +394,26 @@ def test_who_reads_names_the_role_still_on_the_old_token_until_it_switches(serve
     assert missing.returncode == 1 and "ResourceNotFoundException" in missing.stderr
 
 
+def signed_post(server, service, target, payload):
+    """A SigV4-signed awsJson1.1 POST of any target (one botocore has no model for)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    akid, secret = server.admin_keys()
+    req = AWSRequest(method="POST", url=server.endpoint + "/", data=json.dumps(payload),
+                     headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+    SigV4Auth(Credentials(akid, secret), service, REGION).add_auth(req)
+    prepared = req.prepare()
+    body = prepared.body if isinstance(prepared.body, bytes) else prepared.body.encode()
+    r = urllib.request.Request(prepared.url, data=body, headers=dict(prepared.headers), method="POST")
+    try:
+        with urllib.request.urlopen(r, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def scrape(server):
     with urllib.request.urlopen(server.endpoint + "/metrics", timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/plain")
@@ -424,7 +445,21 @@ def test_metrics_parse_and_move_with_traffic(server):
     akid, _ = server.admin_keys()
     with pytest.raises(botocore.exceptions.ClientError):
         server.client("secretsmanager", akid, "wrong").get_secret_value(SecretId=name)
+    # An unknown operation is recorded under its name, but counted as `unknown` (the metrics'
+    # label set stays bounded).
+    status, body = signed_post(server, "secretsmanager", "secretsmanager.GetSecretValueX", {"SecretId": name})
+    assert status == 400 and json.loads(body)["__type"] == "UnknownOperationException"
     text, after = scrape(server)
+
+    def delta(family, name, **labels):
+        return sample(after, family, name, **labels) - sample(before, family, name, **labels)
+
+    assert 'operation="GetSecretValueX"' not in text
+    assert delta("tresor_requests", "tresor_requests_total", service="secretsmanager",
+                 operation="unknown", outcome="client_error") == 1
+    recorded = records(lookup(server, LookupAttributes=[
+        {"AttributeKey": "EventName", "AttributeValue": "GetSecretValueX"}]))
+    assert recorded and recorded[0]["errorCode"] == "UnknownOperationException"
     for f in ("tresor_requests", "tresor_request_duration_seconds", "tresor_authentication_failures",
               "tresor_audit_events_written", "tresor_store_size_bytes", "tresor_background_jobs",
               "tresor_rotation_outcomes"):
@@ -432,15 +467,13 @@ def test_metrics_parse_and_move_with_traffic(server):
     assert after["tresor_request_duration_seconds"].type == "histogram"
     assert after["tresor_requests"].type == "counter"
 
-    def delta(family, name, **labels):
-        return sample(after, family, name, **labels) - sample(before, family, name, **labels)
-
     assert delta("tresor_requests", "tresor_requests_total", outcome="ok", **ok) == 2
-    assert delta("tresor_requests", "tresor_requests_total", outcome="client_error", **ok) == 1
+    # The missing secret, and the request refused at authentication (a known operation).
+    assert delta("tresor_requests", "tresor_requests_total", outcome="client_error", **ok) == 2
     assert delta("tresor_requests", "tresor_requests_total", outcome="denied", **ok) == 1
     assert delta("tresor_authentication_failures", "tresor_authentication_failures_total",
                  reason="InvalidSignatureException") == 1
-    assert delta("tresor_request_duration_seconds", "tresor_request_duration_seconds_count", **ok) == 4
+    assert delta("tresor_request_duration_seconds", "tresor_request_duration_seconds_count", **ok) == 5
     assert delta("tresor_audit_events_written", "tresor_audit_events_written_total") >= 5
     assert sample(after, "tresor_store_size_bytes", "tresor_store_size_bytes") > 0
     # Buckets are cumulative and end at the count.

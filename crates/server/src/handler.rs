@@ -314,11 +314,15 @@ impl Call<'_> {
 
     /// A request refused before any operation ran (authentication, unknown operation): its
     /// record is written before the refusal is sent, or the answer becomes an internal error.
+    /// `op` is the operation as requested (the record's `eventName`); `known` whether tresor
+    /// has it (otherwise the metrics count it as `unknown`, keeping their label set bounded).
+    #[allow(clippy::too_many_arguments)]
     async fn refuse(
         &self,
         renderer: Renderer,
         service: ServiceId,
         op: &str,
+        known: bool,
         authenticated: Option<&auth::Authenticated>,
         err: AwsError,
     ) -> Response<Full<Bytes>> {
@@ -362,12 +366,8 @@ impl Call<'_> {
                 err = AwsError::internal(service.protocol());
             }
         }
-        let known = if authenticated.is_some() {
-            op
-        } else {
-            "unknown"
-        };
-        self.observe::<()>(service, known, &Err(err.clone()));
+        let label = if known { op } else { "unknown" };
+        self.observe::<()>(service, label, &Err(err.clone()));
         render_error(renderer, &err, self.request_id)
     }
 
@@ -459,7 +459,10 @@ impl Call<'_> {
             self.now,
         ) {
             Ok(a) => a,
-            Err(e) => return self.refuse(renderer, service, op, None, e).await,
+            Err(e) => {
+                let known = dispatch::json_operation(service, op).is_some();
+                return self.refuse(renderer, service, op, known, None, e).await;
+            }
         };
         let Some(operation) = dispatch::json_operation(service, op) else {
             // AWS's UnknownOperationException carries no message; say which operation tresor
@@ -469,7 +472,7 @@ impl Call<'_> {
                 format!("tresor does not implement the operation {target}."),
             );
             return self
-                .refuse(renderer, service, "unknown", Some(&authenticated), err)
+                .refuse(renderer, service, op, false, Some(&authenticated), err)
                 .await;
         };
         let body = self.body.clone();
@@ -509,7 +512,12 @@ impl Call<'_> {
             self.now,
         ) {
             Ok(a) => a,
-            Err(e) => return self.refuse(renderer, service, op_name, None, e).await,
+            Err(e) => {
+                let known = op_name != "unknown";
+                return self
+                    .refuse(renderer, service, op_name, known, None, e)
+                    .await;
+            }
         };
         let (operation, labels) = match dispatch::rest_operation(
             service,
@@ -520,7 +528,7 @@ impl Call<'_> {
             Ok(found) => found,
             Err(e) => {
                 return self
-                    .refuse(renderer, service, "unknown", Some(&authenticated), e)
+                    .refuse(renderer, service, op_name, false, Some(&authenticated), e)
                     .await;
             }
         };
@@ -628,12 +636,24 @@ impl Call<'_> {
             self.now,
         ) {
             Ok(a) => a,
-            Err(e) => return self.refuse(renderer, service, &action_name, None, e).await,
+            Err(e) => {
+                let known = dispatch::query_operation(service, &action_name).is_some();
+                return self
+                    .refuse(renderer, service, &action_name, known, None, e)
+                    .await;
+            }
         };
         let Some(action) = params.action() else {
             let err = AwsError::unknown_operation(Protocol::AwsQuery);
             return self
-                .refuse(renderer, service, "unknown", Some(&authenticated), err)
+                .refuse(
+                    renderer,
+                    service,
+                    "unknown",
+                    false,
+                    Some(&authenticated),
+                    err,
+                )
                 .await;
         };
         let Some(operation) = dispatch::query_operation(service, action) else {
@@ -643,7 +663,7 @@ impl Call<'_> {
                 AwsError::invalid_action(action)
             };
             return self
-                .refuse(renderer, service, "unknown", Some(&authenticated), err)
+                .refuse(renderer, service, action, false, Some(&authenticated), err)
                 .await;
         };
         let parameters = query_parameters(service, &params);
@@ -713,17 +733,11 @@ fn is_read_only_name(op: &str) -> bool {
 /// An awsJson1.1 request's `requestParameters`: the body, members in CloudTrail's casing,
 /// every secret hidden.
 fn json_parameters(service: ServiceId, body: &[u8]) -> Value {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => {
-            let mut v = redact::camel_case_top(v);
-            redact::redact(service, &mut v);
-            v
-        }
-        _ => Value::Null,
-    }
+    json_response(service, body).unwrap_or(Value::Null)
 }
 
-/// A write's `responseElements`: the JSON result, secrets hidden.
+/// A JSON object (a write's result, a request's input), in CloudTrail's casing with every
+/// secret hidden.
 fn json_response(service: ServiceId, body: &[u8]) -> Option<Value> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => {

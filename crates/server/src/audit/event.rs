@@ -233,106 +233,56 @@ pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> S
             });
         }
     }
-    let source_ip = info.source_ip.map(|ip| ip.to_string());
-    let additional = (!facts.reads.is_empty()).then(|| reads_json(&facts.reads));
-    let (error_code, error_message, response) = match outcome {
-        Outcome::Pending => (None, None, Value::Null),
-        Outcome::Ok { response } => (None, None, response.clone().unwrap_or(Value::Null)),
-        Outcome::Err { code, message } => (
-            Some((*code).to_string()),
-            message.map(str::to_string),
-            Value::Null,
-        ),
-    };
-    let record = Record {
+    let mut r = Record::new(
         info,
-        event_id: &info.event_id,
-        event_source: event_source(info.service),
-        event_name: &info.event_name,
-        user_identity: user_identity(&info.who, None),
-        source_ip: source_ip.clone(),
-        user_agent: info.user_agent.clone(),
-        request_parameters: info.request_parameters.clone(),
-        response_elements: response,
-        additional,
-        error_code: error_code.clone(),
-        error_message,
-        read_only: info.read_only,
-        resources: &resources,
-        event_type: "AwsApiCall",
-    };
-    let (account, principal, access_key_id) = caller_parts(&info.who);
-    StoredEvent {
-        v: RECORD_VERSION,
-        event_id: info.event_id.clone(),
-        event_name: info.event_name.clone(),
-        event_source: event_source(info.service),
-        read_only: info.read_only,
-        time_us: micros(info.time),
-        account,
-        region: info.region.clone(),
-        username: username(&info.who),
-        access_key_id,
-        resources: pairs(&resources),
-        principal,
-        source_ip,
-        invoked_by: None,
-        error_code,
-        reads: if matches!(outcome, Outcome::Err { .. }) {
-            Vec::new()
-        } else {
-            facts.reads.clone()
-        },
-        event: record.to_json(),
+        &info.event_id,
+        event_source(info.service),
+        &info.event_name,
+        None,
+        resources,
+    );
+    r.request_parameters = info.request_parameters.clone();
+    match outcome {
+        Outcome::Pending => {}
+        Outcome::Ok { response } => {
+            r.response_elements = response.clone().unwrap_or(Value::Null);
+        }
+        Outcome::Err { code, message } => {
+            r.error_code = Some((*code).to_string());
+            r.error_message = message.map(str::to_string);
+        }
     }
+    if !facts.reads.is_empty() {
+        r.additional = Some(reads_json(&facts.reads));
+        // A failed request returned nothing, whatever it read on the way.
+        if r.error_code.is_none() {
+            r.reads = facts.reads.clone();
+        }
+    }
+    r.into_stored()
 }
 
 /// The event of a call a service made on the caller's behalf.
 pub fn hop_event(info: &RequestInfo, hop: &Hop, event_id: &str) -> StoredEvent {
-    let reads: Vec<SecretRead> = hop
+    let mut r = Record::new(
+        info,
+        event_id,
+        hop.event_source.clone(),
+        &hop.event_name,
+        Some(&hop.invoked_by),
+        hop.resources.clone(),
+    );
+    r.request_parameters = hop.request_parameters.clone();
+    r.additional = hop.additional_event_data.clone();
+    r.error_code = hop.error_code.clone();
+    r.read_only = hop.read_only;
+    r.reads = hop
         .additional_event_data
         .as_ref()
         .and_then(|a| a.get("secretVersions"))
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
-    let record = Record {
-        info,
-        event_id,
-        event_source: hop.event_source.clone(),
-        event_name: &hop.event_name,
-        user_identity: user_identity(&info.who, Some(&hop.invoked_by)),
-        // CloudTrail names the calling service as the source of such a call.
-        source_ip: Some(hop.invoked_by.clone()),
-        user_agent: Some(hop.invoked_by.clone()),
-        request_parameters: hop.request_parameters.clone(),
-        response_elements: Value::Null,
-        additional: hop.additional_event_data.clone(),
-        error_code: hop.error_code.clone(),
-        error_message: None,
-        read_only: hop.read_only,
-        resources: &hop.resources,
-        event_type: "AwsApiCall",
-    };
-    let (account, principal, access_key_id) = caller_parts(&info.who);
-    StoredEvent {
-        v: RECORD_VERSION,
-        event_id: event_id.to_string(),
-        event_name: hop.event_name.clone(),
-        event_source: hop.event_source.clone(),
-        read_only: hop.read_only,
-        time_us: micros(info.time),
-        account,
-        region: info.region.clone(),
-        username: username(&info.who),
-        access_key_id,
-        resources: pairs(&hop.resources),
-        principal,
-        source_ip: Some(hop.invoked_by.clone()),
-        invoked_by: Some(hop.invoked_by.clone()),
-        error_code: hop.error_code.clone(),
-        reads,
-        event: record.to_json(),
-    }
+    r.into_stored()
 }
 
 /// A service's own event (rotation, deletion after the recovery window).
@@ -390,67 +340,116 @@ fn pairs(resources: &[AuditResource]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The parts of an `AwsApiCall` record.
+/// An `AwsApiCall` record being built: the CloudTrail JSON and the stored event's index
+/// fields come from it together.
 struct Record<'a> {
     info: &'a RequestInfo,
     event_id: &'a str,
     event_source: String,
     event_name: &'a str,
-    user_identity: Value,
-    source_ip: Option<String>,
-    user_agent: Option<String>,
+    invoked_by: Option<String>,
     request_parameters: Value,
     response_elements: Value,
     additional: Option<Value>,
     error_code: Option<String>,
     error_message: Option<String>,
     read_only: bool,
-    resources: &'a [AuditResource],
-    event_type: &'static str,
+    resources: Vec<AuditResource>,
+    reads: Vec<SecretRead>,
 }
 
-impl Record<'_> {
-    fn to_json(&self) -> String {
+impl<'a> Record<'a> {
+    /// A record of `info`'s caller; `invoked_by` names the service that made the call on the
+    /// caller's behalf (CloudTrail then gives that service as source address and agent).
+    fn new(
+        info: &'a RequestInfo,
+        event_id: &'a str,
+        event_source: String,
+        event_name: &'a str,
+        invoked_by: Option<&str>,
+        resources: Vec<AuditResource>,
+    ) -> Self {
+        Record {
+            info,
+            event_id,
+            event_source,
+            event_name,
+            invoked_by: invoked_by.map(str::to_string),
+            request_parameters: Value::Null,
+            response_elements: Value::Null,
+            additional: None,
+            error_code: None,
+            error_message: None,
+            read_only: info.read_only,
+            resources,
+            reads: Vec::new(),
+        }
+    }
+
+    fn into_stored(self) -> StoredEvent {
         let info = self.info;
+        let source_ip = match &self.invoked_by {
+            Some(by) => Some(by.clone()),
+            None => info.source_ip.map(|ip| ip.to_string()),
+        };
+        let user_agent = self.invoked_by.clone().or_else(|| info.user_agent.clone());
+        let (account, principal, access_key_id) = caller_parts(&info.who);
         let mut r = Map::new();
         r.insert("eventVersion".into(), EVENT_VERSION.into());
-        r.insert("userIdentity".into(), self.user_identity.clone());
+        r.insert(
+            "userIdentity".into(),
+            user_identity(&info.who, self.invoked_by.as_deref()),
+        );
         r.insert("eventTime".into(), time_text(info.time).into());
         r.insert("eventSource".into(), self.event_source.clone().into());
         r.insert("eventName".into(), self.event_name.into());
         r.insert("awsRegion".into(), info.region.clone().into());
         r.insert(
             "sourceIPAddress".into(),
-            self.source_ip.clone().map_or(Value::Null, Value::String),
+            source_ip.clone().map_or(Value::Null, Value::String),
         );
         r.insert(
             "userAgent".into(),
-            self.user_agent.clone().map_or(Value::Null, Value::String),
+            user_agent.map_or(Value::Null, Value::String),
         );
         if let Some(code) = &self.error_code {
             r.insert("errorCode".into(), code.clone().into());
         }
-        if let Some(message) = &self.error_message {
-            r.insert("errorMessage".into(), message.clone().into());
+        if let Some(message) = self.error_message {
+            r.insert("errorMessage".into(), message.into());
         }
-        r.insert("requestParameters".into(), self.request_parameters.clone());
-        r.insert("responseElements".into(), self.response_elements.clone());
-        if let Some(a) = &self.additional {
-            r.insert("additionalEventData".into(), a.clone());
+        r.insert("requestParameters".into(), self.request_parameters);
+        r.insert("responseElements".into(), self.response_elements);
+        if let Some(a) = self.additional {
+            r.insert("additionalEventData".into(), a);
         }
         r.insert("requestID".into(), info.request_id.clone().into());
         r.insert("eventID".into(), self.event_id.into());
         r.insert("readOnly".into(), self.read_only.into());
-        r.insert("resources".into(), resources_json(self.resources));
-        r.insert("eventType".into(), self.event_type.into());
+        r.insert("resources".into(), resources_json(&self.resources));
+        r.insert("eventType".into(), "AwsApiCall".into());
         r.insert("managementEvent".into(), true.into());
-        let recipient = match &info.who {
-            Who::Caller { caller, .. } => caller.account.clone(),
-            Who::Unauthenticated { .. } => String::new(),
-        };
-        r.insert("recipientAccountId".into(), recipient.into());
+        r.insert("recipientAccountId".into(), account.clone().into());
         r.insert("eventCategory".into(), "Management".into());
-        Value::Object(r).to_string()
+        StoredEvent {
+            v: RECORD_VERSION,
+            event_id: self.event_id.to_string(),
+            event_name: self.event_name.to_string(),
+            event_source: self.event_source,
+            read_only: self.read_only,
+            time_us: micros(info.time),
+            account,
+            region: info.region.clone(),
+            username: username(&info.who),
+            access_key_id,
+            resources: pairs(&self.resources),
+            principal,
+            source_ip,
+            invoked_by: self.invoked_by,
+            error_code: self.error_code,
+            reads: self.reads,
+            event: Value::Object(r).to_string(),
+        }
     }
 }
 
