@@ -14,7 +14,7 @@ use tresor_core::{RequestCtx, Services};
 use tresor_wire::json::epoch_seconds;
 
 use crate::errors::CloudTrailError;
-use crate::record::{self, StoredEvent};
+use crate::record::{self, Cursor, StoredEvent};
 
 /// MaxResults' default and maximum (model `MaxResults`: 1–50; API reference: default 50).
 pub const MAX_RESULTS: i64 = 50;
@@ -180,21 +180,29 @@ fn params_digest(input: &LookupEventsInput, attribute: Option<&Attribute>) -> St
     format!("{h:016x}")
 }
 
-fn encode_token(digest: &str, key: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{digest}|{key}"))
+fn encode_token(digest: &str, cursor: &Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{digest}|{}|{}", cursor.index, cursor.key))
 }
 
-fn decode_token(token: &str, digest: &str) -> Result<String, CloudTrailError> {
+fn decode_token(token: &str, digest: &str) -> Result<Cursor, CloudTrailError> {
     let invalid = || CloudTrailError::InvalidNextToken("Invalid NextToken.".into());
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (d, key) = text.split_once('|').ok_or_else(invalid)?;
+    let mut parts = text.splitn(3, '|');
+    let (Some(d), Some(index), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    let index: usize = index.parse().map_err(|_| invalid())?;
     if d != digest || record::time_of_key(key).is_none() {
         return Err(invalid());
     }
-    Ok(key.to_string())
+    Ok(Cursor {
+        key: key.to_string(),
+        index,
+    })
 }
 
 pub fn lookup_events(
@@ -240,12 +248,11 @@ pub fn lookup_events(
     }
     let txn = services.store().begin_read()?;
     let limit = usize::try_from(max).unwrap_or(1);
-    let (found, more) =
-        record::scan_events(&*txn, end_us, start_us, after.as_deref(), limit, |e| {
-            visible(ctx, e) && attribute.as_ref().is_none_or(|a| a.matches(e))
-        })?;
+    let (found, more) = record::scan_events(&*txn, end_us, start_us, after.as_ref(), limit, |e| {
+        visible(ctx, e) && attribute.as_ref().is_none_or(|a| a.matches(e))
+    })?;
     let next_token = match (more, found.last()) {
-        (true, Some((key, _))) => Some(encode_token(&digest, key)),
+        (true, Some((cursor, _))) => Some(encode_token(&digest, cursor)),
         _ => None,
     };
     Ok(LookupEventsOutput {

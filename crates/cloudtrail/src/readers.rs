@@ -27,7 +27,7 @@ use tresor_wire::json::epoch_seconds;
 
 use crate::errors::CloudTrailError;
 use crate::lookup::{authorize_lookup, time_range, visible};
-use crate::record::{self, StoredEvent};
+use crate::record::{self, Cursor, StoredEvent};
 
 const AWSCURRENT: &str = "AWSCURRENT";
 
@@ -161,7 +161,7 @@ fn via(e: &StoredEvent) -> &'static str {
 }
 
 /// Readers by (principal, source address, version), newest read first.
-fn group(events: &[(String, StoredEvent)], arn: &str, versions: &[VersionNow]) -> Vec<Reader> {
+fn group(events: &[(Cursor, StoredEvent)], arn: &str, versions: &[VersionNow]) -> Vec<Reader> {
     let mut by: BTreeMap<(String, String, String), Reader> = BTreeMap::new();
     for (_, e) in events {
         let principal = e.principal.clone().unwrap_or_default();

@@ -1,7 +1,10 @@
-//! The audit log in the store: one record per event under `audit/e/<time>/<event id>`, the
-//! time inverted so that an ascending scan yields the newest event first (LookupEvents'
-//! order). Each record holds the CloudTrail event as its JSON text plus the few fields
-//! LookupEvents filters on, so a lookup never has to parse an event it does not return.
+//! The audit log in the store: one record per request under `audit/e/<time>/<event id>` (the
+//! request's own event, then the events of calls made on its behalf), the time inverted so
+//! that an ascending scan yields the newest first (LookupEvents' order). A record holds, per
+//! event, one line of the few fields LookupEvents filters on and one line of the CloudTrail
+//! event's JSON text as it is returned — not escaped into another JSON string, so a record
+//! is written and read without re-encoding the event, and a lookup never parses an event it
+//! does not return.
 //!
 //! Records are written by the server (in the transaction of the write they record, or in a
 //! batch before a read's response) and pruned by its retention job; this crate reads them.
@@ -43,7 +46,8 @@ pub struct StoredEvent {
     /// The secret versions a read returned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reads: Vec<SecretRead>,
-    /// The CloudTrail record, as LookupEvents' `CloudTrailEvent`.
+    /// The CloudTrail record, as LookupEvents' `CloudTrailEvent` (stored as its own line).
+    #[serde(skip)]
     pub event: String,
 }
 
@@ -96,25 +100,62 @@ pub fn time_of_key(key: &str) -> Option<i64> {
     i64::try_from(u64::MAX - inv).ok()
 }
 
-/// Writes (or rewrites) an event record.
-pub fn put(txn: &mut dyn WriteTxn, event: &StoredEvent) -> Result<(), StoreError> {
+/// Writes (or rewrites) the record of one request: `events[0]` is the request's own event
+/// (its key), the rest happened on its behalf.
+pub fn put_row(txn: &mut dyn WriteTxn, events: &[StoredEvent]) -> Result<(), StoreError> {
     debug_assert!(EVENT_PREFIX.starts_with(AUDIT_PREFIX));
-    // A struct of strings always encodes; the error is only the type's.
-    let bytes = serde_json::to_vec(event).map_err(|_| StoreError::Unsupported {
-        what: "encoding an audit event",
-    })?;
-    txn.put(&event.key(), &bytes)
+    let Some(first) = events.first() else {
+        return Ok(());
+    };
+    let mut value = Vec::with_capacity(events.iter().map(|e| e.event.len() + 512).sum());
+    for e in events {
+        // A struct of strings always encodes; the error is only the type's.
+        serde_json::to_writer(&mut value, e).map_err(|_| StoreError::Unsupported {
+            what: "encoding an audit event",
+        })?;
+        value.push(b'\n');
+        // JSON text never holds a raw newline: the line ends where the event ends.
+        value.extend_from_slice(e.event.as_bytes());
+        value.push(b'\n');
+    }
+    txn.put(&first.key(), &value)
 }
 
-/// Decodes a record; a record that does not decode is skipped by the readers (and logged).
-pub fn decode(key: &str, bytes: &[u8]) -> Option<StoredEvent> {
-    match serde_json::from_slice(bytes) {
-        Ok(e) => Some(e),
-        Err(e) => {
-            tracing::warn!(key, error = %e, "an audit record does not decode");
-            None
+/// Writes the record of a single event.
+pub fn put(txn: &mut dyn WriteTxn, event: &StoredEvent) -> Result<(), StoreError> {
+    put_row(txn, std::slice::from_ref(event))
+}
+
+/// Decodes a record; one that does not decode is skipped by the readers (and logged).
+pub fn decode_row(key: &str, bytes: &[u8]) -> Vec<StoredEvent> {
+    let mut out = Vec::new();
+    let mut lines = bytes.split(|b| *b == b'\n');
+    while let (Some(index), Some(event)) = (lines.next(), lines.next()) {
+        if index.is_empty() {
+            break;
+        }
+        let decoded = serde_json::from_slice::<StoredEvent>(index)
+            .ok()
+            .zip(String::from_utf8(event.to_vec()).ok());
+        match decoded {
+            Some((mut e, text)) => {
+                e.event = text;
+                out.push(e);
+            }
+            None => {
+                tracing::warn!(key, "an audit record does not decode");
+                return Vec::new();
+            }
         }
     }
+    out
+}
+
+/// Where a scan stands: the key of a record and the index of an event in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub key: String,
+    pub index: usize,
 }
 
 /// Deletes up to `limit` events older than `cutoff`; returns how many were deleted.
@@ -131,20 +172,47 @@ pub fn prune(
     Ok(old.len())
 }
 
-/// Reads events newest first, at or before `end_us`, strictly after the key `after` when
-/// given, stopping before events older than `start_us`; `keep` filters, at most `limit`
-/// are returned. Returns the events and whether more may follow.
+/// Reads events newest first, at or before `end_us`, after `after` when given, stopping
+/// before events older than `start_us`; `keep` filters, at most `limit` are returned, each
+/// with its cursor. Returns the events and whether more may follow.
 pub fn scan_events(
     txn: &dyn ReadTxn,
     end_us: i64,
     start_us: i64,
-    after: Option<&str>,
+    after: Option<&Cursor>,
     limit: usize,
     mut keep: impl FnMut(&StoredEvent) -> bool,
-) -> Result<(Vec<(String, StoredEvent)>, bool), StoreError> {
+) -> Result<(Vec<(Cursor, StoredEvent)>, bool), StoreError> {
     const PAGE: usize = 512;
-    let mut cursor = after.map_or_else(|| scan_from(end_us), str::to_string);
     let mut out = Vec::new();
+    // Takes the events of one record from `skip` on; true when `limit` is reached.
+    let mut take = |key: &str, bytes: &[u8], skip: usize, out: &mut Vec<(Cursor, StoredEvent)>| {
+        for (index, event) in decode_row(key, bytes).into_iter().enumerate().skip(skip) {
+            if keep(&event) {
+                let cursor = Cursor {
+                    key: key.to_string(),
+                    index,
+                };
+                out.push((cursor, event));
+                if out.len() == limit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    let mut cursor = match after {
+        Some(c) => {
+            // The rest of the record the previous page ended in.
+            if let Some(bytes) = txn.get(&c.key)?
+                && take(&c.key, &bytes, c.index + 1, &mut out)
+            {
+                return Ok((out, true));
+            }
+            c.key.clone()
+        }
+        None => scan_from(end_us),
+    };
     loop {
         let page = txn.scan(EVENT_PREFIX, Some(&cursor), PAGE)?;
         let full = page.len() == PAGE;
@@ -152,15 +220,10 @@ pub fn scan_events(
             if time_of_key(&key).is_some_and(|t| t < start_us) {
                 return Ok((out, false));
             }
-            cursor.clone_from(&key);
-            if let Some(event) = decode(&key, &bytes)
-                && keep(&event)
-            {
-                out.push((key, event));
-                if out.len() == limit {
-                    return Ok((out, true));
-                }
+            if take(&key, &bytes, 0, &mut out) {
+                return Ok((out, true));
             }
+            cursor = key;
         }
         if !full {
             return Ok((out, false));
@@ -224,5 +287,30 @@ mod tests {
         let r = store.begin_read().unwrap();
         let (left, _) = scan_events(&*r, i64::MAX, 0, None, 10, |_| true).unwrap();
         assert_eq!(left.len(), 2);
+    }
+
+    #[test]
+    fn a_page_may_end_inside_a_record_and_the_next_resumes_there() {
+        let store = MemoryStore::new();
+        let mut t = store.begin_write().unwrap();
+        let mut row = vec![event("main", 200), event("hop1", 200), event("hop2", 200)];
+        row[1].event = "{\"n\":1}".into();
+        put_row(&mut *t, &row).unwrap();
+        put(&mut *t, &event("older", 100)).unwrap();
+        t.commit().unwrap();
+        let r = store.begin_read().unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let (page, more) = scan_events(&*r, i64::MAX, 0, after.as_ref(), 2, |_| true).unwrap();
+            seen.extend(page.iter().map(|(_, e)| e.event_id.clone()));
+            after = page.last().map(|(c, _)| c.clone());
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen, ["main", "hop1", "hop2", "older"]);
+        let (all, _) = scan_events(&*r, i64::MAX, 0, None, 10, |_| true).unwrap();
+        assert_eq!(all[1].1.event, "{\"n\":1}");
     }
 }
