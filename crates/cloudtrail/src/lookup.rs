@@ -246,11 +246,12 @@ pub fn lookup_events(
             next_token: None,
         });
     }
-    let txn = services.store().begin_read()?;
     let limit = usize::try_from(max).unwrap_or(1);
-    let (found, more) = record::scan_events(&*txn, end_us, start_us, after.as_ref(), limit, |e| {
-        visible(ctx, e) && attribute.as_ref().is_none_or(|a| a.matches(e))
-    })?;
+    let stores = tresor_core::audit::record_stores(services);
+    let (found, more) =
+        record::scan_stores(&stores, end_us, start_us, after.as_ref(), limit, |e| {
+            visible(ctx, e) && attribute.as_ref().is_none_or(|a| a.matches(e))
+        })?;
     let next_token = match (more, found.last()) {
         (true, Some((cursor, _))) => Some(encode_token(&digest, cursor)),
         _ => None,

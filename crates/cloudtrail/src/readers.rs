@@ -125,13 +125,10 @@ pub fn list_secret_readers(
         .iter()
         .find(|v| v.version_stages.iter().any(|s| s == AWSCURRENT));
     let rotated = current.map(|v| v.created_date);
-    let events = {
-        let txn = services.store().begin_read()?;
-        record::scan_events(&*txn, end_us, start_us, None, usize::MAX, |e| {
-            visible(ctx, e) && is_read_of(e, &listed.arn)
-        })?
-        .0
-    };
+    let stores = tresor_core::audit::record_stores(services);
+    let (events, _) = record::scan_stores(&stores, end_us, start_us, None, usize::MAX, |e| {
+        visible(ctx, e) && is_read_of(e, &listed.arn)
+    })?;
     let readers = group(&events, &listed.arn, &versions);
     let (still, not_seen) = verdict(&readers, current.map(|v| v.version_id.as_str()), rotated);
     Ok(ListSecretReadersOutput {

@@ -10,9 +10,11 @@
 //! batch before a read's response) and pruned by its retention job; this crate reads them.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use tresor_core::audit::{AUDIT_PREFIX, SecretRead};
-use tresor_store::{ReadTxn, StoreError, WriteTxn};
+
+use tresor_store::{ReadTxn, Store, StoreError, WriteTxn};
 
 /// The prefix of every event record.
 pub const EVENT_PREFIX: &str = "audit/e/";
@@ -229,6 +231,32 @@ pub fn scan_events(
             return Ok((out, false));
         }
     }
+}
+
+/// [`scan_events`] over every store that holds audit records (the main store and the log's
+/// own, see [`tresor_core::audit::record_stores`]), merged in key order.
+pub fn scan_stores(
+    stores: &[Arc<dyn Store>],
+    end_us: i64,
+    start_us: i64,
+    after: Option<&Cursor>,
+    limit: usize,
+    mut keep: impl FnMut(&StoredEvent) -> bool,
+) -> Result<(Vec<(Cursor, StoredEvent)>, bool), StoreError> {
+    let mut all = Vec::new();
+    let mut more = false;
+    for store in stores {
+        let txn = store.begin_read()?;
+        let (found, m) = scan_events(&*txn, end_us, start_us, after, limit, &mut keep)?;
+        more |= m;
+        all.extend(found);
+    }
+    all.sort_by(|a, b| (a.0.key.as_str(), a.0.index).cmp(&(b.0.key.as_str(), b.0.index)));
+    if all.len() > limit {
+        all.truncate(limit);
+        more = true;
+    }
+    Ok((all, more))
 }
 
 #[cfg(test)]

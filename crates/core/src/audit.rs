@@ -195,6 +195,23 @@ pub fn record_service_event(
     }
 }
 
+/// The audit log's own store: the records of requests that changed nothing (reads, denials,
+/// failed authentications) are written there, apart from the main store, so that their
+/// stream of commits never disturbs the main store's readers (each commit to a SQLite
+/// database makes every other connection to it drop its page cache). Records of changes stay
+/// in the main store, in the change's own transaction. Set by the server as an extension of
+/// [`crate::Services`]; readers of the log read both.
+pub struct AuditLogStore(pub Arc<dyn Store>);
+
+/// The stores that hold audit records: the main store, and the log store when there is one.
+pub fn record_stores(services: &crate::Services) -> Vec<Arc<dyn Store>> {
+    let mut stores = vec![services.store().clone()];
+    if let Some(log) = services.extension::<AuditLogStore>() {
+        stores.push(log.0.clone());
+    }
+    stores
+}
+
 /// Keys under this prefix hold the audit log; writing them is not a change that needs a
 /// record of its own.
 pub const AUDIT_PREFIX: &str = "audit/";

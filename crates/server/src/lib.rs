@@ -109,8 +109,14 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         max_connections: config.max_connections,
     };
     let metrics = Arc::new(metrics::Metrics::new(deployment.store_files()));
-    let auditor = audit::Auditor::start(deployment.services.clone(), &config.audit, metrics)
-        .map_err(ServerError::Setup)?;
+    let log_store = deployment.open_audit_log()?;
+    let auditor = audit::Auditor::start(
+        deployment.services.clone(),
+        log_store,
+        &config.audit,
+        metrics,
+    )
+    .map_err(ServerError::Setup)?;
     let state = Arc::new(handler::State::new(
         deployment,
         &config,

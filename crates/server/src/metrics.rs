@@ -122,6 +122,7 @@ pub struct Metrics {
     service_events: Table<AtomicU64>,
     audit_written: AtomicU64,
     audit_failed: AtomicU64,
+    audit_batches: AtomicU64,
     store_files: Vec<PathBuf>,
     collectors: parking_lot::RwLock<Vec<Collector>>,
 }
@@ -135,6 +136,7 @@ impl Metrics {
             service_events: Table::new(),
             audit_written: AtomicU64::new(0),
             audit_failed: AtomicU64::new(0),
+            audit_batches: AtomicU64::new(0),
             store_files,
             collectors: parking_lot::RwLock::new(Vec::new()),
         }
@@ -187,6 +189,11 @@ impl Metrics {
 
     pub fn audit_written(&self, n: u64) {
         self.audit_written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A batch of audit records was committed.
+    pub fn audit_batch(&self) {
+        self.audit_batches.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn audit_failed(&self, n: u64) {
@@ -251,6 +258,17 @@ impl Metrics {
             out,
             "tresor_audit_events_written_total {}",
             self.audit_written.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "tresor_audit_batches_total",
+            "counter",
+            "Batch transactions the audit writer committed (records written / batches = batch size).",
+        );
+        let _ = writeln!(
+            out,
+            "tresor_audit_batches_total {}",
+            self.audit_batches.load(Ordering::Relaxed)
         );
         family(
             &mut out,

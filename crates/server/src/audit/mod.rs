@@ -41,6 +41,10 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 /// load and the store sees few, large transactions (measured: two batchers gave more, smaller
 /// commits and less throughput).
 const BATCHERS: usize = 1;
+/// How long the batcher waits for one more record before it commits what it has.
+const LINGER_GAP: Duration = Duration::from_micros(200);
+/// The longest a batch gathers records.
+const LINGER_MAX: Duration = Duration::from_millis(2);
 /// The most records one batch transaction carries.
 const MAX_BATCH: usize = 1024;
 /// How often old records are pruned.
@@ -71,6 +75,9 @@ impl Default for AuditConfig {
 /// A batch of records for the batcher, and who waits for its outcome.
 struct Job {
     events: Vec<StoredEvent>,
+    /// Whether the record belongs in the main store: it replaces the one written with the
+    /// request's change there.
+    main: bool,
     done: tokio::sync::oneshot::Sender<bool>,
 }
 
@@ -89,8 +96,11 @@ pub struct AuditFailed;
 
 impl Auditor {
     /// Opens the JSON-lines file, starts the batchers and registers the service-event writer.
+    /// `log_store` gets the records of requests that changed nothing (see
+    /// [`tresor_core::audit::AuditLogStore`]).
     pub fn start(
         services: Arc<Services>,
+        log_store: Arc<dyn tresor_store::Store>,
         config: &AuditConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Auditor>, String> {
@@ -112,14 +122,15 @@ impl Auditor {
         let rx = Arc::new(parking_lot::Mutex::new(rx));
         for i in 0..BATCHERS {
             let rx = rx.clone();
-            let services = services.clone();
+            let stores = [services.store().clone(), log_store.clone()];
             let file = file.clone();
             let metrics = metrics.clone();
             std::thread::Builder::new()
                 .name(format!("tresor-audit-{i}"))
-                .spawn(move || batcher(&rx, &services, file.as_deref(), &metrics))
+                .spawn(move || batcher(&rx, &stores, file.as_deref(), &metrics))
                 .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         }
+        services.set_extension(Arc::new(tresor_core::audit::AuditLogStore(log_store)));
         services.set_extension(Arc::new(ServiceEvents(Arc::new(ServiceEventSink {
             file: file.clone(),
             metrics: metrics.clone(),
@@ -142,6 +153,7 @@ impl Auditor {
     pub fn pending(&self, info: RequestInfo, facts: AuditFacts) -> Option<Arc<Pending>> {
         self.enabled.then(|| {
             Arc::new(Pending {
+                wrote: std::sync::atomic::AtomicBool::new(false),
                 info,
                 facts,
                 hop_ids: parking_lot::Mutex::new(Vec::new()),
@@ -155,17 +167,24 @@ impl Auditor {
         pending: &Pending,
         outcome: &Outcome<'_>,
     ) -> Result<(), AuditFailed> {
-        self.record(pending.events(outcome)).await
+        let main = pending.wrote.load(std::sync::atomic::Ordering::SeqCst);
+        self.send(pending.events(outcome), main).await
     }
 
     /// Writes the record of one request (its own event first) through the batcher and waits
     /// until it is durable.
     pub async fn record(&self, events: Vec<StoredEvent>) -> Result<(), AuditFailed> {
+        self.send(events, false).await
+    }
+
+    async fn send(&self, events: Vec<StoredEvent>, main: bool) -> Result<(), AuditFailed> {
         let Some(queue) = &self.queue else {
             return Ok(());
         };
         let (done, wait) = tokio::sync::oneshot::channel();
-        queue.send(Job { events, done }).map_err(|_| AuditFailed)?;
+        queue
+            .send(Job { events, main, done })
+            .map_err(|_| AuditFailed)?;
         match wait.await {
             Ok(true) => Ok(()),
             _ => Err(AuditFailed),
@@ -216,10 +235,16 @@ fn open_file(path: &std::path::Path) -> Result<std::fs::File, String> {
 
 /// Deletes records older than `days`, a chunk per transaction.
 pub fn prune(services: &Services, days: i64) {
+    for store in tresor_core::audit::record_stores(services) {
+        prune_store(&*store, days);
+    }
+}
+
+fn prune_store(store: &dyn tresor_store::Store, days: i64) {
     let cutoff = OffsetDateTime::now_utc() - time::Duration::days(days);
     loop {
         let result = (|| -> Result<usize, StoreError> {
-            let mut txn = services.store().begin_write()?;
+            let mut txn = store.begin_write()?;
             let n = record::prune(&mut *txn, cutoff, PRUNE_CHUNK)?;
             txn.commit()?;
             Ok(n)
@@ -242,7 +267,7 @@ pub fn prune(services: &Services, days: i64) {
 
 fn batcher(
     rx: &parking_lot::Mutex<mpsc::Receiver<Job>>,
-    services: &Services,
+    stores: &[Arc<dyn tresor_store::Store>; 2],
     file: Option<&parking_lot::Mutex<std::fs::File>>,
     metrics: &Metrics,
 ) {
@@ -252,10 +277,13 @@ fn batcher(
             let Ok(first) = rx.recv() else {
                 return;
             };
+            let started = std::time::Instant::now();
             let mut jobs = vec![first];
             let mut n = jobs[0].events.len();
-            while n < MAX_BATCH {
-                match rx.try_recv() {
+            // Gather while records keep arriving (each within LINGER_GAP of the last), up to
+            // LINGER_MAX: under load the batches grow, a lone request waits LINGER_GAP at most.
+            while n < MAX_BATCH && started.elapsed() < LINGER_MAX {
+                match rx.recv_timeout(LINGER_GAP) {
                     Ok(job) => {
                         n += job.events.len();
                         jobs.push(job);
@@ -265,10 +293,21 @@ fn batcher(
             }
             jobs
         };
-        let rows: Vec<&[StoredEvent]> = jobs.iter().map(|j| j.events.as_slice()).collect();
-        let n: usize = rows.iter().map(|r| r.len()).sum();
-        let ok = match write_batch(services, file, &rows) {
+        let n: usize = jobs.iter().map(|j| j.events.len()).sum();
+        let written = [true, false]
+            .iter()
+            .zip(stores.iter())
+            .try_for_each(|(main, store)| {
+                let rows: Vec<&[StoredEvent]> = jobs
+                    .iter()
+                    .filter(|j| j.main == *main)
+                    .map(|j| j.events.as_slice())
+                    .collect();
+                write_batch(&**store, file, &rows)
+            });
+        let ok = match written {
             Ok(()) => {
+                metrics.audit_batch();
                 metrics.audit_written(n as u64);
                 true
             }
@@ -285,11 +324,14 @@ fn batcher(
 }
 
 fn write_batch(
-    services: &Services,
+    store: &dyn tresor_store::Store,
     file: Option<&parking_lot::Mutex<std::fs::File>>,
     rows: &[&[StoredEvent]],
 ) -> Result<(), String> {
-    let mut txn = services.store().begin_write().map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut txn = store.begin_write().map_err(|e| e.to_string())?;
     for row in rows {
         record::put_row(&mut *txn, row).map_err(|e| e.to_string())?;
     }
@@ -319,6 +361,9 @@ fn append_lines<'a>(
 /// commits (see the module docs), then once more, final, by [`Auditor::finish`]. The same
 /// keys every time, so the final write replaces the early one.
 pub struct Pending {
+    /// Whether the record went into a transaction of the main store (the request changed
+    /// something): its final version replaces it there.
+    wrote: std::sync::atomic::AtomicBool,
     info: RequestInfo,
     facts: AuditFacts,
     /// The event ids of the hops, assigned in the order the hops were noted.
@@ -343,6 +388,7 @@ impl Pending {
 
 impl PendingRecord for Pending {
     fn write(&self, txn: &mut dyn WriteTxn) -> Result<(), StoreError> {
+        self.wrote.store(true, std::sync::atomic::Ordering::SeqCst);
         record::put_row(txn, &self.events(&Outcome::Pending))
     }
 }
@@ -398,23 +444,34 @@ mod tests {
     }
 
     fn stored(services: &Services) -> usize {
-        let txn = services.store().begin_read().unwrap();
-        txn.scan(record::EVENT_PREFIX, None, 100).unwrap().len()
+        tresor_core::audit::record_stores(services)
+            .iter()
+            .map(|s| {
+                let txn = s.begin_read().unwrap();
+                txn.scan(record::EVENT_PREFIX, None, 100).unwrap().len()
+            })
+            .sum()
     }
 
     #[tokio::test]
     async fn a_record_the_store_cannot_commit_fails_its_requests() {
         let dir = tempfile::tempdir().unwrap();
-        let sqlite = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
-        let store: Arc<dyn Store> = sqlite.clone();
+        let sqlite = Arc::new(SqliteStore::open(&dir.path().join("log.db")).unwrap());
+        let log: Arc<dyn Store> = sqlite.clone();
+        let main = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
         let services = Arc::new(Services::new(
-            store,
+            main,
             Arc::new(tresor_crypto::RootKey::from_bytes(&[1; 32]).unwrap()),
             Arc::new(tresor_iam::IamDirectory),
         ));
         let metrics = Arc::new(Metrics::new(Vec::new()));
-        let auditor =
-            Auditor::start(services.clone(), &AuditConfig::default(), metrics.clone()).unwrap();
+        let auditor = Auditor::start(
+            services.clone(),
+            log,
+            &AuditConfig::default(),
+            metrics.clone(),
+        )
+        .unwrap();
         assert!(auditor.record(vec![service_event("A")]).await.is_ok());
         assert_eq!(stored(&services), 1);
         sqlite.fail_next_commits(1);
