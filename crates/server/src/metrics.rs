@@ -23,6 +23,8 @@ const BUCKETS: [f64; 12] = [
 /// Series per table; operations are bounded by the dispatch table (unknown names are counted
 /// under `unknown`), reasons and outcomes by the error codes.
 const SLOTS: usize = 1024;
+/// Joins the labels of a series' key (a character no service or operation name has).
+const SEPARATOR: &str = "\u{1f}";
 /// The most job records counted per scrape.
 const BACKLOG_SCAN_LIMIT: usize = 100_000;
 
@@ -85,15 +87,39 @@ impl<T: Default> Table<T> {
     }
 
     fn get(&self, key: &str) -> Option<&T> {
+        self.get_parts(key, None)
+    }
+
+    /// The series of `first` (joined with `second` by [`SEPARATOR`] when given), found
+    /// without building the joined key unless the series is new.
+    fn get_parts(&self, first: &str, second: Option<&str>) -> Option<&T> {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in key.bytes() {
+        let tail = second.map(|s| [SEPARATOR.as_bytes(), s.as_bytes()]);
+        for b in first
+            .bytes()
+            .chain(tail.iter().flatten().flat_map(|p| p.iter().copied()))
+        {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
+        let matches = |k: &str| match second {
+            None => k == first,
+            Some(s) => {
+                k.strip_prefix(first)
+                    .and_then(|rest| rest.strip_prefix(SEPARATOR))
+                    == Some(s)
+            }
+        };
         let start = usize::try_from(h % SLOTS as u64).unwrap_or(0);
         for i in 0..SLOTS {
             let slot = &self.slots[(start + i) % SLOTS];
-            let (k, v) = slot.get_or_init(|| (key.to_string(), T::default()));
-            if k == key {
+            let (k, v) = slot.get_or_init(|| {
+                let key = match second {
+                    Some(s) => format!("{first}{SEPARATOR}{s}"),
+                    None => first.to_string(),
+                };
+                (key, T::default())
+            });
+            if matches(k) {
                 return Some(v);
             }
         }
@@ -155,8 +181,7 @@ impl Metrics {
         outcome: RequestOutcome,
         elapsed: Duration,
     ) {
-        let key = format!("{service}\u{1f}{operation}");
-        let Some(s) = self.requests.get(&key) else {
+        let Some(s) = self.requests.get_parts(service, Some(operation)) else {
             return;
         };
         let i = RequestOutcome::ALL
@@ -310,7 +335,7 @@ impl Metrics {
             "Requests by service, operation and outcome.",
         );
         for (key, s) in &series {
-            let (service, op) = key.split_once('\u{1f}').unwrap_or((key, ""));
+            let (service, op) = key.split_once(SEPARATOR).unwrap_or((key, ""));
             for (i, o) in RequestOutcome::ALL.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -329,7 +354,7 @@ impl Metrics {
             "Request latency by service and operation, from the request's arrival to its response.",
         );
         for (key, s) in &series {
-            let (service, op) = key.split_once('\u{1f}').unwrap_or((key, ""));
+            let (service, op) = key.split_once(SEPARATOR).unwrap_or((key, ""));
             let labels = format!(
                 "service=\"{}\",operation=\"{}\"",
                 escape(service),
@@ -424,6 +449,24 @@ mod tests {
             Duration::from_millis(3),
         );
         m.auth_failure("InvalidSignatureException");
+        m.request(
+            "kms",
+            "Decrypt",
+            RequestOutcome::Ok,
+            Duration::from_micros(5),
+        );
+        m.request(
+            "kms",
+            "DecryptX",
+            RequestOutcome::Ok,
+            Duration::from_micros(5),
+        );
+        m.request(
+            "kms",
+            "DecryptX",
+            RequestOutcome::Ok,
+            Duration::from_micros(5),
+        );
         let services = tresor_core::Services::new(
             std::sync::Arc::new(tresor_store::MemoryStore::new()),
             std::sync::Arc::new(tresor_crypto::RootKey::from_bytes(&[7; 32]).unwrap()),
