@@ -1,6 +1,7 @@
 //! The audit log in the store: one record per request under `audit/e/<time>/<event id>` (the
-//! request's own event, then the events of calls made on its behalf), the time inverted so
-//! that an ascending scan yields the newest first (LookupEvents' order). A record holds, per
+//! request's own event, then the events of calls made on its behalf), in time order — new
+//! records append at the end of the key space, the cheapest insert for the store's B-tree —
+//! and read newest first (LookupEvents' order) by a reverse scan. A record holds, per
 //! event, one line of the few fields LookupEvents filters on and one line of the CloudTrail
 //! event's JSON text as it is returned — not escaped into another JSON string, so a record
 //! is written and read without re-encoding the event, and a lookup never parses an event it
@@ -76,30 +77,19 @@ pub fn from_micros(us: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The inverted time of a key: later events sort first.
-fn inverted(us: i64) -> u64 {
-    u64::MAX - u64::try_from(us.max(0)).unwrap_or(0)
-}
-
 fn key_at(us: i64, event_id: &str) -> String {
-    format!("{EVENT_PREFIX}{:020}/{event_id}", inverted(us))
+    format!("{EVENT_PREFIX}{:020}/{event_id}", us.max(0))
 }
 
-/// The `start_after` of a scan whose first key is the newest event at or before `us`.
+/// The `before` of a reverse scan whose first key is the newest event at or before `us`.
 pub fn scan_from(us: i64) -> String {
-    // Every key of a later event has a smaller inverted time; '~' sorts after the '/' and
-    // the id that follow the time in a key.
-    match inverted(us).checked_sub(1) {
-        Some(before) => format!("{EVENT_PREFIX}{before:020}~"),
-        None => String::new(),
-    }
+    // Keys at `us` continue with '/', which sorts before '~'.
+    format!("{EVENT_PREFIX}{:020}~", us.max(0))
 }
 
 /// The time of an event key (for scans that stop at a bound).
 pub fn time_of_key(key: &str) -> Option<i64> {
-    let digits = key.strip_prefix(EVENT_PREFIX)?.get(..20)?;
-    let inv: u64 = digits.parse().ok()?;
-    i64::try_from(u64::MAX - inv).ok()
+    key.strip_prefix(EVENT_PREFIX)?.get(..20)?.parse().ok()
 }
 
 /// Writes (or rewrites) the record of one request: `events[0]` is the request's own event
@@ -166,12 +156,17 @@ pub fn prune(
     cutoff: OffsetDateTime,
     limit: usize,
 ) -> Result<usize, StoreError> {
-    let start = scan_from(micros(cutoff) - 1);
-    let old = txn.scan(EVENT_PREFIX, Some(&start), limit)?;
-    for (key, _) in &old {
-        txn.delete(key)?;
+    // The oldest records come first in key order.
+    let cutoff = micros(cutoff);
+    let mut n = 0;
+    for (key, _) in txn.scan(EVENT_PREFIX, None, limit)? {
+        if time_of_key(&key).is_some_and(|t| t >= cutoff) {
+            break;
+        }
+        txn.delete(&key)?;
+        n += 1;
     }
-    Ok(old.len())
+    Ok(n)
 }
 
 /// Reads events newest first, at or before `end_us`, after `after` when given, stopping
@@ -216,7 +211,7 @@ pub fn scan_events(
         None => scan_from(end_us),
     };
     loop {
-        let page = txn.scan(EVENT_PREFIX, Some(&cursor), PAGE)?;
+        let page = txn.scan_rev(EVENT_PREFIX, Some(&cursor), PAGE)?;
         let full = page.len() == PAGE;
         for (key, bytes) in page {
             if time_of_key(&key).is_some_and(|t| t < start_us) {
@@ -251,7 +246,8 @@ pub fn scan_stores(
         more |= m;
         all.extend(found);
     }
-    all.sort_by(|a, b| (a.0.key.as_str(), a.0.index).cmp(&(b.0.key.as_str(), b.0.index)));
+    // Newest record first; a record's events in their order.
+    all.sort_by(|a, b| b.0.key.cmp(&a.0.key).then(a.0.index.cmp(&b.0.index)));
     if all.len() > limit {
         all.truncate(limit);
         more = true;
