@@ -14,6 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tresor_server::{Config, Overrides, StartupReport};
 
+mod who_reads;
+
 #[derive(Parser)]
 #[command(
     name = "tresor",
@@ -43,6 +45,9 @@ enum Command {
     /// Host setup: the configuration a host needs to act as a role.
     #[command(subcommand)]
     Host(HostCommand),
+    /// Who read which version of a secret (directly or through Parameter Store's reference
+    /// path), from the audit log, and whether the old version is safe to revoke.
+    WhoReads(who_reads::WhoReadsArgs),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +140,15 @@ struct ServeArgs {
     /// so a thread briefly blocked in a read should not idle a core].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
+    /// Also append every audit record (one CloudTrail JSON record a line) to this file.
+    #[arg(long, env = "TRESOR_AUDIT_FILE")]
+    audit_file: Option<PathBuf>,
+    /// Days audit records are kept [default: 90].
+    #[arg(long, env = "TRESOR_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    audit_retention_days: Option<u64>,
+    /// Record nothing (benchmarks only): no audit log, LookupEvents finds nothing.
+    #[arg(long, env = "TRESOR_NO_AUDIT")]
+    no_audit: bool,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "TRESOR_LOG", default_value = "info")]
     log: String,
@@ -155,6 +169,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => host(tresor_host::fetch_main, *args, "warn,tresor_host=info"),
         Command::Agent(args) => host(tresor_host::agent_main, *args, "info"),
         Command::Host(HostCommand::Init(args)) => tresor_host::host_init_main(*args),
+        Command::WhoReads(args) => who_reads::run(args),
     }
 }
 
@@ -261,6 +276,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         lambda_python: args.lambda_python,
         lambda_node: args.lambda_node,
+        audit_file: args.audit_file,
+        audit_retention_days: args.audit_retention_days,
+        audit_enabled: args.no_audit.then_some(false),
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,

@@ -23,6 +23,8 @@ pub struct ResolvedCredential {
 pub struct SessionValidity {
     pub expiration: OffsetDateTime,
     pub token_sha256: String,
+    /// When the session was issued (CloudTrail's `sessionContext.attributes.creationDate`).
+    pub created: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for ResolvedCredential {

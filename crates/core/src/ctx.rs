@@ -62,6 +62,9 @@ pub struct RequestCtx {
     /// returns, and before the response is sent, so a read never waits for the store's writer
     /// on a request thread and the caller's next request sees the write.
     pub deferred: Deferred,
+    /// What the request did beyond its input and output, for its audit record (which
+    /// secret version a read returned, calls made to other services on the caller's behalf).
+    pub audit: crate::audit::AuditFacts,
 }
 
 /// A write to run after the operation, with the kernel at hand.

@@ -7,6 +7,7 @@
 //! [`RequestCtx`], a typed input (decoded by `tresor-wire`) and the ordered key-value
 //! [`tresor_store::Store`] through [`Services`]. Every write is one store transaction.
 
+pub mod audit;
 pub mod authz;
 pub mod cache;
 pub mod credential;

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tresor_crypto::RootKey;
 use tresor_store::Store;
 
+use crate::audit::AuditingStore;
 use crate::authz::{Authorizer, AuthzRequest, PolicyCache};
 use crate::cache::{CredentialCache, RecordCache};
 use crate::credential::{CredentialError, ResolvedCredential};
@@ -67,7 +68,7 @@ impl Services {
     pub fn new(store: Arc<dyn Store>, root: Arc<RootKey>, directory: Arc<dyn Directory>) -> Self {
         let counting = GenerationStore::new(store);
         let identity_generation = counting.counter();
-        let store: Arc<dyn Store> = Arc::new(counting);
+        let store: Arc<dyn Store> = Arc::new(AuditingStore::new(Arc::new(counting)));
         Services {
             authorizer: Authorizer::new(
                 store.clone(),
@@ -105,7 +106,9 @@ impl Services {
     }
 
     /// Decides `req` for the caller of `ctx` (see [`Authorizer::authorize`]).
+    /// The question is noted in the request's audit facts: the resources an event names.
     pub fn authorize(&self, ctx: &RequestCtx, req: &AuthzRequest<'_>) -> Result<(), AuthzError> {
+        ctx.audit.asked(req.action, req.resource);
         self.authorizer.authorize(ctx, req)
     }
 

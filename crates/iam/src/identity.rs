@@ -157,6 +157,7 @@ fn resolve_session(
         session: Some(SessionValidity {
             expiration: session.expiration,
             token_sha256: session.token_sha256.clone(),
+            created: Some(session.created),
         }),
     })
 }

@@ -45,6 +45,7 @@ pub fn ctx_at(now: OffsetDateTime) -> RequestCtx {
         secure_transport: true,
         caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
         deferred: Default::default(),
+        audit: Default::default(),
     }
 }
 

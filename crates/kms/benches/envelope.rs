@@ -33,6 +33,7 @@ fn ctx(caller: Caller) -> RequestCtx {
         secure_transport: true,
         caller,
         deferred: Default::default(),
+        audit: Default::default(),
     }
 }
 

@@ -87,6 +87,26 @@ pub fn generate_data_key(
     via: &str,
     encryption_context: &BTreeMap<String, String>,
 ) -> Result<DataKey, KmsError> {
+    let result = generate_data_key_unaudited(services, txn, ctx, key_id, via, encryption_context);
+    note_hop(
+        ctx,
+        "GenerateDataKey",
+        via,
+        result.as_ref().map(|k| k.key_arn.as_str()),
+        key_id,
+        encryption_context,
+    );
+    result
+}
+
+fn generate_data_key_unaudited(
+    services: &Services,
+    txn: &mut dyn WriteTxn,
+    ctx: &RequestCtx,
+    key_id: Option<&str>,
+    via: &str,
+    encryption_context: &BTreeMap<String, String>,
+) -> Result<DataKey, KmsError> {
     let resolved = resolve_for(services, txn, ctx, key_id, via)?;
     let key = &resolved.key;
     keys::authorize_key(
@@ -119,7 +139,7 @@ pub fn decrypt(
     via: &str,
     encryption_context: &BTreeMap<String, String>,
 ) -> Result<(SecretBytes, String), KmsError> {
-    let opened = keys::decrypt_blob(
+    let result = keys::decrypt_blob(
         services,
         txn,
         ctx,
@@ -129,8 +149,63 @@ pub fn decrypt(
         None,
         Some(via),
         Vec::new(),
-    )?;
-    Ok((SecretBytes::from(opened.plaintext), opened.key.arn))
+    )
+    .map(|opened| (SecretBytes::from(opened.plaintext), opened.key.arn));
+    note_hop(
+        ctx,
+        "Decrypt",
+        via,
+        result.as_ref().map(|(_, arn)| arn.as_str()),
+        None,
+        encryption_context,
+    );
+    result
+}
+
+/// Notes a KMS call made on the caller's behalf for the request's audit record: CloudTrail
+/// records it as a KMS event of its own, `invokedBy` the calling service (AWS KMS Developer
+/// Guide, "Logging AWS KMS API calls with AWS CloudTrail"). Only ids, ARNs and the
+/// encryption context (which names the secret or parameter, never a value) are noted.
+fn note_hop(
+    ctx: &RequestCtx,
+    event_name: &str,
+    via: &str,
+    outcome: Result<&str, &KmsError>,
+    key_id: Option<&str>,
+    encryption_context: &BTreeMap<String, String>,
+) {
+    let mut request = serde_json::Map::new();
+    if let Some(key_id) = key_id {
+        request.insert("keyId".into(), key_id.into());
+    }
+    if event_name == "GenerateDataKey" {
+        request.insert("keySpec".into(), "AES_256".into());
+    }
+    request.insert(
+        "encryptionContext".into(),
+        serde_json::to_value(encryption_context).unwrap_or_default(),
+    );
+    request.insert("encryptionAlgorithm".into(), "SYMMETRIC_DEFAULT".into());
+    let (resources, error_code) = match outcome {
+        Ok(arn) => (
+            vec![tresor_core::audit::AuditResource {
+                resource_type: "AWS::KMS::Key".into(),
+                arn: arn.to_string(),
+            }],
+            None,
+        ),
+        Err(e) => (Vec::new(), Some(e.code().to_string())),
+    };
+    ctx.audit.hop(tresor_core::audit::Hop {
+        event_source: "kms.amazonaws.com".into(),
+        event_name: event_name.into(),
+        invoked_by: format!("{via}.amazonaws.com"),
+        read_only: true,
+        resources,
+        request_parameters: serde_json::Value::Object(request),
+        additional_event_data: None,
+        error_code,
+    });
 }
 
 /// Resolves a KeyId/alias/ARN to the key ARN (NotFoundException if none). `None` = the

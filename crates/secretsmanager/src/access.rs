@@ -335,6 +335,7 @@ mod tests {
             secure_transport: false,
             caller: Caller::root("111122223333", "AKIA"),
             deferred: Default::default(),
+            audit: Default::default(),
         }
     }
 

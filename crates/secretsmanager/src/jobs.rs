@@ -57,6 +57,8 @@ fn run_one(services: &Services, key: &str, now: OffsetDateTime) -> Result<(), Se
     match rec {
         Some(rec) if rec.arn == job.arn && rec.deletion_due.is_some_and(|d| d <= now) => {
             crate::access::purge(&mut *txn, &rec).map_err(ServiceError::from)?;
+            audit_event(services, &mut *txn, &rec, "EndSecretVersionDelete", "", now)
+                .map_err(ServiceError::from)?;
             tracing::info!(secret = %rec.arn, "purged a secret after its recovery window");
         }
         _ => {}
@@ -64,6 +66,32 @@ fn run_one(services: &Services, key: &str, now: OffsetDateTime) -> Result<(), Se
     txn.delete(key)?;
     txn.commit()?;
     Ok(())
+}
+
+/// Records a service event about `rec` (AWS Secrets Manager User Guide, "AWS CloudTrail
+/// entries for Secrets Manager": rotation and deletion entries) in `txn`.
+pub(crate) fn audit_event(
+    services: &Services,
+    txn: &mut dyn tresor_store::WriteTxn,
+    rec: &SecretRecord,
+    event_name: &str,
+    version_id: &str,
+    now: OffsetDateTime,
+) -> Result<(), crate::errors::SecretsManagerError> {
+    let event = tresor_core::audit::ServiceEvent {
+        event_source: "secretsmanager.amazonaws.com".into(),
+        event_name: event_name.into(),
+        account: rec.account.clone(),
+        region: rec.region.clone(),
+        time: now,
+        resources: vec![tresor_core::audit::AuditResource {
+            resource_type: "AWS::SecretsManager::Secret".into(),
+            arn: rec.arn.clone(),
+        }],
+        additional_event_data: (!version_id.is_empty())
+            .then(|| serde_json::json!({ "versionId": version_id })),
+    };
+    tresor_core::audit::record_service_event(services, txn, &event).map_err(crate::errors::internal)
 }
 
 fn note_failure(services: &Services, key: &str, now: OffsetDateTime) -> Result<(), ServiceError> {
@@ -110,6 +138,7 @@ mod tests {
             secure_transport: true,
             caller: Caller::root("111122223333", "AKIAEXAMPLE"),
             deferred: Default::default(),
+            audit: Default::default(),
         }
     }
 

@@ -261,6 +261,9 @@ fn start(
         rec.last_changed = now;
         save(&mut *txn, &rec)?;
     }
+    if job.next_step == 0 {
+        crate::jobs::audit_event(services, &mut *txn, &rec, "RotationStarted", &token, now)?;
+    }
     txn.commit().or_internal()?;
     Ok(Some(Started { job, token, lambda }))
 }
@@ -324,6 +327,11 @@ fn finish(services: &Services, key: &str, start: &Started) -> Result<(), Secrets
     }
     rec.last_changed = now;
     save(&mut *txn, &rec)?;
+    let outcome = match start.job.kind {
+        RotationKind::TestOnly => "TestRotationSucceeded",
+        _ => "RotationSucceeded",
+    };
+    crate::jobs::audit_event(services, &mut *txn, &rec, outcome, &start.token, now)?;
     txn.commit().or_internal()
 }
 
@@ -382,5 +390,10 @@ fn fail(
         schedule_next(&mut *txn, &mut rec, base.max(now))?;
     }
     save(&mut *txn, &rec)?;
+    let outcome = match start.job.kind {
+        RotationKind::TestOnly => "TestRotationFailed",
+        _ => "RotationFailed",
+    };
+    crate::jobs::audit_event(services, &mut *txn, &rec, outcome, &start.token, now)?;
     txn.commit().or_internal()
 }

@@ -36,6 +36,7 @@ fn ctx() -> RequestCtx {
         secure_transport: true,
         caller: Caller::root(ACCOUNT, "AKIAEXAMPLE"),
         deferred: Default::default(),
+        audit: Default::default(),
     }
 }
 

@@ -293,6 +293,7 @@ fn read_value(
         }
         ValueKind::Binary => (None, Some(plain)),
     };
+    ctx.audit.secret_read(&rec.arn, &id, &meta.stages);
     let today = day_of(ctx.now);
     let access =
         (rec.last_accessed != Some(today) || meta.last_accessed != Some(today)).then(|| Access {
@@ -897,6 +898,7 @@ mod tests {
             secure_transport: true,
             caller: Caller::root("111122223333", "AKIAEXAMPLE"),
             deferred: Default::default(),
+            audit: Default::default(),
         }
     }
 

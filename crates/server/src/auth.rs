@@ -10,6 +10,8 @@ use tresor_wire::{AwsError, Protocol, ServiceId};
 pub struct Authenticated {
     pub caller: Caller,
     pub region: String,
+    /// When the temporary credential's session was issued (for the audit record).
+    pub session_created: Option<OffsetDateTime>,
 }
 
 /// The scope's service name from the parsed signature, for routing awsQuery requests
@@ -52,6 +54,7 @@ pub fn authenticate(
     tresor_sigv4::verify(&parsed, req, &key, service.signing_name(), now)
         .map_err(|e| sigv4_error(protocol, &e))?;
     Ok(Authenticated {
+        session_created: resolved.session.as_ref().and_then(|s| s.created),
         caller: resolved.caller,
         region: parsed.region,
     })

@@ -90,6 +90,12 @@ pub struct Overrides {
     pub lambda_python: Option<String>,
     /// `--lambda-node` / `TRESOR_LAMBDA_NODE`: the interpreter of Node.js functions.
     pub lambda_node: Option<String>,
+    /// `--audit-file` / `TRESOR_AUDIT_FILE`: a JSON-lines copy of the audit log.
+    pub audit_file: Option<PathBuf>,
+    /// `--audit-retention-days` / `TRESOR_AUDIT_RETENTION_DAYS`.
+    pub audit_retention_days: Option<u64>,
+    /// `--no-audit` / `TRESOR_NO_AUDIT`: Some(false) turns the audit log off.
+    pub audit_enabled: Option<bool>,
 }
 
 /// The TOML file's shape.
@@ -111,6 +117,16 @@ struct FileConfig {
     lambda: Option<LambdaFile>,
     federation: Option<crate::federation::FederationFile>,
     replication: Option<crate::peer::ReplicationFile>,
+    audit: Option<AuditFile>,
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    enabled: Option<bool>,
+    file: Option<PathBuf>,
+    retention_days: Option<u64>,
 }
 
 /// The `[lambda]` table.
@@ -184,6 +200,8 @@ pub struct Config {
     pub federation: crate::federation::FederationConfig,
     /// `[replication]`: regions served by peer deployments (see [`crate::peer`]).
     pub replication: crate::peer::ReplicationConfig,
+    /// The audit log (`[audit]`): on by default, 90 days, no file.
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -203,6 +221,7 @@ impl std::fmt::Debug for Config {
             .field("lambda", &self.lambda)
             .field("federation", &self.federation)
             .field("replication", &self.replication)
+            .field("audit", &self.audit)
             .field("root_key", &self.root_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -344,6 +363,20 @@ impl Config {
         let federation = crate::federation::FederationConfig::from_file(file.federation)?;
         let replication =
             crate::peer::replication_config(file.replication).map_err(ConfigError::Invalid)?;
+        let audit_file = file.audit.unwrap_or_default();
+        let audit = crate::audit::AuditConfig {
+            enabled: o.audit_enabled.or(audit_file.enabled).unwrap_or(true),
+            file: o.audit_file.or(audit_file.file),
+            retention_days: o
+                .audit_retention_days
+                .or(audit_file.retention_days)
+                .unwrap_or(crate::audit::DEFAULT_RETENTION_DAYS),
+        };
+        if audit.retention_days == 0 {
+            return Err(ConfigError::Invalid(
+                "audit retention_days must be at least 1".into(),
+            ));
+        }
         let data_dir = if o.dev {
             None
         } else {
@@ -369,6 +402,7 @@ impl Config {
             lambda,
             federation,
             replication,
+            audit,
         })
     }
 }
@@ -500,6 +534,37 @@ mod tests {
             "[[lambda.http]]\nfunction = \"f\"\nurl = \"ftp://x\"\n",
             "[lambda]\npyhton = \"x\"\n",
         ] {
+            let (_f, p) = file(bad);
+            assert!(
+                Config::resolve(Overrides {
+                    config_file: Some(p),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_audit_table_is_read_and_checked() {
+        let c = Config::resolve(Overrides::default()).unwrap();
+        assert!(c.audit.enabled);
+        assert_eq!(c.audit.retention_days, 90);
+        assert!(c.audit.file.is_none());
+        let (_f, p) = file("[audit]\nfile = \"/var/log/tresor.jsonl\"\nretention_days = 7\n");
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            audit_retention_days: Some(30),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.audit.file.as_deref(),
+            Some(Path::new("/var/log/tresor.jsonl"))
+        );
+        assert_eq!(c.audit.retention_days, 30);
+        for bad in ["[audit]\nretention_days = 0\n", "[audit]\nfiles = \"x\"\n"] {
             let (_f, p) = file(bad);
             assert!(
                 Config::resolve(Overrides {

@@ -59,6 +59,7 @@ pub fn json_operation(service: ServiceId, op: &str) -> Option<Operation<JsonCall
         ServiceId::Kms => kms(op),
         ServiceId::SecretsManager => secrets_manager(op),
         ServiceId::Ssm => ssm(op),
+        ServiceId::CloudTrail => cloudtrail(op),
         ServiceId::Iam | ServiceId::Sts | ServiceId::Lambda => None,
     }
 }
@@ -437,6 +438,17 @@ fn secrets_manager(op: &str) -> Option<Operation<JsonCall>> {
         "StopReplicationToReplica" => json!(Write, replication::stop_replication_to_replica),
         // tresor's own: a peer deployment updating a replica it serves (not an AWS operation).
         "TresorApplyReplicaUpdate" => json!(Write, replication_sync::apply_peer_update),
+        _ => return None,
+    })
+}
+
+/// CloudTrail (target prefix `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101`): the
+/// event history of the audit log, and tresor's `ListSecretReaders` extension.
+fn cloudtrail(op: &str) -> Option<Operation<JsonCall>> {
+    use tresor_cloudtrail::{lookup, readers};
+    Some(match op {
+        "LookupEvents" => json!(Read, lookup::lookup_events),
+        "ListSecretReaders" => json!(Read, readers::list_secret_readers),
         _ => return None,
     })
 }

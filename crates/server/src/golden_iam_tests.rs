@@ -32,6 +32,7 @@ fn ctx() -> RequestCtx {
         secure_transport: true,
         caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
         deferred: Default::default(),
+        audit: Default::default(),
     }
 }
 

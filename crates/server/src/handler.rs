@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use serde_json::Value;
 use time::OffsetDateTime;
+use tresor_core::audit::{Facts, PendingRecord};
 use tresor_core::{RequestCtx, Services};
 use tresor_sigv4::{HttpRequest, SigningKeyCache};
 use tresor_wire::error::{render_json, render_xml};
@@ -21,9 +23,13 @@ use tresor_wire::timefmt::http_date;
 use tresor_wire::xml::query_response;
 use tresor_wire::{AwsError, Protocol, ServiceId, json, rest_json};
 
+use crate::audit::event::{self, Outcome, RequestInfo, Who};
+use crate::audit::redact;
+use crate::audit::{Auditor, Pending};
 use crate::auth;
 use crate::config::Config;
 use crate::dispatch::{self, Access};
+use crate::metrics::{Metrics, RequestOutcome};
 use crate::setup::Deployment;
 
 const SIGNING_KEY_CACHE: usize = 4096;
@@ -50,16 +56,20 @@ pub struct State {
     regions: Vec<String>,
     max_body_bytes: usize,
     deployment: parking_lot::Mutex<Option<Deployment>>,
+    auditor: Arc<Auditor>,
+    metrics: Arc<Metrics>,
 }
 
 impl State {
-    pub fn new(deployment: Deployment, config: &Config, _tls: bool) -> Self {
+    pub fn new(deployment: Deployment, config: &Config, _tls: bool, auditor: Arc<Auditor>) -> Self {
         State {
             services: deployment.services.clone(),
             keys: SigningKeyCache::new(SIGNING_KEY_CACHE),
             regions: config.regions.clone(),
             max_body_bytes: config.max_body_bytes,
             deployment: parking_lot::Mutex::new(Some(deployment)),
+            metrics: auditor.metrics().clone(),
+            auditor,
         }
     }
 
@@ -88,17 +98,27 @@ pub async fn serve_request(
 
 /// Runs a handler inline (reads) or on the blocking pool (writes), then the deferred writes
 /// it asked for, off the request thread, before the response goes out.
+/// `pending` is the request's audit record, written into every write transaction the
+/// operation commits (see [`crate::audit`]).
 async fn run_operation<T: Send + 'static>(
     services: &Arc<Services>,
     ctx: RequestCtx,
     access: Access,
+    pending: Option<Arc<Pending>>,
     op: impl FnOnce(&Services, &RequestCtx) -> Result<T, AwsError> + Send + 'static,
 ) -> Result<T, AwsError> {
+    let run = move |services: &Services, ctx: &RequestCtx| match pending {
+        Some(p) => {
+            let p: Arc<dyn PendingRecord> = p;
+            tresor_core::audit::with_pending(p, || op(services, ctx))
+        }
+        None => op(services, ctx),
+    };
     let (result, ctx) = if access == Access::Read {
-        (op(services, &ctx), ctx)
+        (run(services, &ctx), ctx)
     } else {
         let services = services.clone();
-        tokio::task::spawn_blocking(move || (op(&services, &ctx), ctx))
+        tokio::task::spawn_blocking(move || (run(&services, &ctx), ctx))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "an operation's task failed");
@@ -135,6 +155,7 @@ async fn handle(
     remote: SocketAddr,
     tls: bool,
 ) -> Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     if crate::conn::is_health(&parts.method, parts.uri.path()) {
@@ -144,6 +165,11 @@ async fn handle(
             Bytes::from_static(b"{\"status\":\"ok\"}"),
             &request_id,
         );
+    }
+    if parts.uri.path() == "/metrics"
+        && (parts.method == http::Method::GET || parts.method == http::Method::HEAD)
+    {
+        return metrics_response(state, &request_id).await;
     }
     let rest = dispatch::rest_service(parts.uri.path());
     let renderer = if let Some(service) = rest {
@@ -198,6 +224,11 @@ async fn handle(
         body: &body,
     };
     let now = OffsetDateTime::now_utc();
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(MAX_USER_AGENT).collect());
     let call = Call {
         state,
         body: body.clone(),
@@ -206,6 +237,8 @@ async fn handle(
         now,
         remote,
         tls,
+        started,
+        user_agent,
     };
     if let Some(service) = rest {
         return call.rest(service).await;
@@ -225,14 +258,16 @@ struct Call<'a> {
     now: OffsetDateTime,
     remote: SocketAddr,
     tls: bool,
+    started: std::time::Instant,
+    user_agent: Option<String>,
 }
 
 impl Call<'_> {
-    /// The context of an unsigned request (`AssumeRoleWithWebIdentity`): no credential scope,
+    /// The caller of an unsigned request (`AssumeRoleWithWebIdentity`): no credential scope,
     /// so the first region served; an anonymous caller that no policy names and that has no
     /// identity policies, so anything it were asked to authorize would be denied.
-    fn anonymous_ctx(&self) -> RequestCtx {
-        self.ctx(auth::Authenticated {
+    fn anonymous(&self) -> auth::Authenticated {
+        auth::Authenticated {
             caller: tresor_core::Caller {
                 account: String::new(),
                 arn: "anonymous".to_string(),
@@ -245,19 +280,179 @@ impl Call<'_> {
                 access_key_id: String::new(),
             },
             region: self.state.regions.first().cloned().unwrap_or_default(),
-        })
+        }
     }
 
-    fn ctx(&self, authenticated: auth::Authenticated) -> RequestCtx {
+    fn ctx(&self, authenticated: &auth::Authenticated) -> RequestCtx {
         RequestCtx {
             request_id: self.request_id.to_string(),
-            region: authenticated.region,
+            region: authenticated.region.clone(),
             now: self.now,
             source_ip: Some(self.remote.ip()),
             secure_transport: self.tls,
-            caller: authenticated.caller,
+            caller: authenticated.caller.clone(),
             deferred: Default::default(),
+            audit: Default::default(),
         }
+    }
+
+    /// The audit record's common part for a request of `service`/`op`.
+    fn info(
+        &self,
+        service: ServiceId,
+        op: &str,
+        read_only: bool,
+        who: Who,
+        region: String,
+        request_parameters: Value,
+    ) -> RequestInfo {
+        RequestInfo {
+            event_id: tresor_crypto::ids::uuid_v4(),
+            request_id: self.request_id.to_string(),
+            time: self.now,
+            region,
+            source_ip: Some(self.remote.ip()),
+            user_agent: self.user_agent.clone(),
+            who,
+            service,
+            event_name: op.chars().take(MAX_EVENT_NAME).collect(),
+            read_only,
+            request_parameters,
+        }
+    }
+
+    /// Counts the request in the metrics.
+    fn observe<T>(&self, service: ServiceId, op: &str, outcome: &Result<T, AwsError>) {
+        let class = match outcome {
+            Ok(_) => RequestOutcome::Ok,
+            Err(e) => RequestOutcome::of_error(&e.code, e.status),
+        };
+        self.state
+            .metrics
+            .request(service.signing_name(), op, class, self.started.elapsed());
+    }
+
+    /// A request refused before any operation ran (authentication, unknown operation): its
+    /// record is written before the refusal is sent, or the answer becomes an internal error.
+    /// `op` is the operation as requested (the record's `eventName`); `known` whether tresor
+    /// has it (otherwise the metrics count it as `unknown`, keeping their label set bounded).
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        renderer: Renderer,
+        service: ServiceId,
+        op: &str,
+        known: bool,
+        authenticated: Option<&auth::Authenticated>,
+        err: AwsError,
+    ) -> Response<Full<Bytes>> {
+        let (who, region) = match authenticated {
+            Some(a) => (
+                Who::Caller {
+                    caller: a.caller.clone(),
+                    session_created: a.session_created,
+                },
+                a.region.clone(),
+            ),
+            None => {
+                self.state.metrics.auth_failure(&err.code);
+                let parsed = tresor_sigv4::parse(self.http_req).ok();
+                let region = parsed
+                    .as_ref()
+                    .map(|p| p.region.clone())
+                    .filter(|r| self.state.regions.contains(r))
+                    .or_else(|| self.state.regions.first().cloned())
+                    .unwrap_or_default();
+                (
+                    Who::Unauthenticated {
+                        access_key_id: parsed.map(|p| p.access_key_id),
+                    },
+                    region,
+                )
+            }
+        };
+        let mut err = err;
+        if self.state.auditor.enabled() {
+            let info = self.info(service, op, false, who, region, Value::Null);
+            let record = event::main_event(
+                &info,
+                &Facts::default(),
+                &Outcome::Err {
+                    code: &err.code,
+                    message: err.message.as_deref(),
+                },
+            );
+            if self.state.auditor.record(vec![record]).await.is_err() {
+                err = AwsError::internal(service.protocol());
+            }
+        }
+        let label = if known { op } else { "unknown" };
+        self.observe::<()>(service, label, &Err(err.clone()));
+        render_error(renderer, &err, self.request_id)
+    }
+
+    /// Runs an authenticated operation with its audit record: written with the operation's
+    /// write transactions, then final before the answer; an unwritable record fails the
+    /// request (see [`crate::audit`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn audited<T: Send + 'static>(
+        &self,
+        service: ServiceId,
+        op: &str,
+        access: Access,
+        request_parameters: Value,
+        authenticated: &auth::Authenticated,
+        call: impl FnOnce(&Services, &RequestCtx) -> Result<T, AwsError> + Send + 'static,
+        response: impl FnOnce(&T) -> Option<Value>,
+    ) -> Result<T, AwsError> {
+        let ctx = self.ctx(authenticated);
+        let caller = ctx.caller.arn.clone();
+        let read_only = access == Access::Read || is_read_only_name(op);
+        let pending = self.state.auditor.pending(
+            self.info(
+                service,
+                op,
+                read_only,
+                Who::Caller {
+                    caller: authenticated.caller.clone(),
+                    session_created: authenticated.session_created,
+                },
+                authenticated.region.clone(),
+                request_parameters,
+            ),
+            ctx.audit.clone(),
+        );
+        let mut outcome =
+            run_operation(&self.state.services, ctx, access, pending.clone(), call).await;
+        log_outcome(self.request_id, &caller, service, op, &outcome);
+        if let Some(pending) = pending {
+            let recorded = match &outcome {
+                Ok(t) => {
+                    let response = if read_only { None } else { response(t) };
+                    self.state
+                        .auditor
+                        .finish(&pending, &Outcome::Ok { response })
+                        .await
+                }
+                Err(e) => {
+                    self.state
+                        .auditor
+                        .finish(
+                            &pending,
+                            &Outcome::Err {
+                                code: &e.code,
+                                message: e.message.as_deref(),
+                            },
+                        )
+                        .await
+                }
+            };
+            if recorded.is_err() {
+                outcome = Err(AwsError::internal(service.protocol()));
+            }
+        }
+        self.observe(service, op, &outcome);
+        outcome
     }
 
     async fn json(&self, target: &HeaderValue) -> Response<Full<Bytes>> {
@@ -284,7 +479,10 @@ impl Call<'_> {
             self.now,
         ) {
             Ok(a) => a,
-            Err(e) => return render_error(renderer, &e, self.request_id),
+            Err(e) => {
+                let known = dispatch::json_operation(service, op).is_some();
+                return self.refuse(renderer, service, op, known, None, e).await;
+            }
         };
         let Some(operation) = dispatch::json_operation(service, op) else {
             // AWS's UnknownOperationException carries no message; say which operation tresor
@@ -293,20 +491,23 @@ impl Call<'_> {
                 "UnknownOperationException",
                 format!("tresor does not implement the operation {target}."),
             );
-            return render_error(renderer, &err, self.request_id);
+            return self
+                .refuse(renderer, service, op, false, Some(&authenticated), err)
+                .await;
         };
-        let ctx = self.ctx(authenticated);
-        let caller = ctx.caller.arn.clone();
         let body = self.body.clone();
         let call = operation.call;
-        let outcome = run_operation(
-            &self.state.services,
-            ctx,
-            operation.access,
-            move |services, ctx| call(services, ctx, &body),
-        )
-        .await;
-        log_outcome(self.request_id, &caller, service, op, &outcome);
+        let outcome = self
+            .audited(
+                service,
+                op,
+                operation.access,
+                json_parameters(service, &self.body),
+                &authenticated,
+                move |services, ctx| call(services, ctx, &body),
+                |out: &Vec<u8>| json_response(service, out),
+            )
+            .await;
         match outcome {
             Ok(body) => respond(
                 StatusCode::OK,
@@ -321,6 +522,7 @@ impl Call<'_> {
     /// A restJson1 request: authenticated for `service`, routed by method and path.
     async fn rest(&self, service: ServiceId) -> Response<Full<Bytes>> {
         let renderer = Renderer::Rest(service);
+        let op_name = rest_event_name(self.http_req.method, self.http_req.path);
         let authenticated = match auth::authenticate(
             &self.state.services,
             &self.state.keys,
@@ -330,7 +532,12 @@ impl Call<'_> {
             self.now,
         ) {
             Ok(a) => a,
-            Err(e) => return render_error(renderer, &e, self.request_id),
+            Err(e) => {
+                let known = op_name != "unknown";
+                return self
+                    .refuse(renderer, service, op_name, known, None, e)
+                    .await;
+            }
         };
         let (operation, labels) = match dispatch::rest_operation(
             service,
@@ -339,10 +546,24 @@ impl Call<'_> {
             self.http_req.query,
         ) {
             Ok(found) => found,
-            Err(e) => return render_error(renderer, &e, self.request_id),
+            Err(e) => {
+                return self
+                    .refuse(renderer, service, op_name, false, Some(&authenticated), e)
+                    .await;
+            }
         };
-        let ctx = self.ctx(authenticated);
-        let caller = ctx.caller.arn.clone();
+        let mut parameters = serde_json::Map::new();
+        for (k, v) in &labels {
+            parameters.insert(k.clone(), Value::String(v.clone()));
+        }
+        // An invocation's payload is the caller's own data: never recorded.
+        if op_name != "Invoke"
+            && let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&self.body)
+        {
+            parameters.extend(body);
+        }
+        let mut parameters = redact::camel_case_top(Value::Object(parameters));
+        redact::redact(service, &mut parameters);
         let method = self.http_req.method.to_string();
         let path = self.http_req.path.to_string();
         let query = self.http_req.query.to_string();
@@ -354,28 +575,36 @@ impl Call<'_> {
             .collect();
         let body = self.body.clone();
         let call = operation.call;
-        let op_name = format!("{method} {path}");
-        let outcome = run_operation(
-            &self.state.services,
-            ctx,
-            operation.access,
-            move |services, ctx| {
-                let headers: Vec<(&str, &str)> = headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                let req = rest_json::Request {
-                    method: &method,
-                    path: &path,
-                    query: &query,
-                    headers: &headers,
-                    body: &body,
-                };
-                call(services, ctx, &req, &labels)
-            },
-        )
-        .await;
-        log_outcome(self.request_id, &caller, service, &op_name, &outcome);
+        let outcome = self
+            .audited(
+                service,
+                op_name,
+                operation.access,
+                parameters,
+                &authenticated,
+                move |services, ctx| {
+                    let headers: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let req = rest_json::Request {
+                        method: &method,
+                        path: &path,
+                        query: &query,
+                        headers: &headers,
+                        body: &body,
+                    };
+                    call(services, ctx, &req, &labels)
+                },
+                |r: &rest_json::Response| {
+                    if op_name == "Invoke" {
+                        None
+                    } else {
+                        json_response(service, &r.body)
+                    }
+                },
+            )
+            .await;
         match outcome {
             Ok(r) => rest_response(r, self.request_id),
             Err(e) => render_error(renderer, &e, self.request_id),
@@ -412,9 +641,9 @@ impl Call<'_> {
         if let Some(action) = params.action()
             && let Some(operation) = dispatch::unsigned_query_operation(service, action)
         {
-            let action = action.to_string();
+            let anonymous = self.anonymous();
             return self
-                .run_query(service, action, operation, self.anonymous_ctx(), params)
+                .run_query(service, action, operation, &anonymous, &params)
                 .await;
         }
         // STS operations that AWS accepts unsigned: without an implementation they get the
@@ -426,6 +655,7 @@ impl Call<'_> {
         {
             return render_error(renderer, &not_implemented_action(action), self.request_id);
         }
+        let action_name = params.action().unwrap_or("unknown").to_string();
         let authenticated = match auth::authenticate(
             &self.state.services,
             &self.state.keys,
@@ -435,14 +665,25 @@ impl Call<'_> {
             self.now,
         ) {
             Ok(a) => a,
-            Err(e) => return render_error(renderer, &e, self.request_id),
+            Err(e) => {
+                let known = dispatch::query_operation(service, &action_name).is_some();
+                return self
+                    .refuse(renderer, service, &action_name, known, None, e)
+                    .await;
+            }
         };
         let Some(action) = params.action() else {
-            return render_error(
-                renderer,
-                &AwsError::unknown_operation(Protocol::AwsQuery),
-                self.request_id,
-            );
+            let err = AwsError::unknown_operation(Protocol::AwsQuery);
+            return self
+                .refuse(
+                    renderer,
+                    service,
+                    "unknown",
+                    false,
+                    Some(&authenticated),
+                    err,
+                )
+                .await;
         };
         let Some(operation) = dispatch::query_operation(service, action) else {
             let err = if KNOWN_STS_ACTIONS.contains(&action) {
@@ -450,34 +691,40 @@ impl Call<'_> {
             } else {
                 AwsError::invalid_action(action)
             };
-            return render_error(renderer, &err, self.request_id);
+            return self
+                .refuse(renderer, service, action, false, Some(&authenticated), err)
+                .await;
         };
-        let action = action.to_string();
-        self.run_query(service, action, operation, self.ctx(authenticated), params)
+        self.run_query(service, action, operation, &authenticated, &params)
             .await
     }
 
-    /// Runs an awsQuery operation and renders its response.
+    /// Runs an awsQuery operation for `authenticated`, audited, and renders its response.
     async fn run_query(
         &self,
         service: ServiceId,
-        action: String,
+        action: &str,
         operation: dispatch::Operation<dispatch::QueryCall>,
-        ctx: RequestCtx,
-        params: QueryParams,
+        authenticated: &auth::Authenticated,
+        params: &QueryParams,
     ) -> Response<Full<Bytes>> {
         let renderer = Renderer::Xml(service);
-        let caller = ctx.caller.arn.clone();
+        let parameters = query_parameters(service, params);
         let call = operation.call;
-        let outcome = run_operation(
-            &self.state.services,
-            ctx,
-            operation.access,
-            move |services, ctx| call(services, ctx, &params),
-        )
-        .await;
-        log_outcome(self.request_id, &caller, service, &action, &outcome);
-        let action = action.as_str();
+        let params = params.clone();
+        let outcome = self
+            .audited(
+                service,
+                action,
+                operation.access,
+                parameters,
+                authenticated,
+                move |services, ctx| call(services, ctx, &params),
+                // The XML result is not recorded (CloudTrail's response elements of IAM and
+                // STS carry credentials and would need a redacting XML walk).
+                |_| None,
+            )
+            .await;
         match outcome {
             Ok(result) => {
                 let doc = query_response(service, action, result.as_deref(), self.request_id);
@@ -503,7 +750,99 @@ impl Call<'_> {
 }
 
 /// The SigV4 service names tresor answers for.
-const SERVED: &[&str] = &["sts", "iam", "kms", "secretsmanager", "ssm", "lambda"];
+const SERVED: &[&str] = &[
+    "sts",
+    "iam",
+    "kms",
+    "secretsmanager",
+    "ssm",
+    "lambda",
+    "cloudtrail",
+];
+
+/// The longest `userAgent` an audit record keeps.
+const MAX_USER_AGENT: usize = 1024;
+/// The longest `eventName` an audit record keeps (a requested, unknown operation's name).
+const MAX_EVENT_NAME: usize = 128;
+
+/// Operations that only read although they run with the writers (CloudTrail's `readOnly`).
+fn is_read_only_name(op: &str) -> bool {
+    ["Get", "List", "Describe", "Simulate", "Lookup"]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+/// An awsJson1.1 request's `requestParameters`: the body, members in CloudTrail's casing,
+/// every secret hidden.
+fn json_parameters(service: ServiceId, body: &[u8]) -> Value {
+    json_response(service, body).unwrap_or(Value::Null)
+}
+
+/// A JSON object (a write's result, a request's input), in CloudTrail's casing with every
+/// secret hidden.
+fn json_response(service: ServiceId, body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => {
+            let mut v = redact::camel_case_top(v);
+            redact::redact(service, &mut v);
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+/// An awsQuery request's `requestParameters` (without `Action` and `Version`).
+fn query_parameters(service: ServiceId, params: &QueryParams) -> Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in params.iter() {
+        if k != "Action" && k != "Version" {
+            map.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    }
+    let mut v = redact::camel_case_top(Value::Object(map));
+    redact::redact(service, &mut v);
+    v
+}
+
+/// The Lambda operation a restJson1 request names, for its audit record.
+fn rest_event_name(method: &str, path: &str) -> &'static str {
+    let rest = path.trim_start_matches("/2015-03-31/functions");
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    match (method, parts.as_slice()) {
+        ("POST", []) => "CreateFunction",
+        ("GET", []) => "ListFunctions",
+        ("GET", [_]) => "GetFunction",
+        ("DELETE", [_]) => "DeleteFunction",
+        ("GET", [_, "configuration"]) => "GetFunctionConfiguration",
+        ("PUT", [_, "configuration"]) => "UpdateFunctionConfiguration",
+        ("PUT", [_, "code"]) => "UpdateFunctionCode",
+        ("POST", [_, "policy"]) => "AddPermission",
+        ("GET", [_, "policy"]) => "GetPolicy",
+        ("DELETE", [_, "policy", _]) => "RemovePermission",
+        ("POST", [_, "invocations"]) => "Invoke",
+        _ => "unknown",
+    }
+}
+
+/// `/metrics`: rendered off the request threads (it reads the store).
+async fn metrics_response(state: &State, request_id: &str) -> Response<Full<Bytes>> {
+    let services = state.services.clone();
+    let metrics = state.metrics.clone();
+    match tokio::task::spawn_blocking(move || metrics.render(&services)).await {
+        Ok(text) => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(text),
+            request_id,
+        ),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"metrics unavailable\n"),
+            request_id,
+        ),
+    }
+}
 
 /// STS operations AWS accepts without a signature (STS API reference, AssumeRoleWithSAML and
 /// AssumeRoleWithWebIdentity: "Calling AssumeRoleWith… does not require the use of AWS

@@ -2,6 +2,7 @@
 //! codecs, SigV4 authentication, dispatch to the services, and graceful shutdown. It wires
 //! the layers together and holds no service rules of its own.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod conn;
@@ -12,6 +13,7 @@ mod golden_iam_tests;
 pub mod handler;
 pub mod jobs;
 pub mod peer;
+pub mod metrics;
 pub mod setup;
 pub mod tls;
 
@@ -109,8 +111,23 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         idle_timeout: config.idle_timeout,
         max_connections: config.max_connections,
     };
-    let state = Arc::new(handler::State::new(deployment, &config, tls.is_some()));
+    let metrics = Arc::new(metrics::Metrics::new(deployment.store_files()));
+    let log_store = deployment.open_audit_log()?;
+    let auditor = audit::Auditor::start(
+        deployment.services.clone(),
+        log_store,
+        &config.audit,
+        metrics,
+    )
+    .map_err(ServerError::Setup)?;
+    let state = Arc::new(handler::State::new(
+        deployment,
+        &config,
+        tls.is_some(),
+        auditor.clone(),
+    ));
     let (tx, rx) = watch::channel(false);
+    let retention = tokio::spawn(auditor.retention(config.audit.retention_days, rx.clone()));
     let worker = tokio::spawn(jobs::worker(
         state.services().clone(),
         jobs::JOB_INTERVAL,
@@ -155,6 +172,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         rotations.stop();
         replications.stop();
         let _ = worker.await;
+        let _ = retention.await;
     });
     Ok(Running {
         local_addr,

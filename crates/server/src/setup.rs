@@ -20,6 +20,8 @@ use crate::ServerError;
 use crate::config::Config;
 
 pub const DB_FILE: &str = "tresor.db";
+/// The audit log's records of requests that changed nothing (reads, denials).
+pub const AUDIT_DB_FILE: &str = "audit.db";
 pub const CREDENTIALS_FILE: &str = "credentials";
 pub const AWS_CONFIG_FILE: &str = "config";
 pub const PROFILE: &str = "tresor";
@@ -105,6 +107,27 @@ pub fn new_key_command(data_dir: &Path) -> String {
 }
 
 impl Deployment {
+    /// The files that hold the store and the audit log (for their size in the metrics).
+    pub fn store_files(&self) -> Vec<PathBuf> {
+        [DB_FILE, AUDIT_DB_FILE]
+            .iter()
+            .flat_map(|f| {
+                [
+                    self.data_dir.join(f),
+                    self.data_dir.join(format!("{f}-wal")),
+                ]
+            })
+            .collect()
+    }
+
+    /// Opens the audit log's own store (see [`tresor_core::audit::AuditLogStore`]).
+    pub fn open_audit_log(&self) -> Result<Arc<dyn Store>, ServerError> {
+        let path = self.data_dir.join(AUDIT_DB_FILE);
+        SqliteStore::open(&path)
+            .map(|s| Arc::new(s) as Arc<dyn Store>)
+            .map_err(|e| ServerError::Setup(format!("audit log {}: {e}", path.display())))
+    }
+
     /// Writes the AWS CLI `config` file of the administrator's profile on every start, so
     /// that its `endpoint_url` follows the address this start listens on (the `credentials`
     /// file was written before the first start's commit).

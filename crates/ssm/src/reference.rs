@@ -101,14 +101,15 @@ pub fn get(
         Some(s) => (None, Some(s)),
         None => (None, None),
     };
-    let secret = tresor_secretsmanager::read_secret_value(
+    let read = tresor_secretsmanager::read_secret_value(
         services,
         ctx,
         secret_id,
         version_id,
         version_stage,
-    )
-    .map_err(|e| map_secrets_manager_error(e, secret_id, selector))?;
+    );
+    note_secrets_manager_hop(ctx, secret_id, version_id, version_stage, &read);
+    let secret = read.map_err(|e| map_secrets_manager_error(e, secret_id, selector))?;
     let source_result = source_result(&secret)?;
     Ok(ParameterOut {
         name: name.to_string(),
@@ -124,6 +125,52 @@ pub fn get(
         arn: secret.arn,
         data_type: None,
     })
+}
+
+/// Notes hop 2 for the request's audit record: Secrets Manager's `GetSecretValue` on the
+/// caller's behalf (`invokedBy` Parameter Store), with the version it returned.
+fn note_secrets_manager_hop(
+    ctx: &RequestCtx,
+    secret_id: &str,
+    version_id: Option<&str>,
+    version_stage: Option<&str>,
+    read: &Result<SecretValue, SecretsManagerError>,
+) {
+    let mut request = serde_json::Map::new();
+    request.insert("secretId".into(), secret_id.into());
+    if let Some(id) = version_id {
+        request.insert("versionId".into(), id.into());
+    }
+    if let Some(stage) = version_stage {
+        request.insert("versionStage".into(), stage.into());
+    }
+    let (resources, additional, error_code) = match read {
+        Ok(s) => (
+            vec![tresor_core::audit::AuditResource {
+                resource_type: "AWS::SecretsManager::Secret".into(),
+                arn: s.arn.clone(),
+            }],
+            Some(serde_json::json!({
+                "secretVersions": [{
+                    "secretArn": s.arn,
+                    "versionId": s.version_id,
+                    "versionStages": s.version_stages,
+                }]
+            })),
+            None,
+        ),
+        Err(e) => (Vec::new(), None, Some(e.code().to_string())),
+    };
+    ctx.audit.hop(tresor_core::audit::Hop {
+        event_source: "secretsmanager.amazonaws.com".into(),
+        event_name: "GetSecretValue".into(),
+        invoked_by: "ssm.amazonaws.com".into(),
+        read_only: true,
+        resources,
+        request_parameters: serde_json::Value::Object(request),
+        additional_event_data: additional,
+        error_code,
+    });
 }
 
 /// `SourceResult`: the GetSecretValue result as JSON, encoded straight into a zeroizing

@@ -68,6 +68,24 @@ pub trait ReadTxn: Send {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
+    /// Keys starting with `prefix` and strictly before `before` (when given), in *descending*
+    /// order, at most `limit` of them: the newest-first reading of a time-ordered log. To page
+    /// backwards, pass the last key of the previous page as `before`.
+    ///
+    /// Read transactions of the built-in backends implement it; others (and write
+    /// transactions) answer [`StoreError::Unsupported`].
+    fn scan_rev(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let _ = (prefix, before, limit);
+        Err(StoreError::Unsupported {
+            what: "reverse scans in this transaction",
+        })
+    }
+
     /// A number that identifies this transaction's snapshot for caching: two read
     /// transactions with the same `Some(n)` see the same committed data. `None` (the default,
     /// and always for write transactions, which see their own uncommitted writes) means the

@@ -156,6 +156,29 @@ impl ReadTxn for MemoryReadTxn {
             .collect())
     }
 
+    fn scan_rev(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // The tighter of `before` and the first key past the prefix.
+        let successor = crate::range::prefix_successor(prefix);
+        let upper = match (before, successor.as_deref()) {
+            (Some(b), Some(p)) => Bound::Excluded(if b < p { b } else { p }),
+            (Some(b), None) | (None, Some(b)) => Bound::Excluded(b),
+            (None, None) => Bound::Unbounded,
+        };
+        Ok(self
+            .snapshot
+            .range::<str, _>((Bound::Included(prefix), upper))
+            .rev()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn snapshot_generation(&self) -> Option<u64> {
         Some(self.generation)
     }

@@ -68,6 +68,9 @@ const SCAN_FROM_BELOW: &str = "SELECT k, v FROM kv WHERE k >= ?1 AND k < ?2 ORDE
 const SCAN_AFTER_BELOW: &str = "SELECT k, v FROM kv WHERE k > ?1 AND k < ?2 ORDER BY k LIMIT ?3";
 const SCAN_FROM: &str = "SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT ?2";
 const SCAN_AFTER: &str = "SELECT k, v FROM kv WHERE k > ?1 ORDER BY k LIMIT ?2";
+const SCAN_REV_BELOW: &str =
+    "SELECT k, v FROM kv WHERE k >= ?1 AND k < ?2 ORDER BY k DESC LIMIT ?3";
+const SCAN_REV: &str = "SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k DESC LIMIT ?2";
 
 /// Tuning of a [`SqliteStore`].
 #[derive(Debug, Clone)]
@@ -718,6 +721,41 @@ fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         .map_err(StoreError::sqlite("reading a key"))
 }
 
+/// Keys with `prefix` before `before`, descending (see [`ReadTxn::scan_rev`]).
+fn scan_rev(
+    conn: &Connection,
+    prefix: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // The tighter of `before` and the first key past the prefix.
+    let upper = match (before, prefix_successor(prefix)) {
+        (Some(b), Some(p)) => Some(if b < p.as_str() { b.to_string() } else { p }),
+        (Some(b), None) => Some(b.to_string()),
+        (None, p) => p,
+    };
+    let run = || -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
+        let read_row = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?));
+        match &upper {
+            Some(upper) => {
+                let mut stmt = conn.prepare_cached(SCAN_REV_BELOW)?;
+                let rows = stmt.query_map(params![prefix, upper, limit], read_row)?;
+                rows.collect()
+            }
+            None => {
+                let mut stmt = conn.prepare_cached(SCAN_REV)?;
+                let rows = stmt.query_map(params![prefix, limit], read_row)?;
+                rows.collect()
+            }
+        }
+    };
+    run().map_err(StoreError::sqlite("scanning keys backwards"))
+}
+
 fn scan(
     conn: &Connection,
     prefix: &str,
@@ -785,6 +823,15 @@ impl ReadTxn for SqliteReadTxn<'_> {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         scan(self.conn()?, prefix, start_after, limit)
+    }
+
+    fn scan_rev(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        scan_rev(self.conn()?, prefix, before, limit)
     }
 
     fn snapshot_generation(&self) -> Option<u64> {

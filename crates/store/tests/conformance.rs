@@ -131,6 +131,43 @@ fn scan_pages_with_start_after_and_limit(f: Fixture) {
     assert!(read.scan("p/", Some("z"), 10).unwrap().is_empty());
 }
 
+fn scan_rev_reads_the_prefixed_keys_backwards_in_pages(f: Fixture) {
+    let names: Vec<String> = (0..25).map(|i| format!("p/{i:02}")).collect();
+    let mut txn = f.store.begin_write().unwrap();
+    for n in &names {
+        txn.put(n, n.as_bytes()).unwrap();
+    }
+    txn.put("p", b"").unwrap();
+    txn.put("q", b"").unwrap();
+    txn.put("p0", b"").unwrap();
+    txn.commit().unwrap();
+    let read = f.store.begin_read().unwrap();
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = read.scan_rev("p/", before.as_deref(), 7).unwrap();
+        assert!(page.len() <= 7);
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|(k, _)| k.clone());
+        seen.extend(page.into_iter().map(|(k, v)| {
+            assert_eq!(k.as_bytes(), &v[..]);
+            k
+        }));
+    }
+    let mut expected = names.clone();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        keys(&read.scan_rev("p/", Some("p/10"), 2).unwrap()),
+        ["p/09", "p/08"]
+    );
+    // A `before` past the prefix is no tighter than the prefix.
+    assert_eq!(keys(&read.scan_rev("p/", Some("z"), 1).unwrap()), ["p/24"]);
+    assert!(read.scan_rev("p/", None, 0).unwrap().is_empty());
+}
+
 fn scan_handles_prefixes_at_utf8_boundaries(f: Fixture) {
     let entries = [
         "\u{7f}",
@@ -342,6 +379,7 @@ macro_rules! conformance {
             scan_returns_exactly_the_prefixed_keys_in_bytewise_order,
             scan_pages_with_start_after_and_limit,
             scan_handles_prefixes_at_utf8_boundaries,
+            scan_rev_reads_the_prefixed_keys_backwards_in_pages,
             scan_in_a_write_transaction_merges_pending_changes,
             dropping_a_write_transaction_rolls_it_back,
             a_read_transaction_keeps_its_snapshot,

@@ -226,7 +226,7 @@ pub fn message_case(service: ServiceId, code: &str) -> MessageCase {
             | "ThrottlingException" => MessageCase::Upper,
             _ => MessageCase::Lower,
         },
-        ServiceId::Iam | ServiceId::Sts => MessageCase::Upper,
+        ServiceId::Iam | ServiceId::Sts | ServiceId::CloudTrail => MessageCase::Upper,
         ServiceId::Lambda => lambda_message_case(code),
     }
 }

@@ -11,8 +11,9 @@ pub use crate::service::{Protocol, ServiceId};
 ///
 /// An unknown prefix or a target without a dot is AWS's `UnknownOperationException`.
 pub fn parse_target(target: &str) -> Result<(ServiceId, &str), AwsError> {
+    // CloudTrail's prefix has dots of its own; operation names never do.
     let (prefix, op) = target
-        .split_once('.')
+        .rsplit_once('.')
         .ok_or_else(|| AwsError::unknown_operation(Protocol::AwsJson11))?;
     let service = ServiceId::from_target_prefix(prefix)
         .ok_or_else(|| AwsError::unknown_operation(Protocol::AwsJson11))?;
@@ -39,6 +40,11 @@ mod tests {
         assert_eq!(
             parse_target("TrentService.Decrypt").ok(),
             Some((ServiceId::Kms, "Decrypt"))
+        );
+        assert_eq!(
+            parse_target("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents")
+                .ok(),
+            Some((ServiceId::CloudTrail, "LookupEvents"))
         );
     }
 

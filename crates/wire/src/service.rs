@@ -25,16 +25,19 @@ pub enum ServiceId {
     Iam,
     Sts,
     Lambda,
+    /// CloudTrail's event history (`LookupEvents`), over tresor's own audit log.
+    CloudTrail,
 }
 
 impl ServiceId {
-    pub const ALL: [ServiceId; 6] = [
+    pub const ALL: [ServiceId; 7] = [
         ServiceId::Ssm,
         ServiceId::SecretsManager,
         ServiceId::Kms,
         ServiceId::Iam,
         ServiceId::Sts,
         ServiceId::Lambda,
+        ServiceId::CloudTrail,
     ];
 
     /// The SigV4 signing name (the service part of the credential scope).
@@ -46,6 +49,7 @@ impl ServiceId {
             ServiceId::Iam => "iam",
             ServiceId::Sts => "sts",
             ServiceId::Lambda => "lambda",
+            ServiceId::CloudTrail => "cloudtrail",
         }
     }
 
@@ -63,6 +67,7 @@ impl ServiceId {
             ServiceId::Ssm => Some("AmazonSSM"),
             ServiceId::SecretsManager => Some("secretsmanager"),
             ServiceId::Kms => Some("TrentService"),
+            ServiceId::CloudTrail => Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101"),
             _ => None,
         }
     }
@@ -76,6 +81,7 @@ impl ServiceId {
             ServiceId::Iam => "2010-05-08",
             ServiceId::Sts => "2011-06-15",
             ServiceId::Lambda => "2015-03-31",
+            ServiceId::CloudTrail => "2013-11-01",
         }
     }
 

@@ -1,0 +1,528 @@
+//! CloudTrail's record shape (AWS CloudTrail User Guide, "CloudTrail record contents for
+//! management, data, and network activity events"; "CloudTrail userIdentity element"), built
+//! from what the server knows about a request: who (the authenticated [`Caller`], or the
+//! access key id of a request that failed authentication), what (service, operation, the
+//! redacted input and output), the outcome, and the services' audit facts.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tresor_cloudtrail::record::{RECORD_VERSION, StoredEvent, micros};
+use tresor_core::audit::{AuditResource, Facts, Hop, SecretRead, ServiceEvent};
+use tresor_core::{Caller, CallerKind};
+use tresor_wire::ServiceId;
+
+/// The record format version tresor writes.
+pub const EVENT_VERSION: &str = "1.09";
+
+/// Who made the request, as far as it is known.
+#[derive(Clone, Debug)]
+pub enum Who {
+    Caller {
+        caller: Caller,
+        session_created: Option<OffsetDateTime>,
+    },
+    /// Authentication failed: the access key id the request named, if it could be read.
+    Unauthenticated { access_key_id: Option<String> },
+}
+
+/// What every event of one request shares.
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    pub event_id: String,
+    pub request_id: String,
+    pub time: OffsetDateTime,
+    pub region: String,
+    pub source_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub who: Who,
+    pub service: ServiceId,
+    pub event_name: String,
+    pub read_only: bool,
+    /// Redacted already.
+    pub request_parameters: Value,
+}
+
+/// How the request ended.
+pub enum Outcome<'a> {
+    /// Still running (the record written with the operation's own transaction).
+    Pending,
+    Ok {
+        response: Option<Value>,
+    },
+    Err {
+        code: &'a str,
+        message: Option<&'a str>,
+    },
+}
+
+pub fn event_source(service: ServiceId) -> String {
+    format!("{}.amazonaws.com", service.signing_name())
+}
+
+fn time_text(t: OffsetDateTime) -> String {
+    // Second precision, as CloudTrail writes `eventTime`.
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// CloudTrail's resource type for an ARN tresor serves.
+pub fn resource_type(arn: &str) -> Option<&'static str> {
+    let mut parts = arn.splitn(6, ':');
+    let (_, _, service, _, _, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let kind = resource.split(['/', ':']).next()?;
+    Some(match (service, kind) {
+        ("secretsmanager", "secret") => "AWS::SecretsManager::Secret",
+        ("ssm", "parameter") => "AWS::SSM::Parameter",
+        ("kms", "key") => "AWS::KMS::Key",
+        ("kms", "alias") => "AWS::KMS::Alias",
+        ("iam", "user") => "AWS::IAM::User",
+        ("iam", "role") => "AWS::IAM::Role",
+        ("iam", "group") => "AWS::IAM::Group",
+        ("iam", "policy") => "AWS::IAM::Policy",
+        ("iam", "instance-profile") => "AWS::IAM::InstanceProfile",
+        ("iam", "oidc-provider") => "AWS::IAM::OIDCProvider",
+        ("sts", "assumed-role") => "AWS::STS::AssumedRole",
+        ("lambda", "function") => "AWS::Lambda::Function",
+        _ => return None,
+    })
+}
+
+fn account_of(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or("")
+}
+
+fn resources_json(resources: &[AuditResource]) -> Value {
+    Value::Array(
+        resources
+            .iter()
+            .map(|r| {
+                json!({
+                    "accountId": account_of(&r.arn),
+                    "type": r.resource_type,
+                    "ARN": r.arn,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn partition_of(arn: &str) -> &str {
+    arn.split(':').nth(1).unwrap_or("aws")
+}
+
+/// `userIdentity`, with `invokedBy` for a call a service made on the caller's behalf.
+pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
+    let mut id = Map::new();
+    match who {
+        Who::Caller {
+            caller,
+            session_created,
+        } => {
+            let kind = match &caller.kind {
+                CallerKind::Root => "Root",
+                CallerKind::User { .. } => "IAMUser",
+                CallerKind::AssumedRole { .. } => "AssumedRole",
+            };
+            id.insert("type".into(), kind.into());
+            id.insert("principalId".into(), caller.user_id.clone().into());
+            id.insert("arn".into(), caller.arn.clone().into());
+            id.insert("accountId".into(), caller.account.clone().into());
+            id.insert("accessKeyId".into(), caller.access_key_id.clone().into());
+            if let CallerKind::User { name, .. } = &caller.kind {
+                id.insert("userName".into(), name.clone().into());
+            }
+            let creation = session_created.map(time_text);
+            if let CallerKind::AssumedRole {
+                role_name,
+                role_path,
+                role_id,
+                ..
+            } = &caller.kind
+            {
+                let mut attributes = Map::new();
+                if let Some(c) = &creation {
+                    attributes.insert("creationDate".into(), c.clone().into());
+                }
+                attributes.insert("mfaAuthenticated".into(), "false".into());
+                id.insert(
+                    "sessionContext".into(),
+                    json!({
+                        "sessionIssuer": {
+                            "type": "Role",
+                            "principalId": role_id,
+                            "arn": format!(
+                                "arn:{}:iam::{}:role{}{}",
+                                partition_of(&caller.arn), caller.account, role_path, role_name
+                            ),
+                            "accountId": caller.account,
+                            "userName": role_name,
+                        },
+                        "attributes": attributes,
+                    }),
+                );
+            } else if let Some(c) = creation {
+                // GetSessionToken credentials of a user or the root user.
+                id.insert(
+                    "sessionContext".into(),
+                    json!({"attributes": {"creationDate": c, "mfaAuthenticated": "false"}}),
+                );
+            }
+        }
+        Who::Unauthenticated { access_key_id } => {
+            id.insert("type".into(), "Unknown".into());
+            if let Some(k) = access_key_id {
+                id.insert("accessKeyId".into(), k.clone().into());
+            }
+        }
+    }
+    if let Some(by) = invoked_by {
+        id.insert("invokedBy".into(), by.into());
+    }
+    Value::Object(id)
+}
+
+/// The name LookupEvents' `Username` matches: the user, the role session, or `root`.
+fn username(who: &Who) -> Option<String> {
+    match who {
+        Who::Caller { caller, .. } => Some(match &caller.kind {
+            CallerKind::Root => "root".into(),
+            CallerKind::User { name, .. } => name.clone(),
+            CallerKind::AssumedRole { session_name, .. } => session_name.clone(),
+        }),
+        Who::Unauthenticated { .. } => None,
+    }
+}
+
+fn caller_parts(who: &Who) -> (String, Option<String>, Option<String>) {
+    match who {
+        Who::Caller { caller, .. } => (
+            caller.account.clone(),
+            Some(caller.arn.clone()),
+            Some(caller.access_key_id.clone()),
+        ),
+        Who::Unauthenticated { access_key_id } => (String::new(), None, access_key_id.clone()),
+    }
+}
+
+fn reads_json(reads: &[SecretRead]) -> Value {
+    json!({ "secretVersions": reads })
+}
+
+/// The request's own event.
+pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> StoredEvent {
+    let prefix = format!("{}:", info.service.action_prefix());
+    let mut resources: Vec<AuditResource> = facts.resources.clone();
+    for (action, arn) in &facts.asked {
+        if action.starts_with(&prefix)
+            && !resources.iter().any(|r| &r.arn == arn)
+            && let Some(t) = resource_type(arn)
+        {
+            resources.push(AuditResource {
+                resource_type: t.into(),
+                arn: arn.clone(),
+            });
+        }
+    }
+    let mut r = Record::new(
+        info,
+        &info.event_id,
+        event_source(info.service),
+        &info.event_name,
+        None,
+        resources,
+    );
+    r.request_parameters = info.request_parameters.clone();
+    match outcome {
+        Outcome::Pending => {}
+        Outcome::Ok { response } => {
+            r.response_elements = response.clone().unwrap_or(Value::Null);
+        }
+        Outcome::Err { code, message } => {
+            r.error_code = Some((*code).to_string());
+            r.error_message = message.map(str::to_string);
+        }
+    }
+    if !facts.reads.is_empty() {
+        r.additional = Some(reads_json(&facts.reads));
+        // A failed request returned nothing, whatever it read on the way.
+        if r.error_code.is_none() {
+            r.reads = facts.reads.clone();
+        }
+    }
+    r.into_stored()
+}
+
+/// The event of a call a service made on the caller's behalf.
+pub fn hop_event(info: &RequestInfo, hop: &Hop, event_id: &str) -> StoredEvent {
+    let mut r = Record::new(
+        info,
+        event_id,
+        hop.event_source.clone(),
+        &hop.event_name,
+        Some(&hop.invoked_by),
+        hop.resources.clone(),
+    );
+    r.request_parameters = hop.request_parameters.clone();
+    r.additional = hop.additional_event_data.clone();
+    r.error_code = hop.error_code.clone();
+    r.read_only = hop.read_only;
+    r.reads = hop
+        .additional_event_data
+        .as_ref()
+        .and_then(|a| a.get("secretVersions"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    r.into_stored()
+}
+
+/// A service's own event (rotation, deletion after the recovery window).
+pub fn service_event(e: &ServiceEvent) -> StoredEvent {
+    let event_id = tresor_crypto::ids::uuid_v4();
+    let mut record = Map::new();
+    record.insert("eventVersion".into(), EVENT_VERSION.into());
+    record.insert(
+        "userIdentity".into(),
+        json!({"type": "AWSService", "invokedBy": e.event_source}),
+    );
+    record.insert("eventTime".into(), time_text(e.time).into());
+    record.insert("eventSource".into(), e.event_source.clone().into());
+    record.insert("eventName".into(), e.event_name.clone().into());
+    record.insert("awsRegion".into(), e.region.clone().into());
+    record.insert("sourceIPAddress".into(), e.event_source.clone().into());
+    record.insert("userAgent".into(), e.event_source.clone().into());
+    record.insert("requestParameters".into(), Value::Null);
+    record.insert("responseElements".into(), Value::Null);
+    if let Some(a) = &e.additional_event_data {
+        record.insert("additionalEventData".into(), a.clone());
+    }
+    record.insert("eventID".into(), event_id.clone().into());
+    record.insert("readOnly".into(), false.into());
+    record.insert("resources".into(), resources_json(&e.resources));
+    record.insert("eventType".into(), "AwsServiceEvent".into());
+    record.insert("managementEvent".into(), true.into());
+    record.insert("recipientAccountId".into(), e.account.clone().into());
+    record.insert("eventCategory".into(), "Management".into());
+    StoredEvent {
+        v: RECORD_VERSION,
+        event_id,
+        event_name: e.event_name.clone(),
+        event_source: e.event_source.clone(),
+        read_only: false,
+        time_us: micros(e.time),
+        account: e.account.clone(),
+        region: e.region.clone(),
+        username: None,
+        access_key_id: None,
+        resources: pairs(&e.resources),
+        principal: None,
+        source_ip: None,
+        invoked_by: Some(e.event_source.clone()),
+        error_code: None,
+        reads: Vec::new(),
+        event: Value::Object(record).to_string(),
+    }
+}
+
+fn pairs(resources: &[AuditResource]) -> Vec<(String, String)> {
+    resources
+        .iter()
+        .map(|r| (r.resource_type.clone(), r.arn.clone()))
+        .collect()
+}
+
+/// An `AwsApiCall` record being built: the CloudTrail JSON and the stored event's index
+/// fields come from it together.
+struct Record<'a> {
+    info: &'a RequestInfo,
+    event_id: &'a str,
+    event_source: String,
+    event_name: &'a str,
+    invoked_by: Option<String>,
+    request_parameters: Value,
+    response_elements: Value,
+    additional: Option<Value>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    read_only: bool,
+    resources: Vec<AuditResource>,
+    reads: Vec<SecretRead>,
+}
+
+impl<'a> Record<'a> {
+    /// A record of `info`'s caller; `invoked_by` names the service that made the call on the
+    /// caller's behalf (CloudTrail then gives that service as source address and agent).
+    fn new(
+        info: &'a RequestInfo,
+        event_id: &'a str,
+        event_source: String,
+        event_name: &'a str,
+        invoked_by: Option<&str>,
+        resources: Vec<AuditResource>,
+    ) -> Self {
+        Record {
+            info,
+            event_id,
+            event_source,
+            event_name,
+            invoked_by: invoked_by.map(str::to_string),
+            request_parameters: Value::Null,
+            response_elements: Value::Null,
+            additional: None,
+            error_code: None,
+            error_message: None,
+            read_only: info.read_only,
+            resources,
+            reads: Vec::new(),
+        }
+    }
+
+    fn into_stored(self) -> StoredEvent {
+        let info = self.info;
+        let source_ip = match &self.invoked_by {
+            Some(by) => Some(by.clone()),
+            None => info.source_ip.map(|ip| ip.to_string()),
+        };
+        let user_agent = self.invoked_by.clone().or_else(|| info.user_agent.clone());
+        let (account, principal, access_key_id) = caller_parts(&info.who);
+        let mut r = Map::new();
+        r.insert("eventVersion".into(), EVENT_VERSION.into());
+        r.insert(
+            "userIdentity".into(),
+            user_identity(&info.who, self.invoked_by.as_deref()),
+        );
+        r.insert("eventTime".into(), time_text(info.time).into());
+        r.insert("eventSource".into(), self.event_source.clone().into());
+        r.insert("eventName".into(), self.event_name.into());
+        r.insert("awsRegion".into(), info.region.clone().into());
+        r.insert(
+            "sourceIPAddress".into(),
+            source_ip.clone().map_or(Value::Null, Value::String),
+        );
+        r.insert(
+            "userAgent".into(),
+            user_agent.map_or(Value::Null, Value::String),
+        );
+        if let Some(code) = &self.error_code {
+            r.insert("errorCode".into(), code.clone().into());
+        }
+        if let Some(message) = self.error_message {
+            r.insert("errorMessage".into(), message.into());
+        }
+        r.insert("requestParameters".into(), self.request_parameters);
+        r.insert("responseElements".into(), self.response_elements);
+        if let Some(a) = self.additional {
+            r.insert("additionalEventData".into(), a);
+        }
+        r.insert("requestID".into(), info.request_id.clone().into());
+        r.insert("eventID".into(), self.event_id.into());
+        r.insert("readOnly".into(), self.read_only.into());
+        r.insert("resources".into(), resources_json(&self.resources));
+        r.insert("eventType".into(), "AwsApiCall".into());
+        r.insert("managementEvent".into(), true.into());
+        r.insert("recipientAccountId".into(), account.clone().into());
+        r.insert("eventCategory".into(), "Management".into());
+        StoredEvent {
+            v: RECORD_VERSION,
+            event_id: self.event_id.to_string(),
+            event_name: self.event_name.to_string(),
+            event_source: self.event_source,
+            read_only: self.read_only,
+            time_us: micros(info.time),
+            account,
+            region: info.region.clone(),
+            username: username(&info.who),
+            access_key_id,
+            resources: pairs(&self.resources),
+            principal,
+            source_ip,
+            invoked_by: self.invoked_by,
+            error_code: self.error_code,
+            reads: self.reads,
+            event: Value::Object(r).to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role_caller() -> Caller {
+        Caller {
+            account: "111122223333".into(),
+            arn: "arn:aws:sts::111122223333:assumed-role/app/i-1".into(),
+            user_id: "AROAEXAMPLE:i-1".into(),
+            kind: CallerKind::AssumedRole {
+                role_name: "app".into(),
+                role_path: "/".into(),
+                role_id: "AROAEXAMPLE".into(),
+                session_name: "i-1".into(),
+            },
+            access_key_id: "ASIAEXAMPLE".into(),
+        }
+    }
+
+    #[test]
+    fn an_assumed_role_event_has_cloudtrails_shape() {
+        let info = RequestInfo {
+            event_id: "e".into(),
+            request_id: "r".into(),
+            time: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            region: "us-east-1".into(),
+            source_ip: "10.0.0.1".parse().ok(),
+            user_agent: Some("boto3".into()),
+            who: Who::Caller {
+                caller: role_caller(),
+                session_created: OffsetDateTime::from_unix_timestamp(1_699_999_000).ok(),
+            },
+            service: ServiceId::SecretsManager,
+            event_name: "GetSecretValue".into(),
+            read_only: true,
+            request_parameters: json!({"secretId": "db"}),
+        };
+        let facts = Facts {
+            reads: vec![SecretRead {
+                secret_arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf".into(),
+                version_id: "v1".into(),
+                version_stages: vec!["AWSCURRENT".into()],
+            }],
+            asked: vec![(
+                "secretsmanager:GetSecretValue".into(),
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf".into(),
+            )],
+            ..Facts::default()
+        };
+        let e = main_event(&info, &facts, &Outcome::Ok { response: None });
+        let v: Value = serde_json::from_str(&e.event).unwrap();
+        assert_eq!(v["eventVersion"], "1.09");
+        assert_eq!(v["eventTime"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["userIdentity"]["type"], "AssumedRole");
+        assert_eq!(
+            v["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"],
+            "arn:aws:iam::111122223333:role/app"
+        );
+        assert_eq!(
+            v["userIdentity"]["sessionContext"]["attributes"]["creationDate"],
+            "2023-11-14T21:56:40Z"
+        );
+        assert_eq!(
+            v["additionalEventData"]["secretVersions"][0]["versionId"],
+            "v1"
+        );
+        assert_eq!(v["resources"].as_array().map(Vec::len), Some(1));
+        assert_eq!(v["eventType"], "AwsApiCall");
+        assert_eq!(v["recipientAccountId"], "111122223333");
+        assert_eq!(e.username.as_deref(), Some("i-1"));
+        assert_eq!(e.reads.len(), 1);
+    }
+}

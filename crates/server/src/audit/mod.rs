@@ -1,0 +1,519 @@
+//! The audit log: a CloudTrail record for every request — allowed, denied, or refused at
+//! authentication — plus the calls services make on the caller's behalf and the services' own
+//! events, written to the store (and optionally to a JSON-lines file), never with a secret in
+//! it ([`redact`]).
+//!
+//! Durable and fail-closed (Vault's rule: a request that cannot be audited is not served):
+//! - a write's record is put into the operation's own write transaction just before it
+//!   commits ([`tresor_core::audit::with_pending`]): the change and its record commit
+//!   together or not at all;
+//! - every request's final record (outcome, response elements) is written before its
+//!   response is sent, by a batcher: the records of many concurrent requests share one write
+//!   transaction (and, with SQLite's group commit, one fsync). If it cannot be written the
+//!   request fails with an internal error.
+//!
+//! Records older than the retention (90 days by default, CloudTrail's event history) are
+//! pruned by a background task.
+
+pub mod event;
+pub mod redact;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tresor_cloudtrail::record::{self, StoredEvent};
+use tresor_core::Services;
+use tresor_core::audit::{
+    AuditFacts, PendingRecord, ServiceEvent, ServiceEventWriter, ServiceEvents,
+};
+use tresor_store::{StoreError, WriteTxn};
+
+use crate::metrics::Metrics;
+use event::{Outcome, RequestInfo};
+
+/// CloudTrail's event history: 90 days.
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+/// Batcher threads. One: while it commits, the next batch gathers, so batches grow with the
+/// load and the store sees few, large transactions (measured: two batchers gave more, smaller
+/// commits and less throughput).
+const BATCHERS: usize = 1;
+/// How long the batcher waits for one more record before it commits what it has.
+const LINGER_GAP: Duration = Duration::from_micros(200);
+/// The longest a batch gathers records.
+const LINGER_MAX: Duration = Duration::from_millis(2);
+/// The most records one batch transaction carries.
+const MAX_BATCH: usize = 1024;
+/// How often old records are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Records deleted per prune transaction (short transactions: the writer is shared).
+const PRUNE_CHUNK: usize = 1000;
+
+/// The `[audit]` configuration.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// Off only when asked for explicitly (benchmarks); nothing is recorded then.
+    pub enabled: bool,
+    /// A JSON-lines file that gets every record too (one CloudTrail record a line).
+    pub file: Option<PathBuf>,
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            file: None,
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// A batch of records for the batcher, and who waits for its outcome.
+struct Job {
+    events: Vec<StoredEvent>,
+    /// Whether the record belongs in the main store: it replaces the one written with the
+    /// request's change there.
+    main: bool,
+    done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// The audit log of a deployment.
+pub struct Auditor {
+    services: Arc<Services>,
+    enabled: bool,
+    queue: Option<mpsc::Sender<Job>>,
+    file: Option<Arc<parking_lot::Mutex<std::fs::File>>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The audit log could not be written.
+#[derive(Debug)]
+pub struct AuditFailed;
+
+impl Auditor {
+    /// Opens the JSON-lines file, starts the batchers and registers the service-event writer.
+    /// `log_store` gets the records of requests that changed nothing (see
+    /// [`tresor_core::audit::AuditLogStore`]).
+    pub fn start(
+        services: Arc<Services>,
+        log_store: Arc<dyn tresor_store::Store>,
+        config: &AuditConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Auditor>, String> {
+        if !config.enabled {
+            tracing::warn!("the audit log is off: requests are not recorded");
+            return Ok(Arc::new(Auditor {
+                services,
+                enabled: false,
+                queue: None,
+                file: None,
+                metrics,
+            }));
+        }
+        let file = match &config.file {
+            Some(path) => Some(Arc::new(parking_lot::Mutex::new(open_file(path)?))),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
+        for i in 0..BATCHERS {
+            let rx = rx.clone();
+            let stores = [services.store().clone(), log_store.clone()];
+            let file = file.clone();
+            let metrics = metrics.clone();
+            std::thread::Builder::new()
+                .name(format!("tresor-audit-{i}"))
+                .spawn(move || batcher(&rx, &stores, file.as_deref(), &metrics))
+                .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+        }
+        services.set_extension(Arc::new(tresor_core::audit::AuditLogStore(log_store)));
+        services.set_extension(Arc::new(ServiceEvents(Arc::new(ServiceEventSink {
+            file: file.clone(),
+            metrics: metrics.clone(),
+        }))));
+        let auditor = Arc::new(Auditor {
+            services,
+            enabled: true,
+            queue: Some(tx),
+            file,
+            metrics,
+        });
+        Ok(auditor)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The pending record of a request about to run (None when the log is off).
+    pub fn pending(&self, info: RequestInfo, facts: AuditFacts) -> Option<Arc<Pending>> {
+        self.enabled.then(|| {
+            Arc::new(Pending {
+                wrote: std::sync::atomic::AtomicBool::new(false),
+                info,
+                facts,
+                hop_ids: parking_lot::Mutex::new(Vec::new()),
+            })
+        })
+    }
+
+    /// Writes the final records of `pending` (and its hops) before the response goes out.
+    pub async fn finish(
+        &self,
+        pending: &Pending,
+        outcome: &Outcome<'_>,
+    ) -> Result<(), AuditFailed> {
+        let main = pending.wrote.load(std::sync::atomic::Ordering::SeqCst);
+        self.send(pending.events(outcome), main).await
+    }
+
+    /// Writes the record of one request (its own event first) through the batcher and waits
+    /// until it is durable.
+    pub async fn record(&self, events: Vec<StoredEvent>) -> Result<(), AuditFailed> {
+        self.send(events, false).await
+    }
+
+    async fn send(&self, events: Vec<StoredEvent>, main: bool) -> Result<(), AuditFailed> {
+        let Some(queue) = &self.queue else {
+            return Ok(());
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        queue
+            .send(Job { events, main, done })
+            .map_err(|_| AuditFailed)?;
+        match wait.await {
+            Ok(true) => Ok(()),
+            _ => Err(AuditFailed),
+        }
+    }
+
+    /// Prunes records older than the retention, every [`PRUNE_INTERVAL`], until `stop`.
+    pub async fn retention(
+        self: Arc<Self>,
+        retention_days: u64,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {
+                    let services = self.services.clone();
+                    let days = i64::try_from(retention_days).unwrap_or(i64::MAX);
+                    let _ = tokio::task::spawn_blocking(move || prune(&services, days)).await;
+                }
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Whether a JSON-lines file is configured.
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+fn open_file(path: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot open the audit file {}: {e}", path.display()))
+}
+
+/// Deletes records older than `days`, a chunk per transaction.
+pub fn prune(services: &Services, days: i64) {
+    for store in tresor_core::audit::record_stores(services) {
+        prune_store(&*store, days);
+    }
+}
+
+fn prune_store(store: &dyn tresor_store::Store, days: i64) {
+    let cutoff = OffsetDateTime::now_utc() - time::Duration::days(days);
+    loop {
+        let result = (|| -> Result<usize, StoreError> {
+            let mut txn = store.begin_write()?;
+            let n = record::prune(&mut *txn, cutoff, PRUNE_CHUNK)?;
+            txn.commit()?;
+            Ok(n)
+        })();
+        match result {
+            Ok(n) if n == PRUNE_CHUNK => continue,
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(deleted = n, "pruned audit records past the retention");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning the audit log failed; will retry");
+                return;
+            }
+        }
+    }
+}
+
+fn batcher(
+    rx: &parking_lot::Mutex<mpsc::Receiver<Job>>,
+    stores: &[Arc<dyn tresor_store::Store>; 2],
+    file: Option<&parking_lot::Mutex<std::fs::File>>,
+    metrics: &Metrics,
+) {
+    loop {
+        let mut jobs = {
+            let rx = rx.lock();
+            let Ok(first) = rx.recv() else {
+                return;
+            };
+            let started = std::time::Instant::now();
+            let mut jobs = vec![first];
+            let mut n = jobs[0].events.len();
+            // Gather while records keep arriving (each within LINGER_GAP of the last), up to
+            // LINGER_MAX: under load the batches grow, a lone request waits LINGER_GAP at most.
+            while n < MAX_BATCH && started.elapsed() < LINGER_MAX {
+                match rx.recv_timeout(LINGER_GAP) {
+                    Ok(job) => {
+                        n += job.events.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            jobs
+        };
+        let n: usize = jobs.iter().map(|j| j.events.len()).sum();
+        let written = [true, false]
+            .iter()
+            .zip(stores.iter())
+            .try_for_each(|(main, store)| {
+                let rows: Vec<&[StoredEvent]> = jobs
+                    .iter()
+                    .filter(|j| j.main == *main)
+                    .map(|j| j.events.as_slice())
+                    .collect();
+                write_batch(&**store, file, &rows)
+            });
+        let ok = match written {
+            Ok(()) => {
+                metrics.audit_batch();
+                metrics.audit_written(n as u64);
+                true
+            }
+            Err(e) => {
+                metrics.audit_failed(n as u64);
+                tracing::error!(error = %e, records = n, "the audit log could not be written; the requests fail");
+                false
+            }
+        };
+        for job in jobs.drain(..) {
+            let _ = job.done.send(ok);
+        }
+    }
+}
+
+fn write_batch(
+    store: &dyn tresor_store::Store,
+    file: Option<&parking_lot::Mutex<std::fs::File>>,
+    rows: &[&[StoredEvent]],
+) -> Result<(), String> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut txn = store.begin_write().map_err(|e| e.to_string())?;
+    for row in rows {
+        record::put_row(&mut *txn, row).map_err(|e| e.to_string())?;
+    }
+    txn.commit().map_err(|e| e.to_string())?;
+    if let Some(file) = file {
+        append_lines(file, rows.iter().flat_map(|r| r.iter()))?;
+    }
+    Ok(())
+}
+
+fn append_lines<'a>(
+    file: &parking_lot::Mutex<std::fs::File>,
+    events: impl Iterator<Item = &'a StoredEvent>,
+) -> Result<(), String> {
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&e.event);
+        text.push('\n');
+    }
+    let mut f = file.lock();
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.flush())
+        .map_err(|e| format!("audit file: {e}"))
+}
+
+/// A request's records while it runs: written into each write transaction the operation
+/// commits (see the module docs), then once more, final, by [`Auditor::finish`]. The same
+/// keys every time, so the final write replaces the early one.
+pub struct Pending {
+    /// Whether the record went into a transaction of the main store (the request changed
+    /// something): its final version replaces it there.
+    wrote: std::sync::atomic::AtomicBool,
+    info: RequestInfo,
+    facts: AuditFacts,
+    /// The event ids of the hops, assigned in the order the hops were noted.
+    hop_ids: parking_lot::Mutex<Vec<String>>,
+}
+
+impl Pending {
+    fn events(&self, outcome: &Outcome<'_>) -> Vec<StoredEvent> {
+        let facts = self.facts.snapshot();
+        let mut out = Vec::with_capacity(1 + facts.hops.len());
+        out.push(event::main_event(&self.info, &facts, outcome));
+        let mut ids = self.hop_ids.lock();
+        for (i, hop) in facts.hops.iter().enumerate() {
+            if ids.len() <= i {
+                ids.push(tresor_crypto::ids::uuid_v4());
+            }
+            out.push(event::hop_event(&self.info, hop, &ids[i]));
+        }
+        out
+    }
+}
+
+impl PendingRecord for Pending {
+    fn write(&self, txn: &mut dyn WriteTxn) -> Result<(), StoreError> {
+        self.wrote.store(true, std::sync::atomic::Ordering::SeqCst);
+        record::put_row(txn, &self.events(&Outcome::Pending))
+    }
+}
+
+/// Writes the services' own events into their transactions (and the file).
+struct ServiceEventSink {
+    file: Option<Arc<parking_lot::Mutex<std::fs::File>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl ServiceEventWriter for ServiceEventSink {
+    fn write(&self, txn: &mut dyn WriteTxn, e: &ServiceEvent) -> Result<(), StoreError> {
+        let stored = event::service_event(e);
+        self.metrics.service_event(&e.event_name);
+        record::put(txn, &stored)?;
+        if let Some(file) = &self.file
+            && let Err(err) = append_lines(file, std::iter::once(&stored))
+        {
+            // Fail the transaction: the event is not recorded everywhere it must be.
+            tracing::error!(error = %err, "the audit file could not be written");
+            return Err(StoreError::Unsupported {
+                what: "writing the audit file",
+            });
+        }
+        self.metrics.audit_written(1);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_core::audit::AuditResource;
+    use tresor_store::{SqliteStore, Store};
+
+    fn service_event(name: &str) -> StoredEvent {
+        event::service_event(&event_of(name))
+    }
+
+    fn event_of(name: &str) -> ServiceEvent {
+        ServiceEvent {
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: name.into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            time: OffsetDateTime::now_utc(),
+            resources: vec![AuditResource {
+                resource_type: "AWS::SecretsManager::Secret".into(),
+                arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:s-AbCdEf".into(),
+            }],
+            additional_event_data: None,
+        }
+    }
+
+    fn stored(services: &Services) -> usize {
+        tresor_core::audit::record_stores(services)
+            .iter()
+            .map(|s| {
+                let txn = s.begin_read().unwrap();
+                txn.scan(record::EVENT_PREFIX, None, 100).unwrap().len()
+            })
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_record_the_store_cannot_commit_fails_its_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Arc::new(SqliteStore::open(&dir.path().join("log.db")).unwrap());
+        let log: Arc<dyn Store> = sqlite.clone();
+        let main = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let services = Arc::new(Services::new(
+            main,
+            Arc::new(tresor_crypto::RootKey::from_bytes(&[1; 32]).unwrap()),
+            Arc::new(tresor_iam::IamDirectory),
+        ));
+        let metrics = Arc::new(Metrics::new(Vec::new()));
+        let auditor = Auditor::start(
+            services.clone(),
+            log,
+            &AuditConfig::default(),
+            metrics.clone(),
+        )
+        .unwrap();
+        assert!(auditor.record(vec![service_event("A")]).await.is_ok());
+        assert_eq!(stored(&services), 1);
+        sqlite.fail_next_commits(1);
+        assert!(
+            auditor
+                .record(vec![service_event("B"), service_event("C")])
+                .await
+                .is_err()
+        );
+        assert_eq!(stored(&services), 1, "nothing of the failed batch is kept");
+        let text = metrics.render(&services);
+        assert!(
+            text.contains("tresor_audit_events_failed_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tresor_audit_events_written_total 1"),
+            "{text}"
+        );
+        // A service event goes into the transaction of the change it describes.
+        let mut txn = services.store().begin_write().unwrap();
+        tresor_core::audit::record_service_event(
+            &services,
+            &mut *txn,
+            &event_of("RotationSucceeded"),
+        )
+        .unwrap();
+        drop(txn); // rolled back with its change: no record either
+        assert_eq!(stored(&services), 1);
+        let mut txn = services.store().begin_write().unwrap();
+        tresor_core::audit::record_service_event(
+            &services,
+            &mut *txn,
+            &event_of("RotationSucceeded"),
+        )
+        .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(stored(&services), 2);
+        assert!(
+            metrics
+                .render(&services)
+                .contains("tresor_rotation_outcomes_total{outcome=\"RotationSucceeded\"} 2")
+        );
+    }
+}
