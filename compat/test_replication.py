@@ -13,11 +13,13 @@ import json
 import shutil
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import aws_cli, start_server, uniq
 from test_e2e_ci_boot import policy
@@ -137,9 +139,28 @@ def test_a_disabled_region_key_makes_only_the_replica_unreadable(world):
     assert "KMS key" in st["StatusMessage"], st
     assert len(world.sm[B].describe_secret(SecretId=name)["VersionIdsToStages"]) == 1
     # The key back: the replica catches up by itself.
+    assert _replication_metrics(world, arn)["tresor_replication_in_sync"] == 0
     world.kms[B].enable_key(KeyId=key_b)
     world.in_sync(arn, B)
     assert world.replica_value(name)["SecretString"] == "token-2"
+    # /metrics shows the replica's status, its lag and the failures on the way.
+    m = _replication_metrics(world, arn)
+    assert m["tresor_replication_in_sync"] == 1
+    assert m["tresor_replication_failures"] >= 1 and m["tresor_replication_syncs"] >= 2
+    assert 0 <= m["tresor_replication_lag_seconds"] <= m["tresor_replication_max_lag_seconds"]
+    assert m["tresor_replication_pending_seconds"] == 0
+
+
+def _replication_metrics(world, arn) -> dict:
+    """The replication samples of /metrics for the replica of `arn` in region B."""
+    with urllib.request.urlopen(world.server.endpoint + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("secret") == arn and sample.labels.get("region") == B:
+                out[sample.name.removesuffix("_total")] = sample.value
+    return out
 
 
 def test_a_key_the_principal_may_not_use_fails_replication_with_kms_access_denied(world):

@@ -323,6 +323,7 @@ fn acting_ctx(
         secure_transport: true,
         caller,
         deferred: Default::default(),
+        audit: Default::default(),
     }
 }
 

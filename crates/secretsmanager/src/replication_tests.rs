@@ -32,6 +32,7 @@ fn ctx(region: &str) -> RequestCtx {
         secure_transport: true,
         caller: Caller::root(ACCOUNT, "AKIAEXAMPLE"),
         deferred: Default::default(),
+        audit: Default::default(),
     }
 }
 

@@ -280,6 +280,7 @@ impl Call<'_> {
                 access_key_id: String::new(),
             },
             region: self.state.regions.first().cloned().unwrap_or_default(),
+            session_created: None,
         }
     }
 

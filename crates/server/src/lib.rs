@@ -12,8 +12,8 @@ pub mod federation;
 mod golden_iam_tests;
 pub mod handler;
 pub mod jobs;
-pub mod peer;
 pub mod metrics;
+pub mod peer;
 pub mod setup;
 pub mod tls;
 
@@ -112,6 +112,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         max_connections: config.max_connections,
     };
     let metrics = Arc::new(metrics::Metrics::new(deployment.store_files()));
+    metrics.register(Box::new(metrics::replication));
     let log_store = deployment.open_audit_log()?;
     let auditor = audit::Auditor::start(
         deployment.services.clone(),

@@ -422,6 +422,75 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// The replication figures of this deployment's primaries (a [`Collector`]): per replica, its
+/// status, the lag of its last catch-up, the largest lag seen, how long the oldest change not
+/// yet on it has waited, and its catch-up and failure counts.
+pub fn replication(services: &Services, out: &mut String) {
+    let replicas = tresor_secretsmanager::replication_sync::lag_snapshot(services);
+    let series = |out: &mut String,
+                  name: &str,
+                  kind: &str,
+                  help: &str,
+                  value: &dyn Fn(
+        &tresor_secretsmanager::replication_sync::ReplicaLag,
+    ) -> Option<f64>| {
+        family(out, name, kind, help);
+        for r in &replicas {
+            if let Some(v) = value(r) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{secret=\"{}\",region=\"{}\"}} {v}",
+                    escape(&r.secret_arn),
+                    escape(&r.region)
+                );
+            }
+        }
+    };
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    series(
+        out,
+        "tresor_replication_in_sync",
+        "gauge",
+        "1 when the replica is InSync, 0 when InProgress or Failed.",
+        &|r| Some(if r.status == "InSync" { 1.0 } else { 0.0 }),
+    );
+    series(
+        out,
+        "tresor_replication_lag_seconds",
+        "gauge",
+        "Primary commit to replica commit, at the replica's last catch-up.",
+        &|r| r.last_lag_ms.map(secs),
+    );
+    series(
+        out,
+        "tresor_replication_max_lag_seconds",
+        "gauge",
+        "Largest catch-up lag seen since start.",
+        &|r| Some(secs(r.max_lag_ms)),
+    );
+    series(
+        out,
+        "tresor_replication_pending_seconds",
+        "gauge",
+        "Age of the oldest change not yet on the replica (0 when none).",
+        &|r| Some(r.pending_ms.map_or(0.0, secs)),
+    );
+    series(
+        out,
+        "tresor_replication_syncs_total",
+        "counter",
+        "Catch-ups applied to the replica since start.",
+        &|r| Some(r.syncs as f64),
+    );
+    series(
+        out,
+        "tresor_replication_failures_total",
+        "counter",
+        "Failed replication attempts since start.",
+        &|r| Some(r.failures as f64),
+    );
+}
+
 /// A label value in the exposition format: backslash, double quote and newline escaped.
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
