@@ -473,3 +473,36 @@ def test_offline_jwks_for_air_gapped_issuers(tmp_path):
         assert error_code(e)[0] == "InvalidIdentityToken"
     finally:
         server.stop()
+
+
+def test_audit_records_name_the_federated_identity(world):
+    """CloudTrail's shapes: the AssumeRoleWithWebIdentity call is a `WebIdentityUser`
+    (`<provider>:<audience>:<subject>`), and requests signed with the session carry
+    `sessionContext.webIdFederationData` naming the provider (and, in tresor, the subject)."""
+    token = world.issuer.token()
+    creds = world.assume(token)["Credentials"]
+    session = world.server.client("secretsmanager", creds["AccessKeyId"], creds["SecretAccessKey"],
+                                  creds["SessionToken"])
+    assert session.get_secret_value(SecretId=world.secret_name)["SecretString"] == world.secret_value
+    trail = world.server.admin("cloudtrail")
+
+    def events(key, value):
+        found = trail.lookup_events(LookupAttributes=[{"AttributeKey": key, "AttributeValue": value}])["Events"]
+        return [json.loads(e["CloudTrailEvent"]) for e in found]
+
+    hp = world.issuer.host_path
+    logins = [e for e in events("EventName", "AssumeRoleWithWebIdentity")
+              if e["userIdentity"].get("principalId") == f"{hp}:{AUDIENCE}:{SUBJECT}"]
+    assert logins, "no AssumeRoleWithWebIdentity event for the token's identity"
+    login = logins[0]["userIdentity"]
+    assert login["type"] == "WebIdentityUser"
+    assert login["userName"] == SUBJECT and login["identityProvider"] == hp
+    assert token not in json.dumps(logins), "the token itself must never be recorded"
+
+    reads = [e for e in events("AccessKeyId", creds["AccessKeyId"]) if e["eventName"] == "GetSecretValue"]
+    assert reads, "no GetSecretValue event for the federated session"
+    ident = reads[0]["userIdentity"]
+    assert ident["type"] == "AssumedRole"
+    fed = ident["sessionContext"]["webIdFederationData"]
+    assert fed["federatedProvider"] == world.provider_arn
+    assert fed["attributes"]["sub"] == SUBJECT and fed["attributes"]["aud"] == AUDIENCE

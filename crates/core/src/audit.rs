@@ -56,6 +56,18 @@ pub struct Hop {
     pub error_code: Option<String>,
 }
 
+/// The caller of `AssumeRoleWithWebIdentity` as CloudTrail names it (`userIdentity.type`
+/// `WebIdentityUser`): the provider, `<provider>:<audience>:<subject>` and the subject.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebIdentityUser {
+    /// The provider's host and path (`token.actions.githubusercontent.com`).
+    pub identity_provider: String,
+    pub principal_id: String,
+    pub user_name: String,
+    /// The account of the role asked for.
+    pub account: String,
+}
+
 /// Everything a request's services noted for its audit record.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
@@ -64,6 +76,8 @@ pub struct Facts {
     pub asked: Vec<(String, String)>,
     pub resources: Vec<AuditResource>,
     pub hops: Vec<Hop>,
+    /// The outside identity of an unsigned federation request whose token checked out.
+    pub web_identity_user: Option<WebIdentityUser>,
 }
 
 /// The facts slot of a request (shared with the server's pending record, hence the `Arc`).
@@ -103,6 +117,11 @@ impl AuditFacts {
         {
             facts.asked.push((action.to_string(), resource.to_string()));
         }
+    }
+
+    /// An unsigned federation request's token checked out: its outside identity.
+    pub fn web_identity_user(&self, user: WebIdentityUser) {
+        self.0.lock().web_identity_user = Some(user);
     }
 
     /// A call to another service on the caller's behalf.

@@ -25,6 +25,19 @@ pub struct SessionValidity {
     pub token_sha256: String,
     /// When the session was issued (CloudTrail's `sessionContext.attributes.creationDate`).
     pub created: Option<OffsetDateTime>,
+    /// The outside identity the session was issued to (web identity or upstream account).
+    pub federation: Option<Federation>,
+}
+
+/// The outside identity behind a temporary credential, as CloudTrail's
+/// `sessionContext.webIdFederationData` reports it.
+#[derive(Clone, Debug)]
+pub struct Federation {
+    /// The OIDC provider's ARN (or `upstream:<name>` for an upstream AWS identity).
+    pub federated_provider: String,
+    /// What identifies the outside principal: issuer, subject and audience, or the upstream
+    /// caller's ARN and account.
+    pub attributes: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for ResolvedCredential {

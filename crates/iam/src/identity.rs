@@ -158,7 +158,42 @@ fn resolve_session(
             expiration: session.expiration,
             token_sha256: session.token_sha256.clone(),
             created: Some(session.created),
+            federation: federation_of(&session.principal),
         }),
+    })
+}
+
+/// The outside identity of a role session, for the audit records of requests signed with it.
+fn federation_of(principal: &SessionPrincipal) -> Option<tresor_core::credential::Federation> {
+    let SessionPrincipal::Role {
+        federated: Some(f), ..
+    } = principal
+    else {
+        return None;
+    };
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    Some(match f.as_ref() {
+        FederatedIdentity::WebIdentity {
+            provider_arn,
+            issuer,
+            subject,
+            audience,
+        } => tresor_core::credential::Federation {
+            federated_provider: provider_arn.clone(),
+            attributes: vec![
+                pair("iss", issuer),
+                pair("sub", subject),
+                pair("aud", audience),
+            ],
+        },
+        FederatedIdentity::Upstream {
+            upstream,
+            arn,
+            account,
+        } => tresor_core::credential::Federation {
+            federated_provider: format!("upstream:{upstream}"),
+            attributes: vec![pair("arn", arn), pair("accountId", account)],
+        },
     })
 }
 

@@ -173,11 +173,18 @@ pub fn assume_role_with_web_identity(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid_token("The web identity token has no subject (sub)."))?;
     let provider_arn = provider.arn(&account);
+    let host_path = provider.host_path();
+    ctx.audit
+        .web_identity_user(tresor_core::audit::WebIdentityUser {
+            identity_provider: host_path.to_string(),
+            principal_id: format!("{host_path}:{audience}:{subject}"),
+            user_name: subject.clone(),
+            account: account.clone(),
+        });
 
     let txn = services.store().begin_write()?;
     let denied = || access_denied("Not authorized to perform sts:AssumeRoleWithWebIdentity");
     let role = api::role_by_arn(&*txn, role_arn)?.ok_or_else(denied)?;
-    let host_path = provider.host_path();
     let others: Vec<String> = jwt
         .claims
         .aud

@@ -12,6 +12,8 @@ pub struct Authenticated {
     pub region: String,
     /// When the temporary credential's session was issued (for the audit record).
     pub session_created: Option<OffsetDateTime>,
+    /// The outside identity the session was issued to (for the audit record).
+    pub federation: Option<tresor_core::credential::Federation>,
 }
 
 /// The scope's service name from the parsed signature, for routing awsQuery requests
@@ -55,6 +57,7 @@ pub fn authenticate(
         .map_err(|e| sigv4_error(protocol, &e))?;
     Ok(Authenticated {
         session_created: resolved.session.as_ref().and_then(|s| s.created),
+        federation: resolved.session.as_ref().and_then(|s| s.federation.clone()),
         caller: resolved.caller,
         region: parsed.region,
     })

@@ -281,6 +281,7 @@ impl Call<'_> {
             },
             region: self.state.regions.first().cloned().unwrap_or_default(),
             session_created: None,
+            federation: None,
         }
     }
 
@@ -352,6 +353,7 @@ impl Call<'_> {
                 Who::Caller {
                     caller: a.caller.clone(),
                     session_created: a.session_created,
+                    federation: a.federation.clone(),
                 },
                 a.region.clone(),
             ),
@@ -417,6 +419,7 @@ impl Call<'_> {
                 Who::Caller {
                     caller: authenticated.caller.clone(),
                     session_created: authenticated.session_created,
+                    federation: authenticated.federation.clone(),
                 },
                 authenticated.region.clone(),
                 request_parameters,

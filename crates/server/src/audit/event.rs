@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tresor_cloudtrail::record::{RECORD_VERSION, StoredEvent, micros};
-use tresor_core::audit::{AuditResource, Facts, Hop, SecretRead, ServiceEvent};
+use tresor_core::audit::{AuditResource, Facts, Hop, SecretRead, ServiceEvent, WebIdentityUser};
+use tresor_core::credential::Federation;
 use tresor_core::{Caller, CallerKind};
 use tresor_wire::ServiceId;
 
@@ -23,7 +24,11 @@ pub enum Who {
     Caller {
         caller: Caller,
         session_created: Option<OffsetDateTime>,
+        /// The outside identity a role session was issued to.
+        federation: Option<Federation>,
     },
+    /// An unsigned `AssumeRoleWithWebIdentity` whose token checked out.
+    WebIdentity(WebIdentityUser),
     /// Authentication failed: the access key id the request named, if it could be read.
     Unauthenticated { access_key_id: Option<String> },
 }
@@ -127,6 +132,7 @@ pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
         Who::Caller {
             caller,
             session_created,
+            federation,
         } => {
             let kind = match &caller.kind {
                 CallerKind::Root => "Root",
@@ -154,9 +160,7 @@ pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
                     attributes.insert("creationDate".into(), c.clone().into());
                 }
                 attributes.insert("mfaAuthenticated".into(), "false".into());
-                id.insert(
-                    "sessionContext".into(),
-                    json!({
+                let mut session_context = json!({
                         "sessionIssuer": {
                             "type": "Role",
                             "principalId": role_id,
@@ -168,8 +172,19 @@ pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
                             "userName": role_name,
                         },
                         "attributes": attributes,
-                    }),
-                );
+                });
+                if let Some(f) = federation {
+                    let attributes: Map<String, Value> = f
+                        .attributes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone().into()))
+                        .collect();
+                    session_context["webIdFederationData"] = json!({
+                        "federatedProvider": f.federated_provider,
+                        "attributes": attributes,
+                    });
+                }
+                id.insert("sessionContext".into(), session_context);
             } else if let Some(c) = creation {
                 // GetSessionToken credentials of a user or the root user.
                 id.insert(
@@ -177,6 +192,15 @@ pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
                     json!({"attributes": {"creationDate": c, "mfaAuthenticated": "false"}}),
                 );
             }
+        }
+        Who::WebIdentity(user) => {
+            id.insert("type".into(), "WebIdentityUser".into());
+            id.insert("principalId".into(), user.principal_id.clone().into());
+            id.insert("userName".into(), user.user_name.clone().into());
+            id.insert(
+                "identityProvider".into(),
+                user.identity_provider.clone().into(),
+            );
         }
         Who::Unauthenticated { access_key_id } => {
             id.insert("type".into(), "Unknown".into());
@@ -199,6 +223,7 @@ fn username(who: &Who) -> Option<String> {
             CallerKind::User { name, .. } => name.clone(),
             CallerKind::AssumedRole { session_name, .. } => session_name.clone(),
         }),
+        Who::WebIdentity(user) => Some(user.user_name.clone()),
         Who::Unauthenticated { .. } => None,
     }
 }
@@ -210,6 +235,7 @@ fn caller_parts(who: &Who) -> (String, Option<String>, Option<String>) {
             Some(caller.arn.clone()),
             Some(caller.access_key_id.clone()),
         ),
+        Who::WebIdentity(user) => (user.account.clone(), None, None),
         Who::Unauthenticated { access_key_id } => (String::new(), None, access_key_id.clone()),
     }
 }
@@ -220,6 +246,18 @@ fn reads_json(reads: &[SecretRead]) -> Value {
 
 /// The request's own event.
 pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> StoredEvent {
+    // An unsigned federation request is its token's outside identity once the token checked.
+    let federated;
+    let info = match &facts.web_identity_user {
+        Some(user) => {
+            federated = RequestInfo {
+                who: Who::WebIdentity(user.clone()),
+                ..info.clone()
+            };
+            &federated
+        }
+        None => info,
+    };
     let prefix = format!("{}:", info.service.action_prefix());
     let mut resources: Vec<AuditResource> = facts.resources.clone();
     for (action, arn) in &facts.asked {
@@ -484,6 +522,7 @@ mod tests {
             who: Who::Caller {
                 caller: role_caller(),
                 session_created: OffsetDateTime::from_unix_timestamp(1_699_999_000).ok(),
+                federation: None,
             },
             service: ServiceId::SecretsManager,
             event_name: "GetSecretValue".into(),
