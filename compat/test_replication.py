@@ -149,6 +149,18 @@ def test_a_disabled_region_key_makes_only_the_replica_unreadable(world):
     assert m["tresor_replication_failures"] >= 1 and m["tresor_replication_syncs"] >= 2
     assert 0 <= m["tresor_replication_lag_seconds"] <= m["tresor_replication_max_lag_seconds"]
     assert m["tresor_replication_pending_seconds"] == 0
+    # The audit log has the failure episode and the catch-ups as service events.
+    trail = world.server.admin("cloudtrail", region=A)
+    found = trail.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])["Events"]
+    events = [json.loads(e["CloudTrailEvent"]) for e in found]
+    failed = [e for e in events if e["eventName"] == "ReplicationFailed"]
+    succeeded = [e for e in events if e["eventName"] == "ReplicationSucceeded"]
+    assert len(failed) == 1, [e["eventName"] for e in events]  # one per episode, not per retry
+    assert len(succeeded) >= 2
+    for e in failed + succeeded:
+        assert e["eventType"] == "AwsServiceEvent" and e["userIdentity"]["type"] == "AWSService"
+        assert e["additionalEventData"]["replicaRegion"] == B
+    assert "KMS key" in failed[0]["additionalEventData"]["statusMessage"]
 
 
 def _replication_metrics(world, arn) -> dict:

@@ -78,6 +78,20 @@ pub(crate) fn audit_event(
     version_id: &str,
     now: OffsetDateTime,
 ) -> Result<(), crate::errors::SecretsManagerError> {
+    let additional =
+        (!version_id.is_empty()).then(|| serde_json::json!({ "versionId": version_id }));
+    audit_event_with(services, txn, rec, event_name, additional, now)
+}
+
+/// [`audit_event`] with the event's `additionalEventData` given.
+pub(crate) fn audit_event_with(
+    services: &Services,
+    txn: &mut dyn tresor_store::WriteTxn,
+    rec: &SecretRecord,
+    event_name: &str,
+    additional_event_data: Option<serde_json::Value>,
+    now: OffsetDateTime,
+) -> Result<(), crate::errors::SecretsManagerError> {
     let event = tresor_core::audit::ServiceEvent {
         event_source: "secretsmanager.amazonaws.com".into(),
         event_name: event_name.into(),
@@ -88,8 +102,7 @@ pub(crate) fn audit_event(
             resource_type: "AWS::SecretsManager::Secret".into(),
             arn: rec.arn.clone(),
         }],
-        additional_event_data: (!version_id.is_empty())
-            .then(|| serde_json::json!({ "versionId": version_id })),
+        additional_event_data,
     };
     tresor_core::audit::record_service_event(services, txn, &event).map_err(crate::errors::internal)
 }

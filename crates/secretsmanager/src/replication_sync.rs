@@ -245,12 +245,47 @@ fn note_failure(
             .iter_mut()
             .find(|s| s.region == job.target)
     {
+        let newly_failed = st.status != FAILED;
         st.status = FAILED.into();
         st.status_message = Some(message.to_string());
         // Not `save`: a status change is not a change to replicate.
         record::put(&mut *txn, &pkey, &primary).or_internal()?;
+        if newly_failed {
+            // One service event per failure episode, not one per retry.
+            replication_event(
+                services,
+                &mut *txn,
+                &primary,
+                "ReplicationFailed",
+                &job.target,
+                Some(message),
+                now,
+            )?;
+        }
     }
     txn.commit().or_internal()
+}
+
+/// A replication service event about `primary`'s replica in `target` (AWS Secrets Manager
+/// User Guide, "AWS CloudTrail entries for Secrets Manager", replication entries), recorded
+/// in `txn` with the status change it reports.
+fn replication_event(
+    services: &Services,
+    txn: &mut dyn WriteTxn,
+    primary: &SecretRecord,
+    event_name: &str,
+    target: &str,
+    status_message: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), SecretsManagerError> {
+    let mut data = serde_json::json!({
+        "replicaRegion": target,
+        "replicaArn": crate::replication::replica_arn(&primary.arn, target),
+    });
+    if let Some(m) = status_message {
+        data["statusMessage"] = m.into();
+    }
+    crate::jobs::audit_event_with(services, txn, primary, event_name, Some(data), now)
 }
 
 /// Records a successful catch-up of `job` (in `txn`): the region `InSync`, the job removed
@@ -291,6 +326,15 @@ fn note_success(
     if job.seq <= synced_seq {
         txn.delete(key).or_internal()?;
     }
+    replication_event(
+        services,
+        txn,
+        primary,
+        "ReplicationSucceeded",
+        target,
+        None,
+        now,
+    )?;
     let lag_ms = u64::try_from((now - job.pending_since).whole_milliseconds().max(0)).unwrap_or(0);
     if was_failed || job.attempts > 0 {
         tracing::info!(secret = %primary.arn, region = target, lag_ms, attempts = job.attempts, "replica caught up after a failure");
