@@ -360,7 +360,8 @@ impl Config {
             );
         }
         let lambda = lambda_config(o.lambda_python, o.lambda_node, file.lambda)?;
-        let federation = crate::federation::FederationConfig::from_file(file.federation)?;
+        let federation = crate::federation::FederationConfig::from_file(file.federation)
+            .map_err(ConfigError::Invalid)?;
         let replication =
             crate::peer::replication_config(file.replication).map_err(ConfigError::Invalid)?;
         let audit_file = file.audit.unwrap_or_default();

@@ -23,7 +23,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ServerError;
-use crate::config::ConfigError;
 
 /// The `[federation]` table as written.
 #[derive(Debug, Default, Deserialize)]
@@ -65,15 +64,16 @@ pub struct FederationConfig {
 }
 
 impl FederationConfig {
-    pub(crate) fn from_file(file: Option<FederationFile>) -> Result<FederationConfig, ConfigError> {
+    /// The `[federation]` table checked; an error says what is wrong with it.
+    pub(crate) fn from_file(file: Option<FederationFile>) -> Result<FederationConfig, String> {
         let file = file.unwrap_or_default();
         let mut offline_jwks = Vec::new();
         for o in file.offline_jwks {
             if !o.issuer.starts_with("https://") {
-                return Err(ConfigError::Invalid(format!(
+                return Err(format!(
                     "federation.offline_jwks issuer '{}' is not an https:// URL",
                     o.issuer
-                )));
+                ));
             }
             offline_jwks.push((o.issuer, o.jwks_file));
         }
@@ -84,10 +84,10 @@ impl FederationConfig {
                 .iter()
                 .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
             {
-                return Err(ConfigError::Invalid(format!(
+                return Err(format!(
                     "federation.upstream {}: allowed account '{bad}' is not 12 digits",
                     u.name
-                )));
+                ));
             }
             upstreams.push(tresor_iam::upstream::Upstream {
                 name: u.name,
