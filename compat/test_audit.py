@@ -323,10 +323,13 @@ def test_lookup_events_needs_cloudtrail_lookup_events_and_sees_only_its_account(
                for e in other.lookup_events()["Events"])
 
 
-def who_reads(server, secret, *args):
+def who_reads(server, secret, *args, extra_env=None):
     akid, secret_key = server.admin_keys()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret_key})
+    env.update({"AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret_key,
+                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_EC2_METADATA_DISABLED": "true"})
+    env.update(extra_env or {})
     return subprocess.run(
         [os.environ["TRESOR_BIN"], "who-reads", secret, "--endpoint-url", server.endpoint,
          "--region", REGION, *args],
@@ -553,3 +556,29 @@ def test_rotation_steps_are_service_events_and_the_function_package_is_not_recor
                       outcome="RotationSucceeded") >= 1
     finally:
         server.stop()
+
+
+def test_who_reads_over_https_trusts_aws_ca_bundle(tmp_path):
+    """`tresor who-reads` is an AWS client like the CLI: https:// endpoints with the CA from
+    AWS_CA_BUNDLE; without it, the self-signed certificate is refused with a clear error."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    # A server certificate, not a CA (rustls refuses a CA certificate as the peer's).
+                    "-addext", "basicConstraints=critical,CA:FALSE"],
+                   check=True, capture_output=True)
+    s = start_server("--tls-cert", str(cert), "--tls-key", str(key), data_dir=tmp_path / "d")
+    try:
+        assert s.endpoint.startswith("https://")
+        sm = s.admin("secretsmanager", verify=str(cert))
+        name = uniq("who/tls")
+        sm.create_secret(Name=name, SecretString="tls-token-" + uuid.uuid4().hex)
+        sm.get_secret_value(SecretId=name)
+        p = who_reads(s, name, "--json", extra_env={"AWS_CA_BUNDLE": str(cert)})
+        assert p.returncode == 0, p.stderr
+        answer = json.loads(p.stdout)
+        assert answer["SafeToRevoke"] is True and answer["Readers"], answer
+        refused = who_reads(s, name)
+        assert refused.returncode == 1 and "cannot reach" in refused.stderr, refused.stderr
+    finally:
+        s.stop()

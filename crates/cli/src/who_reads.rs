@@ -1,22 +1,19 @@
 //! `tresor who-reads <secret-id>`: who read which version of a secret, and is it safe to
 //! revoke the old value? A client of the server's CloudTrail extension `ListSecretReaders`
-//! (the analysis is the server's, over its audit log), signed with SigV4 like any AWS client,
-//! with credentials found the AWS CLI's way: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
-//! (`AWS_SESSION_TOKEN`), else the shared credentials file's profile.
+//! (the analysis is the server's, over its audit log), made like any AWS SDK call: the SDK's
+//! credential, region and endpoint chain, SigV4 by `aws-sigv4`, HTTP or HTTPS (see
+//! [`tresor_host::signed`]).
 //!
 //! Exit status: 0 safe to revoke, 3 some reader is still on an old version, 1 an error.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use ring::{digest, hmac};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 const TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListSecretReaders";
-const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
 /// Exit status when a reader is still on an old version.
 const NOT_SAFE: u8 = 3;
 
@@ -37,7 +34,7 @@ pub struct WhoReadsArgs {
     #[arg(long)]
     json: bool,
     /// tresor's endpoint [default: AWS_ENDPOINT_URL, the profile's endpoint_url, or
-    /// http://127.0.0.1:4566]. Plain HTTP only.
+    /// http://127.0.0.1:4566]; https:// trusts the system roots and AWS_CA_BUNDLE.
     #[arg(long)]
     endpoint_url: Option<String>,
     /// The AWS profile to sign with [default: AWS_PROFILE or "default"].
@@ -59,26 +56,11 @@ pub fn run(args: WhoReadsArgs) -> ExitCode {
 }
 
 fn report(args: &WhoReadsArgs) -> Result<ExitCode, String> {
-    let profile = args
-        .profile
-        .clone()
-        .or_else(|| env("AWS_PROFILE"))
-        .unwrap_or_else(|| "default".into());
-    let config = profile_settings(&config_file(), &config_section(&profile));
-    let creds = credentials(&profile)?;
-    let endpoint = args
-        .endpoint_url
-        .clone()
-        .or_else(|| env("AWS_ENDPOINT_URL"))
-        .or_else(|| setting(&config, "endpoint_url"))
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.into());
-    let region = args
-        .region
-        .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| setting(&config, "region"))
-        .unwrap_or_else(|| "us-east-1".into());
+    let client = tresor_host::source::ClientArgs {
+        endpoint_url: args.endpoint_url.clone(),
+        region: args.region.clone(),
+        profile: args.profile.clone(),
+    };
     let now = OffsetDateTime::now_utc();
     let mut input = serde_json::Map::new();
     input.insert("SecretId".into(), args.secret_id.clone().into());
@@ -94,7 +76,17 @@ fn report(args: &WhoReadsArgs) -> Result<ExitCode, String> {
         input.insert("EndTime".into(), parse_time(t)?.unix_timestamp().into());
     }
     let body = Value::Object(input).to_string();
-    let answer = call(&endpoint, &region, &creds, &body, now)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let answer = runtime.block_on(tresor_host::signed::json_call(
+        &client,
+        "cloudtrail",
+        TARGET,
+        &body,
+    ))?;
+    let answer = api_answer(answer)?;
     if args.json {
         println!(
             "{}",
@@ -108,10 +100,6 @@ fn report(args: &WhoReadsArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(NOT_SAFE)
     })
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn parse_duration(text: &str) -> Result<time::Duration, String> {
@@ -132,188 +120,11 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
         .map_err(|_| format!("'{text}' is not an RFC 3339 time like 2026-11-26T08:00:00Z"))
 }
 
-struct Credentials {
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: Option<String>,
-}
-
-fn home_file(var: &str, default: &str) -> PathBuf {
-    env(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env("HOME").unwrap_or_default()).join(default))
-}
-
-fn config_file() -> PathBuf {
-    home_file("AWS_CONFIG_FILE", ".aws/config")
-}
-
-fn config_section(profile: &str) -> String {
-    if profile == "default" {
-        "default".into()
-    } else {
-        format!("profile {profile}")
-    }
-}
-
-/// The `key = value` lines of `[section]` in an INI-style AWS file.
-fn profile_settings(path: &PathBuf, section: &str) -> Vec<(String, String)> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let mut inside = false;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            inside = name.trim() == section;
-        } else if inside && let Some((k, v)) = line.split_once('=') {
-            out.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    out
-}
-
-fn setting(settings: &[(String, String)], key: &str) -> Option<String> {
-    settings
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())
-}
-
-fn credentials(profile: &str) -> Result<Credentials, String> {
-    if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        return Ok(Credentials {
-            access_key_id: id,
-            secret_access_key: secret,
-            session_token: env("AWS_SESSION_TOKEN"),
-        });
-    }
-    let path = home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-    let s = profile_settings(&path, profile);
-    match (
-        setting(&s, "aws_access_key_id"),
-        setting(&s, "aws_secret_access_key"),
-    ) {
-        (Some(id), Some(secret)) => Ok(Credentials {
-            access_key_id: id,
-            secret_access_key: secret,
-            session_token: setting(&s, "aws_session_token"),
-        }),
-        _ => Err(format!(
-            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or put profile '{profile}' in {}",
-            path.display()
-        )),
-    }
-}
-
-fn hex_sha256(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hmac_sha256(key: &[u8], data: &str) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes())
-        .as_ref()
-        .to_vec()
-}
-
-/// The headers of a SigV4-signed awsJson1.1 POST to `/` (AWS General Reference, "Create a
-/// signed AWS API request").
-fn signed_headers(
-    host: &str,
-    region: &str,
-    creds: &Credentials,
-    body: &str,
-    now: OffsetDateTime,
-) -> Vec<(String, String)> {
-    let amz_date = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let date = &amz_date[..8];
-    let mut headers = vec![
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.1".to_string(),
-        ),
-        ("host".to_string(), host.to_string()),
-        ("x-amz-date".to_string(), amz_date.clone()),
-    ];
-    if let Some(token) = &creds.session_token {
-        headers.push(("x-amz-security-token".to_string(), token.clone()));
-    }
-    headers.push(("x-amz-target".to_string(), TARGET.to_string()));
-    let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-    let signed = names.join(";");
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let canonical = format!(
-        "POST\n/\n\n{canonical_headers}\n{signed}\n{}",
-        hex_sha256(body.as_bytes())
-    );
-    let scope = format!("{date}/{region}/cloudtrail/aws4_request");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex_sha256(canonical.as_bytes())
-    );
-    let mut key = hmac_sha256(format!("AWS4{}", creds.secret_access_key).as_bytes(), date);
-    for part in [region, "cloudtrail", "aws4_request"] {
-        key = hmac_sha256(&key, part);
-    }
-    let signature = hex(&hmac_sha256(&key, &to_sign));
-    headers.push((
-        "authorization".to_string(),
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-            creds.access_key_id
-        ),
-    ));
-    headers
-}
-
-fn call(
-    endpoint: &str,
-    region: &str,
-    creds: &Credentials,
-    body: &str,
-    now: OffsetDateTime,
-) -> Result<Value, String> {
-    let Some(host) = endpoint.strip_prefix("http://") else {
-        return Err(format!(
-            "endpoint {endpoint}: only http:// endpoints are supported by this command"
-        ));
-    };
-    let host = host.trim_end_matches('/');
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = agent.post(format!("http://{host}/"));
-    for (k, v) in signed_headers(host, region, creds, body, now) {
-        if k != "host" {
-            request = request.header(k, v);
-        }
-    }
-    let mut response = request
-        .send(body.as_bytes())
-        .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
-    let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    let value: Value =
-        serde_json::from_str(&text).map_err(|_| format!("unexpected answer (HTTP {status})"))?;
-    if status != 200 {
+/// The operation's answer, or its AWS error as one line.
+fn api_answer(answer: tresor_host::signed::Answer) -> Result<Value, String> {
+    let value: Value = serde_json::from_str(&answer.body)
+        .map_err(|_| format!("unexpected answer (HTTP {})", answer.status))?;
+    if answer.status != 200 {
         let code = value["__type"].as_str().unwrap_or("error");
         let message = value["Message"]
             .as_str()
@@ -431,18 +242,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_signatures() {
+    fn durations() {
         assert_eq!(parse_duration("7d").ok(), Some(time::Duration::days(7)));
+        assert_eq!(
+            parse_duration("30m").ok(),
+            Some(time::Duration::minutes(30))
+        );
         assert!(parse_duration("7w").is_err());
         assert!(parse_duration("d").is_err());
-        // AWS General Reference's example key derivation (secret, 20150830, us-east-1, iam).
-        let mut key = hmac_sha256(b"AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830");
-        for part in ["us-east-1", "iam", "aws4_request"] {
-            key = hmac_sha256(&key, part);
-        }
+    }
+
+    #[test]
+    fn errors_read_as_one_line() {
+        let answer = |status, body: &str| tresor_host::signed::Answer {
+            status,
+            body: body.into(),
+        };
+        let e = api_answer(answer(
+            400,
+            r#"{"__type":"ResourceNotFoundException","Message":"no such secret"}"#,
+        ));
         assert_eq!(
-            hex(&key),
-            "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
+            e.err().as_deref(),
+            Some("ResourceNotFoundException: no such secret")
         );
+        assert!(api_answer(answer(502, "<html>")).is_err());
+        assert!(api_answer(answer(200, r#"{"SafeToRevoke":true}"#)).is_ok());
     }
 }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod imds;
 pub mod init;
 pub mod process;
+pub mod signed;
 pub mod source;
 
 pub use agent::AgentArgs;
