@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tresor_cloudtrail::record::{RECORD_VERSION, StoredEvent, micros};
+use tresor_cloudtrail::record::{HopDelta, RECORD_VERSION, StoredEvent, micros};
 use tresor_core::audit::{AuditResource, Facts, Hop, SecretRead, ServiceEvent};
 use tresor_core::{Caller, CallerKind};
 use tresor_wire::ServiceId;
@@ -97,22 +97,11 @@ pub fn resource_type(arn: &str) -> Option<&'static str> {
     })
 }
 
-fn account_of(arn: &str) -> &str {
-    arn.split(':').nth(4).unwrap_or("")
-}
-
 fn resources_json(resources: &[AuditResource]) -> Value {
-    Value::Array(
+    tresor_cloudtrail::record::resources_json(
         resources
             .iter()
-            .map(|r| {
-                json!({
-                    "accountId": account_of(&r.arn),
-                    "type": r.resource_type,
-                    "ARN": r.arn,
-                })
-            })
-            .collect(),
+            .map(|r| (r.resource_type.as_str(), r.arn.as_str())),
     )
 }
 
@@ -262,27 +251,20 @@ pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> S
     r.into_stored()
 }
 
-/// The event of a call a service made on the caller's behalf.
-pub fn hop_event(info: &RequestInfo, hop: &Hop, event_id: &str) -> StoredEvent {
-    let mut r = Record::new(
-        info,
-        event_id,
-        hop.event_source.clone(),
-        &hop.event_name,
-        Some(&hop.invoked_by),
-        hop.resources.clone(),
-    );
-    r.request_parameters = hop.request_parameters.clone();
-    r.additional = hop.additional_event_data.clone();
-    r.error_code = hop.error_code.clone();
-    r.read_only = hop.read_only;
-    r.reads = hop
-        .additional_event_data
-        .as_ref()
-        .and_then(|a| a.get("secretVersions"))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    r.into_stored()
+/// The event of a call a service made on the caller's behalf, as stored: what differs from
+/// the request's own event ([`tresor_cloudtrail::record::hop_event`] renders it in full).
+pub fn hop_event(hop: &Hop, event_id: &str) -> HopDelta {
+    HopDelta {
+        event_id: event_id.to_string(),
+        event_name: hop.event_name.clone(),
+        event_source: hop.event_source.clone(),
+        invoked_by: hop.invoked_by.clone(),
+        read_only: hop.read_only,
+        resources: pairs(&hop.resources),
+        error_code: hop.error_code.clone(),
+        request_parameters: hop.request_parameters.clone(),
+        additional_event_data: hop.additional_event_data.clone(),
+    }
 }
 
 /// A service's own event (rotation, deletion after the recovery window).
@@ -472,9 +454,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_assumed_role_event_has_cloudtrails_shape() {
-        let info = RequestInfo {
+    fn info() -> RequestInfo {
+        RequestInfo {
             event_id: "e".into(),
             request_id: "r".into(),
             time: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
@@ -489,7 +470,12 @@ mod tests {
             event_name: "GetSecretValue".into(),
             read_only: true,
             request_parameters: json!({"secretId": "db"}),
-        };
+        }
+    }
+
+    #[test]
+    fn an_assumed_role_event_has_cloudtrails_shape() {
+        let info = info();
         let facts = Facts {
             reads: vec![SecretRead {
                 secret_arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf".into(),
@@ -524,5 +510,89 @@ mod tests {
         assert_eq!(v["recipientAccountId"], "111122223333");
         assert_eq!(e.username.as_deref(), Some("i-1"));
         assert_eq!(e.reads.len(), 1);
+    }
+
+    /// A hop's event built in full like the request's own (what record format 1 stored).
+    fn full_hop(info: &RequestInfo, hop: &Hop, event_id: &str) -> StoredEvent {
+        let mut r = Record::new(
+            info,
+            event_id,
+            hop.event_source.clone(),
+            &hop.event_name,
+            Some(&hop.invoked_by),
+            hop.resources.clone(),
+        );
+        r.request_parameters = hop.request_parameters.clone();
+        r.additional = hop.additional_event_data.clone();
+        r.error_code = hop.error_code.clone();
+        r.read_only = hop.read_only;
+        r.reads = hop
+            .additional_event_data
+            .as_ref()
+            .and_then(|a| a.get("secretVersions"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        r.into_stored()
+    }
+
+    #[test]
+    fn a_stored_hop_renders_as_the_event_built_in_full() {
+        let info = info();
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf";
+        let read = SecretRead {
+            secret_arn: arn.into(),
+            version_id: "v1".into(),
+            version_stages: vec!["AWSPREVIOUS".into()],
+        };
+        let facts = Facts {
+            reads: vec![read.clone()],
+            ..Facts::default()
+        };
+        let reference = Hop {
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: "GetSecretValue".into(),
+            invoked_by: "ssm.amazonaws.com".into(),
+            read_only: true,
+            resources: vec![AuditResource {
+                resource_type: "AWS::SecretsManager::Secret".into(),
+                arn: arn.into(),
+            }],
+            request_parameters: json!({"secretId": arn}),
+            additional_event_data: Some(json!({ "secretVersions": [read] })),
+            error_code: None,
+        };
+        let decrypt = Hop {
+            event_source: "kms.amazonaws.com".into(),
+            event_name: "Decrypt".into(),
+            invoked_by: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            resources: Vec::new(),
+            request_parameters: json!({"encryptionContext": {"SecretARN": arn}}),
+            additional_event_data: None,
+            error_code: Some("AccessDeniedException".into()),
+        };
+        let outcomes = [
+            Outcome::Ok {
+                response: Some(json!({"name": "db"})),
+            },
+            Outcome::Err {
+                code: "AccessDeniedException",
+                message: Some("no"),
+            },
+            Outcome::Pending,
+        ];
+        for outcome in &outcomes {
+            let main = main_event(&info, &facts, outcome);
+            for hop in [&reference, &decrypt] {
+                let full = full_hop(&info, hop, "h1");
+                let rendered =
+                    tresor_cloudtrail::record::hop_event(&main, &hop_event(hop, "h1")).unwrap();
+                assert_eq!(rendered.event, full.event);
+                assert_eq!(
+                    serde_json::to_value(&rendered).unwrap(),
+                    serde_json::to_value(&full).unwrap()
+                );
+            }
+        }
     }
 }
