@@ -501,12 +501,12 @@ mod tests {
     #[test]
     fn format_1_records_with_every_event_in_full_are_still_read() {
         let mut v1 = Vec::new();
-        for (id, event) in [("main", "{\"a\":1}"), ("hop", "{\"b\":2}")] {
+        for (id, text) in [("main", "{\"a\":1}"), ("hop", "{\"b\":2}")] {
             let mut e = event(id, 200);
             e.v = 1;
             serde_json::to_writer(&mut v1, &e).unwrap();
             v1.push(b'\n');
-            v1.extend_from_slice(event.as_bytes());
+            v1.extend_from_slice(text.as_bytes());
             v1.push(b'\n');
         }
         let events = decode_row("k", &v1);
