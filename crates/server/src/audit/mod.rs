@@ -41,11 +41,6 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 /// load and the store sees few, large transactions (measured: two batchers gave more, smaller
 /// commits and less throughput).
 const BATCHERS: usize = 1;
-/// How long the batcher sleeps before it looks for more records (it commits what it has
-/// when none came).
-const LINGER_GAP: Duration = Duration::from_micros(200);
-/// The longest a batch gathers records.
-const LINGER_MAX: Duration = Duration::from_millis(2);
 /// The most records one batch transaction carries.
 const MAX_BATCH: usize = 1024;
 /// How often old records are pruned.
@@ -277,30 +272,20 @@ fn batcher(
             let Ok(first) = rx.recv() else {
                 return;
             };
-            let started = std::time::Instant::now();
             let mut jobs = vec![first];
             let mut n = events_in(&jobs[0]);
-            // Gather while records keep arriving, up to LINGER_MAX: take what is queued, then
-            // sleep LINGER_GAP and look again. A sender never wakes this thread while it
-            // gathers (it is not waiting on the channel), so a batch costs one wake-up, not
-            // one per request.
-            for pass in 0.. {
-                let before = jobs.len();
-                while n < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => {
-                            n += events_in(&job);
-                            jobs.push(job);
-                        }
-                        Err(_) => break,
+            // Take what is queued, without waiting for more: the records that arrive while
+            // this batch commits (an fsync) make the next batch, so batches grow with the
+            // load, a lone request never waits for company, and a sender wakes this thread
+            // only when it waits on an empty queue — one wake-up a batch, not one a request.
+            while n < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        n += events_in(&job);
+                        jobs.push(job);
                     }
+                    Err(_) => break,
                 }
-                // The first look may come before the next request's record: always sleep once.
-                let arrived = jobs.len() > before || pass == 0;
-                if !arrived || n >= MAX_BATCH || started.elapsed() >= LINGER_MAX {
-                    break;
-                }
-                std::thread::sleep(LINGER_GAP);
             }
             jobs
         };
