@@ -1,16 +1,20 @@
 //! The audit log in the store: one record per request under `audit/e/<time>/<event id>` (the
 //! request's own event, then the events of calls made on its behalf), in time order — new
 //! records append at the end of the key space, the cheapest insert for the store's B-tree —
-//! and read newest first (LookupEvents' order) by a reverse scan. A record holds, per
-//! event, one line of the few fields LookupEvents filters on and one line of the CloudTrail
-//! event's JSON text as it is returned — not escaped into another JSON string, so a record
-//! is written and read without re-encoding the event, and a lookup never parses an event it
-//! does not return.
+//! and read newest first (LookupEvents' order) by a reverse scan. A record holds one line of
+//! the few fields LookupEvents filters on for the request's own event and one line of that
+//! event's CloudTrail JSON text as it is returned — not escaped into another JSON string, so
+//! the event is written and read without re-encoding it. Then, one line each, the events of
+//! calls made on the request's behalf (KMS `Decrypt` for a secret read …): in record format 2
+//! ([`RECORD_VERSION`]) only what differs from the request's own event ([`HopDelta`]), their
+//! CloudTrail JSON rendered when they are read ([`hop_event`]); format 1 stored them like the
+//! request's own event (an index line and a JSON line each) and is still read.
 //!
 //! Records are written by the server (in the transaction of the write they record, or in a
 //! batch before a read's response) and pruned by its retention job; this crate reads them.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tresor_core::audit::{AUDIT_PREFIX, SecretRead};
@@ -54,8 +58,132 @@ pub struct StoredEvent {
     pub event: String,
 }
 
-/// The record format version of [`StoredEvent::v`].
-pub const RECORD_VERSION: u32 = 1;
+/// The record format version of [`StoredEvent::v`] this build writes: 2, the events made on
+/// a request's behalf stored as [`HopDelta`]s. Format 1 records (each event in full) are read
+/// too.
+pub const RECORD_VERSION: u32 = 2;
+
+/// An event a service caused on a request's behalf (`userIdentity.invokedBy`), stored as what
+/// differs from the request's own event: the caller, time, region, request id and account
+/// are the request's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HopDelta {
+    pub event_id: String,
+    pub event_name: String,
+    pub event_source: String,
+    pub invoked_by: String,
+    pub read_only: bool,
+    /// (CloudTrail resource type, ARN).
+    pub resources: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Redacted already.
+    pub request_parameters: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_event_data: Option<Value>,
+}
+
+/// The record of one request: its own event and the events made on its behalf.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub event: StoredEvent,
+    pub hops: Vec<HopDelta>,
+}
+
+impl Row {
+    /// A record of a single event.
+    pub fn single(event: StoredEvent) -> Row {
+        Row {
+            event,
+            hops: Vec::new(),
+        }
+    }
+
+    /// How many events the record holds.
+    pub fn event_count(&self) -> usize {
+        1 + self.hops.len()
+    }
+
+    /// Every event in full, the request's own first (for the JSON-lines file).
+    pub fn events(&self) -> impl Iterator<Item = StoredEvent> + '_ {
+        std::iter::once(self.event.clone())
+            .chain(self.hops.iter().filter_map(|h| hop_event(&self.event, h)))
+    }
+}
+
+/// CloudTrail's `resources` of (type, ARN) pairs.
+pub fn resources_json<'a>(resources: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
+    Value::Array(
+        resources
+            .map(|(kind, arn)| {
+                json!({
+                    "accountId": arn.split(':').nth(4).unwrap_or(""),
+                    "type": kind,
+                    "ARN": arn,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The full event of `hop`, made on behalf of the request whose own event is `main`: the
+/// same record CloudTrail keeps for such a call (`invokedBy`, the calling service as source
+/// address and agent, no response elements). None when `main`'s JSON does not parse.
+pub fn hop_event(main: &StoredEvent, hop: &HopDelta) -> Option<StoredEvent> {
+    let Ok(Value::Object(mut r)) = serde_json::from_str::<Value>(&main.event) else {
+        return None;
+    };
+    if let Some(Value::Object(id)) = r.get_mut("userIdentity") {
+        id.insert("invokedBy".into(), hop.invoked_by.clone().into());
+    }
+    let by = || Value::String(hop.invoked_by.clone());
+    r.insert("sourceIPAddress".into(), by());
+    r.insert("userAgent".into(), by());
+    r.insert("eventSource".into(), hop.event_source.clone().into());
+    r.insert("eventName".into(), hop.event_name.clone().into());
+    r.remove("errorMessage");
+    match &hop.error_code {
+        Some(code) => r.insert("errorCode".into(), code.clone().into()),
+        None => r.remove("errorCode"),
+    };
+    r.insert("requestParameters".into(), hop.request_parameters.clone());
+    r.insert("responseElements".into(), Value::Null);
+    match &hop.additional_event_data {
+        Some(a) => r.insert("additionalEventData".into(), a.clone()),
+        None => r.remove("additionalEventData"),
+    };
+    r.insert("eventID".into(), hop.event_id.clone().into());
+    r.insert("readOnly".into(), hop.read_only.into());
+    r.insert(
+        "resources".into(),
+        resources_json(hop.resources.iter().map(|(t, a)| (t.as_str(), a.as_str()))),
+    );
+    let reads = hop
+        .additional_event_data
+        .as_ref()
+        .and_then(|a| a.get("secretVersions"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    Some(StoredEvent {
+        v: main.v,
+        event_id: hop.event_id.clone(),
+        event_name: hop.event_name.clone(),
+        event_source: hop.event_source.clone(),
+        read_only: hop.read_only,
+        time_us: main.time_us,
+        account: main.account.clone(),
+        region: main.region.clone(),
+        username: main.username.clone(),
+        access_key_id: main.access_key_id.clone(),
+        resources: hop.resources.clone(),
+        principal: main.principal.clone(),
+        source_ip: Some(hop.invoked_by.clone()),
+        invoked_by: Some(hop.invoked_by.clone()),
+        error_code: hop.error_code.clone(),
+        reads,
+        event: Value::Object(r).to_string(),
+    })
+}
 
 impl StoredEvent {
     pub fn time(&self) -> OffsetDateTime {
@@ -92,55 +220,65 @@ pub fn time_of_key(key: &str) -> Option<i64> {
     key.strip_prefix(EVENT_PREFIX)?.get(..20)?.parse().ok()
 }
 
-/// Writes (or rewrites) the record of one request: `events[0]` is the request's own event
-/// (its key), the rest happened on its behalf.
-pub fn put_row(txn: &mut dyn WriteTxn, events: &[StoredEvent]) -> Result<(), StoreError> {
+/// Writes (or rewrites) the record of one request under its own event's key.
+pub fn put_row(txn: &mut dyn WriteTxn, row: &Row) -> Result<(), StoreError> {
     debug_assert!(EVENT_PREFIX.starts_with(AUDIT_PREFIX));
-    let Some(first) = events.first() else {
-        return Ok(());
+    let e = &row.event;
+    let mut value = Vec::with_capacity(e.event.len() + 512 + row.hops.len() * 512);
+    // Structs of strings and JSON values always encode; the error is only the type's.
+    let unsupported = |_| StoreError::Unsupported {
+        what: "encoding an audit event",
     };
-    let mut value = Vec::with_capacity(events.iter().map(|e| e.event.len() + 512).sum());
-    for e in events {
-        // A struct of strings always encodes; the error is only the type's.
-        serde_json::to_writer(&mut value, e).map_err(|_| StoreError::Unsupported {
-            what: "encoding an audit event",
-        })?;
-        value.push(b'\n');
-        // JSON text never holds a raw newline: the line ends where the event ends.
-        value.extend_from_slice(e.event.as_bytes());
+    // The hops below are deltas: only a format-2 index line says so to the reader.
+    debug_assert!(e.v >= 2 || row.hops.is_empty());
+    serde_json::to_writer(&mut value, e).map_err(unsupported)?;
+    value.push(b'\n');
+    // JSON text never holds a raw newline: the line ends where the event ends.
+    value.extend_from_slice(e.event.as_bytes());
+    value.push(b'\n');
+    for hop in &row.hops {
+        serde_json::to_writer(&mut value, hop).map_err(unsupported)?;
         value.push(b'\n');
     }
-    txn.put(&first.key(), &value)
+    txn.put(&e.key(), &value)
 }
 
 /// Writes the record of a single event.
 pub fn put(txn: &mut dyn WriteTxn, event: &StoredEvent) -> Result<(), StoreError> {
-    put_row(txn, std::slice::from_ref(event))
+    put_row(txn, &Row::single(event.clone()))
 }
 
 /// Decodes a record; one that does not decode is skipped by the readers (and logged).
 pub fn decode_row(key: &str, bytes: &[u8]) -> Vec<StoredEvent> {
-    let mut out = Vec::new();
-    let mut lines = bytes.split(|b| *b == b'\n');
-    while let (Some(index), Some(event)) = (lines.next(), lines.next()) {
-        if index.is_empty() {
-            break;
-        }
-        let decoded = serde_json::from_slice::<StoredEvent>(index)
-            .ok()
-            .zip(String::from_utf8(event.to_vec()).ok());
-        match decoded {
-            Some((mut e, text)) => {
-                e.event = text;
-                out.push(e);
-            }
-            None => {
-                tracing::warn!(key, "an audit record does not decode");
-                return Vec::new();
-            }
+    decode(bytes).unwrap_or_else(|| {
+        tracing::warn!(key, "an audit record does not decode");
+        Vec::new()
+    })
+}
+
+fn decode(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
+    let mut out: Vec<StoredEvent> = Vec::new();
+    let mut lines = bytes
+        .strip_suffix(b"\n")
+        .unwrap_or(bytes)
+        .split(|b| *b == b'\n');
+    let pair = |index: &[u8], event: &[u8]| {
+        let mut e = serde_json::from_slice::<StoredEvent>(index).ok()?;
+        e.event = String::from_utf8(event.to_vec()).ok()?;
+        Some(e)
+    };
+    let main = pair(lines.next()?, lines.next()?)?;
+    let delta = main.v >= 2;
+    out.push(main);
+    while let Some(line) = lines.next() {
+        if delta {
+            let hop = serde_json::from_slice::<HopDelta>(line).ok()?;
+            out.push(hop_event(&out[0], &hop)?);
+        } else {
+            out.push(pair(line, lines.next()?)?);
         }
     }
-    out
+    Some(out)
 }
 
 /// Where a scan stands: the key of a record and the index of an event in it.
@@ -278,7 +416,7 @@ mod tests {
             invoked_by: None,
             error_code: None,
             reads: vec![],
-            event: "{}".into(),
+            event: "{\"userIdentity\":{\"type\":\"IAMUser\"}}".into(),
         }
     }
 
@@ -317,8 +455,21 @@ mod tests {
     fn a_page_may_end_inside_a_record_and_the_next_resumes_there() {
         let store = MemoryStore::new();
         let mut t = store.begin_write().unwrap();
-        let mut row = vec![event("main", 200), event("hop1", 200), event("hop2", 200)];
-        row[1].event = "{\"n\":1}".into();
+        let hop = |id: &str| HopDelta {
+            event_id: id.into(),
+            event_name: "Decrypt".into(),
+            event_source: "kms.amazonaws.com".into(),
+            invoked_by: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            resources: vec![],
+            error_code: None,
+            request_parameters: Value::Null,
+            additional_event_data: None,
+        };
+        let row = Row {
+            event: event("main", 200),
+            hops: vec![hop("hop1"), hop("hop2")],
+        };
         put_row(&mut *t, &row).unwrap();
         put(&mut *t, &event("older", 100)).unwrap();
         t.commit().unwrap();
@@ -335,6 +486,33 @@ mod tests {
         }
         assert_eq!(seen, ["main", "hop1", "hop2", "older"]);
         let (all, _) = scan_events(&*r, i64::MAX, 0, None, 10, |_| true).unwrap();
-        assert_eq!(all[1].1.event, "{\"n\":1}");
+        let hop1: Value = serde_json::from_str(&all[1].1.event).unwrap();
+        assert_eq!(hop1["eventID"], "hop1");
+        assert_eq!(
+            hop1["userIdentity"]["invokedBy"],
+            "secretsmanager.amazonaws.com"
+        );
+        assert_eq!(
+            all[1].1.invoked_by.as_deref(),
+            Some("secretsmanager.amazonaws.com")
+        );
+    }
+
+    #[test]
+    fn format_1_records_with_every_event_in_full_are_still_read() {
+        let mut v1 = Vec::new();
+        for (id, text) in [("main", "{\"a\":1}"), ("hop", "{\"b\":2}")] {
+            let mut e = event(id, 200);
+            e.v = 1;
+            serde_json::to_writer(&mut v1, &e).unwrap();
+            v1.push(b'\n');
+            v1.extend_from_slice(text.as_bytes());
+            v1.push(b'\n');
+        }
+        let events = decode_row("k", &v1);
+        let ids: Vec<_> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["main", "hop"]);
+        assert_eq!(events[1].event, "{\"b\":2}");
+        assert!(decode_row("k", b"{\"v\":2}\n").is_empty(), "a torn record");
     }
 }

@@ -87,6 +87,10 @@ pub struct SqliteOptions {
     /// How long a group keeps taking in waiting writers after its first transaction committed;
     /// bounds the extra commit latency of that first transaction.
     pub group_commit_window: Duration,
+    /// The page size of a database this open creates (SQLite's default, 4096, when `None`);
+    /// an existing database keeps its own. Larger pages keep larger values inside the B-tree
+    /// (a value over about a quarter of a page spills into overflow pages of its own).
+    pub page_size: Option<u32>,
 }
 
 impl Default for SqliteOptions {
@@ -98,6 +102,7 @@ impl Default for SqliteOptions {
                 .max(4),
             group_commit_max: DEFAULT_GROUP_COMMIT_MAX,
             group_commit_window: DEFAULT_GROUP_COMMIT_WINDOW,
+            page_size: None,
         }
     }
 }
@@ -670,6 +675,11 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, Store
     .map_err(StoreError::sqlite("opening the database"))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(StoreError::sqlite("setting busy_timeout"))?;
+    if let Some(size) = options.page_size {
+        // Takes effect only while the file is empty (before WAL and the schema exist).
+        conn.execute_batch(&format!("PRAGMA page_size = {size}"))
+            .map_err(StoreError::sqlite("setting page_size"))?;
+    }
     let journal_mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(StoreError::sqlite("enabling WAL"))?;

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tresor_cloudtrail::record::{RECORD_VERSION, StoredEvent, micros};
+use tresor_cloudtrail::record::{HopDelta, RECORD_VERSION, StoredEvent, micros};
 use tresor_core::audit::{AuditResource, Facts, Hop, SecretRead, ServiceEvent, WebIdentityUser};
 use tresor_core::credential::Federation;
 use tresor_core::{Caller, CallerKind};
@@ -102,22 +102,11 @@ pub fn resource_type(arn: &str) -> Option<&'static str> {
     })
 }
 
-fn account_of(arn: &str) -> &str {
-    arn.split(':').nth(4).unwrap_or("")
-}
-
 fn resources_json(resources: &[AuditResource]) -> Value {
-    Value::Array(
+    tresor_cloudtrail::record::resources_json(
         resources
             .iter()
-            .map(|r| {
-                json!({
-                    "accountId": account_of(&r.arn),
-                    "type": r.resource_type,
-                    "ARN": r.arn,
-                })
-            })
-            .collect(),
+            .map(|r| (r.resource_type.as_str(), r.arn.as_str())),
     )
 }
 
@@ -300,27 +289,20 @@ pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> S
     r.into_stored()
 }
 
-/// The event of a call a service made on the caller's behalf.
-pub fn hop_event(info: &RequestInfo, hop: &Hop, event_id: &str) -> StoredEvent {
-    let mut r = Record::new(
-        info,
-        event_id,
-        hop.event_source.clone(),
-        &hop.event_name,
-        Some(&hop.invoked_by),
-        hop.resources.clone(),
-    );
-    r.request_parameters = hop.request_parameters.clone();
-    r.additional = hop.additional_event_data.clone();
-    r.error_code = hop.error_code.clone();
-    r.read_only = hop.read_only;
-    r.reads = hop
-        .additional_event_data
-        .as_ref()
-        .and_then(|a| a.get("secretVersions"))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    r.into_stored()
+/// The event of a call a service made on the caller's behalf, as stored: what differs from
+/// the request's own event ([`tresor_cloudtrail::record::hop_event`] renders it in full).
+pub fn hop_event(hop: &Hop, event_id: &str) -> HopDelta {
+    HopDelta {
+        event_id: event_id.to_string(),
+        event_name: hop.event_name.clone(),
+        event_source: hop.event_source.clone(),
+        invoked_by: hop.invoked_by.clone(),
+        read_only: hop.read_only,
+        resources: pairs(&hop.resources),
+        error_code: hop.error_code.clone(),
+        request_parameters: hop.request_parameters.clone(),
+        additional_event_data: hop.additional_event_data.clone(),
+    }
 }
 
 /// A service's own event (rotation, deletion after the recovery window).
@@ -378,6 +360,69 @@ fn pairs(resources: &[AuditResource]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An `AwsApiCall` event's CloudTrail JSON, written straight from borrowed parts (no map of
+/// values built first). Members in byte order of their names, as `serde_json`'s maps write
+/// them (the events of calls on a request's behalf are rendered through such a map:
+/// [`tresor_cloudtrail::record::hop_event`]).
+#[derive(serde::Serialize)]
+struct ApiCallJson<'a> {
+    #[serde(
+        rename = "additionalEventData",
+        skip_serializing_if = "Option::is_none"
+    )]
+    additional_event_data: Option<&'a Value>,
+    #[serde(rename = "awsRegion")]
+    aws_region: &'a str,
+    #[serde(rename = "errorCode", skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'a str>,
+    #[serde(rename = "errorMessage", skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'a str>,
+    #[serde(rename = "eventCategory")]
+    event_category: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: &'a str,
+    #[serde(rename = "eventName")]
+    event_name: &'a str,
+    #[serde(rename = "eventSource")]
+    event_source: &'a str,
+    #[serde(rename = "eventTime")]
+    event_time: String,
+    #[serde(rename = "eventType")]
+    event_type: &'a str,
+    #[serde(rename = "eventVersion")]
+    event_version: &'a str,
+    #[serde(rename = "managementEvent")]
+    management_event: bool,
+    #[serde(rename = "readOnly")]
+    read_only: bool,
+    #[serde(rename = "recipientAccountId")]
+    recipient_account_id: &'a str,
+    #[serde(rename = "requestID")]
+    request_id: &'a str,
+    #[serde(rename = "requestParameters")]
+    request_parameters: &'a Value,
+    resources: Vec<ResourceJson<'a>>,
+    #[serde(rename = "responseElements")]
+    response_elements: &'a Value,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: Option<&'a str>,
+    #[serde(rename = "userAgent")]
+    user_agent: Option<&'a str>,
+    #[serde(rename = "userIdentity")]
+    user_identity: Value,
+}
+
+/// One of CloudTrail's `resources` (members in byte order, as [`ApiCallJson`]).
+#[derive(serde::Serialize)]
+struct ResourceJson<'a> {
+    #[serde(rename = "ARN")]
+    arn: &'a str,
+    #[serde(rename = "accountId")]
+    account_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
 /// An `AwsApiCall` record being built: the CloudTrail JSON and the stored event's index
 /// fields come from it together.
 struct Record<'a> {
@@ -432,43 +477,40 @@ impl<'a> Record<'a> {
         };
         let user_agent = self.invoked_by.clone().or_else(|| info.user_agent.clone());
         let (account, principal, access_key_id) = caller_parts(&info.who);
-        let mut r = Map::new();
-        r.insert("eventVersion".into(), EVENT_VERSION.into());
-        r.insert(
-            "userIdentity".into(),
-            user_identity(&info.who, self.invoked_by.as_deref()),
-        );
-        r.insert("eventTime".into(), time_text(info.time).into());
-        r.insert("eventSource".into(), self.event_source.clone().into());
-        r.insert("eventName".into(), self.event_name.into());
-        r.insert("awsRegion".into(), info.region.clone().into());
-        r.insert(
-            "sourceIPAddress".into(),
-            source_ip.clone().map_or(Value::Null, Value::String),
-        );
-        r.insert(
-            "userAgent".into(),
-            user_agent.map_or(Value::Null, Value::String),
-        );
-        if let Some(code) = &self.error_code {
-            r.insert("errorCode".into(), code.clone().into());
-        }
-        if let Some(message) = self.error_message {
-            r.insert("errorMessage".into(), message.into());
-        }
-        r.insert("requestParameters".into(), self.request_parameters);
-        r.insert("responseElements".into(), self.response_elements);
-        if let Some(a) = self.additional {
-            r.insert("additionalEventData".into(), a);
-        }
-        r.insert("requestID".into(), info.request_id.clone().into());
-        r.insert("eventID".into(), self.event_id.into());
-        r.insert("readOnly".into(), self.read_only.into());
-        r.insert("resources".into(), resources_json(&self.resources));
-        r.insert("eventType".into(), "AwsApiCall".into());
-        r.insert("managementEvent".into(), true.into());
-        r.insert("recipientAccountId".into(), account.clone().into());
-        r.insert("eventCategory".into(), "Management".into());
+        let resources: Vec<ResourceJson<'_>> = self
+            .resources
+            .iter()
+            .map(|r| ResourceJson {
+                arn: &r.arn,
+                account_id: r.arn.split(':').nth(4).unwrap_or(""),
+                kind: &r.resource_type,
+            })
+            .collect();
+        let json = ApiCallJson {
+            additional_event_data: self.additional.as_ref(),
+            aws_region: &info.region,
+            error_code: self.error_code.as_deref(),
+            error_message: self.error_message.as_deref(),
+            event_category: "Management",
+            event_id: self.event_id,
+            event_name: self.event_name,
+            event_source: &self.event_source,
+            event_time: time_text(info.time),
+            event_type: "AwsApiCall",
+            event_version: EVENT_VERSION,
+            management_event: true,
+            read_only: self.read_only,
+            recipient_account_id: &account,
+            request_id: &info.request_id,
+            request_parameters: &self.request_parameters,
+            resources,
+            response_elements: &self.response_elements,
+            source_ip_address: source_ip.as_deref(),
+            user_agent: user_agent.as_deref(),
+            user_identity: user_identity(&info.who, self.invoked_by.as_deref()),
+        };
+        // Strings and JSON values always encode; the error is only the type's.
+        let event = serde_json::to_string(&json).unwrap_or_default();
         StoredEvent {
             v: RECORD_VERSION,
             event_id: self.event_id.to_string(),
@@ -486,7 +528,7 @@ impl<'a> Record<'a> {
             invoked_by: self.invoked_by,
             error_code: self.error_code,
             reads: self.reads,
-            event: Value::Object(r).to_string(),
+            event,
         }
     }
 }
@@ -510,9 +552,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_assumed_role_event_has_cloudtrails_shape() {
-        let info = RequestInfo {
+    fn info() -> RequestInfo {
+        RequestInfo {
             event_id: "e".into(),
             request_id: "r".into(),
             time: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
@@ -528,7 +569,12 @@ mod tests {
             event_name: "GetSecretValue".into(),
             read_only: true,
             request_parameters: json!({"secretId": "db"}),
-        };
+        }
+    }
+
+    #[test]
+    fn an_assumed_role_event_has_cloudtrails_shape() {
+        let info = info();
         let facts = Facts {
             reads: vec![SecretRead {
                 secret_arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf".into(),
@@ -563,5 +609,93 @@ mod tests {
         assert_eq!(v["recipientAccountId"], "111122223333");
         assert_eq!(e.username.as_deref(), Some("i-1"));
         assert_eq!(e.reads.len(), 1);
+    }
+
+    /// A hop's event built in full like the request's own (what record format 1 stored).
+    fn full_hop(info: &RequestInfo, hop: &Hop, event_id: &str) -> StoredEvent {
+        let mut r = Record::new(
+            info,
+            event_id,
+            hop.event_source.clone(),
+            &hop.event_name,
+            Some(&hop.invoked_by),
+            hop.resources.clone(),
+        );
+        r.request_parameters = hop.request_parameters.clone();
+        r.additional = hop.additional_event_data.clone();
+        r.error_code = hop.error_code.clone();
+        r.read_only = hop.read_only;
+        r.reads = hop
+            .additional_event_data
+            .as_ref()
+            .and_then(|a| a.get("secretVersions"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        r.into_stored()
+    }
+
+    #[test]
+    fn a_stored_hop_renders_as_the_event_built_in_full() {
+        let info = info();
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf";
+        let read = SecretRead {
+            secret_arn: arn.into(),
+            version_id: "v1".into(),
+            version_stages: vec!["AWSPREVIOUS".into()],
+        };
+        let facts = Facts {
+            reads: vec![read.clone()],
+            ..Facts::default()
+        };
+        let reference = Hop {
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: "GetSecretValue".into(),
+            invoked_by: "ssm.amazonaws.com".into(),
+            read_only: true,
+            resources: vec![AuditResource {
+                resource_type: "AWS::SecretsManager::Secret".into(),
+                arn: arn.into(),
+            }],
+            request_parameters: json!({"secretId": arn}),
+            additional_event_data: Some(json!({ "secretVersions": [read] })),
+            error_code: None,
+        };
+        let decrypt = Hop {
+            event_source: "kms.amazonaws.com".into(),
+            event_name: "Decrypt".into(),
+            invoked_by: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            resources: Vec::new(),
+            request_parameters: json!({"encryptionContext": {"SecretARN": arn}}),
+            additional_event_data: None,
+            error_code: Some("AccessDeniedException".into()),
+        };
+        let outcomes = [
+            Outcome::Ok {
+                response: Some(json!({"name": "db"})),
+            },
+            Outcome::Err {
+                code: "AccessDeniedException",
+                message: Some("no"),
+            },
+            Outcome::Pending,
+        ];
+        for outcome in &outcomes {
+            let main = main_event(&info, &facts, outcome);
+            // Written straight from its parts, the event reads as serde_json's map of it
+            // writes it (members in byte order), the form its hops are rendered in.
+            let canonical: Value = serde_json::from_str(&main.event).unwrap();
+            assert_eq!(canonical.to_string(), main.event);
+            for hop in [&reference, &decrypt] {
+                let full = full_hop(&info, hop, "h1");
+                let rendered =
+                    tresor_cloudtrail::record::hop_event(&main, &hop_event(hop, "h1")).unwrap();
+                assert_eq!(rendered.event, full.event);
+                assert_eq!(
+                    serde_json::to_value(&rendered).unwrap(),
+                    serde_json::to_value(&full).unwrap()
+                );
+            }
+        }
     }
 }

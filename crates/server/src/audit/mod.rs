@@ -25,7 +25,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tresor_cloudtrail::record::{self, StoredEvent};
+use tresor_cloudtrail::record::{self, Row, StoredEvent};
 use tresor_core::Services;
 use tresor_core::audit::{
     AuditFacts, PendingRecord, ServiceEvent, ServiceEventWriter, ServiceEvents,
@@ -41,10 +41,6 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 /// load and the store sees few, large transactions (measured: two batchers gave more, smaller
 /// commits and less throughput).
 const BATCHERS: usize = 1;
-/// How long the batcher waits for one more record before it commits what it has.
-const LINGER_GAP: Duration = Duration::from_micros(200);
-/// The longest a batch gathers records.
-const LINGER_MAX: Duration = Duration::from_millis(2);
 /// The most records one batch transaction carries.
 const MAX_BATCH: usize = 1024;
 /// How often old records are pruned.
@@ -74,7 +70,7 @@ impl Default for AuditConfig {
 
 /// A batch of records for the batcher, and who waits for its outcome.
 struct Job {
-    events: Vec<StoredEvent>,
+    rows: Vec<Row>,
     /// Whether the record belongs in the main store: it replaces the one written with the
     /// request's change there.
     main: bool,
@@ -168,22 +164,21 @@ impl Auditor {
         outcome: &Outcome<'_>,
     ) -> Result<(), AuditFailed> {
         let main = pending.wrote.load(std::sync::atomic::Ordering::SeqCst);
-        self.send(pending.events(outcome), main).await
+        self.send(vec![pending.row(outcome)], main).await
     }
 
-    /// Writes the record of one request (its own event first) through the batcher and waits
-    /// until it is durable.
-    pub async fn record(&self, events: Vec<StoredEvent>) -> Result<(), AuditFailed> {
-        self.send(events, false).await
+    /// Writes records of requests through the batcher and waits until they are durable.
+    pub async fn record(&self, rows: Vec<Row>) -> Result<(), AuditFailed> {
+        self.send(rows, false).await
     }
 
-    async fn send(&self, events: Vec<StoredEvent>, main: bool) -> Result<(), AuditFailed> {
+    async fn send(&self, rows: Vec<Row>, main: bool) -> Result<(), AuditFailed> {
         let Some(queue) = &self.queue else {
             return Ok(());
         };
         let (done, wait) = tokio::sync::oneshot::channel();
         queue
-            .send(Job { events, main, done })
+            .send(Job { rows, main, done })
             .map_err(|_| AuditFailed)?;
         match wait.await {
             Ok(true) => Ok(()),
@@ -277,15 +272,16 @@ fn batcher(
             let Ok(first) = rx.recv() else {
                 return;
             };
-            let started = std::time::Instant::now();
             let mut jobs = vec![first];
-            let mut n = jobs[0].events.len();
-            // Gather while records keep arriving (each within LINGER_GAP of the last), up to
-            // LINGER_MAX: under load the batches grow, a lone request waits LINGER_GAP at most.
-            while n < MAX_BATCH && started.elapsed() < LINGER_MAX {
-                match rx.recv_timeout(LINGER_GAP) {
+            let mut n = events_in(&jobs[0]);
+            // Take what is queued, without waiting for more: the records that arrive while
+            // this batch commits (an fsync) make the next batch, so batches grow with the
+            // load, a lone request never waits for company, and a sender wakes this thread
+            // only when it waits on an empty queue — one wake-up a batch, not one a request.
+            while n < MAX_BATCH {
+                match rx.try_recv() {
                     Ok(job) => {
-                        n += job.events.len();
+                        n += events_in(&job);
                         jobs.push(job);
                     }
                     Err(_) => break,
@@ -293,15 +289,15 @@ fn batcher(
             }
             jobs
         };
-        let n: usize = jobs.iter().map(|j| j.events.len()).sum();
+        let n: usize = jobs.iter().map(events_in).sum();
         let written = [true, false]
             .iter()
             .zip(stores.iter())
             .try_for_each(|(main, store)| {
-                let rows: Vec<&[StoredEvent]> = jobs
+                let rows: Vec<&Row> = jobs
                     .iter()
                     .filter(|j| j.main == *main)
-                    .map(|j| j.events.as_slice())
+                    .flat_map(|j| j.rows.iter())
                     .collect();
                 write_batch(&**store, file, &rows)
             });
@@ -323,10 +319,14 @@ fn batcher(
     }
 }
 
+fn events_in(job: &Job) -> usize {
+    job.rows.iter().map(Row::event_count).sum()
+}
+
 fn write_batch(
     store: &dyn tresor_store::Store,
     file: Option<&parking_lot::Mutex<std::fs::File>>,
-    rows: &[&[StoredEvent]],
+    rows: &[&Row],
 ) -> Result<(), String> {
     if rows.is_empty() {
         return Ok(());
@@ -337,14 +337,14 @@ fn write_batch(
     }
     txn.commit().map_err(|e| e.to_string())?;
     if let Some(file) = file {
-        append_lines(file, rows.iter().flat_map(|r| r.iter()))?;
+        append_lines(file, rows.iter().flat_map(|r| r.events()))?;
     }
     Ok(())
 }
 
-fn append_lines<'a>(
+fn append_lines(
     file: &parking_lot::Mutex<std::fs::File>,
-    events: impl Iterator<Item = &'a StoredEvent>,
+    events: impl Iterator<Item = StoredEvent>,
 ) -> Result<(), String> {
     let mut text = String::new();
     for e in events {
@@ -371,25 +371,25 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn events(&self, outcome: &Outcome<'_>) -> Vec<StoredEvent> {
+    fn row(&self, outcome: &Outcome<'_>) -> Row {
         let facts = self.facts.snapshot();
-        let mut out = Vec::with_capacity(1 + facts.hops.len());
-        out.push(event::main_event(&self.info, &facts, outcome));
+        let event = event::main_event(&self.info, &facts, outcome);
         let mut ids = self.hop_ids.lock();
+        let mut hops = Vec::with_capacity(facts.hops.len());
         for (i, hop) in facts.hops.iter().enumerate() {
             if ids.len() <= i {
                 ids.push(tresor_crypto::ids::uuid_v4());
             }
-            out.push(event::hop_event(&self.info, hop, &ids[i]));
+            hops.push(event::hop_event(hop, &ids[i]));
         }
-        out
+        Row { event, hops }
     }
 }
 
 impl PendingRecord for Pending {
     fn write(&self, txn: &mut dyn WriteTxn) -> Result<(), StoreError> {
         self.wrote.store(true, std::sync::atomic::Ordering::SeqCst);
-        record::put_row(txn, &self.events(&Outcome::Pending))
+        record::put_row(txn, &self.row(&Outcome::Pending))
     }
 }
 
@@ -405,7 +405,7 @@ impl ServiceEventWriter for ServiceEventSink {
         self.metrics.service_event(&e.event_name);
         record::put(txn, &stored)?;
         if let Some(file) = &self.file
-            && let Err(err) = append_lines(file, std::iter::once(&stored))
+            && let Err(err) = append_lines(file, std::iter::once(stored.clone()))
         {
             // Fail the transaction: the event is not recorded everywhere it must be.
             tracing::error!(error = %err, "the audit file could not be written");
@@ -424,8 +424,8 @@ mod tests {
     use tresor_core::audit::AuditResource;
     use tresor_store::{SqliteStore, Store};
 
-    fn service_event(name: &str) -> StoredEvent {
-        event::service_event(&event_of(name))
+    fn service_event(name: &str) -> Row {
+        Row::single(event::service_event(&event_of(name)))
     }
 
     fn event_of(name: &str) -> ServiceEvent {
