@@ -285,6 +285,18 @@ impl Call<'_> {
         }
     }
 
+    /// The request's SigV4 check for `service`, against this server's keys and regions.
+    fn authenticate(&self, service: ServiceId) -> Result<auth::Authenticated, AwsError> {
+        auth::authenticate(
+            &self.state.services,
+            &self.state.keys,
+            &self.state.regions,
+            service,
+            self.http_req,
+            self.now,
+        )
+    }
+
     fn ctx(&self, authenticated: &auth::Authenticated) -> RequestCtx {
         RequestCtx {
             request_id: self.request_id.to_string(),
@@ -480,14 +492,7 @@ impl Call<'_> {
             return unknown();
         };
         let renderer = Renderer::Json(Some(service));
-        let authenticated = match auth::authenticate(
-            &self.state.services,
-            &self.state.keys,
-            &self.state.regions,
-            service,
-            self.http_req,
-            self.now,
-        ) {
+        let authenticated = match self.authenticate(service) {
             Ok(a) => a,
             Err(e) => {
                 let known = dispatch::json_operation(service, op).is_some();
@@ -533,14 +538,7 @@ impl Call<'_> {
     async fn rest(&self, service: ServiceId) -> Response<Full<Bytes>> {
         let renderer = Renderer::Rest(service);
         let op_name = rest_event_name(self.http_req.method, self.http_req.path);
-        let authenticated = match auth::authenticate(
-            &self.state.services,
-            &self.state.keys,
-            &self.state.regions,
-            service,
-            self.http_req,
-            self.now,
-        ) {
+        let authenticated = match self.authenticate(service) {
             Ok(a) => a,
             Err(e) => {
                 let known = op_name != "unknown";
@@ -666,14 +664,7 @@ impl Call<'_> {
             return render_error(renderer, &not_implemented_action(action), self.request_id);
         }
         let action_name = params.action().unwrap_or("unknown").to_string();
-        let authenticated = match auth::authenticate(
-            &self.state.services,
-            &self.state.keys,
-            &self.state.regions,
-            service,
-            self.http_req,
-            self.now,
-        ) {
+        let authenticated = match self.authenticate(service) {
             Ok(a) => a,
             Err(e) => {
                 let known = dispatch::query_operation(service, &action_name).is_some();
