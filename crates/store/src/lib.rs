@@ -16,6 +16,7 @@
 //! across an `.await`, but a write transaction excludes every other writer for as long as it
 //! lives: keep them short and never await something slow while holding one.
 
+mod checkpoint;
 mod error;
 mod memory;
 mod range;

@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::memory::duration_ms;
 use crate::range::{LowerBound, lower_bound, prefix_successor};
 use crate::{ReadTxn, Store, StoreError, WriteTxn};
@@ -135,6 +136,8 @@ pub struct SqliteStore {
     /// Fault injection for tests: how many of the next `COMMIT`s the commit hook turns into a
     /// rollback.
     fail_commits: Arc<AtomicU64>,
+    /// Copies the write-ahead log into the database file off the commit path.
+    checkpointer: Checkpointer,
 }
 
 /// The single writer connection, the open group and who waits for what. A write transaction
@@ -255,6 +258,21 @@ impl SqliteStore {
                     .is_ok()
             }))
             .map_err(StoreError::sqlite("installing the commit hook"))?;
+        // Replaces SQLite's automatic checkpoint (see the checkpoint module).
+        let checkpointer = Checkpointer::start(path)?;
+        let signal = checkpointer.signal();
+        writer
+            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
+                if pages >= checkpoint::INLINE_PAGES {
+                    // The log outgrew the background thread: copy it now, while no other
+                    // commit can append to it. A busy checkpoint is not this commit's failure.
+                    let _ = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE);
+                } else {
+                    signal.committed(pages);
+                }
+                Ok(())
+            }))
+            .map_err(StoreError::sqlite("installing the WAL hook"))?;
         let store = SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(Writer {
@@ -277,6 +295,7 @@ impl SqliteStore {
             }),
             commits: AtomicU64::new(0),
             fail_commits,
+            checkpointer,
             options,
         };
         // Fail now, not on the first request, if read-only connections cannot be opened.
@@ -333,6 +352,12 @@ impl SqliteStore {
     /// commit, fewer than the write transactions committed.
     pub fn physical_commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst) / 2
+    }
+
+    /// How many write-ahead-log checkpoints the background thread has run (for tests).
+    #[doc(hidden)]
+    pub fn background_checkpoints(&self) -> u64 {
+        self.checkpointer.signal().runs.load(Ordering::Relaxed)
     }
 
     /// How many `begin_write` calls are waiting for the writer (for tests that line writers
@@ -629,6 +654,7 @@ impl Store for SqliteStore {
         let Some(conn) = writer else {
             return Ok(());
         };
+        self.checkpointer.stop();
         if !conn.is_autocommit() {
             // An empty group transaction left open for a writer that then gave up.
             execute_cached(&conn, "ROLLBACK", "ending an empty transaction")?;
@@ -664,7 +690,7 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         })
 }
 
-/// Per-reader settings: a 256 MiB memory map (address space only, not memory).
+/// Read settings of every connection: a 256 MiB memory map (address space only, not memory).
 const READER_PRAGMAS: &str = "PRAGMA mmap_size = 268435456";
 
 fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
@@ -691,6 +717,10 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, Store
     }
     conn.execute_batch("PRAGMA synchronous = FULL")
         .map_err(StoreError::sqlite("setting synchronous=FULL"))?;
+    // The writer reads pages (the B-tree path to each key it writes) through the memory map
+    // too, instead of a pread() system call per page; writes still go to the WAL.
+    conn.execute_batch(READER_PRAGMAS)
+        .map_err(StoreError::sqlite("setting the memory map"))?;
     Ok(conn)
 }
 
