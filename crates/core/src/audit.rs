@@ -266,6 +266,14 @@ impl Store for AuditingStore {
     fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
     }
+
+    fn shared_generation(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        self.inner.shared_generation()
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        self.inner.ready()
+    }
 }
 
 struct AuditingTxn<'a> {
