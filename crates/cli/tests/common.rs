@@ -116,9 +116,10 @@ impl Server {
         let data_dir = dir.path().join("data");
         let dev = extra.contains(&"--dev");
         let database = (test_store() == "postgres" && !dev).then(TestDatabase::create);
+        let url = database.as_ref().map(|d| d.url.clone());
         let mut args: Vec<&str> = extra.to_vec();
-        if let Some(db) = &database {
-            args.extend(["--store", db.url.as_str()]);
+        if let Some(url) = &url {
+            args.extend(["--store", url.as_str()]);
         }
         let (child, first) = spawn_node(&data_dir, &args, envs);
         let tls = extra.iter().any(|a| a.starts_with("--tls"));
@@ -259,7 +260,6 @@ fn read_message(
     r: &mut impl BufRead,
     response: Option<bool>,
 ) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
-    use std::io::Read;
     let mut head = Vec::new();
     loop {
         let mut line = Vec::new();

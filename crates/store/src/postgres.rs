@@ -129,19 +129,22 @@ impl Default for PostgresOptions {
 /// The runtime driving every PostgreSQL connection of the process. Never dropped (a runtime
 /// must not be dropped on a runtime thread, and stores may be dropped anywhere).
 fn runtime() -> Result<&'static tokio::runtime::Runtime, StoreError> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("tresor-pg")
-        .enable_all()
-        .build()
+    // Built inside `get_or_init`, which runs one initializer at a time: a runtime built by a
+    // losing racer would be dropped here, which panics on a runtime thread.
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("tresor-pg")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
         .map_err(|e| StoreError::Unavailable {
             reason: format!("cannot start the PostgreSQL I/O threads: {e}"),
-        })?;
-    Ok(RUNTIME.get_or_init(|| rt))
+        })
 }
 
 struct ThreadWaker(std::thread::Thread);
