@@ -242,9 +242,14 @@ pub fn alternating_proxy(a: &str, b: &str) -> String {
                         };
                         client.write_all(&rhead)?;
                         client.write_all(&rbody)?;
-                        let text = String::from_utf8_lossy(&rhead).to_ascii_lowercase();
-                        if text.contains("\r\nconnection: close") {
-                            conns[n] = None;
+                        let close = |h: &[u8]| {
+                            String::from_utf8_lossy(h)
+                                .to_ascii_lowercase()
+                                .contains("\r\nconnection: close")
+                        };
+                        if close(&head) || close(&rhead) {
+                            // Either side ends the exchange: end the client's connection.
+                            return Ok(());
                         }
                     }
                 })();
