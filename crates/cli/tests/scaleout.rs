@@ -368,12 +368,45 @@ fn health_is_ready_only_while_the_database_answers() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let down_after = start.elapsed();
+    // A request during the outage is a clear server error, promptly, never a wrong answer.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (akid, secret) = {
+        let text = std::fs::read_to_string(dir.path().join("data/credentials")).unwrap();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)
+                        .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+                })
+                .unwrap()
+        };
+        (value("aws_access_key_id"), value("aws_secret_access_key"))
+    };
+    let sm = rt.block_on(async {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(&akid, &secret, None, None, "test"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        aws_sdk_secretsmanager::Client::new(&config)
+    });
+    let asked = Instant::now();
+    let err = rt
+        .block_on(sm.list_secrets().send())
+        .expect_err("a listing without a database");
+    let raw = err.raw_response().map(|r| r.status().as_u16());
+    assert!(matches!(raw, Some(500..=503)), "{err:?}");
+    assert!(asked.elapsed() < Duration::from_secs(15), "took {:?}", asked.elapsed());
     cut.store(false, std::sync::atomic::Ordering::SeqCst);
     let start = Instant::now();
     while !health().starts_with("HTTP/1.1 200") {
         assert!(start.elapsed() < Duration::from_secs(10), "did not recover");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Recovered by itself: the same client succeeds.
+    rt.block_on(sm.list_secrets().send()).unwrap();
     println!(
         "database cut: /health 503 after {down_after:?}; restored: 200 after {:?}",
         start.elapsed()

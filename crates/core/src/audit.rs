@@ -274,6 +274,10 @@ impl Store for AuditingStore {
     fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready()
     }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.inner.counters()
+    }
 }
 
 struct AuditingTxn<'a> {

@@ -95,6 +95,10 @@ impl Store for GenerationStore {
     fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready()
     }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.inner.counters()
+    }
 }
 
 struct CountingTxn<'a> {

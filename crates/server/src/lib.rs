@@ -113,6 +113,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     };
     let metrics = Arc::new(metrics::Metrics::new(deployment.store_files()));
     metrics.register(Box::new(metrics::replication));
+    metrics.register(Box::new(metrics::store_counters));
     let log_store = deployment.open_audit_log()?;
     let auditor = audit::Auditor::start(
         deployment.services.clone(),

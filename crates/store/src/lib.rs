@@ -67,6 +67,13 @@ pub trait Store: Send + Sync + 'static {
     fn ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Monotonic counters of the backend's work, for the metrics endpoint and benchmarks
+    /// (PostgreSQL: `round_trips`, the exchanges with the database; `transactions`). Empty
+    /// for the embedded backends.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Reads inside a transaction.

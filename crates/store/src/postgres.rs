@@ -218,6 +218,11 @@ struct Shared {
     description: String,
     idle: Mutex<Vec<Conn>>,
     freed: Condvar,
+    /// Whether a write transaction of this process holds (or waits for) the cluster-wide
+    /// writer lock: the others wait here, holding no pooled connection, so that writers
+    /// queued behind the lock never take the readers' connections.
+    writing: Mutex<bool>,
+    writer_done: Condvar,
     /// Connections that exist (idle, lent out, or being returned).
     open: AtomicUsize,
     /// The highest committed generation this process knows of.
@@ -225,6 +230,9 @@ struct Shared {
     /// Whether the listener connection is up (LISTEN active).
     listening: AtomicBool,
     closed: AtomicBool,
+    /// Exchanges with the database (a pipelined batch counts once) and transactions.
+    round_trips: AtomicU64,
+    transactions: AtomicU64,
 }
 
 /// The PostgreSQL backend. Cheap to share: clones are handles of one pool.
@@ -378,10 +386,14 @@ impl PostgresStore {
                 options,
                 idle: Mutex::new(Vec::new()),
                 freed: Condvar::new(),
+                writing: Mutex::new(false),
+                writer_done: Condvar::new(),
                 open: AtomicUsize::new(0),
                 generation: Arc::new(AtomicU64::new(0)),
                 listening: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                round_trips: AtomicU64::new(0),
+                transactions: AtomicU64::new(0),
             }),
         };
         store.migrate()?;
@@ -403,6 +415,7 @@ impl PostgresStore {
 
     /// Waits for `fut` up to the statement timeout.
     fn run<F: Future>(&self, fut: F) -> Result<F::Output, StoreError> {
+        self.shared.round_trips.fetch_add(1, Ordering::Relaxed);
         wait(fut, Instant::now() + self.shared.options.statement_timeout).ok_or_else(|| {
             StoreError::Unavailable {
                 reason: format!(
@@ -478,6 +491,7 @@ impl PostgresStore {
     /// `COMMIT` of a read-only transaction) and returns the connection to the pool after.
     fn finish_async(&self, conn: Conn, sql: &'static str) {
         let shared = self.shared.clone();
+        shared.round_trips.fetch_add(1, Ordering::Relaxed);
         match runtime() {
             Ok(rt) => {
                 rt.spawn(async move {
@@ -763,6 +777,7 @@ impl Store for PostgresStore {
             return Err(StoreError::Closed);
         }
         let conn = self.checkout()?;
+        self.shared.transactions.fetch_add(1, Ordering::Relaxed);
         // The snapshot is taken here (by the generation read, pipelined with BEGIN: one
         // round trip), not at the first read.
         let client = &conn.client;
@@ -800,6 +815,7 @@ impl Store for PostgresStore {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
+        let gate = WriterGate::enter(&self.shared)?;
         let conn = self.checkout()?;
         let timeout_ms = duration_ms(self.shared.options.busy_timeout).max(1);
         let begin = format!(
@@ -807,9 +823,12 @@ impl Store for PostgresStore {
              SELECT pg_advisory_xact_lock({WRITER_LOCK}); SET LOCAL lock_timeout = 0"
         );
         let deadline = self.shared.options.statement_timeout + self.shared.options.busy_timeout;
+        self.shared.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.shared.transactions.fetch_add(1, Ordering::Relaxed);
         match wait(conn.client.batch_execute(&begin), Instant::now() + deadline) {
             Some(Ok(())) => Ok(Box::new(PgWriteTxn {
                 store: self,
+                _gate: gate,
                 conn: Some(conn),
                 dirty: false,
                 failed: std::cell::Cell::new(false),
@@ -852,6 +871,13 @@ impl Store for PostgresStore {
 
     fn shared_generation(&self) -> Option<Arc<AtomicU64>> {
         Some(self.shared.generation.clone())
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("round_trips", self.shared.round_trips.load(Ordering::Relaxed)),
+            ("transactions", self.shared.transactions.load(Ordering::Relaxed)),
+        ]
     }
 
     /// Never blocks (it serves load-balancer probes): ready while the listener connection
@@ -1006,9 +1032,40 @@ impl Drop for PgReadTxn<'_> {
     }
 }
 
+/// This process's turn at the writer lock; the next local writer may go when it is dropped.
+struct WriterGate<'a> {
+    shared: &'a Shared,
+}
+
+impl<'a> WriterGate<'a> {
+    fn enter(shared: &'a Shared) -> Result<WriterGate<'a>, StoreError> {
+        let deadline = Instant::now() + shared.options.busy_timeout;
+        let mut writing = shared.writing.lock();
+        while *writing {
+            if shared.writer_done.wait_until(&mut writing, deadline).timed_out() && *writing {
+                return Err(StoreError::Busy {
+                    timeout_ms: duration_ms(shared.options.busy_timeout),
+                });
+            }
+        }
+        *writing = true;
+        Ok(WriterGate { shared })
+    }
+}
+
+impl Drop for WriterGate<'_> {
+    fn drop(&mut self) {
+        *self.shared.writing.lock() = false;
+        self.shared.writer_done.notify_one();
+    }
+}
+
 struct PgWriteTxn<'a> {
     store: &'a PostgresStore,
+    /// Dropped after `conn` (fields drop in order): the next local writer goes once this
+    /// one's connection has been handed back (its COMMIT or ROLLBACK sent).
     conn: Option<Conn>,
+    _gate: WriterGate<'a>,
     /// Whether anything was written (an empty commit bumps no generation).
     dirty: bool,
     /// A statement failed: PostgreSQL aborted the transaction, nothing of it can commit.
