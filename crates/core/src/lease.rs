@@ -29,10 +29,18 @@ pub struct Lease {
     pub until_ms: i64,
 }
 
-/// This process's identity as a lease owner: random, new at every start.
+static NODE_ID: OnceLock<String> = OnceLock::new();
+
+/// This process's identity as a lease owner: the one [`set_node_id`] gave (the server keeps
+/// it in its data directory, so a restarted node takes its own leases back at once), else
+/// random.
 pub fn node_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(tresor_crypto::ids::uuid_v4)
+    NODE_ID.get_or_init(tresor_crypto::ids::uuid_v4)
+}
+
+/// Sets the node's identity; only before the first [`node_id`] (later calls change nothing).
+pub fn set_node_id(id: &str) {
+    let _ = NODE_ID.set(id.to_string());
 }
 
 /// The lease duration (read once).

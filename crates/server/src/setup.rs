@@ -199,6 +199,31 @@ pub fn prepare(config: &Config) -> Result<DataDir, ServerError> {
 
 /// Opens the store in a prepared data directory and runs first-start set-up.
 pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
+    // The node's identity for job leases: kept in the data directory, which one process
+    // holds at a time, so a restarted node resumes its own interrupted jobs at once.
+    let node_file = dir.path.join("node-id");
+    let node_id = match std::fs::read_to_string(&node_file) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => {
+            let id = tresor_crypto::ids::uuid_v4();
+            let write = || -> std::io::Result<()> {
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&node_file)?;
+                f.write_all(id.as_bytes())?;
+                f.sync_all()
+            };
+            write().map_err(|e| {
+                ServerError::Setup(format!("cannot write {}: {e}", node_file.display()))
+            })?;
+            id
+        }
+    };
+    tresor_core::lease::set_node_id(&node_id);
     let (store, root) = open_store(&dir.path, config, true)?;
     let now = OffsetDateTime::now_utc();
     // The administrator's secret is written (staged) before the account commits, so a
