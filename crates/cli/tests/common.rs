@@ -77,7 +77,11 @@ impl Drop for TestDatabase {
 }
 
 /// Spawns `tresor serve` on `data_dir` with `args`; returns it and its endpoint.
-pub fn spawn_node(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+pub fn spawn_node(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tresor"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -209,7 +213,11 @@ pub fn alternating_proxy(a: &str, b: &str) -> String {
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let addr = |e: &str| e.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let addr = |e: &str| {
+        e.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string()
+    };
     let backends = Arc::new([addr(a), addr(b)]);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());

@@ -109,7 +109,12 @@ async fn a_permission_revoked_on_one_node_is_enforced_by_the_other_at_once() {
         .arn()
         .unwrap()
         .to_string();
-    a_iam.create_user().user_name("reader").send().await.unwrap();
+    a_iam
+        .create_user()
+        .user_name("reader")
+        .send()
+        .await
+        .unwrap();
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"{arn}"}}]}}"#
     );
@@ -145,7 +150,10 @@ async fn a_permission_revoked_on_one_node_is_enforced_by_the_other_at_once() {
                 }
                 Err(e) => {
                     assert_eq!(e.code(), Some("AccessDeniedException"), "{e:?}");
-                    assert!(granted.elapsed() < Duration::from_secs(1), "grant not seen in 1 s");
+                    assert!(
+                        granted.elapsed() < Duration::from_secs(1),
+                        "grant not seen in 1 s"
+                    );
                 }
             }
         }
@@ -213,7 +221,12 @@ async fn a_key_disabled_on_one_node_cannot_be_used_through_the_other() {
         .unwrap()
         .clone();
     // B has used (and cached) the key.
-    b_kms.decrypt().ciphertext_blob(blob.clone()).send().await.unwrap();
+    b_kms
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .send()
+        .await
+        .unwrap();
     a_kms.disable_key().key_id(&key_id).send().await.unwrap();
     // The very next use through B is refused: the decoded key record is tagged with the
     // snapshot's generation, which A's commit moved.
@@ -274,7 +287,10 @@ async fn a_node_killed_during_writes_loses_no_acknowledged_write() {
     for t in tasks {
         acked.extend(t.await.unwrap());
     }
-    let on_a = acked.iter().filter(|(n, _)| n.starts_with("/load/n0/")).count();
+    let on_a = acked
+        .iter()
+        .filter(|(n, _)| n.starts_with("/load/n0/"))
+        .count();
     assert!(on_a > 0, "node A acknowledged nothing before it was killed");
     // Every acknowledged write, wherever it was acknowledged, is there on the survivor.
     let b = &clients[1];
@@ -286,9 +302,16 @@ async fn a_node_killed_during_writes_loses_no_acknowledged_write() {
             .send()
             .await
             .unwrap();
-        assert!(got.invalid_parameters().is_empty(), "lost: {:?}", got.invalid_parameters());
+        assert!(
+            got.invalid_parameters().is_empty(),
+            "lost: {:?}",
+            got.invalid_parameters()
+        );
         for p in got.parameters() {
-            let want = chunk.iter().find(|(n, _)| Some(n.as_str()) == p.name()).unwrap();
+            let want = chunk
+                .iter()
+                .find(|(n, _)| Some(n.as_str()) == p.name())
+                .unwrap();
             assert_eq!(p.value(), Some(want.1.as_str()));
         }
     }
@@ -306,11 +329,14 @@ fn health_is_ready_only_while_the_database_answers() {
     let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_port = relay.local_addr().unwrap().port();
     let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let upstream: String = {
-        let admin = common::pg_admin_url();
-        let hostport = admin.split('@').nth(1).unwrap().split('/').next().unwrap().to_string();
-        hostport
-    };
+    let upstream: String = common::pg_admin_url()
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     {
         let cut = cut.clone();
         std::thread::spawn(move || {
@@ -321,7 +347,9 @@ fn health_is_ready_only_while_the_database_answers() {
                     drop(client);
                     continue;
                 }
-                let Ok(server) = std::net::TcpStream::connect(&upstream) else { continue };
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
                 live.add(&client, &server);
                 let watch = (live.clone(), cut.clone());
                 std::thread::spawn(move || {
@@ -364,7 +392,10 @@ fn health_is_ready_only_while_the_database_answers() {
     cut.store(true, std::sync::atomic::Ordering::SeqCst);
     let start = Instant::now();
     while !health().starts_with("HTTP/1.1 503") {
-        assert!(start.elapsed() < Duration::from_secs(10), "still ready without a database");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still ready without a database"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let down_after = start.elapsed();
@@ -398,7 +429,11 @@ fn health_is_ready_only_while_the_database_answers() {
         .expect_err("a listing without a database");
     let raw = err.raw_response().map(|r| r.status().as_u16());
     assert!(matches!(raw, Some(500..=503)), "{err:?}");
-    assert!(asked.elapsed() < Duration::from_secs(15), "took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        asked.elapsed()
+    );
     cut.store(false, std::sync::atomic::Ordering::SeqCst);
     let start = Instant::now();
     while !health().starts_with("HTTP/1.1 200") {

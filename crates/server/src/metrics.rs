@@ -503,7 +503,12 @@ fn escape(v: &str) -> String {
 pub fn store_counters(services: &Services, out: &mut String) {
     for (name, value) in services.store().counters() {
         let metric = format!("tresor_store_{name}_total");
-        family(out, &metric, "counter", "Work of the store backend since the start.");
+        family(
+            out,
+            &metric,
+            "counter",
+            "Work of the store backend since the start.",
+        );
         let _ = writeln!(out, "{metric} {value}");
     }
 }
@@ -567,4 +572,3 @@ mod tests {
         assert_eq!(escape("a\"b\\"), "a\\\"b\\\\");
     }
 }
-

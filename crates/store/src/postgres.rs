@@ -82,10 +82,8 @@ const SELECT_VALUE: &str = "SELECT v FROM tresor_kv WHERE k = $1";
 const UPSERT: &str =
     "INSERT INTO tresor_kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v";
 const DELETE: &str = "DELETE FROM tresor_kv WHERE k = $1";
-const SCAN_FROM: &str =
-    "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3";
-const SCAN_AFTER: &str =
-    "SELECT k, v FROM tresor_kv WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3";
+const SCAN_FROM: &str = "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3";
+const SCAN_AFTER: &str = "SELECT k, v FROM tresor_kv WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3";
 const SCAN_REV: &str =
     "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k DESC LIMIT $3";
 const SELECT_GENERATION: &str = "SELECT generation FROM tresor_meta WHERE id = 1";
@@ -513,12 +511,11 @@ impl PostgresStore {
         let (config, tls) = (shared.config.clone(), shared.tls.clone());
         let description = shared.description.clone();
         let task = runtime()?.spawn(async move {
-            let client =
-                connect(config, tls, None)
-                    .await
-                    .map_err(|e| StoreError::Unavailable {
-                        reason: format!("cannot connect to {description}: {e}"),
-                    })?;
+            let client = connect(config, tls, None)
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    reason: format!("cannot connect to {description}: {e}"),
+                })?;
             let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK})");
             client
                 .batch_execute(&lock)
@@ -542,7 +539,11 @@ impl PostgresStore {
                     expected: SCHEMA_VERSION.unsigned_abs(),
                 });
             }
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.unsigned_abs() as usize) {
+            for (i, sql) in MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip(found.unsigned_abs() as usize)
+            {
                 let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
                 let script = format!(
                     "BEGIN; {sql}; INSERT INTO tresor_schema (id, version) VALUES (1, {version}) \
@@ -572,7 +573,10 @@ impl PostgresStore {
     /// connection, bounded by `timeout`.
     pub fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
         let conn = self.checkout()?;
-        match wait(conn.client.simple_query("SELECT 1"), Instant::now() + timeout) {
+        match wait(
+            conn.client.simple_query("SELECT 1"),
+            Instant::now() + timeout,
+        ) {
             Some(Ok(_)) => {
                 self.checkin(conn);
                 Ok(())
@@ -603,14 +607,20 @@ impl PostgresStore {
     /// Creates the database `name` through the administrative connection `admin_url` (tests
     /// and `tresor migrate`). `name` must be a plain identifier.
     pub fn create_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
-        Self::admin(admin_url, &format!("CREATE DATABASE \"{}\"", identifier(name)?))
+        Self::admin(
+            admin_url,
+            &format!("CREATE DATABASE \"{}\"", identifier(name)?),
+        )
     }
 
     /// Drops the database `name` (and ends its sessions).
     pub fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
         Self::admin(
             admin_url,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", identifier(name)?),
+            &format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                identifier(name)?
+            ),
         )
     }
 
@@ -642,9 +652,7 @@ impl PostgresStore {
 fn identifier(name: &str) -> Result<&str, StoreError> {
     if !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
         Ok(name)
     } else {
@@ -875,8 +883,14 @@ impl Store for PostgresStore {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         vec![
-            ("round_trips", self.shared.round_trips.load(Ordering::Relaxed)),
-            ("transactions", self.shared.transactions.load(Ordering::Relaxed)),
+            (
+                "round_trips",
+                self.shared.round_trips.load(Ordering::Relaxed),
+            ),
+            (
+                "transactions",
+                self.shared.transactions.load(Ordering::Relaxed),
+            ),
         ]
     }
 
@@ -977,11 +991,7 @@ impl PgReadTxn<'_> {
     }
 
     fn stmts(&self) -> Result<&Statements, StoreError> {
-        Ok(&self
-            .conn
-            .as_ref()
-            .ok_or(StoreError::TransactionLost)?
-            .stmts)
+        Ok(&self.conn.as_ref().ok_or(StoreError::TransactionLost)?.stmts)
     }
 }
 
@@ -1026,7 +1036,11 @@ impl ReadTxn for PgReadTxn<'_> {
 impl Drop for PgReadTxn<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            let end = if self.failed.get() { "ROLLBACK" } else { "COMMIT" };
+            let end = if self.failed.get() {
+                "ROLLBACK"
+            } else {
+                "COMMIT"
+            };
             self.store.finish_async(conn, end);
         }
     }
@@ -1042,7 +1056,12 @@ impl<'a> WriterGate<'a> {
         let deadline = Instant::now() + shared.options.busy_timeout;
         let mut writing = shared.writing.lock();
         while *writing {
-            if shared.writer_done.wait_until(&mut writing, deadline).timed_out() && *writing {
+            if shared
+                .writer_done
+                .wait_until(&mut writing, deadline)
+                .timed_out()
+                && *writing
+            {
                 return Err(StoreError::Busy {
                     timeout_ms: duration_ms(shared.options.busy_timeout),
                 });
@@ -1130,9 +1149,10 @@ impl ReadTxn for PgWriteTxn<'_> {
 impl WriteTxn for PgWriteTxn<'_> {
     fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         let conn = self.conn()?;
-        let r = self
-            .store
-            .run(conn.client.execute(&conn.stmts.put, &[&key.as_bytes(), &value]));
+        let r = self.store.run(
+            conn.client
+                .execute(&conn.stmts.put, &[&key.as_bytes(), &value]),
+        );
         self.checked("writing", r)?;
         self.dirty = true;
         Ok(())

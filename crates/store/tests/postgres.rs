@@ -28,7 +28,10 @@ fn another_store_on_the_database_learns_of_a_commit_within_milliseconds() {
         assert!(committed > before);
         let start = Instant::now();
         while b_counter.load(std::sync::atomic::Ordering::SeqCst) < committed {
-            assert!(start.elapsed() < Duration::from_secs(1), "no notification within 1 s");
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "no notification within 1 s"
+            );
             std::thread::yield_now();
         }
         delays.push(start.elapsed());
@@ -88,10 +91,7 @@ fn a_database_of_a_newer_schema_is_refused() {
         .unwrap();
     assert!(admin.success());
     let err = PostgresStore::open(&db.url).err().unwrap();
-    assert!(
-        matches!(err, StoreError::UnsupportedSchema { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, StoreError::UnsupportedSchema { .. }), "{err}");
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::hash::BuildHasher;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tresor_store::{MemoryStore, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
+use tresor_store::{
+    MemoryStore, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store,
+};
 
 /// A store and whatever must outlive it (fields drop in order: the store first).
 pub struct Fixture {
@@ -34,8 +36,7 @@ impl TestDatabase {
         let admin = pg_admin_url();
         let name = format!(
             "tresor_test_{:016x}",
-            std::collections::hash_map::RandomState::new()
-                .hash_one(std::time::SystemTime::now())
+            std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
         );
         PostgresStore::create_database(&admin, &name).unwrap_or_else(|e| {
             panic!("PostgreSQL at {admin} (TRESOR_TEST_PG_URL) is needed by this test: {e}")
