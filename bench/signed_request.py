@@ -34,7 +34,13 @@ BENCH_POLICY = {
 }
 
 
-def client(endpoint, service, akid="test", secret="test"):
+# The administrator's key for the set-up calls: test/test of a --dev server, or a real
+# deployment's (BENCH_ADMIN_AKID / BENCH_ADMIN_SECRET, e.g. bench/scaleout.sh's PostgreSQL nodes).
+ADMIN_AKID = os.environ.get("BENCH_ADMIN_AKID", "test")
+ADMIN_SECRET = os.environ.get("BENCH_ADMIN_SECRET", "test")
+
+
+def client(endpoint, service, akid=ADMIN_AKID, secret=ADMIN_SECRET):
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id=akid, aws_secret_access_key=secret)
 
 
@@ -121,11 +127,11 @@ def put_parameter_many(endpoint, akid, secret):
 def main():
     endpoint, op = sys.argv[1], sys.argv[2]
     if op == "PutParameterMany":
-        akid, secret = iam_user(endpoint) if "--iam-user" in sys.argv else ("test", "test")
+        akid, secret = iam_user(endpoint) if "--iam-user" in sys.argv else (ADMIN_AKID, ADMIN_SECRET)
         put_parameter_many(endpoint, akid, secret)
         return
     service, headers, body = setup(endpoint, op)
-    akid, secret = iam_user(endpoint) if "--iam-user" in sys.argv else ("test", "test")
+    akid, secret = iam_user(endpoint) if "--iam-user" in sys.argv else (ADMIN_AKID, ADMIN_SECRET)
     req = AWSRequest(method="POST", url=endpoint + "/", data=body.encode(), headers=headers)
     botocore.auth.SigV4Auth(Credentials(akid, secret), service, REGION).add_auth(req)
     p = req.prepare()

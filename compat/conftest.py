@@ -34,6 +34,54 @@ LOG_TAIL_LINES = 200
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# TRESOR_TEST_STORE=postgres: every server with a data directory (not --dev) runs on a
+# PostgreSQL database of its own, created here (one per data directory, so a restart on the
+# same directory finds its records again) and dropped at the end of the session. Tests that
+# inspect the SQLite files carry @pytest.mark.sqlite_only and are not collected on that pass
+# (listed in the report header, never skipped silently).
+TEST_STORE = os.environ.get("TRESOR_TEST_STORE", "sqlite")
+PG_ADMIN_URL = os.environ.get("TRESOR_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+_databases: dict = {}
+
+
+def _psql(sql: str):
+    r = subprocess.run(["psql", PG_ADMIN_URL, "-qc", sql], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.fail(f"psql {sql!r} against {PG_ADMIN_URL} (TRESOR_TEST_PG_URL) failed: {r.stderr}")
+
+
+def database_for(data_dir: Path) -> str:
+    """The PostgreSQL URL of the store of `data_dir` (created on first use)."""
+    key = str(Path(data_dir).resolve())
+    if key not in _databases:
+        name = f"tresor_test_{uuid.uuid4().hex[:16]}"
+        _psql(f'CREATE DATABASE "{name}"')
+        _databases[key] = (name, PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+    return _databases[key][1]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: inspects the SQLite files; not run on the PostgreSQL pass")
+    config.addinivalue_line("markers", "postgres_only: several nodes on one database; run on the PostgreSQL pass")
+
+
+def pytest_collection_modifyitems(config, items):
+    other = "sqlite_only" if TEST_STORE == "postgres" else "postgres_only"
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker(other) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+        print(f"\n{TEST_STORE} pass: {len(dropped)} {other} tests are not run here (they run on the other pass): "
+              + ", ".join(i.nodeid for i in dropped))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for name, _ in _databases.values():
+        subprocess.run(["psql", PG_ADMIN_URL, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+                       capture_output=True, timeout=60)
+
 
 def tresor_bin() -> str:
     path = os.environ.get("TRESOR_BIN")
@@ -147,6 +195,8 @@ _servers: list = []
 
 def start_server(*args: str, data_dir: Path | None = None, env: dict | None = None, expect_ready=True) -> Server:
     cmd = [tresor_bin(), "serve", *args]
+    if TEST_STORE == "postgres" and data_dir is not None and "--dev" not in args and "--store" not in args:
+        cmd += ["--store", database_for(data_dir)]
     if "--listen" not in args:
         cmd += ["--listen", "127.0.0.1:0"]
     if data_dir is not None:

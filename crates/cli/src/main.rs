@@ -45,6 +45,8 @@ enum Command {
     /// Host setup: the configuration a host needs to act as a role.
     #[command(subcommand)]
     Host(HostCommand),
+    /// Copy a stopped SQLite deployment's store into an empty PostgreSQL database.
+    Migrate(MigrateArgs),
     /// Who read which version of a secret (directly or through Parameter Store's reference
     /// path), from the audit log, and whether the old version is safe to revoke.
     WhoReads(who_reads::WhoReadsArgs),
@@ -75,9 +77,23 @@ struct NewKeyArgs {
     /// Address the server listens on, for the profile's endpoint_url [default: 127.0.0.1:4566].
     #[arg(long, env = "TRESOR_LISTEN")]
     listen: Option<String>,
+    /// The store: a postgres:// URL for a shared PostgreSQL store [default: SQLite in the data
+    /// directory].
+    #[arg(long, env = "TRESOR_STORE")]
+    store: Option<String>,
     /// Delete the administrator's existing access keys in the same transaction.
     #[arg(long)]
     revoke_existing: bool,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// The stopped deployment's data directory (its tresor.db is copied).
+    #[arg(long, env = "TRESOR_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The PostgreSQL database to copy into (empty; its schema is created).
+    #[arg(long = "to", env = "TRESOR_STORE")]
+    to: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -99,6 +115,11 @@ struct ServeArgs {
     /// Data directory: store, root key, administrator profile [default: ~/.local/share/tresor].
     #[arg(long, env = "TRESOR_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: `postgres://user[:password]@host[:port]/database[?sslmode=require]` for a
+    /// PostgreSQL database shared by several nodes (each with its own data directory and the
+    /// same root key) [default: SQLite in the data directory].
+    #[arg(long, env = "TRESOR_STORE")]
+    store: Option<String>,
     /// Throwaway store, account 000000000000, credentials test/test (signatures still verified).
     #[arg(long, env = "TRESOR_DEV")]
     dev: bool,
@@ -170,6 +191,30 @@ fn main() -> ExitCode {
         Command::Agent(args) => host(tresor_host::agent_main, *args, "info"),
         Command::Host(HostCommand::Init(args)) => tresor_host::host_init_main(*args),
         Command::WhoReads(args) => who_reads::run(args),
+        Command::Migrate(args) => migrate(args),
+    }
+}
+
+fn migrate(args: MigrateArgs) -> ExitCode {
+    init_logging("warn", LogFormat::Text);
+    match tresor_server::migrate_to_postgres(&args.data_dir, &args.to) {
+        Ok(m) => {
+            println!(
+                "copied {} records from {} into {}",
+                m.records,
+                args.data_dir.join("tresor.db").display(),
+                m.database
+            );
+            println!(
+                "start every node with --store and this deployment's root key ({} or TRESOR_ROOT_KEY)",
+                args.data_dir.join("root.key").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tresor: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -216,6 +261,7 @@ fn new_key(args: NewKeyArgs) -> ExitCode {
         config_file: args.config,
         listen: args.listen,
         data_dir: args.data_dir,
+        store: args.store,
         root_key: root_key_from_env(),
         ..Overrides::default()
     };
@@ -256,6 +302,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         config_file: args.config,
         listen: args.listen,
         data_dir: args.data_dir,
+        store: args.store,
         dev: args.dev,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,

@@ -11,43 +11,146 @@ use aws_credential_types::Credentials;
 
 pub struct Server {
     child: Child,
+    /// The second node (two-node mode), on the same database.
+    second: Option<Child>,
     pub endpoint: String,
+    /// Each node's own endpoint (one entry on a single node).
+    pub node_endpoints: Vec<String>,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database of this server (`TRESOR_TEST_STORE=postgres`).
+    pub database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
+/// The backend the suite runs on: `TRESOR_TEST_STORE=postgres` (with `TRESOR_TEST_NODES=2`
+/// for two nodes on one database behind a proxy that alternates requests between them), or
+/// SQLite (the default).
+pub fn test_store() -> &'static str {
+    match std::env::var("TRESOR_TEST_STORE").as_deref() {
+        Ok("postgres") => "postgres",
+        _ => "sqlite",
+    }
+}
+
+pub fn test_nodes() -> usize {
+    match std::env::var("TRESOR_TEST_NODES").as_deref() {
+        Ok("2") if test_store() == "postgres" => 2,
+        _ => 1,
+    }
+}
+
+/// The administrative URL of the test PostgreSQL (`TRESOR_TEST_PG_URL`).
+pub fn pg_admin_url() -> String {
+    std::env::var("TRESOR_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database of one test, dropped (with its sessions) on drop.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn create() -> TestDatabase {
+        use std::hash::BuildHasher;
+        let admin = pg_admin_url();
+        let name = format!(
+            "tresor_test_{:016x}",
+            std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+        );
+        tresor_store::PostgresStore::create_database(&admin, &name).unwrap_or_else(|e| {
+            panic!("PostgreSQL at {admin} (TRESOR_TEST_PG_URL) is needed by this test: {e}")
+        });
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        TestDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = tresor_store::PostgresStore::drop_database(&pg_admin_url(), &self.name);
+    }
+}
+
+/// Spawns `tresor serve` on `data_dir` with `args`; returns it and its endpoint.
+pub fn spawn_node(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env_remove("TRESOR_CONFIG")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tresor");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let endpoint = loop {
+        let line = lines
+            .next()
+            .expect("tresor exited before listening")
+            .expect("read stdout");
+        if let Some(rest) = line.strip_prefix("tresor listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, endpoint)
+}
+
 impl Server {
+    /// A server with `extra` flags: on the backend of [`test_store`]. `--dev` servers and TLS
+    /// servers are single-node (a throwaway store; a TLS stream cannot be split per request).
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_with(extra, &[])
+    }
+
+    pub fn start_with(extra: &[&str], envs: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tresor"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .args(extra)
-            .env_remove("TRESOR_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tresor");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let endpoint = loop {
-            let line = lines
-                .next()
-                .expect("tresor exited before listening")
-                .expect("read stdout");
-            if let Some(rest) = line.strip_prefix("tresor listening on ") {
-                break rest.trim().to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            endpoint,
-            data_dir,
-            _dir: dir,
+        let dev = extra.contains(&"--dev");
+        let database = (test_store() == "postgres" && !dev).then(TestDatabase::create);
+        let url = database.as_ref().map(|d| d.url.clone());
+        let mut args: Vec<&str> = extra.to_vec();
+        if let Some(url) = &url {
+            args.extend(["--store", url.as_str()]);
         }
+        let (child, first) = spawn_node(&data_dir, &args, envs);
+        let tls = extra.iter().any(|a| a.starts_with("--tls"));
+        let mut server = Server {
+            child,
+            second: None,
+            endpoint: first.clone(),
+            node_endpoints: vec![first.clone()],
+            data_dir,
+            database,
+            _dir: dir,
+        };
+        if test_nodes() == 2 && server.database.is_some() && !tls {
+            let second_dir = server._dir.path().join("data2");
+            std::fs::create_dir_all(&second_dir).unwrap();
+            // Every node needs the first node's root key.
+            std::fs::copy(
+                server.data_dir.join("root.key"),
+                second_dir.join("root.key"),
+            )
+            .unwrap();
+            let (child, second) = spawn_node(&second_dir, &args, envs);
+            server.second = Some(child);
+            server.node_endpoints.push(second.clone());
+            server.endpoint = alternating_proxy(&first, &second);
+        }
+        server
     }
 
     /// The administrator's access key pair from the generated AWS CLI profile.
@@ -96,7 +199,104 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(c) = &mut self.second {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
+}
+
+/// A loopback HTTP/1.1 proxy that sends each request to the next of the two nodes in turn
+/// (per request, not per connection: SDK clients keep their connections). Requests and
+/// responses are framed by `Content-Length`, which is what tresor and the SDKs use.
+pub fn alternating_proxy(a: &str, b: &str) -> String {
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let addr = |e: &str| {
+        e.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let backends = Arc::new([addr(a), addr(b)]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let turn = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let (backends, turn) = (backends.clone(), turn.clone());
+            std::thread::spawn(move || {
+                let _ = (|| -> std::io::Result<()> {
+                    let mut reader = BufReader::new(client.try_clone()?);
+                    let mut client = client;
+                    let mut conns: [Option<(BufReader<TcpStream>, TcpStream)>; 2] = [None, None];
+                    loop {
+                        let Some((head, body)) = read_message(&mut reader, None)? else {
+                            return Ok(());
+                        };
+                        let is_head = head.starts_with(b"HEAD ");
+                        let n = turn.fetch_add(1, Ordering::SeqCst) % 2;
+                        if conns[n].is_none() {
+                            let s = TcpStream::connect(&backends[n])?;
+                            conns[n] = Some((BufReader::new(s.try_clone()?), s));
+                        }
+                        let (back_r, back_w) = conns[n].as_mut().unwrap();
+                        use std::io::Write;
+                        back_w.write_all(&head)?;
+                        back_w.write_all(&body)?;
+                        let Some((rhead, rbody)) = read_message(back_r, Some(is_head))? else {
+                            return Ok(());
+                        };
+                        client.write_all(&rhead)?;
+                        client.write_all(&rbody)?;
+                        let close = |h: &[u8]| {
+                            String::from_utf8_lossy(h)
+                                .to_ascii_lowercase()
+                                .contains("\r\nconnection: close")
+                        };
+                        if close(&head) || close(&rhead) {
+                            // Either side ends the exchange: end the client's connection.
+                            return Ok(());
+                        }
+                    }
+                })();
+            });
+        }
+    });
+    endpoint
+}
+
+/// One HTTP/1.1 message (head with its blank line, and body) framed by `Content-Length`;
+/// `None` at a clean end of stream. `response`: whether it answers a HEAD request (no body).
+fn read_message(
+    r: &mut impl BufRead,
+    response: Option<bool>,
+) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(None);
+        }
+        let end = line == b"\r\n";
+        head.extend_from_slice(&line);
+        if end {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let bodyless = response == Some(true)
+        || text.starts_with("http/1.1 204")
+        || text.starts_with("http/1.1 304");
+    let mut body = vec![0; if bodyless { 0 } else { len }];
+    r.read_exact(&mut body)?;
+    Ok(Some((head, body)))
 }
 
 impl Server {

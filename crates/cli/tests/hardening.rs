@@ -1,3 +1,7 @@
+//! Single-node and SQLite only: these tests start `tresor serve` on data directories they
+//! inspect and tamper with (the SQLite file, its lock, the root key file), so they run the
+//! same under `TRESOR_TEST_STORE=postgres`; the PostgreSQL operations cases (readiness, a
+//! database outage, joining nodes) are in `scaleout.rs`.
 //! Start-up, data-directory and connection hardening, against real `tresor serve` processes:
 //! what a first start does when it cannot listen, how a lost administrator profile is
 //! recovered, the root-key check, the data-directory lock, connection timeouts and limits,

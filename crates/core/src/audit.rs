@@ -266,6 +266,18 @@ impl Store for AuditingStore {
     fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
     }
+
+    fn shared_generation(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        self.inner.shared_generation()
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        self.inner.ready()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.inner.counters()
+    }
 }
 
 struct AuditingTxn<'a> {

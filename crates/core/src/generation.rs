@@ -12,8 +12,11 @@
 //! logical commit changes nothing a reader can see, and the physical one happens later, on
 //! another thread.
 //!
-//! Single-process only: several tresor nodes sharing one PostgreSQL store would need the
-//! counter in the store (a later backend's concern).
+//! Several processes on one store: when the backend shares its own generation counter
+//! ([`Store::shared_generation`], PostgreSQL: a generation row bumped in every write
+//! transaction, learned from the other nodes by LISTEN/NOTIFY and polling), that counter is
+//! used instead of the in-process one. It moves on *every* committed change of any node (not
+//! only identity changes), which is coarser but never stale beyond the notification delay.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,13 +47,17 @@ const SESSION_PREFIX: &str = "sys/session/";
 pub struct GenerationStore {
     inner: Arc<dyn Store>,
     generation: Arc<AtomicU64>,
+    /// Whether this wrapper counts identity commits itself (no shared counter).
+    counts: bool,
 }
 
 impl GenerationStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
+        let shared = inner.shared_generation();
         GenerationStore {
+            counts: shared.is_none(),
+            generation: shared.unwrap_or_else(|| Arc::new(AtomicU64::new(0))),
             inner,
-            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -69,7 +76,7 @@ impl Store for GenerationStore {
         Ok(Box::new(CountingTxn {
             inner: self.inner.begin_write()?,
             touched: false,
-            generation: &self.generation,
+            generation: self.counts.then_some(&*self.generation),
         }))
     }
 
@@ -80,12 +87,25 @@ impl Store for GenerationStore {
     fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
     }
+
+    fn shared_generation(&self) -> Option<Arc<AtomicU64>> {
+        self.inner.shared_generation()
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        self.inner.ready()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.inner.counters()
+    }
 }
 
 struct CountingTxn<'a> {
     inner: Box<dyn WriteTxn + 'a>,
     touched: bool,
-    generation: &'a AtomicU64,
+    /// `None` when the backend's shared counter moves by itself on commit.
+    generation: Option<&'a AtomicU64>,
 }
 
 impl ReadTxn for CountingTxn<'_> {
@@ -122,7 +142,7 @@ impl WriteTxn for CountingTxn<'_> {
         } = *self;
         // Returns once the change is visible to new snapshots (after its group's COMMIT).
         inner.commit()?;
-        if touched {
+        if touched && let Some(generation) = generation {
             generation.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())

@@ -16,6 +16,7 @@ pub mod directory;
 pub mod error;
 pub mod functions;
 pub mod generation;
+pub mod lease;
 pub mod record;
 pub mod registry;
 

@@ -252,6 +252,10 @@ pub struct RotationJob {
     /// Failed attempts of this rotation so far.
     #[serde(default)]
     pub attempts: u32,
+    /// The node running this rotation, when several nodes share the store
+    /// ([`tresor_core::lease`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<tresor_core::lease::Lease>,
 }
 
 impl ReplicationJob {

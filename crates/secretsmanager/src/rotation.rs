@@ -132,6 +132,7 @@ pub(crate) fn new_job(
         token,
         next_step: 0,
         attempts: 0,
+        lease: None,
     }
 }
 

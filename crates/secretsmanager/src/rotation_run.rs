@@ -31,6 +31,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use time::{Duration, OffsetDateTime};
 use tresor_core::error::ServiceError;
+use tresor_core::lease::{self, Lease};
 use tresor_core::{FunctionError, ServiceInvoke, Services, record};
 
 use crate::access::save;
@@ -93,17 +94,26 @@ pub fn dispatch(
         txn.scan(keys::ROTATION_JOBS_PREFIX, None, BATCH)?
     };
     let now_ms = unix_ms(now);
-    let mut next_due = None;
-    for (key, _) in jobs {
+    let mut next_due: Option<OffsetDateTime> = None;
+    for (key, value) in jobs {
         let Some((due, secret)) = parse_key(&key) else {
             continue;
         };
         if due > now_ms {
-            next_due = Some(
-                OffsetDateTime::from_unix_timestamp_nanos(i128::from(due) * 1_000_000)
-                    .unwrap_or(now),
-            );
+            let due = OffsetDateTime::from_unix_timestamp_nanos(i128::from(due) * 1_000_000)
+                .unwrap_or(now);
+            next_due = Some(next_due.map_or(due, |n| n.min(due)));
             break;
+        }
+        // Another node runs it: look again when its lease ends.
+        if let Some(lease) = serde_json::from_slice::<RotationJob>(&value)
+            .ok()
+            .and_then(|j| j.lease)
+            .filter(|l| l.held_by_other(now))
+        {
+            let until = lease.until();
+            next_due = Some(next_due.map_or(until, |n| n.min(until)));
+            continue;
         }
         {
             let mut running = runner.running.lock();
@@ -210,6 +220,11 @@ fn start(
     let Some(mut job) = record::get::<RotationJob>(&*txn, key).or_internal()? else {
         return Ok(None);
     };
+    let leased = lease::required(services);
+    if leased && job.lease.as_ref().is_some_and(|l| l.held_by_other(now)) {
+        // Another node runs this rotation.
+        return Ok(None);
+    }
     let secret_key = keys::secret(&job.account, &job.region, &job.name);
     let rec: Option<SecretRecord> = record::get(&*txn, &secret_key).or_internal()?;
     let live = rec.filter(|r| {
@@ -257,6 +272,13 @@ fn start(
             t.clone()
         }
     };
+    if leased {
+        if job.lease.as_ref().is_some_and(|l| !l.mine()) {
+            tracing::info!(secret = %job.arn, step = job.next_step, "taking over a rotation whose node's lease expired");
+        }
+        job.lease = Some(Lease::new(now));
+        record::put(&mut *txn, key, &job).or_internal()?;
+    }
     if changed {
         rec.last_changed = now;
         save(&mut *txn, &rec)?;
@@ -275,6 +297,13 @@ fn record_step(services: &Services, key: &str, next: usize) -> Result<bool, Secr
     let Some(mut job) = record::get::<RotationJob>(&*txn, key).or_internal()? else {
         return Ok(false);
     };
+    if lease::required(services) {
+        if job.lease.as_ref().is_some_and(|l| !l.mine()) {
+            // Our lease expired and another node took the rotation over.
+            return Ok(false);
+        }
+        job.lease = Some(Lease::new(OffsetDateTime::now_utc()));
+    }
     job.next_step = next;
     record::put(&mut *txn, key, &job).or_internal()?;
     txn.commit().or_internal()?;
@@ -287,11 +316,11 @@ fn load_for(
     key: &str,
     job: &RotationJob,
 ) -> Result<Option<SecretRecord>, SecretsManagerError> {
-    if record::get::<RotationJob>(txn, key)
-        .or_internal()?
-        .is_none()
-    {
-        return Ok(None);
+    match record::get::<RotationJob>(txn, key).or_internal()? {
+        None => return Ok(None),
+        // Another node took the rotation over (our lease had expired): it finishes it.
+        Some(current) if current.lease.as_ref().is_some_and(|l| !l.mine()) => return Ok(None),
+        Some(_) => {}
     }
     let rec: Option<SecretRecord> =
         record::get(txn, &keys::secret(&job.account, &job.region, &job.name)).or_internal()?;
@@ -358,6 +387,7 @@ fn fail(
     let mut job = start.job.clone();
     job.attempts = job.attempts.saturating_add(1);
     job.next_step = 0;
+    job.lease = None;
     // A configuration test (RotateImmediately=false) is not retried.
     if job.kind != RotationKind::TestOnly && job.attempts <= MAX_RETRIES {
         let due = now + backoff(job.attempts);

@@ -66,12 +66,34 @@ pub const DEFAULT_REGIONS: &[&str] = &[
     "sa-east-1",
 ];
 
+/// Where the store lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `tresor.db` in the data directory (the default).
+    Sqlite,
+    /// A PostgreSQL database shared by every node (`postgres://…`).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for StoreLocation {
+    /// Never the URL itself: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite => f.write_str("Sqlite"),
+            StoreLocation::Postgres(_) => f.write_str("Postgres([redacted])"),
+        }
+    }
+}
+
 /// Values given on the command line or in `TRESOR_*` variables (None = not given).
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `--store` / `TRESOR_STORE`: `postgres://…` for the shared PostgreSQL backend; absent
+    /// (or `sqlite`) for the embedded SQLite file in the data directory.
+    pub store: Option<String>,
     pub dev: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -104,6 +126,7 @@ pub struct Overrides {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    store: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     insecure_http: Option<bool>,
@@ -180,6 +203,8 @@ pub struct TlsFiles {
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where the records live: `Sqlite` (the data directory's file) or a PostgreSQL URL.
+    pub store: StoreLocation,
     /// `None` in `--dev` mode: a throwaway store in a temporary directory.
     pub data_dir: Option<PathBuf>,
     pub dev: bool,
@@ -208,6 +233,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("store", &self.store)
             .field("data_dir", &self.data_dir)
             .field("dev", &self.dev)
             .field("tls", &self.tls)
@@ -387,8 +413,25 @@ impl Config {
                     .unwrap_or_else(default_data_dir),
             )
         };
+        let store = match o.store.or(file.store).as_deref() {
+            None | Some("") | Some("sqlite") => StoreLocation::Sqlite,
+            Some(url) if tresor_store::is_postgres_url(url) => {
+                if o.dev {
+                    return Err(ConfigError::Invalid(
+                        "--dev runs on a throwaway SQLite store; it cannot use --store".into(),
+                    ));
+                }
+                StoreLocation::Postgres(url.to_string())
+            }
+            Some(_) => {
+                return Err(ConfigError::Invalid(
+                    "store must be \"sqlite\" or a postgres:// URL".into(),
+                ));
+            }
+        };
         Ok(Config {
             listen,
+            store,
             data_dir,
             dev: o.dev,
             tls,

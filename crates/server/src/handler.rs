@@ -159,12 +159,21 @@ async fn handle(
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     if crate::conn::is_health(&parts.method, parts.uri.path()) {
-        return respond(
-            StatusCode::OK,
-            "application/json",
-            Bytes::from_static(b"{\"status\":\"ok\"}"),
-            &request_id,
-        );
+        // Ready only while the store can serve (a shared database that answers).
+        return match state.services.store().ready() {
+            Ok(()) => respond(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from_static(b"{\"status\":\"ok\"}"),
+                &request_id,
+            ),
+            Err(_) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                Bytes::from_static(b"{\"status\":\"unavailable\",\"reason\":\"store\"}"),
+                &request_id,
+            ),
+        };
     }
     if parts.uri.path() == "/metrics"
         && (parts.method == http::Method::GET || parts.method == http::Method::HEAD)

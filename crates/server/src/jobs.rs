@@ -74,6 +74,9 @@ pub async fn worker(services: Arc<Services>, interval: Duration, mut stop: watch
 /// The longest the rotation worker sleeps before it looks at the rotation jobs again.
 pub const ROTATION_POLL: Duration = Duration::from_secs(30);
 
+/// The same on a store shared by several nodes.
+pub const SHARED_ROTATION_POLL: Duration = Duration::from_secs(2);
+
 /// A running rotation worker; [`RotationWorker::stop`] ends its loop. Rotations in flight are
 /// not waited for: a rotation cut short by a shutdown resumes after the restart (its job
 /// records the steps already done).
@@ -115,7 +118,15 @@ pub fn spawn_rotation_worker(
                         ROTATION_POLL
                     }
                 };
-                services.job_wakeup().wait(wait.min(ROTATION_POLL));
+                // With other nodes on the store, their writes do not wake this worker: look
+                // at least every SHARED_ROTATION_POLL (a rotation queued on another node, or
+                // one whose node died and whose lease expired, is picked up within that).
+                let poll = if tresor_core::lease::required(&services) {
+                    SHARED_ROTATION_POLL
+                } else {
+                    ROTATION_POLL
+                };
+                services.job_wakeup().wait(wait.min(poll));
             }
         })?;
     Ok(RotationWorker { stop, services })

@@ -27,8 +27,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Config, ConfigError, Overrides};
-pub use setup::{Deployment, NewKey, StartupReport, admin_new_key};
+pub use config::{Config, ConfigError, Overrides, StoreLocation};
+pub use setup::{Deployment, Migrated, NewKey, StartupReport, admin_new_key, migrate_to_postgres};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -113,6 +113,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     };
     let metrics = Arc::new(metrics::Metrics::new(deployment.store_files()));
     metrics.register(Box::new(metrics::replication));
+    metrics.register(Box::new(metrics::store_counters));
     let log_store = deployment.open_audit_log()?;
     let auditor = audit::Auditor::start(
         deployment.services.clone(),

@@ -498,6 +498,21 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The store backend's own counters (PostgreSQL: round trips to the database and
+/// transactions), as `tresor_store_<name>_total` (a [`Collector`]).
+pub fn store_counters(services: &Services, out: &mut String) {
+    for (name, value) in services.store().counters() {
+        let metric = format!("tresor_store_{name}_total");
+        family(
+            out,
+            &metric,
+            "counter",
+            "Work of the store backend since the start.",
+        );
+        let _ = writeln!(out, "{metric} {value}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,6 +199,31 @@ pub fn prepare(config: &Config) -> Result<DataDir, ServerError> {
 
 /// Opens the store in a prepared data directory and runs first-start set-up.
 pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
+    // The node's identity for job leases: kept in the data directory, which one process
+    // holds at a time, so a restarted node resumes its own interrupted jobs at once.
+    let node_file = dir.path.join("node-id");
+    let node_id = match std::fs::read_to_string(&node_file) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => {
+            let id = tresor_crypto::ids::uuid_v4();
+            let write = || -> std::io::Result<()> {
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&node_file)?;
+                f.write_all(id.as_bytes())?;
+                f.sync_all()
+            };
+            write().map_err(|e| {
+                ServerError::Setup(format!("cannot write {}: {e}", node_file.display()))
+            })?;
+            id
+        }
+    };
+    tresor_core::lease::set_node_id(&node_id);
     let (store, root) = open_store(&dir.path, config, true)?;
     let now = OffsetDateTime::now_utc();
     // The administrator's secret is written (staged) before the account commits, so a
@@ -288,6 +313,9 @@ fn open_store(
     config: &Config,
     may_create: bool,
 ) -> Result<(Arc<dyn Store>, RootKey), ServerError> {
+    if let crate::config::StoreLocation::Postgres(url) = &config.store {
+        return open_postgres_store(dir, config, url);
+    }
     let db_path = dir.join(DB_FILE);
     let existing = match std::fs::metadata(&db_path) {
         Ok(m) if m.len() == 0 => {
@@ -358,6 +386,77 @@ fn open_store(
 enum KeyCheck {
     Wrong,
     Store(String),
+}
+
+/// The shared PostgreSQL store and the root key every node must share. The first node of a
+/// new database creates the key in its data directory (or takes `TRESOR_ROOT_KEY`); a node
+/// joining a database that already holds a deployment must be given the same key, and is
+/// refused otherwise (the key check below).
+fn open_postgres_store(
+    dir: &Path,
+    config: &Config,
+    url: &str,
+) -> Result<(Arc<dyn Store>, RootKey), ServerError> {
+    let pg = tresor_store::PostgresStore::open(url)
+        .map_err(|e| ServerError::Setup(format!("store {}: {e}", redacted_url(url))))?;
+    let description = pg.describe();
+    let store: Arc<dyn Store> = Arc::new(pg);
+    let existing = {
+        let storage = |e: StoreError| ServerError::Setup(format!("store {description}: {e}"));
+        let txn = store.begin_read().map_err(storage)?;
+        txn.get(KEY_CHECK).map_err(storage)?.is_some()
+            || !txn
+                .scan("sys/accesskey/", None, 1)
+                .map_err(storage)?
+                .is_empty()
+    };
+    let root = match &config.root_key {
+        Some(encoded) => RootKey::from_encoded(encoded)
+            .map_err(|e| ServerError::Setup(format!("TRESOR_ROOT_KEY: {e}")))?,
+        None if existing => RootKey::load_existing(dir)
+            .map_err(|e| ServerError::Setup(format!("root key in {}: {e}", dir.display())))?
+            .ok_or_else(|| {
+                ServerError::Setup(format!(
+                    "the database {description} already holds a deployment, and this node has no root key: every node of a deployment needs the same root \
+                     key. Copy {ROOT_KEY_FILE} from the first node's data directory into {} (mode 0600), \
+                     or give the key in TRESOR_ROOT_KEY.",
+                    dir.display()
+                ))
+            })?,
+        None => {
+            RootKey::load_or_create(dir)
+                .map_err(|e| ServerError::Setup(format!("root key in {}: {e}", dir.display())))?
+                .0
+        }
+    };
+    if let Err(e) = check_root_key(&store, &root) {
+        let _ = store.close();
+        return Err(match e {
+            KeyCheck::Wrong => ServerError::Setup(format!(
+                "the root key does not open the store {description}: it is not the key this \
+                 deployment was created with. Every node needs the first node's \
+                 {ROOT_KEY_FILE} or TRESOR_ROOT_KEY."
+            )),
+            KeyCheck::Store(m) => ServerError::Setup(format!("store {description}: {m}")),
+        });
+    }
+    Ok((store, root))
+}
+
+/// A database URL without its password (or anything after the path).
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[invalid URL]".into();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}@{host}")
+        }
+        None => rest.to_string(),
+    };
+    format!("{scheme}://{rest}")
 }
 
 /// Verifies the root key against the store's key-check value, writing that value into a new
@@ -695,4 +794,64 @@ mod tests {
             Err(KeyCheck::Wrong)
         ));
     }
+}
+
+/// What `tresor migrate` copied.
+#[derive(Debug)]
+pub struct Migrated {
+    pub records: usize,
+    pub database: String,
+}
+
+/// Copies the SQLite store of the stopped deployment in `data_dir` into the PostgreSQL
+/// database at `url`: every key with its value as stored (sealed values stay sealed under the
+/// same root key, so the PostgreSQL nodes need that deployment's root key). The target must
+/// hold no records yet; the copy is one transaction, so a failure leaves it empty. The read
+/// audit log (`audit.db`) stays where it is.
+pub fn migrate_to_postgres(data_dir: &Path, url: &str) -> Result<Migrated, ServerError> {
+    let _lock = lock_data_dir(data_dir)?;
+    let db_path = data_dir.join(DB_FILE);
+    if !db_path.is_file() {
+        return Err(ServerError::Setup(format!(
+            "{} has no store ({DB_FILE})",
+            data_dir.display()
+        )));
+    }
+    let source = SqliteStore::open(&db_path)
+        .map_err(|e| ServerError::Setup(format!("store {}: {e}", db_path.display())))?;
+    let target = tresor_store::PostgresStore::open_with(
+        url,
+        tresor_store::PostgresOptions {
+            busy_timeout: std::time::Duration::from_secs(30),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| ServerError::Setup(format!("store {}: {e}", redacted_url(url))))?;
+    let database = target.describe();
+    let err = |e: StoreError| ServerError::Setup(format!("copying into {database}: {e}"));
+    let mut out = target.begin_write().map_err(err)?;
+    if !out.scan("", None, 1).map_err(err)?.is_empty() {
+        return Err(ServerError::Setup(format!(
+            "{database} already holds records: tresor migrate copies into an empty database only"
+        )));
+    }
+    let read = source.begin_read().map_err(err)?;
+    let mut after: Option<String> = None;
+    let mut records = 0;
+    loop {
+        let page = read.scan("", after.as_deref(), 1000).map_err(err)?;
+        for (k, v) in &page {
+            out.put(k, v).map_err(err)?;
+        }
+        records += page.len();
+        match page.last() {
+            Some((k, _)) if page.len() == 1000 => after = Some(k.clone()),
+            _ => break,
+        }
+    }
+    drop(read);
+    out.commit().map_err(err)?;
+    let _ = source.close();
+    let _ = target.close();
+    Ok(Migrated { records, database })
 }

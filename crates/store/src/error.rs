@@ -55,6 +55,20 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+
+    /// PostgreSQL reported an error. Its messages name the statement's failure, never bound
+    /// values (keys and sealed values are parameters).
+    #[error("postgres error while {context}: {source}")]
+    Postgres {
+        context: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The database cannot be reached or did not answer in time. Nothing is known to have
+    /// been written by the operation that got this error unless it was a commit.
+    #[error("the database is unavailable: {reason}")]
+    Unavailable { reason: String },
 }
 
 impl StoreError {
@@ -67,6 +81,12 @@ impl StoreError {
                 source.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
+            StoreError::Postgres { source, .. } => source.code().is_some_and(|c| {
+                *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE
+            }),
+            StoreError::Unavailable { .. } => true,
             _ => false,
         }
     }

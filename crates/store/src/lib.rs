@@ -19,11 +19,13 @@
 mod checkpoint;
 mod error;
 mod memory;
+mod postgres;
 mod range;
 mod sqlite;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use postgres::{POLL_INTERVAL, PostgresOptions, PostgresStore, is_postgres_url};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A transactional, ordered key-value store. Object safe: services hold an `Arc<dyn Store>`.
@@ -51,6 +53,28 @@ pub trait Store: Send + Sync + 'static {
     /// the WAL). Later `begin_*` calls fail with [`StoreError::Closed`]; transactions still
     /// open may finish.
     fn close(&self) -> Result<(), StoreError>;
+
+    /// For a store shared by several processes (PostgreSQL): a counter that this process
+    /// sees move, soon after, whenever any process commits a change (its own commits before
+    /// their `commit()` returns). Caches of data that other processes may change are tagged
+    /// with it. `None` (the default) for single-process backends, where the wrapper that
+    /// counts commits in-process is exact.
+    fn shared_generation(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
+
+    /// Whether the store can serve requests now (a readiness probe): embedded backends are
+    /// always ready; a networked one checks that its database answers.
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Monotonic counters of the backend's work, for the metrics endpoint and benchmarks
+    /// (PostgreSQL: `round_trips`, the exchanges with the database; `transactions`). Empty
+    /// for the embedded backends.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Reads inside a transaction.

@@ -61,3 +61,10 @@ fn memory_readers_see_only_whole_commits_while_one_thread_writes() {
 fn sqlite_readers_see_only_whole_commits_while_one_thread_writes() {
     readers_see_only_whole_commits_while_one_thread_writes(common::sqlite(Duration::from_secs(5)));
 }
+
+#[test]
+fn postgres_readers_see_only_whole_commits_while_one_thread_writes() {
+    readers_see_only_whole_commits_while_one_thread_writes(common::postgres(Duration::from_secs(
+        5,
+    )));
+}

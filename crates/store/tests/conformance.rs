@@ -393,4 +393,4 @@ macro_rules! conformance {
     };
 }
 
-conformance!(memory, sqlite);
+conformance!(memory, sqlite, postgres);

@@ -4,10 +4,12 @@
 //! length and U+10FFFF, which has no successor.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tresor_store::{MemoryStore, ReadTxn, SqliteStore, Store};
+use tresor_store::{MemoryStore, PostgresStore, ReadTxn, SqliteStore, Store};
 
 type Model = BTreeMap<String, Vec<u8>>;
 
@@ -202,5 +204,25 @@ proptest! {
         for segment in segments(&steps) {
             run_segment(&store, segment, &mut model)?;
         }
+    }
+}
+
+proptest! {
+    // Each case creates a database: fewer cases than the embedded backends.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn postgres_store_behaves_like_a_btreemap(steps in prop::collection::vec(step(), 1..24)) {
+        let db = common::TestDatabase::create();
+        let mut model = Model::new();
+        for segment in segments(&steps) {
+            let store = PostgresStore::open(&db.url).unwrap();
+            run_segment(&store, segment, &mut model)?;
+            store.close().unwrap();
+        }
+        let store = PostgresStore::open(&db.url).unwrap();
+        check_read(&*store.begin_read().unwrap(), &model, &Op::Scan {
+            prefix: String::new(), start_after: None, limit: usize::MAX,
+        })?;
     }
 }
