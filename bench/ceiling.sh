@@ -86,9 +86,9 @@ measure() {
   echo "writes $(summary "$d/writes.txt")" >>"$out"
   if [ "$soak" != 0 ] && [ -n "${SOAK_RUN:-}" ]; then
     local secs=${soak%s} first last max=0 v
-    wrk -t1 -c32 -d"${secs}s" -s "$d/gsv.lua" "$url" >"$d/soak_r.txt" &
+    wrk -t1 -c32 -d"${secs}s" --latency -s "$d/gsv.lua" "$url" >"$d/soak_r.txt" &
     r=$!
-    wrk -t1 -c8 -d"${secs}s" -s "$d/soak_writers.lua" "$url" >"$d/soak_w.txt" &
+    wrk -t1 -c8 -d"${secs}s" --latency -s "$d/soak_writers.lua" "$url" >"$d/soak_w.txt" &
     w=$!
     sleep 1
     first=$(rss_kb "$tpid")
