@@ -9,7 +9,7 @@
 //! KMS key with a key policy and has a resource policy (what bench/ceiling.sh measures over
 //! HTTP). The test runs itself under callgrind (`TRESOR_HOT_PATH_CHILD` set), counting only
 //! inside [`hot_path_iterations`] after a warm-up, and fails when the count per request is
-//! over the budget (about 1.5x the figure measured when the budget was last set, so that a
+//! over the budget (about 1.45x the figure measured when the budget was last set, so that a
 //! change that doubles the cost fails loudly while compiler noise does not).
 //!
 //! Without valgrind it fails with CI=true and is skipped (with a message) otherwise.
@@ -38,11 +38,11 @@ const REGION: &str = "us-east-1";
 /// Requests counted (after the warm-up).
 const ITERATIONS: u64 = 40;
 
-/// Instructions per GetSecretValue allowed, debug build (`cargo test`, what CI runs).
-/// Set on 2026-11-26 from a measured figure (see the README's "Benchmarks" section) x ~1.5.
-const BUDGET_DEBUG: u64 = 6_000_000;
-/// The same for `cargo test --release`.
-const BUDGET_RELEASE: u64 = 600_000;
+/// Instructions per GetSecretValue allowed, debug build (`cargo test`, what CI runs): 1.45x
+/// the 1,236,000 measured on 2026-11-26 (x86-64; the README's "Benchmarks" section), so that a
+/// change doubling the cost fails while small drift does not. A release build costs fewer
+/// instructions and is held to the same (uncalibrated, looser) budget.
+const BUDGET: u64 = 1_800_000;
 
 fn ctx(caller: Caller, now: OffsetDateTime) -> RequestCtx {
     RequestCtx {
@@ -328,11 +328,7 @@ fn get_secret_value_instruction_budget() {
     );
     let total = counted(&out);
     let per_request = total / ITERATIONS;
-    let budget = if cfg!(debug_assertions) {
-        BUDGET_DEBUG
-    } else {
-        BUDGET_RELEASE
-    };
+    let budget = BUDGET;
     eprintln!(
         "hot path: {per_request} instructions per in-process GetSecretValue ({} build; budget {budget})",
         if cfg!(debug_assertions) {
@@ -348,6 +344,6 @@ fn get_secret_value_instruction_budget() {
     assert!(
         per_request <= budget,
         "HOT PATH REGRESSION: an in-process GetSecretValue now costs {per_request} instructions, over the budget of {budget} \
-         (about 1.5x the cost when it was set). Profile it (bench/README.md) before raising the budget."
+         (about 1.45x the cost when it was set). Profile it (bench/README.md) before raising the budget."
     );
 }
