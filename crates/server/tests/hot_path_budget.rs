@@ -307,6 +307,7 @@ fn get_secret_value_instruction_budget() {
     let status = Command::new("valgrind")
         .args([
             "--tool=callgrind",
+            "--quiet",
             "--collect-atstart=no",
             "--toggle-collect=*hot_path_iterations*",
             "--dump-instr=no",
