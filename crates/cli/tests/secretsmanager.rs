@@ -388,3 +388,111 @@ async fn invalid_secret_name_is_a_validation_exception() {
         )
     );
 }
+
+/// The hot read path keeps decoded records and unwrapped data keys in memory; every change
+/// still applies to the very next read: a disabled KMS key, a denying key policy, a denying
+/// resource policy, a removed identity policy.
+#[tokio::test]
+async fn key_policy_and_identity_changes_apply_to_the_very_next_read() {
+    let server = Server::start(&[]);
+    let admin = Admin::new(&server).await;
+    let sm = Client::new(&admin.config);
+    let kms = aws_sdk_kms::Client::new(&admin.config);
+    let key = kms
+        .create_key()
+        .send()
+        .await
+        .expect("CreateKey")
+        .key_metadata()
+        .expect("KeyMetadata")
+        .key_id()
+        .to_string();
+    let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","kms:Decrypt"],"Resource":"*"}]}"#;
+    let (user_arn, config) = admin.user_with_policy("reader", "read", allow).await;
+    let account = user_arn.split(':').nth(4).expect("account").to_string();
+    let reader = Client::new(&config);
+    sm.create_secret()
+        .name("hot/read")
+        .kms_key_id(&key)
+        .secret_string("v1")
+        .send()
+        .await
+        .expect("create");
+    let read = || async { reader.get_secret_value().secret_id("hot/read").send().await };
+    for _ in 0..3 {
+        assert_eq!(read().await.expect("read").secret_string(), Some("v1"));
+    }
+
+    kms.disable_key()
+        .key_id(&key)
+        .send()
+        .await
+        .expect("disable");
+    let err = read().await.expect_err("the key is disabled");
+    assert_eq!(err.code(), Some("DecryptionFailure"));
+    kms.enable_key().key_id(&key).send().await.expect("enable");
+    assert_eq!(
+        read().await.expect("enabled again").secret_string(),
+        Some("v1")
+    );
+
+    let root = format!("arn:aws:iam::{account}:root");
+    let deny_decrypt = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"kms:*","Resource":"*"}},{{"Effect":"Deny","Principal":{{"AWS":"{user_arn}"}},"Action":"kms:Decrypt","Resource":"*"}}]}}"#
+    );
+    kms.put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(&deny_decrypt)
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    let err = read().await.expect_err("the key policy denies");
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    let allow_root = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    );
+    kms.put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(&allow_root)
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    assert_eq!(
+        read().await.expect("key policy allows").secret_string(),
+        Some("v1")
+    );
+
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":{{"AWS":"{user_arn}"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#
+    );
+    sm.put_resource_policy()
+        .secret_id("hot/read")
+        .resource_policy(&deny)
+        .send()
+        .await
+        .expect("PutResourcePolicy");
+    let err = read().await.expect_err("the resource policy denies");
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    sm.delete_resource_policy()
+        .secret_id("hot/read")
+        .send()
+        .await
+        .expect("DeleteResourcePolicy");
+    assert_eq!(
+        read().await.expect("allowed again").secret_string(),
+        Some("v1")
+    );
+
+    admin
+        .iam
+        .delete_user_policy()
+        .user_name("reader")
+        .policy_name("read")
+        .send()
+        .await
+        .expect("DeleteUserPolicy");
+    let err = read().await.expect_err("no identity policy");
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+}

@@ -252,6 +252,10 @@ impl Store for AuditingStore {
         self.inner.begin_read()
     }
 
+    fn begin_read_lazy(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
+        self.inner.begin_read_lazy()
+    }
+
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
         Ok(Box::new(AuditingTxn {
             inner: self.inner.begin_write()?,

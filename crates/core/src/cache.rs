@@ -143,7 +143,11 @@ impl RecordCache {
             return Ok(Some(hit));
         }
         let value = crate::record::get::<T>(txn, key)?.map(Arc::new);
-        if let Some(v) = &value {
+        // A lazily opened snapshot may show a later state than the tag it began with (see
+        // `ReadTxn::snapshot_generation`): cache only what was read under that tag.
+        if let Some(v) = &value
+            && txn.snapshot_generation() == Some(generation)
+        {
             let mut map = self.map.write();
             if map.len() >= MAX_ENTRIES {
                 map.clear();
@@ -157,6 +161,123 @@ impl RecordCache {
             );
         }
         Ok(value)
+    }
+}
+
+/// Plaintext data keys of recently read envelope-sealed values (Secrets Manager versions,
+/// SecureString parameters), so that a repeated read skips the KMS unwrap (root-key unseal of
+/// the key material, then AES-GCM open of the data key blob). Only ever consulted *after* the
+/// request was authenticated, authorized (identity, resource and key policies) and the KMS key
+/// found usable in the current key record: the cache saves cryptography, never a decision.
+///
+/// An entry is found by the exact blob and encryption context that opened it, and carries the
+/// KMS key's ARN and a stamp of its state and material: a lookup under another stamp (the key
+/// was disabled, scheduled for deletion, re-keyed, or the record is another deployment's)
+/// drops every entry of that key. Bounded ([`DATA_KEY_ENTRIES`]) and aged out after
+/// [`DATA_KEY_MAX_AGE`]; plaintexts are zeroized when dropped.
+pub struct DataKeyCache {
+    map: parking_lot::Mutex<HashMap<Vec<u8>, DataKeyEntry>>,
+    swept: parking_lot::Mutex<std::time::Instant>,
+}
+
+/// How often an insert also drops the entries past their age.
+const DATA_KEY_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The most data keys held at once; on overflow the cache is emptied (and zeroized).
+pub const DATA_KEY_ENTRIES: usize = 4096;
+/// How long an unwrapped data key is kept at most.
+pub const DATA_KEY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+struct DataKeyEntry {
+    owner: String,
+    stamp: String,
+    plaintext: tresor_crypto::Zeroizing<Vec<u8>>,
+    at: std::time::Instant,
+}
+
+impl Default for DataKeyCache {
+    fn default() -> Self {
+        DataKeyCache {
+            map: parking_lot::Mutex::new(HashMap::new()),
+            swept: parking_lot::Mutex::new(std::time::Instant::now()),
+        }
+    }
+}
+
+impl DataKeyCache {
+    /// The cache key of a blob opened with an encryption context.
+    pub fn lookup_key(
+        blob: &[u8],
+        context: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<u8> {
+        let mut k = Vec::with_capacity(blob.len() + 64);
+        k.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+        k.extend_from_slice(blob);
+        for (name, value) in context {
+            k.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            k.extend_from_slice(name.as_bytes());
+            k.extend_from_slice(&(value.len() as u64).to_le_bytes());
+            k.extend_from_slice(value.as_bytes());
+        }
+        k
+    }
+
+    /// The plaintext cached under `key` for `owner` in state `stamp`.
+    pub fn get(
+        &self,
+        key: &[u8],
+        owner: &str,
+        stamp: &str,
+    ) -> Option<tresor_crypto::Zeroizing<Vec<u8>>> {
+        let mut map = self.map.lock();
+        let entry = map.get(key)?;
+        if entry.owner == owner && entry.stamp == stamp && entry.at.elapsed() < DATA_KEY_MAX_AGE {
+            return Some(entry.plaintext.clone());
+        }
+        if entry.owner == owner && entry.stamp != stamp {
+            // The key's state or material changed: forget everything unwrapped under it.
+            map.retain(|_, e| e.owner != owner);
+        } else {
+            map.remove(key);
+        }
+        None
+    }
+
+    pub fn insert(&self, key: Vec<u8>, owner: &str, stamp: &str, plaintext: &[u8]) {
+        let mut map = self.map.lock();
+        let mut swept = self.swept.lock();
+        if map.len() >= DATA_KEY_ENTRIES || swept.elapsed() >= DATA_KEY_SWEEP {
+            // Entries past their age are zeroized within about DATA_KEY_MAX_AGE + SWEEP while
+            // reads continue (and are never served anyway).
+            map.retain(|_, e| e.at.elapsed() < DATA_KEY_MAX_AGE);
+            *swept = std::time::Instant::now();
+            if map.len() >= DATA_KEY_ENTRIES {
+                map.clear();
+            }
+        }
+        drop(swept);
+        map.insert(
+            key,
+            DataKeyEntry {
+                owner: owner.to_string(),
+                stamp: stamp.to_string(),
+                plaintext: tresor_crypto::Zeroizing::new(plaintext.to_vec()),
+                at: std::time::Instant::now(),
+            },
+        );
+    }
+
+    /// Drops (and zeroizes) every data key of `owner`.
+    pub fn forget(&self, owner: &str) {
+        self.map.lock().retain(|_, e| e.owner != owner);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -193,5 +314,48 @@ mod tests {
             "a commit invalidates"
         );
         assert_eq!(cache.get::<Rec>(&*r, "absent").unwrap(), None);
+    }
+
+    #[test]
+    fn a_data_key_is_served_only_for_its_blob_context_owner_and_stamp() {
+        let cache = DataKeyCache::default();
+        let ctx = |v: &str| std::collections::BTreeMap::from([("a".to_string(), v.to_string())]);
+        let k1 = DataKeyCache::lookup_key(b"blob", &ctx("1"));
+        assert_ne!(
+            k1,
+            DataKeyCache::lookup_key(b"blob", &ctx("2")),
+            "the context is part of the key"
+        );
+        assert_ne!(
+            DataKeyCache::lookup_key(b"blo", &ctx("bx")),
+            DataKeyCache::lookup_key(b"blob", &ctx("x")),
+            "lengths delimit the parts"
+        );
+        cache.insert(k1.clone(), "key-a", "Enabled/m1", b"secret");
+        let k2 = DataKeyCache::lookup_key(b"other", &ctx("1"));
+        cache.insert(k2.clone(), "key-a", "Enabled/m1", b"secret2");
+        assert_eq!(
+            cache
+                .get(&k1, "key-a", "Enabled/m1")
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"secret"[..])
+        );
+        assert!(
+            cache.get(&k1, "key-b", "Enabled/m1").is_none(),
+            "another key's blob"
+        );
+        assert_eq!(cache.len(), 1, "the mismatching entry is dropped");
+        assert!(
+            cache.get(&k2, "key-a", "Disabled/m1").is_none(),
+            "a state change"
+        );
+        assert!(
+            cache.is_empty(),
+            "a state change drops every entry of the key"
+        );
+        cache.insert(k1.clone(), "key-a", "Enabled/m1", b"secret");
+        cache.forget("key-a");
+        assert!(cache.get(&k1, "key-a", "Enabled/m1").is_none());
     }
 }

@@ -72,6 +72,10 @@ impl Store for GenerationStore {
         self.inner.begin_read()
     }
 
+    fn begin_read_lazy(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
+        self.inner.begin_read_lazy()
+    }
+
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
         Ok(Box::new(CountingTxn {
             inner: self.inner.begin_write()?,

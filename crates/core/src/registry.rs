@@ -12,7 +12,7 @@ use tresor_store::Store;
 
 use crate::audit::AuditingStore;
 use crate::authz::{Authorizer, AuthzRequest, PolicyCache};
-use crate::cache::{CredentialCache, RecordCache};
+use crate::cache::{CredentialCache, DataKeyCache, RecordCache};
 use crate::credential::{CredentialError, ResolvedCredential};
 use crate::ctx::RequestCtx;
 use crate::directory::Directory;
@@ -30,6 +30,7 @@ pub struct Services {
     identity_generation: Arc<AtomicU64>,
     credentials: CredentialCache,
     records: RecordCache,
+    data_keys: DataKeyCache,
     /// Lambda, for services that invoke functions on their own behalf (set by the server).
     functions: OnceLock<Arc<dyn Functions>>,
     /// Wakes the background-job worker before its next interval (a job became due now).
@@ -81,6 +82,7 @@ impl Services {
             identity_generation,
             credentials: CredentialCache::default(),
             records: RecordCache::default(),
+            data_keys: DataKeyCache::default(),
             functions: OnceLock::new(),
             job_wakeup: Arc::default(),
             extensions: Default::default(),
@@ -176,5 +178,10 @@ impl Services {
     /// Decoded records for hot reads (see [`RecordCache`]).
     pub fn records(&self) -> &RecordCache {
         &self.records
+    }
+
+    /// Unwrapped data keys of recently read sealed values (see [`DataKeyCache`]).
+    pub fn data_keys(&self) -> &DataKeyCache {
+        &self.data_keys
     }
 }

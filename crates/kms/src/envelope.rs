@@ -150,7 +150,7 @@ pub fn decrypt(
         Some(via),
         Vec::new(),
     )
-    .map(|opened| (SecretBytes::from(opened.plaintext), opened.key.arn));
+    .map(|opened| (SecretBytes::from(opened.plaintext), opened.key.arn.clone()));
     note_hop(
         ctx,
         "Decrypt",

@@ -570,7 +570,7 @@ pub(crate) fn encrypt_under(
 
 /// What a successful decryption yields.
 pub(crate) struct Opened {
-    pub key: KeyRecord,
+    pub key: std::sync::Arc<KeyRecord>,
     pub plaintext: Zeroizing<Vec<u8>>,
     pub material_id: String,
 }
@@ -608,15 +608,14 @@ pub(crate) fn decrypt_blob(
         request_alias = named.request_alias;
     }
     // The hot path of every envelope read: the decoded key record comes from the snapshot-
-    // tagged record cache rather than from a JSON parse per request.
-    let key: KeyRecord = services
+    // tagged record cache rather than from a JSON parse per request (shared, not copied).
+    let key = services
         .records()
         .get::<KeyRecord>(
             txn,
             &model::key_key(&header.account, &ctx.region, &header.key_id),
         )
         .map_err(internal)?
-        .map(|k| (*k).clone())
         .ok_or_else(ciphertext_key_unknown)?;
     extra.extend(context_conditions(context));
     authorize_key(
@@ -634,9 +633,28 @@ pub(crate) fn decrypt_blob(
         .iter()
         .find(|m| m.id == header.material_id)
         .ok_or_else(errors::invalid_ciphertext)?;
-    let aead = open_material(services, &key, material)?;
-    let plaintext =
-        blob::open(ciphertext, &aead, context).map_err(|_| errors::invalid_ciphertext())?;
+    let plaintext = if via.is_some() {
+        // An envelope read (a secret's or parameter's data key), authorized above and the key
+        // usable: the data key unwrapped by an earlier read of the same blob and context under
+        // the same key state and material is reused (see `tresor_core::cache::DataKeyCache`).
+        let stamp = format!("{:?}/{}", key.state, material.sealed);
+        let lookup = tresor_core::cache::DataKeyCache::lookup_key(ciphertext, context);
+        match services.data_keys().get(&lookup, &key.arn, &stamp) {
+            Some(plaintext) => plaintext,
+            None => {
+                let aead = open_material(services, &key, material)?;
+                let plaintext = blob::open(ciphertext, &aead, context)
+                    .map_err(|_| errors::invalid_ciphertext())?;
+                services
+                    .data_keys()
+                    .insert(lookup, &key.arn, &stamp, &plaintext);
+                plaintext
+            }
+        }
+    } else {
+        let aead = open_material(services, &key, material)?;
+        blob::open(ciphertext, &aead, context).map_err(|_| errors::invalid_ciphertext())?
+    };
     let material_id = material.id.clone();
     Ok(Opened {
         key,

@@ -10,6 +10,8 @@
 //! not exist the question is asked about the ARN as supplied, so a caller without permission
 //! learns nothing about existence.
 
+use std::sync::Arc;
+
 use crate::errors::SecretsManagerError;
 use time::OffsetDateTime;
 use tresor_core::authz::{AuthzRequest, ResourcePolicy};
@@ -80,13 +82,15 @@ pub fn target(ctx: &RequestCtx, secret_id: &str) -> Target {
     }
 }
 
-/// The secret `secret_id` names, if it exists in the request's region.
-pub fn find(
+/// The secret `secret_id` names, if it exists in the request's region: the decoded record
+/// of the record cache, shared rather than copied (a secret record carries up to 100
+/// versions' metadata).
+pub fn find_shared(
     services: &Services,
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     secret_id: &str,
-) -> Result<(Target, Option<SecretRecord>), SecretsManagerError> {
+) -> Result<(Target, Option<Arc<SecretRecord>>), SecretsManagerError> {
     let t = target(ctx, secret_id);
     // A secret lives in one region; an ARN of another region names nothing here.
     if t.region != ctx.region {
@@ -94,11 +98,10 @@ pub fn find(
     }
     for (name, exact_arn) in &t.candidates {
         // Decoded once per snapshot generation (the record cache), not parsed per request.
-        let rec: Option<SecretRecord> = services
+        let rec = services
             .records()
             .get::<SecretRecord>(txn, &keys::secret(&t.account, &t.region, name))
-            .or_internal()?
-            .map(|r| (*r).clone());
+            .or_internal()?;
         if let Some(rec) = rec
             && exact_arn.as_deref().is_none_or(|a| a == rec.arn)
         {
@@ -159,7 +162,19 @@ pub fn load_authorized(
     secret_id: &str,
     extra: Vec<(String, String)>,
 ) -> Result<SecretRecord, SecretsManagerError> {
-    let (t, rec) = find(services, txn, ctx, secret_id)?;
+    load_authorized_shared(services, txn, ctx, action, secret_id, extra).map(Arc::unwrap_or_clone)
+}
+
+/// [`load_authorized`] sharing the cached record (see [`find_shared`]).
+pub fn load_authorized_shared(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    secret_id: &str,
+    extra: Vec<(String, String)>,
+) -> Result<Arc<SecretRecord>, SecretsManagerError> {
+    let (t, rec) = find_shared(services, txn, ctx, secret_id)?;
     match rec {
         Some(rec) => {
             authorize(services, ctx, action, &rec, extra)?;
@@ -192,7 +207,19 @@ pub fn load_live(
     secret_id: &str,
     extra: Vec<(String, String)>,
 ) -> Result<SecretRecord, SecretsManagerError> {
-    let rec = load_authorized(services, txn, ctx, action, secret_id, extra)?;
+    load_live_shared(services, txn, ctx, action, secret_id, extra).map(Arc::unwrap_or_clone)
+}
+
+/// [`load_live`] sharing the cached record (see [`find_shared`]).
+pub fn load_live_shared(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    action: &str,
+    secret_id: &str,
+    extra: Vec<(String, String)>,
+) -> Result<Arc<SecretRecord>, SecretsManagerError> {
+    let rec = load_authorized_shared(services, txn, ctx, action, secret_id, extra)?;
     if rec.is_scheduled_for_deletion() {
         return Err(errors::marked_for_deletion());
     }

@@ -22,7 +22,8 @@ use tresor_wire::json::epoch_seconds;
 use tresor_wire::validate::Validator;
 
 use crate::access::{
-    self, begin_authorized_write, load_authorized, load_live, refuse_replica, save, save_changed,
+    self, begin_authorized_write, load_authorized, load_live, load_live_shared, refuse_replica,
+    save, save_changed,
 };
 use crate::errors::{self, OrInternal};
 use crate::listing::{Filter, ListQuery, list_page, validate_filters};
@@ -240,7 +241,7 @@ fn read_value(
     if let Some(stage) = version_stage {
         context.push(("secretsmanager:VersionStage".to_string(), stage.to_string()));
     }
-    let rec = load_live(
+    let rec = load_live_shared(
         services,
         txn,
         ctx,
@@ -280,8 +281,11 @@ fn read_value(
             (id.to_string(), meta)
         }
     };
-    let stored: Option<ValueRecord> =
-        record::get(txn, &keys::value(&rec.account, &rec.region, &rec.arn, &id)).or_internal()?;
+    // Sealed, as the store holds it: decoded once per snapshot generation (the record cache).
+    let stored = services
+        .records()
+        .get::<ValueRecord>(txn, &keys::value(&rec.account, &rec.region, &rec.arn, &id))
+        .or_internal()?;
     let Some(stored) = stored else {
         return Err(errors::value_not_found_for_version(&id));
     };
@@ -372,7 +376,8 @@ pub fn get_secret_value(
     );
     validate::finish(v)?;
     let (out, access) = {
-        let txn = services.store().begin_read().or_internal()?;
+        // Lazy: a read served from the record cache runs no SQL.
+        let txn = services.store().begin_read_lazy().or_internal()?;
         read_value(
             services,
             &*txn,

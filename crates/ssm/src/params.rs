@@ -453,7 +453,11 @@ pub fn get_parameter(
             selector,
             selector_text,
         } => {
-            let txn = services.store().begin_read().map_err(errors::internal)?;
+            // Lazy: a read served from the record cache runs no SQL.
+            let txn = services
+                .store()
+                .begin_read_lazy()
+                .map_err(errors::internal)?;
             read_one(
                 services,
                 &*txn,

@@ -37,6 +37,15 @@ pub trait Store: Send + Sync + 'static {
     /// checkpointed past it. Drop it as soon as the reads are done.
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError>;
 
+    /// A read-only transaction whose snapshot may be taken at its first read rather than at
+    /// this call: for the hot read paths, which are mostly served from caches keyed by
+    /// [`ReadTxn::snapshot_generation`] and then cost no store transaction at all. It still
+    /// sees one consistent snapshot, of a state no older than this call. The default is
+    /// [`Store::begin_read`]; SQLite opens lazily (see its module).
+    fn begin_read_lazy(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
+        self.begin_read()
+    }
+
     /// Starts the write transaction. There is one writer at a time: this waits for the current
     /// writer to finish, up to the backend's busy timeout, and then fails with
     /// [`StoreError::Busy`]. Calling it again on a thread that already holds the write
@@ -115,6 +124,12 @@ pub trait ReadTxn: Send {
     /// transactions with the same `Some(n)` see the same committed data. `None` (the default,
     /// and always for write transactions, which see their own uncommitted writes) means the
     /// snapshot cannot be named and nothing read through it may be cached.
+    ///
+    /// A transaction of [`Store::begin_read_lazy`] may open its snapshot at the first read. Its
+    /// tag then names the state at `begin_read_lazy`; if the snapshot opened later shows
+    /// another state, the tag becomes `None` (when it was already returned) or the snapshot's
+    /// own. A cache therefore checks the tag again after reading through the transaction
+    /// before it keeps what it read.
     fn snapshot_generation(&self) -> Option<u64> {
         None
     }

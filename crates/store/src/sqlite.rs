@@ -40,6 +40,7 @@
 //! unchanged is tagged with it. Only the thread holding the writer connection commits, so the
 //! two bumps of one `COMMIT` are never interleaved with another's.
 
+use std::cell::{Cell, OnceCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -567,24 +568,16 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
-        let before = self.commits.load(Ordering::SeqCst);
-        let mut txn = SqliteReadTxn {
-            store: self,
-            conn: Some(self.take_reader()?),
-            generation: None,
-        };
-        let conn = txn.conn()?;
-        execute_cached(conn, "BEGIN", "beginning a read transaction")?;
-        // BEGIN is deferred: SQLite takes the snapshot at the first read, so read now to pin it
-        // to this moment rather than to the caller's first get or scan.
-        conn.prepare_cached(SELECT_SCHEMA_VERSION)
-            .and_then(|mut stmt| stmt.query_row([], |_| Ok(())).optional())
-            .map_err(StoreError::sqlite("starting a read snapshot"))?;
-        // No COMMIT ran while the snapshot was taken: it shows exactly the first before/2
-        // physical commits, as does every other snapshot tagged the same.
-        let after = self.commits.load(Ordering::SeqCst);
-        txn.generation = (before == after && before.is_multiple_of(2)).then_some(before);
+        let txn = self.read_txn()?;
+        // The snapshot is taken now: every write committed before this call, none after.
+        txn.conn()?;
         Ok(Box::new(txn))
+    }
+
+    fn begin_read_lazy(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
+        // No connection and no SQLite transaction until the first get or scan, so that a read
+        // served entirely from caches tagged with this generation costs none.
+        Ok(Box::new(self.read_txn()?))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
@@ -837,17 +830,72 @@ fn scan(
     run().map_err(StoreError::sqlite("scanning keys"))
 }
 
+/// A read transaction. [`Store::begin_read`] opens it at once; [`Store::begin_read_lazy`]
+/// only notes the commit count, and the SQLite snapshot (a pooled connection, `BEGIN`, a first
+/// read to pin it) is taken at the first `get` or `scan`. Its tag
+/// ([`ReadTxn::snapshot_generation`]) is the commit count at the begin call; when the snapshot opened later shows exactly that state (no `COMMIT` started
+/// in between) the tag stays. Otherwise it is replaced by the snapshot's own tag if it was
+/// never handed out, or dropped (`None`) if a caller may already have served cached data
+/// under it: data read afterwards is newer than that tag and must not be cached under it.
 struct SqliteReadTxn<'a> {
     store: &'a SqliteStore,
-    /// Always `Some` until dropped.
-    conn: Option<Connection>,
+    /// Set at the first read.
+    conn: OnceCell<Connection>,
     /// See [`ReadTxn::snapshot_generation`].
-    generation: Option<u64>,
+    generation: Cell<Option<u64>>,
+    /// Whether `snapshot_generation` returned a tag before the snapshot was opened.
+    handed_out: Cell<bool>,
+}
+
+impl SqliteStore {
+    /// A read transaction not opened yet, tagged with the commit count now.
+    fn read_txn(&self) -> Result<SqliteReadTxn<'_>, StoreError> {
+        if self.readers.lock().closed {
+            return Err(StoreError::Closed);
+        }
+        let begun_at = self.commits.load(Ordering::SeqCst);
+        Ok(SqliteReadTxn {
+            store: self,
+            conn: OnceCell::new(),
+            generation: Cell::new(begun_at.is_multiple_of(2).then_some(begun_at)),
+            handed_out: Cell::new(false),
+        })
+    }
 }
 
 impl SqliteReadTxn<'_> {
     fn conn(&self) -> Result<&Connection, StoreError> {
-        self.conn.as_ref().ok_or(StoreError::Closed)
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn);
+        }
+        let before = self.store.commits.load(Ordering::SeqCst);
+        let conn = self.store.take_reader()?;
+        let begun = execute_cached(&conn, "BEGIN", "beginning a read transaction").and_then(|()| {
+            // BEGIN is deferred: SQLite takes the snapshot at the first read, so read now to
+            // pin it to this moment.
+            conn.prepare_cached(SELECT_SCHEMA_VERSION)
+                .and_then(|mut stmt| stmt.query_row([], |_| Ok(())).optional())
+                .map(drop)
+                .map_err(StoreError::sqlite("starting a read snapshot"))
+        });
+        if let Err(e) = begun {
+            if conn.is_autocommit() {
+                self.store.return_reader(conn);
+            } // else: a connection in an unknown state is closed, not reused
+            return Err(e);
+        }
+        // No COMMIT ran while the snapshot was taken: it shows exactly the first after/2
+        // physical commits, as does every other snapshot tagged the same.
+        let after = self.store.commits.load(Ordering::SeqCst);
+        let snapshot = (before == after && after.is_multiple_of(2)).then_some(after);
+        if snapshot != self.generation.get() {
+            self.generation.set(if self.handed_out.get() {
+                None
+            } else {
+                snapshot
+            });
+        }
+        Ok(self.conn.get_or_init(|| conn))
     }
 }
 
@@ -875,7 +923,11 @@ impl ReadTxn for SqliteReadTxn<'_> {
     }
 
     fn snapshot_generation(&self) -> Option<u64> {
-        self.generation
+        let generation = self.generation.get();
+        if generation.is_some() && self.conn.get().is_none() {
+            self.handed_out.set(true);
+        }
+        generation
     }
 }
 

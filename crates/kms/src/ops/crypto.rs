@@ -216,7 +216,7 @@ pub fn decrypt(
         return Err(errors::dry_run());
     }
     Ok(DecryptOutput {
-        key_id: opened.key.arn,
+        key_id: opened.key.arn.clone(),
         plaintext: SecretBytes::from(opened.plaintext),
         encryption_algorithm: SYMMETRIC_DEFAULT,
         key_material_id: opened.material_id,
@@ -328,7 +328,7 @@ pub fn re_encrypt(
     )?;
     Ok(ReEncryptOutput {
         ciphertext_blob,
-        source_key_id: opened.key.arn,
+        source_key_id: opened.key.arn.clone(),
         key_id: destination.arn,
         source_encryption_algorithm: SYMMETRIC_DEFAULT,
         destination_encryption_algorithm: SYMMETRIC_DEFAULT,

@@ -315,6 +315,9 @@ fn update_key(
     })?;
     change(&mut *txn, &mut key)?;
     save_and_commit(txn, &key)?;
+    // A state change (disable, deletion scheduled, ...) zeroizes the data keys unwrapped under
+    // the key at once (reads check the state before the cache anyway).
+    services.data_keys().forget(&key.arn);
     Ok(key)
 }
 

@@ -23,7 +23,8 @@ pub(crate) const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 pub(crate) const ENCRYPT_DECRYPT: &str = "ENCRYPT_DECRYPT";
 
 pub(crate) fn read(services: &Services) -> Result<Box<dyn ReadTxn + '_>, KmsError> {
-    services.store().begin_read().map_err(internal)
+    // Lazy: a read served from the record cache runs no SQL.
+    services.store().begin_read_lazy().map_err(internal)
 }
 
 pub(crate) fn write(services: &Services) -> Result<Box<dyn WriteTxn + '_>, KmsError> {
