@@ -47,11 +47,11 @@ count() { # name binary [flags...] -> "instructions requests"
   for _ in $(seq 600); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.2; done
   "$venv/bin/python" bench/signed_request.py "http://127.0.0.1:$port" "$op" --iam-user >"$work/$name.lua"
   wrk -t1 -c"$conns" -d5s -s "$work/$name.lua" "http://127.0.0.1:$port" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
   local out
   out=$(wrk -t1 -c"$conns" -d"$duration" -s "$work/$name.lua" "http://127.0.0.1:$port")
   if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx responses from $name" >&2; exit 1; fi
-  callgrind_control -d "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local requests ir
   requests=$(awk '/requests in/ {print $1}' <<<"$out")

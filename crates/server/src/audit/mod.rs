@@ -133,12 +133,7 @@ impl Auditor {
         // batchers gave more, smaller commits and less throughput).
         let mut lanes: Vec<Option<Arc<parking_lot::Mutex<segment::Lane>>>> = vec![None];
         if let Some(dir) = segment_dir {
-            // TEMPORARY (measuring): lanes from the environment.
-            let lanes_n = std::env::var("TRESOR_AUDIT_LANES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(LANES);
-            let (segments, indexer) = segment::Segments::open(dir, lanes_n)?;
+            let (segments, indexer) = segment::Segments::open(dir, LANES)?;
             lanes = segments.lanes().iter().cloned().map(Some).collect();
             let store = log_store.clone();
             let for_indexer = segments.clone();
