@@ -280,7 +280,7 @@ pub fn read_segment(bytes: &[u8]) -> Vec<Entry> {
         let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let len = word(&rest[..4]) as usize;
         let crc = word(&rest[4..8]);
-        if len < 4 || len > MAX_FRAME || rest.len() - 8 < len {
+        if !(4..=MAX_FRAME).contains(&len) || rest.len() - 8 < len {
             break;
         }
         let payload = &rest[8..8 + len];
