@@ -88,8 +88,6 @@ pub struct Lane {
     file: Option<(File, PathBuf)>,
     entries: Vec<Entry>,
     first: Option<Instant>,
-    /// An append failed: the segment's tail is unknown, nothing more goes into it.
-    broken: bool,
     buf: Vec<u8>,
 }
 
@@ -139,7 +137,6 @@ impl Segments {
                     file: None,
                     entries: Vec::new(),
                     first: None,
-                    broken: false,
                     buf: Vec::new(),
                 }))
             })
@@ -199,7 +196,6 @@ impl Lane {
         if let Err(e) = self.write_buf() {
             // A failed write or sync leaves the file's tail unknown: the next append starts
             // a new segment (what came before the failure is still indexed).
-            self.broken = self.file.is_some();
             self.seal();
             return Err(e);
         }
@@ -241,7 +237,6 @@ impl Lane {
             entries: Some(std::mem::take(&mut self.entries)),
         };
         self.first = None;
-        self.broken = false;
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         if self
             .shared
