@@ -224,9 +224,14 @@ def test_no_secret_value_reaches_the_audit_store_or_the_file(server, env, audit_
     # The workload was recorded, with its secret members hidden ...
     assert f'"secretId":"{name}"' in text
     assert "HIDDEN_DUE_TO_SECURITY_REASONS" in text
-    # ... and no secret is in any of the files.
+    # ... and no secret is in any of the files (the audit log's segment files, audit.db-seg.<n>,
+    # included; one indexed into audit.db meanwhile is gone, and its records are in audit.db).
     for f in files:
-        content = f.read_bytes()
+        try:
+            content = f.read_bytes()
+        except FileNotFoundError:
+            assert f.name.startswith("audit.db-seg."), f
+            continue
         for needle in needles:
             assert needle.encode() not in content, f"{needle[:12]}… found in {f.name}"
 

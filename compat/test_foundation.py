@@ -90,7 +90,12 @@ def test_secret_key_is_not_stored_in_the_clear(server):
     for path in server.data_dir.rglob("*"):
         if path.name in ("credentials",) or not path.is_file():
             continue
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            # An audit segment indexed into audit.db since the listing.
+            assert path.name.startswith("audit.db-seg."), str(path)
+            continue
         assert secret.encode() not in data, str(path)
 
 

@@ -374,12 +374,21 @@ def test_managed_keys_are_listed_and_refuse_direct_use(kms):
 
 # --- at rest ---------------------------------------------------------------------------------
 
+def read_if_there(path):
+    """A file's bytes; none for an audit segment indexed into audit.db since the listing."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        assert path.name.startswith("audit.db-seg."), str(path)
+        return b""
+
+
 def test_no_plaintext_in_the_data_directory(server, kms):
     arn = new_key(kms)
     marker = b"compat-kms-plaintext-" + uuid.uuid4().hex.encode()
     kms.encrypt(KeyId=arn, Plaintext=marker)
     data_key = kms.generate_data_key(KeyId=arn, NumberOfBytes=48)["Plaintext"]
-    blobs = b"".join(p.read_bytes() for p in Path(server.data_dir).rglob("*") if p.is_file())
+    blobs = b"".join(read_if_there(p) for p in Path(server.data_dir).rglob("*") if p.is_file())
     assert blobs
     assert marker not in blobs
     assert data_key not in blobs

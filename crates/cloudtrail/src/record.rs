@@ -222,6 +222,12 @@ pub fn time_of_key(key: &str) -> Option<i64> {
 
 /// Writes (or rewrites) the record of one request under its own event's key.
 pub fn put_row(txn: &mut dyn WriteTxn, row: &Row) -> Result<(), StoreError> {
+    let (key, value) = encode_row(row)?;
+    txn.put(&key, &value)
+}
+
+/// The key and the value of the record of one request, as [`put_row`] stores them.
+pub fn encode_row(row: &Row) -> Result<(String, Vec<u8>), StoreError> {
     debug_assert!(EVENT_PREFIX.starts_with(AUDIT_PREFIX));
     let e = &row.event;
     let mut value = Vec::with_capacity(e.event.len() + 512 + row.hops.len() * 512);
@@ -240,7 +246,7 @@ pub fn put_row(txn: &mut dyn WriteTxn, row: &Row) -> Result<(), StoreError> {
         serde_json::to_writer(&mut value, hop).map_err(unsupported)?;
         value.push(b'\n');
     }
-    txn.put(&e.key(), &value)
+    Ok((e.key(), value))
 }
 
 /// Writes the record of a single event.

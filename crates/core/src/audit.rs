@@ -133,6 +133,11 @@ impl AuditFacts {
     pub fn snapshot(&self) -> Facts {
         self.0.lock().clone()
     }
+
+    /// Runs `f` on what was noted so far, without copying it.
+    pub fn with<R>(&self, f: impl FnOnce(&Facts) -> R) -> R {
+        f(&self.0.lock())
+    }
 }
 
 /// Bounds the resources one event names (a listing may ask about many).
@@ -222,8 +227,25 @@ pub fn record_service_event(
 /// [`crate::Services`]; readers of the log read both.
 pub struct AuditLogStore(pub Arc<dyn Store>);
 
-/// The stores that hold audit records: the main store, and the log store when there is one.
+/// Makes every audit record acknowledged so far readable in the log store. A server that
+/// stages the records of reads elsewhere first (the server's segment files, indexed into the
+/// log store in the background) sets one as an extension of [`crate::Services`]; the readers
+/// of the log call it through [`record_stores`] before they read.
+pub trait AuditLogFlush: Send + Sync {
+    /// Returns once the records acknowledged before the call are in the log store (or the
+    /// attempt failed: the records stay staged and are indexed later).
+    fn flush(&self);
+}
+
+/// The extension slot of the [`AuditLogFlush`].
+pub struct AuditLogFlusher(pub Arc<dyn AuditLogFlush>);
+
+/// The stores that hold audit records: the main store, and the log store when there is one,
+/// with every record acknowledged so far in them ([`AuditLogFlush`]).
 pub fn record_stores(services: &crate::Services) -> Vec<Arc<dyn Store>> {
+    if let Some(flusher) = services.extension::<AuditLogFlusher>() {
+        flusher.0.flush();
+    }
     let mut stores = vec![services.store().clone()];
     if let Some(log) = services.extension::<AuditLogStore>() {
         stores.push(log.0.clone());

@@ -118,6 +118,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let auditor = audit::Auditor::start(
         deployment.services.clone(),
         log_store,
+        Some(&deployment.data_dir),
         &config.audit,
         metrics,
     )

@@ -1,0 +1,469 @@
+//! The audit log's segment files. The records of requests that changed nothing (reads,
+//! denials, failed authentications) are made durable by appending them to a file of the data
+//! directory — one `write` and one `fdatasync` per batch — and are indexed into the log store
+//! (`audit.db`, or whichever store holds the deployment's log) in the background, thousands
+//! per transaction. A store commit per batch (for SQLite: WAL frames that rewrite the last,
+//! partly filled leaf page every time, the fsync, checkpoints) was the largest cost of the
+//! audit log on the read path.
+//!
+//! A segment is `audit.db-seg.<n>`: frames of `[payload length: u32 LE][CRC-32 of the
+//! payload: u32 LE][payload]`, the payload `[key length: u32 LE][key][value]` — the record's
+//! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]). The batcher
+//! appends to the newest segment; once that holds [`SEAL_RECORDS`] records, or its first
+//! record is [`SEAL_AGE`] old and the indexer is idle, it is sealed and handed, with its
+//! records, to the indexer thread, which writes them into the store in one transaction and
+//! then deletes the file. A segment whose append failed is sealed at once: nothing is ever
+//! appended after a torn frame.
+//!
+//! On start, the segments an earlier process left are indexed first. A frame that is cut
+//! short or fails its checksum ends a segment: it is the tail of a batch whose write was torn
+//! by a crash, and that batch was never acknowledged. Writing a record is idempotent (its key
+//! is fixed), so a segment indexed again after a crash changes nothing. Readers of the log
+//! flush first ([`tresor_core::audit::AuditLogFlush`]): the open segment is sealed and
+//! indexed, so LookupEvents sees every acknowledged record.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tresor_store::{Store, StoreError};
+
+/// The file name of a segment, before its number.
+pub const SEGMENT_PREFIX: &str = "audit.db-seg.";
+/// A segment is sealed once it holds this many records …
+const SEAL_RECORDS: usize = 8192;
+/// … or, while the indexer is idle, once its first record is this old.
+const SEAL_AGE: Duration = Duration::from_millis(500);
+/// How long the indexer waits before it tries a segment again that it could not index.
+const RETRY: Duration = Duration::from_secs(1);
+/// The largest frame a reader accepts (a record is a few KB; a length beyond this is garbage).
+const MAX_FRAME: usize = 64 << 20;
+
+/// A record: its key and its value in the log store.
+pub type Entry = (String, Vec<u8>);
+
+/// A segment no lane appends to any more: its file, and its records while they are in
+/// memory (a recovered segment, or one whose indexing failed, is read back from its file).
+pub struct Sealed {
+    path: PathBuf,
+    entries: Option<Vec<Entry>>,
+}
+
+/// What the indexer is sent.
+enum ToIndexer {
+    Segment(Sealed),
+    /// Answered once every segment sent before it was indexed (or failed to be).
+    Flush(mpsc::Sender<()>),
+}
+
+/// What the lanes, the indexer and the readers' flushes share.
+struct Shared {
+    dir: PathBuf,
+    /// The number of the next segment file.
+    next_number: AtomicU64,
+    /// Sealed segments the indexer has not indexed yet.
+    queued: AtomicUsize,
+    to_indexer: mpsc::Sender<ToIndexer>,
+}
+
+/// The segment files of a data directory: one open segment per lane (each lane is a batcher
+/// thread; their `fdatasync`s run side by side, which the disks measured serve far better
+/// than one after the other), sealed segments on their way to the indexer.
+pub struct Segments {
+    shared: Arc<Shared>,
+    lanes: Vec<Arc<Mutex<Lane>>>,
+}
+
+/// The segment one batcher appends to.
+pub struct Lane {
+    shared: Arc<Shared>,
+    /// Opened on the first append after a seal.
+    file: Option<(File, PathBuf)>,
+    entries: Vec<Entry>,
+    first: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+/// The indexer's side: started once with [`Indexer::run`].
+pub struct Indexer {
+    rx: mpsc::Receiver<ToIndexer>,
+    recovered: Vec<Sealed>,
+}
+
+impl Segments {
+    /// The segments of `dir` with `lanes` lanes, and the indexer, which indexes the segments
+    /// an earlier process left there first.
+    pub fn open(dir: &Path, lanes: usize) -> Result<(Arc<Segments>, Indexer), String> {
+        let mut found: Vec<(u64, PathBuf)> = Vec::new();
+        let listing = std::fs::read_dir(dir)
+            .map_err(|e| format!("audit segments in {}: {e}", dir.display()))?;
+        for entry in listing {
+            let entry = entry.map_err(|e| format!("audit segments in {}: {e}", dir.display()))?;
+            let name = entry.file_name();
+            if let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(SEGMENT_PREFIX))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                found.push((n, entry.path()));
+            }
+        }
+        found.sort();
+        let (to_indexer, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            next_number: AtomicU64::new(found.last().map_or(0, |(n, _)| n + 1)),
+            queued: AtomicUsize::new(found.len()),
+            to_indexer,
+        });
+        let recovered = found
+            .into_iter()
+            .map(|(_, path)| Sealed {
+                path,
+                entries: None,
+            })
+            .collect();
+        let lanes = (0..lanes.max(1))
+            .map(|_| {
+                Arc::new(Mutex::new(Lane {
+                    shared: shared.clone(),
+                    file: None,
+                    entries: Vec::new(),
+                    first: None,
+                    buf: Vec::new(),
+                }))
+            })
+            .collect();
+        Ok((
+            Arc::new(Segments { shared, lanes }),
+            Indexer { rx, recovered },
+        ))
+    }
+
+    /// The lanes (one per batcher).
+    pub fn lanes(&self) -> &[Arc<Mutex<Lane>>] {
+        &self.lanes
+    }
+
+    /// Seals every open segment and waits (at most `wait`) until the indexer has indexed
+    /// them and every segment before them: the records acknowledged before the call are then
+    /// in the log store. False when that could not be confirmed.
+    pub fn flush(&self, wait: Duration) -> bool {
+        for lane in &self.lanes {
+            // A lane's lock is held through an append: the records its batcher acknowledged
+            // are all in the segment once the lock is ours.
+            lane.lock().seal();
+        }
+        let (done, answered) = mpsc::channel();
+        self.shared.to_indexer.send(ToIndexer::Flush(done)).is_ok()
+            && answered.recv_timeout(wait).is_ok()
+    }
+
+    /// Seals the segments whose first record is [`SEAL_AGE`] old, while the indexer is idle
+    /// (a busy lane is left for the next look).
+    fn seal_aged(&self) {
+        if self.shared.queued.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        for lane in &self.lanes {
+            if let Some(mut lane) = lane.try_lock()
+                && lane.first.is_some_and(|t| t.elapsed() >= SEAL_AGE)
+            {
+                lane.seal();
+            }
+        }
+    }
+}
+
+impl Lane {
+    /// Appends one batch's records and makes them durable: one write, one `fdatasync`. A
+    /// full segment, or one whose append failed, is sealed.
+    pub fn append(&mut self, entries: Vec<Entry>) -> std::io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
+        for (key, value) in &entries {
+            frame(&mut self.buf, key, value)?;
+        }
+        if let Err(e) = self.write_buf() {
+            // A failed write or sync leaves the file's tail unknown: the next append starts
+            // a new segment (what came before the failure is still indexed).
+            self.seal();
+            return Err(e);
+        }
+        self.first.get_or_insert_with(Instant::now);
+        self.entries.extend(entries);
+        if self.entries.len() >= SEAL_RECORDS {
+            self.seal();
+        }
+        Ok(())
+    }
+
+    fn write_buf(&mut self) -> std::io::Result<()> {
+        if self.file.is_none() {
+            let number = self.shared.next_number.fetch_add(1, Ordering::SeqCst);
+            let path = self.shared.dir.join(format!("{SEGMENT_PREFIX}{number}"));
+            let f = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)?;
+            self.file = Some((f, path));
+            // The new name must be durable before a record in it is acknowledged.
+            File::open(&self.shared.dir)?.sync_all()?;
+        }
+        let Some((file, _)) = self.file.as_mut() else {
+            return Err(std::io::Error::other("no audit segment open"));
+        };
+        file.write_all(&self.buf)?;
+        file.sync_data()
+    }
+
+    /// Hands the open segment, if any, to the indexer (the next append starts a new one).
+    fn seal(&mut self) {
+        let Some((_, path)) = self.file.take() else {
+            return;
+        };
+        let sealed = Sealed {
+            path,
+            entries: Some(std::mem::take(&mut self.entries)),
+        };
+        self.first = None;
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        if self
+            .shared
+            .to_indexer
+            .send(ToIndexer::Segment(sealed))
+            .is_err()
+        {
+            tracing::error!("the audit indexer is gone; sealed segments wait for the next start");
+        }
+    }
+}
+
+fn frame(buf: &mut Vec<u8>, key: &str, value: &[u8]) -> std::io::Result<()> {
+    let too_long = || std::io::Error::other("an audit record too large for a segment frame");
+    let key_len = u32::try_from(key.len()).map_err(|_| too_long())?;
+    let len = 4 + key.len() + value.len();
+    if len > MAX_FRAME {
+        return Err(too_long());
+    }
+    let start = buf.len();
+    buf.extend_from_slice(&u32::try_from(len).map_err(|_| too_long())?.to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&key_len.to_le_bytes());
+    buf.extend_from_slice(key.as_bytes());
+    buf.extend_from_slice(value);
+    let crc = crc32fast::hash(&buf[start + 8..]);
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// The records of a segment file, up to its first frame that is cut short or does not check.
+pub fn read_segment(bytes: &[u8]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 8 {
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let len = word(&rest[..4]) as usize;
+        let crc = word(&rest[4..8]);
+        if !(4..=MAX_FRAME).contains(&len) || rest.len() - 8 < len {
+            break;
+        }
+        let payload = &rest[8..8 + len];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let key_len = word(&payload[..4]) as usize;
+        let Some(key) = payload
+            .get(4..4 + key_len)
+            .and_then(|k| std::str::from_utf8(k).ok())
+        else {
+            break;
+        };
+        out.push((key.to_string(), payload[4 + key_len..].to_vec()));
+        rest = &rest[8 + len..];
+    }
+    out
+}
+
+/// Writes `entries` into `store` in one transaction.
+fn index(store: &dyn Store, entries: &[Entry]) -> Result<(), StoreError> {
+    let mut txn = store.begin_write()?;
+    for (key, value) in entries {
+        txn.put(key, value)?;
+    }
+    txn.commit()
+}
+
+impl Indexer {
+    /// Indexes the sealed segments (those recovered at start first) into `store`, deleting
+    /// each file once its records are committed; seals aged segments; answers flushes. Runs
+    /// for the life of the process.
+    pub fn run(self, segments: &Segments, store: &dyn Store) {
+        let Indexer { rx, recovered } = self;
+        let queued = &segments.shared.queued;
+        let mut backlog: VecDeque<Sealed> = recovered.into();
+        loop {
+            index_backlog(store, &mut backlog, queued);
+            let wait = if backlog.is_empty() {
+                SEAL_AGE / 2
+            } else {
+                RETRY
+            };
+            let mut flushes = Vec::new();
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            for message in first.into_iter().chain(rx.try_iter()) {
+                match message {
+                    ToIndexer::Segment(s) => backlog.push_back(s),
+                    ToIndexer::Flush(done) => flushes.push(done),
+                }
+            }
+            index_backlog(store, &mut backlog, queued);
+            for done in flushes {
+                let _ = done.send(());
+            }
+            segments.seal_aged();
+        }
+    }
+}
+
+fn index_backlog(store: &dyn Store, backlog: &mut VecDeque<Sealed>, queued: &AtomicUsize) {
+    while let Some(segment) = backlog.front_mut() {
+        let entries = match segment.entries.take() {
+            Some(e) => e,
+            None => match std::fs::read(&segment.path) {
+                Ok(bytes) => read_segment(&bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => {
+                    tracing::error!(error = %e, segment = %segment.path.display(), "an audit segment cannot be read; will retry");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = index(store, &entries) {
+            // Its records stay in the file (read back for the next try), not in memory.
+            tracing::error!(error = %e, records = entries.len(), "indexing audit records into the log store failed; will retry");
+            return;
+        }
+        if let Err(e) = std::fs::remove_file(&segment.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, segment = %segment.path.display(), "an indexed audit segment could not be removed");
+        }
+        backlog.pop_front();
+        queued.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_store::MemoryStore;
+
+    fn entry(i: usize) -> Entry {
+        (
+            format!("audit/e/{i:020}/id"),
+            format!("record {i}").into_bytes(),
+        )
+    }
+
+    fn keys(store: &dyn Store) -> Vec<String> {
+        let r = store.begin_read().unwrap();
+        r.scan("audit/e/", None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    fn files(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn a_torn_tail_ends_a_segment_and_what_came_before_is_recovered_and_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segments, indexer) = Segments::open(dir.path(), 2).unwrap();
+        assert!(indexer.recovered.is_empty());
+        let path = {
+            let mut lane = segments.lanes()[0].lock();
+            lane.append(vec![entry(1), entry(2)]).unwrap();
+            lane.append(vec![entry(3)]).unwrap();
+            lane.file.as_ref().unwrap().1.clone()
+        };
+        segments.lanes()[1].lock().append(vec![entry(4)]).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        // A frame whose bytes do not check ends the segment …
+        let mut corrupt = good.clone();
+        let n = corrupt.len();
+        corrupt[n - 3] ^= 1;
+        assert_eq!(read_segment(&corrupt), vec![entry(1), entry(2)]);
+        // … as does one cut short: a crash in the middle of the next batch's write.
+        let mut torn = Vec::new();
+        frame(&mut torn, "audit/e/9", b"lost").unwrap();
+        let mut bytes = good;
+        bytes.extend_from_slice(&torn[..torn.len() - 2]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_segment(&bytes), vec![entry(1), entry(2), entry(3)]);
+        drop((segments, indexer));
+
+        // The next process indexes what the crashed one left, then removes it.
+        let (segments, indexer) = Segments::open(dir.path(), 2).unwrap();
+        assert_eq!(indexer.recovered.len(), 2);
+        segments.lanes()[0].lock().append(vec![entry(5)]).unwrap();
+        assert_eq!(files(dir.path()), 3, "a new segment");
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        {
+            let (segments, store) = (segments.clone(), store.clone());
+            std::thread::spawn(move || indexer.run(&segments, &*store));
+        }
+        assert!(segments.flush(Duration::from_secs(10)));
+        assert_eq!(keys(&*store), [1, 2, 3, 4, 5].map(|i| entry(i).0));
+        assert_eq!(segments.shared.queued.load(Ordering::SeqCst), 0);
+        assert_eq!(files(dir.path()), 0, "indexed segments are removed");
+        // Appends after a flush go to a new segment, and the indexer seals it once it is old.
+        segments.lanes()[1].lock().append(vec![entry(6)]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while keys(&*store).len() < 6 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(keys(&*store).len(), 6);
+    }
+
+    #[test]
+    fn a_full_segment_is_sealed_and_a_failed_append_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segments, indexer) = Segments::open(dir.path(), 1).unwrap();
+        let mut lane = segments.lanes()[0].lock();
+        lane.append((1..=SEAL_RECORDS).map(entry).collect())
+            .unwrap();
+        assert!(lane.file.is_none(), "sealed when full");
+        let Ok(ToIndexer::Segment(sealed)) = indexer.rx.try_recv() else {
+            panic!("the full segment goes to the indexer");
+        };
+        assert_eq!(sealed.entries.as_ref().map(Vec::len), Some(SEAL_RECORDS));
+        assert_eq!(
+            read_segment(&std::fs::read(&sealed.path).unwrap()).len(),
+            SEAL_RECORDS
+        );
+        lane.append(vec![entry(1)]).unwrap();
+        // The directory is gone: the next segment cannot be made, the append fails.
+        lane.seal();
+        drop(dir);
+        assert!(lane.append(vec![entry(2)]).is_err());
+        assert!(lane.file.is_none());
+    }
+}
