@@ -79,13 +79,13 @@ const MIGRATIONS: &[&str] = &["
 "];
 
 const SELECT_VALUE: &str = "SELECT v FROM tresor_kv WHERE k = $1";
-const UPSERT: &str =
-    "INSERT INTO tresor_kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v";
-const DELETE: &str = "DELETE FROM tresor_kv WHERE k = $1";
 const SCAN_FROM: &str = "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3";
 const SCAN_AFTER: &str = "SELECT k, v FROM tresor_kv WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3";
 const SCAN_REV: &str =
     "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k DESC LIMIT $3";
+const UPSERT_MANY: &str = "INSERT INTO tresor_kv (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v";
+const DELETE_MANY: &str = "DELETE FROM tresor_kv WHERE k = ANY($1::bytea[])";
 const SELECT_GENERATION: &str = "SELECT generation FROM tresor_meta WHERE id = 1";
 const BUMP_GENERATION: &str = "WITH g AS (UPDATE tresor_meta SET generation = generation + 1 \
      WHERE id = 1 RETURNING generation) \
@@ -188,13 +188,13 @@ fn pg(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError
 
 struct Statements {
     get: Statement,
-    put: Statement,
-    delete: Statement,
     scan_from: Statement,
     scan_after: Statement,
     scan_rev: Statement,
     generation: Statement,
     bump: Statement,
+    put_many: Statement,
+    delete_many: Statement,
 }
 
 /// A pooled connection with its prepared statements.
@@ -686,10 +686,10 @@ impl Shared {
 
 async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
     // Prepared together: pipelined, one round trip.
-    let (get, put, delete, scan_from, scan_after, scan_rev, generation, bump) = tokio::join!(
+    let (put_many, delete_many) =
+        tokio::join!(client.prepare(UPSERT_MANY), client.prepare(DELETE_MANY));
+    let (get, scan_from, scan_after, scan_rev, generation, bump) = tokio::join!(
         client.prepare(SELECT_VALUE),
-        client.prepare(UPSERT),
-        client.prepare(DELETE),
         client.prepare(SCAN_FROM),
         client.prepare(SCAN_AFTER),
         client.prepare(SCAN_REV),
@@ -698,13 +698,13 @@ async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
     );
     Ok(Statements {
         get: get?,
-        put: put?,
-        delete: delete?,
         scan_from: scan_from?,
         scan_after: scan_after?,
         scan_rev: scan_rev?,
         generation: generation?,
         bump: bump?,
+        put_many: put_many?,
+        delete_many: delete_many?,
     })
 }
 
@@ -837,6 +837,7 @@ impl Store for PostgresStore {
             Some(Ok(())) => Ok(Box::new(PgWriteTxn {
                 store: self,
                 _gate: gate,
+                pending: std::collections::BTreeMap::new(),
                 conn: Some(conn),
                 dirty: false,
                 failed: std::cell::Cell::new(false),
@@ -1085,6 +1086,9 @@ struct PgWriteTxn<'a> {
     /// one's connection has been handed back (its COMMIT or ROLLBACK sent).
     conn: Option<Conn>,
     _gate: WriterGate<'a>,
+    /// This transaction's writes (`None`: deleted), sent with its `COMMIT` in one round trip;
+    /// reads in the transaction see them over the database's rows.
+    pending: std::collections::BTreeMap<String, Option<Vec<u8>>>,
     /// Whether anything was written (an empty commit bumps no generation).
     dirty: bool,
     /// A statement failed: PostgreSQL aborted the transaction, nothing of it can commit.
@@ -1120,6 +1124,9 @@ impl PgWriteTxn<'_> {
 
 impl ReadTxn for PgWriteTxn<'_> {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(pending) = self.pending.get(key) {
+            return Ok(pending.clone());
+        }
         let conn = self.conn()?;
         let r = self
             .store
@@ -1137,37 +1144,56 @@ impl ReadTxn for PgWriteTxn<'_> {
             return Ok(Vec::new());
         }
         let conn = self.conn()?;
+        let in_range = |k: &str| k.starts_with(prefix) && start_after.is_none_or(|a| k > a);
+        let overlay: Vec<(&String, &Option<Vec<u8>>)> = self
+            .pending
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| in_range(k))
+            .collect();
+        // Each pending entry in range can hide at most one database row: fetch that many more.
+        let fetch = limit_n.saturating_add(overlay.len());
         let (stmt, lower, upper) = scan_params(&conn.stmts, ScanKind::Forward, prefix, start_after);
-        let r = self.store.run(
-            conn.client
-                .query(stmt, &[&lower, &upper.as_slice(), &limit(limit_n)]),
-        );
-        rows(self.checked("scanning", r)?)
+        let r = self
+            .store
+            .run(conn.client.query(stmt, &[&lower, &upper.as_slice(), &limit(fetch)]));
+        let found = rows(self.checked("scanning", r)?)?;
+        if overlay.is_empty() {
+            return Ok(found);
+        }
+        let complete = found.len() < fetch;
+        let last_fetched = found.last().map(|(k, _)| k.clone());
+        let mut merged: std::collections::BTreeMap<String, Vec<u8>> = found.into_iter().collect();
+        for (k, v) in overlay {
+            // Past the last fetched row of a truncated page, the database's rows are unknown:
+            // a pending write there must not jump ahead of them.
+            if !complete && last_fetched.as_ref().is_some_and(|l| k > l) {
+                break;
+            }
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit_n).collect())
     }
 }
 
 impl WriteTxn for PgWriteTxn<'_> {
     fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        let r = self.store.run(
-            conn.client
-                .execute(&conn.stmts.put, &[&key.as_bytes(), &value]),
-        );
-        self.checked("writing", r)?;
+        self.conn()?;
+        self.pending.insert(key.to_string(), Some(value.to_vec()));
         self.dirty = true;
         Ok(())
     }
 
     fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
-        let conn = self.conn()?;
-        let r = self
-            .store
-            .run(conn.client.execute(&conn.stmts.delete, &[&key.as_bytes()]));
-        let n = self.checked("deleting", r)?;
-        if n > 0 {
+        let existed = self.get(key)?.is_some();
+        if existed {
+            self.pending.insert(key.to_string(), None);
             self.dirty = true;
         }
-        Ok(n > 0)
+        Ok(existed)
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -1183,11 +1209,35 @@ impl WriteTxn for PgWriteTxn<'_> {
             return Ok(());
         }
         let client = &conn.client;
+        let mut put_keys: Vec<&[u8]> = Vec::new();
+        let mut put_values: Vec<&[u8]> = Vec::new();
+        let mut deleted: Vec<&[u8]> = Vec::new();
+        for (k, v) in &self.pending {
+            match v {
+                Some(v) => {
+                    put_keys.push(k.as_bytes());
+                    put_values.push(v);
+                }
+                None => deleted.push(k.as_bytes()),
+            }
+        }
+        // Writes, the generation bump and COMMIT pipelined: one round trip.
+        let delete_params: [&(dyn ToSql + Sync); 1] = [&deleted];
+        let put_params: [&(dyn ToSql + Sync); 2] = [&put_keys, &put_values];
         let result = store.run(async {
             tokio::join!(
+                client.execute(&conn.stmts.delete_many, &delete_params),
+                client.execute(&conn.stmts.put_many, &put_params),
                 client.query_one(&conn.stmts.bump, &[]),
                 client.batch_execute("COMMIT"),
             )
+        });
+        let result = result.map(|(d, p, bump, commit)| {
+            let writes = d.and(p).map(|_| ());
+            match (writes, bump, commit) {
+                (Ok(()), Ok(row), Ok(())) => (Ok(row), Ok(())),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => (Err(e), Ok(())),
+            }
         });
         match result {
             Ok((Ok(row), Ok(()))) => {
