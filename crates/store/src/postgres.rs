@@ -1147,16 +1147,20 @@ impl ReadTxn for PgWriteTxn<'_> {
         let in_range = |k: &str| k.starts_with(prefix) && start_after.is_none_or(|a| k > a);
         let overlay: Vec<(&String, &Option<Vec<u8>>)> = self
             .pending
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
             .filter(|(k, _)| in_range(k))
             .collect();
         // Each pending entry in range can hide at most one database row: fetch that many more.
         let fetch = limit_n.saturating_add(overlay.len());
         let (stmt, lower, upper) = scan_params(&conn.stmts, ScanKind::Forward, prefix, start_after);
-        let r = self
-            .store
-            .run(conn.client.query(stmt, &[&lower, &upper.as_slice(), &limit(fetch)]));
+        let r = self.store.run(
+            conn.client
+                .query(stmt, &[&lower, &upper.as_slice(), &limit(fetch)]),
+        );
         let found = rows(self.checked("scanning", r)?)?;
         if overlay.is_empty() {
             return Ok(found);
