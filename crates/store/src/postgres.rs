@@ -201,6 +201,9 @@ struct Statements {
 struct Conn {
     client: Client,
     stmts: Statements,
+    /// The writer's own connection (outside the pool, so that readers that filled the pool
+    /// while waiting for the writer can never starve it).
+    writer: bool,
 }
 
 #[derive(Clone)]
@@ -221,6 +224,8 @@ struct Shared {
     /// queued behind the lock never take the readers' connections.
     writing: Mutex<bool>,
     writer_done: Condvar,
+    /// The writer's connection between write transactions.
+    writer_conn: Mutex<Option<Conn>>,
     /// Connections that exist (idle, lent out, or being returned).
     open: AtomicUsize,
     /// The highest committed generation this process knows of.
@@ -386,6 +391,7 @@ impl PostgresStore {
                 freed: Condvar::new(),
                 writing: Mutex::new(false),
                 writer_done: Condvar::new(),
+                writer_conn: Mutex::new(None),
                 open: AtomicUsize::new(0),
                 generation: Arc::new(AtomicU64::new(0)),
                 listening: AtomicBool::new(false),
@@ -433,7 +439,11 @@ impl PostgresStore {
             let stmts = prepare(&client).await?;
             // Statements that stall (a lock held by a wedged session) end with an error
             // rather than holding a request forever; the writer lock has its own timeout.
-            Ok::<_, tokio_postgres::Error>(Conn { client, stmts })
+            Ok::<_, tokio_postgres::Error>(Conn {
+                client,
+                stmts,
+                writer: false,
+            })
         });
         let deadline = Instant::now() + shared.options.connect_timeout + Duration::from_secs(1);
         match wait(task, deadline) {
@@ -490,18 +500,31 @@ impl PostgresStore {
     fn finish_async(&self, conn: Conn, sql: &'static str) {
         let shared = self.shared.clone();
         shared.round_trips.fetch_add(1, Ordering::Relaxed);
+        let writer = conn.writer;
         match runtime() {
             Ok(rt) => {
                 rt.spawn(async move {
                     if conn.client.batch_execute(sql).await.is_ok() {
                         shared.checkin(conn);
                     } else {
-                        shared.discard();
+                        shared.discard_conn(writer);
                     }
                 });
             }
-            Err(_) => self.shared.discard(),
+            Err(_) => self.shared.discard_conn(writer),
         }
+    }
+
+    /// The writer's connection (made when there is none or it broke).
+    fn writer_conn(&self) -> Result<Conn, StoreError> {
+        if let Some(conn) = self.shared.writer_conn.lock().take()
+            && !conn.client.is_closed()
+        {
+            return Ok(conn);
+        }
+        let mut conn = self.new_conn()?;
+        conn.writer = true;
+        Ok(conn)
     }
 
     /// Applies the migrations this build knows, under a session advisory lock so that nodes
@@ -664,12 +687,25 @@ fn identifier(name: &str) -> Result<&str, StoreError> {
 
 impl Shared {
     fn checkin(&self, conn: Conn) {
+        if conn.writer {
+            if !conn.client.is_closed() && !self.closed.load(Ordering::SeqCst) {
+                *self.writer_conn.lock() = Some(conn);
+            }
+            return;
+        }
         if conn.client.is_closed() || self.closed.load(Ordering::SeqCst) {
             self.discard();
             return;
         }
         self.idle.lock().push(conn);
         self.freed.notify_one();
+    }
+
+    /// A lent connection was dropped; the writer's is not counted in the pool.
+    fn discard_conn(&self, writer: bool) {
+        if !writer {
+            self.discard();
+        }
     }
 
     /// A lent connection was dropped (broken, or in an unknown state).
@@ -824,7 +860,7 @@ impl Store for PostgresStore {
             return Err(StoreError::Closed);
         }
         let gate = WriterGate::enter(&self.shared)?;
-        let conn = self.checkout()?;
+        let conn = self.writer_conn()?;
         let timeout_ms = duration_ms(self.shared.options.busy_timeout).max(1);
         let begin = format!(
             "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {timeout_ms}; \
@@ -848,14 +884,14 @@ impl Store for PostgresStore {
             }
             Some(Err(e)) => {
                 if conn.client.is_closed() {
-                    self.shared.discard();
+                    self.shared.discard_conn(true);
                 } else {
                     self.finish_async(conn, "ROLLBACK");
                 }
                 Err(pg("beginning a write transaction")(e))
             }
             None => {
-                self.shared.discard();
+                self.shared.discard_conn(true);
                 Err(StoreError::Unavailable {
                     reason: "the database did not answer BEGIN".into(),
                 })
@@ -874,6 +910,7 @@ impl Store for PostgresStore {
             self.shared.open.fetch_sub(1, Ordering::SeqCst);
         }
         drop(idle);
+        *self.shared.writer_conn.lock() = None;
         self.shared.freed.notify_all();
         Ok(())
     }
@@ -1253,14 +1290,14 @@ impl WriteTxn for PgWriteTxn<'_> {
             // The bump failed, so the transaction was aborted and `COMMIT` rolled it back.
             Ok((Err(e), _)) | Ok((_, Err(e))) => {
                 if conn.client.is_closed() {
-                    store.shared.discard();
+                    store.shared.discard_conn(true);
                 } else {
                     store.finish_async(conn, "ROLLBACK");
                 }
                 Err(pg("committing")(e))
             }
             Err(e) => {
-                store.shared.discard();
+                store.shared.discard_conn(true);
                 Err(e)
             }
         }
