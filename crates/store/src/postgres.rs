@@ -79,13 +79,13 @@ const MIGRATIONS: &[&str] = &["
 "];
 
 const SELECT_VALUE: &str = "SELECT v FROM tresor_kv WHERE k = $1";
-const UPSERT: &str =
-    "INSERT INTO tresor_kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v";
-const DELETE: &str = "DELETE FROM tresor_kv WHERE k = $1";
 const SCAN_FROM: &str = "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3";
 const SCAN_AFTER: &str = "SELECT k, v FROM tresor_kv WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3";
 const SCAN_REV: &str =
     "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k DESC LIMIT $3";
+const UPSERT_MANY: &str = "INSERT INTO tresor_kv (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v";
+const DELETE_MANY: &str = "DELETE FROM tresor_kv WHERE k = ANY($1::bytea[])";
 const SELECT_GENERATION: &str = "SELECT generation FROM tresor_meta WHERE id = 1";
 const BUMP_GENERATION: &str = "WITH g AS (UPDATE tresor_meta SET generation = generation + 1 \
      WHERE id = 1 RETURNING generation) \
@@ -188,19 +188,22 @@ fn pg(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError
 
 struct Statements {
     get: Statement,
-    put: Statement,
-    delete: Statement,
     scan_from: Statement,
     scan_after: Statement,
     scan_rev: Statement,
     generation: Statement,
     bump: Statement,
+    put_many: Statement,
+    delete_many: Statement,
 }
 
 /// A pooled connection with its prepared statements.
 struct Conn {
     client: Client,
     stmts: Statements,
+    /// The writer's own connection (outside the pool, so that readers that filled the pool
+    /// while waiting for the writer can never starve it).
+    writer: bool,
 }
 
 #[derive(Clone)]
@@ -221,6 +224,8 @@ struct Shared {
     /// queued behind the lock never take the readers' connections.
     writing: Mutex<bool>,
     writer_done: Condvar,
+    /// The writer's connection between write transactions.
+    writer_conn: Mutex<Option<Conn>>,
     /// Connections that exist (idle, lent out, or being returned).
     open: AtomicUsize,
     /// The highest committed generation this process knows of.
@@ -386,6 +391,7 @@ impl PostgresStore {
                 freed: Condvar::new(),
                 writing: Mutex::new(false),
                 writer_done: Condvar::new(),
+                writer_conn: Mutex::new(None),
                 open: AtomicUsize::new(0),
                 generation: Arc::new(AtomicU64::new(0)),
                 listening: AtomicBool::new(false),
@@ -433,7 +439,11 @@ impl PostgresStore {
             let stmts = prepare(&client).await?;
             // Statements that stall (a lock held by a wedged session) end with an error
             // rather than holding a request forever; the writer lock has its own timeout.
-            Ok::<_, tokio_postgres::Error>(Conn { client, stmts })
+            Ok::<_, tokio_postgres::Error>(Conn {
+                client,
+                stmts,
+                writer: false,
+            })
         });
         let deadline = Instant::now() + shared.options.connect_timeout + Duration::from_secs(1);
         match wait(task, deadline) {
@@ -490,18 +500,31 @@ impl PostgresStore {
     fn finish_async(&self, conn: Conn, sql: &'static str) {
         let shared = self.shared.clone();
         shared.round_trips.fetch_add(1, Ordering::Relaxed);
+        let writer = conn.writer;
         match runtime() {
             Ok(rt) => {
                 rt.spawn(async move {
                     if conn.client.batch_execute(sql).await.is_ok() {
                         shared.checkin(conn);
                     } else {
-                        shared.discard();
+                        shared.discard_conn(writer);
                     }
                 });
             }
-            Err(_) => self.shared.discard(),
+            Err(_) => self.shared.discard_conn(writer),
         }
+    }
+
+    /// The writer's connection (made when there is none or it broke).
+    fn writer_conn(&self) -> Result<Conn, StoreError> {
+        if let Some(conn) = self.shared.writer_conn.lock().take()
+            && !conn.client.is_closed()
+        {
+            return Ok(conn);
+        }
+        let mut conn = self.new_conn()?;
+        conn.writer = true;
+        Ok(conn)
     }
 
     /// Applies the migrations this build knows, under a session advisory lock so that nodes
@@ -664,12 +687,25 @@ fn identifier(name: &str) -> Result<&str, StoreError> {
 
 impl Shared {
     fn checkin(&self, conn: Conn) {
+        if conn.writer {
+            if !conn.client.is_closed() && !self.closed.load(Ordering::SeqCst) {
+                *self.writer_conn.lock() = Some(conn);
+            }
+            return;
+        }
         if conn.client.is_closed() || self.closed.load(Ordering::SeqCst) {
             self.discard();
             return;
         }
         self.idle.lock().push(conn);
         self.freed.notify_one();
+    }
+
+    /// A lent connection was dropped; the writer's is not counted in the pool.
+    fn discard_conn(&self, writer: bool) {
+        if !writer {
+            self.discard();
+        }
     }
 
     /// A lent connection was dropped (broken, or in an unknown state).
@@ -686,10 +722,10 @@ impl Shared {
 
 async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
     // Prepared together: pipelined, one round trip.
-    let (get, put, delete, scan_from, scan_after, scan_rev, generation, bump) = tokio::join!(
+    let (put_many, delete_many) =
+        tokio::join!(client.prepare(UPSERT_MANY), client.prepare(DELETE_MANY));
+    let (get, scan_from, scan_after, scan_rev, generation, bump) = tokio::join!(
         client.prepare(SELECT_VALUE),
-        client.prepare(UPSERT),
-        client.prepare(DELETE),
         client.prepare(SCAN_FROM),
         client.prepare(SCAN_AFTER),
         client.prepare(SCAN_REV),
@@ -698,13 +734,13 @@ async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
     );
     Ok(Statements {
         get: get?,
-        put: put?,
-        delete: delete?,
         scan_from: scan_from?,
         scan_after: scan_after?,
         scan_rev: scan_rev?,
         generation: generation?,
         bump: bump?,
+        put_many: put_many?,
+        delete_many: delete_many?,
     })
 }
 
@@ -824,7 +860,7 @@ impl Store for PostgresStore {
             return Err(StoreError::Closed);
         }
         let gate = WriterGate::enter(&self.shared)?;
-        let conn = self.checkout()?;
+        let conn = self.writer_conn()?;
         let timeout_ms = duration_ms(self.shared.options.busy_timeout).max(1);
         let begin = format!(
             "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {timeout_ms}; \
@@ -837,6 +873,7 @@ impl Store for PostgresStore {
             Some(Ok(())) => Ok(Box::new(PgWriteTxn {
                 store: self,
                 _gate: gate,
+                pending: std::collections::BTreeMap::new(),
                 conn: Some(conn),
                 dirty: false,
                 failed: std::cell::Cell::new(false),
@@ -847,14 +884,14 @@ impl Store for PostgresStore {
             }
             Some(Err(e)) => {
                 if conn.client.is_closed() {
-                    self.shared.discard();
+                    self.shared.discard_conn(true);
                 } else {
                     self.finish_async(conn, "ROLLBACK");
                 }
                 Err(pg("beginning a write transaction")(e))
             }
             None => {
-                self.shared.discard();
+                self.shared.discard_conn(true);
                 Err(StoreError::Unavailable {
                     reason: "the database did not answer BEGIN".into(),
                 })
@@ -873,6 +910,7 @@ impl Store for PostgresStore {
             self.shared.open.fetch_sub(1, Ordering::SeqCst);
         }
         drop(idle);
+        *self.shared.writer_conn.lock() = None;
         self.shared.freed.notify_all();
         Ok(())
     }
@@ -1085,6 +1123,9 @@ struct PgWriteTxn<'a> {
     /// one's connection has been handed back (its COMMIT or ROLLBACK sent).
     conn: Option<Conn>,
     _gate: WriterGate<'a>,
+    /// This transaction's writes (`None`: deleted), sent with its `COMMIT` in one round trip;
+    /// reads in the transaction see them over the database's rows.
+    pending: std::collections::BTreeMap<String, Option<Vec<u8>>>,
     /// Whether anything was written (an empty commit bumps no generation).
     dirty: bool,
     /// A statement failed: PostgreSQL aborted the transaction, nothing of it can commit.
@@ -1120,6 +1161,9 @@ impl PgWriteTxn<'_> {
 
 impl ReadTxn for PgWriteTxn<'_> {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(pending) = self.pending.get(key) {
+            return Ok(pending.clone());
+        }
         let conn = self.conn()?;
         let r = self
             .store
@@ -1137,37 +1181,60 @@ impl ReadTxn for PgWriteTxn<'_> {
             return Ok(Vec::new());
         }
         let conn = self.conn()?;
+        let in_range = |k: &str| k.starts_with(prefix) && start_after.is_none_or(|a| k > a);
+        let overlay: Vec<(&String, &Option<Vec<u8>>)> = self
+            .pending
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| in_range(k))
+            .collect();
+        // Each pending entry in range can hide at most one database row: fetch that many more.
+        let fetch = limit_n.saturating_add(overlay.len());
         let (stmt, lower, upper) = scan_params(&conn.stmts, ScanKind::Forward, prefix, start_after);
         let r = self.store.run(
             conn.client
-                .query(stmt, &[&lower, &upper.as_slice(), &limit(limit_n)]),
+                .query(stmt, &[&lower, &upper.as_slice(), &limit(fetch)]),
         );
-        rows(self.checked("scanning", r)?)
+        let found = rows(self.checked("scanning", r)?)?;
+        if overlay.is_empty() {
+            return Ok(found);
+        }
+        let complete = found.len() < fetch;
+        let last_fetched = found.last().map(|(k, _)| k.clone());
+        let mut merged: std::collections::BTreeMap<String, Vec<u8>> = found.into_iter().collect();
+        for (k, v) in overlay {
+            // Past the last fetched row of a truncated page, the database's rows are unknown:
+            // a pending write there must not jump ahead of them.
+            if !complete && last_fetched.as_ref().is_some_and(|l| k > l) {
+                break;
+            }
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit_n).collect())
     }
 }
 
 impl WriteTxn for PgWriteTxn<'_> {
     fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        let r = self.store.run(
-            conn.client
-                .execute(&conn.stmts.put, &[&key.as_bytes(), &value]),
-        );
-        self.checked("writing", r)?;
+        self.conn()?;
+        self.pending.insert(key.to_string(), Some(value.to_vec()));
         self.dirty = true;
         Ok(())
     }
 
     fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
-        let conn = self.conn()?;
-        let r = self
-            .store
-            .run(conn.client.execute(&conn.stmts.delete, &[&key.as_bytes()]));
-        let n = self.checked("deleting", r)?;
-        if n > 0 {
+        let existed = self.get(key)?.is_some();
+        if existed {
+            self.pending.insert(key.to_string(), None);
             self.dirty = true;
         }
-        Ok(n > 0)
+        Ok(existed)
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -1183,11 +1250,35 @@ impl WriteTxn for PgWriteTxn<'_> {
             return Ok(());
         }
         let client = &conn.client;
+        let mut put_keys: Vec<&[u8]> = Vec::new();
+        let mut put_values: Vec<&[u8]> = Vec::new();
+        let mut deleted: Vec<&[u8]> = Vec::new();
+        for (k, v) in &self.pending {
+            match v {
+                Some(v) => {
+                    put_keys.push(k.as_bytes());
+                    put_values.push(v);
+                }
+                None => deleted.push(k.as_bytes()),
+            }
+        }
+        // Writes, the generation bump and COMMIT pipelined: one round trip.
+        let delete_params: [&(dyn ToSql + Sync); 1] = [&deleted];
+        let put_params: [&(dyn ToSql + Sync); 2] = [&put_keys, &put_values];
         let result = store.run(async {
             tokio::join!(
+                client.execute(&conn.stmts.delete_many, &delete_params),
+                client.execute(&conn.stmts.put_many, &put_params),
                 client.query_one(&conn.stmts.bump, &[]),
                 client.batch_execute("COMMIT"),
             )
+        });
+        let result = result.map(|(d, p, bump, commit)| {
+            let writes = d.and(p).map(|_| ());
+            match (writes, bump, commit) {
+                (Ok(()), Ok(row), Ok(())) => (Ok(row), Ok(())),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => (Err(e), Ok(())),
+            }
         });
         match result {
             Ok((Ok(row), Ok(()))) => {
@@ -1199,14 +1290,14 @@ impl WriteTxn for PgWriteTxn<'_> {
             // The bump failed, so the transaction was aborted and `COMMIT` rolled it back.
             Ok((Err(e), _)) | Ok((_, Err(e))) => {
                 if conn.client.is_closed() {
-                    store.shared.discard();
+                    store.shared.discard_conn(true);
                 } else {
                     store.finish_async(conn, "ROLLBACK");
                 }
                 Err(pg("committing")(e))
             }
             Err(e) => {
-                store.shared.discard();
+                store.shared.discard_conn(true);
                 Err(e)
             }
         }
