@@ -15,7 +15,7 @@
 #   bench/ceiling.sh [BINARY]              one binary, one run (default: release build)
 #   bench/ceiling.sh BEFORE AFTER          before/after: RUNS (3) alternate runs of each, medians
 # Environment: DURATION (10s), CONNECTIONS (64), THREADS (2), NO_AUDIT (1 = --no-audit),
-#   SKIP_COLD (1 = no cold start), SEED_DIR (/work/cache/bench-seed-10k, or bench/.seed-10k),
+#   SKIP_COLD (1 = no cold start), SEED_DIR (bench/.seed-10k),
 #   SOAK (seconds, 20; 600 for the 10-minute soak; 0 = none), TRESOR_BENCH_VENV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ duration=${DURATION:-10s}
 conns=${CONNECTIONS:-64}
 threads=${THREADS:-2}
 soak=${SOAK:-20}
-if [ -d /work/cache ]; then seed_default=/work/cache/bench-seed-10k; else seed_default=$root/bench/.seed-10k; fi
+seed_default=$root/bench/.seed-10k
 seed_dir=${SEED_DIR:-$seed_default}
 extra_flags=()
 [ "${NO_AUDIT:-0}" = 1 ] && extra_flags+=(--no-audit)
