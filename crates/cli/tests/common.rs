@@ -39,42 +39,7 @@ pub fn test_nodes() -> usize {
     }
 }
 
-/// The administrative URL of the test PostgreSQL (`TRESOR_TEST_PG_URL`).
-pub fn pg_admin_url() -> String {
-    std::env::var("TRESOR_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A database of one test, dropped (with its sessions) on drop.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    pub fn create() -> TestDatabase {
-        use std::hash::BuildHasher;
-        let admin = pg_admin_url();
-        let name = format!(
-            "tresor_test_{:016x}",
-            std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
-        );
-        tresor_store::PostgresStore::create_database(&admin, &name).unwrap_or_else(|e| {
-            panic!("PostgreSQL at {admin} (TRESOR_TEST_PG_URL) is needed by this test: {e}")
-        });
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        TestDatabase {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let _ = tresor_store::PostgresStore::drop_database(&pg_admin_url(), &self.name);
-    }
-}
+pub use tresor_store::testing::TestDatabase;
 
 /// Spawns `tresor serve` on `data_dir` with `args`; returns it and its endpoint.
 pub fn spawn_node(

@@ -329,7 +329,7 @@ fn health_is_ready_only_while_the_database_answers() {
     let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_port = relay.local_addr().unwrap().port();
     let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let upstream: String = common::pg_admin_url()
+    let upstream: String = tresor_store::testing::pg_admin_url()
         .split('@')
         .nth(1)
         .unwrap()

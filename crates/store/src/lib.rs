@@ -22,6 +22,8 @@ mod memory;
 mod postgres;
 mod range;
 mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
