@@ -297,6 +297,10 @@ impl Store for AuditingStore {
         self.inner.shared_generation()
     }
 
+    fn visible_generation(&self) -> Option<u64> {
+        self.inner.visible_generation()
+    }
+
     fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready()
     }

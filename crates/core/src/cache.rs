@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use tresor_policy::Policy;
 
 use crate::credential::{CredentialError, ResolvedCredential};
+use crate::generation::KeyChanges;
 
 /// Bound on entries; on overflow the map is cleared (refilled from the store on demand).
 const MAX_ENTRIES: usize = 8192;
@@ -111,19 +112,31 @@ impl IdentityCache {
     }
 }
 
-/// Decoded records by store key, valid for read snapshots of one tagged generation
+/// Decoded records by store key, tagged with the read snapshot they were decoded under
 /// ([`tresor_store::ReadTxn::snapshot_generation`]): parsing a record's JSON is most of the
 /// cost of a hot read (a KMS key, a secret), and an entry can only ever be served to a
-/// snapshot that sees exactly the data it was decoded from. Holds what the store holds —
-/// sealed values, never plaintext.
+/// snapshot that sees exactly the data it was decoded from — one of the same tag, or, where
+/// the store wrapper notes which keys each commit wrote ([`KeyChanges`]), one between which
+/// and the entry's tag no commit wrote its key. Holds what the store holds — sealed values,
+/// never plaintext.
 #[derive(Default)]
 pub struct RecordCache {
     map: RwLock<HashMap<String, (u64, AnyRecord)>>,
+    changes: Option<Arc<KeyChanges>>,
 }
 
 type AnyRecord = Arc<dyn std::any::Any + Send + Sync>;
 
 impl RecordCache {
+    /// A cache whose entries outlive commits that did not write their key (see
+    /// [`KeyChanges`]); with `None`, every commit makes every entry stale.
+    pub fn new(changes: Option<Arc<KeyChanges>>) -> Self {
+        RecordCache {
+            map: RwLock::default(),
+            changes,
+        }
+    }
+
     /// [`crate::record::get`], through the cache when `txn`'s snapshot is tagged.
     pub fn get<T>(
         &self,
@@ -137,7 +150,11 @@ impl RecordCache {
             return Ok(crate::record::get::<T>(txn, key)?.map(Arc::new));
         };
         if let Some((tag, value)) = self.map.read().get(key)
-            && *tag == generation
+            && (*tag == generation
+                || self
+                    .changes
+                    .as_ref()
+                    .is_some_and(|c| c.unchanged_between(key, *tag, generation)))
             && let Ok(hit) = value.clone().downcast::<T>()
         {
             return Ok(Some(hit));
@@ -314,6 +331,179 @@ mod tests {
             "a commit invalidates"
         );
         assert_eq!(cache.get::<Rec>(&*r, "absent").unwrap(), None);
+    }
+
+    fn keyed(store: Arc<dyn Store>) -> (GenerationStore, RecordCache) {
+        let store = GenerationStore::new(store);
+        let cache = RecordCache::new(store.key_changes());
+        (store, cache)
+    }
+
+    fn put(store: &GenerationStore, key: &str, v: u32) {
+        let mut w = store.begin_write().unwrap();
+        crate::record::put(&mut *w, key, &Rec { v }).unwrap();
+        w.commit().unwrap();
+    }
+
+    /// Reads `key` through the cache and, in the same snapshot, straight from the store.
+    fn both(store: &GenerationStore, cache: &RecordCache, key: &str) -> (Option<u32>, Option<u32>) {
+        let r = store.begin_read().unwrap();
+        let cached = cache.get::<Rec>(&*r, key).unwrap().map(|r| r.v);
+        let direct = crate::record::get::<Rec>(&*r, key).unwrap().map(|r| r.v);
+        (cached, direct)
+    }
+
+    #[test]
+    fn an_entry_outlives_commits_of_other_keys_and_only_those() {
+        let (store, cache) = keyed(Arc::new(MemoryStore::new()));
+        assert!(store.key_changes().is_some());
+        put(&store, "a", 1);
+        put(&store, "b", 1);
+        assert_eq!(both(&store, &cache, "a"), (Some(1), Some(1)));
+        // Fill the entry, then make the store's tag move with commits of other keys.
+        put(&store, "b", 2);
+        put(&store, "c", 1);
+        let r = store.begin_read().unwrap();
+        let tag = r.snapshot_generation().unwrap();
+        // Served from the entry tagged before those commits: proven by a store that no longer
+        // holds what the entry holds would be a lie, so check the entry's tag is older instead.
+        let (entry_tag, _) = cache
+            .map
+            .read()
+            .get("a")
+            .map(|(t, v)| (*t, v.clone()))
+            .unwrap();
+        assert!(entry_tag < tag);
+        assert_eq!(cache.get::<Rec>(&*r, "a").unwrap().map(|r| r.v), Some(1));
+        assert_eq!(
+            cache.map.read().get("a").map(|(t, _)| *t),
+            Some(entry_tag),
+            "a hit, not a refill"
+        );
+        drop(r);
+        // A commit of the entry's own key makes it stale at once.
+        put(&store, "a", 2);
+        assert_eq!(both(&store, &cache, "a"), (Some(2), Some(2)));
+        // An older snapshot is never served the newer entry.
+        let old = store.begin_read().unwrap();
+        put(&store, "a", 3);
+        assert_eq!(both(&store, &cache, "a"), (Some(3), Some(3)));
+        assert_eq!(cache.get::<Rec>(&*old, "a").unwrap().map(|r| r.v), Some(2));
+        // A rolled-back write changes nothing.
+        let mut w = store.begin_write().unwrap();
+        crate::record::put(&mut *w, "a", &Rec { v: 9 }).unwrap();
+        drop(w);
+        assert_eq!(both(&store, &cache, "a"), (Some(3), Some(3)));
+        // A deletion is a change.
+        let mut w = store.begin_write().unwrap();
+        w.delete("a").unwrap();
+        w.commit().unwrap();
+        assert_eq!(both(&store, &cache, "a"), (None, None));
+    }
+
+    #[test]
+    fn a_shared_store_keeps_exact_tags() {
+        // No per-key validity on a backend that does not count its own commits.
+        struct Shared(MemoryStore, Arc<std::sync::atomic::AtomicU64>);
+        impl Store for Shared {
+            fn begin_read(
+                &self,
+            ) -> Result<Box<dyn tresor_store::ReadTxn + '_>, tresor_store::StoreError> {
+                self.0.begin_read()
+            }
+            fn begin_write(
+                &self,
+            ) -> Result<Box<dyn tresor_store::WriteTxn + '_>, tresor_store::StoreError>
+            {
+                self.0.begin_write()
+            }
+            fn describe(&self) -> String {
+                "shared".into()
+            }
+            fn close(&self) -> Result<(), tresor_store::StoreError> {
+                Ok(())
+            }
+            fn shared_generation(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+                Some(self.1.clone())
+            }
+            fn visible_generation(&self) -> Option<u64> {
+                self.0.visible_generation()
+            }
+        }
+        let store = GenerationStore::new(Arc::new(Shared(MemoryStore::new(), Arc::default())));
+        assert!(store.key_changes().is_none());
+    }
+
+    /// Writers commit (grouped, on SQLite) changes of a few keys while readers read them
+    /// through the cache: every cached answer equals the store's answer in the same snapshot.
+    #[test]
+    fn under_concurrent_commits_the_cache_never_answers_other_than_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = tresor_store::SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let (store, cache) = keyed(Arc::new(sqlite));
+        const KEYS: u32 = 6;
+        for k in 0..KEYS {
+            put(&store, &format!("k{k}"), 0);
+        }
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let hits = std::sync::atomic::AtomicU64::new(0);
+        let checks = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    let mut i = 0u32;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                        let key = format!("k{}", i % KEYS);
+                        i += 1;
+                        let r = store.begin_read().unwrap();
+                        let before = cache.map.read().get(&key).map(|(t, _)| *t);
+                        let cached = cache.get::<Rec>(&*r, &key).unwrap().map(|r| r.v);
+                        let after = cache.map.read().get(&key).map(|(t, _)| *t);
+                        let direct = crate::record::get::<Rec>(&*r, &key).unwrap().map(|r| r.v);
+                        assert_eq!(cached, direct, "{key}: cache and snapshot differ");
+                        checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if r.snapshot_generation().is_some()
+                            && before.is_some()
+                            && before == after
+                            && before != r.snapshot_generation()
+                        {
+                            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+            let writers: Vec<_> = (0..6u32)
+                .map(|w| {
+                    let store = &store;
+                    s.spawn(move || {
+                        for i in 1..=60u32 {
+                            // Writers 0..3 write the read keys; the others write keys of their own.
+                            let key = if w < 3 {
+                                format!("k{}", (w + i) % KEYS)
+                            } else {
+                                format!("other{w}")
+                            };
+                            let mut t = store.begin_write().unwrap();
+                            crate::record::put(&mut *t, &key, &Rec { v: i }).unwrap();
+                            if i % 7 == 0 {
+                                drop(t);
+                            } else {
+                                t.commit().unwrap();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert!(checks.load(std::sync::atomic::Ordering::SeqCst) > 100);
+        assert!(
+            hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "no entry was ever served across a commit"
+        );
     }
 
     #[test]

@@ -17,9 +17,19 @@
 //! transaction, learned from the other nodes by LISTEN/NOTIFY and polling), that counter is
 //! used instead of the in-process one. It moves on *every* committed change of any node (not
 //! only identity changes), which is coarser but never stale beyond the notification delay.
+//!
+//! The wrapper also notes which keys each commit wrote ([`KeyChanges`]), so that the cache of
+//! decoded records keeps an entry across commits that did not touch its key: a write of one
+//! secret no longer costs the reads of every other secret their cache. Only for backends
+//! whose snapshot tags count this process's own commits ([`Store::visible_generation`]); on a
+//! store shared by several processes, other processes' writes are not seen key by key, and
+//! an entry is only used for snapshots of exactly its own tag.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
 
 use tresor_store::{ReadTxn, Store, StoreError, WriteTxn};
 
@@ -44,25 +54,105 @@ fn is_session_creation(key: &str) -> bool {
 
 const SESSION_PREFIX: &str = "sys/session/";
 
+/// How many keys [`KeyChanges`] remembers before it forgets them all (and, with them, every
+/// cache entry tagged before that moment).
+const MAX_CHANGED_KEYS: usize = 65_536;
+
+/// When each key was last written by a commit of this process, in the backend's snapshot
+/// tags ([`ReadTxn::snapshot_generation`]): a value read under tag `a` is still the value
+/// under tag `b` when no commit that wrote its key became visible between them.
+///
+/// A commit marks its keys *pending* before the backend's `commit()` (so before any snapshot
+/// can see it) and, once `commit()` has returned, records [`Store::visible_generation`] —
+/// at least the tag of every snapshot that sees the change — as the key's last change. While
+/// a key is pending, no entry of it is valid, whatever its tag. Bounded: past
+/// [`MAX_CHANGED_KEYS`] the map is emptied and a floor raised; entries tagged below the floor
+/// are then invalid.
+#[derive(Default)]
+pub struct KeyChanges {
+    state: RwLock<Changes>,
+}
+
+#[derive(Default)]
+struct Changes {
+    /// Every change not in `keys` became visible at or before this tag.
+    floor: u64,
+    keys: HashMap<String, Change>,
+}
+
+#[derive(Default)]
+struct Change {
+    /// Commits of this key under way.
+    pending: u32,
+    /// The tag at which its last finished commit was visible.
+    at: u64,
+}
+
+impl KeyChanges {
+    /// Whether the value under `key` is the same in the snapshots tagged `a` and `b`.
+    pub fn unchanged_between(&self, key: &str, a: u64, b: u64) -> bool {
+        let low = a.min(b);
+        let state = self.state.read();
+        if low < state.floor {
+            return false;
+        }
+        state
+            .keys
+            .get(key)
+            .is_none_or(|c| c.pending == 0 && c.at <= low)
+    }
+
+    fn begin(&self, keys: &[String]) {
+        let mut state = self.state.write();
+        for key in keys {
+            state.keys.entry(key.clone()).or_default().pending += 1;
+        }
+    }
+
+    fn end(&self, keys: &[String], visible: u64) {
+        let mut state = self.state.write();
+        for key in keys {
+            if let Some(c) = state.keys.get_mut(key) {
+                c.pending = c.pending.saturating_sub(1);
+                c.at = c.at.max(visible);
+            }
+        }
+        if state.keys.len() > MAX_CHANGED_KEYS && visible != u64::MAX {
+            state.keys.retain(|_, c| c.pending > 0);
+            state.floor = state.floor.max(visible);
+        }
+    }
+}
+
 pub struct GenerationStore {
     inner: Arc<dyn Store>,
     generation: Arc<AtomicU64>,
     /// Whether this wrapper counts identity commits itself (no shared counter).
     counts: bool,
+    /// The keys of committed changes, when the backend's tags allow per-key validity.
+    changes: Option<Arc<KeyChanges>>,
 }
 
 impl GenerationStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         let shared = inner.shared_generation();
+        let changes = (shared.is_none() && inner.visible_generation().is_some())
+            .then(|| Arc::new(KeyChanges::default()));
         GenerationStore {
             counts: shared.is_none(),
             generation: shared.unwrap_or_else(|| Arc::new(AtomicU64::new(0))),
+            changes,
             inner,
         }
     }
 
     pub fn counter(&self) -> Arc<AtomicU64> {
         self.generation.clone()
+    }
+
+    /// Which keys changed when, for the record cache (`None` on a shared store).
+    pub fn key_changes(&self) -> Option<Arc<KeyChanges>> {
+        self.changes.clone()
     }
 }
 
@@ -81,6 +171,8 @@ impl Store for GenerationStore {
             inner: self.inner.begin_write()?,
             touched: false,
             generation: self.counts.then_some(&*self.generation),
+            changes: self.changes.as_deref().map(|c| (c, &*self.inner)),
+            written: Vec::new(),
         }))
     }
 
@@ -94,6 +186,10 @@ impl Store for GenerationStore {
 
     fn shared_generation(&self) -> Option<Arc<AtomicU64>> {
         self.inner.shared_generation()
+    }
+
+    fn visible_generation(&self) -> Option<u64> {
+        self.inner.visible_generation()
     }
 
     fn ready(&self) -> Result<(), StoreError> {
@@ -110,6 +206,10 @@ struct CountingTxn<'a> {
     touched: bool,
     /// `None` when the backend's shared counter moves by itself on commit.
     generation: Option<&'a AtomicU64>,
+    /// Where the written keys are noted at commit, and the backend that says when the commit
+    /// became visible.
+    changes: Option<(&'a KeyChanges, &'a dyn Store)>,
+    written: Vec<String>,
 }
 
 impl ReadTxn for CountingTxn<'_> {
@@ -130,12 +230,20 @@ impl ReadTxn for CountingTxn<'_> {
 impl WriteTxn for CountingTxn<'_> {
     fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.touched |= is_identity_key(key) && !is_session_creation(key);
-        self.inner.put(key, value)
+        self.inner.put(key, value)?;
+        if self.changes.is_some() {
+            self.written.push(key.to_string());
+        }
+        Ok(())
     }
 
     fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
         self.touched |= is_identity_key(key);
-        self.inner.delete(key)
+        let existed = self.inner.delete(key)?;
+        if self.changes.is_some() {
+            self.written.push(key.to_string());
+        }
+        Ok(existed)
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -143,9 +251,21 @@ impl WriteTxn for CountingTxn<'_> {
             inner,
             touched,
             generation,
+            changes,
+            written,
         } = *self;
+        let changes = changes.filter(|_| !written.is_empty());
+        if let Some((changes, _)) = changes {
+            changes.begin(&written);
+        }
         // Returns once the change is visible to new snapshots (after its group's COMMIT).
-        inner.commit()?;
+        let committed = inner.commit();
+        if let Some((changes, store)) = changes {
+            // On failure nothing became visible; marking the keys changed anyway only costs
+            // their cache entries.
+            changes.end(&written, store.visible_generation().unwrap_or(u64::MAX));
+        }
+        committed?;
         if touched && let Some(generation) = generation {
             generation.fetch_add(1, Ordering::SeqCst);
         }

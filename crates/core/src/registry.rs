@@ -69,6 +69,7 @@ impl Services {
     pub fn new(store: Arc<dyn Store>, root: Arc<RootKey>, directory: Arc<dyn Directory>) -> Self {
         let counting = GenerationStore::new(store);
         let identity_generation = counting.counter();
+        let key_changes = counting.key_changes();
         let store: Arc<dyn Store> = Arc::new(AuditingStore::new(Arc::new(counting)));
         Services {
             authorizer: Authorizer::new(
@@ -81,7 +82,7 @@ impl Services {
             directory,
             identity_generation,
             credentials: CredentialCache::default(),
-            records: RecordCache::default(),
+            records: RecordCache::new(key_changes),
             data_keys: DataKeyCache::default(),
             functions: OnceLock::new(),
             job_wakeup: Arc::default(),

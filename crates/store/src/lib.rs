@@ -74,6 +74,16 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// For a backend whose read snapshots are tagged by counting this process's own commits
+    /// ([`ReadTxn::snapshot_generation`]; not a store shared by several processes): a tag no
+    /// larger than that of any snapshot begun after this call, which is at least that of every
+    /// commit that returned before it. A cache that knows which keys each commit wrote can
+    /// then keep an entry across commits that did not touch its key. `None` (the default)
+    /// when the backend cannot say.
+    fn visible_generation(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether the store can serve requests now (a readiness probe): embedded backends are
     /// always ready; a networked one checks that its database answers.
     fn ready(&self) -> Result<(), StoreError> {

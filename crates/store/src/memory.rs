@@ -90,6 +90,10 @@ impl Store for MemoryStore {
         }))
     }
 
+    fn visible_generation(&self) -> Option<u64> {
+        Some(self.data.read().commits)
+    }
+
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
         let deadline = Instant::now() + self.busy_timeout;
         let mut state = self.state.lock();

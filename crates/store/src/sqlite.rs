@@ -574,6 +574,13 @@ impl Store for SqliteStore {
         Ok(Box::new(txn))
     }
 
+    fn visible_generation(&self) -> Option<u64> {
+        // Tags are even (odd while a COMMIT runs): round an odd count up to the tag that the
+        // COMMIT under way ends at.
+        let commits = self.commits.load(Ordering::SeqCst);
+        Some(commits + (commits & 1))
+    }
+
     fn begin_read_lazy(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
         // No connection and no SQLite transaction until the first get or scan, so that a read
         // served entirely from caches tagged with this generation costs none.
