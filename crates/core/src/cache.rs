@@ -146,11 +146,18 @@ impl RecordCache {
     where
         T: serde::de::DeserializeOwned + Send + Sync + 'static,
     {
-        let Some(generation) = txn.snapshot_generation() else {
-            return Ok(crate::record::get::<T>(txn, key)?.map(Arc::new));
+        // The exact tag, or (with per-key validity only) the tag of the state this
+        // transaction agrees with on every key not being committed right now.
+        let (generation, exact) = match (txn.snapshot_generation(), &self.changes) {
+            (Some(generation), _) => (generation, true),
+            (None, Some(_)) => match txn.snapshot_floor() {
+                Some(floor) => (floor, false),
+                None => return Ok(crate::record::get::<T>(txn, key)?.map(Arc::new)),
+            },
+            (None, None) => return Ok(crate::record::get::<T>(txn, key)?.map(Arc::new)),
         };
         if let Some((tag, value)) = self.map.read().get(key)
-            && (*tag == generation
+            && ((exact && *tag == generation)
                 || self
                     .changes
                     .as_ref()
@@ -160,10 +167,12 @@ impl RecordCache {
             return Ok(Some(hit));
         }
         let value = crate::record::get::<T>(txn, key)?.map(Arc::new);
-        // A lazily opened snapshot may show a later state than the tag it began with (see
-        // `ReadTxn::snapshot_generation`): cache only what was read under that tag.
+        // Cache what was read under an exact tag. A lazily opened snapshot may show a later
+        // state than the tag it began with (see `ReadTxn::snapshot_generation`): its tag is
+        // then that state's, or none when the old one was already handed out.
         if let Some(v) = &value
-            && txn.snapshot_generation() == Some(generation)
+            && let Some(tag) = txn.snapshot_generation()
+            && (!exact || tag == generation)
         {
             let mut map = self.map.write();
             if map.len() >= MAX_ENTRIES {
@@ -171,10 +180,7 @@ impl RecordCache {
             }
             map.insert(
                 key.to_string(),
-                (
-                    generation,
-                    v.clone() as Arc<dyn std::any::Any + Send + Sync>,
-                ),
+                (tag, v.clone() as Arc<dyn std::any::Any + Send + Sync>),
             );
         }
         Ok(value)
@@ -399,6 +405,66 @@ mod tests {
         w.delete("a").unwrap();
         w.commit().unwrap();
         assert_eq!(both(&store, &cache, "a"), (None, None));
+    }
+
+    /// A transaction begun while a commit ran has no exact tag, only a floor: an entry is
+    /// served to it when no commit wrote its key since the floor — never while its key is
+    /// being committed, and never without per-key validity.
+    #[test]
+    fn a_transaction_with_only_a_floor_is_served_keys_that_no_commit_under_way_writes() {
+        struct FloorOnly<'a>(Box<dyn tresor_store::ReadTxn + 'a>);
+        impl tresor_store::ReadTxn for FloorOnly<'_> {
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, tresor_store::StoreError> {
+                self.0.get(key)
+            }
+            fn scan(
+                &self,
+                prefix: &str,
+                start_after: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<(String, Vec<u8>)>, tresor_store::StoreError> {
+                self.0.scan(prefix, start_after, limit)
+            }
+            fn snapshot_floor(&self) -> Option<u64> {
+                self.0.snapshot_generation()
+            }
+        }
+        let (store, cache) = keyed(Arc::new(MemoryStore::new()));
+        put(&store, "a", 1);
+        put(&store, "b", 1);
+        assert_eq!(both(&store, &cache, "a"), (Some(1), Some(1)));
+        assert_eq!(both(&store, &cache, "b"), (Some(1), Some(1)));
+        let r = FloorOnly(store.begin_read().unwrap());
+        let tag_a = cache.map.read().get("a").map(|(t, _)| *t).unwrap();
+        assert_eq!(cache.get::<Rec>(&r, "a").unwrap().map(|r| r.v), Some(1));
+        assert_eq!(
+            cache.map.read().get("a").map(|(t, _)| *t),
+            Some(tag_a),
+            "served"
+        );
+        // "b" is being committed: not served, read from the snapshot instead.
+        let changes = store.key_changes().unwrap();
+        changes.begin(&["b".to_string()]);
+        cache
+            .map
+            .write()
+            .get_mut("b")
+            .map(|(_, v)| *v = Arc::new(Rec { v: 77 }));
+        assert_eq!(cache.get::<Rec>(&r, "b").unwrap().map(|r| r.v), Some(1));
+        changes.end(&["b".to_string()], store.visible_generation().unwrap() + 2);
+        assert_eq!(
+            cache.get::<Rec>(&r, "b").unwrap().map(|r| r.v),
+            Some(1),
+            "changed after the floor: not served"
+        );
+        // Without per-key validity, a floor is never used.
+        let plain = RecordCache::default();
+        let w = FloorOnly(store.begin_read().unwrap());
+        assert_eq!(plain.get::<Rec>(&w, "a").unwrap().map(|r| r.v), Some(1));
+        assert!(
+            plain.map.read().is_empty(),
+            "nothing cached without an exact tag"
+        );
     }
 
     #[test]

@@ -102,14 +102,14 @@ impl KeyChanges {
             .is_none_or(|c| c.pending == 0 && c.at <= low)
     }
 
-    fn begin(&self, keys: &[String]) {
+    pub(crate) fn begin(&self, keys: &[String]) {
         let mut state = self.state.write();
         for key in keys {
             state.keys.entry(key.clone()).or_default().pending += 1;
         }
     }
 
-    fn end(&self, keys: &[String], visible: u64) {
+    pub(crate) fn end(&self, keys: &[String], visible: u64) {
         let mut state = self.state.write();
         for key in keys {
             if let Some(c) = state.keys.get_mut(key) {

@@ -145,6 +145,16 @@ pub trait ReadTxn: Send {
     fn snapshot_generation(&self) -> Option<u64> {
         None
     }
+
+    /// For caches that know which keys each commit of this process wrote (see
+    /// [`Store::visible_generation`]): a tag `n` such that this transaction agrees with the
+    /// snapshots tagged `n` on every key that no commit under way when it began writes. The
+    /// default is [`ReadTxn::snapshot_generation`]. A lazy SQLite transaction begun while a
+    /// `COMMIT` ran has no exact tag (it may see the state before or after that `COMMIT`) and
+    /// answers the tag before it, until its snapshot is opened.
+    fn snapshot_floor(&self) -> Option<u64> {
+        self.snapshot_generation()
+    }
 }
 
 /// Writes inside the (single) write transaction.

@@ -852,6 +852,8 @@ struct SqliteReadTxn<'a> {
     generation: Cell<Option<u64>>,
     /// Whether `snapshot_generation` returned a tag before the snapshot was opened.
     handed_out: Cell<bool>,
+    /// Begun while a `COMMIT` ran: the tag before it (see [`ReadTxn::snapshot_floor`]).
+    floor: Option<u64>,
 }
 
 impl SqliteStore {
@@ -866,6 +868,7 @@ impl SqliteStore {
             conn: OnceCell::new(),
             generation: Cell::new(begun_at.is_multiple_of(2).then_some(begun_at)),
             handed_out: Cell::new(false),
+            floor: (!begun_at.is_multiple_of(2)).then(|| begun_at - 1),
         })
     }
 }
@@ -935,6 +938,15 @@ impl ReadTxn for SqliteReadTxn<'_> {
             self.handed_out.set(true);
         }
         generation
+    }
+
+    fn snapshot_floor(&self) -> Option<u64> {
+        match self.snapshot_generation() {
+            Some(generation) => Some(generation),
+            // Once opened, the snapshot may show commits begun after this transaction.
+            None if self.conn.get().is_none() => self.floor,
+            None => None,
+        }
     }
 }
 
