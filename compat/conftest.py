@@ -241,6 +241,15 @@ class Server:
         """The administrator assumes `role_arn`: the session's `Credentials`."""
         return self.admin("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
 
+    def kill(self):
+        """SIGKILL to every node (no shutdown, no flush), and waits for them."""
+        for s in [self, *self.peers]:
+            s.proc.kill()
+        for s in [self, *self.peers]:
+            s.proc.wait(timeout=15)
+        if self.proxy is not None:
+            self.proxy.close()
+
     def stop(self, sig=signal.SIGTERM, timeout=15) -> int:
         """Stops every node (and the proxy): the first node's exit status, or the first other
         node's that is not 0."""
