@@ -22,8 +22,10 @@ kill one process, or look into one process's files).
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,9 +35,6 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import select
-import socket
 
 import boto3
 import botocore.config
