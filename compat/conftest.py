@@ -6,13 +6,26 @@ drains each server's stdout and stderr, so a full pipe never blocks the server; 
 of its log are attached to the report of a failing test.
 
 With CI=true a skipped test is a failure: in CI nothing may pass by not running.
+
+TRESOR_TEST_STORE=postgres TRESOR_TEST_NODES=2 (scripts/test's PostgreSQL pass): every server
+is two `tresor serve` nodes on one throwaway PostgreSQL database (the second node joins with the
+first node's root key) behind a loopback proxy that sends each HTTP request to the next node in
+turn, so that consecutive requests of one client, on one keep-alive connection, alternate
+between the nodes. The tests talk to the proxy's endpoint; a server's log is every node's.
+Servers that cannot be split per request run one node, and every such start is listed with
+its reason at the end of the run: TLS (the proxy cannot split an encrypted stream), `--dev`
+(a throwaway in-memory store, no PostgreSQL), a start expected to fail, a test that gives
+`--store` itself (test_scaleout.py runs its own nodes), and tests marked `single_node` (they
+kill one process, or look into one process's files).
 """
 
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +53,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # inspect the SQLite files carry @pytest.mark.sqlite_only and are not collected on that pass
 # (listed in the report header, never skipped silently).
 TEST_STORE = os.environ.get("TRESOR_TEST_STORE", "sqlite")
+# How many nodes each server has on the PostgreSQL pass (TRESOR_TEST_NODES; 1 on SQLite).
+TEST_NODES = max(1, int(os.environ.get("TRESOR_TEST_NODES", "1") or "1")) if TEST_STORE == "postgres" else 1
 PG_ADMIN_URL = os.environ.get("TRESOR_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 _databases: dict = {}
 
@@ -63,6 +78,8 @@ def database_for(data_dir: Path) -> str:
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: inspects the SQLite files; not run on the PostgreSQL pass")
     config.addinivalue_line("markers", "postgres_only: several nodes on one database; run on the PostgreSQL pass")
+    config.addinivalue_line("markers", "single_node(reason): starts its servers with one node on the two-node "
+                                       "pass (start_server(nodes=1)); listed at the end of the run")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -75,6 +92,32 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
         print(f"\n{TEST_STORE} pass: {len(dropped)} {other} tests are not run here (they run on the other pass): "
               + ", ".join(i.nodeid for i in dropped))
+
+
+def pytest_report_header(config):
+    if TEST_STORE != "postgres":
+        return None
+    if TEST_NODES > 1:
+        return (f"PostgreSQL pass: every server is {TEST_NODES} tresor nodes on one database behind a "
+                "proxy that alternates requests between them (one-node exceptions listed at the end)")
+    return "PostgreSQL pass: one tresor node per server (TRESOR_TEST_NODES=1)"
+
+
+# (test id, reason) of every server started with one node on a several-node pass.
+_single_node_starts: list = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TEST_NODES < 2:
+        return
+    terminalreporter.section(f"servers with one node on the {TEST_NODES}-node pass")
+    seen = set()
+    for test, reason in _single_node_starts:
+        if (test, reason) not in seen:
+            seen.add((test, reason))
+            terminalreporter.write_line(f"{test}: {reason}")
+    if not seen:
+        terminalreporter.write_line("none")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -114,10 +157,42 @@ class Server:
     stdout_lines: list = field(default_factory=list)
     stderr_tail: "LogTail" = field(default_factory=lambda: LogTail(LOG_TAIL_LINES))
     drainers: list = field(default_factory=list)
+    # A server of several nodes: `proc`, `data_dir` and `stdout_lines` are the first node's,
+    # `endpoint` is the proxy's; `peers` are the other nodes (Servers of one node each).
+    peers: list = field(default_factory=list)
+    proxy: "AlternatingProxy | None" = None
+    # The first node's own endpoint (the same as `endpoint` on one node).
+    node_endpoint: str = ""
 
     def log_tail(self) -> str:
-        """The last lines the server wrote to stderr (its log)."""
-        return self.stderr_tail.text()
+        """The last lines the server wrote to stderr (its log): every node's, one after the other."""
+        if not self.peers:
+            return self.stderr_tail.text()
+        parts = [f"--- node 1 ({self.node_endpoint}) ---\n" + self.stderr_tail.text()]
+        for i, p in enumerate(self.peers, 2):
+            parts.append(f"--- node {i} ({p.endpoint}) ---\n" + p.stderr_tail.text())
+        return "\n".join(parts)
+
+    @property
+    def node_endpoints(self) -> list:
+        """Each node's own endpoint (one entry on a single node)."""
+        return [self.node_endpoint or self.endpoint] + [p.endpoint for p in self.peers]
+
+    def flush_audit(self):
+        """Makes the audit records of every request answered so far readable through any node.
+
+        A node indexes the records of the reads it served into the shared store in the background
+        (within about a second); a LookupEvents on a node first flushes that node's own. This asks
+        each node directly (not through the proxy), so the tests that look up reads right after
+        them see every node's at once. Nothing to do on one node: its lookups flush it.
+        """
+        if not self.peers:
+            return
+        akid, secret = self.admin_keys()
+        for ep in self.node_endpoints:
+            boto3.client("cloudtrail", endpoint_url=ep, region_name=REGION, aws_access_key_id=akid,
+                         aws_secret_access_key=secret,
+                         config=botocore.config.Config(retries={"max_attempts": 1})).lookup_events(MaxResults=1)
 
     @property
     def credentials_file(self) -> Path:
@@ -165,14 +240,33 @@ class Server:
         """The administrator assumes `role_arn`: the session's `Credentials`."""
         return self.admin("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
 
+    def kill(self):
+        """SIGKILL to every node (no shutdown, no flush), and waits for them."""
+        for s in [self, *self.peers]:
+            s.proc.kill()
+        for s in [self, *self.peers]:
+            s.proc.wait(timeout=15)
+        if self.proxy is not None:
+            self.proxy.close()
+
     def stop(self, sig=signal.SIGTERM, timeout=15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        """Stops every node (and the proxy): the first node's exit status, or the first other
+        node's that is not 0."""
+        for s in [self, *self.peers]:
+            if s.proc.poll() is None:
+                s.proc.send_signal(sig)
+        codes = []
         try:
-            return self.proc.wait(timeout=timeout)
+            for s in [self, *self.peers]:
+                codes.append(s.proc.wait(timeout=timeout))
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            for s in [self, *self.peers]:
+                s.proc.kill()
             raise
+        finally:
+            if self.proxy is not None:
+                self.proxy.close()
+        return next((c for c in codes if c != 0), codes[0])
 
 
 def _drain(stream, sink) -> threading.Thread:
@@ -193,11 +287,9 @@ def _drain(stream, sink) -> threading.Thread:
 _servers: list = []
 
 
-def start_server(*args: str, data_dir: Path | None = None, env: dict | None = None, expect_ready=True) -> Server:
-    cmd = [tresor_bin(), "serve", *args]
-    if TEST_STORE == "postgres" and data_dir is not None and "--dev" not in args and "--store" not in args:
-        cmd += ["--store", database_for(data_dir)]
-    if "--listen" not in args:
+def _start_node(cmd_args: list, data_dir: Path | None, env: dict | None, expect_ready: bool) -> Server:
+    cmd = [tresor_bin(), "serve", *cmd_args]
+    if "--listen" not in cmd_args:
         cmd += ["--listen", "127.0.0.1:0"]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
@@ -210,7 +302,6 @@ def start_server(*args: str, data_dir: Path | None = None, env: dict | None = No
     # stderr carries the log and is drained from the start; stdout is read here up to the
     # readiness line, then drained too.
     server.drainers.append(_drain(proc.stderr, server.stderr_tail))
-    _servers.append(server)
     deadline = time.time() + 30
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -219,7 +310,7 @@ def start_server(*args: str, data_dir: Path | None = None, env: dict | None = No
         server.stdout_lines.append(line)
         m = re.match(r"tresor listening on (\S+)", line)
         if m:
-            server.endpoint = m.group(1)
+            server.endpoint = server.node_endpoint = m.group(1)
             server.drainers.append(_drain(proc.stdout, server.stdout_lines))
             return server
     proc.kill()
@@ -228,13 +319,206 @@ def start_server(*args: str, data_dir: Path | None = None, env: dict | None = No
         t.join(timeout=5)
     err = server.log_tail()
     if expect_ready:
+        _servers.append(server)
         pytest.fail(f"tresor did not start: {''.join(server.stdout_lines)} {err}")
     server.stdout_lines.append(err)
     return server
 
 
+def _one_node_reason(args, data_dir, expect_ready, nodes) -> str | None:
+    """Why a server of the several-node pass runs one node (None: it runs TEST_NODES)."""
+    if nodes == 1:
+        item = _current_test[0]
+        marker = item.get_closest_marker("single_node") if item is not None else None
+        if marker is None:
+            pytest.fail("start_server(nodes=1) in a test not marked single_node(reason)")
+        return "marked single_node: " + (marker.args[0] if marker.args else marker.kwargs.get("reason", ""))
+    if "--dev" in args or data_dir is None:
+        return "--dev: a throwaway in-memory store, not PostgreSQL"
+    if any(a.startswith("--tls") for a in args):
+        return "TLS: the proxy cannot split an encrypted stream per request"
+    if "--store" in args:
+        return "gives --store itself (runs its own nodes)"
+    if not expect_ready:
+        return "a start expected to fail"
+    return None
+
+
+def start_server(*args: str, data_dir: Path | None = None, env: dict | None = None, expect_ready=True,
+                 nodes: int | None = None) -> Server:
+    """`tresor serve` with `args` on `data_dir`: on the PostgreSQL pass on a database of its own
+    (the same one for a later start on the same directory), with TEST_NODES nodes behind an
+    alternating proxy (see the module docs; `nodes=1` in a test marked single_node)."""
+    args = list(args)
+    store_args = []
+    if TEST_STORE == "postgres" and data_dir is not None and "--dev" not in args and "--store" not in args:
+        store_args = ["--store", database_for(data_dir)]
+    n = TEST_NODES
+    if n > 1:
+        reason = _one_node_reason(args, data_dir, expect_ready, nodes)
+        if reason is not None:
+            item = _current_test[0]
+            _single_node_starts.append((item.nodeid if item is not None else "(no test)", reason))
+            n = 1
+    listen = None
+    if n > 1 and "--listen" in args:
+        # The proxy takes the address asked for; the nodes listen on ephemeral ports.
+        i = args.index("--listen")
+        listen = args[i + 1]
+        del args[i:i + 2]
+    first = _start_node(args + store_args, data_dir, env, expect_ready)
+    _servers.append(first)
+    if n == 1 or not first.endpoint:
+        return first
+    for i in range(2, n + 1):
+        d = data_dir.with_name(f"{data_dir.name}-node{i}")
+        d.mkdir(parents=True, exist_ok=True)
+        key = Path(data_dir) / "root.key"
+        if key.exists() and not (d / "root.key").exists():
+            # Every node of a deployment needs the first node's root key.
+            shutil.copy(key, d / "root.key")
+            os.chmod(d / "root.key", 0o600)
+        try:
+            peer = _start_node(args + store_args, d, env, expect_ready=True)
+        except BaseException:
+            first.stop()
+            raise
+        first.peers.append(peer)
+    host, port = (listen or "127.0.0.1:0").rsplit(":", 1)
+    first.proxy = AlternatingProxy(host, int(port), first.node_endpoints)
+    first.endpoint = first.proxy.endpoint
+    return first
+
+
+class AlternatingProxy:
+    """A loopback HTTP/1.1 proxy that sends each request to the next node in turn: per request,
+    not per connection (SDK clients keep their connections), with one connection to each node
+    per client connection. Messages are framed by Content-Length or chunked encoding."""
+
+    def __init__(self, host: str, port: int, backends: list):
+        self.backends = [re.sub(r"^https?://", "", b).rstrip("/").rsplit(":", 1) for b in backends]
+        self.turn = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server((host, port))
+        self.endpoint = f"http://{host}:{self.listener.getsockname()[1]}"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _next(self) -> int:
+        with self.lock:
+            n = self.turn % len(self.backends)
+            self.turn += 1
+            return n
+
+    def _serve(self, client: socket.socket):
+        conns: dict = {}
+        reader = client.makefile("rb")
+        try:
+            while True:
+                head, body = _read_message(reader, None)
+                if head is None:
+                    return
+                text = head.decode("latin-1").lower()
+                if "\r\nexpect: 100-continue" in text:
+                    # Answer the interim response here; the node gets the whole request at once.
+                    head = re.sub(rb"(?i)\r\nexpect: *100-continue", b"", head)
+                n = self._next()
+                if n in conns and select.select([conns[n][0]], [], [], 0)[0]:
+                    # Readable while idle: the node closed it (its idle timeout). A new one.
+                    conns.pop(n)[0].close()
+                if n not in conns:
+                    host, port = self.backends[n]
+                    s = socket.create_connection((host, int(port)), timeout=120)
+                    conns[n] = (s, s.makefile("rb"))
+                back, back_reader = conns[n]
+                try:
+                    back.sendall(head + body)
+                except OSError:
+                    pass  # the node may answer (413) and close before it read the whole body
+                rhead, rbody = _read_message(back_reader, head.split(b" ", 1)[0])
+                if rhead is None:
+                    return
+                client.sendall(rhead + rbody)
+                rtext = rhead.decode("latin-1").lower()
+                framed = "\r\ncontent-length:" in rtext or "\r\ntransfer-encoding:" in rtext
+                if "\r\nconnection: close" in text or "\r\nconnection: close" in rtext or not framed and \
+                        not _bodyless(rhead, head.split(b" ", 1)[0]):
+                    return
+        except (OSError, ValueError):
+            return  # a broken or malformed exchange ends the client's connection
+        finally:
+            for s, r in conns.values():
+                r.close()
+                s.close()
+            reader.close()
+            client.close()
+
+
+def _bodyless(rhead: bytes, method: bytes) -> bool:
+    status = rhead.split(b" ", 2)[1] if rhead.count(b" ") >= 1 else b""
+    return method == b"HEAD" or status in (b"204", b"304") or status.startswith(b"1")
+
+
+def _read_message(r, request_method):
+    """One HTTP/1.1 message from `r`: (head with its blank line, body) or (None, None) at the end
+    of the stream. `request_method`: None for a request, else the method the response answers."""
+    head = b""
+    while True:
+        line = r.readline()
+        if not line:
+            return None, None
+        if request_method is not None and not head and line.startswith(b"HTTP/1.1 100"):
+            r.readline()  # an interim 100 Continue and its blank line: skip it
+            continue
+        head += line
+        if line in (b"\r\n", b"\n"):
+            break
+    text = head.decode("latin-1").lower()
+    if request_method is not None and _bodyless(head, request_method):
+        return head, b""
+    m = re.search(r"\r\ncontent-length: *(\d+)", text)
+    if "\r\ntransfer-encoding: chunked" in text:
+        body = b""
+        while True:
+            size_line = r.readline()
+            body += size_line
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while True:  # trailers, up to the blank line
+                    t = r.readline()
+                    body += t
+                    if t in (b"\r\n", b"\n", b""):
+                        return head, body
+            body += r.read(size + 2)
+    if m:
+        return head, r.read(int(m.group(1)))
+    if request_method is None:
+        return head, b""  # a request without a body
+    return head, r.read()  # a response delimited by the end of the connection
+
+
+# The test whose set-up or body is running (for start_server's list of one-node starts).
+_current_test: list = [None]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
+    _current_test[0] = item
     # Keep only servers still running (the session's, a module's): a failing test shows those
     # and the ones it starts itself.
     _servers[:] = [s for s in _servers if s.proc.poll() is None]

@@ -46,7 +46,9 @@ def audit_file(env):
 
 
 def lookup(server, **kw):
-    """Every event LookupEvents returns for `kw`, following NextToken."""
+    """Every event LookupEvents returns for `kw`, following NextToken (every node's records of
+    the requests answered so far: see Server.flush_audit)."""
+    server.flush_audit()
     ct = server.admin("cloudtrail")
     events, token = [], None
     while True:
@@ -207,10 +209,13 @@ def test_no_secret_value_reaches_the_audit_store_or_the_file(server, env, audit_
         new_key["SecretAccessKey"], creds["SecretAccessKey"], creds["SessionToken"],
     ]
     data_dir = env[1] / "data"
-    files = [audit_file] + sorted(data_dir.glob("*.db*"))
+    # Every node's data directory (data, data-node2, … on the two-node pass).
+    files = [audit_file] + sorted(f for d in sorted(env[1].glob("data*")) for f in d.glob("*.db*"))
     if TEST_STORE == "postgres":
-        # The records are in PostgreSQL: its rows, bytes shown as they are (escape format).
-        assert "audit.db-wal" in {f.name for f in files}
+        # The whole audit log is in PostgreSQL, the records of reads too (indexed from each
+        # node's segment files): no audit.db. The rows, bytes shown as they are (escape format).
+        assert not [f for f in files if f.name.startswith("audit.db") and not f.name.startswith("audit.db-seg.")], files
+        server.flush_audit()
         dump = env[1] / "store-dump.txt"
         r = subprocess.run(["psql", database_for(data_dir), "-Atc",
                             "SELECT convert_from(k, 'UTF8'), encode(v, 'escape') FROM tresor_kv"],
@@ -258,6 +263,7 @@ def test_aws_cli_lookup_events_with_each_attribute_a_time_range_and_pagination(s
     got = sm.get_secret_value(SecretId=name)
     akid, _ = server.admin_keys()
     admin_name = server.admin("sts").get_caller_identity()["Arn"].split("/")[-1]
+    server.flush_audit()
 
     def attr(key, value, **more):
         return cli(server, "cloudtrail", "lookup-events", "--lookup-attributes",
@@ -340,6 +346,7 @@ def test_lookup_events_needs_cloudtrail_lookup_events_and_sees_only_its_account(
 
 
 def who_reads(server, secret, *args, extra_env=None):
+    server.flush_audit()
     akid, secret_key = server.admin_keys()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({"AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret_key,
@@ -433,19 +440,44 @@ def signed_post(server, service, target, payload):
         return e.code, e.read().decode()
 
 
+class Family:
+    """A metric family over every node: its type, and each node's samples."""
+
+    def __init__(self, family):
+        self.type = family.type
+        self.per_node = [family.samples]
+
+    @property
+    def samples(self):
+        return [s for node in self.per_node for s in node]
+
+
 def scrape(server):
-    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=10) as r:
-        assert r.headers["Content-Type"].startswith("text/plain")
-        text = r.read().decode()
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    return text, families
+    """Every node's /metrics (each node counts what it served): the expositions, and their
+    families with each node's samples (`sample` adds the nodes up)."""
+    texts, families = [], {}
+    for ep in server.node_endpoints:
+        with urllib.request.urlopen(ep + "/metrics", timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            text = r.read().decode()
+        texts.append(text)
+        for f in text_string_to_metric_families(text):
+            if f.name in families:
+                families[f.name].per_node.append(f.samples)
+            else:
+                families[f.name] = Family(f)
+    return "\n".join(texts), families
 
 
 def sample(families, family, name, **labels):
-    for s in families[family].samples:
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-            return s.value
-    return 0.0
+    """The first sample `name` with `labels` of each node, added up over the nodes."""
+    total = 0.0
+    for samples in families[family].per_node:
+        for s in samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+                break
+    return total
 
 
 def test_metrics_parse_and_move_with_traffic(server):
@@ -494,12 +526,21 @@ def test_metrics_parse_and_move_with_traffic(server):
                  reason="InvalidSignatureException") == 1
     assert delta("tresor_request_duration_seconds", "tresor_request_duration_seconds_count", **ok) == 5
     assert delta("tresor_audit_events_written", "tresor_audit_events_written_total") >= 5
-    assert sample(after, "tresor_store_size_bytes", "tresor_store_size_bytes") > 0
+    if TEST_STORE == "postgres":
+        # The store's files on disk: none on PostgreSQL (the audit log is in the database too).
+        assert sample(after, "tresor_store_size_bytes", "tresor_store_size_bytes") == 0
+    else:
+        assert sample(after, "tresor_store_size_bytes", "tresor_store_size_bytes") > 0
     # Buckets are cumulative and end at the count.
-    buckets = [s for s in after["tresor_request_duration_seconds"].samples
-               if s.name.endswith("_bucket") and s.labels["operation"] == "GetSecretValue"]
-    values = [s.value for s in buckets]
-    assert values == sorted(values) and buckets[-1].labels["le"] == "+Inf"
+    for samples in after["tresor_request_duration_seconds"].per_node:
+        buckets = [s for s in samples if s.name.endswith("_bucket") and s.labels["operation"] == "GetSecretValue"]
+        values = [s.value for s in buckets]
+        assert values == sorted(values) and (not buckets or buckets[-1].labels["le"] == "+Inf")
+    les = [s.labels["le"] for s in after["tresor_request_duration_seconds"].samples
+           if s.name.endswith("_bucket") and s.labels["operation"] == "GetSecretValue"]
+    values = [sample(after, "tresor_request_duration_seconds", "tresor_request_duration_seconds_bucket",
+                     le=le, **ok) for le in dict.fromkeys(les)]
+    assert values == sorted(values) and les[-1] == "+Inf"
     assert values[-1] == sample(after, "tresor_request_duration_seconds",
                                 "tresor_request_duration_seconds_count", **ok)
     # No secret, no key in the exposition.
@@ -524,11 +565,12 @@ def test_requests_fail_closed_when_the_audit_log_cannot_be_written(tmp_path):
         s.stop()
 
 
+@pytest.mark.single_node("kills the process and looks for its segment files in its data directory")
 def test_records_of_acknowledged_reads_survive_a_kill_and_are_indexed_at_the_next_start(tmp_path):
     import signal
 
     data = tmp_path / "data"
-    s = start_server(data_dir=data)
+    s = start_server(data_dir=data, nodes=1)
     try:
         sm = s.admin("secretsmanager")
         sm.create_secret(Name="survivor", SecretString="v")
@@ -539,7 +581,7 @@ def test_records_of_acknowledged_reads_survive_a_kill_and_are_indexed_at_the_nex
     # The reads' records were durable in segment files when they were answered.
     left = {p.name for p in data.iterdir() if p.name.startswith("audit.db-seg.")}
     assert left
-    s = start_server(data_dir=data)
+    s = start_server(data_dir=data, nodes=1)
     try:
         events = s.admin("cloudtrail").lookup_events(LookupAttributes=[
             {"AttributeKey": "EventName", "AttributeValue": "GetSecretValue"}])["Events"]

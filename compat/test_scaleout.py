@@ -1,4 +1,5 @@
-"""Two `tresor serve` nodes on one PostgreSQL database: background work runs exactly once.
+"""Two `tresor serve` nodes on one PostgreSQL database: background work runs exactly once, and
+the audit log's records of reads served by one node are seen by the other.
 
 Rotations are the multi-transaction jobs (a rotation function is invoked between its steps),
 claimed with a lease in the job record. A scheduled rotation with both nodes running happens
@@ -13,13 +14,14 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import PG_ADMIN_URL, _psql, start_server, uniq
+from conftest import PG_ADMIN_URL, REGION, _psql, start_server, uniq
 from test_rotation import FUNCTION_SOURCE, Env, venv_path, wait_for
 
 pytestmark = pytest.mark.postgres_only
@@ -153,5 +155,55 @@ def test_a_node_killed_during_a_rotation_leaves_it_to_the_other(tmp_path):
         assert finishers == {survivor.endpoint.rstrip("/")} or finishers == {survivor.endpoint}, (finishers, survivor.endpoint)
         assert other.sm.get_secret_value(SecretId=secret)["SecretString"] != "initial-value"
         print(f"\nnode {victim} killed in setSecret; the other node finished the rotation {took:.1f}s later")
+    finally:
+        cluster.stop()
+
+
+def test_a_read_served_by_one_node_is_seen_by_lookup_events_and_who_reads_on_the_other(tmp_path):
+    """The records of reads go into the shared store: each node indexes its own in the background
+    (its segment is sealed once idle for about 500 ms), so a read served by node A shows up in a
+    LookupEvents on node B within about a second, without anything asking A to flush (eventual,
+    like CloudTrail's LookupEvents)."""
+    cluster = Cluster(tmp_path)
+    try:
+        a, b = cluster.nodes
+        sm_a = a.admin("secretsmanager")
+        ct_b = b.admin("cloudtrail")
+        name = uniq("seen")
+        arn = sm_a.create_secret(Name=name, SecretString="v")["ARN"]
+        delays = []
+        for _ in range(5):
+            rid = sm_a.get_secret_value(SecretId=name)["ResponseMetadata"]["RequestId"]
+            read_at = time.time()
+
+            def seen():
+                events = ct_b.lookup_events(LookupAttributes=[
+                    {"AttributeKey": "ResourceName", "AttributeValue": arn}])["Events"]
+                return any(json.loads(e["CloudTrailEvent"])["requestID"] == rid for e in events)
+
+            wait_for(seen, timeout=10, interval=0.05, what="node A's read in node B's LookupEvents")
+            delays.append(time.time() - read_at)
+        delays.sort()
+        print(f"\nread on node A -> in LookupEvents on node B after {delays[0]*1000:.0f} / "
+              f"{delays[2]*1000:.0f} / {delays[-1]*1000:.0f} ms (min / median / max of 5)")
+        assert delays[-1] < 5, delays
+        # `tresor who-reads` asked through node B names node A's reader, and B's own lookups
+        # are not records of reads of the secret.
+        akid, secret = a.admin_keys()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret,
+                    "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+        p = subprocess.run([os.environ["TRESOR_BIN"], "who-reads", name, "--json", "--endpoint-url", b.endpoint,
+                            "--region", REGION], capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        answer = json.loads(p.stdout)
+        admin = a.admin("sts").get_caller_identity()["Arn"]
+        assert [r["Principal"] for r in answer["Readers"]] == [admin], answer
+        # Each read is recorded once, though both nodes' lookups read the same shared store.
+        events = ct_b.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])
+        recs = [json.loads(e["CloudTrailEvent"]) for e in events["Events"]]
+        assert len({r["eventID"] for r in recs}) == len(recs), recs
+        reads = [r for r in recs if r["eventName"] == "GetSecretValue"]
+        assert len(reads) == 5, [r["eventName"] for r in recs]
     finally:
         cluster.stop()

@@ -81,8 +81,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_data_dir):
             for w in writers:
                 w.start()
             time.sleep(rng.uniform(0.05, 1.5))
-            server.proc.kill()  # SIGKILL: no shutdown, no flush
-            server.proc.wait(timeout=15)
+            server.kill()  # SIGKILL to every node: no shutdown, no flush
             for w in writers:
                 w.stop.set()
                 w.join(timeout=15)

@@ -38,12 +38,14 @@ def scan(blobs: dict[str, bytes], values: dict[str, bytes]) -> list[str]:
 
 
 def data_files(data_dir: Path) -> dict[str, bytes]:
+    """Every file of `data_dir` and of the other nodes' data directories (`<data_dir>-node<n>`,
+    on the several-node pass)."""
     out = {}
-    for p in sorted(data_dir.rglob("*")):
+    for p in sorted(data_dir.rglob("*")) + sorted(data_dir.parent.glob(f"{data_dir.name}-node*/**/*")):
         if not p.is_file():
             continue
         try:
-            out[str(p.relative_to(data_dir))] = p.read_bytes()
+            out[str(p.relative_to(data_dir.parent))] = p.read_bytes()
         except FileNotFoundError:
             # An audit segment indexed into audit.db (and removed) since the listing.
             assert p.name.startswith("audit.db-seg."), str(p)
@@ -137,9 +139,10 @@ def test_no_plaintext_in_data_files_or_debug_log(tmp_data_dir, monkeypatch):
         hits = scan(data_files(tmp_data_dir), values)  # while running: the -wal and -shm exist
     finally:
         server.stop()
-    for t in server.drainers:
-        t.join(timeout=10)
-    log = server.log_tail().encode() + "".join(server.stdout_lines).encode()
+    for node in [server, *server.peers]:
+        for t in node.drainers:
+            t.join(timeout=10)
+    log = server.log_tail().encode() + "".join(l for n in [server, *server.peers] for l in n.stdout_lines).encode()
     assert b"DEBUG" in log or b"debug" in log, "the server did not log at debug level: nothing was scanned"
     hits += scan(data_files(tmp_data_dir), values)
     hits += scan({"the server log": log}, values)

@@ -240,14 +240,17 @@ pub trait AuditLogFlush: Send + Sync {
 /// The extension slot of the [`AuditLogFlush`].
 pub struct AuditLogFlusher(pub Arc<dyn AuditLogFlush>);
 
-/// The stores that hold audit records: the main store, and the log store when there is one,
-/// with every record acknowledged so far in them ([`AuditLogFlush`]).
+/// The stores that hold audit records: the main store, and the log store when there is one
+/// apart from it (a deployment on a shared store keeps the whole log in the main store),
+/// with every record this process acknowledged so far in them ([`AuditLogFlush`]).
 pub fn record_stores(services: &crate::Services) -> Vec<Arc<dyn Store>> {
     if let Some(flusher) = services.extension::<AuditLogFlusher>() {
         flusher.0.flush();
     }
     let mut stores = vec![services.store().clone()];
-    if let Some(log) = services.extension::<AuditLogStore>() {
+    if let Some(log) = services.extension::<AuditLogStore>()
+        && !Arc::ptr_eq(&log.0, services.store())
+    {
         stores.push(log.0.clone());
     }
     stores

@@ -59,6 +59,9 @@ pub struct Deployment {
     pub regions: Vec<String>,
     /// Whether the administrator's `credentials` file was missing (a later start).
     profile_missing: bool,
+    /// Whether the store is shared by several nodes (PostgreSQL): the audit log's records of
+    /// reads then go into it too, so that every node's LookupEvents sees every node's reads.
+    shared_store: bool,
     /// The exclusive hold on the data directory; released when the deployment is dropped.
     _dir: DataDir,
 }
@@ -122,8 +125,16 @@ impl Deployment {
             .collect()
     }
 
-    /// Opens the audit log's own store (see [`tresor_core::audit::AuditLogStore`]).
+    /// The store that gets the audit log's records of requests that changed nothing (see
+    /// [`tresor_core::audit::AuditLogStore`]): on a single node, a SQLite database of its own
+    /// (`audit.db`, apart from the main store); on a shared store (PostgreSQL, several nodes)
+    /// the shared store itself, so that LookupEvents and `ListSecretReaders` on any node see
+    /// the reads served by every node, once the node that served them has indexed its
+    /// segment (in the background, within about a second; see [`crate::audit::segment`]).
     pub fn open_audit_log(&self) -> Result<Arc<dyn Store>, ServerError> {
+        if self.shared_store {
+            return Ok(self.services.store().clone());
+        }
         let path = self.data_dir.join(AUDIT_DB_FILE);
         // 16 KiB pages: a read's record (about 2 KB) stays in the B-tree's leaf pages; with
         // SQLite's 4 KiB default every record over about 1 KB takes an overflow page of its
@@ -277,6 +288,7 @@ pub fn open(dir: DataDir, config: &Config) -> Result<Deployment, ServerError> {
         created,
         regions: config.regions.clone(),
         profile_missing,
+        shared_store: matches!(config.store, crate::config::StoreLocation::Postgres(_)),
         _dir: dir,
     })
 }

@@ -133,7 +133,17 @@ impl Auditor {
         // batchers gave more, smaller commits and less throughput).
         let mut lanes: Vec<Option<Arc<parking_lot::Mutex<segment::Lane>>>> = vec![None];
         if let Some(dir) = segment_dir {
-            let (segments, indexer) = segment::Segments::open(dir, LANES)?;
+            // A shared store (PostgreSQL, several nodes): one lane, so one segment at a time and
+            // one index transaction at a time. Each index transaction is a write of the shared
+            // store, which moves the generation every node's caches are tagged with (measured
+            // with four lanes on two nodes: about 12 index transactions a second under a read
+            // load, each making both nodes refill their caches from the database).
+            let lane_count = if log_store.shared_generation().is_some() {
+                1
+            } else {
+                LANES
+            };
+            let (segments, indexer) = segment::Segments::open(dir, lane_count)?;
             lanes = segments.lanes().iter().cloned().map(Some).collect();
             let store = log_store.clone();
             let for_indexer = segments.clone();
