@@ -167,6 +167,12 @@ struct ServeArgs {
     /// Days audit records are kept [default: 90].
     #[arg(long, env = "TRESOR_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     audit_retention_days: Option<u64>,
+    /// When the record of a request that changes nothing (a read, a denial) counts as
+    /// written: `batch` — written to the segment file before the response, fdatasynced in the
+    /// background every 50 ms (a power loss can cost the last interval's read records);
+    /// `always` — fdatasynced before the response [default: batch].
+    #[arg(long, env = "TRESOR_AUDIT_SYNC", value_name = "MODE", value_parser = ["batch", "always"])]
+    audit_sync: Option<String>,
     /// Record nothing (benchmarks only): no audit log, LookupEvents finds nothing.
     #[arg(long, env = "TRESOR_NO_AUDIT")]
     no_audit: bool,
@@ -326,6 +332,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         audit_file: args.audit_file,
         audit_retention_days: args.audit_retention_days,
         audit_enabled: args.no_audit.then_some(false),
+        audit_sync: args.audit_sync,
     };
     let config = match Config::resolve(overrides) {
         Ok(c) => c,

@@ -118,6 +118,8 @@ pub struct Overrides {
     pub audit_retention_days: Option<u64>,
     /// `--no-audit` / `TRESOR_NO_AUDIT`: Some(false) turns the audit log off.
     pub audit_enabled: Option<bool>,
+    /// `--audit-sync` / `TRESOR_AUDIT_SYNC`: `batch` or `always` ([`crate::audit::AuditSync`]).
+    pub audit_sync: Option<String>,
 }
 
 /// The TOML file's shape.
@@ -150,6 +152,7 @@ struct AuditFile {
     enabled: Option<bool>,
     file: Option<PathBuf>,
     retention_days: Option<u64>,
+    sync: Option<String>,
 }
 
 /// The `[lambda]` table.
@@ -398,6 +401,10 @@ impl Config {
                 .audit_retention_days
                 .or(audit_file.retention_days)
                 .unwrap_or(crate::audit::DEFAULT_RETENTION_DAYS),
+            sync: match o.audit_sync.or(audit_file.sync) {
+                Some(s) => s.parse().map_err(ConfigError::Invalid)?,
+                None => crate::audit::AuditSync::default(),
+            },
         };
         if audit.retention_days == 0 {
             return Err(ConfigError::Invalid(
@@ -608,7 +615,25 @@ mod tests {
             Some(Path::new("/var/log/tresor.jsonl"))
         );
         assert_eq!(c.audit.retention_days, 30);
-        for bad in ["[audit]\nretention_days = 0\n", "[audit]\nfiles = \"x\"\n"] {
+        assert_eq!(c.audit.sync, crate::audit::AuditSync::Batch);
+        let (_f, p) = file("[audit]\nsync = \"always\"\n");
+        let c = Config::resolve(Overrides {
+            config_file: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.audit.sync, crate::audit::AuditSync::Always);
+        let c = Config::resolve(Overrides {
+            audit_sync: Some("batch".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.audit.sync, crate::audit::AuditSync::Batch);
+        for bad in [
+            "[audit]\nretention_days = 0\n",
+            "[audit]\nfiles = \"x\"\n",
+            "[audit]\nsync = \"never\"\n",
+        ] {
             let (_f, p) = file(bad);
             assert!(
                 Config::resolve(Overrides {

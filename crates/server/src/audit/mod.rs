@@ -8,12 +8,15 @@
 //!   commits ([`tresor_core::audit::with_pending`]): the change and its record commit
 //!   together or not at all;
 //! - every request's final record (outcome, response elements) is written before its
-//!   response is sent, by a batcher: the records of many concurrent requests share one write
-//!   (and one fsync). If it cannot be written the request fails with an internal error. The
+//!   response is sent. If it cannot be written the request fails with an internal error. The
 //!   records of requests that changed something replace their early version in the main
-//!   store, in one transaction per batch; the others (reads, denials, refusals) are appended
-//!   to a segment file of the data directory and indexed into the log store in the
-//!   background, thousands per transaction ([`segment`]).
+//!   store, by a batcher thread, in one transaction per batch; the others (reads, denials,
+//!   refusals) are appended to a segment file of the data directory and indexed into the log
+//!   store in the background, thousands per transaction ([`segment`]). With `audit.sync =
+//!   batch` ([`AuditSync`], the default) the request's own thread writes its record to a
+//!   segment (no sync: a syncer thread `fdatasync`s the segments every [`SYNC_INTERVAL`]);
+//!   with `always` a batcher thread writes the records of many concurrent requests with one
+//!   write and one `fdatasync` before they are answered.
 //!
 //! Records older than the retention (90 days by default, CloudTrail's event history) are
 //! pruned by a background task.
@@ -46,6 +49,9 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 const FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// The most records one batch transaction carries.
 const MAX_BATCH: usize = 1024;
+/// How often, with `audit.sync = batch`, the segments written since the last time are
+/// `fdatasync`ed: what a power loss can cost at most of the records of reads.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// How often old records are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Records deleted per prune transaction (short transactions: the writer is shared).
@@ -59,6 +65,8 @@ pub struct AuditConfig {
     /// A JSON-lines file that gets every record too (one CloudTrail record a line).
     pub file: Option<PathBuf>,
     pub retention_days: u64,
+    /// How the records of requests that change nothing are made durable.
+    pub sync: AuditSync,
 }
 
 impl Default for AuditConfig {
@@ -67,6 +75,39 @@ impl Default for AuditConfig {
             enabled: true,
             file: None,
             retention_days: DEFAULT_RETENTION_DAYS,
+            sync: AuditSync::default(),
+        }
+    }
+}
+
+/// `audit.sync`: when the record of a request that changed nothing (a read, a denial, a
+/// refused authentication) counts as written. The records of writes are in the write's own
+/// transaction either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditSync {
+    /// Written to the segment file (handed to the OS, so it survives a crash of the process)
+    /// before the response is sent; the segments are `fdatasync`ed in the background every
+    /// [`SYNC_INTERVAL`]. A power loss can cost the records of the last interval's reads. A
+    /// failed write fails its request; a failed background sync fails the requests after it
+    /// until a sync succeeds again. Vault's file audit device works this way (it writes the
+    /// line before answering and does not fsync per request).
+    #[default]
+    Batch,
+    /// `fdatasync`ed before the response is sent (batched: one sync for the records of all
+    /// the requests waiting at the time).
+    Always,
+}
+
+impl std::str::FromStr for AuditSync {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "batch" => Ok(AuditSync::Batch),
+            "always" => Ok(AuditSync::Always),
+            other => Err(format!(
+                "audit sync must be \"batch\" or \"always\", not {other:?}"
+            )),
         }
     }
 }
@@ -90,6 +131,9 @@ pub struct Auditor {
     services: Arc<Services>,
     enabled: bool,
     queue: Option<mpsc::Sender<Job>>,
+    /// With `audit.sync = batch`: the segments the records of requests that change nothing
+    /// are appended to on the request's own thread.
+    direct: Option<Arc<segment::Segments>>,
     file: Option<Arc<parking_lot::Mutex<std::fs::File>>>,
     metrics: Arc<Metrics>,
 }
@@ -118,6 +162,7 @@ impl Auditor {
                 services,
                 enabled: false,
                 queue: None,
+                direct: None,
                 file: None,
                 metrics,
             }));
@@ -132,6 +177,7 @@ impl Auditor {
         // grow with the load and the store sees few, large transactions (measured: two
         // batchers gave more, smaller commits and less throughput).
         let mut lanes: Vec<Option<Arc<parking_lot::Mutex<segment::Lane>>>> = vec![None];
+        let mut direct = None;
         if let Some(dir) = segment_dir {
             // A shared store (PostgreSQL, several nodes): one lane, so one segment at a time and
             // one index transaction at a time. Each index transaction is a write of the shared
@@ -151,6 +197,10 @@ impl Auditor {
                 .name("tresor-audit-index".into())
                 .spawn(move || indexer.run(&for_indexer, &*store))
                 .map_err(|e| format!("cannot start the audit indexer: {e}"))?;
+            if config.sync == AuditSync::Batch {
+                start_syncer(&segments, &metrics)?;
+                direct = Some(segments.clone());
+            }
             services.set_extension(Arc::new(AuditLogFlusher(Arc::new(Flusher(segments)))));
         }
         for (i, lane) in lanes.into_iter().enumerate() {
@@ -172,6 +222,7 @@ impl Auditor {
             services,
             enabled: true,
             queue: Some(tx),
+            direct,
             file,
             metrics,
         });
@@ -213,6 +264,9 @@ impl Auditor {
         let Some(queue) = &self.queue else {
             return Ok(());
         };
+        if !main && let Some(segments) = &self.direct {
+            return self.append_direct(segments, &rows);
+        }
         let (done, wait) = tokio::sync::oneshot::channel();
         queue
             .send(Job { rows, main, done })
@@ -220,6 +274,37 @@ impl Auditor {
         match wait.await {
             Ok(true) => Ok(()),
             _ => Err(AuditFailed),
+        }
+    }
+
+    /// `audit.sync = batch`: appends the records to a segment (and the JSON-lines file) on
+    /// this thread — a `write` each, no hand-off to a batcher and back, no sync to wait for.
+    fn append_direct(&self, segments: &segment::Segments, rows: &[Row]) -> Result<(), AuditFailed> {
+        let n: usize = rows.iter().map(Row::event_count).sum();
+        let written = rows
+            .iter()
+            .map(record::encode_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+            .and_then(|entries| {
+                segments
+                    .append(entries)
+                    .map_err(|e| format!("audit segment: {e}"))
+            })
+            .and_then(|()| match &self.file {
+                Some(file) => append_lines(file, rows.iter().flat_map(Row::events)),
+                None => Ok(()),
+            });
+        match written {
+            Ok(()) => {
+                self.metrics.audit_written(n as u64);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.audit_failed(n as u64);
+                tracing::error!(error = %e, records = n, "the audit log could not be written; the request fails");
+                Err(AuditFailed)
+            }
         }
     }
 
@@ -253,6 +338,36 @@ impl Auditor {
     pub fn has_file(&self) -> bool {
         self.file.is_some()
     }
+}
+
+/// Starts the thread that syncs the segments every [`SYNC_INTERVAL`] (it ends with them),
+/// and exports its failures as `tresor_audit_sync_failures_total`.
+fn start_syncer(segments: &Arc<segment::Segments>, metrics: &Metrics) -> Result<(), String> {
+    let weak = Arc::downgrade(segments);
+    std::thread::Builder::new()
+        .name("tresor-audit-sync".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(SYNC_INTERVAL);
+                let Some(segments) = weak.upgrade() else {
+                    return;
+                };
+                segments.sync_dirty();
+            }
+        })
+        .map_err(|e| format!("cannot start the audit syncer: {e}"))?;
+    let weak = Arc::downgrade(segments);
+    metrics.register(Box::new(move |_, out| {
+        use std::fmt::Write as _;
+        let failures = weak.upgrade().map_or(0, |s| s.sync_failures());
+        let _ = write!(
+            out,
+            "# HELP tresor_audit_sync_failures_total Background fdatasyncs of audit segments that failed (requests fail until one succeeds).\n\
+             # TYPE tresor_audit_sync_failures_total counter\n\
+             tresor_audit_sync_failures_total {failures}\n"
+        );
+    }));
+    Ok(())
 }
 
 fn open_file(path: &std::path::Path) -> Result<std::fs::File, String> {
@@ -518,6 +633,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn records_of_reads_go_through_segments_and_readers_see_them_at_once() {
+        for sync in [AuditSync::Batch, AuditSync::Always] {
+            records_of_reads_go_through_segments(sync).await;
+        }
+    }
+
+    async fn records_of_reads_go_through_segments(sync: AuditSync) {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = Arc::new(SqliteStore::open(&dir.path().join("log.db")).unwrap());
         let log: Arc<dyn Store> = sqlite.clone();
@@ -532,13 +653,35 @@ mod tests {
             services.clone(),
             log,
             Some(dir.path()),
-            &AuditConfig::default(),
+            &AuditConfig {
+                sync,
+                ..AuditConfig::default()
+            },
             metrics.clone(),
         )
         .unwrap();
+        assert_eq!(auditor.direct.is_some(), sync == AuditSync::Batch);
         for name in ["A", "B", "C"] {
             assert!(auditor.record(vec![service_event(name)]).await.is_ok());
         }
+        // In the segment files as soon as they are acknowledged.
+        let in_segments: usize = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(segment::SEGMENT_PREFIX)
+            })
+            .map(|e| segment::read_segment(&std::fs::read(e.path()).unwrap()).len())
+            .sum();
+        assert_eq!(in_segments, 3, "{sync:?}");
+        assert_eq!(
+            metrics
+                .render(&services)
+                .contains("\ntresor_audit_sync_failures_total 0\n"),
+            sync == AuditSync::Batch
+        );
         // Durable in a segment, and visible to a reader at once (it flushes first).
         let stored_now = {
             let services = services.clone();
@@ -546,7 +689,7 @@ mod tests {
                 .await
                 .unwrap()
         };
-        assert_eq!(stored_now, 3);
+        assert_eq!(stored_now, 3, "{sync:?}");
         // The log store failing does not fail the requests: their records wait in the
         // segment and are indexed on a later try.
         sqlite.fail_next_commits(1);
@@ -564,7 +707,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(seen, 4);
+        assert_eq!(seen, 4, "{sync:?}");
         let left = std::fs::read_dir(dir.path())
             .unwrap()
             .filter(|e| {

@@ -1,6 +1,9 @@
 //! The audit log's segment files. The records of requests that changed nothing (reads,
 //! denials, failed authentications) are made durable by appending them to a file of the data
-//! directory — one `write` and one `fdatasync` per batch — and are indexed into the log store
+//! directory — with `audit.sync = always` one `write` and one `fdatasync` per batch
+//! ([`Lane::append`]), with `batch` one `write` per request on its own thread and an
+//! `fdatasync` of what was written every few milliseconds in the background
+//! ([`Segments::append`], [`Segments::sync_dirty`]) — and are indexed into the log store
 //! (`audit.db`, or whichever store holds the deployment's log) in the background, thousands
 //! per transaction. A store commit per batch (for SQLite: WAL frames that rewrite the last,
 //! partly filled leaf page every time, the fsync, checkpoints) was the largest cost of the
@@ -8,8 +11,8 @@
 //!
 //! A segment is `audit.db-seg.<n>`: frames of `[payload length: u32 LE][CRC-32 of the
 //! payload: u32 LE][payload]`, the payload `[key length: u32 LE][key][value]` — the record's
-//! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]). The batcher
-//! appends to the newest segment; once that holds [`SEAL_RECORDS`] records, or its first
+//! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]). A lane
+//! appends to its newest segment; once that holds [`SEAL_RECORDS`] records, or its first
 //! record is [`SEAL_AGE`] old and the indexer is idle, it is sealed and handed, with its
 //! records, to the indexer thread, which writes them into the store in one transaction and
 //! then deletes the file. A segment whose append failed is sealed at once: nothing is ever
@@ -28,7 +31,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +74,17 @@ struct Shared {
     /// Sealed segments the indexer has not indexed yet.
     queued: AtomicUsize,
     to_indexer: mpsc::Sender<ToIndexer>,
+    /// Where [`Segments::append`] starts looking for a free lane.
+    next_lane: AtomicUsize,
+    /// A background `fdatasync` failed and no sync has succeeded since: appends sync
+    /// themselves (and fail when that fails) until one does.
+    sync_failed: AtomicBool,
+    /// Background `fdatasync`s that failed, ever.
+    sync_failures: AtomicU64,
+    /// A segment file was created since the directory was last synced.
+    dir_dirty: AtomicBool,
+    /// Files of sealed segments written since their last sync (the syncer syncs them once).
+    unsynced: Mutex<Vec<Arc<File>>>,
 }
 
 /// The segment files of a data directory: one open segment per lane (each lane is a batcher
@@ -85,7 +99,9 @@ pub struct Segments {
 pub struct Lane {
     shared: Arc<Shared>,
     /// Opened on the first append after a seal.
-    file: Option<(File, PathBuf)>,
+    file: Option<(Arc<File>, PathBuf)>,
+    /// Written since its last `fdatasync` (appends of [`Segments::append`]).
+    dirty: bool,
     entries: Vec<Entry>,
     first: Option<Instant>,
     buf: Vec<u8>,
@@ -122,6 +138,11 @@ impl Segments {
             next_number: AtomicU64::new(found.last().map_or(0, |(n, _)| n + 1)),
             queued: AtomicUsize::new(found.len()),
             to_indexer,
+            next_lane: AtomicUsize::new(0),
+            sync_failed: AtomicBool::new(false),
+            sync_failures: AtomicU64::new(0),
+            dir_dirty: AtomicBool::new(false),
+            unsynced: Mutex::new(Vec::new()),
         });
         let recovered = found
             .into_iter()
@@ -135,6 +156,7 @@ impl Segments {
                 Arc::new(Mutex::new(Lane {
                     shared: shared.clone(),
                     file: None,
+                    dirty: false,
                     entries: Vec::new(),
                     first: None,
                     buf: Vec::new(),
@@ -150,6 +172,91 @@ impl Segments {
     /// The lanes (one per batcher).
     pub fn lanes(&self) -> &[Arc<Mutex<Lane>>] {
         &self.lanes
+    }
+
+    /// Appends one request's records on the caller's thread (`audit.sync = batch`): written
+    /// to the segment (handed to the OS: they survive the process's crash) when this
+    /// returns Ok, made durable by [`Segments::sync_dirty`] within its interval. A free lane
+    /// is taken when there is one. After a background sync failed, the append syncs itself
+    /// (and fails when that fails) until a sync succeeds again.
+    pub fn append(&self, entries: Vec<Entry>) -> std::io::Result<()> {
+        let n = self.lanes.len();
+        let start = self.shared.next_lane.fetch_add(1, Ordering::Relaxed) % n;
+        let mut lane = (0..n)
+            .find_map(|i| self.lanes[(start + i) % n].try_lock())
+            .unwrap_or_else(|| self.lanes[start].lock());
+        if self.shared.sync_failed.load(Ordering::SeqCst) {
+            lane.append(entries)?;
+            if self.shared.sync_failed.swap(false, Ordering::SeqCst) {
+                tracing::warn!("audit segments sync again after a failed fdatasync");
+            }
+            return Ok(());
+        }
+        lane.append_unsynced(entries)
+    }
+
+    /// Whether a background sync failed and none succeeded since.
+    pub fn sync_failed(&self) -> bool {
+        self.shared.sync_failed.load(Ordering::SeqCst)
+    }
+
+    /// Background `fdatasync`s that failed.
+    pub fn sync_failures(&self) -> u64 {
+        self.shared.sync_failures.load(Ordering::Relaxed)
+    }
+
+    /// `fdatasync`s what [`Segments::append`] wrote since the last call (the open segments
+    /// written to, the sealed ones not synced yet, the directory after a new segment). A
+    /// lane's lock is held only to take its file, not through the sync. A failure is logged
+    /// and counted, seals the lane's segment (its tail is unknown), and makes appends sync
+    /// themselves until a sync succeeds ([`Segments::append`]).
+    pub fn sync_dirty(&self) {
+        let mut files: Vec<(Option<usize>, Arc<File>)> =
+            std::mem::take(&mut *self.shared.unsynced.lock())
+                .into_iter()
+                .map(|f| (None, f))
+                .collect();
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let mut lane = lane.lock();
+            if lane.dirty {
+                lane.dirty = false;
+                if let Some((f, _)) = &lane.file {
+                    files.push((Some(i), f.clone()));
+                }
+            }
+        }
+        let dir = self.shared.dir_dirty.swap(false, Ordering::SeqCst);
+        if files.is_empty() && !dir {
+            return;
+        }
+        let mut failed = false;
+        for (lane, f) in files {
+            if let Err(e) = f.sync_data() {
+                failed = true;
+                tracing::error!(error = %e, "fdatasync of an audit segment failed; requests fail until a sync succeeds");
+                if let Some(i) = lane {
+                    let mut lane = self.lanes[i].lock();
+                    if lane
+                        .file
+                        .as_ref()
+                        .is_some_and(|(open, _)| Arc::ptr_eq(open, &f))
+                    {
+                        lane.seal();
+                    }
+                }
+            }
+        }
+        if dir && let Err(e) = File::open(&self.shared.dir).and_then(|d| d.sync_all()) {
+            failed = true;
+            self.shared.dir_dirty.store(true, Ordering::SeqCst);
+            tracing::error!(error = %e, "fsync of the audit segments' directory failed; requests fail until a sync succeeds");
+        }
+        if failed {
+            self.shared.sync_failures.fetch_add(1, Ordering::Relaxed);
+            self.shared.sync_failed.store(true, Ordering::SeqCst);
+        } else if self.shared.sync_failed.swap(false, Ordering::SeqCst) {
+            tracing::warn!("audit segments sync again after a failed fdatasync");
+        }
     }
 
     /// Seals every open segment and waits (at most `wait`) until the indexer has indexed
@@ -207,31 +314,73 @@ impl Lane {
         Ok(())
     }
 
-    fn write_buf(&mut self) -> std::io::Result<()> {
-        if self.file.is_none() {
-            let number = self.shared.next_number.fetch_add(1, Ordering::SeqCst);
-            let path = self.shared.dir.join(format!("{SEGMENT_PREFIX}{number}"));
-            let f = OpenOptions::new()
+    /// Appends one batch's records with one `write`, no sync (see [`Segments::append`]): the
+    /// lane is dirty until [`Segments::sync_dirty`] syncs it. A segment whose write failed
+    /// is sealed.
+    fn append_unsynced(&mut self, entries: Vec<Entry>) -> std::io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
+        for (key, value) in &entries {
+            frame(&mut self.buf, key, value)?;
+        }
+        let written = self.open(false).and_then(|f| (&*f).write_all(&self.buf));
+        if let Err(e) = written {
+            self.seal();
+            return Err(e);
+        }
+        self.dirty = true;
+        self.first.get_or_insert_with(Instant::now);
+        self.entries.extend(entries);
+        if self.entries.len() >= SEAL_RECORDS {
+            self.seal();
+        }
+        Ok(())
+    }
+
+    /// The open segment's file; a new segment when none is open. `sync_dir`: its name is
+    /// made durable at once (else by the next [`Segments::sync_dirty`]).
+    fn open(&mut self, sync_dir: bool) -> std::io::Result<Arc<File>> {
+        if let Some((f, _)) = &self.file {
+            return Ok(f.clone());
+        }
+        let number = self.shared.next_number.fetch_add(1, Ordering::SeqCst);
+        let path = self.shared.dir.join(format!("{SEGMENT_PREFIX}{number}"));
+        let f = Arc::new(
+            OpenOptions::new()
                 .create_new(true)
                 .append(true)
                 .mode(0o600)
-                .open(&path)?;
-            self.file = Some((f, path));
+                .open(&path)?,
+        );
+        self.file = Some((f.clone(), path));
+        if sync_dir {
             // The new name must be durable before a record in it is acknowledged.
             File::open(&self.shared.dir)?.sync_all()?;
+        } else {
+            self.shared.dir_dirty.store(true, Ordering::SeqCst);
         }
-        let Some((file, _)) = self.file.as_mut() else {
-            return Err(std::io::Error::other("no audit segment open"));
-        };
-        file.write_all(&self.buf)?;
-        file.sync_data()
+        Ok(f)
+    }
+
+    fn write_buf(&mut self) -> std::io::Result<()> {
+        let file = self.open(true)?;
+        (&*file).write_all(&self.buf)?;
+        file.sync_data()?;
+        // Everything written to the file before is durable now too.
+        self.dirty = false;
+        Ok(())
     }
 
     /// Hands the open segment, if any, to the indexer (the next append starts a new one).
     fn seal(&mut self) {
-        let Some((_, path)) = self.file.take() else {
+        let Some((file, path)) = self.file.take() else {
             return;
         };
+        if std::mem::take(&mut self.dirty) {
+            self.shared.unsynced.lock().push(file);
+        }
         let sealed = Sealed {
             path,
             entries: Some(std::mem::take(&mut self.entries)),
@@ -441,6 +590,83 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert_eq!(keys(&*store).len(), 6);
+    }
+
+    fn segment_records(dir: &Path) -> Vec<Entry> {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .flat_map(|p| read_segment(&std::fs::read(p).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn unsynced_appends_are_in_the_file_at_once_and_synced_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segments, indexer) = Segments::open(dir.path(), 2).unwrap();
+        segments.append(vec![entry(1)]).unwrap();
+        segments.append(vec![entry(2), entry(3)]).unwrap();
+        // Handed to the OS: another reader of the file (a restart after a crash) sees them.
+        let mut found = segment_records(dir.path());
+        found.sort();
+        assert_eq!(found, vec![entry(1), entry(2), entry(3)]);
+        // Two lanes took turns; both are dirty until the syncer's round, and so is the
+        // directory (new segment names).
+        assert!(segments.lanes().iter().all(|l| l.lock().dirty));
+        assert!(segments.shared.dir_dirty.load(Ordering::SeqCst));
+        segments.sync_dirty();
+        assert!(segments.lanes().iter().all(|l| !l.lock().dirty));
+        assert!(!segments.shared.dir_dirty.load(Ordering::SeqCst));
+        assert!(!segments.sync_failed());
+        // A sealed segment written since its last sync is synced once by the next round.
+        segments.append(vec![entry(4)]).unwrap();
+        for lane in segments.lanes() {
+            lane.lock().seal();
+        }
+        assert_eq!(segments.shared.unsynced.lock().len(), 1);
+        segments.sync_dirty();
+        assert!(segments.shared.unsynced.lock().is_empty());
+        // And everything is indexed on a flush.
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        {
+            let (segments, store) = (segments.clone(), store.clone());
+            std::thread::spawn(move || indexer.run(&segments, &*store));
+        }
+        assert!(segments.flush(Duration::from_secs(10)));
+        assert_eq!(keys(&*store), [1, 2, 3, 4].map(|i| entry(i).0));
+        assert_eq!(segments.sync_failures(), 0);
+    }
+
+    #[test]
+    fn after_a_failed_sync_appends_sync_themselves_and_fail_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segments, _indexer) = Segments::open(dir.path(), 1).unwrap();
+        segments.append(vec![entry(1)]).unwrap();
+        // What a failed background round leaves (a real fdatasync failure needs a failing
+        // disk): the flag that makes appends sync themselves.
+        segments.shared.sync_failed.store(true, Ordering::SeqCst);
+        segments.lanes()[0].lock().seal();
+        let gone = dir.path().join("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let (broken, _indexer2) = Segments::open(&gone, 1).unwrap();
+        broken.shared.sync_failed.store(true, Ordering::SeqCst);
+        std::fs::remove_dir(&gone).unwrap();
+        // The directory is gone: the append cannot be made durable, it fails, and so does
+        // the next one.
+        assert!(broken.append(vec![entry(2)]).is_err());
+        assert!(broken.append(vec![entry(3)]).is_err());
+        assert!(broken.sync_failed());
+        // Where the sync works, the first append that syncs clears the failure; it was
+        // written and synced (the lane is not dirty), and the next one goes unsynced again.
+        segments.append(vec![entry(4)]).unwrap();
+        assert!(!segments.sync_failed());
+        assert!(!segments.lanes()[0].lock().dirty);
+        segments.append(vec![entry(5)]).unwrap();
+        assert!(segments.lanes()[0].lock().dirty);
     }
 
     #[test]
