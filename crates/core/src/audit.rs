@@ -304,6 +304,14 @@ impl Store for AuditingStore {
         self.inner.visible_generation()
     }
 
+    fn shared_marked_generation(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        self.inner.shared_marked_generation()
+    }
+
+    fn sync_generations(&self) -> Result<(), StoreError> {
+        self.inner.sync_generations()
+    }
+
     fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready()
     }
@@ -342,6 +350,10 @@ impl WriteTxn for AuditingTxn<'_> {
     fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
         self.changed |= !key.starts_with(AUDIT_PREFIX);
         self.inner.delete(key)
+    }
+
+    fn mark(&mut self) {
+        self.inner.mark();
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -12,11 +12,14 @@
 //! logical commit changes nothing a reader can see, and the physical one happens later, on
 //! another thread.
 //!
-//! Several processes on one store: when the backend shares its own generation counter
-//! ([`Store::shared_generation`], PostgreSQL: a generation row bumped in every write
-//! transaction, learned from the other nodes by LISTEN/NOTIFY and polling), that counter is
-//! used instead of the in-process one. It moves on *every* committed change of any node (not
-//! only identity changes), which is coarser but never stale beyond the notification delay.
+//! Several processes on one store: when the backend shares a marked generation
+//! ([`Store::shared_marked_generation`], PostgreSQL: a column of the generation row bumped by
+//! the write transactions that [`WriteTxn::mark`] marks, learned from the other nodes by
+//! LISTEN/NOTIFY, polling and [`Store::sync_generations`]), this wrapper marks every write
+//! transaction that changes identity data, and the backend's counter is used instead of the
+//! in-process one: like on a single node, only identity changes move it. It is never stale
+//! for a request, because every authenticated request first syncs it with the database
+//! ([`crate::Services::resolve_credential`]).
 //!
 //! The wrapper also notes which keys each commit wrote ([`KeyChanges`]), so that the cache of
 //! decoded records keeps an entry across commits that did not touch its key: a write of one
@@ -135,9 +138,11 @@ pub struct GenerationStore {
 
 impl GenerationStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        let shared = inner.shared_generation();
-        let changes = (shared.is_none() && inner.visible_generation().is_some())
-            .then(|| Arc::new(KeyChanges::default()));
+        let shared = inner.shared_marked_generation();
+        let changes = (inner.shared_generation().is_none()
+            && shared.is_none()
+            && inner.visible_generation().is_some())
+        .then(|| Arc::new(KeyChanges::default()));
         GenerationStore {
             counts: shared.is_none(),
             generation: shared.unwrap_or_else(|| Arc::new(AtomicU64::new(0))),
@@ -192,6 +197,14 @@ impl Store for GenerationStore {
         self.inner.visible_generation()
     }
 
+    fn shared_marked_generation(&self) -> Option<Arc<AtomicU64>> {
+        self.inner.shared_marked_generation()
+    }
+
+    fn sync_generations(&self) -> Result<(), StoreError> {
+        self.inner.sync_generations()
+    }
+
     fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready()
     }
@@ -204,7 +217,8 @@ impl Store for GenerationStore {
 struct CountingTxn<'a> {
     inner: Box<dyn WriteTxn + 'a>,
     touched: bool,
-    /// `None` when the backend's shared counter moves by itself on commit.
+    /// `None` when the backend's shared counter moves by itself on commit (of a transaction
+    /// marked with [`WriteTxn::mark`]).
     generation: Option<&'a AtomicU64>,
     /// Where the written keys are noted at commit, and the backend that says when the commit
     /// became visible.
@@ -246,14 +260,22 @@ impl WriteTxn for CountingTxn<'_> {
         Ok(existed)
     }
 
+    fn mark(&mut self) {
+        self.touched = true;
+    }
+
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
         let CountingTxn {
-            inner,
+            mut inner,
             touched,
             generation,
             changes,
             written,
         } = *self;
+        if touched {
+            // A shared backend bumps its marked generation in the same transaction.
+            inner.mark();
+        }
         let changes = changes.filter(|_| !written.is_empty());
         if let Some((changes, _)) = changes {
             changes.begin(&written);
@@ -453,6 +475,44 @@ mod tests {
             }
         });
         assert_eq!(counter.load(Ordering::SeqCst), 8 * 40);
+    }
+
+    /// On a store shared by several processes (PostgreSQL) the identity generation is the
+    /// backend's marked generation: moved by identity changes of any node, and by nothing
+    /// else (the all-commits generation moves on every change).
+    #[test]
+    fn on_postgres_only_identity_changes_of_any_node_move_the_identity_generation() {
+        let db = tresor_store::testing::TestDatabase::create();
+        let node = |url: &str| {
+            GenerationStore::new(Arc::new(tresor_store::PostgresStore::open(url).unwrap()))
+        };
+        let (a, b) = (node(&db.url), node(&db.url));
+        let (a_identity, b_identity) = (a.counter(), b.counter());
+        let b_all = b.shared_generation().unwrap();
+        let write = |store: &GenerationStore, key: &str| {
+            let mut t = store.begin_write().unwrap();
+            t.put(key, b"v").unwrap();
+            t.commit().unwrap();
+        };
+        let identity = || {
+            b.sync_generations().unwrap();
+            (
+                a_identity.load(Ordering::SeqCst),
+                b_identity.load(Ordering::SeqCst),
+            )
+        };
+        let all_before = b_all.load(Ordering::SeqCst);
+        write(&a, "acct/1/region/r/secretsmanager/x/iam/y");
+        write(&a, "sys/session/ASIANEW");
+        assert_eq!(identity(), (0, 0), "no identity change");
+        assert_eq!(b_all.load(Ordering::SeqCst), all_before + 2);
+        write(&a, "acct/1/iam/user/u");
+        assert_eq!(identity(), (1, 1), "an identity change on a, seen by b");
+        let mut t = b.begin_write().unwrap();
+        assert!(t.delete("sys/session/ASIANEW").unwrap());
+        t.commit().unwrap();
+        a.sync_generations().unwrap();
+        assert_eq!(identity(), (2, 2), "an identity change on b, seen by a");
     }
 
     #[test]

@@ -117,12 +117,22 @@ impl Services {
 
     /// The SigV4 check's credential lookup, served from the credential cache while no
     /// identity change has committed since it was filled.
+    ///
+    /// The first thing every authenticated request does, so it first brings the store's
+    /// generations up to date with the commits of other processes sharing the store
+    /// ([`Store::sync_generations`]: one round trip on PostgreSQL, nothing on the embedded
+    /// backends). Every cache the request then uses (credentials, compiled policies, decoded
+    /// records) is tagged with a generation no older than the request: a change acknowledged
+    /// by any node before the request arrived is enforced by it.
     pub fn resolve_credential(
         &self,
         access_key_id: &str,
         session_token: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<ResolvedCredential, CredentialError> {
+        self.store
+            .sync_generations()
+            .map_err(|e| CredentialError::Internal(e.into()))?;
         // Read the generation before the store: data read afterwards is at least that new.
         let generation = self.identity_generation();
         if let Some(hit) = self

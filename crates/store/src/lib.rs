@@ -42,8 +42,12 @@ pub trait Store: Send + Sync + 'static {
     /// A read-only transaction whose snapshot may be taken at its first read rather than at
     /// this call: for the hot read paths, which are mostly served from caches keyed by
     /// [`ReadTxn::snapshot_generation`] and then cost no store transaction at all. It still
-    /// sees one consistent snapshot, of a state no older than this call. The default is
-    /// [`Store::begin_read`]; SQLite opens lazily (see its module).
+    /// sees one consistent snapshot, of a state no older than what this process knew of at
+    /// this call: for a single-process store every commit before the call; for a store shared
+    /// by several processes every commit of this process and every commit of the others that
+    /// the latest [`Store::sync_generations`] before this call (or a notification) brought
+    /// news of. The default is [`Store::begin_read`]; SQLite and PostgreSQL open lazily (see
+    /// their modules).
     fn begin_read_lazy(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
         self.begin_read()
     }
@@ -82,6 +86,26 @@ pub trait Store: Send + Sync + 'static {
     /// when the backend cannot say.
     fn visible_generation(&self) -> Option<u64> {
         None
+    }
+
+    /// For a store shared by several processes: a second counter like
+    /// [`Store::shared_generation`] that moves only on commits of write transactions that
+    /// called [`WriteTxn::mark`] (tresor marks the changes of identity data, so that caches
+    /// of credentials and policies survive other commits). `None` (the default) for
+    /// single-process backends.
+    fn shared_marked_generation(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
+
+    /// For a store shared by several processes: brings [`Store::shared_generation`] and
+    /// [`Store::shared_marked_generation`] up to date with every commit of every process that
+    /// completed before this call (PostgreSQL: one round trip, a read of the generation row
+    /// outside any transaction). A request that calls it first, and then serves reads from
+    /// caches tagged with those counters, sees every change acknowledged before it arrived,
+    /// whichever process made it. A no-op (the default) for single-process backends, whose
+    /// counters are exact at all times.
+    fn sync_generations(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// Whether the store can serve requests now (a readiness probe): embedded backends are
@@ -164,6 +188,11 @@ pub trait WriteTxn: ReadTxn {
 
     /// Removes `key`; returns whether it existed.
     fn delete(&mut self, key: &str) -> Result<bool, StoreError>;
+
+    /// Marks the transaction: if it commits a change, the store's marked generation
+    /// ([`Store::shared_marked_generation`]) moves too. Ignored (the default) by stores
+    /// without one; a wrapper forwards it to the transaction it wraps.
+    fn mark(&mut self) {}
 
     /// Makes every write of this transaction durable and visible, atomically. On error nothing
     /// of this transaction is visible.

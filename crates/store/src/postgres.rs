@@ -1,21 +1,27 @@
 //! [`PostgresStore`]: the scale-out backend. Several tresor processes share one PostgreSQL
 //! database; each keeps a small connection pool.
 //!
-//! Schema (version 1, applied at open under an advisory lock, so nodes starting together do
-//! not race; a database with a newer version is refused):
+//! Schema (version 2, applied at open under an advisory lock, so nodes starting together do
+//! not race; a database with a newer version is refused; an older one is upgraded):
 //!
 //! ```sql
 //! CREATE TABLE tresor_schema (id int PRIMARY KEY, version int NOT NULL);
 //! CREATE TABLE tresor_kv   (k bytea PRIMARY KEY, v bytea NOT NULL);
-//! CREATE TABLE tresor_meta (id int PRIMARY KEY, generation bigint NOT NULL); -- one row
+//! CREATE TABLE tresor_meta (id int PRIMARY KEY, generation bigint NOT NULL,   -- one row
+//!                           marked_generation bigint NOT NULL);              -- (version 2)
 //! ```
+//!
+//! A version 1 node does not move `marked_generation`: upgrade every node of a cluster
+//! together (stop them all, start the new version), not one at a time.
 //!
 //! Keys are stored as their UTF-8 bytes in `bytea` (which compares with `memcmp`, so the
 //! order is the bytewise order of the [`crate::Store`] contract, and NUL is allowed).
 //!
 //! **Transactions.** A read transaction is `REPEATABLE READ, READ ONLY` (one snapshot), begun
-//! lazily and pipelined with its first statement and the read of the generation row (one
-//! round trip). A write transaction takes one cluster-wide transaction-scoped advisory lock
+//! with the read of the generation row in one round trip. [`Store::begin_read_lazy`] sends
+//! nothing: its tag is the generation this process knows of (see below), and the snapshot is
+//! begun at its first read, pipelined with that read (one round trip); a read served entirely
+//! from caches therefore costs no transaction (and no `COMMIT`). A write transaction takes one cluster-wide transaction-scoped advisory lock
 //! first (`pg_advisory_xact_lock`, waiting at most the busy timeout, then
 //! [`StoreError::Busy`]): write transactions run one at a time across every node, exactly
 //! as on SQLite, so they are serializable by construction and never fail with a
@@ -25,13 +31,23 @@
 //! round trip plus PostgreSQL's WAL flush per write).
 //!
 //! **Generations.** Every write transaction that changed something bumps the generation row
-//! in its own transaction and sends `NOTIFY tresor_commit, '<generation>'`. A read snapshot
-//! reads that row, so [`ReadTxn::snapshot_generation`] names exactly the committed data it
-//! sees (the decoded-record caches of every node are therefore exact). The store's
-//! [`Store::shared_generation`] counter is the highest generation this process knows of: its
-//! own commits (before `commit()` returns), every `NOTIFY` (a listener connection per
-//! process), a poll of the row every [`POLL_INTERVAL`] (the fallback when notifications are
-//! lost, e.g. while the listener reconnects) and every read snapshot.
+//! in its own transaction (a transaction marked with [`WriteTxn::mark`] bumps
+//! `marked_generation` too) and sends `NOTIFY tresor_commit, '<generation>,<marked>'`. A read
+//! snapshot reads that row, so [`ReadTxn::snapshot_generation`] names exactly the committed
+//! data it sees (the decoded-record caches of every node are therefore exact). The store's
+//! [`Store::shared_generation`] and [`Store::shared_marked_generation`] counters are the
+//! highest values this process knows of: its own commits (before `commit()` returns), every
+//! `NOTIFY` (a listener connection per process), [`Store::sync_generations`] (one plain
+//! `SELECT` of the row, outside any transaction: tresor does it once at the start of every
+//! authenticated request, so that the request sees every change acknowledged before it
+//! arrived, whichever node made it), a poll of the row every [`POLL_INTERVAL`] (the fallback
+//! when notifications are lost, e.g. while the listener reconnects) and every read snapshot.
+//!
+//! A lazy read's tag is the generation counter at [`Store::begin_read_lazy`], a committed
+//! generation: a cache entry tagged with it was read from a snapshot of exactly that state.
+//! When the snapshot is begun (at the first read) it reads the generation row too; if the row
+//! moved in between, the tag becomes the snapshot's own when it was never handed out, and
+//! `None` when it was (data newer than a tag already used must not be cached under it).
 //!
 //! **Threads.** The [`Store`] trait is synchronous and tresor calls it inline on tokio
 //! worker threads. The connections (tokio-postgres) are driven by a small runtime of this
@@ -59,7 +75,7 @@ use crate::range::{LowerBound, lower_bound, prefix_successor};
 use crate::{ReadTxn, Store, StoreError, WriteTxn};
 
 /// The schema version this build reads and writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// Advisory lock keys (arbitrary constants, "tresor" in ASCII-ish digits).
 const WRITER_LOCK: i64 = 0x7472_6573_6f72_0001;
@@ -72,11 +88,18 @@ const CHANNEL: &str = "tresor_commit";
 /// bounds how late a lost notification can be noticed).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-const MIGRATIONS: &[&str] = &["
+/// Migration `i` takes a database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE tresor_kv (k bytea PRIMARY KEY, v bytea NOT NULL);
     CREATE TABLE tresor_meta (id int PRIMARY KEY, generation bigint NOT NULL);
     INSERT INTO tresor_meta (id, generation) VALUES (1, 0);
-"];
+",
+    // Starts at 0; every process of this version reads it at start, after the migration.
+    "
+    ALTER TABLE tresor_meta ADD COLUMN marked_generation bigint NOT NULL DEFAULT 0;
+",
+];
 
 const SELECT_VALUE: &str = "SELECT v FROM tresor_kv WHERE k = $1";
 const SCAN_FROM: &str = "SELECT k, v FROM tresor_kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3";
@@ -86,10 +109,17 @@ const SCAN_REV: &str =
 const UPSERT_MANY: &str = "INSERT INTO tresor_kv (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
      ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v";
 const DELETE_MANY: &str = "DELETE FROM tresor_kv WHERE k = ANY($1::bytea[])";
-const SELECT_GENERATION: &str = "SELECT generation FROM tresor_meta WHERE id = 1";
+const SELECT_GENERATION: &str =
+    "SELECT generation, marked_generation FROM tresor_meta WHERE id = 1";
 const BUMP_GENERATION: &str = "WITH g AS (UPDATE tresor_meta SET generation = generation + 1 \
-     WHERE id = 1 RETURNING generation) \
-     SELECT generation, pg_notify('tresor_commit', generation::text)::text FROM g";
+     WHERE id = 1 RETURNING generation, marked_generation) \
+     SELECT generation, marked_generation, \
+     pg_notify('tresor_commit', generation::text || ',' || marked_generation::text)::text FROM g";
+const BUMP_MARKED: &str = "WITH g AS (UPDATE tresor_meta SET generation = generation + 1, \
+     marked_generation = marked_generation + 1 \
+     WHERE id = 1 RETURNING generation, marked_generation) \
+     SELECT generation, marked_generation, \
+     pg_notify('tresor_commit', generation::text || ',' || marked_generation::text)::text FROM g";
 
 /// Above every key: `0xFF` never occurs in UTF-8.
 const TOP: &[u8] = &[0xFF];
@@ -193,6 +223,7 @@ struct Statements {
     scan_rev: Statement,
     generation: Statement,
     bump: Statement,
+    bump_marked: Statement,
     put_many: Statement,
     delete_many: Statement,
 }
@@ -230,6 +261,8 @@ struct Shared {
     open: AtomicUsize,
     /// The highest committed generation this process knows of.
     generation: Arc<AtomicU64>,
+    /// The highest committed marked generation this process knows of.
+    marked: Arc<AtomicU64>,
     /// Whether the listener connection is up (LISTEN active).
     listening: AtomicBool,
     closed: AtomicBool,
@@ -394,6 +427,7 @@ impl PostgresStore {
                 writer_conn: Mutex::new(None),
                 open: AtomicUsize::new(0),
                 generation: Arc::new(AtomicU64::new(0)),
+                marked: Arc::new(AtomicU64::new(0)),
                 listening: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 round_trips: AtomicU64::new(0),
@@ -401,18 +435,7 @@ impl PostgresStore {
             }),
         };
         store.migrate()?;
-        let conn = store.checkout()?;
-        let generation = store.run(conn.client.query_one(&conn.stmts.generation, &[]));
-        let generation = match generation {
-            Ok(Ok(row)) => row.get::<_, i64>(0),
-            Ok(Err(e)) => return Err(pg("reading the generation")(e)),
-            Err(e) => return Err(e),
-        };
-        store
-            .shared
-            .generation
-            .fetch_max(u64::try_from(generation).unwrap_or(0), Ordering::SeqCst);
-        store.checkin(conn);
+        store.sync_generations()?;
         spawn_listener(Arc::downgrade(&store.shared))?;
         Ok(store)
     }
@@ -627,6 +650,11 @@ impl PostgresStore {
         self.shared.generation.load(Ordering::SeqCst)
     }
 
+    /// The highest committed marked generation this process knows of.
+    pub fn known_marked_generation(&self) -> u64 {
+        self.shared.marked.load(Ordering::SeqCst)
+    }
+
     /// Creates the database `name` through the administrative connection `admin_url` (tests
     /// and `tresor migrate`). `name` must be a plain identifier.
     pub fn create_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
@@ -714,9 +742,18 @@ impl Shared {
         self.freed.notify_one();
     }
 
-    fn saw_generation(&self, generation: i64) {
-        self.generation
-            .fetch_max(u64::try_from(generation).unwrap_or(0), Ordering::SeqCst);
+    /// Notes a committed (generation, marked generation) pair; returns the generation.
+    fn saw_generation(&self, generation: i64, marked: i64) -> u64 {
+        let generation = u64::try_from(generation).unwrap_or(0);
+        self.generation.fetch_max(generation, Ordering::SeqCst);
+        self.marked
+            .fetch_max(u64::try_from(marked).unwrap_or(0), Ordering::SeqCst);
+        generation
+    }
+
+    /// Notes the generation row as a query returned it (generation, marked generation).
+    fn saw_row(&self, row: &tokio_postgres::Row) -> u64 {
+        self.saw_generation(row.get(0), row.get(1))
     }
 }
 
@@ -724,13 +761,14 @@ async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
     // Prepared together: pipelined, one round trip.
     let (put_many, delete_many) =
         tokio::join!(client.prepare(UPSERT_MANY), client.prepare(DELETE_MANY));
-    let (get, scan_from, scan_after, scan_rev, generation, bump) = tokio::join!(
+    let (get, scan_from, scan_after, scan_rev, generation, bump, bump_marked) = tokio::join!(
         client.prepare(SELECT_VALUE),
         client.prepare(SCAN_FROM),
         client.prepare(SCAN_AFTER),
         client.prepare(SCAN_REV),
         client.prepare(SELECT_GENERATION),
         client.prepare(BUMP_GENERATION),
+        client.prepare(BUMP_MARKED),
     );
     Ok(Statements {
         get: get?,
@@ -739,6 +777,7 @@ async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         scan_rev: scan_rev?,
         generation: generation?,
         bump: bump?,
+        bump_marked: bump_marked?,
         put_many: put_many?,
         delete_many: delete_many?,
     })
@@ -783,8 +822,8 @@ fn spawn_listener(shared: std::sync::Weak<Shared>) -> Result<(), StoreError> {
                 tokio::select! {
                     payload = rx.recv() => match payload {
                         Some(p) => {
-                            if let (Ok(g), Some(s)) = (p.parse::<i64>(), shared.upgrade()) {
-                                s.saw_generation(g);
+                            if let (Some((g, m)), Some(s)) = (parse_payload(&p), shared.upgrade()) {
+                                s.saw_generation(g, m);
                             }
                         }
                         None => break,
@@ -795,7 +834,9 @@ fn spawn_listener(shared: std::sync::Weak<Shared>) -> Result<(), StoreError> {
                             client.query_one(SELECT_GENERATION, &[]),
                         ).await;
                         match (polled, shared.upgrade()) {
-                            (Ok(Ok(row)), Some(s)) => s.saw_generation(row.get(0)),
+                            (Ok(Ok(row)), Some(s)) => {
+                                s.saw_row(&row);
+                            }
                             (_, None) => return,
                             _ => break,
                         }
@@ -809,6 +850,12 @@ fn spawn_listener(shared: std::sync::Weak<Shared>) -> Result<(), StoreError> {
         }
     });
     Ok(())
+}
+
+/// A notification's `<generation>,<marked generation>`.
+fn parse_payload(payload: &str) -> Option<(i64, i64)> {
+    let (g, m) = payload.split_once(',')?;
+    Some((g.parse().ok()?, m.parse().ok()?))
 }
 
 /// The store crate does not log (it has no tracing dependency); a lost listener shows as
@@ -832,7 +879,7 @@ impl Store for PostgresStore {
             )
         });
         let generation = match begun {
-            Ok((Ok(()), Ok(row))) => row.get::<_, i64>(0),
+            Ok((Ok(()), Ok(row))) => self.shared.saw_row(&row),
             Ok((Err(e), _) | (_, Err(e))) => {
                 if conn.client.is_closed() {
                     self.shared.discard();
@@ -846,13 +893,56 @@ impl Store for PostgresStore {
                 return Err(e);
             }
         };
-        self.shared.saw_generation(generation);
         Ok(Box::new(PgReadTxn {
             store: self,
-            conn: Some(conn),
-            generation: u64::try_from(generation).unwrap_or(0),
+            conn: std::cell::OnceCell::from(conn),
+            generation: std::cell::Cell::new(Some(generation)),
+            handed_out: std::cell::Cell::new(false),
             failed: std::cell::Cell::new(false),
         }))
+    }
+
+    fn begin_read_lazy(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        // Nothing is sent: the tag is the newest generation this process knows of (a
+        // committed one), the snapshot is begun at the first read.
+        Ok(Box::new(PgReadTxn {
+            store: self,
+            conn: std::cell::OnceCell::new(),
+            generation: std::cell::Cell::new(Some(self.shared.generation.load(Ordering::SeqCst))),
+            handed_out: std::cell::Cell::new(false),
+            failed: std::cell::Cell::new(false),
+        }))
+    }
+
+    fn sync_generations(&self) -> Result<(), StoreError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let conn = self.checkout()?;
+        // A single statement outside any transaction: it sees every transaction committed
+        // before it started.
+        match self.run(conn.client.query_one(&conn.stmts.generation, &[])) {
+            Ok(Ok(row)) => {
+                self.shared.saw_row(&row);
+                self.checkin(conn);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                if conn.client.is_closed() {
+                    self.shared.discard();
+                } else {
+                    self.checkin(conn);
+                }
+                Err(pg("reading the generation")(e))
+            }
+            Err(e) => {
+                self.shared.discard();
+                Err(e)
+            }
+        }
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
@@ -876,6 +966,7 @@ impl Store for PostgresStore {
                 pending: std::collections::BTreeMap::new(),
                 conn: Some(conn),
                 dirty: false,
+                marked: false,
                 failed: std::cell::Cell::new(false),
             })),
             Some(Err(e)) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
@@ -917,6 +1008,10 @@ impl Store for PostgresStore {
 
     fn shared_generation(&self) -> Option<Arc<AtomicU64>> {
         Some(self.shared.generation.clone())
+    }
+
+    fn shared_marked_generation(&self) -> Option<Arc<AtomicU64>> {
+        Some(self.shared.marked.clone())
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
@@ -972,18 +1067,37 @@ enum ScanKind {
     Reverse,
 }
 
+/// Which prepared statement a read runs.
+#[derive(Clone, Copy)]
+enum Which {
+    Get,
+    ScanFrom,
+    ScanAfter,
+    ScanRev,
+}
+
+impl Statements {
+    fn pick(&self, which: Which) -> &Statement {
+        match which {
+            Which::Get => &self.get,
+            Which::ScanFrom => &self.scan_from,
+            Which::ScanAfter => &self.scan_after,
+            Which::ScanRev => &self.scan_rev,
+        }
+    }
+}
+
 /// The statement and parameters (lower bound, upper bound) of a scan.
 fn scan_params<'a>(
-    stmts: &'a Statements,
     kind: ScanKind,
     prefix: &'a str,
     bound: Option<&'a str>,
-) -> (&'a Statement, &'a [u8], Vec<u8>) {
+) -> (Which, &'a [u8], Vec<u8>) {
     let mut upper = prefix_successor(prefix).map_or_else(|| TOP.to_vec(), String::into_bytes);
     match kind {
         ScanKind::Forward => match lower_bound(prefix, bound) {
-            LowerBound::Inclusive(p) => (&stmts.scan_from, p.as_bytes(), upper),
-            LowerBound::Exclusive(a) => (&stmts.scan_after, a.as_bytes(), upper),
+            LowerBound::Inclusive(p) => (Which::ScanFrom, p.as_bytes(), upper),
+            LowerBound::Exclusive(a) => (Which::ScanAfter, a.as_bytes(), upper),
         },
         ScanKind::Reverse => {
             if let Some(before) = bound
@@ -991,16 +1105,23 @@ fn scan_params<'a>(
             {
                 upper = before.as_bytes().to_vec();
             }
-            (&stmts.scan_rev, prefix.as_bytes(), upper)
+            (Which::ScanRev, prefix.as_bytes(), upper)
         }
     }
 }
 
+/// A read transaction. [`Store::begin_read`] begins its snapshot at once; one of
+/// [`Store::begin_read_lazy`] has no connection until its first read, which begins the
+/// snapshot, reads the generation row and runs the read in one round trip (see the module
+/// docs for the tag rules).
 struct PgReadTxn<'a> {
     store: &'a PostgresStore,
-    conn: Option<Conn>,
-    /// The generation row as this snapshot sees it.
-    generation: u64,
+    /// Set when the snapshot is begun.
+    conn: std::cell::OnceCell<Conn>,
+    /// See [`ReadTxn::snapshot_generation`].
+    generation: std::cell::Cell<Option<u64>>,
+    /// Whether `snapshot_generation` returned a tag before the snapshot was begun.
+    handed_out: std::cell::Cell<bool>,
     /// A statement failed: the transaction is aborted (rolled back at the end).
     failed: std::cell::Cell<bool>,
 }
@@ -1008,14 +1129,19 @@ struct PgReadTxn<'a> {
 impl PgReadTxn<'_> {
     fn query(
         &self,
-        stmt: &Statement,
+        which: Which,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         if self.failed.get() {
             return Err(StoreError::TransactionLost);
         }
-        let conn = self.conn.as_ref().ok_or(StoreError::TransactionLost)?;
-        match self.store.run(conn.client.query(stmt, params)) {
+        let Some(conn) = self.conn.get() else {
+            return self.begin_with(which, params);
+        };
+        match self
+            .store
+            .run(conn.client.query(conn.stmts.pick(which), params))
+        {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => {
                 self.failed.set(true);
@@ -1028,14 +1154,57 @@ impl PgReadTxn<'_> {
         }
     }
 
-    fn stmts(&self) -> Result<&Statements, StoreError> {
-        Ok(&self.conn.as_ref().ok_or(StoreError::TransactionLost)?.stmts)
+    /// The first read of a lazy transaction: `BEGIN`, the generation row and the read,
+    /// pipelined.
+    fn begin_with(
+        &self,
+        which: Which,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let store = self.store;
+        let conn = store.checkout()?;
+        store.shared.transactions.fetch_add(1, Ordering::Relaxed);
+        let client = &conn.client;
+        let begun = store.run(async {
+            tokio::join!(
+                client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+                client.query_one(&conn.stmts.generation, &[]),
+                client.query(conn.stmts.pick(which), params),
+            )
+        });
+        match begun {
+            Ok((Ok(()), Ok(row), Ok(rows))) => {
+                let snapshot = store.shared.saw_row(&row);
+                if self.generation.get() != Some(snapshot) {
+                    // The row moved since the begin call: a tag already used for cached data
+                    // must not name this newer data.
+                    self.generation
+                        .set((!self.handed_out.get()).then_some(snapshot));
+                }
+                let _ = self.conn.set(conn);
+                Ok(rows)
+            }
+            Ok((Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e))) => {
+                self.failed.set(true);
+                if conn.client.is_closed() {
+                    store.shared.discard();
+                } else {
+                    store.finish_async(conn, "ROLLBACK");
+                }
+                Err(pg("reading")(e))
+            }
+            Err(e) => {
+                self.failed.set(true);
+                store.shared.discard();
+                Err(e)
+            }
+        }
     }
 }
 
 impl ReadTxn for PgReadTxn<'_> {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let rows = self.query(&self.stmts()?.get, &[&key.as_bytes()])?;
+        let rows = self.query(Which::Get, &[&key.as_bytes()])?;
         Ok(rows.into_iter().next().map(|r| r.get::<_, Vec<u8>>(0)))
     }
 
@@ -1048,9 +1217,8 @@ impl ReadTxn for PgReadTxn<'_> {
         if limit_n == 0 {
             return Ok(Vec::new());
         }
-        let (stmt, lower, upper) =
-            scan_params(self.stmts()?, ScanKind::Forward, prefix, start_after);
-        rows(self.query(stmt, &[&lower, &upper.as_slice(), &limit(limit_n)])?)
+        let (which, lower, upper) = scan_params(ScanKind::Forward, prefix, start_after);
+        rows(self.query(which, &[&lower, &upper.as_slice(), &limit(limit_n)])?)
     }
 
     fn scan_rev(
@@ -1062,17 +1230,25 @@ impl ReadTxn for PgReadTxn<'_> {
         if limit_n == 0 {
             return Ok(Vec::new());
         }
-        let (stmt, lower, upper) = scan_params(self.stmts()?, ScanKind::Reverse, prefix, before);
-        rows(self.query(stmt, &[&lower, &upper.as_slice(), &limit(limit_n)])?)
+        let (which, lower, upper) = scan_params(ScanKind::Reverse, prefix, before);
+        rows(self.query(which, &[&lower, &upper.as_slice(), &limit(limit_n)])?)
     }
 
     fn snapshot_generation(&self) -> Option<u64> {
-        (!self.failed.get()).then_some(self.generation)
+        if self.failed.get() {
+            return None;
+        }
+        let generation = self.generation.get();
+        if generation.is_some() && self.conn.get().is_none() {
+            self.handed_out.set(true);
+        }
+        generation
     }
 }
 
 impl Drop for PgReadTxn<'_> {
     fn drop(&mut self) {
+        // A lazy transaction that never read has nothing to end.
         if let Some(conn) = self.conn.take() {
             let end = if self.failed.get() {
                 "ROLLBACK"
@@ -1128,6 +1304,8 @@ struct PgWriteTxn<'a> {
     pending: std::collections::BTreeMap<String, Option<Vec<u8>>>,
     /// Whether anything was written (an empty commit bumps no generation).
     dirty: bool,
+    /// Whether the commit bumps the marked generation too ([`WriteTxn::mark`]).
+    marked: bool,
     /// A statement failed: PostgreSQL aborted the transaction, nothing of it can commit.
     failed: std::cell::Cell<bool>,
 }
@@ -1193,11 +1371,11 @@ impl ReadTxn for PgWriteTxn<'_> {
             .collect();
         // Each pending entry in range can hide at most one database row: fetch that many more.
         let fetch = limit_n.saturating_add(overlay.len());
-        let (stmt, lower, upper) = scan_params(&conn.stmts, ScanKind::Forward, prefix, start_after);
-        let r = self.store.run(
-            conn.client
-                .query(stmt, &[&lower, &upper.as_slice(), &limit(fetch)]),
-        );
+        let (which, lower, upper) = scan_params(ScanKind::Forward, prefix, start_after);
+        let r = self.store.run(conn.client.query(
+            conn.stmts.pick(which),
+            &[&lower, &upper.as_slice(), &limit(fetch)],
+        ));
         let found = rows(self.checked("scanning", r)?)?;
         if overlay.is_empty() {
             return Ok(found);
@@ -1237,6 +1415,10 @@ impl WriteTxn for PgWriteTxn<'_> {
         Ok(existed)
     }
 
+    fn mark(&mut self) {
+        self.marked = true;
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         if self.failed.get() {
             return Err(StoreError::TransactionLost);
@@ -1265,11 +1447,16 @@ impl WriteTxn for PgWriteTxn<'_> {
         // Writes, the generation bump and COMMIT pipelined: one round trip.
         let delete_params: [&(dyn ToSql + Sync); 1] = [&deleted];
         let put_params: [&(dyn ToSql + Sync); 2] = [&put_keys, &put_values];
+        let bump = if self.marked {
+            &conn.stmts.bump_marked
+        } else {
+            &conn.stmts.bump
+        };
         let result = store.run(async {
             tokio::join!(
                 client.execute(&conn.stmts.delete_many, &delete_params),
                 client.execute(&conn.stmts.put_many, &put_params),
-                client.query_one(&conn.stmts.bump, &[]),
+                client.query_one(bump, &[]),
                 client.batch_execute("COMMIT"),
             )
         });
@@ -1282,8 +1469,7 @@ impl WriteTxn for PgWriteTxn<'_> {
         });
         match result {
             Ok((Ok(row), Ok(()))) => {
-                let generation: i64 = row.get(0);
-                store.shared.saw_generation(generation);
+                store.shared.saw_row(&row);
                 store.checkin(conn);
                 Ok(())
             }
