@@ -308,6 +308,37 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// libpq's TLS parameters in a URL's query that tokio-postgres does not parse: `sslrootcert`
+/// (a PEM file of certificate authorities, as for Amazon RDS, whose CA is not among the
+/// system's roots) becomes [`PostgresOptions::ca_file`] unless one is set, and `sslmode`
+/// `verify-ca` / `verify-full` become `require` (tresor always verifies the server's
+/// certificate and name when TLS is on). See PostgreSQL's "Connection Strings" documentation.
+fn libpq_tls_params(url: &str, options: &PostgresOptions) -> (String, PostgresOptions) {
+    let mut options = options.clone();
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), options);
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslrootcert", value)) => {
+                let path = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                if options.ca_file.is_none() && !path.is_empty() {
+                    options.ca_file = Some(std::path::PathBuf::from(path.into_owned()));
+                }
+            }
+            Some(("sslmode", "verify-ca" | "verify-full")) => kept.push("sslmode=require"),
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, options)
+}
+
 fn parse_config(url: &str, options: &PostgresOptions) -> Result<Config, StoreError> {
     let mut config = Config::from_str(url).map_err(|e| StoreError::Unavailable {
         reason: format!("invalid PostgreSQL URL: {e}"),
@@ -412,7 +443,8 @@ impl PostgresStore {
     }
 
     pub fn open_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let config = parse_config(url, &options)?;
+        let (url, options) = libpq_tls_params(url, &options);
+        let config = parse_config(&url, &options)?;
         let tls = make_tls(&config, &options)?;
         let store = PostgresStore {
             shared: Arc::new(Shared {
@@ -676,8 +708,8 @@ impl PostgresStore {
     }
 
     fn admin(admin_url: &str, sql: &str) -> Result<(), StoreError> {
-        let options = PostgresOptions::default();
-        let config = parse_config(admin_url, &options)?;
+        let (admin_url, options) = libpq_tls_params(admin_url, &PostgresOptions::default());
+        let config = parse_config(&admin_url, &options)?;
         let tls = make_tls(&config, &options)?;
         let sql = sql.to_string();
         let task = runtime()?.spawn(async move {
@@ -1495,5 +1527,58 @@ impl Drop for PgWriteTxn<'_> {
         if let Some(conn) = self.conn.take() {
             self.store.finish_async(conn, "ROLLBACK");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_tls_parameters_are_taken_from_the_url() {
+        let none = PostgresOptions::default();
+        let (url, o) = libpq_tls_params(
+            "postgres://u@db.example:5432/t?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Frds%20ca.pem&application_name=x",
+            &none,
+        );
+        assert_eq!(
+            url,
+            "postgres://u@db.example:5432/t?sslmode=require&application_name=x"
+        );
+        assert_eq!(
+            o.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/rds ca.pem"))
+        );
+        let (url, o) = libpq_tls_params("postgres://u@h/t?sslrootcert=/a.pem", &none);
+        assert_eq!(url, "postgres://u@h/t");
+        assert_eq!(o.ca_file.as_deref(), Some(std::path::Path::new("/a.pem")));
+        // A CA file given in the options wins; URLs without TLS parameters are unchanged.
+        let given = PostgresOptions {
+            ca_file: Some("/given.pem".into()),
+            ..PostgresOptions::default()
+        };
+        let (_, o) = libpq_tls_params("postgres://u@h/t?sslrootcert=/a.pem", &given);
+        assert_eq!(
+            o.ca_file.as_deref(),
+            Some(std::path::Path::new("/given.pem"))
+        );
+        let (url, o) = libpq_tls_params("postgres://u@h/t?sslmode=verify-ca", &none);
+        assert_eq!(
+            (url.as_str(), o.ca_file),
+            ("postgres://u@h/t?sslmode=require", None)
+        );
+        let (url, _) = libpq_tls_params("postgres://u@h/t", &none);
+        assert_eq!(url, "postgres://u@h/t");
+    }
+
+    #[test]
+    fn a_missing_ca_file_named_in_the_url_is_a_clear_error() {
+        let err = PostgresStore::open(
+            "postgres://u@127.0.0.1:1/t?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("CA file /nonexistent/ca.pem"), "{err}");
     }
 }
