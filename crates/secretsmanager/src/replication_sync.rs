@@ -137,15 +137,22 @@ pub fn lag_snapshot(services: &Services) -> Vec<ReplicaLag> {
     let m = metrics(services);
     // Replicas with changes waiting (a failing one's lag keeps growing until it catches up).
     let now = OffsetDateTime::now_utc();
-    let pending: Vec<ReplicationJob> = match services.store().begin_read() {
-        Ok(txn) => {
-            record::scan::<ReplicationJob>(&*txn, keys::REPLICATION_JOBS_PREFIX, None, 10_000)
-                .map(|jobs| jobs.into_iter().map(|(_, j)| j).collect())
-                .unwrap_or_default()
-        }
-        Err(_) => Vec::new(),
+    let Ok(txn) = services.store().begin_read() else {
+        return Vec::new();
     };
+    let pending: Vec<ReplicationJob> =
+        record::scan::<ReplicationJob>(&*txn, keys::REPLICATION_JOBS_PREFIX, None, 10_000)
+            .map(|jobs| jobs.into_iter().map(|(_, j)| j).collect())
+            .unwrap_or_default();
     let mut out: Vec<ReplicaLag> = m.by_replica.lock().values().cloned().collect();
+    // The status is the primary's record's (what DescribeSecret says), not this process's
+    // last observation: on several nodes sharing a store, another node may have brought the
+    // replica back in sync since this one saw it fail.
+    for e in &mut out {
+        if let Some(status) = stored_status(&*txn, &e.secret_arn, &e.region) {
+            e.status = status;
+        }
+    }
     for job in pending {
         let waited =
             u64::try_from((now - job.pending_since).whole_milliseconds().max(0)).unwrap_or(0);
@@ -168,6 +175,31 @@ pub fn lag_snapshot(services: &Services) -> Vec<ReplicaLag> {
         }
     }
     out
+}
+
+/// The replication status of `region` in the record of the primary secret `arn`
+/// (`arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters>`).
+fn stored_status(txn: &dyn tresor_store::ReadTxn, arn: &str, region: &str) -> Option<String> {
+    let mut parts = arn.splitn(7, ':');
+    let (_, _, _, primary_region, account, _, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let name = resource.get(..resource.len().checked_sub(7)?)?;
+    let record = record::get::<SecretRecord>(txn, &keys::secret(account, primary_region, name))
+        .ok()
+        .flatten()
+        .filter(|r| r.arn == arn)?;
+    record
+        .replication_status
+        .iter()
+        .find(|s| s.region == region)
+        .map(|s| s.status.clone())
 }
 
 // ---------------------------------------------------------------------------------------

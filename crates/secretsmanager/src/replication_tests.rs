@@ -276,3 +276,43 @@ fn a_failed_run_leaves_the_replica_as_it_was_and_backs_off() {
     assert_eq!((entry.status.as_str(), entry.failures), ("InSync", 1));
     assert!(entry.last_lag_ms.is_some() && entry.pending_ms.is_none());
 }
+
+/// Two processes on one store (nodes of a cluster): the one that saw the replica fail reports
+/// it in sync once the other has caught it up — the status is the store's, not a process's
+/// last observation.
+#[test]
+fn the_reported_status_is_the_stores_when_another_node_caught_the_replica_up() {
+    let store = Arc::new(MemoryStore::new());
+    let (a, b) = (services(store.clone()), services(store));
+    let key = create_key(&a, B);
+    crate::secrets::create_secret(
+        &a,
+        &ctx(A),
+        call(json!({"Name": "n", "SecretString": "v1",
+                    "AddReplicaRegions": [{"Region": B, "KmsKeyId": key}]})),
+    )
+    .expect("create");
+    run_due(&a, OffsetDateTime::now_utc()).expect("run");
+    set_key_enabled(&a, B, &key, false);
+    put(&a, "n", "v2");
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(run_due(&a, now).expect("run"), 0);
+    let status = |s: &Services| {
+        let lag = crate::replication_sync::lag_snapshot(s);
+        lag.iter()
+            .find(|l| l.region == B)
+            .map(|l| (l.status.clone(), l.failures))
+    };
+    assert_eq!(status(&a), Some(("Failed".to_string(), 1)));
+    set_key_enabled(&b, B, &key, true);
+    assert_eq!(
+        run_due(&b, now + time::Duration::seconds(5)).expect("run"),
+        1
+    );
+    assert_eq!(value(&a, B, "n"), "v2");
+    assert_eq!(
+        status(&a),
+        Some(("InSync".to_string(), 1)),
+        "node a's failure count is its own; the status is the store's"
+    );
+}
