@@ -164,14 +164,26 @@ def test_a_disabled_region_key_makes_only_the_replica_unreadable(world):
 
 
 def _replication_metrics(world, arn) -> dict:
-    """The replication samples of /metrics for the replica of `arn` in region B."""
-    with urllib.request.urlopen(world.server.endpoint + "/metrics", timeout=10) as r:
-        text = r.read().decode()
+    """The replication samples of /metrics for the replica of `arn` in region B, of every node
+    (on the two-node pass each node counts the runs it made): counters summed, gauges the
+    largest — except tresor_replication_in_sync, the smallest, so that every node must say 1."""
     out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("secret") == arn and sample.labels.get("region") == B:
-                out[sample.name.removesuffix("_total")] = sample.value
+    for endpoint in world.server.node_endpoints:
+        with urllib.request.urlopen(endpoint + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.labels.get("secret") != arn or sample.labels.get("region") != B:
+                    continue
+                name = sample.name.removesuffix("_total")
+                if name not in out:
+                    out[name] = sample.value
+                elif family.type == "counter":
+                    out[name] += sample.value
+                elif name == "tresor_replication_in_sync":
+                    out[name] = min(out[name], sample.value)
+                else:
+                    out[name] = max(out[name], sample.value)
     return out
 
 
