@@ -32,42 +32,13 @@ pub struct Target {
 
 /// Parses `secret_id` into the account/region/names to look for.
 pub fn target(ctx: &RequestCtx, secret_id: &str) -> Target {
-    if let Some(rest) = secret_id.strip_prefix("arn:") {
-        // arn:<partition>:secretsmanager:<region>:<account>:secret:<resource>
-        let parts: Vec<&str> = rest.splitn(6, ':').collect();
-        if let [
-            _partition,
-            "secretsmanager",
-            region,
-            account,
-            "secret",
-            resource,
-        ] = parts.as_slice()
-        {
-            let mut candidates = Vec::new();
-            // A full ARN: name + "-" + 6 random characters, and the ARN must match exactly.
-            if let Some((name, suffix)) = resource.rsplit_once('-')
-                && suffix.len() == 6
-                && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
-                && !name.is_empty()
-            {
-                candidates.push((name.to_string(), Some(secret_id.to_string())));
-            }
-            // A partial ARN: the resource part is the whole name.
-            candidates.push((resource.to_string(), None));
-            return Target {
-                account: account.to_string(),
-                region: region.to_string(),
-                shown_arn: secret_id.to_string(),
-                candidates,
-            };
-        }
-        return Target {
+    if secret_id.starts_with("arn:") {
+        return arn_target(secret_id).unwrap_or_else(|| Target {
             account: ctx.caller.account.clone(),
             region: ctx.region.clone(),
             shown_arn: secret_id.to_string(),
             candidates: Vec::new(),
-        };
+        });
     }
     Target {
         account: ctx.caller.account.clone(),
@@ -80,6 +51,63 @@ pub fn target(ctx: &RequestCtx, secret_id: &str) -> Target {
         ),
         candidates: vec![(secret_id.to_string(), None)],
     }
+}
+
+/// Where a secret's ARN (`arn:<partition>:secretsmanager:<region>:<account>:secret:<resource>`)
+/// points: a full ARN (name + "-" + 6 random characters, matched exactly) or a partial one
+/// (the resource is the whole name). `None` when `arn` is not a secret's ARN.
+pub(crate) fn arn_target(arn: &str) -> Option<Target> {
+    let rest = arn.strip_prefix("arn:")?;
+    let parts: Vec<&str> = rest.splitn(6, ':').collect();
+    let [
+        _partition,
+        "secretsmanager",
+        region,
+        account,
+        "secret",
+        resource,
+    ] = parts.as_slice()
+    else {
+        return None;
+    };
+    let mut candidates = Vec::new();
+    if let Some((name, suffix)) = resource.rsplit_once('-')
+        && suffix.len() == 6
+        && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !name.is_empty()
+    {
+        candidates.push((name.to_string(), Some(arn.to_string())));
+    }
+    candidates.push((resource.to_string(), None));
+    Some(Target {
+        account: account.to_string(),
+        region: region.to_string(),
+        shown_arn: arn.to_string(),
+        candidates,
+    })
+}
+
+/// The record a secret's ARN names exactly, if any (no authorization: for the operator's
+/// views, e.g. the replication metrics).
+pub(crate) fn find_by_arn(
+    txn: &dyn ReadTxn,
+    arn: &str,
+) -> Result<Option<SecretRecord>, tresor_core::error::ServiceError> {
+    let Some(t) = arn_target(arn) else {
+        return Ok(None);
+    };
+    for (name, exact) in &t.candidates {
+        if exact.is_none() {
+            continue;
+        }
+        let key = keys::secret(&t.account, &t.region, name);
+        if let Some(rec) = tresor_core::record::get::<SecretRecord>(txn, &key)?
+            && rec.arn == arn
+        {
+            return Ok(Some(rec));
+        }
+    }
+    Ok(None)
 }
 
 /// The secret `secret_id` names, if it exists in the request's region: the decoded record

@@ -137,20 +137,23 @@ pub fn lag_snapshot(services: &Services) -> Vec<ReplicaLag> {
     let m = metrics(services);
     // Replicas with changes waiting (a failing one's lag keeps growing until it catches up).
     let now = OffsetDateTime::now_utc();
-    let Ok(txn) = services.store().begin_read() else {
-        return Vec::new();
-    };
-    let pending: Vec<ReplicationJob> =
-        record::scan::<ReplicationJob>(&*txn, keys::REPLICATION_JOBS_PREFIX, None, 10_000)
-            .map(|jobs| jobs.into_iter().map(|(_, j)| j).collect())
-            .unwrap_or_default();
+    let txn = services.store().begin_read().ok();
+    let pending: Vec<ReplicationJob> = txn
+        .as_ref()
+        .and_then(|txn| {
+            record::scan::<ReplicationJob>(&**txn, keys::REPLICATION_JOBS_PREFIX, None, 10_000).ok()
+        })
+        .map(|jobs| jobs.into_iter().map(|(_, j)| j).collect())
+        .unwrap_or_default();
     let mut out: Vec<ReplicaLag> = m.by_replica.lock().values().cloned().collect();
     // The status is the primary's record's (what DescribeSecret says), not this process's
     // last observation: on several nodes sharing a store, another node may have brought the
     // replica back in sync since this one saw it fail.
-    for e in &mut out {
-        if let Some(status) = stored_status(&*txn, &e.secret_arn, &e.region) {
-            e.status = status;
+    if let Some(txn) = &txn {
+        for e in &mut out {
+            if let Some(status) = stored_status(&**txn, &e.secret_arn, &e.region) {
+                e.status = status;
+            }
         }
     }
     for job in pending {
@@ -177,25 +180,11 @@ pub fn lag_snapshot(services: &Services) -> Vec<ReplicaLag> {
     out
 }
 
-/// The replication status of `region` in the record of the primary secret `arn`
-/// (`arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters>`).
+/// The replication status of `region` in the record of the primary secret `arn`.
 fn stored_status(txn: &dyn tresor_store::ReadTxn, arn: &str, region: &str) -> Option<String> {
-    let mut parts = arn.splitn(7, ':');
-    let (_, _, _, primary_region, account, _, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let name = resource.get(..resource.len().checked_sub(7)?)?;
-    let record = record::get::<SecretRecord>(txn, &keys::secret(account, primary_region, name))
+    crate::access::find_by_arn(txn, arn)
         .ok()
-        .flatten()
-        .filter(|r| r.arn == arn)?;
-    record
+        .flatten()?
         .replication_status
         .iter()
         .find(|s| s.region == region)
