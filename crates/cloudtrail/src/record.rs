@@ -10,6 +10,11 @@
 //! CloudTrail JSON rendered when they are read ([`hop_event`]); format 1 stored them like the
 //! request's own event (an index line and a JSON line each) and is still read.
 //!
+//! The records of requests that changed nothing reach the log store through the server's
+//! segment files, and its indexer stores them many to an entry ([`chunk_rows`]: one B-tree
+//! insert per chunk, not per record); readers take a row from its own entry or from a chunk
+//! alike ([`scan_events`]).
+//!
 //! Records are written by the server (in the transaction of the write they record, or in a
 //! batch before a read's response) and pruned by its retention job; this crate reads them.
 
@@ -313,9 +318,106 @@ pub fn prune(
     Ok(n)
 }
 
+/// The most rows one chunk holds ([`chunk_rows`]).
+pub const CHUNK_ROWS: usize = 64;
+/// The events of a chunk lie within this many microseconds before (or at) the time in its
+/// key: a reader looking for events at or before `t` starts at keys of `t` plus this.
+pub const CHUNK_SPAN_US: i64 = 1_000_000;
+/// The first byte of a chunk's value (a row's value starts with `{`, JSON).
+const CHUNK_MAGIC: u8 = b'C';
+
+/// Packs rows (key and value as [`encode_row`] makes them) into chunks of up to
+/// [`CHUNK_ROWS`] rows whose times span at most [`CHUNK_SPAN_US`], one store entry each: the
+/// log's indexer writes thousands of records per transaction, and one B-tree insert per
+/// chunk instead of one per record is most of what indexing costs. A chunk's key is
+/// `audit/e/<time of its newest row>/~<that row's event id>`: it sorts among the rows' own
+/// keys by time (prune and the time bound of a scan read it like a row's), and the same rows
+/// make the same chunks (indexing a segment again after a crash rewrites the same entries).
+/// Entries whose key is not a row's are returned as they are.
+pub fn chunk_rows(mut entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    // A key written twice keeps its last value, as a store's put does.
+    entries.reverse();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|next, kept| next.0 == kept.0);
+    let mut out = Vec::new();
+    let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut first_us = 0;
+    let flush = |chunk: &mut Vec<(String, Vec<u8>)>, out: &mut Vec<(String, Vec<u8>)>| {
+        let Some((last_key, _)) = chunk.last() else {
+            return;
+        };
+        if chunk.len() == 1 {
+            out.append(chunk);
+            return;
+        }
+        let id = last_key.rsplit('/').next().unwrap_or_default();
+        let key = format!("{}~{id}", &last_key[..last_key.len() - id.len()]);
+        let size: usize = chunk.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let mut value = Vec::with_capacity(1 + size);
+        value.push(CHUNK_MAGIC);
+        for (k, v) in chunk.drain(..) {
+            for part in [k.as_bytes(), &v] {
+                // A row is far smaller than 4 GiB (a segment frame is at most 64 MiB).
+                value.extend_from_slice(
+                    &u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes(),
+                );
+                value.extend_from_slice(part);
+            }
+        }
+        out.push((key, value));
+    };
+    for (key, value) in entries {
+        let Some(us) = time_of_key(&key).filter(|_| key.starts_with(EVENT_PREFIX)) else {
+            out.push((key, value));
+            continue;
+        };
+        if !chunk.is_empty() && (chunk.len() == CHUNK_ROWS || us - first_us > CHUNK_SPAN_US) {
+            flush(&mut chunk, &mut out);
+        }
+        if chunk.is_empty() {
+            first_us = us;
+        }
+        chunk.push((key, value));
+    }
+    flush(&mut chunk, &mut out);
+    out
+}
+
+/// The rows of a stored entry: a chunk's rows, or the entry itself when it is one row. A
+/// chunk that does not decode is skipped by the readers (and logged).
+pub fn entry_rows(key: String, value: Vec<u8>) -> Vec<(String, Vec<u8>)> {
+    if value.first() != Some(&CHUNK_MAGIC) {
+        return vec![(key, value)];
+    }
+    let mut rows = Vec::new();
+    let mut rest = &value[1..];
+    let part = |rest: &mut &[u8]| -> Option<Vec<u8>> {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let bytes = rest.get(4..4 + len)?.to_vec();
+        *rest = &rest[4 + len..];
+        Some(bytes)
+    };
+    while !rest.is_empty() {
+        let Some((k, v)) = part(&mut rest)
+            .and_then(|k| String::from_utf8(k).ok())
+            .and_then(|k| Some((k, part(&mut rest)?)))
+        else {
+            tracing::warn!(key, "an audit chunk does not decode");
+            break;
+        };
+        rows.push((k, v));
+    }
+    rows
+}
+
 /// Reads events newest first, at or before `end_us`, after `after` when given, stopping
 /// before events older than `start_us`; `keep` filters, at most `limit` are returned, each
 /// with its cursor. Returns the events and whether more may follow.
+///
+/// Order: rows by key, newest first (their time, then event id), a row's events in their
+/// order. Rows are read from their own entries or from chunks ([`chunk_rows`]); chunks of
+/// different segments overlap in time, so rows wait in a buffer until no entry still unread
+/// can hold a newer one.
 pub fn scan_events(
     txn: &dyn ReadTxn,
     end_us: i64,
@@ -324,10 +426,25 @@ pub fn scan_events(
     limit: usize,
     mut keep: impl FnMut(&StoredEvent) -> bool,
 ) -> Result<(Vec<(Cursor, StoredEvent)>, bool), StoreError> {
-    const PAGE: usize = 512;
+    const PAGE: usize = 256;
     let mut out = Vec::new();
-    // Takes the events of one record from `skip` on; true when `limit` is reached.
-    let mut take = |key: &str, bytes: &[u8], skip: usize, out: &mut Vec<(Cursor, StoredEvent)>| {
+    if limit == 0 {
+        return Ok((out, true));
+    }
+    let end_us = match after {
+        Some(c) => time_of_key(&c.key).map_or(end_us, |t| t.min(end_us)),
+        None => end_us,
+    };
+    // Emits one row's events; true when `limit` is reached.
+    let mut emit = |key: &str, bytes: &[u8], out: &mut Vec<(Cursor, StoredEvent)>| {
+        let skip = match after {
+            Some(c) if key > c.key.as_str() => return false,
+            Some(c) if key == c.key => c.index + 1,
+            _ => 0,
+        };
+        if time_of_key(key).is_none_or(|t| t < start_us || t > end_us) {
+            return false;
+        }
         for (index, event) in decode_row(key, bytes).into_iter().enumerate().skip(skip) {
             if keep(&event) {
                 let cursor = Cursor {
@@ -342,34 +459,44 @@ pub fn scan_events(
         }
         false
     };
-    let mut cursor = match after {
-        Some(c) => {
-            // The rest of the record the previous page ended in.
-            if let Some(bytes) = txn.get(&c.key)?
-                && take(&c.key, &bytes, c.index + 1, &mut out)
-            {
-                return Ok((out, true));
-            }
-            c.key.clone()
-        }
-        None => scan_from(end_us),
-    };
-    loop {
-        let page = txn.scan_rev(EVENT_PREFIX, Some(&cursor), PAGE)?;
+    // Rows read but not emitted yet, by key.
+    let mut waiting: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut before = scan_from(end_us.saturating_add(CHUNK_SPAN_US));
+    'scan: loop {
+        let page = txn.scan_rev(EVENT_PREFIX, Some(&before), PAGE)?;
         let full = page.len() == PAGE;
-        for (key, bytes) in page {
-            if time_of_key(&key).is_some_and(|t| t < start_us) {
-                return Ok((out, false));
+        for (key, value) in page {
+            let Some(entry_us) = time_of_key(&key) else {
+                before = key;
+                continue;
+            };
+            // Every row still unread is at or before `entry_us`: the newer ones can go.
+            while let Some(entry) = waiting.last_entry() {
+                if time_of_key(entry.key()).is_some_and(|t| t <= entry_us) {
+                    break;
+                }
+                let (k, v) = entry.remove_entry();
+                if emit(&k, &v, &mut out) {
+                    return Ok((out, true));
+                }
             }
-            if take(&key, &bytes, 0, &mut out) {
-                return Ok((out, true));
+            if entry_us < start_us {
+                // This entry's rows and every later one's are older than the range.
+                break 'scan;
             }
-            cursor = key;
+            before = key.clone();
+            waiting.extend(entry_rows(key, value));
         }
         if !full {
-            return Ok((out, false));
+            break;
         }
     }
+    while let Some((k, v)) = waiting.pop_last() {
+        if emit(&k, &v, &mut out) {
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
 }
 
 /// [`scan_events`] over every store that holds audit records (the main store and the log's
@@ -520,5 +647,145 @@ mod tests {
         assert_eq!(ids, ["main", "hop"]);
         assert_eq!(events[1].event, "{\"b\":2}");
         assert!(decode_row("k", b"{\"v\":2}\n").is_empty(), "a torn record");
+    }
+
+    /// Rows of several segments, chunked per segment (their times overlap, as the segments
+    /// of four lanes do), read exactly like the same rows stored one per entry: the same
+    /// events in the same order, whole and page by page, in any time window.
+    #[test]
+    fn chunks_of_overlapping_segments_read_like_rows_stored_one_by_one() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let hop = |id: String| HopDelta {
+            event_id: id,
+            event_name: "Decrypt".into(),
+            event_source: "kms.amazonaws.com".into(),
+            invoked_by: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            resources: vec![],
+            error_code: None,
+            request_parameters: Value::Null,
+            additional_event_data: None,
+        };
+        let plain = MemoryStore::new();
+        let chunked = MemoryStore::new();
+        let mut segments: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); 3];
+        let mut t = plain.begin_write().unwrap();
+        for i in 0..700 {
+            // Times over ~3.5 s, many equal, so rows of one time end up in several chunks.
+            let us = 1_000_000_000 + i64::try_from(next(3_500)).unwrap() * 1000;
+            let mut e = event(&format!("e{:04}", next(10_000)), 0);
+            e.time_us = us;
+            e.event_id = format!("{}-{i}", e.event_id);
+            let hops = (0..next(3)).map(|h| hop(format!("h{i}-{h}"))).collect();
+            let row = Row { event: e, hops };
+            put_row(&mut *t, &row).unwrap();
+            segments[usize::try_from(next(3)).unwrap()].push(encode_row(&row).unwrap());
+        }
+        t.commit().unwrap();
+        let mut t = chunked.begin_write().unwrap();
+        let mut entries = 0;
+        for segment in segments {
+            for (k, v) in chunk_rows(segment) {
+                t.put(&k, &v).unwrap();
+                entries += 1;
+            }
+        }
+        t.commit().unwrap();
+        assert!(entries < 700 / 8, "{entries} entries for 700 rows");
+        let (p, c) = (plain.begin_read().unwrap(), chunked.begin_read().unwrap());
+        let ids = |found: Vec<(Cursor, StoredEvent)>| -> Vec<(Cursor, String)> {
+            found.into_iter().map(|(c, e)| (c, e.event_id)).collect()
+        };
+        let windows = [
+            (i64::MIN, i64::MAX),
+            (1_001_000_000, 1_002_000_000),
+            (1_000_500_000, 1_000_500_000),
+            (1_003_400_000, i64::MAX),
+            (0, 999_000_000),
+        ];
+        for (start, end) in windows {
+            for keep_every in [1, 3] {
+                // Keeps a fixed subset of the events (a filter of LookupEvents).
+                let keep = |e: &StoredEvent| {
+                    e.event_id.bytes().map(usize::from).sum::<usize>() % keep_every == 0
+                };
+                let all_plain = ids(scan_events(&*p, end, start, None, usize::MAX, keep)
+                    .unwrap()
+                    .0);
+                let all_chunked = ids(scan_events(&*c, end, start, None, usize::MAX, keep)
+                    .unwrap()
+                    .0);
+                assert_eq!(all_plain, all_chunked, "window {start}..{end}");
+                // Page by page through the chunks: the same sequence.
+                let mut paged = Vec::new();
+                let mut after: Option<Cursor> = None;
+                loop {
+                    let (page, more) =
+                        scan_events(&*c, end, start, after.as_ref(), 37, keep).unwrap();
+                    after = page.last().map(|(c, _)| c.clone());
+                    paged.extend(ids(page));
+                    if !more {
+                        break;
+                    }
+                }
+                assert_eq!(paged, all_plain, "paged, window {start}..{end}");
+            }
+        }
+        let (all, _) = scan_events(&*c, i64::MAX, i64::MIN, None, usize::MAX, |_| true).unwrap();
+        assert!(all.len() > 700);
+        assert!(
+            all.windows(2).all(|w| w[0].0.key >= w[1].0.key),
+            "newest first"
+        );
+        drop((p, c));
+        // Prune drops a chunk once its newest row is past the cutoff.
+        let mut t = chunked.begin_write().unwrap();
+        prune(&mut *t, from_micros(1_002_000_000), 10_000).unwrap();
+        t.commit().unwrap();
+        let r = chunked.begin_read().unwrap();
+        let (left, _) = scan_events(&*r, i64::MAX, i64::MIN, None, usize::MAX, |_| true).unwrap();
+        assert!(
+            left.iter()
+                .all(|(_, e)| e.time_us >= 1_002_000_000 - CHUNK_SPAN_US)
+        );
+        assert!(
+            left.iter().any(|(_, e)| e.time_us < 1_002_000_000),
+            "a chunk straddling the cutoff is kept whole"
+        );
+        assert!(left.iter().any(|(_, e)| e.time_us >= 1_003_000_000));
+    }
+
+    #[test]
+    fn a_row_written_twice_into_one_segment_keeps_its_last_value() {
+        let mut a = event("same", 5);
+        a.event_name = "First".into();
+        let mut b = a.clone();
+        b.event_name = "Second".into();
+        let other = event("other", 5);
+        let entries = vec![
+            encode_row(&Row::single(a)).unwrap(),
+            encode_row(&Row::single(other)).unwrap(),
+            encode_row(&Row::single(b)).unwrap(),
+        ];
+        let chunks = chunk_rows(entries);
+        assert_eq!(chunks.len(), 1);
+        let rows = entry_rows(chunks[0].0.clone(), chunks[0].1.clone());
+        assert_eq!(rows.len(), 2);
+        let names: Vec<_> = rows
+            .iter()
+            .flat_map(|(k, v)| decode_row(k, v))
+            .map(|e| e.event_name)
+            .collect();
+        assert!(names.contains(&"Second".to_string()) && !names.contains(&"First".to_string()));
+        // A chunk cut short decodes the rows before the cut.
+        let mut torn = chunks[0].1.clone();
+        torn.truncate(torn.len() - 3);
+        assert_eq!(entry_rows(chunks[0].0.clone(), torn).len(), 1);
     }
 }

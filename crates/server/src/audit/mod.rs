@@ -626,7 +626,12 @@ mod tests {
             .iter()
             .map(|s| {
                 let txn = s.begin_read().unwrap();
-                txn.scan(record::EVENT_PREFIX, None, 100).unwrap().len()
+                // Rows, many to a store entry once indexed from a segment.
+                txn.scan(record::EVENT_PREFIX, None, 100)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(k, v)| record::entry_rows(k, v).len())
+                    .sum::<usize>()
             })
             .sum()
     }

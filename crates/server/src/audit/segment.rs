@@ -14,8 +14,9 @@
 //! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]). A lane
 //! appends to its newest segment; once that holds [`SEAL_RECORDS`] records, or its first
 //! record is [`SEAL_AGE`] old and the indexer is idle, it is sealed and handed, with its
-//! records, to the indexer thread, which writes them into the store in one transaction and
-//! then deletes the file. A segment whose append failed is sealed at once: nothing is ever
+//! records, to the indexer thread, which writes them into the store in one transaction, many
+//! records to a store entry ([`tresor_cloudtrail::record::chunk_rows`]), and then deletes the
+//! file. A segment whose append failed is sealed at once: nothing is ever
 //! appended after a torn frame.
 //!
 //! On start, the segments an earlier process left are indexed first. A frame that is cut
@@ -444,11 +445,12 @@ pub fn read_segment(bytes: &[u8]) -> Vec<Entry> {
     out
 }
 
-/// Writes `entries` into `store` in one transaction.
-fn index(store: &dyn Store, entries: &[Entry]) -> Result<(), StoreError> {
+/// Writes `entries` into `store` in one transaction, many records per store entry
+/// ([`tresor_cloudtrail::record::chunk_rows`]).
+fn index(store: &dyn Store, entries: Vec<Entry>) -> Result<(), StoreError> {
     let mut txn = store.begin_write()?;
-    for (key, value) in entries {
-        txn.put(key, value)?;
+    for (key, value) in tresor_cloudtrail::record::chunk_rows(entries) {
+        txn.put(&key, &value)?;
     }
     txn.commit()
 }
@@ -502,9 +504,10 @@ fn index_backlog(store: &dyn Store, backlog: &mut VecDeque<Sealed>, queued: &Ato
                 }
             },
         };
-        if let Err(e) = index(store, &entries) {
+        let records = entries.len();
+        if let Err(e) = index(store, entries) {
             // Its records stay in the file (read back for the next try), not in memory.
-            tracing::error!(error = %e, records = entries.len(), "indexing audit records into the log store failed; will retry");
+            tracing::error!(error = %e, records, "indexing audit records into the log store failed; will retry");
             return;
         }
         if let Err(e) = std::fs::remove_file(&segment.path)
@@ -529,13 +532,18 @@ mod tests {
         )
     }
 
+    /// The keys of the records indexed into `store` (many to a store entry).
     fn keys(store: &dyn Store) -> Vec<String> {
         let r = store.begin_read().unwrap();
-        r.scan("audit/e/", None, 100)
+        let mut keys: Vec<String> = r
+            .scan("audit/e/", None, 100)
             .unwrap()
             .into_iter()
+            .flat_map(|(k, v)| tresor_cloudtrail::record::entry_rows(k, v))
             .map(|(k, _)| k)
-            .collect()
+            .collect();
+        keys.sort();
+        keys
     }
 
     fn files(dir: &Path) -> usize {
