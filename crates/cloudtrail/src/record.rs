@@ -63,10 +63,11 @@ pub struct StoredEvent {
     pub event: String,
 }
 
-/// The record format version of [`StoredEvent::v`] this build writes: 2, the events made on
-/// a request's behalf stored as [`HopDelta`]s. Format 1 records (each event in full) are read
-/// too.
-pub const RECORD_VERSION: u32 = 2;
+/// The record format version of [`StoredEvent::v`] this build writes: 3, a binary record
+/// ([`encode_row`]) with the events made on a request's behalf stored as [`HopDelta`]s.
+/// Format 2 (JSON lines, hops as deltas) and format 1 (JSON lines, each event in full) are
+/// read too.
+pub const RECORD_VERSION: u32 = 3;
 
 /// An event a service caused on a request's behalf (`userIdentity.invokedBy`), stored as what
 /// differs from the request's own event: the caller, time, region, request id and account
@@ -231,27 +232,214 @@ pub fn put_row(txn: &mut dyn WriteTxn, row: &Row) -> Result<(), StoreError> {
     txn.put(&key, &value)
 }
 
-/// The key and the value of the record of one request, as [`put_row`] stores them.
+/// The key and the value of the record of one request, as [`put_row`] stores them: format 3,
+/// binary — the first byte [`ROW_V3`], then the request's own event (its index fields and its
+/// CloudTrail JSON text), then its hops, every string as a little-endian `u32` length and its
+/// bytes. Written on the request's own thread before a read is answered, so it is a copy of
+/// strings, not an encoding: no JSON escaping (the CloudTrail JSON is already text; the hops'
+/// small JSON values are written as text).
 pub fn encode_row(row: &Row) -> Result<(String, Vec<u8>), StoreError> {
     debug_assert!(EVENT_PREFIX.starts_with(AUDIT_PREFIX));
     let e = &row.event;
-    let mut value = Vec::with_capacity(e.event.len() + 512 + row.hops.len() * 512);
-    // Structs of strings and JSON values always encode; the error is only the type's.
-    let unsupported = |_| StoreError::Unsupported {
-        what: "encoding an audit event",
-    };
-    // The hops below are deltas: only a format-2 index line says so to the reader.
-    debug_assert!(e.v >= 2 || row.hops.is_empty());
-    serde_json::to_writer(&mut value, e).map_err(unsupported)?;
-    value.push(b'\n');
-    // JSON text never holds a raw newline: the line ends where the event ends.
-    value.extend_from_slice(e.event.as_bytes());
-    value.push(b'\n');
-    for hop in &row.hops {
-        serde_json::to_writer(&mut value, hop).map_err(unsupported)?;
-        value.push(b'\n');
+    let mut w = Writer(Vec::with_capacity(
+        e.event.len() + 512 + row.hops.len() * 512,
+    ));
+    w.0.push(ROW_V3);
+    w.str(&e.event_id);
+    w.str(&e.event_name);
+    w.str(&e.event_source);
+    w.0.push(u8::from(e.read_only));
+    w.0.extend_from_slice(&e.time_us.to_le_bytes());
+    w.str(&e.account);
+    w.str(&e.region);
+    w.opt(e.username.as_deref());
+    w.opt(e.access_key_id.as_deref());
+    w.pairs(&e.resources);
+    w.opt(e.principal.as_deref());
+    w.opt(e.source_ip.as_deref());
+    w.opt(e.invoked_by.as_deref());
+    w.opt(e.error_code.as_deref());
+    w.len(e.reads.len());
+    for r in &e.reads {
+        w.str(&r.secret_arn);
+        w.str(&r.version_id);
+        w.len(r.version_stages.len());
+        for stage in &r.version_stages {
+            w.str(stage);
+        }
     }
-    Ok((e.key(), value))
+    w.str(&e.event);
+    w.len(row.hops.len());
+    for h in &row.hops {
+        w.str(&h.event_id);
+        w.str(&h.event_name);
+        w.str(&h.event_source);
+        w.str(&h.invoked_by);
+        w.0.push(u8::from(h.read_only));
+        w.pairs(&h.resources);
+        w.opt(h.error_code.as_deref());
+        w.str(&h.request_parameters.to_string());
+        w.opt(
+            h.additional_event_data
+                .as_ref()
+                .map(Value::to_string)
+                .as_deref(),
+        );
+    }
+    if w.0.len() > u32::MAX as usize {
+        return Err(StoreError::Unsupported {
+            what: "an audit record of 4 GiB",
+        });
+    }
+    Ok((e.key(), w.0))
+}
+
+/// The first byte of a format-3 row (a format 1 or 2 row starts with `{`, a chunk with `C`).
+const ROW_V3: u8 = 3;
+
+/// Writes the fields of a format-3 row.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn len(&mut self, n: usize) {
+        // Lengths beyond u32 are refused for the whole record (see `encode_row`).
+        self.0
+            .extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn opt(&mut self, s: Option<&str>) {
+        match s {
+            None => self.0.push(0),
+            Some(s) => {
+                self.0.push(1);
+                self.str(s);
+            }
+        }
+    }
+
+    fn pairs(&mut self, pairs: &[(String, String)]) {
+        self.len(pairs.len());
+        for (a, b) in pairs {
+            self.str(a);
+            self.str(b);
+        }
+    }
+}
+
+/// Reads the fields of a format-3 row; None at the first field that is cut short or not
+/// UTF-8.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        Some(self.bytes(1)?[0])
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?) as usize)
+    }
+
+    fn str(&mut self) -> Option<String> {
+        let n = self.len()?;
+        String::from_utf8(self.bytes(n)?.to_vec()).ok()
+    }
+
+    fn opt(&mut self) -> Option<Option<String>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => Some(Some(self.str()?)),
+            _ => None,
+        }
+    }
+
+    fn count(&mut self) -> Option<usize> {
+        let n = self.len()?;
+        // Every item takes at least one byte: a count beyond what is left is garbage.
+        (n <= self.0.len()).then_some(n)
+    }
+
+    fn pairs(&mut self) -> Option<Vec<(String, String)>> {
+        (0..self.count()?)
+            .map(|_| Some((self.str()?, self.str()?)))
+            .collect()
+    }
+
+    fn json(&mut self) -> Option<Value> {
+        serde_json::from_str(&self.str()?).ok()
+    }
+}
+
+/// Decodes a format-3 row (its first byte already checked).
+fn decode_v3(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
+    let mut r = Reader(bytes.get(1..)?);
+    let mut main = StoredEvent {
+        v: 3,
+        event_id: r.str()?,
+        event_name: r.str()?,
+        event_source: r.str()?,
+        read_only: r.byte()? != 0,
+        time_us: i64::from_le_bytes(r.bytes(8)?.try_into().ok()?),
+        account: r.str()?,
+        region: r.str()?,
+        username: r.opt()?,
+        access_key_id: r.opt()?,
+        resources: r.pairs()?,
+        principal: r.opt()?,
+        source_ip: r.opt()?,
+        invoked_by: r.opt()?,
+        error_code: r.opt()?,
+        reads: Vec::new(),
+        event: String::new(),
+    };
+    for _ in 0..r.count()? {
+        let secret_arn = r.str()?;
+        let version_id = r.str()?;
+        let version_stages = (0..r.count()?).map(|_| r.str()).collect::<Option<_>>()?;
+        main.reads.push(SecretRead {
+            secret_arn,
+            version_id,
+            version_stages,
+        });
+    }
+    main.event = r.str()?;
+    let hops = r.count()?;
+    let mut out = Vec::with_capacity(1 + hops);
+    let mut deltas = Vec::with_capacity(hops);
+    for _ in 0..hops {
+        deltas.push(HopDelta {
+            event_id: r.str()?,
+            event_name: r.str()?,
+            event_source: r.str()?,
+            invoked_by: r.str()?,
+            read_only: r.byte()? != 0,
+            resources: r.pairs()?,
+            error_code: r.opt()?,
+            request_parameters: r.json()?,
+            additional_event_data: match r.opt()? {
+                None => None,
+                Some(text) => Some(serde_json::from_str(&text).ok()?),
+            },
+        });
+    }
+    if !r.0.is_empty() {
+        return None;
+    }
+    for hop in &deltas {
+        out.push(hop_event(&main, hop)?);
+    }
+    out.insert(0, main);
+    Some(out)
 }
 
 /// Writes the record of a single event.
@@ -268,6 +456,10 @@ pub fn decode_row(key: &str, bytes: &[u8]) -> Vec<StoredEvent> {
 }
 
 fn decode(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
+    if bytes.first() == Some(&ROW_V3) {
+        return decode_v3(bytes);
+    }
+    // Formats 1 and 2: JSON lines.
     let mut out: Vec<StoredEvent> = Vec::new();
     let mut lines = bytes
         .strip_suffix(b"\n")
@@ -787,5 +979,91 @@ mod tests {
         let mut torn = chunks[0].1.clone();
         torn.truncate(torn.len() - 3);
         assert_eq!(entry_rows(chunks[0].0.clone(), torn).len(), 1);
+    }
+
+    fn full_row() -> Row {
+        let mut e = event("main-id", 1_700_000_000);
+        e.username = Some("ci-agent".into());
+        e.access_key_id = Some("AKIAEXAMPLE".into());
+        e.resources = vec![(
+            "AWS::SecretsManager::Secret".into(),
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:tok-AbCdEf".into(),
+        )];
+        e.principal = Some("arn:aws:iam::111122223333:user/ci-agent".into());
+        e.source_ip = Some("10.0.0.7".into());
+        e.error_code = Some("AccessDeniedException".into());
+        e.reads = vec![SecretRead {
+            secret_arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:tok-AbCdEf".into(),
+            version_id: "v-1".into(),
+            version_stages: vec!["AWSCURRENT".into(), "ünïcode \"quoted\"".into()],
+        }];
+        e.event = serde_json::json!({"eventID": "main-id", "userIdentity": {"type": "IAMUser"}, "x": "a\nb"}).to_string();
+        let hop = HopDelta {
+            event_id: "hop-id".into(),
+            event_name: "Decrypt".into(),
+            event_source: "kms.amazonaws.com".into(),
+            invoked_by: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            resources: vec![(
+                "AWS::KMS::Key".into(),
+                "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+            )],
+            error_code: Some("KMSInvalidStateException".into()),
+            request_parameters: serde_json::json!({"encryptionContext": {"SecretARN": "a"}}),
+            additional_event_data: Some(serde_json::json!({"secretVersions": []})),
+        };
+        Row {
+            event: e,
+            hops: vec![hop],
+        }
+    }
+
+    /// What format 2 stored (JSON lines), written as that build did.
+    fn encode_v2(row: &Row) -> Vec<u8> {
+        let mut value = Vec::new();
+        let mut e = row.event.clone();
+        e.v = 2;
+        serde_json::to_writer(&mut value, &e).unwrap();
+        value.push(b'\n');
+        value.extend_from_slice(e.event.as_bytes());
+        value.push(b'\n');
+        for hop in &row.hops {
+            serde_json::to_writer(&mut value, hop).unwrap();
+            value.push(b'\n');
+        }
+        value
+    }
+
+    #[test]
+    fn a_binary_record_decodes_to_what_the_json_lines_of_format_2_decode_to() {
+        let row = full_row();
+        let (key, v3) = encode_row(&row).unwrap();
+        assert_eq!(v3[0], ROW_V3);
+        let from_v3 = decode_row(&key, &v3);
+        let from_v2 = decode_row(&key, &encode_v2(&row));
+        assert_eq!(from_v3.len(), 2);
+        let fields = |e: &StoredEvent| serde_json::to_value(e).unwrap();
+        for (a, b) in from_v3.iter().zip(&from_v2) {
+            let (mut fa, mut fb) = (fields(a), fields(b));
+            fa["v"] = 0.into();
+            fb["v"] = 0.into();
+            assert_eq!(fa, fb);
+            assert_eq!(a.event, b.event);
+        }
+        assert_eq!(from_v3[0].reads, row.event.reads);
+        assert_eq!(from_v3[0].event, row.event.event);
+        let hop: Value = serde_json::from_str(&from_v3[1].event).unwrap();
+        assert_eq!(
+            hop["requestParameters"]["encryptionContext"]["SecretARN"],
+            "a"
+        );
+        assert_eq!(hop["errorCode"], "KMSInvalidStateException");
+        // A record cut anywhere, or with bytes after its end, is refused, never a panic.
+        for n in 0..v3.len() {
+            assert!(decode(&v3[..n]).is_none(), "cut at {n}");
+        }
+        let mut longer = v3.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_none());
     }
 }
