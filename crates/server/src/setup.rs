@@ -139,8 +139,12 @@ impl Deployment {
         // 16 KiB pages: a read's record (about 2 KB) stays in the B-tree's leaf pages; with
         // SQLite's 4 KiB default every record over about 1 KB takes an overflow page of its
         // own, which each commit writes to the WAL (and each checkpoint to the database).
+        // Its own rowid table for the values: the indexer stores records many to an entry
+        // (chunks of up to ~100 KiB), which the key-clustered layout would read whole at
+        // every comparison on the way to a key.
         let options = SqliteOptions {
             page_size: Some(AUDIT_DB_PAGE_SIZE),
+            large_values: true,
             ..SqliteOptions::default()
         };
         SqliteStore::open_with(&path, options)

@@ -393,4 +393,4 @@ macro_rules! conformance {
     };
 }
 
-conformance!(memory, sqlite, postgres);
+conformance!(memory, sqlite, sqlite_large_values, postgres);

@@ -184,3 +184,49 @@ fn the_wal_stays_bounded_under_writes_that_never_pause() {
         "the log grew to {wal} bytes for 40 MiB written"
     );
 }
+
+/// The `kv` table's definition in the file at `path`.
+fn kv_schema(path: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'kv'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+#[test]
+fn large_values_creates_a_rowid_table_and_an_existing_database_keeps_its_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let large = SqliteOptions {
+        large_values: true,
+        ..SqliteOptions::default()
+    };
+    let created = dir.path().join("large.db");
+    let store = SqliteStore::open_with(&created, large.clone()).unwrap();
+    let big = vec![7u8; 300_000];
+    common::put_all(&store, &[("a", &big), ("b", b"small")]);
+    drop(store);
+    assert!(!kv_schema(&created).contains("WITHOUT ROWID"));
+    let store = SqliteStore::open_with(&created, SqliteOptions::default()).unwrap();
+    assert_eq!(store.begin_read().unwrap().get("a").unwrap(), Some(big));
+    drop(store);
+    assert!(
+        !kv_schema(&created).contains("WITHOUT ROWID"),
+        "the layout stays"
+    );
+
+    let clustered = dir.path().join("clustered.db");
+    let store = SqliteStore::open(&clustered).unwrap();
+    common::put_all(&store, &[("k", b"v")]);
+    drop(store);
+    let store = SqliteStore::open_with(&clustered, large).unwrap();
+    assert_eq!(
+        store.begin_read().unwrap().get("k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    drop(store);
+    assert!(
+        kv_schema(&clustered).contains("WITHOUT ROWID"),
+        "the layout stays"
+    );
+}

@@ -59,6 +59,25 @@ pub fn sqlite(busy_timeout: Duration) -> Fixture {
     }
 }
 
+/// SQLite with the layout for large values ([`SqliteOptions::large_values`]).
+pub fn sqlite_large_values(busy_timeout: Duration) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(
+        &dir.path().join("tresor.db"),
+        SqliteOptions {
+            busy_timeout,
+            large_values: true,
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    Fixture {
+        store: Box::new(store),
+        dir: Some(dir),
+        db: None,
+    }
+}
+
 pub fn put_all(store: &dyn Store, entries: &[(&str, &[u8])]) {
     let mut txn = store.begin_write().unwrap();
     for (k, v) in entries {
