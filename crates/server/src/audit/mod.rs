@@ -8,11 +8,13 @@
 //!   commits ([`tresor_core::audit::with_pending`]): the change and its record commit
 //!   together or not at all;
 //! - every request's final record (outcome, response elements) is written before its
-//!   response is sent. If it cannot be written the request fails with an internal error. The
-//!   records of requests that changed something replace their early version in the main
-//!   store, by a batcher thread, in one transaction per batch; the others (reads, denials,
-//!   refusals) are appended to a segment file of the data directory and indexed into the log
-//!   store in the background, thousands per transaction ([`segment`]). With `audit.sync =
+//!   response is sent. If it cannot be written the request fails with an internal error. It
+//!   is appended to a segment file of the data directory and indexed into the log store in
+//!   the background, thousands per transaction ([`segment`]); the final record of a request
+//!   that changed something is marked so that indexing it deletes its early version from the
+//!   main store (no second transaction of the main store per write). Without a data
+//!   directory for segments, a batcher thread writes the final records of changes over their
+//!   early versions and the others into the log store, one transaction per batch. With `audit.sync =
 //!   batch` ([`AuditSync`], the default) the request's own thread writes its record to a
 //!   segment (no sync: a syncer thread `fdatasync`s the segments every [`SYNC_INTERVAL`]);
 //!   with `always` a batcher thread writes the records of many concurrent requests with one
@@ -115,8 +117,8 @@ impl std::str::FromStr for AuditSync {
 /// A batch of records for the batcher, and who waits for its outcome.
 struct Job {
     rows: Vec<Row>,
-    /// Whether the record belongs in the main store: it replaces the one written with the
-    /// request's change there.
+    /// Whether the record is the final version of one written with the request's change
+    /// into the main store (which it replaces).
     main: bool,
     done: tokio::sync::oneshot::Sender<bool>,
 }
@@ -191,11 +193,15 @@ impl Auditor {
             };
             let (segments, indexer) = segment::Segments::open(dir, lane_count)?;
             lanes = segments.lanes().iter().cloned().map(Some).collect();
-            let store = log_store.clone();
+            let same = std::ptr::addr_eq(Arc::as_ptr(&log_store), Arc::as_ptr(services.store()));
+            let targets = segment::Targets {
+                log: log_store.clone(),
+                main: (!same).then(|| services.store().clone()),
+            };
             let for_indexer = segments.clone();
             std::thread::Builder::new()
                 .name("tresor-audit-index".into())
-                .spawn(move || indexer.run(&for_indexer, &*store))
+                .spawn(move || indexer.run(&for_indexer, &targets))
                 .map_err(|e| format!("cannot start the audit indexer: {e}"))?;
             if config.sync == AuditSync::Batch {
                 start_syncer(&segments, &metrics)?;
@@ -264,8 +270,8 @@ impl Auditor {
         let Some(queue) = &self.queue else {
             return Ok(());
         };
-        if !main && let Some(segments) = &self.direct {
-            return self.append_direct(segments, &rows);
+        if let Some(segments) = &self.direct {
+            return self.append_direct(segments, &rows, main);
         }
         let (done, wait) = tokio::sync::oneshot::channel();
         queue
@@ -279,11 +285,16 @@ impl Auditor {
 
     /// `audit.sync = batch`: appends the records to a segment (and the JSON-lines file) on
     /// this thread — a `write` each, no hand-off to a batcher and back, no sync to wait for.
-    fn append_direct(&self, segments: &segment::Segments, rows: &[Row]) -> Result<(), AuditFailed> {
+    fn append_direct(
+        &self,
+        segments: &segment::Segments,
+        rows: &[Row],
+        main: bool,
+    ) -> Result<(), AuditFailed> {
         let n: usize = rows.iter().map(Row::event_count).sum();
         let written = rows
             .iter()
-            .map(record::encode_row)
+            .map(|row| segment_entry(row, main))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())
             .and_then(|entries| {
@@ -461,12 +472,24 @@ fn batcher(
     }
 }
 
+/// A record as a segment entry; `main`: it is the final version of one whose early version
+/// is in the main store ([`segment::REPLACES_PENDING`]).
+fn segment_entry(row: &Row, main: bool) -> Result<segment::Entry, StoreError> {
+    let (key, value) = record::encode_row(row)?;
+    Ok(if main {
+        (format!("{}{key}", segment::REPLACES_PENDING), value)
+    } else {
+        (key, value)
+    })
+}
+
 fn events_in(job: &Job) -> usize {
     job.rows.iter().map(Row::event_count).sum()
 }
 
-/// Writes one batch: the records of changes into the main store, the others into the lane's
-/// segment (or the log store), then the JSON-lines file.
+/// Writes one batch into the lane's segment (without one: the records of changes over their
+/// early versions in the main store, the others into the log store), then the JSON-lines
+/// file.
 fn write_batch(
     stores: &[Arc<dyn tresor_store::Store>; 2],
     lane: Option<&parking_lot::Mutex<segment::Lane>>,
@@ -478,18 +501,22 @@ fn write_batch(
             .filter(move |j| j.main == main)
             .flat_map(|j| j.rows.iter())
     };
-    write_store(&*stores[0], &rows(true).collect::<Vec<_>>())?;
     match lane {
         Some(lane) => {
-            let entries = rows(false)
-                .map(record::encode_row)
+            // The final records of changes too: the indexer replaces their early versions.
+            let entries = rows(true)
+                .map(|row| segment_entry(row, true))
+                .chain(rows(false).map(|row| segment_entry(row, false)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
             lane.lock()
                 .append(entries)
                 .map_err(|e| format!("audit segment: {e}"))?;
         }
-        None => write_store(&*stores[1], &rows(false).collect::<Vec<_>>())?,
+        None => {
+            write_store(&*stores[0], &rows(true).collect::<Vec<_>>())?;
+            write_store(&*stores[1], &rows(false).collect::<Vec<_>>())?;
+        }
     }
     if let Some(file) = file {
         append_lines(file, rows(true).chain(rows(false)).flat_map(|r| r.events()))?;
@@ -536,10 +563,10 @@ fn append_lines(
 
 /// A request's records while it runs: written into each write transaction the operation
 /// commits (see the module docs), then once more, final, by [`Auditor::finish`]. The same
-/// keys every time, so the final write replaces the early one.
+/// keys every time, so the final record replaces the early one.
 pub struct Pending {
     /// Whether the record went into a transaction of the main store (the request changed
-    /// something): its final version replaces it there.
+    /// something): its final version replaces it.
     wrote: std::sync::atomic::AtomicBool,
     info: RequestInfo,
     facts: AuditFacts,

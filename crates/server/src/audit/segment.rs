@@ -445,21 +445,70 @@ pub fn read_segment(bytes: &[u8]) -> Vec<Entry> {
     out
 }
 
-/// Writes `entries` into `store` in one transaction, many records per store entry
-/// ([`tresor_cloudtrail::record::chunk_rows`]).
-fn index(store: &dyn Store, entries: Vec<Entry>) -> Result<(), StoreError> {
-    let mut txn = store.begin_write()?;
-    for (key, value) in tresor_cloudtrail::record::chunk_rows(entries) {
-        txn.put(&key, &value)?;
+/// A segment entry whose key starts with this is the final record of a request that changed
+/// something: its write transaction put an early version into the main store under the rest
+/// of the key, which indexing the final one deletes ([`index`]) — the final record is never
+/// a second transaction of the main store.
+pub const REPLACES_PENDING: &str = "!";
+
+/// Where the indexer writes.
+pub struct Targets {
+    /// The log store, which gets every record.
+    pub log: Arc<dyn Store>,
+    /// The main store, whose early versions of records the final ones replace; None when it
+    /// is the log store itself (PostgreSQL).
+    pub main: Option<Arc<dyn Store>>,
+}
+
+/// Writes `entries` into the log store in one transaction, many records per store entry
+/// ([`tresor_cloudtrail::record::chunk_rows`]), then deletes the early versions that final
+/// records replace ([`REPLACES_PENDING`]) from the main store (in the same transaction when
+/// it is the log store). After a crash between the two, the segment is indexed again: the
+/// same entries are written and the deletes done then.
+fn index(targets: &Targets, entries: Vec<Entry>) -> Result<(), StoreError> {
+    let mut replaced = Vec::new();
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .map(|(key, value)| match key.strip_prefix(REPLACES_PENDING) {
+            Some(own) => {
+                replaced.push(own.to_string());
+                (own.to_string(), value)
+            }
+            None => (key, value),
+        })
+        .collect();
+    let chunks = tresor_cloudtrail::record::chunk_rows(entries);
+    let mut txn = targets.log.begin_write()?;
+    for (key, value) in &chunks {
+        txn.put(key, value)?;
     }
-    txn.commit()
+    if targets.main.is_none() {
+        // One store: a record kept under its own key (a chunk of one) overwrote its early
+        // version already.
+        for key in &replaced {
+            if !chunks.iter().any(|(k, _)| k == key) {
+                txn.delete(key)?;
+            }
+        }
+    }
+    txn.commit()?;
+    if let Some(main) = &targets.main
+        && !replaced.is_empty()
+    {
+        let mut txn = main.begin_write()?;
+        for key in &replaced {
+            txn.delete(key)?;
+        }
+        txn.commit()?;
+    }
+    Ok(())
 }
 
 impl Indexer {
     /// Indexes the sealed segments (those recovered at start first) into `store`, deleting
     /// each file once its records are committed; seals aged segments; answers flushes. Runs
     /// for the life of the process.
-    pub fn run(self, segments: &Segments, store: &dyn Store) {
+    pub fn run(self, segments: &Segments, store: &Targets) {
         let Indexer { rx, recovered } = self;
         let queued = &segments.shared.queued;
         let mut backlog: VecDeque<Sealed> = recovered.into();
@@ -491,7 +540,7 @@ impl Indexer {
     }
 }
 
-fn index_backlog(store: &dyn Store, backlog: &mut VecDeque<Sealed>, queued: &AtomicUsize) {
+fn index_backlog(store: &Targets, backlog: &mut VecDeque<Sealed>, queued: &AtomicUsize) {
     while let Some(segment) = backlog.front_mut() {
         let entries = match segment.entries.take() {
             Some(e) => e,
@@ -585,7 +634,11 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         {
             let (segments, store) = (segments.clone(), store.clone());
-            std::thread::spawn(move || indexer.run(&segments, &*store));
+            let targets = Targets {
+                log: store,
+                main: None,
+            };
+            std::thread::spawn(move || indexer.run(&segments, &targets));
         }
         assert!(segments.flush(Duration::from_secs(10)));
         assert_eq!(keys(&*store), [1, 2, 3, 4, 5].map(|i| entry(i).0));
@@ -642,7 +695,11 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         {
             let (segments, store) = (segments.clone(), store.clone());
-            std::thread::spawn(move || indexer.run(&segments, &*store));
+            let targets = Targets {
+                log: store,
+                main: None,
+            };
+            std::thread::spawn(move || indexer.run(&segments, &targets));
         }
         assert!(segments.flush(Duration::from_secs(10)));
         assert_eq!(keys(&*store), [1, 2, 3, 4].map(|i| entry(i).0));
@@ -699,5 +756,77 @@ mod tests {
         drop(dir);
         assert!(lane.append(vec![entry(2)]).is_err());
         assert!(lane.file.is_none());
+    }
+
+    #[test]
+    fn a_final_record_replaces_its_early_version_in_the_main_store_or_in_the_one_store() {
+        let row = |i: usize| format!("audit/e/{i:020}/id");
+        for one_store in [false, true] {
+            let log: Arc<dyn Store> = Arc::new(MemoryStore::new());
+            let main: Arc<dyn Store> = if one_store {
+                log.clone()
+            } else {
+                Arc::new(MemoryStore::new())
+            };
+            // Early versions of the records of two writes, in the main store.
+            common_put(
+                &*main,
+                &[(row(1), b"early 1".to_vec()), (row(2), b"early 2".to_vec())],
+            );
+            let targets = Targets {
+                log: log.clone(),
+                main: (!one_store).then(|| main.clone()),
+            };
+            // Their final versions, in a segment with a read's record.
+            let segment = vec![
+                (format!("{REPLACES_PENDING}{}", row(1)), b"final 1".to_vec()),
+                (format!("{REPLACES_PENDING}{}", row(2)), b"final 2".to_vec()),
+                (row(2) + "x", b"a read".to_vec()),
+            ];
+            index(&targets, segment.clone()).unwrap();
+            let values = |store: &dyn Store| -> Vec<(String, Vec<u8>)> {
+                let r = store.begin_read().unwrap();
+                let mut rows: Vec<_> = r
+                    .scan("audit/e/", None, 100)
+                    .unwrap()
+                    .into_iter()
+                    .flat_map(|(k, v)| tresor_cloudtrail::record::entry_rows(k, v))
+                    .collect();
+                rows.sort();
+                rows
+            };
+            let expected = vec![
+                (row(1), b"final 1".to_vec()),
+                (row(2), b"final 2".to_vec()),
+                (row(2) + "x", b"a read".to_vec()),
+            ];
+            assert_eq!(values(&*log), expected, "one store: {one_store}");
+            if !one_store {
+                assert!(values(&*main).is_empty(), "the early versions are gone");
+            }
+            // Indexed again (a crash before the segment was removed): the same result.
+            index(&targets, segment).unwrap();
+            assert_eq!(values(&*log), expected);
+            // A final record alone in its segment keeps its own key (a chunk of one): in one
+            // store it overwrites its early version, which is not deleted after it.
+            common_put(&*main, &[(row(3), b"early 3".to_vec())]);
+            index(
+                &targets,
+                vec![(format!("{REPLACES_PENDING}{}", row(3)), b"final 3".to_vec())],
+            )
+            .unwrap();
+            assert!(values(&*log).contains(&(row(3), b"final 3".to_vec())));
+            if !one_store {
+                assert!(values(&*main).is_empty());
+            }
+        }
+    }
+
+    fn common_put(store: &dyn Store, entries: &[(String, Vec<u8>)]) {
+        let mut t = store.begin_write().unwrap();
+        for (k, v) in entries {
+            t.put(k, v).unwrap();
+        }
+        t.commit().unwrap();
     }
 }
