@@ -14,7 +14,10 @@
 //!
 //! `kv` is clustered on `k` with SQLite's BINARY collation (memcmp), so its order is the
 //! bytewise key order of the [`crate::Store`] contract, and a prefix scan is one index range
-//! `k >= prefix AND k < successor(prefix)`.
+//! `k >= prefix AND k < successor(prefix)`. A database created with
+//! [`SqliteOptions::large_values`] has `kv` as a rowid table instead (`CREATE TABLE kv (k TEXT
+//! PRIMARY KEY, v BLOB NOT NULL)`: the values in the table's B-tree, the keys in the primary
+//! key's index, in the same order); the statements are the same for both layouts.
 //!
 //! Group commit: with `synchronous=FULL` every COMMIT costs an fsync, so concurrent write
 //! transactions share one. The services still see one transaction per request; underneath,
