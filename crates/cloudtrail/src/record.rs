@@ -745,6 +745,21 @@ mod tests {
         }
     }
 
+    /// A KMS `Decrypt` made on a request's behalf.
+    fn hop(id: impl Into<String>) -> HopDelta {
+        HopDelta {
+            event_id: id.into(),
+            event_name: "Decrypt".into(),
+            event_source: "kms.amazonaws.com".into(),
+            invoked_by: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            resources: vec![],
+            error_code: None,
+            request_parameters: Value::Null,
+            additional_event_data: None,
+        }
+    }
+
     #[test]
     fn scans_are_newest_first_within_the_range_and_prune_drops_the_old() {
         let store = MemoryStore::new();
@@ -780,17 +795,6 @@ mod tests {
     fn a_page_may_end_inside_a_record_and_the_next_resumes_there() {
         let store = MemoryStore::new();
         let mut t = store.begin_write().unwrap();
-        let hop = |id: &str| HopDelta {
-            event_id: id.into(),
-            event_name: "Decrypt".into(),
-            event_source: "kms.amazonaws.com".into(),
-            invoked_by: "secretsmanager.amazonaws.com".into(),
-            read_only: true,
-            resources: vec![],
-            error_code: None,
-            request_parameters: Value::Null,
-            additional_event_data: None,
-        };
         let row = Row {
             event: event("main", 200),
             hops: vec![hop("hop1"), hop("hop2")],
@@ -852,17 +856,6 @@ mod tests {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             (seed >> 33) % n
-        };
-        let hop = |id: String| HopDelta {
-            event_id: id,
-            event_name: "Decrypt".into(),
-            event_source: "kms.amazonaws.com".into(),
-            invoked_by: "secretsmanager.amazonaws.com".into(),
-            read_only: true,
-            resources: vec![],
-            error_code: None,
-            request_parameters: Value::Null,
-            additional_event_data: None,
         };
         let plain = MemoryStore::new();
         let chunked = MemoryStore::new();

@@ -43,34 +43,24 @@ pub fn memory(busy_timeout: Duration) -> Fixture {
 }
 
 pub fn sqlite(busy_timeout: Duration) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_with(
-        &dir.path().join("tresor.db"),
-        SqliteOptions {
-            busy_timeout,
-            ..SqliteOptions::default()
-        },
-    )
-    .unwrap();
-    Fixture {
-        store: Box::new(store),
-        dir: Some(dir),
-        db: None,
-    }
+    sqlite_with(SqliteOptions {
+        busy_timeout,
+        ..SqliteOptions::default()
+    })
 }
 
 /// SQLite with the layout for large values ([`SqliteOptions::large_values`]).
 pub fn sqlite_large_values(busy_timeout: Duration) -> Fixture {
+    sqlite_with(SqliteOptions {
+        busy_timeout,
+        large_values: true,
+        ..SqliteOptions::default()
+    })
+}
+
+fn sqlite_with(options: SqliteOptions) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_with(
-        &dir.path().join("tresor.db"),
-        SqliteOptions {
-            busy_timeout,
-            large_values: true,
-            ..SqliteOptions::default()
-        },
-    )
-    .unwrap();
+    let store = SqliteStore::open_with(&dir.path().join("tresor.db"), options).unwrap();
     Fixture {
         store: Box::new(store),
         dir: Some(dir),
