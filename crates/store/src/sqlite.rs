@@ -320,8 +320,7 @@ impl SqliteStore {
             .map_err(StoreError::sqlite("setting busy_timeout"))?;
         // Reads through a memory map instead of a read() system call per page: the hot path
         // (one point read per request) is dominated by per-call overheads.
-        conn.execute_batch(READER_PRAGMAS)
-            .map_err(StoreError::sqlite("setting reader pragmas"))?;
+        set_mmap_size(&conn).map_err(StoreError::sqlite("setting reader pragmas"))?;
         Ok(conn)
     }
 
@@ -696,8 +695,11 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
 /// 10,000-secret, 10,000-parameter database (102 MiB) left 45 MiB of it resident. Beyond the
 /// map SQLite reads pages with `pread()` into its own bounded page cache (`cache_size`, 2 MiB
 /// per connection by default), and the kernel's page cache, which is not the process's memory.
-pub(crate) const MMAP_SIZE: i64 = 16 * 1024 * 1024;
-const READER_PRAGMAS: &str = "PRAGMA mmap_size = 16777216";
+const MMAP_SIZE: i64 = 16 * 1024 * 1024;
+
+fn set_mmap_size(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "mmap_size", MMAP_SIZE)
+}
 
 fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
@@ -725,8 +727,7 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, Store
         .map_err(StoreError::sqlite("setting synchronous=FULL"))?;
     // The writer reads pages (the B-tree path to each key it writes) through the memory map
     // too, instead of a pread() system call per page; writes still go to the WAL.
-    conn.execute_batch(READER_PRAGMAS)
-        .map_err(StoreError::sqlite("setting the memory map"))?;
+    set_mmap_size(&conn).map_err(StoreError::sqlite("setting the memory map"))?;
     Ok(conn)
 }
 
@@ -1091,7 +1092,6 @@ mod tests {
     fn the_memory_map_of_readers_and_the_writer_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("tresor.db")).unwrap();
-        assert_eq!(READER_PRAGMAS, format!("PRAGMA mmap_size = {MMAP_SIZE}"));
         let reader = store.open_reader().unwrap();
         assert_eq!(mmap_size(&reader), MMAP_SIZE);
         let writer = open_writer(&dir.path().join("tresor.db"), &SqliteOptions::default()).unwrap();
