@@ -338,8 +338,7 @@ impl SqliteStore {
             .map_err(StoreError::sqlite("setting busy_timeout"))?;
         // Reads through a memory map instead of a read() system call per page: the hot path
         // (one point read per request) is dominated by per-call overheads.
-        conn.execute_batch(READER_PRAGMAS)
-            .map_err(StoreError::sqlite("setting reader pragmas"))?;
+        set_mmap_size(&conn).map_err(StoreError::sqlite("setting reader pragmas"))?;
         Ok(conn)
     }
 
@@ -708,8 +707,17 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         })
 }
 
-/// Read settings of every connection: a 256 MiB memory map (address space only, not memory).
-const READER_PRAGMAS: &str = "PRAGMA mmap_size = 268435456";
+/// Read settings of every connection: a memory map of the file's first 16 MiB. The pages a
+/// connection touches through the map stay in the process's resident set (VmRSS counts them as
+/// RssFile) for as long as the map exists: with the former 256 MiB map, 1,000 reads on a
+/// 10,000-secret, 10,000-parameter database (102 MiB) left 45 MiB of it resident. Beyond the
+/// map SQLite reads pages with `pread()` into its own bounded page cache (`cache_size`, 2 MiB
+/// per connection by default), and the kernel's page cache, which is not the process's memory.
+const MMAP_SIZE: i64 = 16 * 1024 * 1024;
+
+fn set_mmap_size(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "mmap_size", MMAP_SIZE)
+}
 
 fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
@@ -737,8 +745,7 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, Store
         .map_err(StoreError::sqlite("setting synchronous=FULL"))?;
     // The writer reads pages (the B-tree path to each key it writes) through the memory map
     // too, instead of a pread() system call per page; writes still go to the WAL.
-    conn.execute_batch(READER_PRAGMAS)
-        .map_err(StoreError::sqlite("setting the memory map"))?;
+    set_mmap_size(&conn).map_err(StoreError::sqlite("setting the memory map"))?;
     Ok(conn)
 }
 
@@ -1090,5 +1097,26 @@ impl Drop for SqliteWriteTxn<'_> {
             // this waits for their COMMIT. Errors are the group members' to report.
             let _ = self.finish(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    fn mmap_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA mmap_size", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_memory_map_of_readers_and_the_writer_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tresor.db")).unwrap();
+        let reader = store.open_reader().unwrap();
+        assert_eq!(mmap_size(&reader), MMAP_SIZE);
+        let writer = open_writer(&dir.path().join("tresor.db"), &SqliteOptions::default()).unwrap();
+        assert_eq!(mmap_size(&writer), MMAP_SIZE);
     }
 }
