@@ -14,8 +14,8 @@
 //! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]). A lane
 //! appends to its newest segment; once that holds [`SEAL_RECORDS`] records or [`SEAL_BYTES`]
 //! bytes of them, or its first
-//! record is [`SEAL_AGE`] old and the indexer is idle, it is sealed and handed, with its
-//! records, to the indexer thread, which writes them into the store in one transaction, many
+//! record is [`SEAL_AGE`] old and the indexer is idle, it is sealed and handed to the
+//! indexer thread, which reads its records back from the file and writes them into the store in one transaction, many
 //! records to a store entry ([`tresor_cloudtrail::record::chunk_rows`]), and then deletes the
 //! file. A segment whose append failed is sealed at once: nothing is ever
 //! appended after a torn frame.
@@ -44,11 +44,10 @@ use tresor_store::{Store, StoreError};
 pub const SEGMENT_PREFIX: &str = "audit.db-seg.";
 /// A segment is sealed once it holds this many records …
 const SEAL_RECORDS: usize = 8192;
-/// … or records of this many bytes: a lane keeps its open segment's records in memory for the
-/// indexer (measured under a read/write soak: with only the count as a bound, four lanes held
-/// 20–50 MiB of records, most of the server's resident memory). Smaller segments mean more
-/// index transactions (on PostgreSQL each moves the generation every node's caches are
-/// tagged with): at 15,000 reads a second, about two a second per lane.
+/// … or records of this many bytes, so that the indexer reads back a few MiB at a time.
+/// Smaller segments mean more index transactions (on PostgreSQL each moves the generation
+/// every node's caches are tagged with): at 15,000 reads a second, about two a second per
+/// lane.
 const SEAL_BYTES: usize = 4 << 20;
 /// … or, while the indexer is idle, once its first record is this old.
 const SEAL_AGE: Duration = Duration::from_millis(500);
@@ -60,11 +59,9 @@ const MAX_FRAME: usize = 64 << 20;
 /// A record: its key and its value in the log store.
 pub type Entry = (String, Vec<u8>);
 
-/// A segment no lane appends to any more: its file, and its records while they are in
-/// memory (a recovered segment, or one whose indexing failed, is read back from its file).
+/// A segment no lane appends to any more: its file, which the indexer reads back.
 pub struct Sealed {
     path: PathBuf,
-    entries: Option<Vec<Entry>>,
 }
 
 /// What the indexer is sent.
@@ -110,8 +107,13 @@ pub struct Lane {
     file: Option<(Arc<File>, PathBuf)>,
     /// Written since its last `fdatasync` (appends of [`Segments::append`]).
     dirty: bool,
-    entries: Vec<Entry>,
-    /// The size of `entries`' keys and values.
+    /// Records in the open segment, and the size of their keys and values. The records
+    /// themselves are not kept: the indexer reads them back from the file (from the OS's page
+    /// cache), so that a lane holds no memory for them and the buffers a request thread
+    /// allocated are freed on that thread (measured under a read/write soak: lanes that kept
+    /// up to 8,192 records each in memory, freed by the indexer's thread, held 50 MiB or more
+    /// of the server's resident memory).
+    records: usize,
     bytes: usize,
     first: Option<Instant>,
     buf: Vec<u8>,
@@ -154,20 +156,14 @@ impl Segments {
             dir_dirty: AtomicBool::new(false),
             unsynced: Mutex::new(Vec::new()),
         });
-        let recovered = found
-            .into_iter()
-            .map(|(_, path)| Sealed {
-                path,
-                entries: None,
-            })
-            .collect();
+        let recovered = found.into_iter().map(|(_, path)| Sealed { path }).collect();
         let lanes = (0..lanes.max(1))
             .map(|_| {
                 Arc::new(Mutex::new(Lane {
                     shared: shared.clone(),
                     file: None,
                     dirty: false,
-                    entries: Vec::new(),
+                    records: 0,
                     bytes: 0,
                     first: None,
                     buf: Vec::new(),
@@ -318,7 +314,7 @@ impl Lane {
             return Err(e);
         }
         self.first.get_or_insert_with(Instant::now);
-        self.keep(entries);
+        self.count(entries);
         Ok(())
     }
 
@@ -340,18 +336,19 @@ impl Lane {
         }
         self.dirty = true;
         self.first.get_or_insert_with(Instant::now);
-        self.keep(entries);
+        self.count(entries);
         Ok(())
     }
 
-    /// Keeps appended records for the indexer; seals the segment once it is full.
-    fn keep(&mut self, entries: Vec<Entry>) {
+    /// Counts appended records (dropped here, on the appending thread); seals the segment
+    /// once it is full.
+    fn count(&mut self, entries: Vec<Entry>) {
+        self.records += entries.len();
         self.bytes += entries
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
-        self.entries.extend(entries);
-        if self.entries.len() >= SEAL_RECORDS || self.bytes >= SEAL_BYTES {
+        if self.records >= SEAL_RECORDS || self.bytes >= SEAL_BYTES {
             self.seal();
         }
     }
@@ -398,10 +395,8 @@ impl Lane {
         if std::mem::take(&mut self.dirty) {
             self.shared.unsynced.lock().push(file);
         }
-        let sealed = Sealed {
-            path,
-            entries: Some(std::mem::take(&mut self.entries)),
-        };
+        let sealed = Sealed { path };
+        self.records = 0;
         self.bytes = 0;
         self.first = None;
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
@@ -559,20 +554,17 @@ impl Indexer {
 
 fn index_backlog(store: &Targets, backlog: &mut VecDeque<Sealed>, queued: &AtomicUsize) {
     while let Some(segment) = backlog.front_mut() {
-        let entries = match segment.entries.take() {
-            Some(e) => e,
-            None => match std::fs::read(&segment.path) {
-                Ok(bytes) => read_segment(&bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => {
-                    tracing::error!(error = %e, segment = %segment.path.display(), "an audit segment cannot be read; will retry");
-                    return;
-                }
-            },
+        let entries = match std::fs::read(&segment.path) {
+            Ok(bytes) => read_segment(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                tracing::error!(error = %e, segment = %segment.path.display(), "an audit segment cannot be read; will retry");
+                return;
+            }
         };
         let records = entries.len();
         if let Err(e) = index(store, entries) {
-            // Its records stay in the file (read back for the next try), not in memory.
+            // Its records stay in the file, read back for the next try.
             tracing::error!(error = %e, records, "indexing audit records into the log store failed; will retry");
             return;
         }
@@ -762,7 +754,6 @@ mod tests {
         let Ok(ToIndexer::Segment(sealed)) = indexer.rx.try_recv() else {
             panic!("the full segment goes to the indexer");
         };
-        assert_eq!(sealed.entries.as_ref().map(Vec::len), Some(SEAL_RECORDS));
         assert_eq!(
             read_segment(&std::fs::read(&sealed.path).unwrap()).len(),
             SEAL_RECORDS
@@ -776,7 +767,7 @@ mod tests {
         let Ok(ToIndexer::Segment(sealed)) = indexer.rx.try_recv() else {
             panic!("the full segment goes to the indexer");
         };
-        assert_eq!(sealed.entries.as_ref().map(Vec::len), Some(4));
+        assert_eq!(read_segment(&std::fs::read(&sealed.path).unwrap()).len(), 4);
         assert_eq!(lane.bytes, 0);
         lane.append(vec![entry(1)]).unwrap();
         // The directory is gone: the next segment cannot be made, the append fails.
