@@ -13,12 +13,11 @@
 //! payload: u32 LE][payload]`, the payload `[key length: u32 LE][key][value]` — the record's
 //! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]). A lane
 //! appends to its newest segment; once that holds [`SEAL_RECORDS`] records or [`SEAL_BYTES`]
-//! bytes of them, or its first
-//! record is [`SEAL_AGE`] old and the indexer is idle, it is sealed and handed to the
-//! indexer thread, which reads its records back from the file and writes them into the store in one transaction, many
-//! records to a store entry ([`tresor_cloudtrail::record::chunk_rows`]), and then deletes the
-//! file. A segment whose append failed is sealed at once: nothing is ever
-//! appended after a torn frame.
+//! bytes of them, or its first record is [`SEAL_AGE`] old and the indexer is idle, it is
+//! sealed and handed to the indexer thread, which reads its records back from the file,
+//! writes them into the store in one transaction, many records to a store entry
+//! ([`tresor_cloudtrail::record::chunk_rows`]), and then deletes the file. A segment whose
+//! append failed is sealed at once: nothing is ever appended after a torn frame.
 //!
 //! On start, the segments an earlier process left are indexed first. A frame that is cut
 //! short or fails its checksum ends a segment: it is the tail of a batch whose write was torn
