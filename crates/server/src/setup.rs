@@ -145,6 +145,9 @@ impl Deployment {
         let options = SqliteOptions {
             page_size: Some(AUDIT_DB_PAGE_SIZE),
             large_values: true,
+            // Appended to all the time and seldom read: a map would keep its first 16 MiB
+            // resident.
+            memory_map: false,
             ..SqliteOptions::default()
         };
         SqliteStore::open_with(&path, options)
