@@ -496,10 +496,10 @@ fn index(targets: &Targets, entries: Vec<Entry>) -> Result<(), StoreError> {
     if targets.main.is_none() {
         // One store: a record kept under its own key (a chunk of one) overwrote its early
         // version already.
-        for key in &replaced {
-            if !chunks.iter().any(|(k, _)| k == key) {
-                txn.delete(key)?;
-            }
+        let written: std::collections::HashSet<&str> =
+            chunks.iter().map(|(k, _)| k.as_str()).collect();
+        for key in replaced.iter().filter(|k| !written.contains(k.as_str())) {
+            txn.delete(key)?;
         }
     }
     txn.commit()?;
@@ -639,15 +639,7 @@ mod tests {
         assert_eq!(indexer.recovered.len(), 2);
         segments.lanes()[0].lock().append(vec![entry(5)]).unwrap();
         assert_eq!(files(dir.path()), 3, "a new segment");
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        {
-            let (segments, store) = (segments.clone(), store.clone());
-            let targets = Targets {
-                log: store,
-                main: None,
-            };
-            std::thread::spawn(move || indexer.run(&segments, &targets));
-        }
+        let store = start_indexer(indexer, &segments);
         assert!(segments.flush(Duration::from_secs(10)));
         assert_eq!(keys(&*store), [1, 2, 3, 4, 5].map(|i| entry(i).0));
         assert_eq!(segments.shared.queued.load(Ordering::SeqCst), 0);
@@ -659,6 +651,19 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert_eq!(keys(&*store).len(), 6);
+    }
+
+    /// Runs `indexer` on a thread of its own into a memory store (the log and main store in
+    /// one), which it returns.
+    fn start_indexer(indexer: Indexer, segments: &Arc<Segments>) -> Arc<dyn Store> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let targets = Targets {
+            log: store.clone(),
+            main: None,
+        };
+        let segments = segments.clone();
+        std::thread::spawn(move || indexer.run(&segments, &targets));
+        store
     }
 
     fn segment_records(dir: &Path) -> Vec<Entry> {
@@ -700,15 +705,7 @@ mod tests {
         segments.sync_dirty();
         assert!(segments.shared.unsynced.lock().is_empty());
         // And everything is indexed on a flush.
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        {
-            let (segments, store) = (segments.clone(), store.clone());
-            let targets = Targets {
-                log: store,
-                main: None,
-            };
-            std::thread::spawn(move || indexer.run(&segments, &targets));
-        }
+        let store = start_indexer(indexer, &segments);
         assert!(segments.flush(Duration::from_secs(10)));
         assert_eq!(keys(&*store), [1, 2, 3, 4].map(|i| entry(i).0));
         assert_eq!(segments.sync_failures(), 0);
