@@ -1,14 +1,15 @@
 //! The audit log in the store: one record per request under `audit/e/<time>/<event id>` (the
 //! request's own event, then the events of calls made on its behalf), in time order — new
 //! records append at the end of the key space, the cheapest insert for the store's B-tree —
-//! and read newest first (LookupEvents' order) by a reverse scan. A record holds one line of
-//! the few fields LookupEvents filters on for the request's own event and one line of that
-//! event's CloudTrail JSON text as it is returned — not escaped into another JSON string, so
-//! the event is written and read without re-encoding it. Then, one line each, the events of
-//! calls made on the request's behalf (KMS `Decrypt` for a secret read …): in record format 2
-//! ([`RECORD_VERSION`]) only what differs from the request's own event ([`HopDelta`]), their
-//! CloudTrail JSON rendered when they are read ([`hop_event`]); format 1 stored them like the
-//! request's own event (an index line and a JSON line each) and is still read.
+//! and read newest first (LookupEvents' order) by a reverse scan. A record holds the few
+//! fields LookupEvents filters on for the request's own event and what that event's
+//! CloudTrail JSON is made of: since record format 4 ([`RECORD_VERSION`]) its parts
+//! ([`ApiCall`]), the JSON written when the record is read ([`render_api_call`]) — so a
+//! request pays for a copy of strings, not for an encoding — and before it the JSON text
+//! itself. Then the events of calls made on the request's behalf (KMS `Decrypt` for a secret
+//! read …): since format 2 only what differs from the request's own event ([`HopDelta`]),
+//! their CloudTrail JSON rendered when they are read ([`hop_event`]); format 1 stored each
+//! event in full (JSON lines) and is still read.
 //!
 //! The records of requests that changed nothing reach the log store through the server's
 //! segment files, and its indexer stores them many to an entry ([`chunk_rows`]: one B-tree
@@ -63,11 +64,156 @@ pub struct StoredEvent {
     pub event: String,
 }
 
-/// The record format version of [`StoredEvent::v`] this build writes: 3, a binary record
-/// ([`encode_row`]) with the events made on a request's behalf stored as [`HopDelta`]s.
-/// Format 2 (JSON lines, hops as deltas) and format 1 (JSON lines, each event in full) are
-/// read too.
-pub const RECORD_VERSION: u32 = 3;
+/// The record format version of [`StoredEvent::v`] this build writes: 4, a binary record
+/// ([`encode_row`]) whose request event is stored as the parts its CloudTrail JSON is rendered
+/// from when it is read ([`ApiCall`]), or as that JSON text, and the events made on a
+/// request's behalf as [`HopDelta`]s. Format 3 (the same, the request event always as JSON
+/// text), format 2 (JSON lines, hops as deltas) and format 1 (JSON lines, each event in full)
+/// are read too.
+pub const RECORD_VERSION: u32 = 4;
+
+/// `eventVersion` of the records tresor writes.
+pub const EVENT_VERSION: &str = "1.09";
+
+/// What a request's own `AwsApiCall` event holds beyond [`StoredEvent`]'s index fields: the
+/// parts its CloudTrail JSON is rendered from ([`render_api_call`]). A request stores these
+/// rather than the JSON, which is written only when the log is read — the log is read far
+/// less often than it is written, and on the request's own thread before a read is answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiCall {
+    pub request_id: String,
+    pub user_agent: Option<String>,
+    /// `userIdentity`: the JSON text of an object.
+    pub user_identity: String,
+    /// `requestParameters` (redacted already): JSON text.
+    pub request_parameters: String,
+    /// `responseElements`: JSON text (`null` for none).
+    pub response_elements: String,
+    pub error_message: Option<String>,
+    /// `additionalEventData`: JSON text.
+    pub additional_event_data: Option<String>,
+}
+
+/// The CloudTrail JSON of a request's own event (`eventType` `AwsApiCall`): `event`'s index
+/// fields and `call`'s parts, members in byte order of their names (as `serde_json`'s maps
+/// write them, the form the events of calls on a request's behalf are rendered in:
+/// [`hop_event`]).
+pub fn render_api_call(event: &StoredEvent, call: &ApiCall) -> String {
+    let e = event;
+    let mut out = String::with_capacity(
+        768 + call.user_identity.len()
+            + call.request_parameters.len()
+            + call.response_elements.len()
+            + call.additional_event_data.as_ref().map_or(0, String::len)
+            + e.resources.iter().map(|(t, a)| t.len() + 2 * a.len() + 40).sum::<usize>(),
+    );
+    out.push('{');
+    if let Some(a) = &call.additional_event_data {
+        out.push_str("\"additionalEventData\":");
+        out.push_str(a);
+        out.push(',');
+    }
+    member(&mut out, "awsRegion", &e.region);
+    if let Some(code) = &e.error_code {
+        member(&mut out, "errorCode", code);
+    }
+    if let Some(message) = &call.error_message {
+        member(&mut out, "errorMessage", message);
+    }
+    out.push_str("\"eventCategory\":\"Management\",");
+    member(&mut out, "eventID", &e.event_id);
+    member(&mut out, "eventName", &e.event_name);
+    member(&mut out, "eventSource", &e.event_source);
+    member(&mut out, "eventTime", &event_time(e.time()));
+    out.push_str("\"eventType\":\"AwsApiCall\",");
+    member(&mut out, "eventVersion", EVENT_VERSION);
+    out.push_str("\"managementEvent\":true,\"readOnly\":");
+    out.push_str(if e.read_only { "true," } else { "false," });
+    member(&mut out, "recipientAccountId", &e.account);
+    member(&mut out, "requestID", &call.request_id);
+    out.push_str("\"requestParameters\":");
+    out.push_str(&call.request_parameters);
+    out.push_str(",\"resources\":[");
+    for (i, (kind, arn)) in e.resources.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"ARN\":");
+        json_string(&mut out, arn);
+        out.push_str(",\"accountId\":");
+        json_string(&mut out, arn.split(':').nth(4).unwrap_or(""));
+        out.push_str(",\"type\":");
+        json_string(&mut out, kind);
+        out.push('}');
+    }
+    out.push_str("],\"responseElements\":");
+    out.push_str(&call.response_elements);
+    out.push_str(",\"sourceIPAddress\":");
+    optional_string(&mut out, e.source_ip.as_deref());
+    out.push_str(",\"userAgent\":");
+    optional_string(&mut out, call.user_agent.as_deref());
+    out.push_str(",\"userIdentity\":");
+    out.push_str(&call.user_identity);
+    out.push('}');
+    out
+}
+
+/// `eventTime` and the other times of a record: whole seconds, as CloudTrail writes them.
+pub fn event_time(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `"name":"value",`
+fn member(out: &mut String, name: &str, value: &str) {
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":");
+    json_string(out, value);
+    out.push(',');
+}
+
+fn optional_string(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => json_string(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+/// `s` as a JSON string, escaped as `serde_json` escapes it: `"` and `\\`, the control
+/// characters as `\b \f \n \r \t` or `\u00xx`, nothing else.
+pub fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Only ASCII bytes end a run, so every cut is on a character boundary.
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
+}
 
 /// An event a service caused on a request's behalf (`userIdentity.invokedBy`), stored as what
 /// differs from the request's own event: the caller, time, region, request id and account
@@ -92,17 +238,29 @@ pub struct HopDelta {
 /// The record of one request: its own event and the events made on its behalf.
 #[derive(Clone, Debug)]
 pub struct Row {
+    /// With `call`, its `event` text is empty: [`Row::main_event`] renders it.
     pub event: StoredEvent,
+    pub call: Option<ApiCall>,
     pub hops: Vec<HopDelta>,
 }
 
 impl Row {
-    /// A record of a single event.
+    /// A record of a single event whose CloudTrail JSON is written already.
     pub fn single(event: StoredEvent) -> Row {
         Row {
             event,
+            call: None,
             hops: Vec::new(),
         }
+    }
+
+    /// The request's own event, its CloudTrail JSON rendered.
+    pub fn main_event(&self) -> StoredEvent {
+        let mut e = self.event.clone();
+        if let Some(call) = &self.call {
+            e.event = render_api_call(&self.event, call);
+        }
+        e
     }
 
     /// How many events the record holds.
@@ -111,9 +269,17 @@ impl Row {
     }
 
     /// Every event in full, the request's own first (for the JSON-lines file).
-    pub fn events(&self) -> impl Iterator<Item = StoredEvent> + '_ {
-        std::iter::once(self.event.clone())
-            .chain(self.hops.iter().filter_map(|h| hop_event(&self.event, h)))
+    pub fn events(&self) -> Vec<StoredEvent> {
+        let main = self.main_event();
+        let hops: Vec<StoredEvent> = self
+            .hops
+            .iter()
+            .filter_map(|h| hop_event(&main, h))
+            .collect();
+        let mut all = Vec::with_capacity(1 + hops.len());
+        all.push(main);
+        all.extend(hops);
+        all
     }
 }
 
@@ -232,60 +398,41 @@ pub fn put_row(txn: &mut dyn WriteTxn, row: &Row) -> Result<(), StoreError> {
     txn.put(&key, &value)
 }
 
-/// The key and the value of the record of one request, as [`put_row`] stores them: format 3,
-/// binary — the first byte [`ROW_V3`], then the request's own event (its index fields and its
-/// CloudTrail JSON text), then its hops, every string as a little-endian `u32` length and its
-/// bytes. Written on the request's own thread before a read is answered, so it is a copy of
-/// strings, not an encoding: no JSON escaping (the CloudTrail JSON is already text; the hops'
-/// small JSON values are written as text).
+/// The key and the value of the record of one request, as [`put_row`] stores them: format 4,
+/// binary — the first byte [`ROW_V4`], then the request's own event (its index fields, then
+/// either `0` and its CloudTrail JSON text or `1` and the [`ApiCall`] parts it is rendered
+/// from), then its hops, every string as a little-endian `u32` length and its bytes. Written
+/// on the request's own thread before a read is answered, so it is a copy of strings, not an
+/// encoding: no JSON escaping (the hops' small JSON values are written as text). Format 3 is
+/// format 4 without the `0`/`1` (always the JSON text).
 pub fn encode_row(row: &Row) -> Result<(String, Vec<u8>), StoreError> {
     debug_assert!(EVENT_PREFIX.starts_with(AUDIT_PREFIX));
     let e = &row.event;
+    let call_len = row.call.as_ref().map_or(0, |c| {
+        c.user_identity.len() + c.request_parameters.len() + c.response_elements.len() + 256
+    });
     let mut w = Writer(Vec::with_capacity(
-        e.event.len() + 512 + row.hops.len() * 512,
+        e.event.len() + call_len + 512 + row.hops.len() * 512,
     ));
-    w.0.push(ROW_V3);
-    w.str(&e.event_id);
-    w.str(&e.event_name);
-    w.str(&e.event_source);
-    w.0.push(u8::from(e.read_only));
-    w.0.extend_from_slice(&e.time_us.to_le_bytes());
-    w.str(&e.account);
-    w.str(&e.region);
-    w.opt(e.username.as_deref());
-    w.opt(e.access_key_id.as_deref());
-    w.pairs(&e.resources);
-    w.opt(e.principal.as_deref());
-    w.opt(e.source_ip.as_deref());
-    w.opt(e.invoked_by.as_deref());
-    w.opt(e.error_code.as_deref());
-    w.len(e.reads.len());
-    for r in &e.reads {
-        w.str(&r.secret_arn);
-        w.str(&r.version_id);
-        w.len(r.version_stages.len());
-        for stage in &r.version_stages {
-            w.str(stage);
+    w.0.push(ROW_V4);
+    w.head(e);
+    match &row.call {
+        None => {
+            w.0.push(0);
+            w.str(&e.event);
+        }
+        Some(c) => {
+            w.0.push(1);
+            w.str(&c.request_id);
+            w.opt(c.user_agent.as_deref());
+            w.str(&c.user_identity);
+            w.str(&c.request_parameters);
+            w.str(&c.response_elements);
+            w.opt(c.error_message.as_deref());
+            w.opt(c.additional_event_data.as_deref());
         }
     }
-    w.str(&e.event);
-    w.len(row.hops.len());
-    for h in &row.hops {
-        w.str(&h.event_id);
-        w.str(&h.event_name);
-        w.str(&h.event_source);
-        w.str(&h.invoked_by);
-        w.0.push(u8::from(h.read_only));
-        w.pairs(&h.resources);
-        w.opt(h.error_code.as_deref());
-        w.str(&h.request_parameters.to_string());
-        w.opt(
-            h.additional_event_data
-                .as_ref()
-                .map(Value::to_string)
-                .as_deref(),
-        );
-    }
+    w.hops(&row.hops);
     if w.0.len() > u32::MAX as usize {
         return Err(StoreError::Unsupported {
             what: "an audit record of 4 GiB",
@@ -296,11 +443,60 @@ pub fn encode_row(row: &Row) -> Result<(String, Vec<u8>), StoreError> {
 
 /// The first byte of a format-3 row (a format 1 or 2 row starts with `{`, a chunk with `C`).
 const ROW_V3: u8 = 3;
+/// The first byte of a format-4 row.
+const ROW_V4: u8 = 4;
 
 /// Writes the fields of a format-3 row.
 struct Writer(Vec<u8>);
 
 impl Writer {
+    /// The request event's index fields and the secret versions it returned.
+    fn head(&mut self, e: &StoredEvent) {
+        self.str(&e.event_id);
+        self.str(&e.event_name);
+        self.str(&e.event_source);
+        self.0.push(u8::from(e.read_only));
+        self.0.extend_from_slice(&e.time_us.to_le_bytes());
+        self.str(&e.account);
+        self.str(&e.region);
+        self.opt(e.username.as_deref());
+        self.opt(e.access_key_id.as_deref());
+        self.pairs(&e.resources);
+        self.opt(e.principal.as_deref());
+        self.opt(e.source_ip.as_deref());
+        self.opt(e.invoked_by.as_deref());
+        self.opt(e.error_code.as_deref());
+        self.len(e.reads.len());
+        for r in &e.reads {
+            self.str(&r.secret_arn);
+            self.str(&r.version_id);
+            self.len(r.version_stages.len());
+            for stage in &r.version_stages {
+                self.str(stage);
+            }
+        }
+    }
+
+    fn hops(&mut self, hops: &[HopDelta]) {
+        self.len(hops.len());
+        for h in hops {
+            self.str(&h.event_id);
+            self.str(&h.event_name);
+            self.str(&h.event_source);
+            self.str(&h.invoked_by);
+            self.0.push(u8::from(h.read_only));
+            self.pairs(&h.resources);
+            self.opt(h.error_code.as_deref());
+            self.str(&h.request_parameters.to_string());
+            self.opt(
+                h.additional_event_data
+                    .as_ref()
+                    .map(Value::to_string)
+                    .as_deref(),
+            );
+        }
+    }
+
     fn len(&mut self, n: usize) {
         // Lengths beyond u32 are refused for the whole record (see `encode_row`).
         self.0
@@ -380,11 +576,12 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes a format-3 row (its first byte already checked).
-fn decode_v3(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
-    let mut r = Reader(bytes.get(1..)?);
+/// Decodes a format-3 or format-4 row (its first byte already checked).
+fn decode_binary(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
+    let (&version, rest) = bytes.split_first()?;
+    let mut r = Reader(rest);
     let mut main = StoredEvent {
-        v: 3,
+        v: u32::from(version),
         event_id: r.str()?,
         event_name: r.str()?,
         event_source: r.str()?,
@@ -412,9 +609,23 @@ fn decode_v3(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
             version_stages,
         });
     }
-    main.event = r.str()?;
+    let call = match (version, if version == ROW_V3 { 0 } else { r.byte()? }) {
+        (_, 0) => {
+            main.event = r.str()?;
+            None
+        }
+        (ROW_V4, 1) => Some(ApiCall {
+            request_id: r.str()?,
+            user_agent: r.opt()?,
+            user_identity: r.str()?,
+            request_parameters: r.str()?,
+            response_elements: r.str()?,
+            error_message: r.opt()?,
+            additional_event_data: r.opt()?,
+        }),
+        _ => return None,
+    };
     let hops = r.count()?;
-    let mut out = Vec::with_capacity(1 + hops);
     let mut deltas = Vec::with_capacity(hops);
     for _ in 0..hops {
         deltas.push(HopDelta {
@@ -435,6 +646,10 @@ fn decode_v3(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
     if !r.0.is_empty() {
         return None;
     }
+    if let Some(call) = &call {
+        main.event = render_api_call(&main, call);
+    }
+    let mut out = Vec::with_capacity(1 + hops);
     for hop in &deltas {
         out.push(hop_event(&main, hop)?);
     }
@@ -456,8 +671,8 @@ pub fn decode_row(key: &str, bytes: &[u8]) -> Vec<StoredEvent> {
 }
 
 fn decode(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
-    if bytes.first() == Some(&ROW_V3) {
-        return decode_v3(bytes);
+    if matches!(bytes.first(), Some(&(ROW_V3 | ROW_V4))) {
+        return decode_binary(bytes);
     }
     // Formats 1 and 2: JSON lines.
     let mut out: Vec<StoredEvent> = Vec::new();
@@ -797,6 +1012,7 @@ mod tests {
         let mut t = store.begin_write().unwrap();
         let row = Row {
             event: event("main", 200),
+            call: None,
             hops: vec![hop("hop1"), hop("hop2")],
         };
         put_row(&mut *t, &row).unwrap();
@@ -868,7 +1084,11 @@ mod tests {
             e.time_us = us;
             e.event_id = format!("{}-{i}", e.event_id);
             let hops = (0..next(3)).map(|h| hop(format!("h{i}-{h}"))).collect();
-            let row = Row { event: e, hops };
+            let row = Row {
+                event: e,
+                call: None,
+                hops,
+            };
             put_row(&mut *t, &row).unwrap();
             segments[usize::try_from(next(3)).unwrap()].push(encode_row(&row).unwrap());
         }
@@ -1007,6 +1227,7 @@ mod tests {
         };
         Row {
             event: e,
+            call: None,
             hops: vec![hop],
         }
     }
@@ -1027,36 +1248,120 @@ mod tests {
         value
     }
 
+    /// What format 3 stored, written as that build did: format 4 without the `0` before the
+    /// request event's JSON text.
+    fn encode_v3(row: &Row) -> Vec<u8> {
+        let mut w = Writer(vec![ROW_V3]);
+        w.head(&row.event);
+        w.str(&row.event.event);
+        w.hops(&row.hops);
+        w.0
+    }
+
     #[test]
-    fn a_binary_record_decodes_to_what_the_json_lines_of_format_2_decode_to() {
+    fn binary_records_decode_to_what_the_json_lines_of_format_2_decode_to() {
         let row = full_row();
-        let (key, v3) = encode_row(&row).unwrap();
-        assert_eq!(v3[0], ROW_V3);
-        let from_v3 = decode_row(&key, &v3);
+        let (key, v4) = encode_row(&row).unwrap();
+        assert_eq!(v4[0], ROW_V4);
+        let v3 = encode_v3(&row);
         let from_v2 = decode_row(&key, &encode_v2(&row));
-        assert_eq!(from_v3.len(), 2);
-        let fields = |e: &StoredEvent| serde_json::to_value(e).unwrap();
-        for (a, b) in from_v3.iter().zip(&from_v2) {
-            let (mut fa, mut fb) = (fields(a), fields(b));
-            fa["v"] = 0.into();
-            fb["v"] = 0.into();
-            assert_eq!(fa, fb);
-            assert_eq!(a.event, b.event);
+        for binary in [&v4, &v3] {
+            let decoded = decode_row(&key, binary);
+            assert_eq!(decoded.len(), 2);
+            let fields = |e: &StoredEvent| serde_json::to_value(e).unwrap();
+            for (a, b) in decoded.iter().zip(&from_v2) {
+                let (mut fa, mut fb) = (fields(a), fields(b));
+                fa["v"] = 0.into();
+                fb["v"] = 0.into();
+                assert_eq!(fa, fb);
+                assert_eq!(a.event, b.event);
+            }
+            assert_eq!(decoded[0].reads, row.event.reads);
+            assert_eq!(decoded[0].event, row.event.event);
+            let hop: Value = serde_json::from_str(&decoded[1].event).unwrap();
+            assert_eq!(
+                hop["requestParameters"]["encryptionContext"]["SecretARN"],
+                "a"
+            );
+            assert_eq!(hop["errorCode"], "KMSInvalidStateException");
+            // A record cut anywhere, or with bytes after its end, is refused, never a panic.
+            for n in 0..binary.len() {
+                assert!(decode(&binary[..n]).is_none(), "cut at {n}");
+            }
+            let mut longer = binary.clone();
+            longer.push(0);
+            assert!(decode(&longer).is_none());
         }
-        assert_eq!(from_v3[0].reads, row.event.reads);
-        assert_eq!(from_v3[0].event, row.event.event);
-        let hop: Value = serde_json::from_str(&from_v3[1].event).unwrap();
+    }
+
+    /// A request event stored as its parts.
+    fn call_row() -> Row {
+        let mut row = full_row();
+        row.event.event = String::new();
+        row.call = Some(ApiCall {
+            request_id: "req-1".into(),
+            user_agent: Some("aws-cli/2 \"quoted\"\n\u{1}".into()),
+            user_identity: r#"{"accessKeyId":"AKIAEXAMPLE","type":"IAMUser"}"#.into(),
+            request_parameters: r#"{"secretId":"tok"}"#.into(),
+            response_elements: "null".into(),
+            error_message: Some("User: x is not authorized \\ to \"do\" ünïcode \u{7f}".into()),
+            additional_event_data: Some(r#"{"secretVersions":[]}"#.into()),
+        });
+        row
+    }
+
+    #[test]
+    fn a_record_of_parts_renders_its_event_when_read_and_keeps_its_hops() {
+        let row = call_row();
+        let (key, bytes) = encode_row(&row).unwrap();
+        assert_eq!(bytes[0], ROW_V4);
+        let decoded = decode_row(&key, &bytes);
+        assert_eq!(decoded.len(), 2);
+        let main = &decoded[0];
+        assert_eq!(main.v, 4);
+        assert_eq!(main.event, row.main_event().event);
+        let v: Value = serde_json::from_str(&main.event).unwrap();
+        // Members in byte order, as serde_json writes a map: the text is its own canonical form.
+        assert_eq!(v.to_string(), main.event);
+        assert_eq!(v["requestID"], "req-1");
+        assert_eq!(v["eventTime"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["userAgent"], "aws-cli/2 \"quoted\"\n\u{1}");
+        assert_eq!(v["userIdentity"]["accessKeyId"], "AKIAEXAMPLE");
+        assert_eq!(v["errorCode"], "AccessDeniedException");
         assert_eq!(
-            hop["requestParameters"]["encryptionContext"]["SecretARN"],
-            "a"
+            v["errorMessage"],
+            "User: x is not authorized \\ to \"do\" ünïcode \u{7f}"
         );
-        assert_eq!(hop["errorCode"], "KMSInvalidStateException");
-        // A record cut anywhere, or with bytes after its end, is refused, never a panic.
-        for n in 0..v3.len() {
-            assert!(decode(&v3[..n]).is_none(), "cut at {n}");
+        assert_eq!(v["resources"][0]["accountId"], "111122223333");
+        assert_eq!(v["sourceIPAddress"], "10.0.0.7");
+        assert_eq!(v["readOnly"], true);
+        assert_eq!(v["additionalEventData"]["secretVersions"], json!([]));
+        // The hop is rendered from the rendered request event.
+        let hop: Value = serde_json::from_str(&decoded[1].event).unwrap();
+        assert_eq!(hop["requestID"], "req-1");
+        assert_eq!(hop["userIdentity"]["invokedBy"], "secretsmanager.amazonaws.com");
+        assert_eq!(row.events().len(), 2);
+        assert_eq!(row.events()[1].event, decoded[1].event);
+        for n in 0..bytes.len() {
+            assert!(decode(&bytes[..n]).is_none(), "cut at {n}");
         }
-        let mut longer = v3.clone();
-        longer.push(0);
-        assert!(decode(&longer).is_none());
+        // A request event neither as text nor as parts is refused.
+        let mut w = Writer(vec![ROW_V4]);
+        w.head(&row.event);
+        let mut unknown = bytes.clone();
+        assert_eq!(unknown[w.0.len()], 1);
+        unknown[w.0.len()] = 2;
+        assert!(decode(&unknown).is_none());
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: String = (0u8..=0x7f).map(char::from).collect();
+        all.push_str("ünïcode € 𝄞 \u{2028}");
+        for s in [all.as_str(), "", "plain", "\"", "\\", "a\u{0}b"] {
+            let mut out = String::new();
+            json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
     }
 }

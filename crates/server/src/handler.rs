@@ -409,7 +409,7 @@ impl Call<'_> {
             if self
                 .state
                 .auditor
-                .record(vec![tresor_cloudtrail::record::Row::single(record)])
+                .record(vec![record])
                 .await
                 .is_err()
             {

@@ -8,15 +8,13 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use tresor_cloudtrail::record::{HopDelta, RECORD_VERSION, StoredEvent, micros};
+use tresor_cloudtrail::record::{
+    ApiCall, EVENT_VERSION, HopDelta, RECORD_VERSION, Row, StoredEvent, event_time, micros,
+};
 use tresor_core::audit::{AuditResource, Facts, Hop, SecretRead, ServiceEvent, WebIdentityUser};
 use tresor_core::credential::Federation;
 use tresor_core::{Caller, CallerKind};
 use tresor_wire::ServiceId;
-
-/// The record format version tresor writes.
-pub const EVENT_VERSION: &str = "1.09";
 
 /// Who made the request, as far as it is known.
 #[derive(Clone, Debug)]
@@ -65,12 +63,6 @@ pub enum Outcome<'a> {
 
 pub fn event_source(service: ServiceId) -> String {
     format!("{}.amazonaws.com", service.signing_name())
-}
-
-fn time_text(t: OffsetDateTime) -> String {
-    // Second precision, as CloudTrail writes `eventTime`.
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// CloudTrail's resource type for an ARN tresor serves.
@@ -136,7 +128,7 @@ pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
             if let CallerKind::User { name, .. } = &caller.kind {
                 id.insert("userName".into(), name.clone().into());
             }
-            let creation = session_created.map(time_text);
+            let creation = session_created.map(event_time);
             if let CallerKind::AssumedRole {
                 role_name,
                 role_path,
@@ -233,8 +225,8 @@ fn reads_json(reads: &[SecretRead]) -> Value {
     json!({ "secretVersions": reads })
 }
 
-/// The request's own event.
-pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> StoredEvent {
+/// The record of the request's own event (without the events made on its behalf).
+pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> Row {
     // An unsigned federation request is its token's outside identity once the token checked.
     let federated;
     let info = match &facts.web_identity_user {
@@ -286,7 +278,7 @@ pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> S
             r.reads = facts.reads.clone();
         }
     }
-    r.into_stored()
+    r.into_row()
 }
 
 /// The event of a call a service made on the caller's behalf, as stored: what differs from
@@ -314,7 +306,7 @@ pub fn service_event(e: &ServiceEvent) -> StoredEvent {
         "userIdentity".into(),
         json!({"type": "AWSService", "invokedBy": e.event_source}),
     );
-    record.insert("eventTime".into(), time_text(e.time).into());
+    record.insert("eventTime".into(), event_time(e.time).into());
     record.insert("eventSource".into(), e.event_source.clone().into());
     record.insert("eventName".into(), e.event_name.clone().into());
     record.insert("awsRegion".into(), e.region.clone().into());
@@ -358,69 +350,6 @@ fn pairs(resources: &[AuditResource]) -> Vec<(String, String)> {
         .iter()
         .map(|r| (r.resource_type.clone(), r.arn.clone()))
         .collect()
-}
-
-/// An `AwsApiCall` event's CloudTrail JSON, written straight from borrowed parts (no map of
-/// values built first). Members in byte order of their names, as `serde_json`'s maps write
-/// them (the events of calls on a request's behalf are rendered through such a map:
-/// [`tresor_cloudtrail::record::hop_event`]).
-#[derive(serde::Serialize)]
-struct ApiCallJson<'a> {
-    #[serde(
-        rename = "additionalEventData",
-        skip_serializing_if = "Option::is_none"
-    )]
-    additional_event_data: Option<&'a Value>,
-    #[serde(rename = "awsRegion")]
-    aws_region: &'a str,
-    #[serde(rename = "errorCode", skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'a str>,
-    #[serde(rename = "errorMessage", skip_serializing_if = "Option::is_none")]
-    error_message: Option<&'a str>,
-    #[serde(rename = "eventCategory")]
-    event_category: &'a str,
-    #[serde(rename = "eventID")]
-    event_id: &'a str,
-    #[serde(rename = "eventName")]
-    event_name: &'a str,
-    #[serde(rename = "eventSource")]
-    event_source: &'a str,
-    #[serde(rename = "eventTime")]
-    event_time: String,
-    #[serde(rename = "eventType")]
-    event_type: &'a str,
-    #[serde(rename = "eventVersion")]
-    event_version: &'a str,
-    #[serde(rename = "managementEvent")]
-    management_event: bool,
-    #[serde(rename = "readOnly")]
-    read_only: bool,
-    #[serde(rename = "recipientAccountId")]
-    recipient_account_id: &'a str,
-    #[serde(rename = "requestID")]
-    request_id: &'a str,
-    #[serde(rename = "requestParameters")]
-    request_parameters: &'a Value,
-    resources: Vec<ResourceJson<'a>>,
-    #[serde(rename = "responseElements")]
-    response_elements: &'a Value,
-    #[serde(rename = "sourceIPAddress")]
-    source_ip_address: Option<&'a str>,
-    #[serde(rename = "userAgent")]
-    user_agent: Option<&'a str>,
-    #[serde(rename = "userIdentity")]
-    user_identity: Value,
-}
-
-/// One of CloudTrail's `resources` (members in byte order, as [`ApiCallJson`]).
-#[derive(serde::Serialize)]
-struct ResourceJson<'a> {
-    #[serde(rename = "ARN")]
-    arn: &'a str,
-    #[serde(rename = "accountId")]
-    account_id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
 }
 
 /// An `AwsApiCall` record being built: the CloudTrail JSON and the stored event's index
@@ -469,7 +398,7 @@ impl<'a> Record<'a> {
         }
     }
 
-    fn into_stored(self) -> StoredEvent {
+    fn into_row(self) -> Row {
         let info = self.info;
         let source_ip = match &self.invoked_by {
             Some(by) => Some(by.clone()),
@@ -477,58 +406,38 @@ impl<'a> Record<'a> {
         };
         let user_agent = self.invoked_by.clone().or_else(|| info.user_agent.clone());
         let (account, principal, access_key_id) = caller_parts(&info.who);
-        let resources: Vec<ResourceJson<'_>> = self
-            .resources
-            .iter()
-            .map(|r| ResourceJson {
-                arn: &r.arn,
-                account_id: r.arn.split(':').nth(4).unwrap_or(""),
-                kind: &r.resource_type,
-            })
-            .collect();
-        let json = ApiCallJson {
-            additional_event_data: self.additional.as_ref(),
-            aws_region: &info.region,
-            error_code: self.error_code.as_deref(),
-            error_message: self.error_message.as_deref(),
-            event_category: "Management",
-            event_id: self.event_id,
-            event_name: self.event_name,
-            event_source: &self.event_source,
-            event_time: time_text(info.time),
-            event_type: "AwsApiCall",
-            event_version: EVENT_VERSION,
-            management_event: true,
-            read_only: self.read_only,
-            recipient_account_id: &account,
-            request_id: &info.request_id,
-            request_parameters: &self.request_parameters,
-            resources,
-            response_elements: &self.response_elements,
-            source_ip_address: source_ip.as_deref(),
-            user_agent: user_agent.as_deref(),
-            user_identity: user_identity(&info.who, self.invoked_by.as_deref()),
+        let call = ApiCall {
+            request_id: info.request_id.clone(),
+            user_agent,
+            user_identity: user_identity(&info.who, self.invoked_by.as_deref()).to_string(),
+            request_parameters: self.request_parameters.to_string(),
+            response_elements: self.response_elements.to_string(),
+            error_message: self.error_message,
+            additional_event_data: self.additional.as_ref().map(Value::to_string),
         };
-        // Strings and JSON values always encode; the error is only the type's.
-        let event = serde_json::to_string(&json).unwrap_or_default();
-        StoredEvent {
-            v: RECORD_VERSION,
-            event_id: self.event_id.to_string(),
-            event_name: self.event_name.to_string(),
-            event_source: self.event_source,
-            read_only: self.read_only,
-            time_us: micros(info.time),
-            account,
-            region: info.region.clone(),
-            username: username(&info.who),
-            access_key_id,
-            resources: pairs(&self.resources),
-            principal,
-            source_ip,
-            invoked_by: self.invoked_by,
-            error_code: self.error_code,
-            reads: self.reads,
-            event,
+        Row {
+            event: StoredEvent {
+                v: RECORD_VERSION,
+                event_id: self.event_id.to_string(),
+                event_name: self.event_name.to_string(),
+                event_source: self.event_source,
+                read_only: self.read_only,
+                time_us: micros(info.time),
+                account,
+                region: info.region.clone(),
+                username: username(&info.who),
+                access_key_id,
+                resources: pairs(&self.resources),
+                principal,
+                source_ip,
+                invoked_by: self.invoked_by,
+                error_code: self.error_code,
+                reads: self.reads,
+                // Rendered from `call` when the record is read.
+                event: String::new(),
+            },
+            call: Some(call),
+            hops: Vec::new(),
         }
     }
 }
@@ -536,6 +445,67 @@ impl<'a> Record<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An `AwsApiCall` event's CloudTrail JSON as serde writes it (what the records of format 3
+    /// stored): the oracle of [`tresor_cloudtrail::record::render_api_call`].
+    #[derive(serde::Serialize)]
+    struct ApiCallJson<'a> {
+        #[serde(
+            rename = "additionalEventData",
+            skip_serializing_if = "Option::is_none"
+        )]
+        additional_event_data: Option<&'a Value>,
+        #[serde(rename = "awsRegion")]
+        aws_region: &'a str,
+        #[serde(rename = "errorCode", skip_serializing_if = "Option::is_none")]
+        error_code: Option<&'a str>,
+        #[serde(rename = "errorMessage", skip_serializing_if = "Option::is_none")]
+        error_message: Option<&'a str>,
+        #[serde(rename = "eventCategory")]
+        event_category: &'a str,
+        #[serde(rename = "eventID")]
+        event_id: &'a str,
+        #[serde(rename = "eventName")]
+        event_name: &'a str,
+        #[serde(rename = "eventSource")]
+        event_source: &'a str,
+        #[serde(rename = "eventTime")]
+        event_time: String,
+        #[serde(rename = "eventType")]
+        event_type: &'a str,
+        #[serde(rename = "eventVersion")]
+        event_version: &'a str,
+        #[serde(rename = "managementEvent")]
+        management_event: bool,
+        #[serde(rename = "readOnly")]
+        read_only: bool,
+        #[serde(rename = "recipientAccountId")]
+        recipient_account_id: &'a str,
+        #[serde(rename = "requestID")]
+        request_id: &'a str,
+        #[serde(rename = "requestParameters")]
+        request_parameters: &'a Value,
+        resources: Vec<ResourceJson<'a>>,
+        #[serde(rename = "responseElements")]
+        response_elements: &'a Value,
+        #[serde(rename = "sourceIPAddress")]
+        source_ip_address: Option<&'a str>,
+        #[serde(rename = "userAgent")]
+        user_agent: Option<&'a str>,
+        #[serde(rename = "userIdentity")]
+        user_identity: Value,
+    }
+
+    /// One of CloudTrail's `resources` (members in byte order, as [`ApiCallJson`]).
+    #[derive(serde::Serialize)]
+    struct ResourceJson<'a> {
+        #[serde(rename = "ARN")]
+        arn: &'a str,
+        #[serde(rename = "accountId")]
+        account_id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
 
     fn role_caller() -> Caller {
         Caller {
@@ -587,7 +557,8 @@ mod tests {
             )],
             ..Facts::default()
         };
-        let e = main_event(&info, &facts, &Outcome::Ok { response: None });
+        let row = main_event(&info, &facts, &Outcome::Ok { response: None });
+        let e = row.main_event();
         let v: Value = serde_json::from_str(&e.event).unwrap();
         assert_eq!(v["eventVersion"], "1.09");
         assert_eq!(v["eventTime"], "2023-11-14T22:13:20Z");
@@ -631,7 +602,7 @@ mod tests {
             .and_then(|a| a.get("secretVersions"))
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
-        r.into_stored()
+        r.into_row().main_event()
     }
 
     #[test]
@@ -681,7 +652,7 @@ mod tests {
             Outcome::Pending,
         ];
         for outcome in &outcomes {
-            let main = main_event(&info, &facts, outcome);
+            let main = main_event(&info, &facts, outcome).main_event();
             // Written straight from its parts, the event reads as serde_json's map of it
             // writes it (members in byte order), the form its hops are rendered in.
             let canonical: Value = serde_json::from_str(&main.event).unwrap();
@@ -697,5 +668,136 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The old serde rendering of a record's parts.
+    fn serde_rendering(row: &Row) -> String {
+        let e = &row.event;
+        let c = row.call.as_ref().unwrap();
+        let parse = |t: &str| -> Value { serde_json::from_str(t).unwrap() };
+        let additional = c.additional_event_data.as_deref().map(parse);
+        let (request, response) = (parse(&c.request_parameters), parse(&c.response_elements));
+        let json = ApiCallJson {
+            additional_event_data: additional.as_ref(),
+            aws_region: &e.region,
+            error_code: e.error_code.as_deref(),
+            error_message: c.error_message.as_deref(),
+            event_category: "Management",
+            event_id: &e.event_id,
+            event_name: &e.event_name,
+            event_source: &e.event_source,
+            event_time: event_time(e.time()),
+            event_type: "AwsApiCall",
+            event_version: EVENT_VERSION,
+            management_event: true,
+            read_only: e.read_only,
+            recipient_account_id: &e.account,
+            request_id: &c.request_id,
+            request_parameters: &request,
+            resources: e
+                .resources
+                .iter()
+                .map(|(kind, arn)| ResourceJson {
+                    arn,
+                    account_id: arn.split(':').nth(4).unwrap_or(""),
+                    kind,
+                })
+                .collect(),
+            response_elements: &response,
+            source_ip_address: e.source_ip.as_deref(),
+            user_agent: c.user_agent.as_deref(),
+            user_identity: parse(&c.user_identity),
+        };
+        serde_json::to_string(&json).unwrap()
+    }
+
+    #[test]
+    fn events_rendered_from_their_parts_read_as_serde_wrote_them() {
+        let user = Caller {
+            account: "111122223333".into(),
+            arn: "arn:aws:iam::111122223333:user/ci/agent".into(),
+            user_id: "AIDAEXAMPLE".into(),
+            kind: CallerKind::User {
+                name: "agent \"quoted\"".into(),
+                path: "/ci/".into(),
+                unique_id: "AIDAEXAMPLE".into(),
+            },
+            access_key_id: "AKIAEXAMPLE".into(),
+        };
+        let whos = [
+            Who::Caller {
+                caller: role_caller(),
+                session_created: OffsetDateTime::from_unix_timestamp(1_699_999_000).ok(),
+                federation: Some(Federation {
+                    federated_provider: "arn:aws:iam::111122223333:oidc-provider/x".into(),
+                    attributes: vec![("x:sub".into(), "repo:a/b\n".into())],
+                }),
+            },
+            Who::Caller {
+                caller: user,
+                session_created: None,
+                federation: None,
+            },
+            Who::Caller {
+                caller: Caller::root("111122223333", "AKIAROOT"),
+                session_created: OffsetDateTime::from_unix_timestamp(1_699_999_000).ok(),
+                federation: None,
+            },
+            Who::WebIdentity(WebIdentityUser {
+                identity_provider: "token.actions.githubusercontent.com".into(),
+                principal_id: "p".into(),
+                user_name: "u".into(),
+                account: "111122223333".into(),
+            }),
+            Who::Unauthenticated {
+                access_key_id: Some("AKIA\u{1}".into()),
+            },
+            Who::Unauthenticated {
+                access_key_id: None,
+            },
+        ];
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf";
+        let facts = Facts {
+            reads: vec![SecretRead {
+                secret_arn: arn.into(),
+                version_id: "v1".into(),
+                version_stages: vec!["AWSCURRENT".into()],
+            }],
+            asked: vec![("secretsmanager:GetSecretValue".into(), arn.into())],
+            ..Facts::default()
+        };
+        let outcomes = [
+            Outcome::Ok {
+                response: Some(json!({"name": "db", "tricky": "\u{7f}\\\"</"})),
+            },
+            Outcome::Ok { response: None },
+            Outcome::Err {
+                code: "AccessDeniedException",
+                message: Some("User: arn:aws:iam::1:user/\"x\" is not authorized\t…"),
+            },
+            Outcome::Err {
+                code: "InternalFailure",
+                message: None,
+            },
+            Outcome::Pending,
+        ];
+        let mut n = 0;
+        for who in &whos {
+            for (agent, ip) in [(Some("aws-cli/2.0 \"q\"\u{0}"), Some("10.0.0.1")), (None, None)] {
+                let mut info = info();
+                info.who = who.clone();
+                info.user_agent = agent.map(str::to_string);
+                info.source_ip = ip.and_then(|ip| ip.parse().ok());
+                for facts in [&facts, &Facts::default()] {
+                    for outcome in &outcomes {
+                        let row = main_event(&info, facts, outcome);
+                        assert!(row.event.event.is_empty());
+                        assert_eq!(row.main_event().event, serde_rendering(&row));
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 6 * 2 * 2 * 5);
     }
 }

@@ -577,7 +577,7 @@ pub struct Pending {
 impl Pending {
     fn row(&self, outcome: &Outcome<'_>) -> Row {
         self.facts.with(|facts| {
-            let event = event::main_event(&self.info, facts, outcome);
+            let mut row = event::main_event(&self.info, facts, outcome);
             let mut ids = self.hop_ids.lock();
             let mut hops = Vec::with_capacity(facts.hops.len());
             for (i, hop) in facts.hops.iter().enumerate() {
@@ -586,7 +586,8 @@ impl Pending {
                 }
                 hops.push(event::hop_event(hop, &ids[i]));
             }
-            Row { event, hops }
+            row.hops = hops;
+            row
         })
     }
 }
