@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use tresor_cloudtrail::record::{
-    ApiCall, EVENT_VERSION, HopDelta, RECORD_VERSION, Row, StoredEvent, event_time, micros,
+    ApiCall, EVENT_VERSION, HopDelta, RECORD_VERSION, Row, StoredEvent, event_time, json_string,
+    json_text, micros,
 };
 use tresor_core::audit::{AuditResource, Facts, Hop, SecretRead, ServiceEvent, WebIdentityUser};
 use tresor_core::credential::Federation;
@@ -106,9 +107,11 @@ fn partition_of(arn: &str) -> &str {
     arn.split(':').nth(1).unwrap_or("aws")
 }
 
-/// `userIdentity`, with `invokedBy` for a call a service made on the caller's behalf.
-pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
-    let mut id = Map::new();
+/// `userIdentity` as JSON text, with `invokedBy` for a call a service made on the caller's
+/// behalf: members in byte order of their names, as `serde_json`'s maps write them (the
+/// record's other JSON is written so; the test module keeps the map it was built as).
+pub fn user_identity_json(who: &Who, invoked_by: Option<&str>) -> String {
+    let mut o = Obj::new(512);
     match who {
         Who::Caller {
             caller,
@@ -120,80 +123,162 @@ pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
                 CallerKind::User { .. } => "IAMUser",
                 CallerKind::AssumedRole { .. } => "AssumedRole",
             };
-            id.insert("type".into(), kind.into());
-            id.insert("principalId".into(), caller.user_id.clone().into());
-            id.insert("arn".into(), caller.arn.clone().into());
-            id.insert("accountId".into(), caller.account.clone().into());
-            id.insert("accessKeyId".into(), caller.access_key_id.clone().into());
-            if let CallerKind::User { name, .. } = &caller.kind {
-                id.insert("userName".into(), name.clone().into());
-            }
+            o.str("accessKeyId", &caller.access_key_id);
+            o.str("accountId", &caller.account);
+            o.str("arn", &caller.arn);
+            o.opt("invokedBy", invoked_by);
+            o.str("principalId", &caller.user_id);
             let creation = session_created.map(event_time);
-            if let CallerKind::AssumedRole {
-                role_name,
-                role_path,
-                role_id,
-                ..
-            } = &caller.kind
-            {
-                let mut attributes = Map::new();
-                if let Some(c) = &creation {
-                    attributes.insert("creationDate".into(), c.clone().into());
+            let attributes = |o: &mut Obj| {
+                o.open("attributes");
+                o.opt("creationDate", creation.as_deref());
+                o.str("mfaAuthenticated", "false");
+                o.close();
+            };
+            match &caller.kind {
+                CallerKind::AssumedRole {
+                    role_name,
+                    role_path,
+                    role_id,
+                    ..
+                } => {
+                    o.open("sessionContext");
+                    attributes(&mut o);
+                    o.open("sessionIssuer");
+                    o.str("accountId", &caller.account);
+                    o.str(
+                        "arn",
+                        &format!(
+                            "arn:{}:iam::{}:role{}{}",
+                            partition_of(&caller.arn),
+                            caller.account,
+                            role_path,
+                            role_name
+                        ),
+                    );
+                    o.str("principalId", role_id);
+                    o.str("type", "Role");
+                    o.str("userName", role_name);
+                    o.close();
+                    if let Some(f) = federation {
+                        o.open("webIdFederationData");
+                        o.open("attributes");
+                        // In name order, the last of equal names kept (as a map does).
+                        let sorted: std::collections::BTreeMap<&str, &str> = f
+                            .attributes
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        for (k, v) in sorted {
+                            o.str(k, v);
+                        }
+                        o.close();
+                        o.str("federatedProvider", &f.federated_provider);
+                        o.close();
+                    }
+                    o.close();
                 }
-                attributes.insert("mfaAuthenticated".into(), "false".into());
-                let mut session_context = json!({
-                        "sessionIssuer": {
-                            "type": "Role",
-                            "principalId": role_id,
-                            "arn": format!(
-                                "arn:{}:iam::{}:role{}{}",
-                                partition_of(&caller.arn), caller.account, role_path, role_name
-                            ),
-                            "accountId": caller.account,
-                            "userName": role_name,
-                        },
-                        "attributes": attributes,
-                });
-                if let Some(f) = federation {
-                    let attributes: Map<String, Value> = f
-                        .attributes
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone().into()))
-                        .collect();
-                    session_context["webIdFederationData"] = json!({
-                        "federatedProvider": f.federated_provider,
-                        "attributes": attributes,
-                    });
-                }
-                id.insert("sessionContext".into(), session_context);
-            } else if let Some(c) = creation {
                 // GetSessionToken credentials of a user or the root user.
-                id.insert(
-                    "sessionContext".into(),
-                    json!({"attributes": {"creationDate": c, "mfaAuthenticated": "false"}}),
-                );
+                _ if creation.is_some() => {
+                    o.open("sessionContext");
+                    attributes(&mut o);
+                    o.close();
+                }
+                _ => {}
+            }
+            o.str("type", kind);
+            if let CallerKind::User { name, .. } = &caller.kind {
+                o.str("userName", name);
             }
         }
         Who::WebIdentity(user) => {
-            id.insert("type".into(), "WebIdentityUser".into());
-            id.insert("principalId".into(), user.principal_id.clone().into());
-            id.insert("userName".into(), user.user_name.clone().into());
-            id.insert(
-                "identityProvider".into(),
-                user.identity_provider.clone().into(),
-            );
+            o.str("identityProvider", &user.identity_provider);
+            o.opt("invokedBy", invoked_by);
+            o.str("principalId", &user.principal_id);
+            o.str("type", "WebIdentityUser");
+            o.str("userName", &user.user_name);
         }
         Who::Unauthenticated { access_key_id } => {
-            id.insert("type".into(), "Unknown".into());
-            if let Some(k) = access_key_id {
-                id.insert("accessKeyId".into(), k.clone().into());
-            }
+            o.opt("accessKeyId", access_key_id.as_deref());
+            o.opt("invokedBy", invoked_by);
+            o.str("type", "Unknown");
         }
     }
-    if let Some(by) = invoked_by {
-        id.insert("invokedBy".into(), by.into());
+    o.finish()
+}
+
+/// A JSON object written member by member (the caller writes them in name order).
+struct Obj {
+    out: String,
+    /// Whether the innermost open object has a member yet.
+    first: bool,
+}
+
+impl Obj {
+    fn new(capacity: usize) -> Obj {
+        let mut out = String::with_capacity(capacity);
+        out.push('{');
+        Obj { out, first: true }
     }
-    Value::Object(id)
+
+    fn name(&mut self, name: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        json_string(&mut self.out, name);
+        self.out.push(':');
+    }
+
+    fn str(&mut self, name: &str, value: &str) {
+        self.name(name);
+        json_string(&mut self.out, value);
+    }
+
+    fn opt(&mut self, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.str(name, v);
+        }
+    }
+
+    fn open(&mut self, name: &str) {
+        self.name(name);
+        self.out.push('{');
+        self.first = true;
+    }
+
+    fn close(&mut self) {
+        self.out.push('}');
+        self.first = false;
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
+}
+
+/// An address as text; IPv4 without the formatting machinery (it is on every request).
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+            out
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
 }
 
 /// The name LookupEvents' `Username` matches: the user, the role session, or `root`.
@@ -239,10 +324,12 @@ pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> R
         }
         None => info,
     };
-    let prefix = format!("{}:", info.service.action_prefix());
+    let prefix = info.service.action_prefix();
     let mut resources: Vec<AuditResource> = facts.resources.clone();
     for (action, arn) in &facts.asked {
-        if action.starts_with(&prefix)
+        if action
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with(':'))
             && !resources.iter().any(|r| &r.arn == arn)
             && let Some(t) = resource_type(arn)
         {
@@ -402,18 +489,18 @@ impl<'a> Record<'a> {
         let info = self.info;
         let source_ip = match &self.invoked_by {
             Some(by) => Some(by.clone()),
-            None => info.source_ip.map(|ip| ip.to_string()),
+            None => info.source_ip.map(ip_text),
         };
         let user_agent = self.invoked_by.clone().or_else(|| info.user_agent.clone());
         let (account, principal, access_key_id) = caller_parts(&info.who);
         let call = ApiCall {
             request_id: info.request_id.clone(),
             user_agent,
-            user_identity: user_identity(&info.who, self.invoked_by.as_deref()).to_string(),
-            request_parameters: self.request_parameters.to_string(),
-            response_elements: self.response_elements.to_string(),
+            user_identity: user_identity_json(&info.who, self.invoked_by.as_deref()),
+            request_parameters: json_text(&self.request_parameters),
+            response_elements: json_text(&self.response_elements),
             error_message: self.error_message,
-            additional_event_data: self.additional.as_ref().map(Value::to_string),
+            additional_event_data: self.additional.as_ref().map(json_text),
         };
         Row {
             event: StoredEvent {
@@ -445,6 +532,97 @@ impl<'a> Record<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `userIdentity` built as a map of values (as format 3 built it): the oracle of
+    /// [`user_identity_json`].
+    pub fn user_identity(who: &Who, invoked_by: Option<&str>) -> Value {
+        let mut id = Map::new();
+        match who {
+            Who::Caller {
+                caller,
+                session_created,
+                federation,
+            } => {
+                let kind = match &caller.kind {
+                    CallerKind::Root => "Root",
+                    CallerKind::User { .. } => "IAMUser",
+                    CallerKind::AssumedRole { .. } => "AssumedRole",
+                };
+                id.insert("type".into(), kind.into());
+                id.insert("principalId".into(), caller.user_id.clone().into());
+                id.insert("arn".into(), caller.arn.clone().into());
+                id.insert("accountId".into(), caller.account.clone().into());
+                id.insert("accessKeyId".into(), caller.access_key_id.clone().into());
+                if let CallerKind::User { name, .. } = &caller.kind {
+                    id.insert("userName".into(), name.clone().into());
+                }
+                let creation = session_created.map(event_time);
+                if let CallerKind::AssumedRole {
+                    role_name,
+                    role_path,
+                    role_id,
+                    ..
+                } = &caller.kind
+                {
+                    let mut attributes = Map::new();
+                    if let Some(c) = &creation {
+                        attributes.insert("creationDate".into(), c.clone().into());
+                    }
+                    attributes.insert("mfaAuthenticated".into(), "false".into());
+                    let mut session_context = json!({
+                            "sessionIssuer": {
+                                "type": "Role",
+                                "principalId": role_id,
+                                "arn": format!(
+                                    "arn:{}:iam::{}:role{}{}",
+                                    partition_of(&caller.arn), caller.account, role_path, role_name
+                                ),
+                                "accountId": caller.account,
+                                "userName": role_name,
+                            },
+                            "attributes": attributes,
+                    });
+                    if let Some(f) = federation {
+                        let attributes: Map<String, Value> = f
+                            .attributes
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone().into()))
+                            .collect();
+                        session_context["webIdFederationData"] = json!({
+                            "federatedProvider": f.federated_provider,
+                            "attributes": attributes,
+                        });
+                    }
+                    id.insert("sessionContext".into(), session_context);
+                } else if let Some(c) = creation {
+                    // GetSessionToken credentials of a user or the root user.
+                    id.insert(
+                        "sessionContext".into(),
+                        json!({"attributes": {"creationDate": c, "mfaAuthenticated": "false"}}),
+                    );
+                }
+            }
+            Who::WebIdentity(user) => {
+                id.insert("type".into(), "WebIdentityUser".into());
+                id.insert("principalId".into(), user.principal_id.clone().into());
+                id.insert("userName".into(), user.user_name.clone().into());
+                id.insert(
+                    "identityProvider".into(),
+                    user.identity_provider.clone().into(),
+                );
+            }
+            Who::Unauthenticated { access_key_id } => {
+                id.insert("type".into(), "Unknown".into());
+                if let Some(k) = access_key_id {
+                    id.insert("accessKeyId".into(), k.clone().into());
+                }
+            }
+        }
+        if let Some(by) = invoked_by {
+            id.insert("invokedBy".into(), by.into());
+        }
+        Value::Object(id)
+    }
 
     /// An `AwsApiCall` event's CloudTrail JSON as serde writes it (what the records of format 3
     /// stored): the oracle of [`tresor_cloudtrail::record::render_api_call`].
@@ -792,6 +970,14 @@ mod tests {
                     for outcome in &outcomes {
                         let row = main_event(&info, facts, outcome);
                         assert!(row.event.event.is_empty());
+                        let who = match &facts.web_identity_user {
+                            Some(user) => Who::WebIdentity(user.clone()),
+                            None => info.who.clone(),
+                        };
+                        assert_eq!(
+                            row.call.as_ref().unwrap().user_identity,
+                            user_identity(&who, None).to_string()
+                        );
                         assert_eq!(row.main_event().event, serde_rendering(&row));
                         n += 1;
                     }
@@ -799,5 +985,31 @@ mod tests {
             }
         }
         assert_eq!(n, 6 * 2 * 2 * 5);
+        for who in &whos {
+            for by in [None, Some("ssm.amazonaws.com")] {
+                assert_eq!(
+                    user_identity_json(who, by),
+                    user_identity(who, by).to_string()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_the_standard_library_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.100.9",
+            "255.255.255.255",
+            "1.20.199.250",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 }
