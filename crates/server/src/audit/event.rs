@@ -306,9 +306,20 @@ fn caller_parts(who: &Who) -> (String, Option<String>, Option<String>) {
     }
 }
 
-fn reads_json(reads: &[SecretRead]) -> Value {
-    json!({ "secretVersions": reads })
+/// `additionalEventData` of a request that read secret versions, as JSON text.
+fn reads_json(reads: &[SecretRead]) -> String {
+    // Serializing strings into a `Vec` cannot fail; the members are in name order as a map
+    // of them would write them.
+    let versions = serde_json::to_string(reads).unwrap_or_else(|_| "[]".into());
+    let mut out = String::with_capacity(20 + versions.len());
+    out.push_str("{\"secretVersions\":");
+    out.push_str(&versions);
+    out.push('}');
+    out
 }
+
+/// What a record without request parameters or response elements gives for them.
+static NULL: Value = Value::Null;
 
 /// The record of the request's own event (without the events made on its behalf).
 pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> Row {
@@ -347,11 +358,11 @@ pub fn main_event(info: &RequestInfo, facts: &Facts, outcome: &Outcome<'_>) -> R
         None,
         resources,
     );
-    r.request_parameters = info.request_parameters.clone();
+    r.request_parameters = &info.request_parameters;
     match outcome {
         Outcome::Pending => {}
         Outcome::Ok { response } => {
-            r.response_elements = response.clone().unwrap_or(Value::Null);
+            r.response_elements = response.as_ref().unwrap_or(&NULL);
         }
         Outcome::Err { code, message } => {
             r.error_code = Some((*code).to_string());
@@ -447,9 +458,10 @@ struct Record<'a> {
     event_source: String,
     event_name: &'a str,
     invoked_by: Option<String>,
-    request_parameters: Value,
-    response_elements: Value,
-    additional: Option<Value>,
+    request_parameters: &'a Value,
+    response_elements: &'a Value,
+    /// JSON text.
+    additional: Option<String>,
     error_code: Option<String>,
     error_message: Option<String>,
     read_only: bool,
@@ -474,8 +486,8 @@ impl<'a> Record<'a> {
             event_source,
             event_name,
             invoked_by: invoked_by.map(str::to_string),
-            request_parameters: Value::Null,
-            response_elements: Value::Null,
+            request_parameters: &NULL,
+            response_elements: &NULL,
             additional: None,
             error_code: None,
             error_message: None,
@@ -497,10 +509,10 @@ impl<'a> Record<'a> {
             request_id: info.request_id.clone(),
             user_agent,
             user_identity: user_identity_json(&info.who, self.invoked_by.as_deref()),
-            request_parameters: json_text(&self.request_parameters),
-            response_elements: json_text(&self.response_elements),
+            request_parameters: json_text(self.request_parameters),
+            response_elements: json_text(self.response_elements),
             error_message: self.error_message,
-            additional_event_data: self.additional.as_ref().map(json_text),
+            additional_event_data: self.additional,
         };
         Row {
             event: StoredEvent {
@@ -770,8 +782,8 @@ mod tests {
             Some(&hop.invoked_by),
             hop.resources.clone(),
         );
-        r.request_parameters = hop.request_parameters.clone();
-        r.additional = hop.additional_event_data.clone();
+        r.request_parameters = &hop.request_parameters;
+        r.additional = hop.additional_event_data.as_ref().map(json_text);
         r.error_code = hop.error_code.clone();
         r.read_only = hop.read_only;
         r.reads = hop
