@@ -105,7 +105,10 @@ pub fn render_api_call(event: &StoredEvent, call: &ApiCall) -> String {
             + call.request_parameters.len()
             + call.response_elements.len()
             + call.additional_event_data.as_ref().map_or(0, String::len)
-            + e.resources.iter().map(|(t, a)| t.len() + 2 * a.len() + 40).sum::<usize>(),
+            + e.resources
+                .iter()
+                .map(|(t, a)| t.len() + 2 * a.len() + 40)
+                .sum::<usize>(),
     );
     out.push('{');
     if let Some(a) = &call.additional_event_data {
@@ -1354,7 +1357,10 @@ mod tests {
         // The hop is rendered from the rendered request event.
         let hop: Value = serde_json::from_str(&decoded[1].event).unwrap();
         assert_eq!(hop["requestID"], "req-1");
-        assert_eq!(hop["userIdentity"]["invokedBy"], "secretsmanager.amazonaws.com");
+        assert_eq!(
+            hop["userIdentity"]["invokedBy"],
+            "secretsmanager.amazonaws.com"
+        );
         assert_eq!(row.events().len(), 2);
         assert_eq!(row.events()[1].event, decoded[1].event);
         for n in 0..bytes.len() {

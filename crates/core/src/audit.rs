@@ -58,7 +58,7 @@ pub struct Hop {
 
 /// The caller of `AssumeRoleWithWebIdentity` as CloudTrail names it (`userIdentity.type`
 /// `WebIdentityUser`): the provider, `<provider>:<audience>:<subject>` and the subject.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WebIdentityUser {
     /// The provider's host and path (`token.actions.githubusercontent.com`).
     pub identity_provider: String,

@@ -31,7 +31,7 @@ pub struct SessionValidity {
 
 /// The outside identity behind a temporary credential, as CloudTrail's
 /// `sessionContext.webIdFederationData` reports it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Federation {
     /// The OIDC provider's ARN (or `upstream:<name>` for an upstream AWS identity).
     pub federated_provider: String,

@@ -406,13 +406,7 @@ impl Call<'_> {
                     message: err.message.as_deref(),
                 },
             );
-            if self
-                .state
-                .auditor
-                .record(vec![record])
-                .await
-                .is_err()
-            {
+            if self.state.auditor.record(vec![record]).await.is_err() {
                 err = AwsError::internal(service.protocol());
             }
         }

@@ -18,7 +18,7 @@ use tresor_core::{Caller, CallerKind};
 use tresor_wire::ServiceId;
 
 /// Who made the request, as far as it is known.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Who {
     Caller {
         caller: Caller,
@@ -105,6 +105,37 @@ fn resources_json(resources: &[AuditResource]) -> Value {
 
 fn partition_of(arn: &str) -> &str {
     arn.split(':').nth(1).unwrap_or("aws")
+}
+
+/// How many callers' `userIdentity` texts a thread keeps ([`caller_identity_json`]).
+const IDENTITY_CACHE: usize = 8;
+
+thread_local! {
+    /// The last callers' `userIdentity` texts on this thread, the most recent first.
+    static IDENTITIES: std::cell::RefCell<Vec<(Who, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `userIdentity` of a request's own event: a caller makes many requests and its identity
+/// reads the same each time, so the texts of the last few callers are kept per thread —
+/// found by comparing the whole [`Who`], so a caller that differs in anything (another
+/// session, a changed name) is written anew.
+pub fn caller_identity_json(who: &Who) -> String {
+    IDENTITIES.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return user_identity_json(who, None);
+        };
+        if let Some(i) = cache.iter().position(|(w, _)| w == who) {
+            let entry = cache.remove(i);
+            let text = entry.1.clone();
+            cache.insert(0, entry);
+            return text;
+        }
+        let text = user_identity_json(who, None);
+        cache.truncate(IDENTITY_CACHE - 1);
+        cache.insert(0, (who.clone(), text.clone()));
+        text
+    })
 }
 
 /// `userIdentity` as JSON text, with `invokedBy` for a call a service made on the caller's
@@ -508,7 +539,10 @@ impl<'a> Record<'a> {
         let call = ApiCall {
             request_id: info.request_id.clone(),
             user_agent,
-            user_identity: user_identity_json(&info.who, self.invoked_by.as_deref()),
+            user_identity: match &self.invoked_by {
+                None => caller_identity_json(&info.who),
+                Some(by) => user_identity_json(&info.who, Some(by)),
+            },
             request_parameters: json_text(self.request_parameters),
             response_elements: json_text(self.response_elements),
             error_message: self.error_message,
@@ -973,7 +1007,10 @@ mod tests {
         ];
         let mut n = 0;
         for who in &whos {
-            for (agent, ip) in [(Some("aws-cli/2.0 \"q\"\u{0}"), Some("10.0.0.1")), (None, None)] {
+            for (agent, ip) in [
+                (Some("aws-cli/2.0 \"q\"\u{0}"), Some("10.0.0.1")),
+                (None, None),
+            ] {
                 let mut info = info();
                 info.who = who.clone();
                 info.user_agent = agent.map(str::to_string);
@@ -1005,6 +1042,59 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_callers_identity_is_kept_per_thread_and_written_anew_when_anything_differs() {
+        let base = info().who;
+        let mut whos = vec![base.clone()];
+        // The same access key in another session, and a renamed role: other texts.
+        if let Who::Caller {
+            caller,
+            session_created,
+            federation,
+        } = &base
+        {
+            whos.push(Who::Caller {
+                caller: caller.clone(),
+                session_created: session_created.map(|t| t + time::Duration::seconds(1)),
+                federation: federation.clone(),
+            });
+            let mut renamed = caller.clone();
+            if let CallerKind::AssumedRole { role_name, .. } = &mut renamed.kind {
+                role_name.push('2');
+            }
+            whos.push(Who::Caller {
+                caller: renamed,
+                session_created: *session_created,
+                federation: federation.clone(),
+            });
+        }
+        for i in 0..(IDENTITY_CACHE as u64) * 3 {
+            whos.push(Who::Unauthenticated {
+                access_key_id: Some(format!("AKIA{i}")),
+            });
+        }
+        // Round after round, more callers than the cache holds, and each caller again at once.
+        for _ in 0..3 {
+            for who in &whos {
+                for _ in 0..2 {
+                    assert_eq!(
+                        caller_identity_json(who),
+                        user_identity(who, None).to_string()
+                    );
+                }
+            }
+        }
+        assert_ne!(
+            caller_identity_json(&whos[0]),
+            caller_identity_json(&whos[1])
+        );
+        assert_ne!(
+            caller_identity_json(&whos[0]),
+            caller_identity_json(&whos[2])
+        );
+        IDENTITIES.with(|c| assert_eq!(c.borrow().len(), IDENTITY_CACHE));
     }
 
     #[test]
