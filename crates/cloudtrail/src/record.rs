@@ -171,8 +171,42 @@ pub fn event_time(t: OffsetDateTime) -> String {
 /// A JSON value as text, written straight into a buffer (`Value`'s `Display` goes through
 /// the formatting machinery a piece at a time, several times dearer).
 pub fn json_text(v: &Value) -> String {
-    // Writing a `Value` into a `Vec` cannot fail.
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+    let mut out = String::with_capacity(128);
+    write_value(&mut out, v);
+    out
+}
+
+/// Writes `v` as `serde_json::to_string` does (compact, members in the map's order), strings
+/// through [`json_string`]'s scan rather than serde's escaping machinery.
+fn write_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => json_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push('{');
+            for (i, (name, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(out, name);
+                out.push(':');
+                write_value(out, value);
+            }
+            out.push('}');
+        }
+    }
 }
 
 /// `"name":"value",`
@@ -1383,6 +1417,23 @@ mod tests {
                 format!("{EVENT_PREFIX}{:020}/id", us.max(0))
             );
             assert_eq!(time_of_key(&key_at(us, "id")), Some(us.max(0)));
+        }
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!([]),
+            json!({}),
+            json!({"secretId": "db", "versionStage": "AWSCURRENT"}),
+            json!({"b": [1, -2, 3.5, 1e300, u64::MAX, i64::MIN, 0.1], "a": {"x\n\"": [null, false, "\u{0}é"]}}),
+            json!([[[{"z": {}}]], "\\", {"": ""}]),
+            json!({"encryptionContext": {"SecretARN": "arn:aws:secretsmanager:us-east-1:1:secret:a/b-c"}}),
+        ];
+        for v in &values {
+            assert_eq!(json_text(v), serde_json::to_string(v).unwrap());
         }
     }
 

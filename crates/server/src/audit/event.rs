@@ -337,15 +337,29 @@ fn caller_parts(who: &Who) -> (String, Option<String>, Option<String>) {
     }
 }
 
-/// `additionalEventData` of a request that read secret versions, as JSON text.
+/// `additionalEventData` of a request that read secret versions, as JSON text (members in
+/// name order, as a map of them writes them).
 fn reads_json(reads: &[SecretRead]) -> String {
-    // Serializing strings into a `Vec` cannot fail; the members are in name order as a map
-    // of them would write them.
-    let versions = serde_json::to_string(reads).unwrap_or_else(|_| "[]".into());
-    let mut out = String::with_capacity(20 + versions.len());
-    out.push_str("{\"secretVersions\":");
-    out.push_str(&versions);
-    out.push('}');
+    let mut out = String::with_capacity(32 + reads.len() * 160);
+    out.push_str("{\"secretVersions\":[");
+    for (i, r) in reads.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"secretArn\":");
+        json_string(&mut out, &r.secret_arn);
+        out.push_str(",\"versionId\":");
+        json_string(&mut out, &r.version_id);
+        out.push_str(",\"versionStages\":[");
+        for (j, stage) in r.version_stages.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            json_string(&mut out, stage);
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
     out
 }
 
@@ -1095,6 +1109,28 @@ mod tests {
             caller_identity_json(&whos[2])
         );
         IDENTITIES.with(|c| assert_eq!(c.borrow().len(), IDENTITY_CACHE));
+    }
+
+    #[test]
+    fn secret_versions_read_are_written_as_a_map_of_them_writes_them() {
+        let read = |arn: &str, stages: &[&str]| SecretRead {
+            secret_arn: arn.into(),
+            version_id: "v\"1".into(),
+            version_stages: stages.iter().map(|s| s.to_string()).collect(),
+        };
+        for reads in [
+            vec![],
+            vec![read("a", &[])],
+            vec![
+                read("a", &["AWSCURRENT"]),
+                read("b\n", &["AWSPREVIOUS", "x"]),
+            ],
+        ] {
+            assert_eq!(
+                reads_json(&reads),
+                json!({ "secretVersions": reads }).to_string()
+            );
+        }
     }
 
     #[test]
