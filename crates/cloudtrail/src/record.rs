@@ -226,12 +226,24 @@ fn optional_string(out: &mut String, s: Option<&str>) {
 }
 
 /// `s` as a JSON string, escaped as `serde_json` escapes it: `"` and `\\`, the control
-/// characters as `\b \f \n \r \t` or `\u00xx`, nothing else.
+/// characters as `\b \f \n \r \t` or `\u00xx`, nothing else. Eight bytes are checked at a
+/// time: the strings of an audit record (ARNs, ids, names) seldom hold anything to escape.
 pub fn json_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            && !needs_escape(u64::from_le_bytes(word))
+        {
+            i += 8;
+            continue;
+        }
+        let b = bytes[i];
         let escape = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -241,7 +253,10 @@ pub fn json_string(out: &mut String, s: &str) {
             0x08 => "\\b",
             0x0c => "\\f",
             0..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         // Only ASCII bytes end a run, so every cut is on a character boundary.
         out.push_str(s.get(start..i).unwrap_or_default());
@@ -253,10 +268,23 @@ pub fn json_string(out: &mut String, s: &str) {
         } else {
             out.push_str(escape);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
+}
+
+/// Whether any of the eight bytes of `w` is below 0x20, `"` or `\\` (exact: a byte of 0x80 or
+/// more never sets a flag, and a flag is set only where the byte qualifies or a byte before
+/// it did).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (control | zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\'))))
+        != 0
 }
 
 /// An event a service caused on a request's behalf (`userIdentity.invokedBy`), stored as what
@@ -1441,10 +1469,37 @@ mod tests {
     fn strings_are_escaped_as_serde_json_escapes_them() {
         let mut all: String = (0u8..=0x7f).map(char::from).collect();
         all.push_str("ünïcode € 𝄞 \u{2028}");
-        for s in [all.as_str(), "", "plain", "\"", "\\", "a\u{0}b"] {
+        let mut cases: Vec<String> = [
+            "",
+            "plain",
+            "\"",
+            "\\",
+            "a\u{0}b",
+            "arn:aws:secretsmanager:x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([all.clone(), all.chars().rev().collect()])
+        .collect();
+        // Every byte that needs escaping, and some that do not, at every place in and
+        // around an 8-byte word, among ASCII and multi-byte characters.
+        for c in (0u8..=0x7f)
+            .map(char::from)
+            .chain(['é', '€', '\u{7f}', '\u{80}'])
+        {
+            for at in 0..20 {
+                for filler in ["a", "é"] {
+                    let mut s: String = filler.repeat(at);
+                    s.push(c);
+                    s.push_str(&filler.repeat(19 - at));
+                    cases.push(s);
+                }
+            }
+        }
+        for s in &cases {
             let mut out = String::new();
             json_string(&mut out, s);
-            assert_eq!(out, serde_json::to_string(s).unwrap());
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
         }
     }
 }
