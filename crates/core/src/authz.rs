@@ -192,7 +192,13 @@ fn authorize(
         ),
     };
 
-    let principal = principal_of(caller, &compiled.principal_tags);
+    let built;
+    let principal = if compiled.principal.0 == *caller {
+        &compiled.principal.1
+    } else {
+        built = principal_of(caller, &compiled.principal_tags);
+        &built
+    };
     let mut context = Context::new()
         .with_current_time(ctx.now)
         .with("aws:RequestedRegion", ctx.region.clone())
@@ -230,7 +236,7 @@ fn authorize(
         resource_kind,
     };
     let request = Request {
-        principal: &principal,
+        principal,
         action: req.action,
         resource: req.resource,
         resource_account: resource_account.as_deref(),
@@ -317,6 +323,10 @@ fn compiled_identity(
             .iter()
             .map(|t| compile(PolicyKind::Session, t))
             .collect::<Result<_, _>>()?,
+        principal: (
+            caller.clone(),
+            principal_of(caller, &gathered.principal_tags),
+        ),
         principal_tags: gathered.principal_tags,
     });
     services

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use time::OffsetDateTime;
-use tresor_policy::Policy;
+use tresor_policy::{Policy, Principal};
 
 use crate::credential::{CredentialError, ResolvedCredential};
+use crate::ctx::Caller;
 use crate::generation::KeyChanges;
 
 /// Bound on entries; on overflow the map is cleared (refilled from the store on demand).
@@ -87,6 +88,10 @@ pub struct CompiledIdentity {
     pub boundary: Option<Arc<Policy>>,
     pub session: Vec<Arc<Policy>>,
     pub principal_tags: Vec<(String, String)>,
+    /// The caller the entry was filled for and the policy engine's view of it (with
+    /// `principal_tags`), built once instead of per authorization. It is a function of the
+    /// caller and the tags alone, so it is used only for a request by an identical caller.
+    pub principal: (Caller, Principal),
 }
 
 #[derive(Default)]
