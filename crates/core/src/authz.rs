@@ -204,7 +204,7 @@ fn authorize(
         .with("aws:RequestedRegion", ctx.region.clone())
         .with_bool("aws:SecureTransport", ctx.secure_transport);
     if let Some(ip) = ctx.source_ip {
-        context = context.with("aws:SourceIp", ip.to_string());
+        context = context.with("aws:SourceIp", ip_text(ip));
     }
     context.append_all(req.context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let resource_account = resource_account(req.resource);
@@ -239,7 +239,7 @@ fn authorize(
         principal,
         action: req.action,
         resource: req.resource,
-        resource_account: resource_account.as_deref(),
+        resource_account,
         context: &context,
     };
     let decision = tresor_policy::evaluate(&request, &set);
@@ -254,15 +254,36 @@ fn authorize(
 }
 
 /// The account field of an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
-pub fn resource_account(resource: &str) -> Option<String> {
-    let mut parts = resource.splitn(6, ':');
-    if parts.next()? != "arn" {
-        return None;
-    }
-    let account = parts.nth(3)?;
+pub fn resource_account(resource: &str) -> Option<&str> {
+    // After `arn:`: partition, service, region, account.
+    let account = resource.strip_prefix("arn:")?.split(':').nth(3)?;
     // AWS-managed policies (`arn:aws:iam::aws:policy/…`) belong to no account: reading them
     // is not a cross-account request.
-    (!account.is_empty() && account != "aws").then(|| account.to_string())
+    (!account.is_empty() && account != "aws").then_some(account)
+}
+
+/// `aws:SourceIp`'s text: the same as `IpAddr`'s `Display`, without the formatting machinery
+/// for the common IPv4 case (it runs for every authorization).
+fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            text
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
+    }
 }
 
 /// The simulation API's `SourcePolicyType` of an identity policy, from its label (a managed
@@ -342,4 +363,51 @@ fn compile(services: &Authorizer, kind: PolicyKind, text: &str) -> Result<Arc<Po
         tracing::error!(?kind, "a stored policy does not parse");
         AuthzError::Internal
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_is_the_display_form() {
+        for octets in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [10, 9, 99, 100],
+            [255, 255, 255, 255],
+            [192, 168, 1, 20],
+            [1, 10, 101, 250],
+        ] {
+            let ip = std::net::IpAddr::from(octets);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        for n in 0..=255u8 {
+            let ip = std::net::IpAddr::from([n, n / 3, n.wrapping_mul(7), 255 - n]);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_text(v6), "2001:db8::1");
+    }
+
+    #[test]
+    fn resource_account_is_the_fifth_field_of_an_arn() {
+        assert_eq!(
+            resource_account("arn:aws:iam::123456789012:role/x"),
+            Some("123456789012")
+        );
+        assert_eq!(
+            resource_account("arn:aws:kms:us-east-1:111122223333:key/abc:def"),
+            Some("111122223333")
+        );
+        assert_eq!(resource_account("arn:aws:s3:::bucket"), None);
+        assert_eq!(resource_account("arn:aws:iam::aws:policy/ReadOnly"), None);
+        assert_eq!(
+            resource_account("arn:aws:iam::123456789012"),
+            Some("123456789012")
+        );
+        assert_eq!(resource_account("arn:aws:iam:"), None);
+        assert_eq!(resource_account("arnx:aws:iam::123456789012:x"), None);
+        assert_eq!(resource_account("*"), None);
+    }
 }
