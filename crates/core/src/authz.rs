@@ -100,9 +100,13 @@ pub fn protocol_of_action(action: &str) -> Protocol {
 
 /// Compiled policies by kind and document text. Parsing is the expensive part of evaluation;
 /// documents are immutable values, so a text-keyed cache can never serve a stale policy.
+///
+/// Every authorization looks its resource policy up by its whole text, so the maps hash with
+/// foldhash (randomly seeded per map, as hashbrown's default) rather than SipHash, which cost
+/// a few instructions per byte of every policy on every request.
 #[derive(Default)]
 pub struct PolicyCache {
-    maps: [RwLock<HashMap<String, Arc<Policy>>>; 6],
+    maps: [RwLock<HashMap<String, Arc<Policy>, foldhash::fast::RandomState>>; 6],
 }
 
 /// Bound on each kind's map; on overflow it is cleared (cheap to refill, never stale).
