@@ -14,7 +14,7 @@ use tresor_policy::{
 use tresor_store::Store;
 use tresor_wire::Protocol;
 
-use crate::cache::{CompiledIdentity, IdentityCache};
+use crate::cache::{CompiledIdentity, FastHash, IdentityCache};
 use crate::ctx::{Caller, CallerKind, RequestCtx};
 use crate::directory::Directory;
 use crate::error::AuthzError;
@@ -101,12 +101,11 @@ pub fn protocol_of_action(action: &str) -> Protocol {
 /// Compiled policies by kind and document text. Parsing is the expensive part of evaluation;
 /// documents are immutable values, so a text-keyed cache can never serve a stale policy.
 ///
-/// Every authorization looks its resource policy up by its whole text, so the maps hash with
-/// foldhash (randomly seeded per map, as hashbrown's default) rather than SipHash, which cost
-/// a few instructions per byte of every policy on every request.
+/// Every authorization looks its resource policy up by its whole text, hence the faster
+/// hasher ([`FastHash`]).
 #[derive(Default)]
 pub struct PolicyCache {
-    maps: [RwLock<HashMap<String, Arc<Policy>, foldhash::fast::RandomState>>; 6],
+    maps: [RwLock<HashMap<String, Arc<Policy>, FastHash>>; 6],
 }
 
 /// Bound on each kind's map; on overflow it is cleared (cheap to refill, never stale).

@@ -6,6 +6,8 @@
 //! and their expiration.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -16,10 +18,40 @@ use crate::credential::{CredentialError, ResolvedCredential};
 use crate::ctx::Caller;
 use crate::generation::KeyChanges;
 
-/// The hasher of the caches looked up with long keys on every request (store keys, sealed
-/// blobs): foldhash, randomly seeded per map like hashbrown's default, instead of SipHash,
-/// which costs a few instructions per byte of the key.
-type FastHash = foldhash::fast::RandomState;
+/// The hasher of the caches looked up with long keys on every request (policy texts, store
+/// keys, sealed blobs): foldhash instead of the standard library's SipHash, which costs a few
+/// instructions per byte of the key. Its seeds come from the standard library's randomly keyed
+/// hasher (operating-system randomness) rather than foldhash's own seed (addresses and the
+/// clock), so colliding keys cannot be worked out in advance.
+#[derive(Clone)]
+pub struct FastHash(foldhash::fast::SeedableRandomState);
+
+impl Default for FastHash {
+    fn default() -> Self {
+        static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(random_u64()));
+        FastHash(foldhash::fast::SeedableRandomState::with_seed(
+            random_u64(),
+            shared,
+        ))
+    }
+}
+
+impl BuildHasher for FastHash {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
+/// A random number from the standard library's `RandomState` (keyed from the operating
+/// system's randomness, a fresh key per call).
+fn random_u64() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
 
 /// Bound on entries; on overflow the map is cleared (refilled from the store on demand).
 const MAX_ENTRIES: usize = 8192;
@@ -317,6 +349,14 @@ impl DataKeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_hash_is_seeded_per_map() {
+        let (a, b) = (FastHash::default(), FastHash::default());
+        let key = "acct/111122223333/region/us-east-1/secretsmanager/secret/x";
+        assert_eq!(a.hash_one(key), a.hash_one(key));
+        assert_ne!(a.hash_one(key), b.hash_one(key));
+    }
     use crate::generation::GenerationStore;
     use tresor_store::{MemoryStore, Store};
 
