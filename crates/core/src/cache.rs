@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::OnceLock;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 use time::OffsetDateTime;

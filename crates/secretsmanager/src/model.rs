@@ -476,7 +476,7 @@ mod tests {
         );
         assert_eq!(
             value_aad("111122223333", "us-east-1", "arn:x", "v1"),
-            b"tresor/secretsmanager/value/v1\0111122223333\0us-east-1\0arn:x\0v1"
+            b"tresor/secretsmanager/value/v1\x00111122223333\x00us-east-1\x00arn:x\x00v1"
         );
     }
 
