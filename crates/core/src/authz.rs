@@ -14,7 +14,7 @@ use tresor_policy::{
 use tresor_store::Store;
 use tresor_wire::Protocol;
 
-use crate::cache::{CompiledIdentity, IdentityCache};
+use crate::cache::{CompiledIdentity, FastHash, IdentityCache};
 use crate::ctx::{Caller, CallerKind, RequestCtx};
 use crate::directory::Directory;
 use crate::error::AuthzError;
@@ -100,9 +100,12 @@ pub fn protocol_of_action(action: &str) -> Protocol {
 
 /// Compiled policies by kind and document text. Parsing is the expensive part of evaluation;
 /// documents are immutable values, so a text-keyed cache can never serve a stale policy.
+///
+/// Every authorization looks its resource policy up by its whole text, hence the faster
+/// hasher ([`FastHash`]).
 #[derive(Default)]
 pub struct PolicyCache {
-    maps: [RwLock<HashMap<String, Arc<Policy>>>; 6],
+    maps: [RwLock<HashMap<String, Arc<Policy>, FastHash>>; 6],
 }
 
 /// Bound on each kind's map; on overflow it is cleared (cheap to refill, never stale).
@@ -192,13 +195,19 @@ fn authorize(
         ),
     };
 
-    let principal = principal_of(caller, &compiled.principal_tags);
+    let built;
+    let principal = if compiled.principal.0 == *caller {
+        &compiled.principal.1
+    } else {
+        built = principal_of(caller, &compiled.principal_tags);
+        &built
+    };
     let mut context = Context::new()
         .with_current_time(ctx.now)
         .with("aws:RequestedRegion", ctx.region.clone())
         .with_bool("aws:SecureTransport", ctx.secure_transport);
     if let Some(ip) = ctx.source_ip {
-        context = context.with("aws:SourceIp", ip.to_string());
+        context = context.with("aws:SourceIp", ip_text(ip));
     }
     context.append_all(req.context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let resource_account = resource_account(req.resource);
@@ -230,10 +239,10 @@ fn authorize(
         resource_kind,
     };
     let request = Request {
-        principal: &principal,
+        principal,
         action: req.action,
         resource: req.resource,
-        resource_account: resource_account.as_deref(),
+        resource_account,
         context: &context,
     };
     let decision = tresor_policy::evaluate(&request, &set);
@@ -248,15 +257,36 @@ fn authorize(
 }
 
 /// The account field of an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
-pub fn resource_account(resource: &str) -> Option<String> {
-    let mut parts = resource.splitn(6, ':');
-    if parts.next()? != "arn" {
-        return None;
-    }
-    let account = parts.nth(3)?;
+pub fn resource_account(resource: &str) -> Option<&str> {
+    // After `arn:`: partition, service, region, account.
+    let account = resource.strip_prefix("arn:")?.split(':').nth(3)?;
     // AWS-managed policies (`arn:aws:iam::aws:policy/…`) belong to no account: reading them
     // is not a cross-account request.
-    (!account.is_empty() && account != "aws").then(|| account.to_string())
+    (!account.is_empty() && account != "aws").then_some(account)
+}
+
+/// `aws:SourceIp`'s text: the same as `IpAddr`'s `Display`, without the formatting machinery
+/// for the common IPv4 case (it runs for every authorization).
+fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            text
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
+    }
 }
 
 /// The simulation API's `SourcePolicyType` of an identity policy, from its label (a managed
@@ -317,6 +347,10 @@ fn compiled_identity(
             .iter()
             .map(|t| compile(PolicyKind::Session, t))
             .collect::<Result<_, _>>()?,
+        principal: (
+            caller.clone(),
+            principal_of(caller, &gathered.principal_tags),
+        ),
         principal_tags: gathered.principal_tags,
     });
     services
@@ -332,4 +366,51 @@ fn compile(services: &Authorizer, kind: PolicyKind, text: &str) -> Result<Arc<Po
         tracing::error!(?kind, "a stored policy does not parse");
         AuthzError::Internal
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_is_the_display_form() {
+        for octets in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [10, 9, 99, 100],
+            [255, 255, 255, 255],
+            [192, 168, 1, 20],
+            [1, 10, 101, 250],
+        ] {
+            let ip = std::net::IpAddr::from(octets);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        for n in 0..=255u8 {
+            let ip = std::net::IpAddr::from([n, n / 3, n.wrapping_mul(7), 255 - n]);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_text(v6), "2001:db8::1");
+    }
+
+    #[test]
+    fn resource_account_is_the_fifth_field_of_an_arn() {
+        assert_eq!(
+            resource_account("arn:aws:iam::123456789012:role/x"),
+            Some("123456789012")
+        );
+        assert_eq!(
+            resource_account("arn:aws:kms:us-east-1:111122223333:key/abc:def"),
+            Some("111122223333")
+        );
+        assert_eq!(resource_account("arn:aws:s3:::bucket"), None);
+        assert_eq!(resource_account("arn:aws:iam::aws:policy/ReadOnly"), None);
+        assert_eq!(
+            resource_account("arn:aws:iam::123456789012"),
+            Some("123456789012")
+        );
+        assert_eq!(resource_account("arn:aws:iam:"), None);
+        assert_eq!(resource_account("arnx:aws:iam::123456789012:x"), None);
+        assert_eq!(resource_account("*"), None);
+    }
 }

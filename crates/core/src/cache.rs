@@ -6,14 +6,52 @@
 //! and their expiration.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 use time::OffsetDateTime;
-use tresor_policy::Policy;
+use tresor_policy::{Policy, Principal};
 
 use crate::credential::{CredentialError, ResolvedCredential};
+use crate::ctx::Caller;
 use crate::generation::KeyChanges;
+
+/// The hasher of the caches looked up with long keys on every request (policy texts, store
+/// keys, sealed blobs): foldhash instead of the standard library's SipHash, which costs a few
+/// instructions per byte of the key. Its seeds come from the standard library's randomly keyed
+/// hasher (operating-system randomness) rather than foldhash's own seed (addresses and the
+/// clock), so colliding keys cannot be worked out in advance.
+#[derive(Clone)]
+pub struct FastHash(foldhash::fast::SeedableRandomState);
+
+impl Default for FastHash {
+    fn default() -> Self {
+        static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(random_u64()));
+        FastHash(foldhash::fast::SeedableRandomState::with_seed(
+            random_u64(),
+            shared,
+        ))
+    }
+}
+
+impl BuildHasher for FastHash {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
+/// A random number from the standard library's `RandomState` (keyed from the operating
+/// system's randomness, a fresh key per call).
+fn random_u64() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
 
 /// Bound on entries; on overflow the map is cleared (refilled from the store on demand).
 const MAX_ENTRIES: usize = 8192;
@@ -87,6 +125,10 @@ pub struct CompiledIdentity {
     pub boundary: Option<Arc<Policy>>,
     pub session: Vec<Arc<Policy>>,
     pub principal_tags: Vec<(String, String)>,
+    /// The caller the entry was filled for and the policy engine's view of it (with
+    /// `principal_tags`), built once instead of per authorization. It is a function of the
+    /// caller and the tags alone, so it is used only for a request by an identical caller.
+    pub principal: (Caller, Principal),
 }
 
 #[derive(Default)]
@@ -121,7 +163,7 @@ impl IdentityCache {
 /// never plaintext.
 #[derive(Default)]
 pub struct RecordCache {
-    map: RwLock<HashMap<String, (u64, AnyRecord)>>,
+    map: RwLock<HashMap<String, (u64, AnyRecord), FastHash>>,
     changes: Option<Arc<KeyChanges>>,
 }
 
@@ -199,7 +241,7 @@ impl RecordCache {
 /// drops every entry of that key. Bounded ([`DATA_KEY_ENTRIES`]) and aged out after
 /// [`DATA_KEY_MAX_AGE`]; plaintexts are zeroized when dropped.
 pub struct DataKeyCache {
-    map: parking_lot::Mutex<HashMap<Vec<u8>, DataKeyEntry>>,
+    map: parking_lot::Mutex<HashMap<Vec<u8>, DataKeyEntry, FastHash>>,
     swept: parking_lot::Mutex<std::time::Instant>,
 }
 
@@ -221,7 +263,7 @@ struct DataKeyEntry {
 impl Default for DataKeyCache {
     fn default() -> Self {
         DataKeyCache {
-            map: parking_lot::Mutex::new(HashMap::new()),
+            map: parking_lot::Mutex::new(HashMap::default()),
             swept: parking_lot::Mutex::new(std::time::Instant::now()),
         }
     }
@@ -307,6 +349,14 @@ impl DataKeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_hash_is_seeded_per_map() {
+        let (a, b) = (FastHash::default(), FastHash::default());
+        let key = "acct/111122223333/region/us-east-1/secretsmanager/secret/x";
+        assert_eq!(a.hash_one(key), a.hash_one(key));
+        assert_ne!(a.hash_one(key), b.hash_one(key));
+    }
     use crate::generation::GenerationStore;
     use tresor_store::{MemoryStore, Store};
 

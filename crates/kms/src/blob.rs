@@ -97,14 +97,18 @@ fn uuid_bytes(key_id: &str) -> Option<[u8; KEY_ID_LEN]> {
 
 fn uuid_string(b: &[u8]) -> String {
     let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
+    [
         &h[0..8],
+        "-",
         &h[8..12],
+        "-",
         &h[12..16],
+        "-",
         &h[16..20],
-        &h[20..32]
-    )
+        "-",
+        &h[20..32],
+    ]
+    .concat()
 }
 
 /// A key id as KMS issues them: a lowercase hyphenated UUID.

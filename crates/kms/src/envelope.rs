@@ -199,7 +199,7 @@ fn note_hop(
     ctx.audit.hop(tresor_core::audit::Hop {
         event_source: "kms.amazonaws.com".into(),
         event_name: event_name.into(),
-        invoked_by: format!("{via}.amazonaws.com"),
+        invoked_by: [via, ".amazonaws.com"].concat(),
         read_only: true,
         resources,
         request_parameters: serde_json::Value::Object(request),

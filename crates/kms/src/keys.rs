@@ -33,7 +33,7 @@ const MANAGED_ROTATION_DAYS: i64 = 365;
 /// `<service>.<region>.amazonaws.com`, the value of `kms:ViaService` (AWS KMS Developer Guide,
 /// "AWS KMS condition keys", kms:ViaService).
 pub(crate) fn via_service(via: &str, region: &str) -> String {
-    format!("{via}.{region}.amazonaws.com")
+    [via, ".", region, ".amazonaws.com"].concat()
 }
 
 /// The default key policy of a key created without `Policy`, byte for byte what GetKeyPolicy
@@ -447,7 +447,7 @@ pub(crate) fn prepare_predefined(
 pub(crate) fn context_conditions(context: &BTreeMap<String, String>) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(context.len() * 2);
     for (k, v) in context {
-        out.push((format!("kms:EncryptionContext:{k}"), v.clone()));
+        out.push((["kms:EncryptionContext:", k].concat(), v.clone()));
         out.push(("kms:EncryptionContextKeys".to_string(), k.clone()));
     }
     out
@@ -637,7 +637,7 @@ pub(crate) fn decrypt_blob(
         // An envelope read (a secret's or parameter's data key), authorized above and the key
         // usable: the data key unwrapped by an earlier read of the same blob and context under
         // the same key state and material is reused (see `tresor_core::cache::DataKeyCache`).
-        let stamp = format!("{:?}/{}", key.state, material.sealed);
+        let stamp = [key.state.as_str(), "/", &material.sealed].concat();
         let lookup = tresor_core::cache::DataKeyCache::lookup_key(ciphertext, context);
         match services.data_keys().get(&lookup, &key.arn, &stamp) {
             Some(plaintext) => plaintext,

@@ -23,7 +23,7 @@ use crate::errors::internal;
 pub(crate) const RECORD_VERSION: u32 = 1;
 
 pub(crate) fn key_key(account: &str, region: &str, key_id: &str) -> String {
-    format!("acct/{account}/region/{region}/kms/key/{key_id}")
+    ["acct/", account, "/region/", region, "/kms/key/", key_id].concat()
 }
 
 pub(crate) fn key_prefix(account: &str, region: &str) -> String {
@@ -272,4 +272,21 @@ pub(crate) fn delete_job(
     txn.delete(&job_key(due, &key.account, &key.region, &key.key_id, kind))
         .map_err(internal)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The store layout is on disk and `kms:ViaService` is matched by policies: both keep
+    /// their exact text.
+    #[test]
+    fn key_records_and_via_service_keep_their_text() {
+        assert_eq!(
+            super::key_key("111122223333", "eu-west-1", "1234abcd-12ab"),
+            "acct/111122223333/region/eu-west-1/kms/key/1234abcd-12ab"
+        );
+        assert_eq!(
+            crate::keys::via_service("secretsmanager", "eu-west-1"),
+            "secretsmanager.eu-west-1.amazonaws.com"
+        );
+    }
 }

@@ -137,6 +137,9 @@ impl Principal {
     }
 }
 
+/// Up to this many distinct keys, [`Context::append_all`] finds a key by a linear scan.
+const LINEAR_KEYS: usize = 16;
+
 /// Condition keys of one request: case-insensitive names, one or more string values each
 /// (booleans `"true"`/`"false"`, numbers, ISO-8601 dates, IPs and base64 binaries as text).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -194,25 +197,54 @@ impl Context {
     /// Appends each `(key, value)` pair to the values of its key (creating the key when new),
     /// in time linear in the number of pairs: a request may carry thousands of
     /// `aws:TagKeys` values, and each must not cost a scan of everything added before it.
+    ///
+    /// A request's context has a handful of distinct keys, so they are found by a scan (no
+    /// allocation for a key already present, no hashing); only once the context holds more
+    /// than [`LINEAR_KEYS`] distinct keys is an index built, which keeps a request with
+    /// thousands of distinct keys (`aws:RequestTag/<key>`) linear.
     pub fn append_all<I, K, V>(&mut self, pairs: I)
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: Into<String>,
     {
-        let mut index: std::collections::HashMap<Box<str>, usize> = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (k.clone(), i))
-            .collect();
+        let mut index: Option<std::collections::HashMap<Box<str>, usize>> = None;
         for (key, value) in pairs {
-            let lower = key.as_ref().to_ascii_lowercase().into_boxed_str();
-            match index.get(&lower) {
-                Some(&i) => self.entries[i].1.push(value.into()),
+            let key = key.as_ref();
+            if index.is_none() && self.entries.len() > LINEAR_KEYS {
+                index = Some(
+                    self.entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect(),
+                );
+            }
+            match &mut index {
                 None => {
-                    index.insert(lower.clone(), self.entries.len());
-                    self.entries.push((lower, vec![value.into()]));
+                    // Stored keys are lower-case, so a case-insensitive comparison with the
+                    // key as given is a comparison with its lower-case form.
+                    match self
+                        .entries
+                        .iter_mut()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    {
+                        Some(entry) => entry.1.push(value.into()),
+                        None => self.entries.push((
+                            key.to_ascii_lowercase().into_boxed_str(),
+                            vec![value.into()],
+                        )),
+                    }
+                }
+                Some(index) => {
+                    let lower = key.to_ascii_lowercase().into_boxed_str();
+                    match index.get(&lower) {
+                        Some(&i) => self.entries[i].1.push(value.into()),
+                        None => {
+                            index.insert(lower.clone(), self.entries.len());
+                            self.entries.push((lower, vec![value.into()]));
+                        }
+                    }
                 }
             }
         }
@@ -386,6 +418,26 @@ mod tests {
             Some(&["a".to_string(), "b".into(), "c".into()][..])
         );
         assert_eq!(c.get("KMS:VIASERVICE"), Some(&["x".to_string()][..]));
+    }
+
+    #[test]
+    fn append_all_past_the_scan_limit_keeps_keys_distinct_and_case_insensitive() {
+        let mut c = super::Context::new().with("aws:SourceIp", "10.0.0.1");
+        let n = super::LINEAR_KEYS * 3;
+        c.append_all((0..n).map(|i| (format!("aws:RequestTag/K{i}"), format!("v{i}"))));
+        c.append_all((0..n).map(|i| (format!("AWS:REQUESTTAG/k{i}"), format!("w{i}"))));
+        c.append_all([("aws:sourceip", "10.0.0.2")]);
+        assert_eq!(c.entries.len(), n + 1);
+        for i in 0..n {
+            assert_eq!(
+                c.get(&format!("aws:requesttag/k{i}")),
+                Some(&[format!("v{i}"), format!("w{i}")][..])
+            );
+        }
+        assert_eq!(
+            c.get("aws:SourceIp"),
+            Some(&["10.0.0.1".to_string(), "10.0.0.2".into()][..])
+        );
     }
 
     use super::*;

@@ -43,12 +43,17 @@ pub fn target(ctx: &RequestCtx, secret_id: &str) -> Target {
     Target {
         account: ctx.caller.account.clone(),
         region: ctx.region.clone(),
-        shown_arn: format!(
-            "arn:{}:secretsmanager:{}:{}:secret:{secret_id}",
+        shown_arn: [
+            "arn:",
             tresor_policy::arn::partition_of_region(&ctx.region),
-            ctx.region,
-            ctx.caller.account
-        ),
+            ":secretsmanager:",
+            &ctx.region,
+            ":",
+            &ctx.caller.account,
+            ":secret:",
+            secret_id,
+        ]
+        .concat(),
         candidates: vec![(secret_id.to_string(), None)],
     }
 }
@@ -143,8 +148,8 @@ pub fn find_shared(
 pub fn secret_context(rec: &SecretRecord) -> Vec<(String, String)> {
     let mut c = vec![("secretsmanager:SecretId".to_string(), rec.arn.clone())];
     for (k, v) in &rec.tags {
-        c.push((format!("secretsmanager:ResourceTag/{k}"), v.clone()));
-        c.push((format!("aws:ResourceTag/{k}"), v.clone()));
+        c.push((["secretsmanager:ResourceTag/", k].concat(), v.clone()));
+        c.push((["aws:ResourceTag/", k].concat(), v.clone()));
     }
     if let Some(lambda) = &rec.rotation_lambda_arn {
         c.push((

@@ -376,30 +376,48 @@ pub fn day_of(t: OffsetDateTime) -> OffsetDateTime {
 /// The associated data binding a sealed value to its account, region, secret and version
 /// (its AEAD associated data), so a sealed value copied to another record does not open.
 pub fn value_aad(account: &str, region: &str, arn: &str, version_id: &str) -> Vec<u8> {
-    format!("tresor/secretsmanager/value/v1\0{account}\0{region}\0{arn}\0{version_id}").into_bytes()
+    [
+        "tresor/secretsmanager/value/v1\0",
+        account,
+        "\0",
+        region,
+        "\0",
+        arn,
+        "\0",
+        version_id,
+    ]
+    .concat()
+    .into_bytes()
 }
 
 pub mod keys {
-    //! Key layout: `acct/<account>/region/<region>/secretsmanager/…`.
+    //! Key layout: `acct/<account>/region/<region>/secretsmanager/…`. The keys read on every
+    //! request are joined from their parts in one allocation (no `format!`).
 
-    fn base(account: &str, region: &str) -> String {
-        format!("acct/{account}/region/{region}/secretsmanager/")
+    /// `acct/<account>/region/<region>/secretsmanager/` followed by `rest`.
+    fn under_base(account: &str, region: &str, rest: &[&str]) -> String {
+        let mut key = ["acct/", account, "/region/", region, "/secretsmanager/"].concat();
+        key.reserve(rest.iter().map(|s| s.len()).sum());
+        for part in rest {
+            key.push_str(part);
+        }
+        key
     }
 
     /// The secret record, by exact (case-sensitive) name.
     pub fn secret(account: &str, region: &str, name: &str) -> String {
-        format!("{}secret/{name}", base(account, region))
+        under_base(account, region, &["secret/", name])
     }
 
     pub fn secret_prefix(account: &str, region: &str) -> String {
-        format!("{}secret/", base(account, region))
+        under_base(account, region, &["secret/"])
     }
 
     /// The sealed value of a version. Keyed by the ARN's resource part (name + random suffix)
     /// so a re-created secret with the same name never meets an old value.
     pub fn value(account: &str, region: &str, arn: &str, version_id: &str) -> String {
         let resource = arn.rsplit_once(":secret:").map_or(arn, |(_, r)| r);
-        format!("{}value/{version_id}/{resource}", base(account, region))
+        under_base(account, region, &["value/", version_id, "/", resource])
     }
 
     pub const JOBS_PREFIX: &str = "sys/jobs/secretsmanager/purge/";
@@ -435,6 +453,32 @@ pub mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The store layout is on disk: the joined keys are exactly the documented ones.
+    #[test]
+    fn record_keys_keep_their_layout() {
+        assert_eq!(
+            keys::secret("111122223333", "us-east-1", "a/b"),
+            "acct/111122223333/region/us-east-1/secretsmanager/secret/a/b"
+        );
+        assert_eq!(
+            keys::secret_prefix("111122223333", "us-east-1"),
+            "acct/111122223333/region/us-east-1/secretsmanager/secret/"
+        );
+        assert_eq!(
+            keys::value(
+                "111122223333",
+                "us-east-1",
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:a/b-AbCdEf",
+                "v1"
+            ),
+            "acct/111122223333/region/us-east-1/secretsmanager/value/v1/a/b-AbCdEf"
+        );
+        assert_eq!(
+            value_aad("111122223333", "us-east-1", "arn:x", "v1"),
+            b"tresor/secretsmanager/value/v1\x00111122223333\x00us-east-1\x00arn:x\x00v1"
+        );
+    }
 
     /// Stored values keep their encoding: standard base64 with padding, byte for byte, so
     /// existing data directories still open.

@@ -87,7 +87,9 @@ impl Simulation {
         };
         // The owner is the ARN's account; `ResourceOwner` for ARNs without one (and `*`);
         // otherwise the caller's own account.
-        let account = resource_account(resource).or_else(|| self.owner.clone());
+        let account = resource_account(resource)
+            .map(str::to_owned)
+            .or_else(|| self.owner.clone());
         let request = Request {
             principal: &self.principal,
             action,
