@@ -265,9 +265,9 @@ pub fn resource_account(resource: &str) -> Option<&str> {
     (!account.is_empty() && account != "aws").then_some(account)
 }
 
-/// `aws:SourceIp`'s text: the same as `IpAddr`'s `Display`, without the formatting machinery
-/// for the common IPv4 case (it runs for every authorization).
-fn ip_text(ip: std::net::IpAddr) -> String {
+/// An address as `IpAddr`'s `Display` writes it, without the formatting machinery for the
+/// common IPv4 case (`aws:SourceIp` of every authorization, the audit record of every request).
+pub fn ip_text(ip: std::net::IpAddr) -> String {
     match ip {
         std::net::IpAddr::V4(v4) => {
             let mut text = String::with_capacity(15);
