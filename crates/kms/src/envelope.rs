@@ -120,6 +120,9 @@ fn generate_data_key_unaudited(
     )
 }
 
+/// A key found on a read snapshot, and the alias name it was named by.
+type ExistingKey = (Arc<KeyRecord>, Option<String>);
+
 /// Like [`resolve_for`] on a read snapshot, through the snapshot-tagged record cache (a
 /// key record is decoded once per change, not per write): `Ok(None)` when the key is an
 /// AWS-managed key that does not exist yet (only a write transaction can create it).
@@ -129,7 +132,7 @@ fn resolve_existing(
     ctx: &RequestCtx,
     key_id: Option<&str>,
     via: &str,
-) -> Result<Option<(Arc<KeyRecord>, Option<String>)>, KmsError> {
+) -> Result<Option<ExistingKey>, KmsError> {
     let managed = match key_id {
         Some(input) => keys::predefined_alias_service(input, ctx),
         None => Some(managed_service(via)?),

@@ -1202,7 +1202,6 @@ fn concurrent_writers_of_one_parameter_get_consecutive_versions() {
 #[test]
 fn a_write_prepared_on_a_stale_snapshot_is_worked_out_again() {
     let e = env();
-    use tresor_store::{ReadTxn as _, WriteTxn as _};
     put(&e, "/stale", "v1", "SecureString");
     // Through the services' store, so that its caches learn of the deletion.
     let mut held = e.services.store().begin_write().unwrap();
