@@ -12,14 +12,16 @@
 //! the KMS-encrypted data key. What a value that does not open means stays with each service.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::errors::KmsError;
 use tresor_core::{RequestCtx, Services};
 use tresor_crypto::{AeadKey, SecretBytes};
 use tresor_store::{ReadTxn, WriteTxn};
 
-use crate::errors::internal;
+use crate::errors::{self, internal};
 use crate::keys::{self, MANAGED_SERVICES};
+use crate::model::{self, AliasRecord, KeyRecord};
 
 /// Length of the data keys this API hands out (AES-256).
 pub const DATA_KEY_LEN: usize = 32;
@@ -108,13 +110,74 @@ fn generate_data_key_unaudited(
     encryption_context: &BTreeMap<String, String>,
 ) -> Result<DataKey, KmsError> {
     let resolved = resolve_for(services, txn, ctx, key_id, via)?;
-    let key = &resolved.key;
+    generate_under(
+        services,
+        ctx,
+        &resolved.key,
+        resolved.request_alias.as_deref(),
+        via,
+        encryption_context,
+    )
+}
+
+/// A key found on a read snapshot, and the alias name it was named by.
+type ExistingKey = (Arc<KeyRecord>, Option<String>);
+
+/// Like [`resolve_for`] on a read snapshot, through the snapshot-tagged record cache (a
+/// key record is decoded once per change, not per write): `Ok(None)` when the key is an
+/// AWS-managed key that does not exist yet (only a write transaction can create it).
+fn resolve_existing(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    key_id: Option<&str>,
+    via: &str,
+) -> Result<Option<ExistingKey>, KmsError> {
+    let managed = match key_id {
+        Some(input) => keys::predefined_alias_service(input, ctx),
+        None => Some(managed_service(via)?),
+    };
+    let (account, region) = (&ctx.caller.account, &ctx.region);
+    let load = |key_id: &str| -> Result<Arc<KeyRecord>, KmsError> {
+        services
+            .records()
+            .get::<KeyRecord>(txn, &model::key_key(account, region, key_id))
+            .map_err(internal)?
+            .ok_or_else(|| errors::key_not_found(&model::key_arn(region, account, key_id)))
+    };
+    if let Some(service) = managed {
+        let alias_name = format!("alias/aws/{service}");
+        let Some(alias) = services
+            .records()
+            .get::<AliasRecord>(txn, &model::alias_key(account, region, &alias_name))
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        if key_id.is_none() {
+            return Ok(Some((load(&alias.target_key_id)?, None)));
+        }
+    }
+    let resolved = keys::resolve(txn, ctx, key_id.unwrap_or_default(), true)?;
+    Ok(Some((Arc::new(resolved.key), resolved.request_alias)))
+}
+
+/// The part of [`generate_data_key`] after the key is found: authorization, key state, and
+/// the fresh data key wrapped under the key.
+fn generate_under(
+    services: &Services,
+    ctx: &RequestCtx,
+    key: &KeyRecord,
+    request_alias: Option<&str>,
+    via: &str,
+    encryption_context: &BTreeMap<String, String>,
+) -> Result<DataKey, KmsError> {
     keys::authorize_key(
         services,
         ctx,
         "kms:GenerateDataKey",
         key,
-        resolved.request_alias.as_deref(),
+        request_alias,
         Some(via),
         keys::context_conditions(encryption_context),
     )?;
@@ -291,6 +354,78 @@ pub fn seal(
         sealed,
         key_arn: data_key.key_arn,
     })
+}
+
+/// The GenerateDataKey call behind a value sealed by [`seal_on_snapshot`], to be noted for
+/// the request's audit record (as [`seal`] notes it) only when the value is actually stored:
+/// a prepared value that is thrown away leaves no trace of a call.
+#[derive(Debug)]
+#[must_use = "a stored value's GenerateDataKey call must be noted"]
+pub struct DeferredNote {
+    key_arn: String,
+    key_id: Option<String>,
+    via: Via,
+    encryption_context: BTreeMap<String, String>,
+}
+
+impl DeferredNote {
+    /// Notes the call in `ctx`'s audit facts.
+    pub fn note(self, ctx: &RequestCtx) {
+        note_hop(
+            ctx,
+            "GenerateDataKey",
+            self.via.as_str(),
+            Ok(&self.key_arn),
+            self.key_id.as_deref(),
+            &self.encryption_context,
+        );
+    }
+}
+
+/// [`seal`] on a read snapshot, for a service that prepares a write before it takes the
+/// store's one writer and stores the result only if what it prepared it from is unchanged
+/// inside the write transaction. The key is resolved, authorized and checked as by [`seal`],
+/// against the snapshot: as on AWS, where the calling service asks KMS for the data key
+/// before it stores anything, the data key may be generated just before a concurrent change
+/// to the key. `Ok(None)` when only a write transaction can seal (the AWS-managed key does
+/// not exist yet). An error is not noted for the audit record: the caller seals again in its
+/// write transaction, whose answer (and note) is the one that counts.
+pub fn seal_on_snapshot(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    key_id: Option<&str>,
+    binding: &Binding,
+    plaintext: &[u8],
+) -> Result<Option<(SealedValue, DeferredNote)>, KmsError> {
+    let via = binding.via.as_str();
+    let Some((key, request_alias)) = resolve_existing(services, txn, ctx, key_id, via)? else {
+        return Ok(None);
+    };
+    let data_key = generate_under(
+        services,
+        ctx,
+        &key,
+        request_alias.as_deref(),
+        via,
+        &binding.encryption_context,
+    )?;
+    let aead = AeadKey::from_bytes(data_key.plaintext.expose()).map_err(internal)?;
+    let sealed = aead.seal(plaintext, &binding.aad).map_err(internal)?;
+    let note = DeferredNote {
+        key_arn: data_key.key_arn.clone(),
+        key_id: key_id.map(str::to_string),
+        via: binding.via,
+        encryption_context: binding.encryption_context.clone(),
+    };
+    Ok(Some((
+        SealedValue {
+            data_key: data_key.ciphertext_blob,
+            sealed,
+            key_arn: data_key.key_arn,
+        },
+        note,
+    )))
 }
 
 /// Opens a value [`seal`]ed under `binding` *as the caller* (kms:Decrypt of its data key, via

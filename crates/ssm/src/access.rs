@@ -16,14 +16,6 @@ use crate::errors;
 use crate::model::{ParameterRecord, VersionRecord, keys};
 use crate::names::{Selector, arn_in};
 
-pub fn load(
-    txn: &dyn ReadTxn,
-    ctx: &RequestCtx,
-    name: &str,
-) -> Result<Option<ParameterRecord>, SsmError> {
-    record::get(txn, &keys::param(&ctx.caller.account, &ctx.region, name)).map_err(errors::internal)
-}
-
 pub fn load_version(
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,

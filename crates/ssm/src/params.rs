@@ -6,15 +6,13 @@
 
 use crate::errors::SsmError;
 use serde::{Deserialize, Serialize};
-use tresor_core::record;
-use tresor_core::{RequestCtx, Services};
+use tresor_core::{RequestCtx, ServiceError, Services};
 use tresor_crypto::Zeroizing;
+use tresor_kms::envelope::DeferredNote;
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::validate::Validator;
 
-use crate::access::{
-    self, authorize, begin_authorized_write, load, load_authorized, select_version,
-};
+use crate::access::{self, authorize, begin_authorized_write, load_authorized, select_version};
 use crate::errors;
 use crate::model::{
     ExpirationJob, MAX_VERSIONS, ParameterRecord, ParameterType, RECORD_VERSION, StoredValue,
@@ -134,22 +132,151 @@ pub fn put_parameter(
         ));
     }
     let arn = names::arn_in(ctx, name);
-    let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
-
-    let (mut txn, existing) = begin_authorized_write(services, |txn| {
-        let existing = load(txn, ctx, name)?;
+    let head_key = keys::param(&ctx.caller.account, &ctx.region, name);
+    let authorize_put = |existing: Option<&ParameterRecord>| {
         let mut context = vec![("ssm:Overwrite".to_string(), overwrite.to_string())];
         context.extend(access::request_tag_context(
             tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
         ));
-        context.extend(access::resource_tag_context(existing.as_ref()));
-        authorize(services, ctx, "ssm:PutParameter", &arn, context)?;
-        Ok(existing)
-    })?;
-    if existing.is_some() && !overwrite {
+        context.extend(access::resource_tag_context(existing));
+        authorize(services, ctx, "ssm:PutParameter", &arn, context)
+    };
+    let request = PutRequest {
+        input: &input,
+        name,
+        arn: &arn,
+        overwrite,
+        tags,
+    };
+
+    // The whole write — authorization, the data key from KMS, the encryption, the records'
+    // encoding — is first worked out on a read snapshot, outside the store's one writer: on a
+    // busy server the writer is the bottleneck, and work done while holding it delays every
+    // other write. A refused caller is answered from the snapshot without waiting for the
+    // writer. The write transaction then stores the prepared records only if the parameter's
+    // record (which every change of the parameter rewrites: versions, labels, tags,
+    // deletion) is byte for byte the one the snapshot had, and no identity data changed in
+    // between (the Authorizer's answer stands); otherwise, or if preparing failed, it works
+    // the write out again inside the transaction, whose answer is final. Either way the
+    // version number, the version limit and the labels are decided on the state the
+    // transaction commits on.
+    let identity = services.identity_generation();
+    let prepared = {
+        let snapshot = services.store().begin_read().map_err(errors::internal)?;
+        let raw = snapshot.get(&head_key).map_err(errors::internal)?;
+        let existing = decode_head(&head_key, raw.as_deref())?;
+        authorize_put(existing.as_ref())?;
+        plan_put(
+            services,
+            ctx,
+            &request,
+            existing.as_ref(),
+            Sealer::Snapshot(&*snapshot),
+        )
+        .ok()
+        .flatten()
+        .map(|plan| (raw, plan))
+    };
+
+    let mut txn = services.store().begin_write().map_err(errors::internal)?;
+    let raw = txn.get(&head_key).map_err(errors::internal)?;
+    let plan = match prepared {
+        Some((seen, plan)) if seen == raw && services.identity_generation() == identity => plan,
+        _ => {
+            let existing = decode_head(&head_key, raw.as_deref())?;
+            authorize_put(existing.as_ref())?;
+            plan_put(
+                services,
+                ctx,
+                &request,
+                existing.as_ref(),
+                Sealer::Write(&mut *txn),
+            )?
+            .ok_or(SsmError::Internal)?
+        }
+    };
+    for op in &plan.ops {
+        match op {
+            StoreOp::Delete(key) => {
+                txn.delete(key).map_err(errors::internal)?;
+            }
+            StoreOp::Put(key, bytes) => txn.put(key, bytes).map_err(errors::internal)?,
+        }
+    }
+    if let Some(note) = plan.note {
+        // Before the commit, which writes the request's audit record into the transaction.
+        note.note(ctx);
+    }
+    txn.commit().map_err(errors::internal)?;
+    Ok(plan.output)
+}
+
+/// A PutParameter request after validation.
+struct PutRequest<'a> {
+    input: &'a PutParameterInput,
+    /// The name as written (validated).
+    name: &'a str,
+    arn: &'a str,
+    overwrite: bool,
+    tags: &'a [Tag],
+}
+
+/// Where a write seals its value: on a read snapshot (the write is prepared before it takes
+/// the writer), or in the write transaction, which may create the AWS-managed key.
+enum Sealer<'a> {
+    Snapshot(&'a dyn ReadTxn),
+    Write(&'a mut dyn WriteTxn),
+}
+
+enum StoreOp {
+    Delete(String),
+    Put(String, Vec<u8>),
+}
+
+/// A PutParameter worked out in full from the parameter's current record: the store changes
+/// in order, and the answer.
+struct PutPlan {
+    ops: Vec<StoreOp>,
+    /// The GenerateDataKey call of a value sealed on a snapshot, noted once it is stored.
+    note: Option<DeferredNote>,
+    output: PutParameterOutput,
+}
+
+fn decode_head(key: &str, raw: Option<&[u8]>) -> Result<Option<ParameterRecord>, SsmError> {
+    raw.map(|bytes| {
+        serde_json::from_slice(bytes)
+            .map_err(|e| errors::internal(ServiceError::Corrupt(format!("record {key}: {e}"))))
+    })
+    .transpose()
+}
+
+fn encode<T: Serialize>(key: String, value: &T) -> Result<StoreOp, SsmError> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| errors::internal(ServiceError::Corrupt(format!("encode {key}: {e}"))))?;
+    Ok(StoreOp::Put(key, bytes))
+}
+
+/// Works out the write of `request` on a parameter whose record is `prev`. `Ok(None)` only
+/// when sealing on a snapshot is not possible.
+fn plan_put(
+    services: &Services,
+    ctx: &RequestCtx,
+    request: &PutRequest<'_>,
+    prev: Option<&ParameterRecord>,
+    sealer: Sealer<'_>,
+) -> Result<Option<PutPlan>, SsmError> {
+    let PutRequest {
+        input,
+        name,
+        arn,
+        overwrite,
+        tags,
+    } = *request;
+    let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
+    if prev.is_some() && !overwrite {
         return Err(errors::already_exists());
     }
-    let prev = existing.as_ref();
+    let mut ops = Vec::new();
 
     let param_type = match (&input.param_type, prev) {
         (Some(t), _) => ParameterType::parse(t)
@@ -232,22 +359,32 @@ pub fn put_parameter(
         if p.labels.values().any(|v| *v == oldest_version) {
             return Err(errors::max_versions(&p.name, oldest_version));
         }
-        txn.delete(&keys::version(account, region, name, oldest_version))
-            .map_err(errors::internal)?;
+        ops.push(StoreOp::Delete(keys::version(
+            account,
+            region,
+            name,
+            oldest_version,
+        )));
         oldest_version += 1;
     }
 
+    let mut note = None;
     let value = if param_type == ParameterType::SecureString {
         let key = key_id.as_deref().filter(|k| *k != secure::DEFAULT_KEY_ID);
-        secure::seal(
-            services,
-            &mut *txn,
-            ctx,
-            &arn,
-            version,
-            key,
-            input.value.as_bytes(),
-        )?
+        let plaintext = input.value.as_bytes();
+        match sealer {
+            Sealer::Snapshot(snapshot) => {
+                let Some((value, call)) =
+                    secure::seal_on_snapshot(services, snapshot, ctx, arn, version, key, plaintext)
+                else {
+                    return Ok(None);
+                };
+                note = Some(call);
+                value
+            }
+            // Writes the AWS-managed key into the transaction when it is created.
+            Sealer::Write(txn) => secure::seal(services, txn, ctx, arn, version, key, plaintext)?,
+        }
     } else {
         StoredValue::Plain(input.value.clone())
     };
@@ -256,7 +393,7 @@ pub fn put_parameter(
     if let Some(parsed) = &new_policies {
         // New policies replace the old ones, and with them any pending expiration.
         if let Some(old) = expiration_job.take() {
-            txn.delete(&old).map_err(errors::internal)?;
+            ops.push(StoreOp::Delete(old));
         }
         if let Some(at) = parsed.expiration {
             let job_key = keys::job(at.unix_timestamp(), account, region, name);
@@ -266,7 +403,7 @@ pub fn put_parameter(
                 region: region.to_string(),
                 canonical: names::canonical(name).to_string(),
             };
-            record::put(&mut *txn, &job_key, &job).map_err(errors::internal)?;
+            ops.push(encode(job_key.clone(), &job)?);
             expiration_job = Some(job_key);
         }
     }
@@ -306,18 +443,19 @@ pub fn put_parameter(
         },
         expiration_job,
     };
-    record::put(
-        &mut *txn,
-        &keys::version(account, region, name, version),
+    ops.push(encode(
+        keys::version(account, region, name, version),
         &version_record,
-    )
-    .map_err(errors::internal)?;
-    record::put(&mut *txn, &keys::param(account, region, name), &head).map_err(errors::internal)?;
-    txn.commit().map_err(errors::internal)?;
-    Ok(PutParameterOutput {
-        version,
-        tier: tier.as_str().to_string(),
-    })
+    )?);
+    ops.push(encode(keys::param(account, region, name), &head)?);
+    Ok(Some(PutPlan {
+        ops,
+        note,
+        output: PutParameterOutput {
+            version,
+            tier: tier.as_str().to_string(),
+        },
+    }))
 }
 
 /// Tags in request order, a later duplicate key replacing an earlier one.

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use tresor_core::{RequestCtx, Services};
 use tresor_crypto::Zeroizing;
 use tresor_kms::KmsError;
-use tresor_kms::envelope::{Binding, Via};
+use tresor_kms::envelope::{Binding, DeferredNote, Via};
 use tresor_store::{ReadTxn, WriteTxn};
 
 use crate::errors::SsmError;
@@ -80,6 +80,37 @@ pub fn seal(
         data_key: sealed.data_key,
         sealed: sealed.sealed,
     })
+}
+
+/// [`seal`] on a read snapshot, for a write prepared before it takes the store's writer (see
+/// [`tresor_kms::envelope::seal_on_snapshot`]). `None` when only a write transaction can seal
+/// (the AWS-managed key does not exist yet) or when sealing failed: the write transaction
+/// then seals again and its error, if any, is the answer.
+pub fn seal_on_snapshot(
+    services: &Services,
+    txn: &dyn ReadTxn,
+    ctx: &RequestCtx,
+    arn: &str,
+    version: i64,
+    key_id: Option<&str>,
+    plaintext: &[u8],
+) -> Option<(StoredValue, DeferredNote)> {
+    let (sealed, note) = tresor_kms::envelope::seal_on_snapshot(
+        services,
+        txn,
+        ctx,
+        key_id,
+        &binding(ctx, arn, version),
+        plaintext,
+    )
+    .ok()??;
+    Some((
+        StoredValue::Sealed {
+            data_key: sealed.data_key,
+            sealed: sealed.sealed,
+        },
+        note,
+    ))
 }
 
 /// The value of a stored version of a parameter of the caller's account and region,

@@ -1128,3 +1128,115 @@ fn refused_writes_never_wait_for_the_writer() {
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
     drop(held);
 }
+
+/// PutParameter prepares its write on a read snapshot before it takes the writer (see
+/// `put_parameter`): concurrent writers of one parameter still get consecutive versions, none
+/// lost, each version's value sealed for that version (it decrypts), and the oldest versions
+/// dropped past the limit.
+#[test]
+fn concurrent_writers_of_one_parameter_get_consecutive_versions() {
+    let e = env();
+    put(&e, "/contended", "v0", "SecureString");
+    const THREADS: usize = 4;
+    const PUTS: usize = 30;
+    let written: Vec<Vec<(i64, String)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let e = &e;
+                s.spawn(move || {
+                    (0..PUTS)
+                        .map(|i| {
+                            let value = format!("t{t}-{i}");
+                            let out = call(
+                                e,
+                                op!(crate::params::put_parameter),
+                                json!({"Name": "/contended", "Value": value,
+                                       "Type": "SecureString", "Overwrite": true}),
+                            )
+                            .unwrap();
+                            (out["Version"].as_i64().unwrap(), value)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut versions: Vec<(i64, String)> = written.into_iter().flatten().collect();
+    versions.sort();
+    let total = (THREADS * PUTS) as i64;
+    assert_eq!(
+        versions.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        (2..=total + 1).collect::<Vec<_>>(),
+        "every write got its own version, consecutively"
+    );
+    let latest = get(&e, "/contended");
+    assert_eq!(latest["Version"], total + 1);
+    assert_eq!(latest["Value"], versions.last().unwrap().1.as_str());
+    // The last 100 versions are kept, each with the value written as it.
+    for (version, value) in versions.iter().filter(|(v, _)| *v > total + 1 - 100) {
+        let p = call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": format!("/contended:{version}"), "WithDecryption": true}),
+        )
+        .unwrap();
+        assert_eq!(p["Parameter"]["Value"], value.as_str(), "version {version}");
+    }
+    let dropped = total + 1 - 100;
+    assert_eq!(
+        err(call(
+            &e,
+            op!(crate::params::get_parameter),
+            json!({"Name": format!("/contended:{dropped}")}),
+        ))
+        .code,
+        "ParameterVersionNotFound"
+    );
+}
+
+/// A write prepared on a snapshot is thrown away when the parameter changed before the write
+/// took the writer: here the parameter is deleted in between, so the write creates it anew
+/// (version 1) instead of storing the prepared version 2; the audit facts name the one
+/// GenerateDataKey call whose data key was stored.
+#[test]
+fn a_write_prepared_on_a_stale_snapshot_is_worked_out_again() {
+    let e = env();
+    put(&e, "/stale", "v1", "SecureString");
+    // Through the services' store, so that its caches learn of the deletion.
+    let mut held = e.services.store().begin_write().unwrap();
+    let c = ctx();
+    let writer = std::thread::scope(|s| {
+        let handle = s.spawn(|| {
+            call_at(
+                &e,
+                &c,
+                op!(crate::params::put_parameter),
+                json!({"Name": "/stale", "Value": "v2", "Type": "SecureString", "Overwrite": true}),
+            )
+        });
+        // Let the writer prepare on its snapshot and queue for the writer.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let gone: Vec<String> = held
+            .scan(&format!("acct/{ACCOUNT}/"), None, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.contains("stale"))
+            .collect();
+        assert!(gone.len() >= 2, "the parameter's records: {gone:?}");
+        for k in &gone {
+            held.delete(k).unwrap();
+        }
+        held.commit().unwrap();
+        handle.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(writer["Version"], 1);
+    let p = get(&e, "/stale");
+    assert_eq!(p["Version"], 1);
+    assert_eq!(p["Value"], "v2");
+    let hops = c.audit.snapshot().hops;
+    assert_eq!(hops.len(), 1, "{hops:?}");
+    assert_eq!(hops[0].event_name, "GenerateDataKey");
+}
