@@ -161,12 +161,9 @@ pub fn render_api_call(event: &StoredEvent, call: &ApiCall) -> String {
     out
 }
 
-/// `eventTime` and the other times of a record: whole seconds, as CloudTrail writes them.
-pub fn event_time(t: OffsetDateTime) -> String {
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+/// `eventTime` and the other times of a record: whole seconds in UTC, as CloudTrail writes
+/// them (the wire's ISO 8601 form).
+pub use tresor_wire::timefmt::iso8601 as event_time;
 
 /// A JSON value as text, written straight into a buffer (`Value`'s `Display` goes through
 /// the formatting machinery a piece at a time, several times dearer).
