@@ -8,7 +8,8 @@
 # counted too.
 #
 #   bench/audit-instructions.sh [BINARY [BASELINE_BINARY]]   (default: a release build)
-# Environment: DURATION (20s of counting per server), CONNECTIONS (8), OP (GetSecretValue).
+# Environment: DURATION (20s of counting per server), CONNECTIONS (8), OP (GetSecretValue),
+# KEEP (a directory that gets the callgrind profiles, NAME.cg.*, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,7 +32,11 @@ baseline=${2:-}
 
 work=$(mktemp -d)
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$work"/*.cg.* "$KEEP"/ 2>/dev/null || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

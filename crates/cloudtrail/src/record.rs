@@ -807,8 +807,18 @@ pub const CHUNK_ROWS: usize = 64;
 /// The events of a chunk lie within this many microseconds before (or at) the time in its
 /// key: a reader looking for events at or before `t` starts at keys of `t` plus this.
 pub const CHUNK_SPAN_US: i64 = 1_000_000;
-/// The first byte of a chunk's value (a row's value starts with `{`, JSON).
+/// The first byte of a chunk of the first chunk format: each row's key and value with a
+/// length (written until record format 4's chunks became [`CHUNK_DELTA`]; still read).
 const CHUNK_MAGIC: u8 = b'C';
+/// The first byte of a chunk whose rows are stored as their differences from an earlier row
+/// of the chunk ([`chunk_rows`]).
+const CHUNK_DELTA: u8 = b'D';
+/// How many rows back a row's value may name the row it is stored against.
+const DELTA_WINDOW: usize = 8;
+/// The fewest equal bytes a copy covers: a shorter run of equal bytes stays in the literal.
+const MIN_COPY: usize = 8;
+/// A part of a chunk says its length; longer is refused (a segment frame is at most 64 MiB).
+const MAX_PART: usize = 64 << 20;
 
 /// Packs rows (key and value as [`encode_row`] makes them) into chunks of up to
 /// [`CHUNK_ROWS`] rows whose times span at most [`CHUNK_SPAN_US`], one store entry each: the
@@ -818,6 +828,16 @@ const CHUNK_MAGIC: u8 = b'C';
 /// keys by time (prune and the time bound of a scan read it like a row's), and the same rows
 /// make the same chunks (indexing a segment again after a crash rewrites the same entries).
 /// Entries whose key is not a row's are returned as they are.
+///
+/// A chunk stores each row as its difference from an earlier row ([`CHUNK_DELTA`]): the
+/// records of one caller's reads of one secret differ only in their ids and times, and the
+/// bytes a chunk does not carry are bytes the store does not copy into its pages, its
+/// write-ahead log and its checkpoints, or keep on disk for the retention's 90 days. The key
+/// is stored against the row before; the value against the nearest of the [`DELTA_WINDOW`]
+/// rows before it that has the same length (most likely the same kind of record by the same
+/// caller), else the row just before. A difference is a run of copies and literals
+/// ([`put_delta`]), computed by comparing the two rows byte by byte at the same offsets —
+/// no search, a few instructions a byte.
 pub fn chunk_rows(mut entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
     // A key written twice keeps its last value, as a store's put does.
     entries.reverse();
@@ -836,19 +856,8 @@ pub fn chunk_rows(mut entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)>
         }
         let id = last_key.rsplit('/').next().unwrap_or_default();
         let key = format!("{}~{id}", &last_key[..last_key.len() - id.len()]);
-        let size: usize = chunk.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-        let mut value = Vec::with_capacity(1 + size);
-        value.push(CHUNK_MAGIC);
-        for (k, v) in chunk.drain(..) {
-            for part in [k.as_bytes(), &v] {
-                // A row is far smaller than 4 GiB (a segment frame is at most 64 MiB).
-                value.extend_from_slice(
-                    &u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes(),
-                );
-                value.extend_from_slice(part);
-            }
-        }
-        out.push((key, value));
+        out.push((key, delta_chunk(chunk)));
+        chunk.clear();
     };
     for (key, value) in entries {
         let Some(us) = time_of_key(&key).filter(|_| key.starts_with(EVENT_PREFIX)) else {
@@ -867,14 +876,170 @@ pub fn chunk_rows(mut entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)>
     out
 }
 
+/// The value of a [`CHUNK_DELTA`] chunk of `rows`: the magic byte, then for each row its key
+/// (against the key before) and a byte naming the row its value is stored against (0: none,
+/// k: the k-th row before), then the value.
+fn delta_chunk(rows: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let size: usize = rows.iter().map(|(k, v)| k.len() + v.len()).sum();
+    // Most rows shrink to their ids; a chunk of unlike rows stays about as large as they are.
+    let mut value = Vec::with_capacity(64 + size / 4);
+    value.push(CHUNK_DELTA);
+    for (i, (key, row)) in rows.iter().enumerate() {
+        let prev_key = i.checked_sub(1).map_or(&[][..], |p| rows[p].0.as_bytes());
+        put_delta(&mut value, prev_key, key.as_bytes());
+        let back = (1..=DELTA_WINDOW.min(i))
+            .find(|&k| rows[i - k].1.len() == row.len())
+            .unwrap_or(usize::from(i > 0));
+        let base = match back {
+            0 => &[][..],
+            k => &rows[i - k].1[..],
+        };
+        // `back` is at most DELTA_WINDOW (8).
+        value.push(u8::try_from(back).unwrap_or(0));
+        put_delta(&mut value, base, row);
+    }
+    value
+}
+
+/// Appends `row` as its difference from `base`: its length, then pairs of a copy (that many
+/// bytes of `base` at the same offset) and a literal (that many bytes, which follow), each
+/// count a LEB128 varint, until the row is complete.
+fn put_delta(out: &mut Vec<u8>, base: &[u8], row: &[u8]) {
+    put_varint(out, row.len());
+    let mut i = 0;
+    while i < row.len() {
+        let copy = same_run(base, row, i);
+        let literal = i + copy;
+        // The literal ends where MIN_COPY equal bytes in a row begin, or with the row.
+        let mut end = row.len();
+        let mut run = 0;
+        for j in literal..row.len() {
+            if base.get(j) == Some(&row[j]) {
+                run += 1;
+                if run == MIN_COPY {
+                    end = j + 1 - MIN_COPY;
+                    break;
+                }
+            } else {
+                run = 0;
+            }
+        }
+        put_varint(out, copy);
+        put_varint(out, end - literal);
+        out.extend_from_slice(&row[literal..end]);
+        i = end;
+    }
+}
+
+/// How many bytes from `from` on are equal in `a` and `b` (8 at a time).
+fn same_run(a: &[u8], b: &[u8], from: usize) -> usize {
+    let (Some(a), Some(b)) = (a.get(from..), b.get(from..)) else {
+        return 0;
+    };
+    let n = a.len().min(b.len());
+    let word = |s: &[u8], k: usize| {
+        s.get(k..k + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let mut k = 0;
+    while k + 8 <= n {
+        let x = word(a, k) ^ word(b, k);
+        if x != 0 {
+            return k + (x.trailing_zeros() / 8) as usize;
+        }
+        k += 8;
+    }
+    while k < n && a[k] == b[k] {
+        k += 1;
+    }
+    k
+}
+
+fn put_varint(out: &mut Vec<u8>, n: usize) {
+    let mut n = n as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn take_varint(rest: &mut &[u8]) -> Option<usize> {
+    let mut n: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&b, tail) = rest.split_first()?;
+        *rest = tail;
+        n |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return usize::try_from(n).ok();
+        }
+    }
+    None
+}
+
+/// Reads a part that [`put_delta`] wrote against `base`; None when it is cut short or does
+/// not fit `base` (a copy past its end, a part longer than it says).
+fn take_delta(rest: &mut &[u8], base: &[u8]) -> Option<Vec<u8>> {
+    let len = take_varint(rest)?;
+    if len > MAX_PART {
+        return None;
+    }
+    let mut out = Vec::with_capacity(len.min(base.len().saturating_add(rest.len())));
+    while out.len() < len {
+        let copy = take_varint(rest)?;
+        let literal = take_varint(rest)?;
+        let at = out.len();
+        if (copy == 0 && literal == 0) || copy.checked_add(literal)? > len - at {
+            return None;
+        }
+        out.extend_from_slice(base.get(at..at + copy)?);
+        let (bytes, tail) = (rest.get(..literal)?, rest.get(literal..)?);
+        out.extend_from_slice(bytes);
+        *rest = tail;
+    }
+    Some(out)
+}
+
 /// The rows of a stored entry: a chunk's rows, or the entry itself when it is one row. A
 /// chunk that does not decode is skipped by the readers (and logged).
 pub fn entry_rows(key: String, value: Vec<u8>) -> Vec<(String, Vec<u8>)> {
-    if value.first() != Some(&CHUNK_MAGIC) {
-        return vec![(key, value)];
+    match value.first() {
+        Some(&CHUNK_DELTA) => delta_rows(&key, &value[1..]),
+        Some(&CHUNK_MAGIC) => plain_rows(&key, &value[1..]),
+        _ => vec![(key, value)],
     }
+}
+
+/// The rows of a [`CHUNK_DELTA`] chunk, up to the first that does not decode.
+fn delta_rows(key: &str, mut rest: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+    while !rest.is_empty() {
+        let row = (|| {
+            let prev_key = rows.last().map_or(&[][..], |(k, _)| k.as_bytes());
+            let k = String::from_utf8(take_delta(&mut rest, prev_key)?).ok()?;
+            let (&back, tail) = rest.split_first()?;
+            rest = tail;
+            let base = match usize::from(back) {
+                0 => &[][..],
+                b => &rows.get(rows.len().checked_sub(b)?)?.1[..],
+            };
+            Some((k, take_delta(&mut rest, base)?))
+        })();
+        match row {
+            Some(row) => rows.push(row),
+            None => {
+                tracing::warn!(key, "an audit chunk does not decode");
+                break;
+            }
+        }
+    }
+    rows
+}
+
+/// The rows of a [`CHUNK_MAGIC`] chunk, up to the first that does not decode.
+fn plain_rows(key: &str, mut rest: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut rows = Vec::new();
-    let mut rest = &value[1..];
     let part = |rest: &mut &[u8]| -> Option<Vec<u8>> {
         let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
         let bytes = rest.get(4..4 + len)?.to_vec();
@@ -1497,6 +1662,149 @@ mod tests {
             let mut out = String::new();
             json_string(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    /// Rows like a busy log's: two callers reading, their records alike but for ids and times,
+    /// and now and then a record of another shape.
+    fn busy_rows(n: usize) -> Vec<(String, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let mut row = full_row();
+                row.event.event_id = format!("{:08x}-aaaa-4bbb-8ccc-{:012x}", i * 7919, i);
+                row.event.time_us = 1_700_000_000_000_000 + (i as i64) * 37;
+                row.hops[0].event_id = format!("{:08x}-dddd-4eee-8fff-{:012x}", i * 104_729, i);
+                if i % 2 == 1 {
+                    row.event.principal = Some("arn:aws:iam::111122223333:user/other".into());
+                    row.event.username = Some("other".into());
+                }
+                if i % 9 == 4 {
+                    row.event.event_name = "DescribeSecret".into();
+                    row.event.reads.clear();
+                    row.hops.clear();
+                }
+                row.call = Some(ApiCall {
+                    request_id: format!("req-{i:032}"),
+                    user_agent: Some("aws-cli/2.17.0".into()),
+                    user_identity: "{\"type\":\"IAMUser\",\"arn\":\"arn:aws:iam::111122223333:user/ci-agent\"}".into(),
+                    request_parameters: "{\"secretId\":\"tok\"}".into(),
+                    response_elements: "null".into(),
+                    error_message: None,
+                    additional_event_data: None,
+                });
+                encode_row(&row).unwrap()
+            })
+            .collect()
+    }
+
+    fn sorted(mut rows: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    #[test]
+    fn a_delta_chunk_gives_back_its_rows_byte_for_byte_in_a_fraction_of_their_size() {
+        let rows = busy_rows(CHUNK_ROWS);
+        let chunks = chunk_rows(rows.clone());
+        assert_eq!(chunks.len(), 1);
+        let (key, value) = &chunks[0];
+        assert_eq!(value[0], CHUNK_DELTA);
+        assert_eq!(entry_rows(key.clone(), value.clone()), sorted(rows.clone()));
+        let plain: usize = rows.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        // Each row still carries what is its own: two event ids, a request id, a time.
+        assert!(
+            value.len() * 5 < plain,
+            "{} bytes for {plain} bytes of rows",
+            value.len()
+        );
+        // The rows decode as records, as they did before they were packed.
+        for (k, v) in entry_rows(key.clone(), value.clone()) {
+            let events = decode_row(&k, &v);
+            assert_eq!(events.first().map(|e| e.key()), Some(k.clone()));
+        }
+    }
+
+    #[test]
+    fn a_delta_chunk_cut_anywhere_or_damaged_gives_back_only_whole_rows_from_its_start() {
+        let rows = sorted(busy_rows(12));
+        let chunks = chunk_rows(rows.clone());
+        let (key, value) = &chunks[0];
+        for cut in 1..value.len() {
+            let got = entry_rows(key.clone(), value[..cut].to_vec());
+            assert!(got.len() < rows.len(), "cut at {cut}");
+            assert_eq!(got[..], rows[..got.len()], "cut at {cut}");
+        }
+        // A flipped byte anywhere never panics, and the rows before the damaged one come back
+        // intact.
+        let first_row_end = delta_chunk(&rows[..1]).len();
+        for at in 1..value.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut damaged = value.clone();
+                damaged[at] ^= flip;
+                let got = entry_rows(key.clone(), damaged);
+                if at >= first_row_end {
+                    assert_eq!(got.first(), rows.first(), "flip {flip:#x} at {at}");
+                }
+            }
+        }
+        // A copy reaching past its base, a row longer than it says, a zero-length step, a
+        // base row that does not exist: refused.
+        for bad in [
+            &[CHUNK_DELTA, 1, 1, 0][..],         // key of 1 byte copied from no key
+            &[CHUNK_DELTA, 1, 0, 2, b'a', b'b'], // a 2-byte literal in a 1-byte key
+            &[CHUNK_DELTA, 1, 0, 0],             // no progress
+            &[CHUNK_DELTA, 1, 0, 1, b'k', 3, 0], // value against the 3rd row before the first
+            &[CHUNK_DELTA, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+        ] {
+            assert!(entry_rows(key.clone(), bad.to_vec()).is_empty(), "{bad:?}");
+        }
+    }
+
+    /// What a chunk was before [`CHUNK_DELTA`]: each key and value with a `u32` length.
+    fn plain_chunk(rows: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut value = vec![CHUNK_MAGIC];
+        for (k, v) in rows {
+            for part in [k.as_bytes(), v] {
+                value.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                value.extend_from_slice(part);
+            }
+        }
+        value
+    }
+
+    #[test]
+    fn chunks_of_the_first_format_are_still_read() {
+        let rows = sorted(busy_rows(5));
+        let chunk = plain_chunk(&rows);
+        assert_eq!(entry_rows("audit/e/x/~y".into(), chunk.clone()), rows);
+        let mut torn = chunk;
+        torn.truncate(torn.len() - 1);
+        assert_eq!(entry_rows("audit/e/x/~y".into(), torn)[..], rows[..4]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_rows_survive_a_delta_chunk(
+            values in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 2..20),
+            pattern in proptest::collection::vec(0u8..4, 0..300),
+        ) {
+            // Rows that share runs with each other (as records do) and rows that do not.
+            let rows: Vec<(String, Vec<u8>)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let mut v = v.clone();
+                    if i % 2 == 0 {
+                        v = pattern.iter().zip(v.iter().chain(std::iter::repeat(&0))).map(|(p, b)| if *p == 0 { *b } else { *p }).collect();
+                    }
+                    (format!("{EVENT_PREFIX}{:020}/id-{i:04}", 1_000 + i), v)
+                })
+                .collect();
+            let chunks = chunk_rows(rows.clone());
+            proptest::prop_assert_eq!(chunks.len(), 1);
+            let (key, value) = &chunks[0];
+            proptest::prop_assert_eq!(entry_rows(key.clone(), value.clone()), rows);
         }
     }
 }
