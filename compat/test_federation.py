@@ -442,13 +442,16 @@ def test_a_rotated_key_is_fetched_on_its_first_use(world):
     time.sleep(1.1)  # past `jwks_refetch_seconds`
     assert world.assume(iss.token(kid="k2"))["SubjectFromWebIdentityToken"] == SUBJECT
     assert iss.jwks_fetches == before + 1
-    # Unknown key ids in a burst: at most one more fetch within the refetch interval (per node:
-    # each node keeps its own cache of the issuer's keys; the burst alternates between them).
+    # Unknown key ids in a burst: at most one more fetch per refetch interval (1 s) that the
+    # burst spans, per node (each node keeps its own cache of the issuer's keys; the burst
+    # alternates between them). On a loaded machine the burst can outlast the interval.
     time.sleep(1.1)
+    started = time.monotonic()
     for _ in range(5):
         with pytest.raises(botocore.exceptions.ClientError):
             world.assume(iss.token(kid="k-bogus"))
-    assert iss.jwks_fetches <= before + 1 + len(world.server.node_endpoints)
+    intervals = 1 + int(time.monotonic() - started)
+    assert iss.jwks_fetches <= before + 1 + intervals * len(world.server.node_endpoints)
     iss.served = ["k1", "e1"]
 
 
