@@ -298,10 +298,27 @@ pub struct HopDelta {
     pub resources: Vec<(String, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    /// Redacted already.
-    pub request_parameters: Value,
+    /// `requestParameters`, redacted already: the JSON text of an object (format 2's JSON
+    /// lines hold it as a JSON value).
+    #[serde(with = "json_text_field")]
+    pub request_parameters: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_event_data: Option<Value>,
+}
+
+/// A field held as JSON text that format 2's JSON lines hold as a JSON value.
+mod json_text_field {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+        serde::Serialize::serialize(&value, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(serde_json::Value::deserialize(d)?.to_string())
+    }
 }
 
 /// The record of one request: its own event and the events made on its behalf.
@@ -387,7 +404,10 @@ pub fn hop_event(main: &StoredEvent, hop: &HopDelta) -> Option<StoredEvent> {
         Some(code) => r.insert("errorCode".into(), code.clone().into()),
         None => r.remove("errorCode"),
     };
-    r.insert("requestParameters".into(), hop.request_parameters.clone());
+    r.insert(
+        "requestParameters".into(),
+        serde_json::from_str(&hop.request_parameters).unwrap_or(Value::Null),
+    );
     r.insert("responseElements".into(), Value::Null);
     match &hop.additional_event_data {
         Some(a) => r.insert("additionalEventData".into(), a.clone()),
@@ -569,7 +589,7 @@ impl Writer {
             self.0.push(u8::from(h.read_only));
             self.pairs(&h.resources);
             self.opt(h.error_code.as_deref());
-            self.str(&json_text(&h.request_parameters));
+            self.str(&h.request_parameters);
             self.opt(h.additional_event_data.as_ref().map(json_text).as_deref());
         }
     }
@@ -648,8 +668,11 @@ impl Reader<'_> {
             .collect()
     }
 
-    fn json(&mut self) -> Option<Value> {
-        serde_json::from_str(&self.str()?).ok()
+    /// A string that must be JSON text (a record whose JSON does not parse is refused).
+    fn json_text(&mut self) -> Option<String> {
+        let text = self.str()?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).ok()?;
+        Some(text)
     }
 }
 
@@ -713,7 +736,7 @@ fn decode_binary(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
             read_only: r.byte()? != 0,
             resources: r.pairs()?,
             error_code: r.opt()?,
-            request_parameters: r.json()?,
+            request_parameters: r.json_text()?,
             additional_event_data: match r.opt()? {
                 None => None,
                 Some(text) => Some(serde_json::from_str(&text).ok()?),
@@ -815,8 +838,6 @@ const CHUNK_MAGIC: u8 = b'C';
 const CHUNK_DELTA: u8 = b'D';
 /// How many rows back a row's value may name the row it is stored against.
 const DELTA_WINDOW: usize = 8;
-/// The fewest equal bytes a copy covers: a shorter run of equal bytes stays in the literal.
-const MIN_COPY: usize = 8;
 /// A part of a chunk says its length; longer is refused (a segment frame is at most 64 MiB).
 const MAX_PART: usize = 64 << 20;
 
@@ -836,8 +857,8 @@ const MAX_PART: usize = 64 << 20;
 /// is stored against the row before; the value against the nearest of the [`DELTA_WINDOW`]
 /// rows before it that has the same length (most likely the same kind of record by the same
 /// caller), else the row just before. A difference is a run of copies and literals
-/// ([`put_delta`]), computed by comparing the two rows byte by byte at the same offsets —
-/// no search, a few instructions a byte.
+/// ([`put_delta`]), computed by comparing the two rows at the same offsets, a word at a time —
+/// no search.
 pub fn chunk_rows(mut entries: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
     // A key written twice keeps its last value, as a store's put does.
     entries.reverse();
@@ -910,20 +931,7 @@ fn put_delta(out: &mut Vec<u8>, base: &[u8], row: &[u8]) {
     while i < row.len() {
         let copy = same_run(base, row, i);
         let literal = i + copy;
-        // The literal ends where MIN_COPY equal bytes in a row begin, or with the row.
-        let mut end = row.len();
-        let mut run = 0;
-        for j in literal..row.len() {
-            if base.get(j) == Some(&row[j]) {
-                run += 1;
-                if run == MIN_COPY {
-                    end = j + 1 - MIN_COPY;
-                    break;
-                }
-            } else {
-                run = 0;
-            }
-        }
+        let end = literal + differing_run(base, row, literal);
         put_varint(out, copy);
         put_varint(out, end - literal);
         out.extend_from_slice(&row[literal..end]);
@@ -931,29 +939,63 @@ fn put_delta(out: &mut Vec<u8>, base: &[u8], row: &[u8]) {
     }
 }
 
-/// How many bytes from `from` on are equal in `a` and `b` (8 at a time).
+/// How many bytes of `b` from `from` on come before the first 8-byte word that is equal in
+/// `a` and `b` (words counted from `from`) and the equal bytes just before it, or all the rest
+/// of `b`. A run of equal bytes that does not reach such a word stays in the literal: a few
+/// bytes more, checked a word at a time.
+fn differing_run(a: &[u8], b: &[u8], from: usize) -> usize {
+    let rest = b.len().saturating_sub(from);
+    let (Some(a), Some(b)) = (a.get(from..), b.get(from..)) else {
+        return rest;
+    };
+    let n = a.len().min(b.len());
+    let (wa, wb) = (a[..n].as_chunks::<8>().0, b[..n].as_chunks::<8>().0);
+    match wa.iter().zip(wb).position(|(x, y)| x == y) {
+        None => rest,
+        // Word 0 holds the byte at `from`, which differs (a copy stopped there); were it
+        // equal, one byte of literal still makes progress.
+        Some(0) => 1,
+        Some(w) => {
+            // The equal bytes at the end of the word before go with the copy that follows.
+            let d = u64::from_le_bytes(wa[w - 1]) ^ u64::from_le_bytes(wb[w - 1]);
+            w * 8 - (d.leading_zeros() / 8) as usize
+        }
+    }
+}
+
+/// How many bytes from `from` on are equal in `a` and `b`: 32 at a time (fixed-size array
+/// comparisons, which compile to vector compares), then 8, then one.
 fn same_run(a: &[u8], b: &[u8], from: usize) -> usize {
     let (Some(a), Some(b)) = (a.get(from..), b.get(from..)) else {
         return 0;
     };
     let n = a.len().min(b.len());
-    let word = |s: &[u8], k: usize| {
-        s.get(k..k + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
-    let mut k = 0;
-    while k + 8 <= n {
-        let x = word(a, k) ^ word(b, k);
-        if x != 0 {
-            return k + (x.trailing_zeros() / 8) as usize;
+    let (a, b) = (&a[..n], &b[..n]);
+    let blocks = a
+        .as_chunks::<32>()
+        .0
+        .iter()
+        .zip(b.as_chunks::<32>().0)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let mut k = blocks * 32;
+    for (x, y) in a[k..]
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .zip(b[k..].as_chunks::<8>().0)
+    {
+        let d = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+        if d != 0 {
+            return k + (d.trailing_zeros() / 8) as usize;
         }
         k += 8;
     }
-    while k < n && a[k] == b[k] {
-        k += 1;
-    }
-    k
+    k + a[k..]
+        .iter()
+        .zip(&b[k..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 fn put_varint(out: &mut Vec<u8>, n: usize) {
@@ -1212,7 +1254,7 @@ mod tests {
             read_only: true,
             resources: vec![],
             error_code: None,
-            request_parameters: Value::Null,
+            request_parameters: "null".into(),
             additional_event_data: None,
         }
     }
@@ -1464,7 +1506,7 @@ mod tests {
                 "arn:aws:kms:us-east-1:111122223333:key/k".into(),
             )],
             error_code: Some("KMSInvalidStateException".into()),
-            request_parameters: serde_json::json!({"encryptionContext": {"SecretARN": "a"}}),
+            request_parameters: r#"{"encryptionContext":{"SecretARN":"a"}}"#.into(),
             additional_event_data: Some(serde_json::json!({"secretVersions": []})),
         };
         Row {
@@ -1686,7 +1728,9 @@ mod tests {
                 row.call = Some(ApiCall {
                     request_id: format!("req-{i:032}"),
                     user_agent: Some("aws-cli/2.17.0".into()),
-                    user_identity: "{\"type\":\"IAMUser\",\"arn\":\"arn:aws:iam::111122223333:user/ci-agent\"}".into(),
+                    user_identity:
+                        "{\"type\":\"IAMUser\",\"arn\":\"arn:aws:iam::111122223333:user/ci-agent\"}"
+                            .into(),
                     request_parameters: "{\"secretId\":\"tok\"}".into(),
                     response_elements: "null".into(),
                     error_message: None,
@@ -1754,7 +1798,20 @@ mod tests {
             &[CHUNK_DELTA, 1, 0, 2, b'a', b'b'], // a 2-byte literal in a 1-byte key
             &[CHUNK_DELTA, 1, 0, 0],             // no progress
             &[CHUNK_DELTA, 1, 0, 1, b'k', 3, 0], // value against the 3rd row before the first
-            &[CHUNK_DELTA, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            &[
+                CHUNK_DELTA,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0x01,
+            ],
         ] {
             assert!(entry_rows(key.clone(), bad.to_vec()).is_empty(), "{bad:?}");
         }

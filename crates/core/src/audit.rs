@@ -49,8 +49,10 @@ pub struct Hop {
     pub invoked_by: String,
     pub read_only: bool,
     pub resources: Vec<AuditResource>,
-    /// Redacted by construction: ids, ARNs and encryption contexts only.
-    pub request_parameters: serde_json::Value,
+    /// `requestParameters`: the JSON text of an object, written by the calling service (its
+    /// members in byte order of their names, as a `serde_json` map writes them). Redacted by
+    /// construction: ids, ARNs and encryption contexts only.
+    pub request_parameters: String,
     pub additional_event_data: Option<serde_json::Value>,
     /// The error code when the call failed.
     pub error_code: Option<String>,

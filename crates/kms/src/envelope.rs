@@ -237,18 +237,12 @@ fn note_hop(
     key_id: Option<&str>,
     encryption_context: &BTreeMap<String, String>,
 ) {
-    let mut request = serde_json::Map::new();
-    if let Some(key_id) = key_id {
-        request.insert("keyId".into(), key_id.into());
-    }
-    if event_name == "GenerateDataKey" {
-        request.insert("keySpec".into(), "AES_256".into());
-    }
-    request.insert(
-        "encryptionContext".into(),
-        serde_json::to_value(encryption_context).unwrap_or_default(),
-    );
-    request.insert("encryptionAlgorithm".into(), "SYMMETRIC_DEFAULT".into());
+    let request = HopRequest {
+        encryption_algorithm: "SYMMETRIC_DEFAULT",
+        encryption_context,
+        key_id,
+        key_spec: (event_name == "GenerateDataKey").then_some("AES_256"),
+    };
     let (resources, error_code) = match outcome {
         Ok(arn) => (
             vec![tresor_core::audit::AuditResource {
@@ -265,10 +259,24 @@ fn note_hop(
         invoked_by: [via, ".amazonaws.com"].concat(),
         read_only: true,
         resources,
-        request_parameters: serde_json::Value::Object(request),
+        // Strings and a map of strings: serializing cannot fail.
+        request_parameters: serde_json::to_string(&request).unwrap_or_default(),
         additional_event_data: None,
         error_code,
     });
+}
+
+/// The `requestParameters` of a KMS call made on a caller's behalf, members in byte order of
+/// their names (the order CloudTrail's JSON is written in throughout the log).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HopRequest<'a> {
+    encryption_algorithm: &'static str,
+    encryption_context: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_spec: Option<&'static str>,
 }
 
 /// Resolves a KeyId/alias/ARN to the key ARN (NotFoundException if none). `None` = the
@@ -449,4 +457,53 @@ pub fn open(
     )?;
     let aead = AeadKey::from_bytes(key.expose()).map_err(internal)?;
     Ok(aead.open(sealed, &binding.aad).ok().map(SecretBytes::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text is what a `serde_json` map of the same members writes (the log's order), for
+    /// every combination of the optional members and a context with characters to escape.
+    #[test]
+    fn hop_request_parameters_are_the_text_a_json_map_of_them_writes() {
+        let contexts = [
+            BTreeMap::new(),
+            BTreeMap::from([
+                (
+                    "SecretARN".to_string(),
+                    "arn:aws:secretsmanager:x".to_string(),
+                ),
+                ("a\"b\\c\n".to_string(), "ü\u{1}".to_string()),
+            ]),
+        ];
+        for context in &contexts {
+            for key_id in [None, Some("alias/aws/secretsmanager")] {
+                for event_name in ["Decrypt", "GenerateDataKey"] {
+                    let mut map = serde_json::Map::new();
+                    if let Some(key_id) = key_id {
+                        map.insert("keyId".into(), key_id.into());
+                    }
+                    if event_name == "GenerateDataKey" {
+                        map.insert("keySpec".into(), "AES_256".into());
+                    }
+                    map.insert(
+                        "encryptionContext".into(),
+                        serde_json::to_value(context).unwrap(),
+                    );
+                    map.insert("encryptionAlgorithm".into(), "SYMMETRIC_DEFAULT".into());
+                    let request = HopRequest {
+                        encryption_algorithm: "SYMMETRIC_DEFAULT",
+                        encryption_context: context,
+                        key_id,
+                        key_spec: (event_name == "GenerateDataKey").then_some("AES_256"),
+                    };
+                    assert_eq!(
+                        serde_json::to_string(&request).unwrap(),
+                        serde_json::Value::Object(map).to_string()
+                    );
+                }
+            }
+        }
+    }
 }

@@ -136,14 +136,11 @@ fn note_secrets_manager_hop(
     version_stage: Option<&str>,
     read: &Result<SecretValue, SecretsManagerError>,
 ) {
-    let mut request = serde_json::Map::new();
-    request.insert("secretId".into(), secret_id.into());
-    if let Some(id) = version_id {
-        request.insert("versionId".into(), id.into());
-    }
-    if let Some(stage) = version_stage {
-        request.insert("versionStage".into(), stage.into());
-    }
+    let request = HopRequest {
+        secret_id,
+        version_id,
+        version_stage,
+    };
     let (resources, additional, error_code) = match read {
         Ok(s) => (
             vec![tresor_core::audit::AuditResource {
@@ -167,10 +164,24 @@ fn note_secrets_manager_hop(
         invoked_by: "ssm.amazonaws.com".into(),
         read_only: true,
         resources,
-        request_parameters: serde_json::Value::Object(request),
+        // Strings only: serializing cannot fail.
+        request_parameters: serde_json::to_string(&request).unwrap_or_default(),
         additional_event_data: additional,
         error_code,
     });
+}
+
+/// The `requestParameters` of Secrets Manager's `GetSecretValue` on the caller's behalf,
+/// members in byte order of their names (the order CloudTrail's JSON is written in throughout
+/// the log).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HopRequest<'a> {
+    secret_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_stage: Option<&'a str>,
 }
 
 /// `SourceResult`: the GetSecretValue result as JSON, encoded straight into a zeroizing
@@ -191,4 +202,36 @@ fn source_result(secret: &SecretValue) -> Result<Zeroizing<String>, SsmError> {
     let mut out = Zeroizing::new(String::with_capacity(text.len()));
     out.push_str(text);
     Ok(out)
+}
+
+#[cfg(test)]
+mod hop_tests {
+    use super::*;
+
+    /// The text is what a `serde_json` map of the same members writes (the log's order).
+    #[test]
+    fn hop_request_parameters_are_the_text_a_json_map_of_them_writes() {
+        for version_id in [None, Some("v-\"1\"")] {
+            for version_stage in [None, Some("AWSPREVIOUS")] {
+                let secret_id = "arn:aws:secretsmanager:us-east-1:1:secret:tok\u{e9}\\";
+                let mut map = serde_json::Map::new();
+                map.insert("secretId".into(), secret_id.into());
+                if let Some(id) = version_id {
+                    map.insert("versionId".into(), id.into());
+                }
+                if let Some(stage) = version_stage {
+                    map.insert("versionStage".into(), stage.into());
+                }
+                let request = HopRequest {
+                    secret_id,
+                    version_id,
+                    version_stage,
+                };
+                assert_eq!(
+                    serde_json::to_string(&request).unwrap(),
+                    serde_json::Value::Object(map).to_string()
+                );
+            }
+        }
+    }
 }

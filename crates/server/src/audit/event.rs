@@ -799,6 +799,7 @@ mod tests {
 
     /// A hop's event built in full like the request's own (what record format 1 stored).
     fn full_hop(info: &RequestInfo, hop: &Hop, event_id: &str) -> StoredEvent {
+        let request: &Value = &serde_json::from_str(&hop.request_parameters).unwrap();
         let mut r = Record::new(
             info,
             event_id,
@@ -807,7 +808,7 @@ mod tests {
             Some(&hop.invoked_by),
             hop.resources.clone(),
         );
-        r.request_parameters = &hop.request_parameters;
+        r.request_parameters = request;
         r.additional = hop.additional_event_data.as_ref().map(json_text);
         r.error_code = hop.error_code.clone();
         r.read_only = hop.read_only;
@@ -842,7 +843,7 @@ mod tests {
                 resource_type: "AWS::SecretsManager::Secret".into(),
                 arn: arn.into(),
             }],
-            request_parameters: json!({"secretId": arn}),
+            request_parameters: json!({"secretId": arn}).to_string(),
             additional_event_data: Some(json!({ "secretVersions": [read] })),
             error_code: None,
         };
@@ -852,7 +853,7 @@ mod tests {
             invoked_by: "secretsmanager.amazonaws.com".into(),
             read_only: true,
             resources: Vec::new(),
-            request_parameters: json!({"encryptionContext": {"SecretARN": arn}}),
+            request_parameters: json!({"encryptionContext": {"SecretARN": arn}}).to_string(),
             additional_event_data: None,
             error_code: Some("AccessDeniedException".into()),
         };
