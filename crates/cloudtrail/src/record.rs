@@ -925,7 +925,7 @@ fn delta_chunk(rows: &[(String, Vec<u8>)]) -> Vec<u8> {
 /// Appends `row` as its difference from `base`: its length, then pairs of a copy (that many
 /// bytes of `base` at the same offset) and a literal (that many bytes, which follow), each
 /// count a LEB128 varint, until the row is complete.
-fn put_delta(out: &mut Vec<u8>, base: &[u8], row: &[u8]) {
+pub fn put_delta(out: &mut Vec<u8>, base: &[u8], row: &[u8]) {
     put_varint(out, row.len());
     let mut i = 0;
     while i < row.len() {
@@ -1022,7 +1022,7 @@ fn take_varint(rest: &mut &[u8]) -> Option<usize> {
 
 /// Reads a part that [`put_delta`] wrote against `base`; None when it is cut short or does
 /// not fit `base` (a copy past its end, a part longer than it says).
-fn take_delta(rest: &mut &[u8], base: &[u8]) -> Option<Vec<u8>> {
+pub fn take_delta(rest: &mut &[u8], base: &[u8]) -> Option<Vec<u8>> {
     let len = take_varint(rest)?;
     if len > MAX_PART {
         return None;

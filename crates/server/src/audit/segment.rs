@@ -11,7 +11,11 @@
 //!
 //! A segment is `audit.db-seg.<n>`: frames of `[payload length: u32 LE][CRC-32 of the
 //! payload: u32 LE][payload]`, the payload `[key length: u32 LE][key][value]` — the record's
-//! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]). A lane
+//! key and value in the log store ([`tresor_cloudtrail::record::encode_row`]) — or, with
+//! [`DELTA_FRAME`] set in the length, the key and the value as their differences from the
+//! record of the frame before ([`tresor_cloudtrail::record::put_delta`]): the records of one
+//! caller's reads differ in their ids and times only, and each byte not written is a byte the
+//! kernel does not copy into its page cache, write back, and hand to the indexer again. A lane
 //! appends to its newest segment; once that holds [`SEAL_RECORDS`] records or [`SEAL_BYTES`]
 //! bytes of them, or its first record is [`SEAL_AGE`] old and the indexer is idle, it is
 //! sealed and handed to the indexer thread, which reads its records back from the file,
@@ -37,6 +41,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tresor_cloudtrail::record::{put_delta, take_delta};
 use tresor_store::{Store, StoreError};
 
 /// The file name of a segment, before its number.
@@ -54,6 +59,9 @@ const SEAL_AGE: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_secs(1);
 /// The largest frame a reader accepts (a record is a few KB; a length beyond this is garbage).
 const MAX_FRAME: usize = 64 << 20;
+/// Set in a frame's length word: its payload is the record as its difference from the record
+/// of the frame before (never set in a segment's first frame).
+const DELTA_FRAME: u32 = 1 << 31;
 
 /// A record: its key and its value in the log store.
 pub type Entry = (String, Vec<u8>);
@@ -116,6 +124,9 @@ pub struct Lane {
     bytes: usize,
     first: Option<Instant>,
     buf: Vec<u8>,
+    /// The record of the open segment's last frame: the next is written as its difference
+    /// from it ([`DELTA_FRAME`]).
+    last: Option<Entry>,
 }
 
 /// The indexer's side: started once with [`Indexer::run`].
@@ -166,6 +177,7 @@ impl Segments {
                     bytes: 0,
                     first: None,
                     buf: Vec::new(),
+                    last: None,
                 }))
             })
             .collect();
@@ -302,10 +314,7 @@ impl Lane {
         if entries.is_empty() {
             return Ok(());
         }
-        self.buf.clear();
-        for (key, value) in &entries {
-            frame(&mut self.buf, key, value)?;
-        }
+        self.frame_all(&entries)?;
         if let Err(e) = self.write_buf() {
             // A failed write or sync leaves the file's tail unknown: the next append starts
             // a new segment (what came before the failure is still indexed).
@@ -324,10 +333,7 @@ impl Lane {
         if entries.is_empty() {
             return Ok(());
         }
-        self.buf.clear();
-        for (key, value) in &entries {
-            frame(&mut self.buf, key, value)?;
-        }
+        self.frame_all(&entries)?;
         let written = self.open(false).and_then(|f| (&*f).write_all(&self.buf));
         if let Err(e) = written {
             self.seal();
@@ -339,14 +345,28 @@ impl Lane {
         Ok(())
     }
 
-    /// Counts appended records (dropped here, on the appending thread); seals the segment
-    /// once it is full.
-    fn count(&mut self, entries: Vec<Entry>) {
+    /// Frames `entries` into the lane's buffer, each after the first (of the segment) as its
+    /// difference from the one before.
+    fn frame_all(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        self.buf.clear();
+        // A segment not open yet starts with a whole record (its last is gone with its seal).
+        let mut before = self.file.as_ref().and(self.last.as_ref());
+        for entry in entries {
+            frame(&mut self.buf, before, entry)?;
+            before = Some(entry);
+        }
+        Ok(())
+    }
+
+    /// Counts appended records (dropped here, on the appending thread, but the last, which
+    /// the next is written against); seals the segment once it is full.
+    fn count(&mut self, mut entries: Vec<Entry>) {
         self.records += entries.len();
         self.bytes += entries
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
+        self.last = entries.pop();
         if self.records >= SEAL_RECORDS || self.bytes >= SEAL_BYTES {
             self.seal();
         }
@@ -395,6 +415,7 @@ impl Lane {
             self.shared.unsynced.lock().push(file);
         }
         let sealed = Sealed { path };
+        self.last = None;
         self.records = 0;
         self.bytes = 0;
         self.first = None;
@@ -410,20 +431,37 @@ impl Lane {
     }
 }
 
-fn frame(buf: &mut Vec<u8>, key: &str, value: &[u8]) -> std::io::Result<()> {
+/// Appends the frame of `entry`: whole, or as its difference from `before` (the record of
+/// the frame before in the same segment).
+fn frame(buf: &mut Vec<u8>, before: Option<&Entry>, entry: &Entry) -> std::io::Result<()> {
     let too_long = || std::io::Error::other("an audit record too large for a segment frame");
-    let key_len = u32::try_from(key.len()).map_err(|_| too_long())?;
-    let len = 4 + key.len() + value.len();
-    if len > MAX_FRAME {
+    let (key, value) = entry;
+    if 4 + key.len() + value.len() > MAX_FRAME {
         return Err(too_long());
     }
     let start = buf.len();
-    buf.extend_from_slice(&u32::try_from(len).map_err(|_| too_long())?.to_le_bytes());
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&key_len.to_le_bytes());
-    buf.extend_from_slice(key.as_bytes());
-    buf.extend_from_slice(value);
+    buf.extend_from_slice(&[0; 8]);
+    let mut flag = 0;
+    if let Some((before_key, before_value)) = before {
+        put_delta(buf, before_key.as_bytes(), key.as_bytes());
+        put_delta(buf, before_value, value);
+        flag = DELTA_FRAME;
+        if buf.len() - start - 8 > MAX_FRAME {
+            // Unlike records can make a difference longer than the record: write it whole.
+            buf.truncate(start + 8);
+            flag = 0;
+        }
+    }
+    if flag == 0 {
+        let key_len = u32::try_from(key.len()).map_err(|_| too_long())?;
+        buf.extend_from_slice(&key_len.to_le_bytes());
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(value);
+    }
+    // At most MAX_FRAME (64 MiB): below the flag bit.
+    let len = u32::try_from(buf.len() - start - 8).map_err(|_| too_long())?;
     let crc = crc32fast::hash(&buf[start + 8..]);
+    buf[start..start + 4].copy_from_slice(&(len | flag).to_le_bytes());
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
@@ -434,26 +472,44 @@ pub fn read_segment(bytes: &[u8]) -> Vec<Entry> {
     let mut rest = bytes;
     while rest.len() >= 8 {
         let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let len = word(&rest[..4]) as usize;
+        let head = word(&rest[..4]);
+        let len = (head & !DELTA_FRAME) as usize;
         let crc = word(&rest[4..8]);
-        if !(4..=MAX_FRAME).contains(&len) || rest.len() - 8 < len {
+        if !(1..=MAX_FRAME).contains(&len) || rest.len() - 8 < len {
             break;
         }
         let payload = &rest[8..8 + len];
         if crc32fast::hash(payload) != crc {
             break;
         }
-        let key_len = word(&payload[..4]) as usize;
-        let Some(key) = payload
-            .get(4..4 + key_len)
-            .and_then(|k| std::str::from_utf8(k).ok())
-        else {
+        let entry = if head & DELTA_FRAME != 0 {
+            out.last()
+                .and_then(|before: &Entry| delta_entry(payload, before))
+        } else {
+            whole_entry(payload)
+        };
+        let Some(entry) = entry else {
             break;
         };
-        out.push((key.to_string(), payload[4 + key_len..].to_vec()));
+        out.push(entry);
         rest = &rest[8 + len..];
     }
     out
+}
+
+/// The record of a whole frame's payload.
+fn whole_entry(payload: &[u8]) -> Option<Entry> {
+    let key_len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
+    let key = std::str::from_utf8(payload.get(4..4usize.checked_add(key_len)?)?).ok()?;
+    Some((key.to_string(), payload[4 + key_len..].to_vec()))
+}
+
+/// The record of a [`DELTA_FRAME`]'s payload, given the record of the frame before; None
+/// unless the payload is exactly its key and its value.
+fn delta_entry(mut payload: &[u8], before: &Entry) -> Option<Entry> {
+    let key = String::from_utf8(take_delta(&mut payload, before.0.as_bytes())?).ok()?;
+    let value = take_delta(&mut payload, &before.1)?;
+    payload.is_empty().then_some((key, value))
 }
 
 /// A segment entry whose key starts with this is the final record of a request that changed
@@ -627,7 +683,12 @@ mod tests {
         assert_eq!(read_segment(&corrupt), vec![entry(1), entry(2)]);
         // … as does one cut short: a crash in the middle of the next batch's write.
         let mut torn = Vec::new();
-        frame(&mut torn, "audit/e/9", b"lost").unwrap();
+        frame(
+            &mut torn,
+            Some(&entry(3)),
+            &("audit/e/9".into(), b"lost".to_vec()),
+        )
+        .unwrap();
         let mut bytes = good;
         bytes.extend_from_slice(&torn[..torn.len() - 2]);
         std::fs::write(&path, &bytes).unwrap();
@@ -676,6 +737,69 @@ mod tests {
             .iter()
             .flat_map(|p| read_segment(&std::fs::read(p).unwrap()))
             .collect()
+    }
+
+    /// Records like a busy log's: the same caller's reads, differing in ids and times.
+    fn like_entry(i: usize) -> Entry {
+        let mut value = b"GetSecretValue arn:aws:iam::111122223333:user/ci-agent ".repeat(20);
+        value.extend_from_slice(format!("{i:08x}-aaaa-4bbb-8ccc-{:012x}", i * 7919).as_bytes());
+        value.extend_from_slice(b" arn:aws:secretsmanager:us-east-1:111122223333:secret:tok");
+        (
+            format!("audit/e/{:020}/{i:08x}", 1_700_000_000_000_000 + i * 37),
+            value,
+        )
+    }
+
+    #[test]
+    fn records_after_a_segments_first_are_written_as_differences_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segments, _indexer) = Segments::open(dir.path(), 1).unwrap();
+        let all: Vec<Entry> = (0..200).map(like_entry).collect();
+        // One request at a time (`audit.sync = batch`) and batches (`always`) alike.
+        for e in &all[..100] {
+            segments.append(vec![e.clone()]).unwrap();
+        }
+        let path = {
+            let mut lane = segments.lanes()[0].lock();
+            lane.append(all[100..150].to_vec()).unwrap();
+            lane.append(all[150..].to_vec()).unwrap();
+            lane.file.as_ref().unwrap().1.clone()
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(read_segment(&bytes), all);
+        let whole: usize = all.iter().map(|(k, v)| 12 + k.len() + v.len()).sum();
+        assert!(
+            bytes.len() * 10 < whole,
+            "{} bytes for {whole} bytes of records",
+            bytes.len()
+        );
+        // The first frame is whole; a segment that starts with a difference has nothing to
+        // read it against and ends there.
+        assert_eq!(
+            u32::from_le_bytes(bytes[..4].try_into().unwrap()) & DELTA_FRAME,
+            0
+        );
+        let second = 8 + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+        assert_ne!(
+            u32::from_le_bytes(bytes[second..second + 4].try_into().unwrap()) & DELTA_FRAME,
+            0
+        );
+        assert!(read_segment(&bytes[second..]).is_empty());
+        // After a seal the next segment starts whole again.
+        segments.lanes()[0].lock().seal();
+        segments.append(vec![like_entry(500)]).unwrap();
+        let path = segments.lanes()[0].lock().file.as_ref().unwrap().1.clone();
+        assert_eq!(
+            read_segment(&std::fs::read(&path).unwrap()),
+            vec![like_entry(500)]
+        );
+        // Segments of whole frames only (as builds before differences wrote them) read as
+        // they did.
+        let mut old = Vec::new();
+        for e in &all[..5] {
+            frame(&mut old, None, e).unwrap();
+        }
+        assert_eq!(read_segment(&old), all[..5]);
     }
 
     #[test]
