@@ -74,6 +74,11 @@ median() { sort -g "$1" | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) /
 on=$(median "$work/audit-on.rps"); off=$(median "$work/audit-off.rps")
 printf '\nmedian %s/s: audit on %s, audit off %s: the audit log costs %s%%\n' "$op" "$on" "$off" \
   "$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.1f", (b - a) / b * 100 }')"
+# Each run's audit-on and audit-off figures are measured back to back: the median of their
+# ratios is less exposed to the machine's load changing between runs.
+paste "$work/audit-on.rps" "$work/audit-off.rps" | awk '{ print $1 / $2 }' >"$work/pairs"
+printf 'median of the runs'"'"' on/off ratios: %s (the audit log costs %s%%)\n' "$(median "$work/pairs")" \
+  "$(awk -v r="$(median "$work/pairs")" 'BEGIN { printf "%.1f", (1 - r) * 100 }')"
 if [ -n "$baseline" ]; then
   base=$(median "$work/baseline.rps")
   printf 'baseline binary %s/s; this binary with the audit log off: %s%% of it\n' "$base" \
