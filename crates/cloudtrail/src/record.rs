@@ -302,8 +302,14 @@ pub struct HopDelta {
     /// lines hold it as a JSON value).
     #[serde(with = "json_text_field")]
     pub request_parameters: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional_event_data: Option<Value>,
+    /// `additionalEventData`: the JSON text of an object (format 2's JSON lines hold it as
+    /// a JSON value).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "json_text_field::option"
+    )]
+    pub additional_event_data: Option<String>,
 }
 
 /// A field held as JSON text that format 2's JSON lines hold as a JSON value.
@@ -318,6 +324,21 @@ mod json_text_field {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Ok(serde_json::Value::deserialize(d)?.to_string())
+    }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+            match text {
+                Some(text) => super::serialize(text, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+            Ok(Option::<serde_json::Value>::deserialize(d)?.map(|v| v.to_string()))
+        }
     }
 }
 
@@ -409,7 +430,11 @@ pub fn hop_event(main: &StoredEvent, hop: &HopDelta) -> Option<StoredEvent> {
         serde_json::from_str(&hop.request_parameters).unwrap_or(Value::Null),
     );
     r.insert("responseElements".into(), Value::Null);
-    match &hop.additional_event_data {
+    let additional: Option<Value> = hop
+        .additional_event_data
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok());
+    match &additional {
         Some(a) => r.insert("additionalEventData".into(), a.clone()),
         None => r.remove("additionalEventData"),
     };
@@ -419,8 +444,7 @@ pub fn hop_event(main: &StoredEvent, hop: &HopDelta) -> Option<StoredEvent> {
         "resources".into(),
         resources_json(hop.resources.iter().map(|(t, a)| (t.as_str(), a.as_str()))),
     );
-    let reads = hop
-        .additional_event_data
+    let reads = additional
         .as_ref()
         .and_then(|a| a.get("secretVersions"))
         .and_then(|v| serde_json::from_value(v.clone()).ok())
@@ -590,7 +614,7 @@ impl Writer {
             self.pairs(&h.resources);
             self.opt(h.error_code.as_deref());
             self.str(&h.request_parameters);
-            self.opt(h.additional_event_data.as_ref().map(json_text).as_deref());
+            self.opt(h.additional_event_data.as_deref());
         }
     }
 
@@ -739,7 +763,10 @@ fn decode_binary(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
             request_parameters: r.json_text()?,
             additional_event_data: match r.opt()? {
                 None => None,
-                Some(text) => Some(serde_json::from_str(&text).ok()?),
+                Some(text) => {
+                    serde_json::from_str::<serde::de::IgnoredAny>(&text).ok()?;
+                    Some(text)
+                }
             },
         });
     }
@@ -1507,7 +1534,7 @@ mod tests {
             )],
             error_code: Some("KMSInvalidStateException".into()),
             request_parameters: r#"{"encryptionContext":{"SecretARN":"a"}}"#.into(),
-            additional_event_data: Some(serde_json::json!({"secretVersions": []})),
+            additional_event_data: Some(r#"{"secretVersions":[]}"#.into()),
         };
         Row {
             event: e,

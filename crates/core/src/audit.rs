@@ -53,7 +53,8 @@ pub struct Hop {
     /// members in byte order of their names, as a `serde_json` map writes them). Redacted by
     /// construction: ids, ARNs and encryption contexts only.
     pub request_parameters: String,
-    pub additional_event_data: Option<serde_json::Value>,
+    /// `additionalEventData`: the JSON text of an object, written like `request_parameters`.
+    pub additional_event_data: Option<String>,
     /// The error code when the call failed.
     pub error_code: Option<String>,
 }

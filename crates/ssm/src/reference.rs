@@ -147,13 +147,15 @@ fn note_secrets_manager_hop(
                 resource_type: "AWS::SecretsManager::Secret".into(),
                 arn: s.arn.clone(),
             }],
-            Some(serde_json::json!({
-                "secretVersions": [{
-                    "secretArn": s.arn,
-                    "versionId": s.version_id,
-                    "versionStages": s.version_stages,
-                }]
-            })),
+            // Strings only: serializing cannot fail.
+            serde_json::to_string(&HopReads {
+                secret_versions: [HopRead {
+                    secret_arn: &s.arn,
+                    version_id: &s.version_id,
+                    version_stages: &s.version_stages,
+                }],
+            })
+            .ok(),
             None,
         ),
         Err(e) => (Vec::new(), None, Some(e.code().to_string())),
@@ -182,6 +184,21 @@ struct HopRequest<'a> {
     version_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     version_stage: Option<&'a str>,
+}
+
+/// The `additionalEventData` of that call: the version it returned.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HopReads<'a> {
+    secret_versions: [HopRead<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HopRead<'a> {
+    secret_arn: &'a str,
+    version_id: &'a str,
+    version_stages: &'a [String],
 }
 
 /// `SourceResult`: the GetSecretValue result as JSON, encoded straight into a zeroizing
@@ -232,6 +249,31 @@ mod hop_tests {
                     serde_json::Value::Object(map).to_string()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn hop_additional_event_data_is_the_text_a_json_map_of_it_writes() {
+        for stages in [
+            vec![],
+            vec!["AWSCURRENT".to_string(), "l\"1\u{1}".to_string()],
+        ] {
+            let text = serde_json::to_string(&HopReads {
+                secret_versions: [HopRead {
+                    secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t\u{e9}",
+                    version_id: "v\\1",
+                    version_stages: &stages,
+                }],
+            })
+            .unwrap();
+            let map = serde_json::json!({
+                "secretVersions": [{
+                    "secretArn": "arn:aws:secretsmanager:us-east-1:1:secret:t\u{e9}",
+                    "versionId": "v\\1",
+                    "versionStages": stages,
+                }]
+            });
+            assert_eq!(text, map.to_string());
         }
     }
 }

@@ -809,13 +809,14 @@ mod tests {
             hop.resources.clone(),
         );
         r.request_parameters = request;
-        r.additional = hop.additional_event_data.as_ref().map(json_text);
+        r.additional = hop.additional_event_data.clone();
         r.error_code = hop.error_code.clone();
         r.read_only = hop.read_only;
         r.reads = hop
             .additional_event_data
-            .as_ref()
-            .and_then(|a| a.get("secretVersions"))
+            .as_deref()
+            .map(|a| serde_json::from_str::<Value>(a).unwrap())
+            .and_then(|a| a.get("secretVersions").cloned())
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
         r.into_row().main_event()
@@ -844,7 +845,7 @@ mod tests {
                 arn: arn.into(),
             }],
             request_parameters: json!({"secretId": arn}).to_string(),
-            additional_event_data: Some(json!({ "secretVersions": [read] })),
+            additional_event_data: Some(json!({ "secretVersions": [read] }).to_string()),
             error_code: None,
         };
         let decrypt = Hop {
