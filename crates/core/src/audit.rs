@@ -40,7 +40,7 @@ pub struct SecretRead {
 
 /// A call one service made to another on the caller's behalf (CloudTrail records it as an
 /// event of its own with `userIdentity.invokedBy`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Hop {
     /// `kms.amazonaws.com`, `secretsmanager.amazonaws.com` …
     pub event_source: String,

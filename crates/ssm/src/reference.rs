@@ -167,7 +167,7 @@ fn note_secrets_manager_hop(
         read_only: true,
         resources,
         // Strings only: serializing cannot fail.
-        request_parameters: serde_json::to_string(&request).unwrap_or_default(),
+        request_parameters: serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()),
         additional_event_data: additional,
         error_code,
     });
