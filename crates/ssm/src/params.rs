@@ -133,13 +133,17 @@ pub fn put_parameter(
     }
     let arn = names::arn_in(ctx, name);
     let head_key = keys::param(&ctx.caller.account, &ctx.region, name);
-    let authorize_put = |existing: Option<&ParameterRecord>| {
+    // The parameter's record as read (a snapshot's or the write transaction's), once the
+    // caller is allowed to put it.
+    let authorized_head = |raw: Option<&[u8]>| {
+        let existing = decode_head(&head_key, raw)?;
         let mut context = vec![("ssm:Overwrite".to_string(), overwrite.to_string())];
         context.extend(access::request_tag_context(
             tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
         ));
-        context.extend(access::resource_tag_context(existing));
-        authorize(services, ctx, "ssm:PutParameter", &arn, context)
+        context.extend(access::resource_tag_context(existing.as_ref()));
+        authorize(services, ctx, "ssm:PutParameter", &arn, context)?;
+        Ok::<_, SsmError>(existing)
     };
     let request = PutRequest {
         input: &input,
@@ -164,8 +168,7 @@ pub fn put_parameter(
     let prepared = {
         let snapshot = services.store().begin_read().map_err(errors::internal)?;
         let raw = snapshot.get(&head_key).map_err(errors::internal)?;
-        let existing = decode_head(&head_key, raw.as_deref())?;
-        authorize_put(existing.as_ref())?;
+        let existing = authorized_head(raw.as_deref())?;
         plan_put(
             services,
             ctx,
@@ -183,8 +186,7 @@ pub fn put_parameter(
     let plan = match prepared {
         Some((seen, plan)) if seen == raw && services.identity_generation() == identity => plan,
         _ => {
-            let existing = decode_head(&head_key, raw.as_deref())?;
-            authorize_put(existing.as_ref())?;
+            let existing = authorized_head(raw.as_deref())?;
             plan_put(
                 services,
                 ctx,
