@@ -1,9 +1,10 @@
 //! The audit log's segment files. The records of requests that changed nothing (reads,
 //! denials, failed authentications) are made durable by appending them to a file of the data
 //! directory — with `audit.sync = always` one `write` and one `fdatasync` per batch
-//! ([`Lane::append`]), with `batch` one `write` per request on its own thread and an
-//! `fdatasync` of what was written every few milliseconds in the background
-//! ([`Segments::append`], [`Segments::sync_dirty`]) — and are indexed into the log store
+//! ([`Lane::append`]), with `batch` one `write` for the requests a thread serves together
+//! and an `fdatasync` of what was written every few milliseconds in the background
+//! ([`Segments::stage`], [`Segments::complete`], [`Segments::sync_dirty`]) — and are indexed
+//! into the log store
 //! (`audit.db`, or whichever store holds the deployment's log) in the background, thousands
 //! per transaction. A store commit per batch (for SQLite: WAL frames that rewrite the last,
 //! partly filled leaf page every time, the fsync, checkpoints) was the largest cost of the
@@ -86,13 +87,15 @@ struct Shared {
     /// Sealed segments the indexer has not indexed yet.
     queued: AtomicUsize,
     to_indexer: mpsc::Sender<ToIndexer>,
-    /// Where [`Segments::append`] starts looking for a free lane.
+    /// The lane the next thread to stage records prefers ([`Segments::stage`]).
     next_lane: AtomicUsize,
     /// A background `fdatasync` failed and no sync has succeeded since: appends sync
     /// themselves (and fail when that fails) until one does.
     sync_failed: AtomicBool,
     /// Background `fdatasync`s that failed, ever.
     sync_failures: AtomicU64,
+    /// `write`s of staged records that succeeded, ever.
+    writes: AtomicU64,
     /// A segment file was created since the directory was last synced.
     dir_dirty: AtomicBool,
     /// Files of sealed segments written since their last sync (the syncer syncs them once).
@@ -112,7 +115,7 @@ pub struct Lane {
     shared: Arc<Shared>,
     /// Opened on the first append after a seal.
     file: Option<(Arc<File>, PathBuf)>,
-    /// Written since its last `fdatasync` (appends of [`Segments::append`]).
+    /// Written since its last `fdatasync` (writes of [`Segments::complete`]).
     dirty: bool,
     /// Records in the open segment, and the size of their keys and values. The records
     /// themselves are not kept: the indexer reads them back from the file (from the OS's page
@@ -123,10 +126,37 @@ pub struct Lane {
     records: usize,
     bytes: usize,
     first: Option<Instant>,
+    /// The frames staged and not written yet ([`Segments::stage`]), and the number and size
+    /// of their records.
     buf: Vec<u8>,
-    /// The record of the open segment's last frame: the next is written as its difference
-    /// from it ([`DELTA_FRAME`]).
+    staged_records: usize,
+    staged_bytes: usize,
+    /// The record of the open segment's last frame, staged or written: the next is framed
+    /// as its difference from it ([`DELTA_FRAME`]).
     last: Option<Entry>,
+    /// Tickets: the last given to a staged batch of records, and the last whose records were
+    /// written (or whose write failed).
+    staged: u64,
+    written: u64,
+    /// The tickets of the last failed writes (first, last), and the last ticket of those
+    /// forgotten: their requests fail.
+    failed: VecDeque<(u64, u64)>,
+    forgotten: u64,
+}
+
+/// The staged records of one request ([`Segments::stage`]).
+pub struct Staged {
+    lane: usize,
+    /// None: written and synced already.
+    ticket: Option<u64>,
+}
+
+/// How many failed writes a lane remembers, for requests that have not asked yet.
+const FAILED_WRITES_KEPT: usize = 1024;
+
+thread_local! {
+    /// The lane the requests of this thread stage in first, so that they share its writes.
+    static PREFERRED_LANE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 /// The indexer's side: started once with [`Indexer::run`].
@@ -163,6 +193,7 @@ impl Segments {
             next_lane: AtomicUsize::new(0),
             sync_failed: AtomicBool::new(false),
             sync_failures: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             dir_dirty: AtomicBool::new(false),
             unsynced: Mutex::new(Vec::new()),
         });
@@ -177,7 +208,13 @@ impl Segments {
                     bytes: 0,
                     first: None,
                     buf: Vec::new(),
+                    staged_records: 0,
+                    staged_bytes: 0,
                     last: None,
+                    staged: 0,
+                    written: 0,
+                    failed: VecDeque::new(),
+                    forgotten: 0,
                 }))
             })
             .collect();
@@ -192,25 +229,71 @@ impl Segments {
         &self.lanes
     }
 
-    /// Appends one request's records on the caller's thread (`audit.sync = batch`): written
-    /// to the segment (handed to the OS: they survive the process's crash) when this
-    /// returns Ok, made durable by [`Segments::sync_dirty`] within its interval. A free lane
-    /// is taken when there is one. After a background sync failed, the append syncs itself
-    /// (and fails when that fails) until a sync succeeds again.
-    pub fn append(&self, entries: Vec<Entry>) -> std::io::Result<()> {
+    /// Stages one request's records in a lane (`audit.sync = batch`): framed into the lane's
+    /// buffer, not yet written. [`Segments::complete`] writes them — with the records other
+    /// requests staged in the same lane meanwhile, in one `write` — and says whether they
+    /// were written. A request that stages, lets the other requests of its thread run (they
+    /// stage in the same lane, the lane its thread prefers), and then completes, shares one
+    /// `write` with them: the per-request `write` (and the inode update every `write` makes)
+    /// was the largest kernel cost of the audit log on the read path. After a background
+    /// sync failed, the records are written and synced at once (the append fails when that
+    /// fails) until a sync succeeds again.
+    pub fn stage(&self, entries: Vec<Entry>) -> std::io::Result<Staged> {
         let n = self.lanes.len();
-        let start = self.shared.next_lane.fetch_add(1, Ordering::Relaxed) % n;
-        let mut lane = (0..n)
-            .find_map(|i| self.lanes[(start + i) % n].try_lock())
-            .unwrap_or_else(|| self.lanes[start].lock());
+        let preferred = PREFERRED_LANE.with(|lane| {
+            lane.get().unwrap_or_else(|| {
+                let chosen = self.shared.next_lane.fetch_add(1, Ordering::Relaxed);
+                lane.set(Some(chosen));
+                chosen
+            })
+        }) % n;
+        let (index, mut lane) = self.lanes[preferred]
+            .try_lock()
+            .map(|lane| (preferred, lane))
+            .or_else(|| {
+                (1..n).find_map(|i| {
+                    let index = (preferred + i) % n;
+                    self.lanes[index].try_lock().map(|lane| (index, lane))
+                })
+            })
+            .unwrap_or_else(|| (preferred, self.lanes[preferred].lock()));
         if self.shared.sync_failed.load(Ordering::SeqCst) {
             lane.append(entries)?;
             if self.shared.sync_failed.swap(false, Ordering::SeqCst) {
                 tracing::warn!("audit segments sync again after a failed fdatasync");
             }
-            return Ok(());
+            return Ok(Staged {
+                lane: index,
+                ticket: None,
+            });
         }
-        lane.append_unsynced(entries)
+        let ticket = lane.stage(entries)?;
+        Ok(Staged {
+            lane: index,
+            ticket: Some(ticket),
+        })
+    }
+
+    /// Writes what is staged in the lane of `staged` unless another request did already;
+    /// Ok once `staged`'s records are in the segment file (handed to the OS: they survive the
+    /// process's crash), made durable by [`Segments::sync_dirty`] within its interval; an
+    /// error when the `write` that carried them failed.
+    pub fn complete(&self, staged: Staged) -> std::io::Result<()> {
+        let Some(ticket) = staged.ticket else {
+            return Ok(());
+        };
+        let mut lane = self.lanes[staged.lane].lock();
+        if lane.written < ticket {
+            lane.write_staged(false)?;
+        }
+        lane.outcome(ticket)
+    }
+
+    /// Appends one request's records on the caller's thread: [`Segments::stage`] and
+    /// [`Segments::complete`] at once (a `write` of its own, unless others were staged).
+    pub fn append(&self, entries: Vec<Entry>) -> std::io::Result<()> {
+        let staged = self.stage(entries)?;
+        self.complete(staged)
     }
 
     /// Whether a background sync failed and none succeeded since.
@@ -223,11 +306,16 @@ impl Segments {
         self.shared.sync_failures.load(Ordering::Relaxed)
     }
 
-    /// `fdatasync`s what [`Segments::append`] wrote since the last call (the open segments
+    /// Writes of staged records to segment files that succeeded.
+    pub fn writes(&self) -> u64 {
+        self.shared.writes.load(Ordering::Relaxed)
+    }
+
+    /// `fdatasync`s what [`Segments::complete`] wrote since the last call (the open segments
     /// written to, the sealed ones not synced yet, the directory after a new segment). A
     /// lane's lock is held only to take its file, not through the sync. A failure is logged
     /// and counted, seals the lane's segment (its tail is unknown), and makes appends sync
-    /// themselves until a sync succeeds ([`Segments::append`]).
+    /// themselves until a sync succeeds ([`Segments::stage`]).
     pub fn sync_dirty(&self) {
         let mut files: Vec<(Option<usize>, Arc<File>)> =
             std::mem::take(&mut *self.shared.unsynced.lock())
@@ -259,7 +347,7 @@ impl Segments {
                         .as_ref()
                         .is_some_and(|(open, _)| Arc::ptr_eq(open, &f))
                     {
-                        lane.seal();
+                        lane.abandon();
                     }
                 }
             }
@@ -282,8 +370,8 @@ impl Segments {
     /// in the log store. False when that could not be confirmed.
     pub fn flush(&self, wait: Duration) -> bool {
         for lane in &self.lanes {
-            // A lane's lock is held through an append: the records its batcher acknowledged
-            // are all in the segment once the lock is ours.
+            // A lane's lock is held through a write, and the seal writes what is staged: the
+            // records acknowledged before are all in the segment once it is sealed.
             lane.lock().seal();
         }
         let (done, answered) = mpsc::channel();
@@ -308,68 +396,109 @@ impl Segments {
 }
 
 impl Lane {
-    /// Appends one batch's records and makes them durable: one write, one `fdatasync`. A
-    /// full segment, or one whose append failed, is sealed.
+    /// Appends one batch's records, and whatever other requests staged before them, and makes
+    /// them durable: one write, one `fdatasync`. A full segment, or one whose append failed,
+    /// is sealed.
     pub fn append(&mut self, entries: Vec<Entry>) -> std::io::Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        self.frame_all(&entries)?;
-        if let Err(e) = self.write_buf() {
-            // A failed write or sync leaves the file's tail unknown: the next append starts
-            // a new segment (what came before the failure is still indexed).
-            self.seal();
-            return Err(e);
-        }
-        self.first.get_or_insert_with(Instant::now);
-        self.count(entries);
-        Ok(())
+        self.stage(entries)?;
+        self.write_staged(true)
     }
 
-    /// Appends one batch's records with one `write`, no sync (see [`Segments::append`]): the
-    /// lane is dirty until [`Segments::sync_dirty`] syncs it. A segment whose write failed
-    /// is sealed.
-    fn append_unsynced(&mut self, entries: Vec<Entry>) -> std::io::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.frame_all(&entries)?;
-        let written = self.open(false).and_then(|f| (&*f).write_all(&self.buf));
-        if let Err(e) = written {
-            self.seal();
-            return Err(e);
-        }
-        self.dirty = true;
-        self.first.get_or_insert_with(Instant::now);
-        self.count(entries);
-        Ok(())
-    }
-
-    /// Frames `entries` into the lane's buffer, each after the first (of the segment) as its
-    /// difference from the one before.
-    fn frame_all(&mut self, entries: &[Entry]) -> std::io::Result<()> {
-        self.buf.clear();
-        // A segment not open yet starts with a whole record (its last is gone with its seal).
-        let mut before = self.file.as_ref().and(self.last.as_ref());
-        for entry in entries {
-            frame(&mut self.buf, before, entry)?;
+    /// Frames `entries` after what is staged already, each as its difference from the record
+    /// before it (a segment's first record whole); their ticket for [`Lane::outcome`].
+    fn stage(&mut self, entries: Vec<Entry>) -> std::io::Result<u64> {
+        let start = self.buf.len();
+        let mut before = self.last.as_ref();
+        for entry in &entries {
+            if let Err(e) = frame(&mut self.buf, before, entry) {
+                self.buf.truncate(start);
+                return Err(e);
+            }
             before = Some(entry);
         }
-        Ok(())
-    }
-
-    /// Counts appended records (dropped here, on the appending thread, but the last, which
-    /// the next is written against); seals the segment once it is full.
-    fn count(&mut self, mut entries: Vec<Entry>) {
-        self.records += entries.len();
-        self.bytes += entries
+        self.staged_records += entries.len();
+        self.staged_bytes += entries
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
-        self.last = entries.pop();
+        // The others are dropped here, on the request's thread.
+        let mut entries = entries;
+        if let Some(last) = entries.pop() {
+            self.last = Some(last);
+        }
+        self.first.get_or_insert_with(Instant::now);
+        self.staged += 1;
+        Ok(self.staged)
+    }
+
+    /// Writes the staged records with one `write` (and an `fdatasync` when `sync`: then
+    /// everything written to the segment before is durable too). A full segment is sealed; one
+    /// whose write failed is sealed too (its tail is unknown: nothing is appended after it),
+    /// and the requests whose records were staged fail ([`Lane::outcome`]).
+    fn write_staged(&mut self, sync: bool) -> std::io::Result<()> {
+        let through = self.staged;
+        if self.buf.is_empty() {
+            self.written = through;
+            return Ok(());
+        }
+        let written = self.open(sync).and_then(|f| {
+            (&*f).write_all(&self.buf)?;
+            if sync {
+                f.sync_data()?;
+            }
+            Ok(())
+        });
+        self.buf.clear();
+        let (records, bytes) = (
+            std::mem::take(&mut self.staged_records),
+            std::mem::take(&mut self.staged_bytes),
+        );
+        let from = self.written + 1;
+        self.written = through;
+        if let Err(e) = written {
+            self.fail(from, through);
+            self.close();
+            return Err(e);
+        }
+        self.shared.writes.fetch_add(1, Ordering::Relaxed);
+        // With a sync, everything written to the file before is durable now too.
+        self.dirty = !sync;
+        self.records += records;
+        self.bytes += bytes;
         if self.records >= SEAL_RECORDS || self.bytes >= SEAL_BYTES {
             self.seal();
         }
+        Ok(())
+    }
+
+    /// Remembers that the records of tickets `from..=through` were not written.
+    fn fail(&mut self, from: u64, through: u64) {
+        self.failed.push_back((from, through));
+        if self.failed.len() > FAILED_WRITES_KEPT
+            && let Some((_, forgotten)) = self.failed.pop_front()
+        {
+            self.forgotten = forgotten;
+        }
+    }
+
+    /// Whether the records of `ticket` (written, or failed, by [`Lane::write_staged`]) are in
+    /// the segment file. A ticket older than the failed writes the lane remembers counts as
+    /// failed: the request fails rather than be acknowledged unrecorded.
+    fn outcome(&self, ticket: u64) -> std::io::Result<()> {
+        let failed = ticket <= self.forgotten
+            || self
+                .failed
+                .iter()
+                .any(|&(from, through)| (from..=through).contains(&ticket));
+        if failed {
+            return Err(std::io::Error::other(
+                "the write of the audit segment that carried this record failed",
+            ));
+        }
+        Ok(())
     }
 
     /// The open segment's file; a new segment when none is open. `sync_dir`: its name is
@@ -397,17 +526,32 @@ impl Lane {
         Ok(f)
     }
 
-    fn write_buf(&mut self) -> std::io::Result<()> {
-        let file = self.open(true)?;
-        (&*file).write_all(&self.buf)?;
-        file.sync_data()?;
-        // Everything written to the file before is durable now too.
-        self.dirty = false;
-        Ok(())
+    /// Writes what is staged, then hands the open segment, if any, to the indexer (the next
+    /// append starts a new one).
+    fn seal(&mut self) {
+        if let Err(e) = self.write_staged(false) {
+            tracing::error!(error = %e, "the audit records staged before a seal could not be written; their requests fail");
+        }
+        self.close();
     }
 
-    /// Hands the open segment, if any, to the indexer (the next append starts a new one).
-    fn seal(&mut self) {
+    /// Seals the open segment without writing what is staged: their requests fail (the
+    /// segment's sync failed, its tail is unknown).
+    fn abandon(&mut self) {
+        if !self.buf.is_empty() {
+            self.buf.clear();
+            self.staged_records = 0;
+            self.staged_bytes = 0;
+            self.fail(self.written + 1, self.staged);
+        }
+        self.written = self.staged;
+        self.close();
+    }
+
+    /// Hands the open segment, if any, to the indexer; nothing must be staged.
+    fn close(&mut self) {
+        self.last = None;
+        self.first = None;
         let Some((file, path)) = self.file.take() else {
             return;
         };
@@ -415,10 +559,8 @@ impl Lane {
             self.shared.unsynced.lock().push(file);
         }
         let sealed = Sealed { path };
-        self.last = None;
         self.records = 0;
         self.bytes = 0;
-        self.first = None;
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         if self
             .shared
@@ -809,11 +951,15 @@ mod tests {
         segments.append(vec![entry(1)]).unwrap();
         segments.append(vec![entry(2), entry(3)]).unwrap();
         // Handed to the OS: another reader of the file (a restart after a crash) sees them.
-        let mut found = segment_records(dir.path());
-        found.sort();
-        assert_eq!(found, vec![entry(1), entry(2), entry(3)]);
-        // Two lanes took turns; both are dirty until the syncer's round, and so is the
-        // directory (new segment names).
+        assert_eq!(
+            segment_records(dir.path()),
+            vec![entry(1), entry(2), entry(3)]
+        );
+        // The lane of this thread is dirty until the syncer's round, and so is the
+        // directory (a new segment name); another thread's appends take another lane.
+        std::thread::scope(|s| {
+            s.spawn(|| segments.append(vec![entry(0)]).unwrap());
+        });
         assert!(segments.lanes().iter().all(|l| l.lock().dirty));
         assert!(segments.shared.dir_dirty.load(Ordering::SeqCst));
         segments.sync_dirty();
@@ -831,7 +977,7 @@ mod tests {
         // And everything is indexed on a flush.
         let store = start_indexer(indexer, &segments);
         assert!(segments.flush(Duration::from_secs(10)));
-        assert_eq!(keys(&*store), [1, 2, 3, 4].map(|i| entry(i).0));
+        assert_eq!(keys(&*store), [0, 1, 2, 3, 4].map(|i| entry(i).0));
         assert_eq!(segments.sync_failures(), 0);
     }
 
@@ -861,6 +1007,63 @@ mod tests {
         assert!(!segments.lanes()[0].lock().dirty);
         segments.append(vec![entry(5)]).unwrap();
         assert!(segments.lanes()[0].lock().dirty);
+    }
+
+    #[test]
+    fn records_staged_together_share_one_write_and_a_failed_write_fails_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segments, _indexer) = Segments::open(dir.path(), 2).unwrap();
+        // Requests of one thread stage in the same lane; the first to complete writes them
+        // all, in the order staged, and the others find theirs written.
+        let a = segments.stage(vec![entry(1)]).unwrap();
+        let b = segments.stage(vec![entry(2), entry(3)]).unwrap();
+        assert_eq!(a.lane, b.lane);
+        assert!(
+            segment_records(dir.path()).is_empty(),
+            "staged, not written"
+        );
+        segments.complete(a).unwrap();
+        assert_eq!(
+            segment_records(dir.path()),
+            vec![entry(1), entry(2), entry(3)]
+        );
+        let lane = b.lane;
+        segments.complete(b).unwrap();
+        assert_eq!(segment_records(dir.path()).len(), 3, "not written twice");
+        // A seal writes what is staged first: flushed records are all in the segment.
+        let c = segments.stage(vec![entry(4)]).unwrap();
+        segments.lanes()[lane].lock().seal();
+        segments.complete(c).unwrap();
+        let mut found = segment_records(dir.path());
+        found.sort();
+        assert_eq!(found, [1, 2, 3, 4].map(entry));
+        // The directory is gone: the write that carries two requests' records fails, and
+        // both requests fail; so does one that comes after.
+        let gone = dir.path().join("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let (broken, _indexer2) = Segments::open(&gone, 1).unwrap();
+        std::fs::remove_dir(&gone).unwrap();
+        let d = broken.stage(vec![entry(5)]).unwrap();
+        let e = broken.stage(vec![entry(6)]).unwrap();
+        assert!(broken.complete(e).is_err());
+        assert!(broken.complete(d).is_err());
+        let f = broken.stage(vec![entry(7)]).unwrap();
+        assert!(broken.complete(f).is_err());
+        // A segment given up after a failed sync fails the requests staged in it.
+        let g = segments.stage(vec![entry(8)]).unwrap();
+        segments.lanes()[g.lane].lock().abandon();
+        assert!(segments.complete(g).is_err());
+        let h = segments.stage(vec![entry(9)]).unwrap();
+        segments.complete(h).unwrap();
+        // A ticket older than every failed write the lane remembers fails too.
+        let mut lane = broken.lanes()[0].lock();
+        for _ in 0..=FAILED_WRITES_KEPT {
+            let ticket = lane.stage(vec![entry(10)]).unwrap();
+            assert!(lane.write_staged(false).is_err());
+            assert!(lane.outcome(ticket).is_err());
+        }
+        assert!(lane.outcome(1).is_err());
+        assert_eq!(lane.failed.len(), FAILED_WRITES_KEPT);
     }
 
     #[test]
