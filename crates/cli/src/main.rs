@@ -157,8 +157,10 @@ struct ServeArgs {
     /// Interpreter of Lambda functions with a nodejs runtime [default: node on PATH].
     #[arg(long, env = "TRESOR_LAMBDA_NODE")]
     lambda_node: Option<String>,
-    /// Request-handling threads [default: twice the CPU cores: requests read SQLite inline,
-    /// so a thread briefly blocked in a read should not idle a core].
+    /// Request-handling threads [default: one per CPU core. Measured on 2 cores under reads
+    /// with 16 writers: twice the cores gave 7 % fewer reads and 20–30 % fewer writes a
+    /// second — the extra threads take turns on the cores with the writes' own threads; the
+    /// reads' SQLite pages are in the OS's cache, so a read seldom blocks a thread].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
     /// Also append every audit record (one CloudTrail JSON record a line) to this file.
@@ -301,7 +303,7 @@ fn new_key(args: NewKeyArgs) -> ExitCode {
 fn serve(args: ServeArgs) -> ExitCode {
     init_logging(&args.log, args.log_format);
     let worker_threads = args.worker_threads.map_or_else(
-        || std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+        || std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         std::num::NonZeroUsize::get,
     );
     let overrides = Overrides {

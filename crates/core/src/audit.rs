@@ -85,19 +85,28 @@ pub struct Facts {
 
 /// The facts slot of a request (shared with the server's pending record, hence the `Arc`).
 #[derive(Clone, Debug, Default)]
-pub struct AuditFacts(Arc<parking_lot::Mutex<Facts>>);
+pub struct AuditFacts(Arc<parking_lot::Mutex<Noted>>);
+
+/// The facts, and how many times they changed (a record built from them is current while
+/// that count is the same).
+#[derive(Debug, Default)]
+struct Noted {
+    facts: Facts,
+    changes: u64,
+}
 
 impl AuditFacts {
     /// A secret version was read and returned to the caller.
     pub fn secret_read(&self, secret_arn: &str, version_id: &str, version_stages: &[String]) {
-        let mut facts = self.0.lock();
-        facts.reads.push(SecretRead {
+        let mut noted = self.0.lock();
+        noted.changes += 1;
+        noted.facts.reads.push(SecretRead {
             secret_arn: secret_arn.to_string(),
             version_id: version_id.to_string(),
             version_stages: version_stages.to_vec(),
         });
         push_resource(
-            &mut facts.resources,
+            &mut noted.facts.resources,
             "AWS::SecretsManager::Secret",
             secret_arn,
         );
@@ -105,61 +114,102 @@ impl AuditFacts {
 
     /// The request touched `arn` (of CloudTrail type `resource_type`).
     pub fn resource(&self, resource_type: &str, arn: &str) {
-        push_resource(&mut self.0.lock().resources, resource_type, arn);
+        let mut noted = self.0.lock();
+        if push_resource(&mut noted.facts.resources, resource_type, arn) {
+            noted.changes += 1;
+        }
     }
 
     /// The Authorizer was asked about `action` on `resource` (`*`: no resource).
     pub fn asked(&self, action: &str, resource: &str) {
-        let mut facts = self.0.lock();
+        let mut noted = self.0.lock();
         if resource != "*"
-            && facts.asked.len() < MAX_ASKED
-            && !facts
+            && noted.facts.asked.len() < MAX_ASKED
+            && !noted
+                .facts
                 .asked
                 .iter()
                 .any(|(a, r)| a == action && r == resource)
         {
-            facts.asked.push((action.to_string(), resource.to_string()));
+            noted.changes += 1;
+            noted
+                .facts
+                .asked
+                .push((action.to_string(), resource.to_string()));
         }
     }
 
     /// An unsigned federation request's token checked out: its outside identity.
     pub fn web_identity_user(&self, user: WebIdentityUser) {
-        self.0.lock().web_identity_user = Some(user);
+        let mut noted = self.0.lock();
+        noted.changes += 1;
+        noted.facts.web_identity_user = Some(user);
     }
 
     /// A call to another service on the caller's behalf.
     pub fn hop(&self, hop: Hop) {
-        self.0.lock().hops.push(hop);
+        let mut noted = self.0.lock();
+        noted.changes += 1;
+        noted.facts.hops.push(hop);
     }
 
     /// What was noted so far.
     pub fn snapshot(&self) -> Facts {
-        self.0.lock().clone()
+        self.0.lock().facts.clone()
     }
 
     /// Runs `f` on what was noted so far, without copying it.
     pub fn with<R>(&self, f: impl FnOnce(&Facts) -> R) -> R {
-        f(&self.0.lock())
+        f(&self.0.lock().facts)
+    }
+
+    /// Runs `f` on what was noted so far and a stamp of it: the same stamp later means
+    /// nothing was noted since ([`AuditFacts::stamp`]).
+    pub fn with_stamp<R>(&self, f: impl FnOnce(&Facts, u64) -> R) -> R {
+        let noted = self.0.lock();
+        f(&noted.facts, noted.changes)
+    }
+
+    /// The stamp of what was noted so far.
+    pub fn stamp(&self) -> u64 {
+        self.0.lock().changes
     }
 }
 
 /// Bounds the resources one event names (a listing may ask about many).
 const MAX_ASKED: usize = 64;
 
-fn push_resource(resources: &mut Vec<AuditResource>, resource_type: &str, arn: &str) {
-    if !resources.iter().any(|r| r.arn == arn) {
-        resources.push(AuditResource {
-            resource_type: resource_type.to_string(),
-            arn: arn.to_string(),
-        });
+/// Adds `arn` unless it is there; whether it was added.
+fn push_resource(resources: &mut Vec<AuditResource>, resource_type: &str, arn: &str) -> bool {
+    if resources.iter().any(|r| r.arn == arn) {
+        return false;
     }
+    resources.push(AuditResource {
+        resource_type: resource_type.to_string(),
+        arn: arn.to_string(),
+    });
+    true
 }
 
 /// A request's audit record(s), written into each write transaction its operation commits.
 /// Writing must be idempotent (the same keys every time): an operation may commit more than
 /// one transaction, and the server rewrites the final record after the operation.
 pub trait PendingRecord: Send + Sync {
-    fn write(&self, txn: &mut dyn WriteTxn) -> Result<(), StoreError>;
+    /// The record as of what was noted so far, built when a write transaction begins —
+    /// before it takes the store's writer, which is not held while the record is built
+    /// (measured: ~47,000 instructions of a PutParameter's, while every other writer waited).
+    fn prepare(&self) -> Result<PreparedRecord, StoreError>;
+    /// Writes the record into `txn`: `prepared` as it is while nothing was noted since it
+    /// was built, else built anew.
+    fn write(&self, txn: &mut dyn WriteTxn, prepared: PreparedRecord) -> Result<(), StoreError>;
+}
+
+/// A pending record built ahead of its transaction ([`PendingRecord::prepare`]).
+pub struct PreparedRecord {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// [`AuditFacts::stamp`] of the facts it was built from.
+    pub stamp: u64,
 }
 
 thread_local! {
@@ -285,9 +335,16 @@ impl Store for AuditingStore {
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
+        // Built before the writer is taken (a failure fails the commit, if it changes
+        // anything).
+        let prepared = current_pending().map(|p| {
+            let record = p.prepare();
+            (p, record)
+        });
         Ok(Box::new(AuditingTxn {
             inner: self.inner.begin_write()?,
             changed: false,
+            prepared,
         }))
     }
 
@@ -327,6 +384,8 @@ impl Store for AuditingStore {
 struct AuditingTxn<'a> {
     inner: Box<dyn WriteTxn + 'a>,
     changed: bool,
+    /// The pending record of the operation this transaction is part of, prepared.
+    prepared: Option<(Arc<dyn PendingRecord>, Result<PreparedRecord, StoreError>)>,
 }
 
 impl ReadTxn for AuditingTxn<'_> {
@@ -360,10 +419,14 @@ impl WriteTxn for AuditingTxn<'_> {
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let AuditingTxn { mut inner, changed } = *self;
-        if changed && let Some(pending) = current_pending() {
+        let AuditingTxn {
+            mut inner,
+            changed,
+            prepared,
+        } = *self;
+        if changed && let Some((pending, record)) = prepared {
             // Dropping `inner` on error rolls the change back with the record.
-            pending.write(&mut *inner)?;
+            pending.write(&mut *inner, record?)?;
         }
         inner.commit()
     }
@@ -376,11 +439,18 @@ mod tests {
 
     struct Record(&'static str);
     impl PendingRecord for Record {
-        fn write(&self, txn: &mut dyn WriteTxn) -> Result<(), StoreError> {
+        fn prepare(&self) -> Result<PreparedRecord, StoreError> {
             if self.0.is_empty() {
                 return Err(StoreError::Closed);
             }
-            txn.put(&format!("{AUDIT_PREFIX}{}", self.0), b"event")
+            Ok(PreparedRecord {
+                key: format!("{AUDIT_PREFIX}{}", self.0),
+                value: b"event".to_vec(),
+                stamp: 0,
+            })
+        }
+        fn write(&self, txn: &mut dyn WriteTxn, p: PreparedRecord) -> Result<(), StoreError> {
+            txn.put(&p.key, &p.value)
         }
     }
 
@@ -426,5 +496,41 @@ mod tests {
         let s = f.snapshot();
         assert_eq!(s.reads.len(), 1);
         assert_eq!(s.resources.len(), 1);
+    }
+
+    #[test]
+    fn the_stamp_moves_when_anything_is_noted_and_only_then() {
+        let f = AuditFacts::default();
+        let mut last = f.stamp();
+        let mut moved = |f: &AuditFacts, expected: bool| {
+            let now = f.stamp();
+            assert_eq!(now != last, expected);
+            last = now;
+        };
+        f.asked("kms:Encrypt", "arn:k");
+        moved(&f, true);
+        // The same question again, a resource already named, '*': nothing new.
+        f.asked("kms:Encrypt", "arn:k");
+        f.asked("kms:Encrypt", "*");
+        moved(&f, false);
+        f.resource("AWS::KMS::Key", "arn:k");
+        moved(&f, true);
+        f.resource("AWS::KMS::Key", "arn:k");
+        moved(&f, false);
+        f.secret_read("arn:s", "v1", &[]);
+        moved(&f, true);
+        f.hop(Hop {
+            event_source: "kms.amazonaws.com".into(),
+            event_name: "Decrypt".into(),
+            invoked_by: "secretsmanager.amazonaws.com".into(),
+            read_only: true,
+            resources: Vec::new(),
+            request_parameters: "{}".into(),
+            additional_event_data: None,
+            error_code: None,
+        });
+        moved(&f, true);
+        let (hops, stamp) = f.with_stamp(|facts, stamp| (facts.hops.len(), stamp));
+        assert_eq!((hops, stamp), (1, f.stamp()));
     }
 }

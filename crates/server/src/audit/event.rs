@@ -758,6 +758,42 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_record_prepared_ahead_is_written_as_built_or_anew_when_facts_came_after() {
+        use tresor_core::audit::{AuditFacts, PendingRecord};
+        use tresor_store::Store as _;
+        let facts = AuditFacts::default();
+        let pending = super::super::Pending {
+            wrote: std::sync::atomic::AtomicBool::new(false),
+            info: info(),
+            facts: facts.clone(),
+            hop_ids: parking_lot::Mutex::new(Vec::new()),
+        };
+        let store = tresor_store::MemoryStore::new();
+        let write = |prepared| {
+            let mut txn = store.begin_write().unwrap();
+            pending.write(&mut *txn, prepared).unwrap();
+            txn.commit().unwrap();
+        };
+        let stored = |key: &str| store.begin_read().unwrap().get(key).unwrap().unwrap();
+        // Nothing noted since it was built: written as it is.
+        let prepared = pending.prepare().unwrap();
+        let (key, value) = (prepared.key.clone(), prepared.value.clone());
+        write(prepared);
+        assert_eq!(stored(&key), value);
+        assert!(pending.wrote.load(std::sync::atomic::Ordering::SeqCst));
+        // A resource noted inside the transaction: the record is built anew, with it.
+        let kms_key = "arn:aws:kms:us-east-1:111122223333:key/k";
+        let prepared = pending.prepare().unwrap();
+        facts.resource("AWS::KMS::Key", kms_key);
+        write(prepared);
+        let again = stored(&key);
+        assert_ne!(again, value);
+        let events = tresor_cloudtrail::record::decode_row(&key, &again);
+        assert!(events[0].resources.iter().any(|(_, arn)| arn == kms_key));
+        assert_eq!(pending.prepare().unwrap().value, again);
+    }
+
+    #[test]
     fn an_assumed_role_event_has_cloudtrails_shape() {
         let info = info();
         let facts = Facts {

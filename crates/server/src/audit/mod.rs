@@ -37,8 +37,8 @@ use time::OffsetDateTime;
 use tresor_cloudtrail::record::{self, Row, StoredEvent};
 use tresor_core::Services;
 use tresor_core::audit::{
-    AuditFacts, AuditLogFlush, AuditLogFlusher, PendingRecord, ServiceEvent, ServiceEventWriter,
-    ServiceEvents,
+    AuditFacts, AuditLogFlush, AuditLogFlusher, PendingRecord, PreparedRecord, ServiceEvent,
+    ServiceEventWriter, ServiceEvents,
 };
 use tresor_store::{StoreError, WriteTxn};
 
@@ -595,7 +595,12 @@ pub struct Pending {
 
 impl Pending {
     fn row(&self, outcome: &Outcome<'_>) -> Row {
-        self.facts.with(|facts| {
+        self.row_and_stamp(outcome).0
+    }
+
+    /// The row, and the stamp of the facts it was built from.
+    fn row_and_stamp(&self, outcome: &Outcome<'_>) -> (Row, u64) {
+        self.facts.with_stamp(|facts, stamp| {
             let mut row = event::main_event(&self.info, facts, outcome);
             let mut ids = self.hop_ids.lock();
             let mut hops = Vec::with_capacity(facts.hops.len());
@@ -606,14 +611,23 @@ impl Pending {
                 hops.push(event::hop_event(hop, &ids[i]));
             }
             row.hops = hops;
-            row
+            (row, stamp)
         })
     }
 }
 
 impl PendingRecord for Pending {
-    fn write(&self, txn: &mut dyn WriteTxn) -> Result<(), StoreError> {
+    fn prepare(&self) -> Result<PreparedRecord, StoreError> {
+        let (row, stamp) = self.row_and_stamp(&Outcome::Pending);
+        let (key, value) = record::encode_row(&row)?;
+        Ok(PreparedRecord { key, value, stamp })
+    }
+
+    fn write(&self, txn: &mut dyn WriteTxn, prepared: PreparedRecord) -> Result<(), StoreError> {
         self.wrote.store(true, std::sync::atomic::Ordering::SeqCst);
+        if prepared.stamp == self.facts.stamp() {
+            return txn.put(&prepared.key, &prepared.value);
+        }
         record::put_row(txn, &self.row(&Outcome::Pending))
     }
 }
