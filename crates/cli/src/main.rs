@@ -158,7 +158,7 @@ struct ServeArgs {
     #[arg(long, env = "TRESOR_LAMBDA_NODE")]
     lambda_node: Option<String>,
     /// Request-handling threads [default: one per CPU core. Measured on 2 cores under reads
-    /// with 16 writers: twice the cores gave 7 % fewer reads and 20–30 % fewer writes a
+    /// with 16 writers: twice the cores gave 7–20 % fewer reads and 18–26 % fewer writes a
     /// second — the extra threads take turns on the cores with the writes' own threads; the
     /// reads' SQLite pages are in the OS's cache, so a read seldom blocks a thread].
     #[arg(long, env = "TRESOR_WORKER_THREADS")]
