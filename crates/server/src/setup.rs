@@ -386,6 +386,12 @@ fn open_store(
     // store keeps its layout (both work with the same statements).
     let options = SqliteOptions {
         large_values: true,
+        // No memory map: in WAL mode SQLite drops a connection's map (and its page cache)
+        // whenever a commit came between two of its read transactions, so under writes
+        // every read unmapped and remapped the file and faulted its pages in again (measured
+        // under 16 writers: 17 % more reads and 25 % more writes a second without it; reads
+        // alone no slower).
+        memory_map: false,
         ..SqliteOptions::default()
     };
     let store: Arc<dyn Store> = Arc::new(

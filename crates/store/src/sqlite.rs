@@ -113,7 +113,10 @@ pub struct SqliteOptions {
     /// Whether connections read the file through a memory map of its first [`MMAP_SIZE`]
     /// bytes (the pages touched through it count as the process's resident memory). Off for
     /// a store that is mostly appended to and seldom read, such as the audit log's: its map
-    /// was 16 MiB of the server's resident memory under a read load.
+    /// was 16 MiB of the server's resident memory under a read load. Off too for a store
+    /// written to while it is read: in WAL mode SQLite unmaps a connection's whole map when
+    /// any commit came since its last read transaction (`pagerBeginReadTransaction`), so
+    /// each read after a write pays `munmap`, `mmap` and a page fault per page.
     pub memory_map: bool,
 }
 
