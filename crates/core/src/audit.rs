@@ -158,11 +158,6 @@ impl AuditFacts {
         self.0.lock().facts.clone()
     }
 
-    /// Runs `f` on what was noted so far, without copying it.
-    pub fn with<R>(&self, f: impl FnOnce(&Facts) -> R) -> R {
-        f(&self.0.lock().facts)
-    }
-
     /// Runs `f` on what was noted so far and a stamp of it: the same stamp later means
     /// nothing was noted since ([`AuditFacts::stamp`]).
     pub fn with_stamp<R>(&self, f: impl FnOnce(&Facts, u64) -> R) -> R {

@@ -291,6 +291,7 @@ impl Segments {
 
     /// Appends one request's records on the caller's thread: [`Segments::stage`] and
     /// [`Segments::complete`] at once (a `write` of its own, unless others were staged).
+    #[cfg(test)]
     pub fn append(&self, entries: Vec<Entry>) -> std::io::Result<()> {
         let staged = self.stage(entries)?;
         self.complete(staged)
@@ -409,7 +410,7 @@ impl Lane {
 
     /// Frames `entries` after what is staged already, each as its difference from the record
     /// before it (a segment's first record whole); their ticket for [`Lane::outcome`].
-    fn stage(&mut self, entries: Vec<Entry>) -> std::io::Result<u64> {
+    fn stage(&mut self, mut entries: Vec<Entry>) -> std::io::Result<u64> {
         let start = self.buf.len();
         let mut before = self.last.as_ref();
         for entry in &entries {
@@ -425,7 +426,6 @@ impl Lane {
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
         // The others are dropped here, on the request's thread.
-        let mut entries = entries;
         if let Some(last) = entries.pop() {
             self.last = Some(last);
         }
