@@ -496,3 +496,44 @@ async fn key_policy_and_identity_changes_apply_to_the_very_next_read() {
     let err = read().await.expect_err("no identity policy");
     assert_eq!(err.code(), Some("AccessDeniedException"));
 }
+
+/// Allowed decisions are remembered for identical requests, except when a policy reads the
+/// clock: a policy that allows reads until an instant decides each read at its own time.
+#[tokio::test]
+async fn a_policy_that_reads_the_clock_decides_each_read_at_its_own_time() {
+    let server = Server::start(&[]);
+    let admin = Admin::new(&server).await;
+    let sm = Client::new(&admin.config);
+    sm.create_secret()
+        .name("clock/read")
+        .secret_string("v1")
+        .send()
+        .await
+        .expect("create");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let until = now + 6;
+    let allow = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","kms:Decrypt"],"Resource":"*","Condition":{{"NumericLessThan":{{"aws:EpochTime":"{until}"}}}}}}]}}"#
+    );
+    let (_, config) = admin.user_with_policy("clocked", "until", &allow).await;
+    let reader = Client::new(&config);
+    let read = || async {
+        reader
+            .get_secret_value()
+            .secret_id("clock/read")
+            .send()
+            .await
+    };
+    for _ in 0..3 {
+        assert_eq!(read().await.expect("before").secret_string(), Some("v1"));
+    }
+    let wait = std::time::UNIX_EPOCH + std::time::Duration::from_secs(until);
+    if let Ok(left) = wait.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left + std::time::Duration::from_millis(100)).await;
+    }
+    let err = read().await.expect_err("after the instant");
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+}

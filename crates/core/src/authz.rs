@@ -16,6 +16,7 @@ use tresor_wire::Protocol;
 
 use crate::cache::{CompiledIdentity, FastHash, IdentityCache};
 use crate::ctx::{Caller, CallerKind, RequestCtx};
+use crate::decisions::{DecisionCache, Question};
 use crate::directory::Directory;
 use crate::error::AuthzError;
 
@@ -60,6 +61,7 @@ pub struct Authorizer {
     identity_generation: Arc<AtomicU64>,
     policies: PolicyCache,
     identities: IdentityCache,
+    decisions: DecisionCache,
 }
 
 impl Authorizer {
@@ -74,6 +76,7 @@ impl Authorizer {
             identity_generation,
             policies: PolicyCache::default(),
             identities: IdentityCache::default(),
+            decisions: DecisionCache::default(),
         }
     }
 
@@ -196,11 +199,35 @@ fn authorize(
     };
 
     let built;
-    let principal = if compiled.principal.0 == *caller {
+    let same_caller = compiled.principal.0 == *caller;
+    let principal = if same_caller {
         &compiled.principal.1
     } else {
         built = principal_of(caller, &compiled.principal_tags);
         &built
+    };
+    // An identical question allowed before is allowed again without evaluating (see
+    // `decisions`): every input of the evaluation is part of the question, except the clock.
+    let remembered = (same_caller
+        && !compiled.reads_clock()
+        && !resource.as_ref().is_some_and(|p| p.reads_clock()))
+    .then(|| Question {
+        identity: &compiled,
+        resource_policy: resource.as_ref(),
+        resource_kind,
+        action: req.action,
+        resource: req.resource,
+        region: &ctx.region,
+        secure_transport: ctx.secure_transport,
+        source_ip: ctx.source_ip,
+        context: &req.context,
+    });
+    let miss = match &remembered {
+        Some(q) => match services.decisions.allowed(q) {
+            Ok(()) => return Ok(()),
+            Err(hash) => Some(hash),
+        },
+        None => None,
     };
     let mut context = Context::new()
         .with_current_time(ctx.now)
@@ -247,6 +274,9 @@ fn authorize(
     };
     let decision = tresor_policy::evaluate(&request, &set);
     if decision.allowed {
+        if let (Some(q), Some(hash)) = (&remembered, miss) {
+            services.decisions.remember(hash, q);
+        }
         return Ok(());
     }
     let shown = (req.resource != "*").then_some(req.resource);

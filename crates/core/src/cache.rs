@@ -17,6 +17,7 @@ use tresor_policy::{Policy, Principal};
 use crate::credential::{CredentialError, ResolvedCredential};
 use crate::ctx::Caller;
 use crate::generation::KeyChanges;
+use crate::record::decode;
 
 /// The hasher of the caches looked up with long keys on every request (policy texts, store
 /// keys, sealed blobs): foldhash instead of the standard library's SipHash, which costs a few
@@ -131,6 +132,19 @@ pub struct CompiledIdentity {
     pub principal: (Caller, Principal),
 }
 
+impl CompiledIdentity {
+    /// Whether an identity, boundary or session policy of the entry reads the clock
+    /// ([`Policy::reads_clock`]).
+    pub fn reads_clock(&self) -> bool {
+        self.identity
+            .iter()
+            .map(|(_, p)| p)
+            .chain(&self.boundary)
+            .chain(&self.session)
+            .any(|p| p.reads_clock())
+    }
+}
+
 #[derive(Default)]
 pub struct IdentityCache {
     map: RwLock<HashMap<String, Tagged<Arc<CompiledIdentity>>>>,
@@ -161,10 +175,25 @@ impl IdentityCache {
 /// the store wrapper notes which keys each commit wrote ([`KeyChanges`]), one between which
 /// and the entry's tag no commit wrote its key. Holds what the store holds — sealed values,
 /// never plaintext.
+///
+/// A transaction without a tag (a write transaction, which may see uncommitted changes of its
+/// own or of its commit group) is served an entry only when the bytes it reads under the key
+/// have the fingerprint of the bytes the entry was decoded from (a 128-bit keyed universal
+/// hash, [`tresor_crypto::fingerprint`]): decoding is a pure function of the bytes, so the
+/// entry is what decoding them again would give.
 #[derive(Default)]
 pub struct RecordCache {
-    map: RwLock<HashMap<String, (u64, AnyRecord), FastHash>>,
+    map: RwLock<HashMap<String, CachedRecord, FastHash>>,
     changes: Option<Arc<KeyChanges>>,
+}
+
+struct CachedRecord {
+    /// The snapshot tag it was decoded under; `None` when a transaction without a tag read
+    /// it (then only its fingerprint can match).
+    tag: Option<u64>,
+    /// The fingerprint of the stored bytes it was decoded from ([`tresor_crypto::fingerprint`]).
+    fingerprint: Option<[u8; 16]>,
+    value: AnyRecord,
 }
 
 type AnyRecord = Arc<dyn std::any::Any + Send + Sync>;
@@ -194,38 +223,85 @@ impl RecordCache {
             (Some(generation), _) => (generation, true),
             (None, Some(_)) => match txn.snapshot_floor() {
                 Some(floor) => (floor, false),
-                None => return Ok(crate::record::get::<T>(txn, key)?.map(Arc::new)),
+                None => return self.get_by_fingerprint(txn, key),
             },
-            (None, None) => return Ok(crate::record::get::<T>(txn, key)?.map(Arc::new)),
+            (None, None) => return self.get_by_fingerprint(txn, key),
         };
-        if let Some((tag, value)) = self.map.read().get(key)
-            && ((exact && *tag == generation)
+        if let Some(entry) = self.map.read().get(key)
+            && let Some(tag) = entry.tag
+            && ((exact && tag == generation)
                 || self
                     .changes
                     .as_ref()
-                    .is_some_and(|c| c.unchanged_between(key, *tag, generation)))
-            && let Ok(hit) = value.clone().downcast::<T>()
+                    .is_some_and(|c| c.unchanged_between(key, tag, generation)))
+            && let Ok(hit) = entry.value.clone().downcast::<T>()
         {
             return Ok(Some(hit));
         }
-        let value = crate::record::get::<T>(txn, key)?.map(Arc::new);
+        let Some(bytes) = txn.get(key)? else {
+            return Ok(None);
+        };
+        let value = Arc::new(decode::<T>(key, &bytes)?);
         // Cache what was read under an exact tag. A lazily opened snapshot may show a later
         // state than the tag it began with (see `ReadTxn::snapshot_generation`): its tag is
         // then that state's, or none when the old one was already handed out.
-        if let Some(v) = &value
-            && let Some(tag) = txn.snapshot_generation()
+        if let Some(tag) = txn.snapshot_generation()
             && (!exact || tag == generation)
         {
+            let entry = CachedRecord {
+                tag: Some(tag),
+                fingerprint: tresor_crypto::fingerprint(&bytes),
+                value: value.clone() as AnyRecord,
+            };
+            let mut map = self.map.write();
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(key.to_string(), entry);
+        }
+        Ok(Some(value))
+    }
+
+    /// For a transaction without a tag: the entry when the bytes read have its fingerprint, else
+    /// the bytes decoded — and kept, untagged, in place of the entry that did not match (a
+    /// record only write transactions read, such as the KMS key of a write load, is then
+    /// decoded once per change too; a snapshot that finds an untagged entry decodes and tags
+    /// its own).
+    fn get_by_fingerprint<T>(
+        &self,
+        txn: &dyn tresor_store::ReadTxn,
+        key: &str,
+    ) -> Result<Option<Arc<T>>, crate::error::ServiceError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let Some(bytes) = txn.get(key)? else {
+            return Ok(None);
+        };
+        let fingerprint = tresor_crypto::fingerprint(&bytes);
+        if let Some(entry) = self.map.read().get(key)
+            && fingerprint.is_some()
+            && entry.fingerprint == fingerprint
+            && let Ok(hit) = entry.value.clone().downcast::<T>()
+        {
+            return Ok(Some(hit));
+        }
+        let value = Arc::new(decode::<T>(key, &bytes)?);
+        if fingerprint.is_some() {
             let mut map = self.map.write();
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
             map.insert(
                 key.to_string(),
-                (tag, v.clone() as Arc<dyn std::any::Any + Send + Sync>),
+                CachedRecord {
+                    tag: None,
+                    fingerprint,
+                    value: value.clone() as AnyRecord,
+                },
             );
         }
-        Ok(value)
+        Ok(Some(value))
     }
 }
 
@@ -389,6 +465,69 @@ mod tests {
         assert_eq!(cache.get::<Rec>(&*r, "absent").unwrap(), None);
     }
 
+    /// A write transaction has no tag: it is served the entry a snapshot decoded only while
+    /// the bytes under the key are the ones the entry came from (by fingerprint) — not after its
+    /// own write, and not for another record type.
+    #[test]
+    fn a_write_transaction_is_served_an_entry_only_for_the_same_bytes() {
+        #[derive(serde::Deserialize)]
+        struct Other {
+            v: u32,
+        }
+        let store = GenerationStore::new(Arc::new(MemoryStore::new()));
+        let cache = RecordCache::default();
+        let mut w = store.begin_write().unwrap();
+        crate::record::put(&mut *w, "k", &Rec { v: 1 }).unwrap();
+        w.commit().unwrap();
+        let r = store.begin_read().unwrap();
+        let seen = cache.get::<Rec>(&*r, "k").unwrap().unwrap();
+        drop(r);
+
+        let mut w = store.begin_write().unwrap();
+        let hit = cache.get::<Rec>(&*w, "k").unwrap().unwrap();
+        assert!(Arc::ptr_eq(&seen, &hit), "same bytes: the decoded entry");
+        assert_eq!(cache.get::<Other>(&*w, "k").unwrap().map(|o| o.v), Some(1));
+        crate::record::put(&mut *w, "k", &Rec { v: 2 }).unwrap();
+        let changed = cache.get::<Rec>(&*w, "k").unwrap().unwrap();
+        assert_eq!(changed.v, 2, "its own write");
+        assert!(!Arc::ptr_eq(&seen, &changed));
+        assert_eq!(cache.get::<Rec>(&*w, "absent").unwrap(), None);
+        w.commit().unwrap();
+
+        // Another writer's change between the snapshot and the write transaction.
+        let r = store.begin_read().unwrap();
+        let seen = cache.get::<Rec>(&*r, "k").unwrap().unwrap();
+        drop(r);
+        let mut w = store.begin_write().unwrap();
+        crate::record::put(&mut *w, "k", &Rec { v: 3 }).unwrap();
+        w.commit().unwrap();
+        let w = store.begin_write().unwrap();
+        let now = cache.get::<Rec>(&*w, "k").unwrap().unwrap();
+        assert_eq!((seen.v, now.v), (2, 3));
+        drop(w);
+
+        // A key only write transactions read is kept, untagged: the next write transaction
+        // with the same bytes gets it; a snapshot never does (it decodes and tags its own).
+        let mut w = store.begin_write().unwrap();
+        crate::record::put(&mut *w, "only", &Rec { v: 9 }).unwrap();
+        w.commit().unwrap();
+        let w = store.begin_write().unwrap();
+        let first = cache.get::<Rec>(&*w, "only").unwrap().unwrap();
+        drop(w);
+        let w = store.begin_write().unwrap();
+        let second = cache.get::<Rec>(&*w, "only").unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        drop(w);
+        let r = store.begin_read().unwrap();
+        let snap = cache.get::<Rec>(&*r, "only").unwrap().unwrap();
+        assert_eq!(snap.v, 9);
+        assert!(
+            !Arc::ptr_eq(&first, &snap),
+            "an untagged entry is not a snapshot's"
+        );
+        assert!(cache.map.read().get("only").unwrap().tag.is_some());
+    }
+
     fn keyed(store: Arc<dyn Store>) -> (GenerationStore, RecordCache) {
         let store = GenerationStore::new(store);
         let cache = RecordCache::new(store.key_changes());
@@ -423,16 +562,11 @@ mod tests {
         let tag = r.snapshot_generation().unwrap();
         // Served from the entry tagged before those commits: proven by a store that no longer
         // holds what the entry holds would be a lie, so check the entry's tag is older instead.
-        let (entry_tag, _) = cache
-            .map
-            .read()
-            .get("a")
-            .map(|(t, v)| (*t, v.clone()))
-            .unwrap();
+        let entry_tag = cache.map.read().get("a").and_then(|e| e.tag).unwrap();
         assert!(entry_tag < tag);
         assert_eq!(cache.get::<Rec>(&*r, "a").unwrap().map(|r| r.v), Some(1));
         assert_eq!(
-            cache.map.read().get("a").map(|(t, _)| *t),
+            cache.map.read().get("a").and_then(|e| e.tag),
             Some(entry_tag),
             "a hit, not a refill"
         );
@@ -486,8 +620,8 @@ mod tests {
         assert_eq!(both(&store, &cache, "b"), (Some(1), Some(1)));
         let r = FloorOnly(store.begin_read().unwrap());
         // Entries are recognisable by a value the store never held.
-        if let Some((_, v)) = cache.map.write().get_mut("a") {
-            *v = Arc::new(Rec { v: 55 });
+        if let Some(e) = cache.map.write().get_mut("a") {
+            e.value = Arc::new(Rec { v: 55 });
         }
         assert_eq!(
             cache.get::<Rec>(&r, "a").unwrap().map(|r| r.v),
@@ -497,8 +631,8 @@ mod tests {
         // "b" is being committed: not served, read from the snapshot instead.
         let changes = store.key_changes().unwrap();
         changes.begin(&["b".to_string()]);
-        if let Some((_, v)) = cache.map.write().get_mut("b") {
-            *v = Arc::new(Rec { v: 77 });
+        if let Some(e) = cache.map.write().get_mut("b") {
+            e.value = Arc::new(Rec { v: 77 });
         }
         assert_eq!(cache.get::<Rec>(&r, "b").unwrap().map(|r| r.v), Some(1));
         changes.end(&["b".to_string()], store.visible_generation().unwrap() + 2);
@@ -512,8 +646,8 @@ mod tests {
         let w = FloorOnly(store.begin_read().unwrap());
         assert_eq!(plain.get::<Rec>(&w, "a").unwrap().map(|r| r.v), Some(1));
         assert!(
-            plain.map.read().is_empty(),
-            "nothing cached without an exact tag"
+            plain.map.read().values().all(|e| e.tag.is_none()),
+            "nothing cached under a tag without an exact tag"
         );
     }
 
@@ -572,9 +706,9 @@ mod tests {
                         let key = format!("k{}", i % KEYS);
                         i += 1;
                         let r = store.begin_read().unwrap();
-                        let before = cache.map.read().get(&key).map(|(t, _)| *t);
+                        let before = cache.map.read().get(&key).and_then(|e| e.tag);
                         let cached = cache.get::<Rec>(&*r, &key).unwrap().map(|r| r.v);
-                        let after = cache.map.read().get(&key).map(|(t, _)| *t);
+                        let after = cache.map.read().get(&key).and_then(|e| e.tag);
                         let direct = crate::record::get::<Rec>(&*r, &key).unwrap().map(|r| r.v);
                         assert_eq!(cached, direct, "{key}: cache and snapshot differ");
                         checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

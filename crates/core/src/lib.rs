@@ -12,6 +12,7 @@ pub mod authz;
 pub mod cache;
 pub mod credential;
 pub mod ctx;
+mod decisions;
 pub mod directory;
 pub mod error;
 pub mod functions;

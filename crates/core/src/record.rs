@@ -9,12 +9,12 @@ use crate::error::ServiceError;
 
 /// Reads and decodes a record; `None` when absent.
 pub fn get<T: DeserializeOwned>(txn: &dyn ReadTxn, key: &str) -> Result<Option<T>, ServiceError> {
-    match txn.get(key)? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ServiceError::Corrupt(format!("record {key}: {e}"))),
-    }
+    txn.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
+}
+
+/// Decodes the stored bytes of the record under `key`.
+pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, ServiceError> {
+    serde_json::from_slice(bytes).map_err(|e| ServiceError::Corrupt(format!("record {key}: {e}")))
 }
 
 pub fn put<T: Serialize>(txn: &mut dyn WriteTxn, key: &str, value: &T) -> Result<(), ServiceError> {

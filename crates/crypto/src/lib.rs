@@ -13,6 +13,7 @@
 
 mod aead;
 mod error;
+mod fingerprint;
 pub mod ids;
 mod random;
 mod root_key;
@@ -20,6 +21,7 @@ mod secret;
 
 pub use aead::{AeadKey, FORMAT_VERSION, KEY_LEN, NONCE_LEN, SEALED_OVERHEAD, TAG_LEN};
 pub use error::CryptoError;
+pub use fingerprint::fingerprint;
 pub use random::random_bytes;
 pub use root_key::{ROOT_KEY_FILE, RootKey};
 pub use secret::{SecretBytes, SecretString};

@@ -158,7 +158,7 @@ fn resolve_existing(
             return Ok(Some((load(&alias.target_key_id)?, None)));
         }
     }
-    let resolved = keys::resolve(txn, ctx, key_id.unwrap_or_default(), true)?;
+    let resolved = keys::resolve(services, txn, ctx, key_id.unwrap_or_default(), true)?;
     Ok(Some((Arc::new(resolved.key), resolved.request_alias)))
 }
 

@@ -201,10 +201,11 @@ pub(crate) fn ensure_managed_key(
     now: OffsetDateTime,
 ) -> Result<KeyRecord, KmsError> {
     let alias_name = format!("alias/aws/{service}");
-    if let Some(alias) = model::load_alias(&*txn, account, region, &alias_name)? {
-        return model::load_key(&*txn, account, region, &alias.target_key_id)?.ok_or_else(|| {
-            errors::key_not_found(&model::key_arn(region, account, &alias.target_key_id))
-        });
+    let records = services.records();
+    if let Some(alias) = model::find_alias(records, &*txn, account, region, &alias_name)? {
+        return model::find_key(records, &*txn, account, region, &alias.target_key_id)?.ok_or_else(
+            || errors::key_not_found(&model::key_arn(region, account, &alias.target_key_id)),
+        );
     }
     let policy = managed_key_policy(account, region, service);
     let mut key = new_key(
@@ -325,6 +326,7 @@ pub(crate) struct Resolved {
 
 /// Finds the key a `KeyId` names (NotFoundException with AWS's texts otherwise).
 pub(crate) fn resolve(
+    services: &Services,
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     input: &str,
@@ -340,7 +342,7 @@ pub(crate) fn resolve(
             if region != ctx.region {
                 return Err(errors::key_not_found(&arn));
             }
-            let key = model::load_key(txn, &account, &region, &key_id)?
+            let key = model::find_key(services.records(), txn, &account, &region, &key_id)?
                 .ok_or_else(|| errors::key_not_found(&arn))?;
             Ok(Resolved {
                 key,
@@ -356,11 +358,18 @@ pub(crate) fn resolve(
             if region != ctx.region {
                 return Err(errors::alias_not_found(&alias_arn));
             }
-            let alias = model::load_alias(txn, &account, &region, &name)?
+            let alias = model::find_alias(services.records(), txn, &account, &region, &name)?
                 .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
-            let key = model::load_key(txn, &account, &region, &alias.target_key_id)?.ok_or_else(
-                || errors::key_not_found(&model::key_arn(&region, &account, &alias.target_key_id)),
-            )?;
+            let key = model::find_key(
+                services.records(),
+                txn,
+                &account,
+                &region,
+                &alias.target_key_id,
+            )?
+            .ok_or_else(|| {
+                errors::key_not_found(&model::key_arn(&region, &account, &alias.target_key_id))
+            })?;
             Ok(Resolved {
                 key,
                 request_alias: Some(name),
@@ -404,7 +413,7 @@ pub(crate) fn resolve_creating(
             ctx.now,
         )?;
     }
-    resolve(&*txn, ctx, input, allow_alias)
+    resolve(services, &*txn, ctx, input, allow_alias)
 }
 
 /// For operations that otherwise only read: makes sure a predefined alias named by `input` has
@@ -601,7 +610,7 @@ pub(crate) fn decrypt_blob(
     let header = blob::parse_header(ciphertext).ok_or_else(errors::invalid_ciphertext)?;
     let mut request_alias = None;
     if let Some(input) = key_id {
-        let named = resolve(txn, ctx, input, true)?;
+        let named = resolve(services, txn, ctx, input, true)?;
         if named.key.account != header.account || named.key.key_id != header.key_id {
             return Err(errors::incorrect_key());
         }

@@ -13,7 +13,9 @@
 
 use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use time::OffsetDateTime;
+use tresor_core::cache::RecordCache;
 use tresor_core::record;
 use tresor_policy::arn::partition_of_region;
 use tresor_store::{ReadTxn, WriteTxn};
@@ -234,6 +236,35 @@ pub(crate) fn load_key(
     key_id: &str,
 ) -> Result<Option<KeyRecord>, KmsError> {
     record::get(txn, &key_key(account, region, key_id)).map_err(internal)
+}
+
+/// [`load_key`] through the record cache: decoded once per change of the record, also in a
+/// write transaction while the record's bytes are unchanged (see `RecordCache`).
+pub(crate) fn find_key(
+    records: &RecordCache,
+    txn: &dyn ReadTxn,
+    account: &str,
+    region: &str,
+    key_id: &str,
+) -> Result<Option<KeyRecord>, KmsError> {
+    Ok(records
+        .get::<KeyRecord>(txn, &key_key(account, region, key_id))
+        .map_err(internal)?
+        .map(Arc::unwrap_or_clone))
+}
+
+/// [`load_alias`] through the record cache.
+pub(crate) fn find_alias(
+    records: &RecordCache,
+    txn: &dyn ReadTxn,
+    account: &str,
+    region: &str,
+    alias_name: &str,
+) -> Result<Option<AliasRecord>, KmsError> {
+    Ok(records
+        .get::<AliasRecord>(txn, &alias_key(account, region, alias_name))
+        .map_err(internal)?
+        .map(Arc::unwrap_or_clone))
 }
 
 pub(crate) fn save_key(txn: &mut dyn WriteTxn, key: &KeyRecord) -> Result<(), KmsError> {

@@ -153,6 +153,22 @@ pub(crate) const VENDOR_MESSAGE: &str =
     "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.";
 
 impl Clause {
+    /// Calls `f` with the clause's condition key and the key of each policy variable in its
+    /// values.
+    pub(crate) fn for_each_key(&self, f: &mut dyn FnMut(&KeyRef)) {
+        f(&self.key);
+        match &self.values {
+            PolicyValues::Patterns(ps) => ps.iter().for_each(|p| p.for_each_key(f)),
+            PolicyValues::Arns(ms) => ms.iter().for_each(|m| m.for_each_key(f)),
+            PolicyValues::Numbers(_)
+            | PolicyValues::Dates(_)
+            | PolicyValues::Bools(_)
+            | PolicyValues::Binaries(_)
+            | PolicyValues::Nets(_)
+            | PolicyValues::Null(_) => {}
+        }
+    }
+
     pub(crate) fn compile(
         operator: &str,
         key: &str,

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::PolicyError;
 use crate::condition::{Clause, VENDOR_MESSAGE};
+use crate::context::KeyRef;
 use crate::matcher::{Pattern, ResourceMatcher};
 use crate::principal::PrincipalPattern;
 
@@ -132,6 +133,24 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// Whether a condition key or policy variable of the statement is a clock key.
+    fn reads_clock(&self) -> bool {
+        let mut clock = false;
+        let mut visit = |key: &KeyRef| {
+            clock |= matches!(&*key.lower, "aws:currenttime" | "aws:epochtime");
+        };
+        for m in &self.action.matchers {
+            m.for_each_key(&mut visit);
+        }
+        for m in self.resource.iter().flat_map(|r| &r.matchers) {
+            m.for_each_key(&mut visit);
+        }
+        for c in &self.conditions {
+            c.for_each_key(&mut visit);
+        }
+        clock
+    }
+
     pub fn sid(&self) -> Option<&str> {
         self.sid.as_deref()
     }
@@ -150,6 +169,10 @@ pub struct Policy {
     version: Option<String>,
     id: Option<String>,
     pub(crate) statements: Vec<Statement>,
+    /// Whether a statement reads the clock (`aws:CurrentTime` or `aws:EpochTime`, as a
+    /// condition key or a policy variable): only such a policy can decide one request two
+    /// ways at two instants.
+    reads_clock: bool,
 }
 
 const VERSION_2012: &str = "2012-10-17";
@@ -235,13 +258,24 @@ impl Policy {
                 ));
             }
         }
+        let reads_clock = statements.iter().any(Statement::reads_clock);
         Ok(Policy {
             text: text.to_owned(),
             kind,
             version,
             id,
             statements,
+            reads_clock,
         })
+    }
+
+    /// Whether the decisions of this policy can depend on the time of the request
+    /// (`aws:CurrentTime` or `aws:EpochTime` read by a condition or a policy variable). Every
+    /// other input of an evaluation is the principal, the action, the resource and the
+    /// request's context keys, so a decision of policies that do not read the clock can be
+    /// reused for an identical request.
+    pub fn reads_clock(&self) -> bool {
+        self.reads_clock
     }
 
     /// The document exactly as it was given.
@@ -685,6 +719,49 @@ mod tests {
         assert_eq!(p.version(), Some("2012-10-17"));
         assert_eq!(p.text(), ALLOW_ALL);
         assert_eq!(p.statements()[0].effect(), Effect::Allow);
+    }
+
+    /// A policy reads the clock when a condition key or a policy variable (in a resource or a
+    /// condition value) is `aws:CurrentTime` or `aws:EpochTime`, in any case and however the
+    /// JSON spells it; no other key counts.
+    #[test]
+    fn reads_clock_finds_every_clock_key() {
+        let statement = |body: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":"*",{body}}}}}"#
+            )
+        };
+        let clock = [
+            r#""Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}"#,
+            r#""Resource":"*","Condition":{"NumericLessThan":{"AWS:EPOCHTIME":"1900000000"}}"#,
+            r#""Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}"#,
+            r#""Resource":"arn:aws:s3:::b/${aws:EpochTime}","Condition":{"Bool":{"aws:SecureTransport":"true"}}"#,
+            r#""NotResource":"arn:aws:s3:::b/${aws:currenttime}""#,
+            r#""Resource":"*","Condition":{"StringLike":{"aws:PrincipalTag/t":"${aws:CurrentTime}"}}"#,
+            r#""Resource":"*","Condition":{"ArnLike":{"aws:SourceArn":"arn:aws:s3:::${aws:EpochTime}"}}"#,
+        ];
+        for body in clock {
+            let p = Policy::parse(&statement(body), PolicyKind::Identity).unwrap();
+            assert!(p.reads_clock(), "{body}");
+        }
+        let timeless = [
+            r#""Resource":"*""#,
+            r#""Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            r#""Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2030-01-01T00:00:00Z"}}"#,
+            r#""Resource":"arn:aws:s3:::b/${aws:username}/aws:CurrentTime""#,
+            r#""Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/aws:CurrentTime":"x"}}"#,
+        ];
+        for body in timeless {
+            let p = Policy::parse(&statement(body), PolicyKind::Identity).unwrap();
+            assert!(!p.reads_clock(), "{body}");
+        }
+        // With 2008-10-17, `${…}` is literal text, not a variable.
+        let old = r#"{"Version":"2008-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"arn:aws:s3:::${aws:CurrentTime}"}}"#;
+        assert!(
+            !Policy::parse(old, PolicyKind::Identity)
+                .unwrap()
+                .reads_clock()
+        );
     }
 
     /// Source: IAM API reference, MalformedPolicyDocument messages as observed; IAM User Guide,

@@ -8,7 +8,7 @@
 //! of the ARN is checked separately"). Patterns without variables never allocate when matched.
 
 use crate::arn::split_arn;
-use crate::context::Env;
+use crate::context::{Env, KeyRef};
 use crate::variables::{Piece, parse_pieces};
 
 /// A compiled pattern for one string.
@@ -26,6 +26,17 @@ pub(crate) enum Pattern {
 }
 
 impl Pattern {
+    /// Calls `f` with the key of each policy variable in the pattern.
+    pub(crate) fn for_each_key(&self, f: &mut dyn FnMut(&KeyRef)) {
+        if let Pattern::Dynamic(pieces) = self {
+            for piece in pieces.iter() {
+                if let Piece::Var { key, .. } = piece {
+                    f(key);
+                }
+            }
+        }
+    }
+
     pub(crate) fn compile(text: &str, wildcards: bool, variables: bool) -> Pattern {
         let pieces = parse_pieces(text, wildcards, variables);
         if pieces.iter().any(|p| matches!(p, Piece::Var { .. })) {
@@ -181,6 +192,14 @@ pub(crate) enum ResourceMatcher {
 }
 
 impl ResourceMatcher {
+    /// Calls `f` with the key of each policy variable in the pattern.
+    pub(crate) fn for_each_key(&self, f: &mut dyn FnMut(&KeyRef)) {
+        match self {
+            ResourceMatcher::Plain(p) => p.for_each_key(f),
+            ResourceMatcher::Arn(fields) => fields.iter().for_each(|p| p.for_each_key(f)),
+        }
+    }
+
     pub(crate) fn compile(text: &str, variables: bool) -> ResourceMatcher {
         let fields = split_fields(text, variables);
         if let [f0, f1, f2, f3, f4, f5] = fields.as_slice()

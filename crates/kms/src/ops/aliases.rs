@@ -95,7 +95,7 @@ pub fn create_alias(
     let (account, region) = (ctx.caller.account.as_str(), ctx.region.as_str());
     let alias_arn = model::alias_arn(region, account, &input.alias_name);
     let (mut txn, mut key) = write_authorized(services, |txn| {
-        let key = k::resolve(txn, ctx, &input.target_key_id, false)?.key;
+        let key = k::resolve(services, txn, ctx, &input.target_key_id, false)?.key;
         authorize_identity(services, ctx, "kms:CreateAlias", &alias_arn, Vec::new())?;
         authorize_key(
             services,
@@ -142,7 +142,7 @@ pub fn update_alias(
     let (mut txn, (mut alias, mut new_key, old_key)) = write_authorized(services, |txn| {
         let alias = model::load_alias(txn, account, region, &input.alias_name)?
             .ok_or_else(|| errors::alias_not_found(&alias_arn))?;
-        let new_key = k::resolve(txn, ctx, &input.target_key_id, false)?.key;
+        let new_key = k::resolve(services, txn, ctx, &input.target_key_id, false)?.key;
         let old_key = model::load_key(txn, account, region, &alias.target_key_id)?;
         authorize_identity(services, ctx, "kms:UpdateAlias", &alias_arn, Vec::new())?;
         if let Some(old) = &old_key {
@@ -298,7 +298,7 @@ pub fn list_aliases(
     let txn = read(services)?;
     authorize_identity(services, ctx, "kms:ListAliases", "*", Vec::new())?;
     let filter = match &input.key_id {
-        Some(id) => Some(k::resolve(&*txn, ctx, id, false)?.key.key_id),
+        Some(id) => Some(k::resolve(services, &*txn, ctx, id, false)?.key.key_id),
         None => None,
     };
     let prefix = model::alias_prefix(account, region);

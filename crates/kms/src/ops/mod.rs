@@ -65,7 +65,7 @@ pub(crate) fn authorized_key(
     action: &str,
     extra: Vec<(String, String)>,
 ) -> Result<KeyRecord, KmsError> {
-    let key = crate::keys::resolve(txn, ctx, key_id, false)?.key;
+    let key = crate::keys::resolve(services, txn, ctx, key_id, false)?.key;
     crate::keys::authorize_key(services, ctx, action, &key, None, None, extra)?;
     Ok(key)
 }
@@ -80,7 +80,7 @@ pub(crate) fn authorized_key_or_alias(
     action: &str,
     extra: Vec<(String, String)>,
 ) -> Result<KeyRecord, KmsError> {
-    let resolved = crate::keys::resolve(txn, ctx, key_id, true)?;
+    let resolved = crate::keys::resolve(services, txn, ctx, key_id, true)?;
     crate::keys::authorize_key(
         services,
         ctx,
