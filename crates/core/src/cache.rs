@@ -248,16 +248,14 @@ impl RecordCache {
         if let Some(tag) = txn.snapshot_generation()
             && (!exact || tag == generation)
         {
-            let entry = CachedRecord {
-                tag: Some(tag),
-                fingerprint: tresor_crypto::fingerprint(&bytes),
-                value: value.clone() as AnyRecord,
-            };
-            let mut map = self.map.write();
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(key.to_string(), entry);
+            self.keep(
+                key,
+                CachedRecord {
+                    tag: Some(tag),
+                    fingerprint: tresor_crypto::fingerprint(&bytes),
+                    value: value.clone() as AnyRecord,
+                },
+            );
         }
         Ok(Some(value))
     }
@@ -288,12 +286,8 @@ impl RecordCache {
         }
         let value = Arc::new(decode::<T>(key, &bytes)?);
         if fingerprint.is_some() {
-            let mut map = self.map.write();
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(
-                key.to_string(),
+            self.keep(
+                key,
                 CachedRecord {
                     tag: None,
                     fingerprint,
@@ -302,6 +296,15 @@ impl RecordCache {
             );
         }
         Ok(Some(value))
+    }
+
+    /// Stores an entry, emptying the map first when it is full (cheap to refill).
+    fn keep(&self, key: &str, entry: CachedRecord) {
+        let mut map = self.map.write();
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key.to_string(), entry);
     }
 }
 

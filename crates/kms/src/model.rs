@@ -247,10 +247,7 @@ pub(crate) fn find_key(
     region: &str,
     key_id: &str,
 ) -> Result<Option<KeyRecord>, KmsError> {
-    Ok(records
-        .get::<KeyRecord>(txn, &key_key(account, region, key_id))
-        .map_err(internal)?
-        .map(Arc::unwrap_or_clone))
+    find(records, txn, &key_key(account, region, key_id))
 }
 
 /// [`load_alias`] through the record cache.
@@ -261,8 +258,15 @@ pub(crate) fn find_alias(
     region: &str,
     alias_name: &str,
 ) -> Result<Option<AliasRecord>, KmsError> {
+    find(records, txn, &alias_key(account, region, alias_name))
+}
+
+fn find<T>(records: &RecordCache, txn: &dyn ReadTxn, key: &str) -> Result<Option<T>, KmsError>
+where
+    T: Clone + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
     Ok(records
-        .get::<AliasRecord>(txn, &alias_key(account, region, alias_name))
+        .get::<T>(txn, key)
         .map_err(internal)?
         .map(Arc::unwrap_or_clone))
 }
