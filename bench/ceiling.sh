@@ -85,20 +85,33 @@ measure() {
   echo "mixed $(summary "$d/mixed.txt")" >>"$out"
   echo "writes $(summary "$d/writes.txt")" >>"$out"
   if [ "$soak" != 0 ] && [ -n "${SOAK_RUN:-}" ]; then
-    local secs=${soak%s} first last max=0 v
-    wrk -t1 -c32 -d"${secs}s" --latency -s "$d/gsv.lua" "$url" >"$d/soak_r.txt" &
-    r=$!
-    wrk -t1 -c8 -d"${secs}s" --latency -s "$d/soak_writers.lua" "$url" >"$d/soak_w.txt" &
-    w=$!
-    sleep 1
-    first=$(rss_kb "$tpid")
-    for _ in $(seq $((secs > 2 ? secs - 2 : 1))); do
-      sleep 1; v=$(rss_kb "$tpid"); [ "$v" -gt "$max" ] && max=$v
+    # In rounds of at most 4 minutes, each with freshly signed requests: a SigV4 signature is
+    # refused once it is 5 minutes old, and a soak of failing requests measures nothing.
+    local left=${soak%s} secs first="" last max=0 v round=0 failed=""
+    while [ "$left" -gt 0 ]; do
+      secs=$((left > 240 ? 240 : left)); left=$((left - secs)); round=$((round + 1))
+      "$py" bench/ceiling_setup.py --resign "$url" "$d"
+      wrk -t1 -c32 -d"${secs}s" --latency -s "$d/gsv.lua" "$url" >"$d/soak_r.$round.txt" &
+      r=$!
+      wrk -t1 -c8 -d"${secs}s" --latency -s "$d/soak_writers.lua" "$url" >"$d/soak_w.$round.txt" &
+      w=$!
+      sleep 1
+      [ -z "$first" ] && first=$(rss_kb "$tpid")
+      for _ in $(seq $((secs > 2 ? secs - 2 : 1))); do
+        sleep 1; v=$(rss_kb "$tpid"); [ "$v" -gt "$max" ] && max=$v
+      done
+      wait $r $w
+      for f in "$d/soak_r.$round.txt" "$d/soak_w.$round.txt"; do
+        [ "$(summary "$f")" = "- -" ] && failed=1
+      done
     done
-    wait $r $w
     last=$(rss_kb "$tpid")
     echo "soak_rss_kb $first $last $max" >>"$out"
-    echo "soak_rps $(summary "$d/soak_r.txt") $(summary "$d/soak_w.txt")" >>"$out"
+    if [ -n "$failed" ]; then
+      echo "soak_rps - - - - (requests failed: see above)" >>"$out"
+    else
+      echo "soak_rps $(summary "$d/soak_r.$round.txt") $(summary "$d/soak_w.$round.txt") (last round of $round)" >>"$out"
+    fi
   fi
   kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=
 }

@@ -17,6 +17,7 @@ What is read, as in a real deployment's hot path:
   version quota: the oldest version goes), for long soaks.
 
 usage: ceiling_setup.py ENDPOINT OUT_DIR
+       ceiling_setup.py --resign ENDPOINT OUT_DIR   (fresh signatures for the same requests)
 """
 
 import base64
@@ -74,7 +75,44 @@ def cycling_script(endpoint, service, target, bodies, akid, secret):
     return "\n".join(lines) + "\n"
 
 
+def write_scripts(endpoint, out, akid, sk, key, blob):
+    """Writes the signed wrk scripts (see the module documentation) into `out`."""
+    scripts = {
+        "gsv.lua": one_request_script(endpoint, "secretsmanager", "secretsmanager.GetSecretValue", json.dumps({"SecretId": SECRET}), akid, sk),
+        "ref.lua": one_request_script(
+            endpoint, "ssm", "AmazonSSM.GetParameter", json.dumps({"Name": f"/aws/reference/secretsmanager/{SECRET}", "WithDecryption": True}), akid, sk
+        ),
+        "decrypt.lua": one_request_script(endpoint, "kms", "TrentService.Decrypt", json.dumps({"CiphertextBlob": blob}), akid, sk),
+        "writers.lua": cycling_script(
+            endpoint,
+            "secretsmanager",
+            "secretsmanager.PutSecretValue",
+            [json.dumps({"SecretId": f"bench/w/{i}", "SecretString": VALUE}) for i in range(WRITE_SECRETS)],
+            akid,
+            sk,
+        ),
+        "soak_writers.lua": cycling_script(
+            endpoint,
+            "ssm",
+            "AmazonSSM.PutParameter",
+            [json.dumps({"Name": f"/bench/soak/{i}", "Value": VALUE, "Type": "SecureString", "KeyId": key, "Overwrite": True}) for i in range(SOAK_PARAMS)],
+            akid,
+            sk,
+        ),
+    }
+    for name, text in scripts.items():
+        with open(os.path.join(out, name), "w") as f:
+            f.write(text)
+
+
 def main():
+    if sys.argv[1] == "--resign":
+        # Signatures age out of the 5-minute skew window: a long soak re-signs every few minutes.
+        endpoint, out = sys.argv[2], sys.argv[3]
+        with open(os.path.join(out, "state.json")) as f:
+            st = json.load(f)
+        write_scripts(endpoint, out, st["akid"], st["sk"], st["key"], st["blob"])
+        return
     endpoint, out = sys.argv[1], sys.argv[2]
     user_arn = f"arn:aws:iam::{ACCOUNT}:user/bench"
     iam = client(endpoint, "iam")
@@ -128,33 +166,11 @@ def main():
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(WRITE_SECRETS)))
 
-    blob = kms.encrypt(KeyId=key, Plaintext=os.urandom(1024))["CiphertextBlob"]
-    scripts = {
-        "gsv.lua": one_request_script(endpoint, "secretsmanager", "secretsmanager.GetSecretValue", json.dumps({"SecretId": SECRET}), akid, sk),
-        "ref.lua": one_request_script(
-            endpoint, "ssm", "AmazonSSM.GetParameter", json.dumps({"Name": f"/aws/reference/secretsmanager/{SECRET}", "WithDecryption": True}), akid, sk
-        ),
-        "decrypt.lua": one_request_script(endpoint, "kms", "TrentService.Decrypt", json.dumps({"CiphertextBlob": base64.b64encode(blob).decode()}), akid, sk),
-        "writers.lua": cycling_script(
-            endpoint,
-            "secretsmanager",
-            "secretsmanager.PutSecretValue",
-            [json.dumps({"SecretId": f"bench/w/{i}", "SecretString": VALUE}) for i in range(WRITE_SECRETS)],
-            akid,
-            sk,
-        ),
-        "soak_writers.lua": cycling_script(
-            endpoint,
-            "ssm",
-            "AmazonSSM.PutParameter",
-            [json.dumps({"Name": f"/bench/soak/{i}", "Value": VALUE, "Type": "SecureString", "KeyId": key, "Overwrite": True}) for i in range(SOAK_PARAMS)],
-            akid,
-            sk,
-        ),
-    }
-    for name, text in scripts.items():
-        with open(os.path.join(out, name), "w") as f:
-            f.write(text)
+    blob = base64.b64encode(kms.encrypt(KeyId=key, Plaintext=os.urandom(1024))["CiphertextBlob"]).decode()
+    # What re-signing needs (`--resign`): the bench user's key, a development server's.
+    with open(os.path.join(out, "state.json"), "w") as f:
+        json.dump({"akid": akid, "sk": sk, "key": key, "blob": blob}, f)
+    write_scripts(endpoint, out, akid, sk, key, blob)
     print(arn)
 
 
