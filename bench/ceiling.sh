@@ -87,7 +87,7 @@ measure() {
   if [ "$soak" != 0 ] && [ -n "${SOAK_RUN:-}" ]; then
     # In rounds of at most 4 minutes, each with freshly signed requests: a SigV4 signature is
     # refused once it is 5 minutes old, and a soak of failing requests measures nothing.
-    local left=${soak%s} secs first="" last max=0 v round=0 failed=""
+    local left=${soak%s} secs first="" last max=0 v round=0 failed="" minutes=""
     while [ "$left" -gt 0 ]; do
       secs=$((left > 240 ? 240 : left)); left=$((left - secs)); round=$((round + 1))
       "$py" bench/ceiling_setup.py --resign "$url" "$d"
@@ -97,8 +97,9 @@ measure() {
       w=$!
       sleep 1
       [ -z "$first" ] && first=$(rss_kb "$tpid")
-      for _ in $(seq $((secs > 2 ? secs - 2 : 1))); do
+      for t in $(seq $((secs > 2 ? secs - 2 : 1))); do
         sleep 1; v=$(rss_kb "$tpid"); [ "$v" -gt "$max" ] && max=$v
+        if [ $((t % 60)) = 0 ]; then minutes="$minutes $((v / 1024))"; fi
       done
       wait $r $w
       for f in "$d/soak_r.$round.txt" "$d/soak_w.$round.txt"; do
@@ -107,6 +108,7 @@ measure() {
     done
     last=$(rss_kb "$tpid")
     echo "soak_rss_kb $first $last $max" >>"$out"
+    [ -n "$minutes" ] && echo "soak_minutes$minutes" >>"$out"
     if [ -n "$failed" ]; then
       echo "soak_rps - - - - (requests failed: see above)" >>"$out"
     else
@@ -153,6 +155,7 @@ for b in "${!bins[@]}"; do
   if [ -f "$work/$l.$runs" ] && grep -q soak_rss_kb "$work/$l.$runs"; then
     read -r _ f la mx < <(grep soak_rss_kb "$work/$l.$runs")
     echo "soak ${soak}s (32 readers, 8 PutParameter writers): RSS first ${f} KiB, last ${la} KiB, max ${mx} KiB; $(grep soak_rps "$work/$l.$runs" | cut -d' ' -f2-) (reads r/s p99, writes w/s p99)"
+    grep -q soak_minutes "$work/$l.$runs" && echo "  RSS MiB about every minute of each round: $(grep soak_minutes "$work/$l.$runs" | cut -d' ' -f2-)"
   fi
 done
 
