@@ -54,6 +54,10 @@ summary() { # wrk output file -> "rps p99ms" ("- -" when any answer was not 2xx)
   echo "$(awk '/Requests\/sec/ {print $2}' "$1") $(ms "$(awk '$1=="99%" {print $2}' "$1")")"
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# The anonymous part of the resident set (heap, stacks): what a leak would grow. The rest is
+# RssFile, the pages of the database files SQLite reads through its memory map (bounded by
+# the map's size per connection) and the WAL index.
+rss_anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # One run of BINARY: writes "name rps p99" lines to OUT.
 measure() {
@@ -99,7 +103,7 @@ measure() {
       [ -z "$first" ] && first=$(rss_kb "$tpid")
       for t in $(seq $((secs > 2 ? secs - 2 : 1))); do
         sleep 1; v=$(rss_kb "$tpid"); [ "$v" -gt "$max" ] && max=$v
-        if [ $((t % 60)) = 0 ]; then minutes="$minutes $((v / 1024))"; fi
+        if [ $((t % 60)) = 0 ]; then minutes="$minutes $((v / 1024))($(($(rss_anon_kb "$tpid") / 1024)))"; fi
       done
       wait $r $w
       for f in "$d/soak_r.$round.txt" "$d/soak_w.$round.txt"; do
@@ -155,7 +159,7 @@ for b in "${!bins[@]}"; do
   if [ -f "$work/$l.$runs" ] && grep -q soak_rss_kb "$work/$l.$runs"; then
     read -r _ f la mx < <(grep soak_rss_kb "$work/$l.$runs")
     echo "soak ${soak}s (32 readers, 8 PutParameter writers): RSS first ${f} KiB, last ${la} KiB, max ${mx} KiB; $(grep soak_rps "$work/$l.$runs" | cut -d' ' -f2-) (reads r/s p99, writes w/s p99)"
-    grep -q soak_minutes "$work/$l.$runs" && echo "  RSS MiB about every minute of each round: $(grep soak_minutes "$work/$l.$runs" | cut -d' ' -f2-)"
+    grep -q soak_minutes "$work/$l.$runs" && echo "  RSS MiB (of it anonymous) about every minute of each round: $(grep soak_minutes "$work/$l.$runs" | cut -d' ' -f2-)"
   fi
 done
 

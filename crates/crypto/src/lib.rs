@@ -40,8 +40,16 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Hex-encoded SHA-256 of `data` (ring), e.g. the stored digest of an STS session token.
+/// It runs on every request signed with temporary credentials, so it writes into a buffer
+/// rather than through `hex::encode`'s `char`-at-a-time string.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 64];
+    match hex::encode_to_slice(digest.as_ref(), &mut out) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        // 32 bytes always fit 64 hex digits; keep the plain form rather than panic.
+        Err(_) => hex::encode(digest.as_ref()),
+    }
 }
 
 #[cfg(test)]
@@ -55,5 +63,18 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
         assert!(!constant_time_eq(b"\x80bc", b"\x00bc"));
+    }
+
+    #[test]
+    fn sha256_hex_is_the_fips_180_digest_in_lowercase() {
+        // FIPS 180-2, appendix B.1 ("abc") and the empty message.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

@@ -95,20 +95,34 @@ fn uuid_bytes(key_id: &str) -> Option<[u8; KEY_ID_LEN]> {
     Some(out)
 }
 
+/// Lowercase hex of `bytes`, appended to `out` (`hex::encode` builds its string a `char` at
+/// a time; this runs on every envelope read).
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// The 8-4-4-4-12 form of a 16-byte key id.
 fn uuid_string(b: &[u8]) -> String {
-    let h = hex::encode(b);
-    [
-        &h[0..8],
-        "-",
-        &h[8..12],
-        "-",
-        &h[12..16],
-        "-",
-        &h[16..20],
-        "-",
-        &h[20..32],
-    ]
-    .concat()
+    let mut out = String::with_capacity(36);
+    let mut at = 0;
+    for (i, len) in [4, 2, 2, 2, 6].into_iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        push_hex(&mut out, b.get(at..at + len).unwrap_or_default());
+        at += len;
+    }
+    out
 }
 
 /// A key id as KMS issues them: a lowercase hyphenated UUID.
@@ -176,7 +190,7 @@ pub fn parse_header(blob: &[u8]) -> Option<BlobHeader> {
     Some(BlobHeader {
         account: account.to_string(),
         key_id: uuid_string(&blob[13..29]),
-        material_id: hex::encode(&blob[29..PREFIX_LEN]),
+        material_id: hex_string(&blob[29..PREFIX_LEN]),
     })
 }
 
@@ -245,6 +259,30 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn key_and_material_ids_print_as_hex_encode_prints_them() {
+        for seed in 0u8..=255 {
+            let bytes: Vec<u8> = (0..32u8)
+                .map(|i| seed.wrapping_mul(31).wrapping_add(i.wrapping_mul(97)))
+                .collect();
+            assert_eq!(hex_string(&bytes), hex::encode(&bytes));
+            let h = hex::encode(&bytes[..16]);
+            let uuid = format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            );
+            assert_eq!(uuid_string(&bytes[..16]), uuid);
+            assert_eq!(
+                uuid_bytes(&uuid).map(|b| b.to_vec()),
+                Some(bytes[..16].to_vec())
+            );
+        }
     }
 
     #[test]

@@ -59,8 +59,11 @@ pub(crate) fn map_error(e: &serde_json::Error) -> AwsError {
 
 /// Encodes an output structure. Members that are `None` must be skipped by the output type
 /// (`#[serde(skip_serializing_if = "Option::is_none")]`): AWS omits rather than sends null.
+///
+/// The bytes are those of `serde_json::to_vec`, written by [`crate::json_out`], whose string
+/// escaping checks eight bytes at a time.
 pub fn encode<T: Serialize>(output: &T) -> Result<Vec<u8>, AwsError> {
-    serde_json::to_vec(output).map_err(|_| AwsError::internal(Protocol::AwsJson11))
+    crate::json_out::to_vec(output).map_err(|_| AwsError::internal(Protocol::AwsJson11))
 }
 
 /// Serde helpers for AWS's JSON timestamp encoding: epoch seconds with a fraction.

@@ -19,6 +19,7 @@ pub mod blob;
 pub mod error;
 pub mod escape;
 pub mod json;
+mod json_out;
 pub mod query;
 pub mod rest_json;
 pub mod route;
