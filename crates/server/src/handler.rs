@@ -156,7 +156,7 @@ async fn handle(
     tls: bool,
 ) -> Response<Full<Bytes>> {
     let started = std::time::Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = tresor_crypto::ids::uuid_v4();
     let (parts, body) = req.into_parts();
     if crate::conn::is_health(&parts.method, parts.uri.path()) {
         // Ready only while the store can serve (a shared database that answers).
