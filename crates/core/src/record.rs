@@ -18,7 +18,7 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Service
 }
 
 pub fn put<T: Serialize>(txn: &mut dyn WriteTxn, key: &str, value: &T) -> Result<(), ServiceError> {
-    let bytes = serde_json::to_vec(value)
+    let bytes = tresor_wire::json::to_vec(value)
         .map_err(|e| ServiceError::Corrupt(format!("encode {key}: {e}")))?;
     txn.put(key, &bytes)?;
     Ok(())

@@ -260,7 +260,7 @@ fn note_hop(
         read_only: true,
         resources,
         // Strings and a map of strings: serializing cannot fail.
-        request_parameters: serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()),
+        request_parameters: tresor_wire::json::to_string(&request).unwrap_or_else(|_| "{}".into()),
         additional_event_data: None,
         error_code,
     });

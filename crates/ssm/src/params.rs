@@ -253,7 +253,7 @@ fn decode_head(key: &str, raw: Option<&[u8]>) -> Result<Option<ParameterRecord>,
 }
 
 fn encode<T: Serialize>(key: String, value: &T) -> Result<StoreOp, SsmError> {
-    let bytes = serde_json::to_vec(value)
+    let bytes = tresor_wire::json::to_vec(value)
         .map_err(|e| errors::internal(ServiceError::Corrupt(format!("encode {key}: {e}"))))?;
     Ok(StoreOp::Put(key, bytes))
 }

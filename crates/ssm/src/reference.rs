@@ -148,7 +148,7 @@ fn note_secrets_manager_hop(
                 arn: s.arn.clone(),
             }],
             // Strings only: serializing cannot fail.
-            serde_json::to_string(&HopReads {
+            tresor_wire::json::to_string(&HopReads {
                 secret_versions: [HopRead {
                     secret_arn: &s.arn,
                     version_id: &s.version_id,
@@ -167,7 +167,7 @@ fn note_secrets_manager_hop(
         read_only: true,
         resources,
         // Strings only: serializing cannot fail.
-        request_parameters: serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()),
+        request_parameters: tresor_wire::json::to_string(&request).unwrap_or_else(|_| "{}".into()),
         additional_event_data: additional,
         error_code,
     });
@@ -211,7 +211,7 @@ fn source_result(secret: &SecretValue) -> Result<Zeroizing<String>, SsmError> {
             .map_or(0, |b| b.len() * 4 / 3 + 4);
     // JSON escaping can at most sextuple a character (`\u00XX`); the rest is small.
     let mut buf = Zeroizing::new(Vec::with_capacity(value_len * 6 + 1024));
-    serde_json::to_writer(&mut *buf, secret).map_err(|e| {
+    tresor_wire::json::write_into(&mut buf, secret).map_err(|e| {
         tracing::error!(error = %e, "could not encode a reference's SourceResult");
         SsmError::Internal
     })?;

@@ -66,6 +66,20 @@ pub fn encode<T: Serialize>(output: &T) -> Result<Vec<u8>, AwsError> {
     crate::json_out::to_vec(output).map_err(|_| AwsError::internal(Protocol::AwsJson11))
 }
 
+pub use crate::json_out::{WriteError, write_into};
+
+/// Compact JSON of any serializable value (a stored record, an audit field): the bytes of
+/// `serde_json::to_vec`, written by the same writer as [`encode`].
+pub fn to_vec<T: ?Sized + Serialize>(value: &T) -> Result<Vec<u8>, WriteError> {
+    crate::json_out::to_vec(value)
+}
+
+/// [`to_vec`] as a string.
+pub fn to_string<T: ?Sized + Serialize>(value: &T) -> Result<String, WriteError> {
+    String::from_utf8(to_vec(value)?)
+        .map_err(|_| <WriteError as serde::ser::Error>::custom("the JSON written is not UTF-8"))
+}
+
 /// Serde helpers for AWS's JSON timestamp encoding: epoch seconds with a fraction.
 pub mod epoch_seconds {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -37,15 +37,20 @@ impl ser::Error for WriteError {
 
 /// Serializes `value` as compact JSON.
 pub fn to_vec<T: ?Sized + Serialize>(value: &T) -> Result<Vec<u8>, WriteError> {
-    let mut writer = Writer {
-        out: Vec::with_capacity(256),
-    };
-    value.serialize(&mut writer)?;
-    Ok(writer.out)
+    let mut out = Vec::with_capacity(256);
+    write_into(&mut out, value)?;
+    Ok(out)
 }
 
-struct Writer {
-    out: Vec<u8>,
+/// Appends the compact JSON of `value` to `out`. The buffer itself is written to, not a copy
+/// (a caller that sized a zeroizing buffer for a secret keeps its only copy there); after an
+/// error it holds what was written so far.
+pub fn write_into<T: ?Sized + Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), WriteError> {
+    value.serialize(&mut Writer { out })
+}
+
+struct Writer<'v> {
+    out: &'v mut Vec<u8>,
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -167,14 +172,14 @@ fn write_int<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
 }
 
 /// An array or object being written: whether the next element is the first.
-pub struct Compound<'a> {
-    writer: &'a mut Writer,
+pub struct Compound<'a, 'v> {
+    writer: &'a mut Writer<'v>,
     first: bool,
     /// For a `{"Variant": …}` wrapper: the closing brace after the inner array or object.
     variant: bool,
 }
 
-impl Compound<'_> {
+impl Compound<'_, '_> {
     fn comma(&mut self) {
         if self.first {
             self.first = false;
@@ -191,11 +196,11 @@ impl Compound<'_> {
     }
 }
 
-impl<'a> Writer {
-    fn open(&'a mut self, bracket: u8, variant: Option<&str>) -> Compound<'a> {
+impl<'v> Writer<'v> {
+    fn open<'a>(&'a mut self, bracket: u8, variant: Option<&str>) -> Compound<'a, 'v> {
         if let Some(name) = variant {
             self.out.push(b'{');
-            write_str(&mut self.out, name);
+            write_str(self.out, name);
             self.out.push(b':');
         }
         self.out.push(bracket);
@@ -207,16 +212,16 @@ impl<'a> Writer {
     }
 }
 
-impl<'a> ser::Serializer for &'a mut Writer {
+impl<'a, 'v> ser::Serializer for &'a mut Writer<'v> {
     type Ok = ();
     type Error = WriteError;
-    type SerializeSeq = Compound<'a>;
-    type SerializeTuple = Compound<'a>;
-    type SerializeTupleStruct = Compound<'a>;
-    type SerializeTupleVariant = Compound<'a>;
-    type SerializeMap = Compound<'a>;
-    type SerializeStruct = Compound<'a>;
-    type SerializeStructVariant = Compound<'a>;
+    type SerializeSeq = Compound<'a, 'v>;
+    type SerializeTuple = Compound<'a, 'v>;
+    type SerializeTupleStruct = Compound<'a, 'v>;
+    type SerializeTupleVariant = Compound<'a, 'v>;
+    type SerializeMap = Compound<'a, 'v>;
+    type SerializeStruct = Compound<'a, 'v>;
+    type SerializeStructVariant = Compound<'a, 'v>;
 
     fn serialize_bool(self, v: bool) -> Result<(), WriteError> {
         self.out
@@ -224,59 +229,59 @@ impl<'a> ser::Serializer for &'a mut Writer {
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_i16(self, v: i16) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_i32(self, v: i32) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_i64(self, v: i64) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_i128(self, v: i128) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_u8(self, v: u8) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_u16(self, v: u16) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_u32(self, v: u32) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_u64(self, v: u64) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), WriteError> {
-        write_int(&mut self.out, v);
+        write_int(self.out, v);
         Ok(())
     }
     fn serialize_f32(self, v: f32) -> Result<(), WriteError> {
-        write_f32(&mut self.out, v);
+        write_f32(self.out, v);
         Ok(())
     }
     fn serialize_f64(self, v: f64) -> Result<(), WriteError> {
-        write_f64(&mut self.out, v);
+        write_f64(self.out, v);
         Ok(())
     }
     fn serialize_char(self, v: char) -> Result<(), WriteError> {
-        write_str(&mut self.out, v.encode_utf8(&mut [0u8; 4]));
+        write_str(self.out, v.encode_utf8(&mut [0u8; 4]));
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Result<(), WriteError> {
-        write_str(&mut self.out, v);
+        write_str(self.out, v);
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), WriteError> {
@@ -284,7 +289,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         let mut seq = self.open(b'[', None);
         for byte in v {
             seq.comma();
-            write_int(&mut seq.writer.out, *byte);
+            write_int(seq.writer.out, *byte);
         }
         seq.close(b']');
         Ok(())
@@ -309,7 +314,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         _index: u32,
         variant: &'static str,
     ) -> Result<(), WriteError> {
-        write_str(&mut self.out, variant);
+        write_str(self.out, variant);
         Ok(())
     }
     fn serialize_newtype_struct<T: ?Sized + Serialize>(
@@ -327,23 +332,23 @@ impl<'a> ser::Serializer for &'a mut Writer {
         value: &T,
     ) -> Result<(), WriteError> {
         self.out.push(b'{');
-        write_str(&mut self.out, variant);
+        write_str(self.out, variant);
         self.out.push(b':');
         value.serialize(&mut *self)?;
         self.out.push(b'}');
         Ok(())
     }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>, WriteError> {
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a, 'v>, WriteError> {
         Ok(self.open(b'[', None))
     }
-    fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>, WriteError> {
+    fn serialize_tuple(self, _len: usize) -> Result<Compound<'a, 'v>, WriteError> {
         Ok(self.open(b'[', None))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
-    ) -> Result<Compound<'a>, WriteError> {
+    ) -> Result<Compound<'a, 'v>, WriteError> {
         Ok(self.open(b'[', None))
     }
     fn serialize_tuple_variant(
@@ -352,17 +357,17 @@ impl<'a> ser::Serializer for &'a mut Writer {
         _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Compound<'a>, WriteError> {
+    ) -> Result<Compound<'a, 'v>, WriteError> {
         Ok(self.open(b'[', Some(variant)))
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>, WriteError> {
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a, 'v>, WriteError> {
         Ok(self.open(b'{', None))
     }
     fn serialize_struct(
         self,
         _name: &'static str,
         _len: usize,
-    ) -> Result<Compound<'a>, WriteError> {
+    ) -> Result<Compound<'a, 'v>, WriteError> {
         Ok(self.open(b'{', None))
     }
     fn serialize_struct_variant(
@@ -371,12 +376,12 @@ impl<'a> ser::Serializer for &'a mut Writer {
         _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Compound<'a>, WriteError> {
+    ) -> Result<Compound<'a, 'v>, WriteError> {
         Ok(self.open(b'{', Some(variant)))
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
+impl ser::SerializeSeq for Compound<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
@@ -389,7 +394,7 @@ impl ser::SerializeSeq for Compound<'_> {
     }
 }
 
-impl ser::SerializeTuple for Compound<'_> {
+impl ser::SerializeTuple for Compound<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
@@ -400,7 +405,7 @@ impl ser::SerializeTuple for Compound<'_> {
     }
 }
 
-impl ser::SerializeTupleStruct for Compound<'_> {
+impl ser::SerializeTupleStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
@@ -411,7 +416,7 @@ impl ser::SerializeTupleStruct for Compound<'_> {
     }
 }
 
-impl ser::SerializeTupleVariant for Compound<'_> {
+impl ser::SerializeTupleVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
@@ -422,7 +427,7 @@ impl ser::SerializeTupleVariant for Compound<'_> {
     }
 }
 
-impl ser::SerializeMap for Compound<'_> {
+impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), WriteError> {
@@ -440,7 +445,7 @@ impl ser::SerializeMap for Compound<'_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_> {
+impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     fn serialize_field<T: ?Sized + Serialize>(
@@ -449,7 +454,7 @@ impl ser::SerializeStruct for Compound<'_> {
         value: &T,
     ) -> Result<(), WriteError> {
         self.comma();
-        write_str(&mut self.writer.out, key);
+        write_str(self.writer.out, key);
         self.writer.out.push(b':');
         value.serialize(&mut *self.writer)
     }
@@ -459,7 +464,7 @@ impl ser::SerializeStruct for Compound<'_> {
     }
 }
 
-impl ser::SerializeStructVariant for Compound<'_> {
+impl ser::SerializeStructVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     fn serialize_field<T: ?Sized + Serialize>(
@@ -478,7 +483,7 @@ impl ser::SerializeStructVariant for Compound<'_> {
 /// A map key: JSON object keys are strings, so (as serde_json does) strings and characters
 /// are written as they are, integers, bools and finite floats quoted, and anything else is
 /// an error.
-struct MapKey<'a>(&'a mut Writer);
+struct MapKey<'a, 'v>(&'a mut Writer<'v>);
 
 fn key_must_be_a_string() -> WriteError {
     WriteError("key must be a string".to_owned())
@@ -492,14 +497,14 @@ macro_rules! quoted_key {
     ($($method:ident: $ty:ty),*) => {
         $(fn $method(self, v: $ty) -> Result<(), WriteError> {
             self.0.out.push(b'"');
-            write_int(&mut self.0.out, v);
+            write_int(self.0.out, v);
             self.0.out.push(b'"');
             Ok(())
         })*
     };
 }
 
-impl ser::Serializer for MapKey<'_> {
+impl ser::Serializer for MapKey<'_, '_> {
     type Ok = ();
     type Error = WriteError;
     type SerializeSeq = ser::Impossible<(), WriteError>;
@@ -511,11 +516,11 @@ impl ser::Serializer for MapKey<'_> {
     type SerializeStructVariant = ser::Impossible<(), WriteError>;
 
     fn serialize_str(self, v: &str) -> Result<(), WriteError> {
-        write_str(&mut self.0.out, v);
+        write_str(self.0.out, v);
         Ok(())
     }
     fn serialize_char(self, v: char) -> Result<(), WriteError> {
-        write_str(&mut self.0.out, v.encode_utf8(&mut [0u8; 4]));
+        write_str(self.0.out, v.encode_utf8(&mut [0u8; 4]));
         Ok(())
     }
     fn serialize_bool(self, v: bool) -> Result<(), WriteError> {
@@ -551,7 +556,7 @@ impl ser::Serializer for MapKey<'_> {
             return Err(float_key_must_be_finite());
         }
         self.0.out.push(b'"');
-        write_f32(&mut self.0.out, v);
+        write_f32(self.0.out, v);
         self.0.out.push(b'"');
         Ok(())
     }
@@ -560,7 +565,7 @@ impl ser::Serializer for MapKey<'_> {
             return Err(float_key_must_be_finite());
         }
         self.0.out.push(b'"');
-        write_f64(&mut self.0.out, v);
+        write_f64(self.0.out, v);
         self.0.out.push(b'"');
         Ok(())
     }
@@ -673,6 +678,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn write_into_appends_to_the_buffer_it_is_given() {
+        let mut buf = Vec::with_capacity(1024);
+        buf.extend_from_slice(b"x");
+        let before = buf.as_ptr();
+        assert!(write_into(&mut buf, &serde_json::json!({"a": "b\n", "n": [1, 2.5]})).is_ok());
+        assert_eq!(buf, b"x{\"a\":\"b\\n\",\"n\":[1,2.5]}");
+        // The allocation the caller sized (e.g. a zeroizing one) is the one written to.
+        assert_eq!(buf.as_ptr(), before);
     }
 
     #[test]
