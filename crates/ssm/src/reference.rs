@@ -204,13 +204,7 @@ struct HopRead<'a> {
 /// `SourceResult`: the GetSecretValue result as JSON, encoded straight into a zeroizing
 /// buffer sized so that it never reallocates (a reallocation would leave an unzeroized copy).
 fn source_result(secret: &SecretValue) -> Result<Zeroizing<String>, SsmError> {
-    let value_len = secret.secret_string.as_ref().map_or(0, |s| s.len())
-        + secret
-            .secret_binary
-            .as_ref()
-            .map_or(0, |b| b.len() * 4 / 3 + 4);
-    // JSON escaping can at most sextuple a character (`\u00XX`); the rest is small.
-    let mut buf = Zeroizing::new(Vec::with_capacity(value_len * 6 + 1024));
+    let mut buf = Zeroizing::new(Vec::with_capacity(source_result_capacity(secret)));
     tresor_wire::json::write_into(&mut buf, secret).map_err(|e| {
         tracing::error!(error = %e, "could not encode a reference's SourceResult");
         SsmError::Internal
@@ -221,9 +215,77 @@ fn source_result(secret: &SecretValue) -> Result<Zeroizing<String>, SsmError> {
     Ok(out)
 }
 
+/// At least the length of `secret` as JSON: every string member's exact escaped length, the
+/// base64 of a binary value, and room for the member names, punctuation and the date. Exact
+/// for the value rather than six bytes per byte (the worst case of `\u00XX` escapes): the
+/// whole buffer is zeroized when dropped, and zeroizing 6 KiB for a 1 KiB value cost more
+/// than the rest of the encoding.
+fn source_result_capacity(secret: &SecretValue) -> usize {
+    use tresor_wire::json::escaped_len;
+    // `{"ARN":,"Name":,"VersionId":,"SecretBinary":,"SecretString":,"VersionStages":[],
+    // "CreatedDate":}` is 90 bytes; an epoch-seconds float at most 24.
+    256 + escaped_len(&secret.arn)
+        + escaped_len(&secret.name)
+        + escaped_len(&secret.version_id)
+        + secret
+            .version_stages
+            .iter()
+            .map(|s| escaped_len(s) + 1)
+            .sum::<usize>()
+        + secret
+            .secret_string
+            .as_ref()
+            .map_or(0, |s| escaped_len(s.expose()))
+        + secret
+            .secret_binary
+            .as_ref()
+            .map_or(0, |b| b.expose().len().div_ceil(3) * 4 + 2)
+}
+
 #[cfg(test)]
 mod hop_tests {
     use super::*;
+
+    #[test]
+    fn the_source_result_buffer_never_has_to_grow() {
+        let awkward: String = (0u8..128)
+            .map(char::from)
+            .chain(['\u{e9}', '\u{1f600}'])
+            .collect();
+        let now = time::OffsetDateTime::from_unix_timestamp(1_764_201_600).unwrap();
+        for value in [
+            "",
+            "plain",
+            "\"\\\u{0}\u{1f}",
+            awkward.as_str(),
+            &"\u{1}".repeat(2000),
+        ] {
+            for binary in [None, Some(vec![0u8; 0]), Some(vec![7u8; 1025])] {
+                let secret = SecretValue {
+                    arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:a\"b-AbCdEf".into(),
+                    name: "a\"b\u{2}".into(),
+                    version_id: "v\\1".into(),
+                    secret_binary: binary.clone().map(tresor_crypto::SecretBytes::from),
+                    secret_string: Some(tresor_crypto::SecretString::from(value.to_string())),
+                    version_stages: vec!["AWSCURRENT".into(), "l\u{7}".into()],
+                    created_date: now + time::Duration::nanoseconds(123_456_789),
+                };
+                let written = tresor_wire::json::to_vec(&secret).unwrap();
+                let capacity = source_result_capacity(&secret);
+                assert!(written.len() <= capacity, "{} > {capacity}", written.len());
+                // Sized to the value, not six times it.
+                assert!(
+                    capacity <= written.len() + 512,
+                    "{capacity} for {}",
+                    written.len()
+                );
+                assert_eq!(
+                    source_result(&secret).unwrap().as_bytes(),
+                    written.as_slice()
+                );
+            }
+        }
+    }
 
     /// The text is what a `serde_json` map of the same members writes (the log's order).
     #[test]

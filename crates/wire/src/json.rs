@@ -66,7 +66,7 @@ pub fn encode<T: Serialize>(output: &T) -> Result<Vec<u8>, AwsError> {
     crate::json_out::to_vec(output).map_err(|_| AwsError::internal(Protocol::AwsJson11))
 }
 
-pub use crate::json_out::{WriteError, write_into};
+pub use crate::json_out::{WriteError, escaped_len, write_into};
 
 /// Compact JSON of any serializable value (a stored record, an audit field): the bytes of
 /// `serde_json::to_vec`, written by the same writer as [`encode`].

@@ -151,6 +151,27 @@ fn write_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
+/// The length of `value` written as a JSON string, quotes included: what [`write_str`]
+/// appends. A caller that must size a buffer exactly (a zeroizing buffer for a secret, which
+/// must never reallocate) counts with this rather than assuming the worst case of six bytes
+/// per byte.
+pub fn escaped_len(value: &str) -> usize {
+    let bytes = value.as_bytes();
+    let mut len = bytes.len() + 2;
+    let mut at = 0;
+    loop {
+        at += clean_prefix(&bytes[at..]);
+        let Some(&byte) = bytes.get(at) else { break };
+        len += match escape_of(byte) {
+            Some(b"\\u00") => 5,
+            Some(escape) => escape.len() - 1,
+            None => 0,
+        };
+        at += 1;
+    }
+    len
+}
+
 fn write_f64(out: &mut Vec<u8>, value: f64) {
     if value.is_finite() {
         out.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
@@ -675,6 +696,7 @@ mod tests {
                         s.push('b');
                     }
                     same_as_serde_json(&s);
+                    assert_eq!(to_vec(&s).map(|v| v.len()).ok(), Some(escaped_len(&s)));
                 }
             }
         }
@@ -868,7 +890,9 @@ mod tests {
         #[test]
         fn strings_of_any_characters(s in any::<String>(), ascii in "[\\x00-\\x7f]{0,64}") {
             for s in [&s, &ascii] {
-                prop_assert_eq!(to_vec(s).ok(), serde_json::to_vec(s).ok());
+                let ours = to_vec(s).ok();
+                prop_assert_eq!(ours.as_ref().map(Vec::len), Some(escaped_len(s)));
+                prop_assert_eq!(ours, serde_json::to_vec(s).ok());
             }
         }
     }
