@@ -209,10 +209,15 @@ fn source_result(secret: &SecretValue) -> Result<Zeroizing<String>, SsmError> {
         tracing::error!(error = %e, "could not encode a reference's SourceResult");
         SsmError::Internal
     })?;
-    let text = std::str::from_utf8(&buf).map_err(|_| SsmError::Internal)?;
-    let mut out = Zeroizing::new(String::with_capacity(text.len()));
-    out.push_str(text);
-    Ok(out)
+    // The buffer becomes the string (no second copy to zeroize); JSON written from `str`s is
+    // UTF-8, and should it not be, the bytes are zeroized before the error.
+    match String::from_utf8(std::mem::take(&mut *buf)) {
+        Ok(text) => Ok(Zeroizing::new(text)),
+        Err(e) => {
+            drop(Zeroizing::new(e.into_bytes()));
+            Err(SsmError::Internal)
+        }
+    }
 }
 
 /// At least the length of `secret` as JSON: every string member's exact escaped length, the
