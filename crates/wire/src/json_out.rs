@@ -12,28 +12,11 @@
 //!
 //! The property test in this module holds the writer to serde_json's output byte for byte.
 
-use std::fmt;
-
 use serde::ser::{self, Serialize};
 
 /// Why an output could not be written: a `Serialize` impl reported an error, or a map key
-/// was not a string, a character, an integer or a bool.
-#[derive(Debug)]
-pub struct WriteError(String);
-
-impl fmt::Display for WriteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for WriteError {}
-
-impl ser::Error for WriteError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        WriteError(msg.to_string())
-    }
-}
+/// was not a string, a character, a number or a bool.
+pub use crate::ser_error::OutputError as WriteError;
 
 /// Serializes `value` as compact JSON.
 pub fn to_vec<T: ?Sized + Serialize>(value: &T) -> Result<Vec<u8>, WriteError> {
@@ -415,38 +398,27 @@ impl ser::SerializeSeq for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), WriteError> {
-        ser::SerializeSeq::end(self)
-    }
+/// Tuples, tuple structs and tuple variants are arrays: their elements are a sequence's.
+macro_rules! as_sequence {
+    ($($trait:ident::$method:ident),*) => {
+        $(impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = WriteError;
+            fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
+                ser::SerializeSeq::serialize_element(self, value)
+            }
+            fn end(self) -> Result<(), WriteError> {
+                ser::SerializeSeq::end(self)
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), WriteError> {
-        ser::SerializeSeq::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WriteError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), WriteError> {
-        ser::SerializeSeq::end(self)
-    }
-}
+as_sequence!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();

@@ -23,6 +23,7 @@ mod json_out;
 pub mod query;
 pub mod rest_json;
 pub mod route;
+mod ser_error;
 pub mod service;
 pub mod timefmt;
 pub mod validate;

@@ -39,22 +39,7 @@ pub(super) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Option<String>,
 
 /// Output that cannot be XML (a top-level scalar, a tuple variant, a map key that is not
 /// text). A bug in an output type, never the client's fault.
-#[derive(Debug)]
-pub struct Error(String);
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl ser::Error for Error {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        Error(msg.to_string())
-    }
-}
+pub use crate::ser_error::OutputError as Error;
 
 fn unsupported<T>(what: &str) -> Result<T, Error> {
     Err(Error(format!("{what} cannot be an awsQuery XML result")))
