@@ -13,7 +13,8 @@ use crate::error::ServiceError;
 #[derive(Clone)]
 pub struct ResolvedCredential {
     pub secret: SecretBytes,
-    pub caller: Caller,
+    /// Shared: the credential cache hands out clones of this on every request.
+    pub caller: std::sync::Arc<Caller>,
     /// For temporary credentials: when they stop working, and the SHA-256 of their token.
     pub session: Option<SessionValidity>,
 }

@@ -74,7 +74,7 @@ pub fn resolve_in(
     let caller = caller_for_key(txn, access_key_id, &key)?;
     Ok(ResolvedCredential {
         secret,
-        caller,
+        caller: caller.into(),
         session: None,
     })
 }
@@ -153,7 +153,7 @@ fn resolve_session(
     let secret = open_secret(root, access_key_id, &session.secret_sealed)?;
     Ok(ResolvedCredential {
         secret,
-        caller,
+        caller: caller.into(),
         session: Some(SessionValidity {
             expiration: session.expiration,
             token_sha256: session.token_sha256.clone(),

@@ -8,7 +8,8 @@ use tresor_wire::{AwsError, Protocol, ServiceId};
 
 /// A successfully authenticated request.
 pub struct Authenticated {
-    pub caller: Caller,
+    /// Shared with the credential cache and the request's audit record (no deep copies).
+    pub caller: std::sync::Arc<Caller>,
     pub region: String,
     /// When the temporary credential's session was issued (for the audit record).
     pub session_created: Option<OffsetDateTime>,

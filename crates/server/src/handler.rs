@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tresor_core::audit::{Facts, PendingRecord};
-use tresor_core::{RequestCtx, Services};
+use tresor_core::{Caller, RequestCtx, Services};
 use tresor_sigv4::{HttpRequest, SigningKeyCache};
 use tresor_wire::error::{render_json, render_xml};
 use tresor_wire::query::QueryParams;
@@ -277,7 +277,7 @@ impl Call<'_> {
     /// identity policies, so anything it were asked to authorize would be denied.
     fn anonymous(&self) -> auth::Authenticated {
         auth::Authenticated {
-            caller: tresor_core::Caller {
+            caller: Caller {
                 account: String::new(),
                 arn: "anonymous".to_string(),
                 user_id: "anonymous".to_string(),
@@ -287,7 +287,8 @@ impl Call<'_> {
                     unique_id: String::new(),
                 },
                 access_key_id: String::new(),
-            },
+            }
+            .into(),
             region: self.state.regions.first().cloned().unwrap_or_default(),
             session_created: None,
             federation: None,
@@ -313,7 +314,7 @@ impl Call<'_> {
             now: self.now,
             source_ip: Some(self.remote.ip()),
             secure_transport: self.tls,
-            caller: authenticated.caller.clone(),
+            caller: Caller::clone(&authenticated.caller),
             deferred: Default::default(),
             audit: Default::default(),
         }

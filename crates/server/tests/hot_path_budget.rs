@@ -247,7 +247,7 @@ fn get_secret_value(f: &Fixture) -> usize {
         now,
     )
     .unwrap_or_else(|e| panic!("authentication: {e:?}"));
-    let ctx = ctx(authenticated.caller, now);
+    let ctx = ctx(Caller::clone(&authenticated.caller), now);
     let call = json_operation(ServiceId::SecretsManager, "GetSecretValue")
         .expect("operation")
         .call;

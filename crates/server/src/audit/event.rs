@@ -5,6 +5,7 @@
 //! redacted input and output), the outcome, and the services' audit facts.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -21,7 +22,7 @@ use tresor_wire::ServiceId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Who {
     Caller {
-        caller: Caller,
+        caller: Arc<Caller>,
         session_created: Option<OffsetDateTime>,
         /// The outside identity a role session was issued to.
         federation: Option<Federation>,
@@ -746,7 +747,7 @@ mod tests {
             source_ip: "10.0.0.1".parse().ok(),
             user_agent: Some("boto3".into()),
             who: Who::Caller {
-                caller: role_caller(),
+                caller: role_caller().into(),
                 session_created: OffsetDateTime::from_unix_timestamp(1_699_999_000).ok(),
                 federation: None,
             },
@@ -979,7 +980,7 @@ mod tests {
         };
         let whos = [
             Who::Caller {
-                caller: role_caller(),
+                caller: role_caller().into(),
                 session_created: OffsetDateTime::from_unix_timestamp(1_699_999_000).ok(),
                 federation: Some(Federation {
                     federated_provider: "arn:aws:iam::111122223333:oidc-provider/x".into(),
@@ -987,12 +988,12 @@ mod tests {
                 }),
             },
             Who::Caller {
-                caller: user,
+                caller: user.into(),
                 session_created: None,
                 federation: None,
             },
             Who::Caller {
-                caller: Caller::root("111122223333", "AKIAROOT"),
+                caller: Caller::root("111122223333", "AKIAROOT").into(),
                 session_created: OffsetDateTime::from_unix_timestamp(1_699_999_000).ok(),
                 federation: None,
             },
@@ -1089,12 +1090,12 @@ mod tests {
                 session_created: session_created.map(|t| t + time::Duration::seconds(1)),
                 federation: federation.clone(),
             });
-            let mut renamed = caller.clone();
+            let mut renamed = Caller::clone(caller);
             if let CallerKind::AssumedRole { role_name, .. } = &mut renamed.kind {
                 role_name.push('2');
             }
             whos.push(Who::Caller {
-                caller: renamed,
+                caller: renamed.into(),
                 session_created: *session_created,
                 federation: federation.clone(),
             });
