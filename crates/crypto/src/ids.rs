@@ -63,14 +63,20 @@ pub fn uuid_v4() -> String {
     let mut b = uuid_bytes();
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    uuid_string(&b)
+}
+
+/// The lowercase hyphenated (8-4-4-4-12) form of 16 bytes, e.g. a KMS key id.
+pub fn uuid_string(b: &[u8; 16]) -> String {
     let mut s = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
+    for (i, part) in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
             s.push('-');
         }
-        s.push(char::from(HEX[usize::from(byte >> 4)]));
-        s.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        crate::push_hex(&mut s, part);
     }
     s
 }

@@ -39,17 +39,26 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Hex-encoded SHA-256 of `data` (ring), e.g. the stored digest of an STS session token.
-/// It runs on every request signed with temporary credentials, so it writes into a buffer
-/// rather than through `hex::encode`'s `char`-at-a-time string.
-pub fn sha256_hex(data: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 64];
-    match hex::encode_to_slice(digest.as_ref(), &mut out) {
-        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-        // 32 bytes always fit 64 hex digits; keep the plain form rather than panic.
-        Err(_) => hex::encode(digest.as_ref()),
+/// Appends the lowercase hex of `bytes` to `out`. Ids and digests on the request path use
+/// this rather than `hex::encode`, which builds its string a `char` at a time.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
+}
+
+/// Hex-encoded SHA-256 of `data` (ring), e.g. the stored digest of an STS session token
+/// (every request signed with temporary credentials computes one).
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut out = String::with_capacity(64);
+    push_hex(
+        &mut out,
+        ring::digest::digest(&ring::digest::SHA256, data).as_ref(),
+    );
+    out
 }
 
 #[cfg(test)]

@@ -95,33 +95,9 @@ fn uuid_bytes(key_id: &str) -> Option<[u8; KEY_ID_LEN]> {
     Some(out)
 }
 
-/// Lowercase hex of `bytes`, appended to `out` (`hex::encode` builds its string a `char` at
-/// a time; this runs on every envelope read).
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-}
-
 fn hex_string(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
-}
-
-/// The 8-4-4-4-12 form of a 16-byte key id.
-fn uuid_string(b: &[u8]) -> String {
-    let mut out = String::with_capacity(36);
-    let mut at = 0;
-    for (i, len) in [4, 2, 2, 2, 6].into_iter().enumerate() {
-        if i > 0 {
-            out.push('-');
-        }
-        push_hex(&mut out, b.get(at..at + len).unwrap_or_default());
-        at += len;
-    }
+    tresor_crypto::push_hex(&mut out, bytes);
     out
 }
 
@@ -189,7 +165,7 @@ pub fn parse_header(blob: &[u8]) -> Option<BlobHeader> {
     }
     Some(BlobHeader {
         account: account.to_string(),
-        key_id: uuid_string(&blob[13..29]),
+        key_id: tresor_crypto::ids::uuid_string(blob[13..29].try_into().ok()?),
         material_id: hex_string(&blob[29..PREFIX_LEN]),
     })
 }
@@ -277,7 +253,13 @@ mod tests {
                 &h[16..20],
                 &h[20..32]
             );
-            assert_eq!(uuid_string(&bytes[..16]), uuid);
+            assert_eq!(
+                bytes[..16]
+                    .try_into()
+                    .ok()
+                    .map(tresor_crypto::ids::uuid_string),
+                Some(uuid.clone())
+            );
             assert_eq!(
                 uuid_bytes(&uuid).map(|b| b.to_vec()),
                 Some(bytes[..16].to_vec())
