@@ -199,7 +199,9 @@ fn authorize(
     };
 
     let built;
-    let same_caller = compiled.principal.0 == *caller;
+    // The cached entry usually holds the very caller the credential cache shares.
+    let same_caller =
+        Arc::ptr_eq(&compiled.principal.0, caller) || *compiled.principal.0 == **caller;
     let principal = if same_caller {
         &compiled.principal.1
     } else {
@@ -342,7 +344,7 @@ pub fn source_type_of(label: &str) -> SourcePolicyType {
 /// older than its tag, whatever snapshot the operation's own transaction holds).
 fn compiled_identity(
     services: &Authorizer,
-    caller: &Caller,
+    caller: &Arc<Caller>,
 ) -> Result<Arc<CompiledIdentity>, AuthzError> {
     let generation = services.identity_generation.load(Ordering::SeqCst);
     if let Some(hit) = services.identities.get(&caller.access_key_id, generation) {

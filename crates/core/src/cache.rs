@@ -129,7 +129,7 @@ pub struct CompiledIdentity {
     /// The caller the entry was filled for and the policy engine's view of it (with
     /// `principal_tags`), built once instead of per authorization. It is a function of the
     /// caller and the tags alone, so it is used only for a request by an identical caller.
-    pub principal: (Caller, Principal),
+    pub principal: (std::sync::Arc<Caller>, Principal),
 }
 
 impl CompiledIdentity {

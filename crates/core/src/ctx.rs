@@ -56,7 +56,8 @@ pub struct RequestCtx {
     pub now: OffsetDateTime,
     pub source_ip: Option<std::net::IpAddr>,
     pub secure_transport: bool,
-    pub caller: Caller,
+    /// Shared with the credential cache and the request's audit record (no deep copy).
+    pub caller: std::sync::Arc<Caller>,
     /// Writes a read operation asks for on the side (e.g. Secrets Manager's
     /// `LastAccessedDate`): run by the server off the request threads after the operation
     /// returns, and before the response is sent, so a read never waits for the store's writer

@@ -151,7 +151,7 @@ mod tests {
             boundary: None,
             session: Vec::new(),
             principal_tags: Vec::new(),
-            principal: (caller, Principal::root("111122223333")),
+            principal: (Arc::new(caller), Principal::root("111122223333")),
         })
     }
 

@@ -43,7 +43,7 @@ pub fn ctx_at(now: OffsetDateTime) -> RequestCtx {
         now,
         source_ip: None,
         secure_transport: true,
-        caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
+        caller: std::sync::Arc::new(Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12")),
         deferred: Default::default(),
         audit: Default::default(),
     }

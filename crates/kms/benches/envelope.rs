@@ -31,7 +31,7 @@ fn ctx(caller: Caller) -> RequestCtx {
         now: OffsetDateTime::now_utc(),
         source_ip: None,
         secure_transport: true,
-        caller,
+        caller: std::sync::Arc::new(caller),
         deferred: Default::default(),
         audit: Default::default(),
     }

@@ -1056,7 +1056,7 @@ fn nothing_secret_reaches_the_store() {
 /// A request from an IAM user with no policy at all.
 fn nobody() -> RequestCtx {
     let mut c = ctx();
-    c.caller = tresor_core::Caller {
+    c.caller = std::sync::Arc::new(tresor_core::Caller {
         account: ACCOUNT.into(),
         arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
         user_id: "AIDAMALLORYEXAMPLE01".into(),
@@ -1066,7 +1066,7 @@ fn nobody() -> RequestCtx {
             unique_id: "AIDAMALLORYEXAMPLE01".into(),
         },
         access_key_id: "AKIAMALLORYEXAMPLE01".into(),
-    };
+    });
     c
 }
 

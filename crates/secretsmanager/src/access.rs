@@ -393,7 +393,7 @@ mod tests {
             now: time::OffsetDateTime::UNIX_EPOCH,
             source_ip: None,
             secure_transport: false,
-            caller: Caller::root("111122223333", "AKIA"),
+            caller: std::sync::Arc::new(Caller::root("111122223333", "AKIA")),
             deferred: Default::default(),
             audit: Default::default(),
         }

@@ -149,7 +149,7 @@ mod tests {
             now,
             source_ip: None,
             secure_transport: true,
-            caller: Caller::root("111122223333", "AKIAEXAMPLE"),
+            caller: std::sync::Arc::new(Caller::root("111122223333", "AKIAEXAMPLE")),
             deferred: Default::default(),
             audit: Default::default(),
         }

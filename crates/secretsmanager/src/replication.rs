@@ -207,7 +207,7 @@ pub(crate) fn add_regions(
             status_message: None,
             last_accessed: None,
             force_overwrite: force,
-            by: Some(ctx.caller.clone()),
+            by: Some(tresor_core::ctx::Caller::clone(&ctx.caller)),
             synced_seq: 0,
         };
         match rec

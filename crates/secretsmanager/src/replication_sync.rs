@@ -386,7 +386,7 @@ fn acting_ctx(
         now,
         source_ip: None,
         secure_transport: true,
-        caller,
+        caller: std::sync::Arc::new(caller),
         deferred: Default::default(),
         audit: Default::default(),
     }

@@ -30,7 +30,7 @@ fn ctx(region: &str) -> RequestCtx {
         now: OffsetDateTime::now_utc(),
         source_ip: None,
         secure_transport: true,
-        caller: Caller::root(ACCOUNT, "AKIAEXAMPLE"),
+        caller: std::sync::Arc::new(Caller::root(ACCOUNT, "AKIAEXAMPLE")),
         deferred: Default::default(),
         audit: Default::default(),
     }

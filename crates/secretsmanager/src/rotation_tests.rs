@@ -34,7 +34,7 @@ fn ctx() -> RequestCtx {
         now: OffsetDateTime::now_utc(),
         source_ip: None,
         secure_transport: true,
-        caller: Caller::root(ACCOUNT, "AKIAEXAMPLE"),
+        caller: std::sync::Arc::new(Caller::root(ACCOUNT, "AKIAEXAMPLE")),
         deferred: Default::default(),
         audit: Default::default(),
     }

@@ -107,7 +107,7 @@ mod tests {
     /// A request from an IAM user with no policy at all.
     fn nobody() -> RequestCtx {
         let mut c = ctx();
-        c.caller = tresor_core::Caller {
+        c.caller = std::sync::Arc::new(tresor_core::Caller {
             account: ACCOUNT.into(),
             arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
             user_id: "AIDAMALLORYEXAMPLE01".into(),
@@ -117,7 +117,7 @@ mod tests {
                 unique_id: "AIDAMALLORYEXAMPLE01".into(),
             },
             access_key_id: "AKIAMALLORYEXAMPLE01".into(),
-        };
+        });
         c
     }
 

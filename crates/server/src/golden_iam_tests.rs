@@ -30,7 +30,7 @@ fn ctx() -> RequestCtx {
         now: datetime!(2026-01-02 3:04:05 UTC),
         source_ip: None,
         secure_transport: true,
-        caller: Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12"),
+        caller: std::sync::Arc::new(Caller::root(ACCOUNT, "AKIAEXAMPLEEXAMPLE12")),
         deferred: Default::default(),
         audit: Default::default(),
     }

@@ -58,11 +58,17 @@ pub struct State {
     deployment: parking_lot::Mutex<Option<Deployment>>,
     auditor: Arc<Auditor>,
     metrics: Arc<Metrics>,
+    writes: crate::writes::WritePool,
 }
 
 impl State {
-    pub fn new(deployment: Deployment, config: &Config, _tls: bool, auditor: Arc<Auditor>) -> Self {
-        State {
+    pub fn new(
+        deployment: Deployment,
+        config: &Config,
+        _tls: bool,
+        auditor: Arc<Auditor>,
+    ) -> std::io::Result<Self> {
+        Ok(State {
             services: deployment.services.clone(),
             keys: SigningKeyCache::new(SIGNING_KEY_CACHE),
             regions: config.regions.clone(),
@@ -70,7 +76,8 @@ impl State {
             deployment: parking_lot::Mutex::new(Some(deployment)),
             metrics: auditor.metrics().clone(),
             auditor,
-        }
+            writes: crate::writes::WritePool::new()?,
+        })
     }
 
     pub fn services(&self) -> &Arc<Services> {
@@ -96,12 +103,13 @@ pub async fn serve_request(
     Ok(handle(&state, req, remote, tls).await)
 }
 
-/// Runs a handler inline (reads) or on the blocking pool (writes), then the deferred writes
-/// it asked for, off the request thread, before the response goes out.
+/// Runs a handler inline (reads) or on a writer thread (writes, see [`crate::writes`]), then
+/// the deferred writes it asked for, off the request thread, before the response goes out.
 /// `pending` is the request's audit record, written into every write transaction the
 /// operation commits (see [`crate::audit`]).
 async fn run_operation<T: Send + 'static>(
     services: &Arc<Services>,
+    writes: &crate::writes::WritePool,
     ctx: RequestCtx,
     access: Access,
     pending: Option<Arc<Pending>>,
@@ -118,7 +126,8 @@ async fn run_operation<T: Send + 'static>(
         (run(services, &ctx), ctx)
     } else {
         let services = services.clone();
-        tokio::task::spawn_blocking(move || (run(&services, &ctx), ctx))
+        writes
+            .spawn(move || (run(&services, &ctx), ctx))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "an operation's task failed");
@@ -314,7 +323,7 @@ impl Call<'_> {
             now: self.now,
             source_ip: Some(self.remote.ip()),
             secure_transport: self.tls,
-            caller: Caller::clone(&authenticated.caller),
+            caller: authenticated.caller.clone(),
             deferred: Default::default(),
             audit: Default::default(),
         }
@@ -448,8 +457,15 @@ impl Call<'_> {
             ),
             ctx.audit.clone(),
         );
-        let mut outcome =
-            run_operation(&self.state.services, ctx, access, pending.clone(), call).await;
+        let mut outcome = run_operation(
+            &self.state.services,
+            &self.state.writes,
+            ctx,
+            access,
+            pending.clone(),
+            call,
+        )
+        .await;
         log_outcome(self.request_id, &caller, service, op, &outcome);
         if let Some(pending) = pending {
             let recorded = match &outcome {

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod peer;
 pub mod setup;
 pub mod tls;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,12 +124,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         metrics,
     )
     .map_err(ServerError::Setup)?;
-    let state = Arc::new(handler::State::new(
-        deployment,
-        &config,
-        tls.is_some(),
-        auditor.clone(),
-    ));
+    let state = Arc::new(
+        handler::State::new(deployment, &config, tls.is_some(), auditor.clone())
+            .map_err(|e| ServerError::Setup(format!("cannot start the writer threads: {e}")))?,
+    );
     let (tx, rx) = watch::channel(false);
     let retention = tokio::spawn(auditor.retention(config.audit.retention_days, rx.clone()));
     let worker = tokio::spawn(jobs::worker(

@@ -53,7 +53,7 @@ fn ctx(caller: Caller, now: OffsetDateTime) -> RequestCtx {
         now,
         source_ip: None,
         secure_transport: true,
-        caller,
+        caller: std::sync::Arc::new(caller),
         deferred: Default::default(),
         audit: Default::default(),
     }

@@ -1073,7 +1073,7 @@ fn deletes_and_tags() {
 /// A request from an IAM user with no policy at all.
 fn nobody() -> RequestCtx {
     let mut c = ctx();
-    c.caller = tresor_core::Caller {
+    c.caller = std::sync::Arc::new(tresor_core::Caller {
         account: ACCOUNT.into(),
         arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
         user_id: "AIDAMALLORYEXAMPLE01".into(),
@@ -1083,7 +1083,7 @@ fn nobody() -> RequestCtx {
             unique_id: "AIDAMALLORYEXAMPLE01".into(),
         },
         access_key_id: "AKIAMALLORYEXAMPLE01".into(),
-    };
+    });
     c
 }
 
