@@ -2,6 +2,7 @@
 //! condition keys + optional resource policy → allow, or AWS's access-denied error naming the
 //! caller, action, resource and reason. Operations never decide access themselves.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,10 +27,29 @@ pub struct AuthzRequest<'a> {
     pub action: &'a str,
     /// The resource ARN, or `*` for actions without a resource.
     pub resource: &'a str,
-    /// Service-specific condition keys (`kms:ViaService`, `secretsmanager:SecretId`, …).
-    pub context: Vec<(String, String)>,
+    /// Service-specific condition keys (`kms:ViaService`, `secretsmanager:SecretId`, …),
+    /// borrowed from the request, the caller and the target where they can be: the hot reads
+    /// build them on every request.
+    pub context: Vec<Condition<'a>>,
     /// The resource-based policy document of the target, if it has one, and what kind it is.
     pub resource_policy: Option<ResourcePolicy<'a>>,
+}
+
+/// A condition key and its value.
+pub type Condition<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// A condition key and its value, each borrowed or owned (`cond("kms:KeySpec",
+/// "SYMMETRIC_DEFAULT")`, `cond(format!("aws:RequestTag/{k}"), v.as_str())`).
+pub fn cond<'a>(key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) -> Condition<'a> {
+    (key.into(), value.into())
+}
+
+/// Owned key/value pairs as condition keys (moved, not copied).
+pub fn owned_conditions<'a>(pairs: Vec<(String, String)>) -> Vec<Condition<'a>> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+        .collect()
 }
 
 pub enum ResourcePolicy<'a> {
@@ -238,7 +258,7 @@ fn authorize(
     if let Some(ip) = ctx.source_ip {
         context = context.with("aws:SourceIp", ip_text(ip));
     }
-    context.append_all(req.context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    context.append_all(req.context.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
     let resource_account = resource_account(req.resource);
     let set = PolicySet {
         identity: compiled

@@ -34,7 +34,7 @@ pub(crate) struct Question<'a> {
     pub region: &'a str,
     pub secure_transport: bool,
     pub source_ip: Option<IpAddr>,
-    pub context: &'a [(String, String)],
+    pub context: &'a [crate::authz::Condition<'a>],
 }
 
 /// A question that was allowed, owned: it keeps its identity entry and resource policy alive,
@@ -79,7 +79,12 @@ impl Question<'_> {
             && self.region == &*a.region
             && self.secure_transport == a.secure_transport
             && self.source_ip == a.source_ip
-            && self.context == a.context.as_slice()
+            && self.context.len() == a.context.len()
+            && self
+                .context
+                .iter()
+                .zip(&a.context)
+                .all(|((k, v), (ak, av))| k == ak && v == av)
     }
 
     fn owned(&self) -> Allowed {
@@ -92,7 +97,11 @@ impl Question<'_> {
             region: self.region.into(),
             secure_transport: self.secure_transport,
             source_ip: self.source_ip,
-            context: self.context.to_vec(),
+            context: self
+                .context
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 }
@@ -170,7 +179,7 @@ mod tests {
         let cache = DecisionCache::default();
         let (id, other_id) = (identity(), identity());
         let (pol, same_text) = (policy(), policy());
-        let context = vec![("kms:ViaService".to_string(), "x".to_string())];
+        let context = vec![crate::authz::cond("kms:ViaService", "x")];
         let base = Question {
             identity: &id,
             resource_policy: Some(&pol),
@@ -189,10 +198,10 @@ mod tests {
         assert_eq!(cache.allowed(&base), Ok(()));
 
         let more_context = vec![
-            ("kms:ViaService".to_string(), "x".to_string()),
-            ("kms:CallerAccount".to_string(), "1".to_string()),
+            crate::authz::cond("kms:ViaService", "x"),
+            crate::authz::cond("kms:CallerAccount", "1"),
         ];
-        let other_value = vec![("kms:ViaService".to_string(), "y".to_string())];
+        let other_value = vec![crate::authz::cond("kms:ViaService", "y")];
         let variants = [
             Question {
                 identity: &other_id,

@@ -21,7 +21,7 @@ pub mod lease;
 pub mod record;
 pub mod registry;
 
-pub use authz::{AuthzRequest, ResourcePolicy};
+pub use authz::{AuthzRequest, Condition, ResourcePolicy, cond, owned_conditions};
 pub use credential::{CredentialError, ResolvedCredential, SessionValidity};
 pub use ctx::{Caller, CallerKind, RequestCtx};
 pub use directory::{Directory, IdentityPolicies};

@@ -11,7 +11,7 @@ use crate::errors::KmsError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use time::{Duration, OffsetDateTime};
-use tresor_core::authz::{AuthzRequest, ResourcePolicy};
+use tresor_core::authz::{AuthzRequest, Condition, ResourcePolicy, cond};
 use tresor_core::{RequestCtx, Services};
 use tresor_crypto::{AeadKey, Zeroizing};
 use tresor_store::{ReadTxn, WriteTxn};
@@ -453,11 +453,11 @@ pub(crate) fn prepare_predefined(
 
 /// `kms:EncryptionContext:<k>` = v for each pair and one `kms:EncryptionContextKeys` per key
 /// (a multi-valued key: the Authorizer gathers repeated entries into one list).
-pub(crate) fn context_conditions(context: &BTreeMap<String, String>) -> Vec<(String, String)> {
+pub(crate) fn context_conditions(context: &BTreeMap<String, String>) -> Vec<Condition<'_>> {
     let mut out = Vec::with_capacity(context.len() * 2);
     for (k, v) in context {
-        out.push((["kms:EncryptionContext:", k].concat(), v.clone()));
-        out.push(("kms:EncryptionContextKeys".to_string(), k.clone()));
+        out.push(cond(["kms:EncryptionContext:", k].concat(), v.as_str()));
+        out.push(cond("kms:EncryptionContextKeys", k.as_str()));
     }
     out
 }
@@ -467,29 +467,29 @@ pub(crate) fn context_conditions(context: &BTreeMap<String, String>) -> Vec<(Str
 /// policies in AWS KMS"); the request's
 /// resource is always the key ARN, so IAM statements naming an alias never match.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn authorize_key(
+pub(crate) fn authorize_key<'a>(
     services: &Services,
-    ctx: &RequestCtx,
+    ctx: &'a RequestCtx,
     action: &str,
-    key: &KeyRecord,
-    request_alias: Option<&str>,
+    key: &'a KeyRecord,
+    request_alias: Option<&'a str>,
     via: Option<&str>,
-    extra: Vec<(String, String)>,
+    extra: Vec<Condition<'a>>,
 ) -> Result<(), KmsError> {
     let mut context = Vec::with_capacity(8 + key.aliases.len() + extra.len());
-    context.push(("kms:CallerAccount".to_string(), ctx.caller.account.clone()));
+    context.push(cond("kms:CallerAccount", ctx.caller.account.as_str()));
     if let Some(via) = via {
-        context.push(("kms:ViaService".to_string(), via_service(via, &ctx.region)));
+        context.push(cond("kms:ViaService", via_service(via, &ctx.region)));
     }
     if let Some(alias) = request_alias {
-        context.push(("kms:RequestAlias".to_string(), alias.to_string()));
+        context.push(cond("kms:RequestAlias", alias));
     }
     for alias in &key.aliases {
-        context.push(("kms:ResourceAliases".to_string(), alias.clone()));
+        context.push(cond("kms:ResourceAliases", alias.as_str()));
     }
-    context.push(("kms:KeyOrigin".to_string(), "AWS_KMS".to_string()));
-    context.push(("kms:KeySpec".to_string(), "SYMMETRIC_DEFAULT".to_string()));
-    context.push(("kms:KeyUsage".to_string(), "ENCRYPT_DECRYPT".to_string()));
+    context.push(cond("kms:KeyOrigin", "AWS_KMS"));
+    context.push(cond("kms:KeySpec", "SYMMETRIC_DEFAULT"));
+    context.push(cond("kms:KeyUsage", "ENCRYPT_DECRYPT"));
     context.extend(extra);
     services
         .authorize(
@@ -506,14 +506,14 @@ pub(crate) fn authorize_key(
 
 /// Asks the Authorizer about an action that IAM policies alone govern (`kms:CreateKey`,
 /// `kms:ListKeys`, alias ARNs for alias operations).
-pub(crate) fn authorize_identity(
+pub(crate) fn authorize_identity<'a>(
     services: &Services,
-    ctx: &RequestCtx,
+    ctx: &'a RequestCtx,
     action: &str,
     resource: &str,
-    extra: Vec<(String, String)>,
+    extra: Vec<Condition<'a>>,
 ) -> Result<(), KmsError> {
-    let mut context = vec![("kms:CallerAccount".to_string(), ctx.caller.account.clone())];
+    let mut context = vec![cond("kms:CallerAccount", ctx.caller.account.as_str())];
     context.extend(extra);
     services
         .authorize(
@@ -596,16 +596,16 @@ fn ciphertext_key_unknown() -> KmsError {
 /// (IncorrectKeyException), authorizes `action` on the key found in the blob, checks its
 /// state, then authenticates the blob with the context.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn decrypt_blob(
+pub(crate) fn decrypt_blob<'a>(
     services: &Services,
     txn: &dyn ReadTxn,
     ctx: &RequestCtx,
     action: &str,
     ciphertext: &[u8],
-    context: &BTreeMap<String, String>,
+    context: &'a BTreeMap<String, String>,
     key_id: Option<&str>,
     via: Option<&str>,
-    mut extra: Vec<(String, String)>,
+    mut extra: Vec<Condition<'a>>,
 ) -> Result<Opened, KmsError> {
     let header = blob::parse_header(ciphertext).ok_or_else(errors::invalid_ciphertext)?;
     let mut request_alias = None;

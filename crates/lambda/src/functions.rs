@@ -265,10 +265,8 @@ fn check_role(services: &Services, ctx: &RequestCtx, role: &str) -> Result<(), L
         return Err(model::pattern_error("role", role));
     }
     let mut req = AuthzRequest::new("iam:PassRole", role);
-    req.context.push((
-        "iam:PassedToService".to_string(),
-        LAMBDA_PRINCIPAL.to_string(),
-    ));
+    req.context
+        .push(tresor_core::cond("iam:PassedToService", LAMBDA_PRINCIPAL));
     services.authorize(ctx, &req)?;
     let assumable =
         tresor_iam::sts::service_may_assume_role(services, role, LAMBDA_PRINCIPAL, ctx.now)

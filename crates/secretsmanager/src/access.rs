@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::errors::SecretsManagerError;
 use time::OffsetDateTime;
-use tresor_core::authz::{AuthzRequest, ResourcePolicy};
+use tresor_core::authz::{AuthzRequest, Condition, ResourcePolicy, cond, owned_conditions};
 use tresor_core::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
 
@@ -145,16 +145,20 @@ pub fn find_shared(
 }
 
 /// The condition keys every request about an existing secret carries.
-pub fn secret_context(rec: &SecretRecord) -> Vec<(String, String)> {
-    let mut c = vec![("secretsmanager:SecretId".to_string(), rec.arn.clone())];
+pub fn secret_context(rec: &SecretRecord) -> Vec<Condition<'_>> {
+    let mut c = Vec::with_capacity(1 + 2 * rec.tags.len() + 1);
+    c.push(cond("secretsmanager:SecretId", rec.arn.as_str()));
     for (k, v) in &rec.tags {
-        c.push((["secretsmanager:ResourceTag/", k].concat(), v.clone()));
-        c.push((["aws:ResourceTag/", k].concat(), v.clone()));
+        c.push(cond(
+            ["secretsmanager:ResourceTag/", k].concat(),
+            v.as_str(),
+        ));
+        c.push(cond(["aws:ResourceTag/", k].concat(), v.as_str()));
     }
     if let Some(lambda) = &rec.rotation_lambda_arn {
-        c.push((
-            "secretsmanager:resource/AllowRotationLambdaArn".to_string(),
-            lambda.clone(),
+        c.push(cond(
+            "secretsmanager:resource/AllowRotationLambdaArn",
+            lambda.as_str(),
         ));
     }
     c
@@ -170,7 +174,7 @@ pub fn authorize(
     extra: Vec<(String, String)>,
 ) -> Result<(), SecretsManagerError> {
     let mut context = secret_context(rec);
-    context.extend(extra);
+    context.extend(owned_conditions(extra));
     services
         .authorize(
             ctx,
@@ -214,8 +218,8 @@ pub fn load_authorized_shared(
             Ok(rec)
         }
         None => {
-            let mut context = vec![("secretsmanager:SecretId".to_string(), t.shown_arn.clone())];
-            context.extend(extra);
+            let mut context = vec![cond("secretsmanager:SecretId", t.shown_arn.as_str())];
+            context.extend(owned_conditions(extra));
             services.authorize(
                 ctx,
                 &AuthzRequest {

@@ -482,7 +482,7 @@ pub(crate) fn authorize_create_replicas(
             &AuthzRequest {
                 action: "secretsmanager:ReplicateSecretToRegions",
                 resource: arn,
-                context,
+                context: tresor_core::owned_conditions(context),
                 resource_policy: None,
             },
         )

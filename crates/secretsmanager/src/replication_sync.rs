@@ -999,7 +999,7 @@ pub fn apply_peer_update(
                     &tresor_core::AuthzRequest {
                         action: "secretsmanager:TresorApplyReplicaUpdate",
                         resource: &arn,
-                        context: vec![("secretsmanager:SecretId".to_string(), arn.clone())],
+                        context: vec![tresor_core::cond("secretsmanager:SecretId", arn.as_str())],
                         resource_policy: None,
                     },
                 )

@@ -126,7 +126,7 @@ pub fn create_secret(
             &AuthzRequest {
                 action: "secretsmanager:CreateSecret",
                 resource: &arn,
-                context: context.clone(),
+                context: tresor_core::owned_conditions(context.clone()),
                 resource_policy: None,
             },
         )?;
@@ -137,7 +137,7 @@ pub fn create_secret(
                 &AuthzRequest {
                     action: "secretsmanager:TagResource",
                     resource: &arn,
-                    context: context.clone(),
+                    context: tresor_core::owned_conditions(context.clone()),
                     resource_policy: None,
                 },
             )?;

@@ -65,7 +65,7 @@ pub fn authorize(
             &AuthzRequest {
                 action,
                 resource,
-                context,
+                context: tresor_core::owned_conditions(context),
                 resource_policy: None,
             },
         )

@@ -249,7 +249,7 @@ pub(crate) fn authorized_in_context<E: Entity>(
 ) -> Result<E, IamError> {
     let (entity, arn) = lookup::<E>(txn, &ctx.caller.account, name)?;
     let mut req = AuthzRequest::new(action, &arn);
-    req.context = context;
+    req.context = tresor_core::owned_conditions(context);
     authorize_with(s, ctx, &req)?;
     entity.ok_or_else(|| E::KIND.not_found(name))
 }

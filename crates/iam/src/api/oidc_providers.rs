@@ -297,8 +297,10 @@ pub fn create_open_id_connect_provider(
     let arn = provider.arn(account);
     let mut req = AuthzRequest::new("iam:CreateOpenIDConnectProvider", &arn);
     for (k, v) in &provider.tags {
-        req.context.push((format!("aws:RequestTag/{k}"), v.clone()));
-        req.context.push(("aws:TagKeys".to_string(), k.clone()));
+        req.context
+            .push(tresor_core::cond(format!("aws:RequestTag/{k}"), v.clone()));
+        req.context
+            .push(tresor_core::cond("aws:TagKeys".to_string(), k.clone()));
     }
     let mut txn = s.store().begin_write()?;
     s.authorize(ctx, &req)?;

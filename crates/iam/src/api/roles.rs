@@ -204,7 +204,7 @@ pub fn create_role(
     let arn = EntityKind::Role.arn(account, path, name);
     let mut txn = s.store().begin_write()?;
     let mut req = AuthzRequest::new("iam:CreateRole", &arn);
-    req.context = create_context(boundary, &tags);
+    req.context = tresor_core::owned_conditions(create_context(boundary, &tags));
     authorize_with(s, ctx, &req)?;
     let key = keys::role(account, name);
     if txn.get(&key)?.is_some() {

@@ -132,7 +132,7 @@ pub fn create_user(
     let arn = EntityKind::User.arn(account, path, name);
     let mut txn = s.store().begin_write()?;
     let mut req = AuthzRequest::new("iam:CreateUser", &arn);
-    req.context = create_context(boundary, &tags);
+    req.context = tresor_core::owned_conditions(create_context(boundary, &tags));
     authorize_with(s, ctx, &req)?;
     let key = keys::user(account, name);
     if txn.get(&key)?.is_some() {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::errors::KmsError;
 use serde::{Deserialize, Serialize};
-use tresor_core::{RequestCtx, Services};
+use tresor_core::{Condition, RequestCtx, Services, cond};
 use tresor_crypto::{SecretBytes, Zeroizing};
 use tresor_wire::validate::Validator;
 
@@ -20,11 +20,11 @@ use crate::keys::{self as k, authorize_identity, context_conditions, require_usa
 
 const DATA_KEY_SPECS: [&str; 2] = ["AES_256", "AES_128"];
 
-fn encryption_conditions(
-    algorithm: &str,
-    context: &BTreeMap<String, String>,
-) -> Vec<(String, String)> {
-    let mut out = vec![("kms:EncryptionAlgorithm".to_string(), algorithm.to_string())];
+fn encryption_conditions<'a>(
+    algorithm: &'a str,
+    context: &'a BTreeMap<String, String>,
+) -> Vec<Condition<'a>> {
+    let mut out = vec![cond("kms:EncryptionAlgorithm", algorithm)];
     out.extend(context_conditions(context));
     out
 }
@@ -200,7 +200,7 @@ pub fn decrypt(
     check_algorithm(algorithm)?;
     k::prepare_predefined(services, ctx, input.key_id.as_deref())?;
     let txn = read(services)?;
-    let extra = vec![("kms:EncryptionAlgorithm".to_string(), algorithm.to_string())];
+    let extra = vec![cond("kms:EncryptionAlgorithm", algorithm)];
     let opened = k::decrypt_blob(
         services,
         &*txn,
@@ -293,10 +293,7 @@ pub fn re_encrypt(
     let txn = read(services)?;
     // ReEncrypt needs kms:ReEncryptFrom on the source key and kms:ReEncryptTo on the
     // destination (KMS API reference, ReEncrypt).
-    let extra = vec![(
-        "kms:EncryptionAlgorithm".to_string(),
-        source_algorithm.to_string(),
-    )];
+    let extra = vec![cond("kms:EncryptionAlgorithm", source_algorithm)];
     let opened = k::decrypt_blob(
         services,
         &*txn,

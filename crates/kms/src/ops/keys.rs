@@ -181,7 +181,13 @@ pub fn create_key(
         policy,
     )?;
     let (txn, ()) = write_authorized(services, |_| {
-        authorize_identity(services, ctx, "kms:CreateKey", "*", conditions.clone())?;
+        authorize_identity(
+            services,
+            ctx,
+            "kms:CreateKey",
+            "*",
+            tresor_core::owned_conditions(conditions.clone()),
+        )?;
         if !tags.is_empty() {
             // CreateKey with Tags also needs kms:TagResource in an IAM policy (KMS API
             // reference).
@@ -311,7 +317,14 @@ fn update_key(
     validate_key_id(&mut v, "KeyId", Some(key_id));
     finish(v)?;
     let (mut txn, mut key) = write_authorized(services, |txn| {
-        authorized_key(services, txn, ctx, key_id, action, extra.clone())
+        authorized_key(
+            services,
+            txn,
+            ctx,
+            key_id,
+            action,
+            tresor_core::owned_conditions(extra.clone()),
+        )
     })?;
     change(&mut *txn, &mut key)?;
     save_and_commit(txn, &key)?;

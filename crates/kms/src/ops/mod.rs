@@ -11,6 +11,7 @@ pub mod tags;
 use crate::errors::KmsError;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tresor_core::Condition;
 use tresor_core::{RequestCtx, Services};
 use tresor_store::{ReadTxn, WriteTxn};
 use tresor_wire::json::epoch_seconds;
@@ -63,7 +64,7 @@ pub(crate) fn authorized_key(
     ctx: &RequestCtx,
     key_id: &str,
     action: &str,
-    extra: Vec<(String, String)>,
+    extra: Vec<Condition<'_>>,
 ) -> Result<KeyRecord, KmsError> {
     let key = crate::keys::resolve(services, txn, ctx, key_id, false)?.key;
     crate::keys::authorize_key(services, ctx, action, &key, None, None, extra)?;
@@ -78,7 +79,7 @@ pub(crate) fn authorized_key_or_alias(
     ctx: &RequestCtx,
     key_id: &str,
     action: &str,
-    extra: Vec<(String, String)>,
+    extra: Vec<Condition<'_>>,
 ) -> Result<KeyRecord, KmsError> {
     let resolved = crate::keys::resolve(services, txn, ctx, key_id, true)?;
     crate::keys::authorize_key(

@@ -214,7 +214,7 @@ pub fn put_key_policy(
             ctx,
             &input.key_id,
             "kms:PutKeyPolicy",
-            extra.clone(),
+            tresor_core::owned_conditions(extra.clone()),
         )
     })?;
     refuse_aws_managed(&key)?;

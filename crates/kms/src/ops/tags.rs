@@ -117,7 +117,7 @@ pub fn tag_resource(
             ctx,
             &input.key_id,
             "kms:TagResource",
-            extra.clone(),
+            tresor_core::owned_conditions(extra.clone()),
         )
     })?;
     refuse_aws_managed(&key)?;
@@ -155,7 +155,7 @@ pub fn untag_resource(
             ctx,
             &input.key_id,
             "kms:UntagResource",
-            extra.clone(),
+            tresor_core::owned_conditions(extra.clone()),
         )
     })?;
     refuse_aws_managed(&key)?;
