@@ -74,9 +74,13 @@ const MUST_BE_SIGNED: &[(&str, &str)] = &[
 ];
 
 /// Refuses a request that carries one of [`MUST_BE_SIGNED`] without signing it.
-fn require_signed(req: &HttpRequest<'_>, signed: &[String]) -> Result<(), SigV4Error> {
+fn require_signed(
+    req: &HttpRequest<'_>,
+    signed: std::str::Split<'_, char>,
+) -> Result<(), SigV4Error> {
     for (name, display) in MUST_BE_SIGNED {
-        if req.headers.contains_key(*name) && !signed.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        if req.headers.contains_key(*name) && !signed.clone().any(|h| h.eq_ignore_ascii_case(name))
+        {
             return Err(SigV4Error::Incomplete(format!(
                 "'{display}' must be a 'SignedHeader' in the AWS Authorization."
             )));

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
@@ -19,7 +19,6 @@ use tresor_sigv4::{HttpRequest, SigningKeyCache};
 use tresor_wire::error::{render_json, render_xml};
 use tresor_wire::query::QueryParams;
 use tresor_wire::route::parse_target;
-use tresor_wire::timefmt::http_date;
 use tresor_wire::xml::query_response;
 use tresor_wire::{AwsError, Protocol, ServiceId, json, rest_json};
 
@@ -968,7 +967,16 @@ fn render_error(renderer: Renderer, err: &AwsError, request_id: &str) -> Respons
     }
 }
 
-/// A restJson1 response as plain data, with the request id and date headers.
+/// The `x-amzn-RequestId` header of every answer. (The `Date` header is hyper's: it writes
+/// its cached IMF-fixdate, refreshed each second, into every response that has none.)
+fn set_request_id(h: &mut http::HeaderMap, request_id: &str) {
+    static NAME: HeaderName = HeaderName::from_static("x-amzn-requestid");
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(NAME.clone(), v);
+    }
+}
+
+/// A restJson1 response as plain data, with the request id header.
 fn rest_response(r: rest_json::Response, request_id: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(r.body)));
     *resp.status_mut() =
@@ -982,12 +990,7 @@ fn rest_response(r: rest_json::Response, request_id: &str) -> Response<Full<Byte
             h.insert(n, v);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-requestid", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&http_date(OffsetDateTime::now_utc())) {
-        h.insert(header::DATE, v);
-    }
+    set_request_id(h, request_id);
     resp
 }
 
@@ -1001,11 +1004,6 @@ fn respond(
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-requestid", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&http_date(OffsetDateTime::now_utc())) {
-        h.insert(header::DATE, v);
-    }
+    set_request_id(h, request_id);
     resp
 }

@@ -153,7 +153,7 @@ pub(crate) fn canonical_request(
     presigned_query: PresignedQuery,
 ) -> Result<Vec<u8>, SigV4Error> {
     let mut out = Vec::with_capacity(
-        256 + req.path.len() + req.query.len() + 64 * auth.signed_headers().len(),
+        256 + req.path.len() + req.query.len() + 64 * auth.signed_headers().count(),
     );
     out.extend_from_slice(req.method.as_bytes());
     out.push(b'\n');
@@ -285,13 +285,13 @@ fn push_canonical_query(query: &str, excluded: &[&str], out: &mut Vec<u8>) {
 /// request without it and reports the mismatch; it does not say which header was missing.
 fn push_canonical_headers(
     headers: &http::HeaderMap,
-    signed_headers: &[String],
+    signed_headers: std::str::Split<'_, char>,
     out: &mut Vec<u8>,
 ) -> Result<(), SigV4Error> {
     for name in signed_headers {
         out.extend_from_slice(name.as_bytes());
         out.push(b':');
-        let mut values = headers.get_all(name.as_str()).iter().peekable();
+        let mut values = headers.get_all(name).iter().peekable();
         if values.peek().is_none() {
             return Err(SigV4Error::Mismatch);
         }

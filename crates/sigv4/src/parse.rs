@@ -54,7 +54,6 @@ pub struct ParsedAuth {
     pub presigned: bool,
     scope_terminator: String,
     credential_scope: String,
-    signed_headers: Vec<String>,
     signed_headers_line: String,
     signature: String,
     expires_seconds: Option<u32>,
@@ -79,9 +78,9 @@ impl fmt::Debug for ParsedAuth {
 }
 
 impl ParsedAuth {
-    /// The signed header names, in the client's order.
-    pub fn signed_headers(&self) -> &[String] {
-        &self.signed_headers
+    /// The signed header names, in the client's order (none is empty: checked when parsed).
+    pub fn signed_headers(&self) -> std::str::Split<'_, char> {
+        self.signed_headers_line.split(';')
     }
 
     /// The `SignedHeaders` value exactly as the client sent it.
@@ -411,21 +410,14 @@ fn build(fields: Fields<'_>) -> Result<ParsedAuth, SigV4Error> {
         ));
     }
 
-    let signed_headers: Vec<String> = fields
-        .signed_headers
-        .split(';')
-        .map(str::to_owned)
-        .collect();
-    if signed_headers.iter().any(String::is_empty) {
+    let mut signed_headers = fields.signed_headers.split(';');
+    if signed_headers.clone().any(str::is_empty) {
         return Err(SigV4Error::Incomplete(format!(
             "Invalid SignedHeaders: '{}'.", // unconfirmed
             fields.signed_headers
         )));
     }
-    if !signed_headers
-        .iter()
-        .any(|name| name.eq_ignore_ascii_case("host"))
-    {
+    if !signed_headers.any(|name| name.eq_ignore_ascii_case("host")) {
         // AWS's wording (observed behavior).
         return Err(SigV4Error::Incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".to_owned(),
@@ -446,7 +438,6 @@ fn build(fields: Fields<'_>) -> Result<ParsedAuth, SigV4Error> {
             .split_once('/')
             .map(|(_, scope)| scope.to_owned())
             .unwrap_or_default(),
-        signed_headers,
         signed_headers_line: fields.signed_headers.to_owned(),
         signature: fields.signature.to_owned(),
         expires_seconds: fields.expires_seconds,
