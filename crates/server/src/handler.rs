@@ -801,14 +801,7 @@ fn json_parameters(service: ServiceId, body: &[u8]) -> Value {
 /// A JSON object (a write's result, a request's input), in CloudTrail's casing with every
 /// secret hidden.
 fn json_response(service: ServiceId, body: &[u8]) -> Option<Value> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => {
-            let mut v = redact::camel_case_top(v);
-            redact::redact(service, &mut v);
-            Some(v)
-        }
-        _ => None,
-    }
+    redact::parse_redacted(service, body)
 }
 
 /// An awsQuery request's `requestParameters` (without `Action` and `Version`).
