@@ -17,12 +17,16 @@ use tresor_wire::rest_json::{self, Binding, Kind, Location, Payload, Router, Sha
 use tresor_wire::{AwsError, ServiceId};
 
 /// Whether an operation only reads. Reads run inline on the request thread (SQLite readers
-/// never wait for the writer); writes run on the blocking pool, so that waiting for the
-/// store's single writer or an fsync never holds a request thread.
+/// never wait for the writer); writes run on the writer threads (`crate::writes`), so that
+/// waiting for the store's single writer or an fsync never holds a request thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     Read,
     Write,
+    /// A call that runs a program (Lambda `Invoke`): off the request threads like a write, but
+    /// on the runtime's blocking pool at the workers' priority, which the function's process
+    /// inherits (a writer thread's lower priority could not be raised back for it).
+    Run,
 }
 
 /// An awsJson1.1 operation: the body in, the encoded output out.
@@ -630,7 +634,7 @@ fn lambda_routes() -> Result<Router<Operation<RestCall>>, rest_json::TemplateErr
         // Invoke runs the function for up to its timeout: on the blocking pool.
         .route(
             "POST /2015-03-31/functions/{FunctionName}/invocations",
-            rest!(Write, invoke::invoke, INVOKE_IN, INVOKE_OUT, 200),
+            rest!(Run, invoke::invoke, INVOKE_IN, INVOKE_OUT, 200),
         )
 }
 
@@ -691,10 +695,7 @@ mod tests {
             );
         }
         let reads = ["GET"];
-        for (m, p) in [
-            ("GET", "/2015-03-31/functions/f"),
-            ("POST", "/2015-03-31/functions/f/invocations"),
-        ] {
+        for (m, p) in [("GET", "/2015-03-31/functions/f")] {
             let access = rest_operation(ServiceId::Lambda, m, p, "").map(|(o, _)| o.access);
             assert_eq!(
                 access.ok(),
@@ -705,6 +706,13 @@ mod tests {
                 })
             );
         }
+        let invoke = rest_operation(
+            ServiceId::Lambda,
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            "",
+        );
+        assert_eq!(invoke.map(|(o, _)| o.access).ok(), Some(Access::Run));
         assert!(rest_operation(ServiceId::Lambda, "PATCH", "/2015-03-31/functions/f", "").is_err());
     }
 }

@@ -125,13 +125,15 @@ async fn run_operation<T: Send + 'static>(
         (run(services, &ctx), ctx)
     } else {
         let services = services.clone();
-        writes
-            .spawn(move || (run(&services, &ctx), ctx))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "an operation's task failed");
-                AwsError::internal(Protocol::AwsJson11)
-            })?
+        let task = move || (run(&services, &ctx), ctx);
+        let handle = match access {
+            Access::Run => tokio::task::spawn_blocking(task),
+            _ => writes.spawn(task),
+        };
+        handle.await.map_err(|e| {
+            tracing::error!(error = %e, "an operation's task failed");
+            AwsError::internal(Protocol::AwsJson11)
+        })?
     };
     let deferred = ctx.deferred.take();
     if !deferred.is_empty() {

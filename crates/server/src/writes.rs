@@ -15,7 +15,8 @@
 //! The writer threads take SQLite's single write lock one at a time; a read never takes it
 //! (WAL readers see their snapshot), so the lower priority cannot make a read wait behind a
 //! preempted writer. Writes that a read asks for on the side (`RequestCtx::deferred`) stay on
-//! the workers' blocking pool: the read's answer waits for them.
+//! the workers' blocking pool: the read's answer waits for them. So does Lambda `Invoke`
+//! (`Access::Run`): a function's process inherits the priority of the thread that starts it.
 
 use tokio::runtime::{Builder, Runtime};
 use tokio::task::JoinHandle;
