@@ -2,7 +2,6 @@
 //! condition keys + optional resource policy → allow, or AWS's access-denied error naming the
 //! caller, action, resource and reason. Operations never decide access themselves.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +15,7 @@ use tresor_store::Store;
 use tresor_wire::Protocol;
 
 use crate::cache::{CompiledIdentity, FastHash, IdentityCache};
+pub use crate::conditions::{Condition, cond, owned_conditions};
 use crate::ctx::{Caller, CallerKind, RequestCtx};
 use crate::decisions::{DecisionCache, Question};
 use crate::directory::Directory;
@@ -33,23 +33,6 @@ pub struct AuthzRequest<'a> {
     pub context: Vec<Condition<'a>>,
     /// The resource-based policy document of the target, if it has one, and what kind it is.
     pub resource_policy: Option<ResourcePolicy<'a>>,
-}
-
-/// A condition key and its value.
-pub type Condition<'a> = (Cow<'a, str>, Cow<'a, str>);
-
-/// A condition key and its value, each borrowed or owned (`cond("kms:KeySpec",
-/// "SYMMETRIC_DEFAULT")`, `cond(format!("aws:RequestTag/{k}"), v.as_str())`).
-pub fn cond<'a>(key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) -> Condition<'a> {
-    (key.into(), value.into())
-}
-
-/// Owned key/value pairs as condition keys (moved, not copied).
-pub fn owned_conditions<'a>(pairs: Vec<(String, String)>) -> Vec<Condition<'a>> {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
-        .collect()
 }
 
 pub enum ResourcePolicy<'a> {

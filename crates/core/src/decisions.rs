@@ -34,7 +34,7 @@ pub(crate) struct Question<'a> {
     pub region: &'a str,
     pub secure_transport: bool,
     pub source_ip: Option<IpAddr>,
-    pub context: &'a [crate::authz::Condition<'a>],
+    pub context: &'a [crate::conditions::Condition<'a>],
 }
 
 /// A question that was allowed, owned: it keeps its identity entry and resource policy alive,
@@ -179,7 +179,7 @@ mod tests {
         let cache = DecisionCache::default();
         let (id, other_id) = (identity(), identity());
         let (pol, same_text) = (policy(), policy());
-        let context = vec![crate::authz::cond("kms:ViaService", "x")];
+        let context = vec![crate::conditions::cond("kms:ViaService", "x")];
         let base = Question {
             identity: &id,
             resource_policy: Some(&pol),
@@ -198,10 +198,10 @@ mod tests {
         assert_eq!(cache.allowed(&base), Ok(()));
 
         let more_context = vec![
-            crate::authz::cond("kms:ViaService", "x"),
-            crate::authz::cond("kms:CallerAccount", "1"),
+            crate::conditions::cond("kms:ViaService", "x"),
+            crate::conditions::cond("kms:CallerAccount", "1"),
         ];
-        let other_value = vec![crate::authz::cond("kms:ViaService", "y")];
+        let other_value = vec![crate::conditions::cond("kms:ViaService", "y")];
         let variants = [
             Question {
                 identity: &other_id,

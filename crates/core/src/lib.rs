@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod authz;
 pub mod cache;
+pub mod conditions;
 pub mod credential;
 pub mod ctx;
 mod decisions;
