@@ -104,6 +104,8 @@ pub struct Overrides {
     pub header_read_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    /// `--writer-nice` / `TRESOR_WRITER_NICE`: the writer threads' nice value.
+    pub writer_nice: Option<i32>,
     /// `TRESOR_ROOT_KEY`: the root key itself (hex or base64), instead of the key file.
     pub root_key: Option<String>,
     /// Testing only: seconds per hour of a `rate()` rotation schedule.
@@ -138,6 +140,7 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    writer_nice: Option<i32>,
     rotation_hour_seconds: Option<u64>,
     lambda: Option<LambdaFile>,
     federation: Option<crate::federation::FederationFile>,
@@ -218,6 +221,9 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// The writer threads' nice value, 0 (the request workers' priority) to 19
+    /// ([`crate::writes`]).
+    pub writer_nice: i32,
     pub root_key: Option<String>,
     /// Testing and development only: how many seconds one hour of a Secrets Manager rotation
     /// schedule (`rate(…)`, `AutomaticallyAfterDays`) lasts, so a test can watch a schedule
@@ -246,6 +252,7 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("writer_nice", &self.writer_nice)
             .field("rotation_hour_seconds", &self.rotation_hour_seconds)
             .field("lambda", &self.lambda)
             .field("federation", &self.federation)
@@ -373,6 +380,15 @@ impl Config {
             Some(n) => n,
             None => default_max_connections(),
         };
+        let writer_nice = o
+            .writer_nice
+            .or(file.writer_nice)
+            .unwrap_or(crate::writes::WRITER_NICE);
+        if !(0..=19).contains(&writer_nice) {
+            return Err(ConfigError::Invalid(format!(
+                "writer_nice must be 0 to 19, not {writer_nice}"
+            )));
+        }
         let rotation_hour_seconds = o
             .rotation_hour_seconds
             .or(file.rotation_hour_seconds)
@@ -448,6 +464,7 @@ impl Config {
             header_read_timeout,
             idle_timeout,
             max_connections,
+            writer_nice,
             root_key: o.root_key,
             rotation_hour_seconds,
             lambda,
@@ -757,12 +774,42 @@ mod tests {
                 ..Default::default()
             },
             Overrides {
+                writer_nice: Some(20),
+                ..Default::default()
+            },
+            Overrides {
+                writer_nice: Some(-1),
+                ..Default::default()
+            },
+            Overrides {
                 header_read_timeout_secs: Some(0),
                 ..Default::default()
             },
         ] {
             assert!(Config::resolve(o).is_err());
         }
+    }
+
+    #[test]
+    fn the_writer_priority_defaults_to_nice_10_and_the_flag_wins_over_the_file() {
+        assert_eq!(
+            Config::resolve(Overrides::default()).unwrap().writer_nice,
+            10
+        );
+        let (_f, p) = file("writer_nice = 0\n");
+        let from_file = Config::resolve(Overrides {
+            config_file: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.writer_nice, 0);
+        let flag = Config::resolve(Overrides {
+            config_file: Some(p),
+            writer_nice: Some(19),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(flag.writer_nice, 19);
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl State {
             deployment: parking_lot::Mutex::new(Some(deployment)),
             metrics: auditor.metrics().clone(),
             auditor,
-            writes: crate::writes::WritePool::new()?,
+            writes: crate::writes::WritePool::new(config.writer_nice)?,
         })
     }
 

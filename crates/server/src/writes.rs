@@ -21,7 +21,8 @@
 use tokio::runtime::{Builder, Runtime};
 use tokio::task::JoinHandle;
 
-/// The nice value of the writer threads (0 is the workers'; 19 is the lowest priority).
+/// The writer threads' nice value by default (0 is the workers'; 19 the lowest priority);
+/// `writer_nice` in the configuration.
 pub const WRITER_NICE: i32 = 10;
 
 /// The runtime whose blocking pool runs write operations. Its scheduler is never driven: only
@@ -31,10 +32,11 @@ pub struct WritePool {
 }
 
 impl WritePool {
-    pub fn new() -> std::io::Result<WritePool> {
+    /// Writer threads at nice value `nice` (or the process's, if that is lower in priority).
+    pub fn new(nice: i32) -> std::io::Result<WritePool> {
         let runtime = Builder::new_current_thread()
             .thread_name("tresor-writer")
-            .on_thread_start(lower_priority)
+            .on_thread_start(move || lower_priority(nice))
             .build()?;
         Ok(WritePool {
             runtime: Some(runtime),
@@ -65,19 +67,19 @@ impl Drop for WritePool {
 }
 
 #[cfg(target_os = "linux")]
-fn lower_priority() {
+fn lower_priority(nice: i32) {
     let tid = rustix::thread::gettid();
     // Only ever lower: a process started at a lower priority keeps it.
-    if rustix::process::getpriority_process(Some(tid)).is_ok_and(|nice| nice >= WRITER_NICE) {
+    if rustix::process::getpriority_process(Some(tid)).is_ok_and(|own| own >= nice) {
         return;
     }
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), WRITER_NICE) {
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
         tracing::debug!(error = %e, "a writer thread could not lower its priority");
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
+fn lower_priority(_nice: i32) {}
 
 /// The calling thread's nice value (Linux), for tests.
 #[cfg(all(test, target_os = "linux"))]
@@ -91,7 +93,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_runs_on_a_thread_of_lower_priority_than_the_caller() {
-        let pool = WritePool::new().unwrap();
+        let pool = WritePool::new(WRITER_NICE).unwrap();
         let caller = own_nice();
         let (name, nice) = pool
             .spawn(|| {
@@ -107,5 +109,8 @@ mod tests {
         assert!(nice > caller || caller >= WRITER_NICE);
         // Dropped inside the async test: must not panic or block.
         drop(pool);
+        // Nice 0: the caller's priority (never raised above it).
+        let same = WritePool::new(0).unwrap();
+        assert_eq!(same.spawn(own_nice).await.unwrap(), caller.max(0));
     }
 }
