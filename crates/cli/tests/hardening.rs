@@ -723,8 +723,27 @@ fn help_shows_each_default_once() {
         "--header-read-timeout",
         "--idle-timeout",
         "--max-connections",
+        "--writer-nice",
         "--log-format",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+#[test]
+fn a_writer_priority_out_of_range_is_refused_at_start() {
+    let out = tresor()
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--writer-nice",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("writer_nice must be 0 to 19"), "{stderr}");
 }
