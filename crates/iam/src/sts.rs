@@ -349,32 +349,26 @@ pub fn assume_role(
     let mut req = AuthzRequest::new("sts:AssumeRole", role_arn);
     req.resource_policy = Some(ResourcePolicy::RoleTrust(&role.assume_role_policy));
     req.context.push(tresor_core::cond(
-        "sts:RoleSessionName".to_string(),
+        "sts:RoleSessionName",
         session_name.to_string(),
     ));
     if let Some(e) = external_id {
-        req.context.push(tresor_core::cond(
-            "sts:ExternalId".to_string(),
-            e.to_string(),
-        ));
+        req.context
+            .push(tresor_core::cond("sts:ExternalId", e.to_string()));
     }
     if let Some(s) = source_identity {
-        req.context.push(tresor_core::cond(
-            "sts:SourceIdentity".to_string(),
-            s.to_string(),
-        ));
+        req.context
+            .push(tresor_core::cond("sts:SourceIdentity", s.to_string()));
     }
     for (k, v) in &tags {
         req.context
             .push(tresor_core::cond(format!("aws:RequestTag/{k}"), v.clone()));
         req.context
-            .push(tresor_core::cond("aws:TagKeys".to_string(), k.clone()));
+            .push(tresor_core::cond("aws:TagKeys", k.clone()));
     }
     for k in &transitive {
-        req.context.push(tresor_core::cond(
-            "sts:TransitiveTagKeys".to_string(),
-            k.clone(),
-        ));
+        req.context
+            .push(tresor_core::cond("sts:TransitiveTagKeys", k.clone()));
     }
     let authorize = |action: &'static str| -> Result<(), StsError> {
         let mut r = AuthzRequest::new(action, role_arn);

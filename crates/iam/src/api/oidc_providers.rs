@@ -300,7 +300,7 @@ pub fn create_open_id_connect_provider(
         req.context
             .push(tresor_core::cond(format!("aws:RequestTag/{k}"), v.clone()));
         req.context
-            .push(tresor_core::cond("aws:TagKeys".to_string(), k.clone()));
+            .push(tresor_core::cond("aws:TagKeys", k.clone()));
     }
     let mut txn = s.store().begin_write()?;
     s.authorize(ctx, &req)?;
