@@ -46,14 +46,14 @@ const ITERATIONS: u64 = 40;
 /// same (uncalibrated, looser) budget.
 const BUDGET: u64 = 1_006_000;
 
-fn ctx(caller: Caller, now: OffsetDateTime) -> RequestCtx {
+fn ctx(caller: Arc<Caller>, now: OffsetDateTime) -> RequestCtx {
     RequestCtx {
         request_id: "hot-path".into(),
         region: REGION.into(),
         now,
         source_ip: None,
         secure_transport: true,
-        caller: std::sync::Arc::new(caller),
+        caller,
         deferred: Default::default(),
         audit: Default::default(),
     }
@@ -166,7 +166,7 @@ fn fixture() -> Fixture {
         Arc::new(tresor_iam::IamDirectory),
     );
     let root = ctx(
-        Caller::root(ACCOUNT, "AKIAROOTEXAMPLE00000"),
+        Arc::new(Caller::root(ACCOUNT, "AKIAROOTEXAMPLE00000")),
         OffsetDateTime::now_utc(),
     );
     iam(&services, &root, "CreateUser", "UserName=hot");
@@ -247,7 +247,7 @@ fn get_secret_value(f: &Fixture) -> usize {
         now,
     )
     .unwrap_or_else(|e| panic!("authentication: {e:?}"));
-    let ctx = ctx(Caller::clone(&authenticated.caller), now);
+    let ctx = ctx(authenticated.caller, now);
     let call = json_operation(ServiceId::SecretsManager, "GetSecretValue")
         .expect("operation")
         .call;
