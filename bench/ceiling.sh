@@ -59,6 +59,23 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # the map's size per connection) and the WAL index.
 rss_anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# The server's CPU time so far, user and system, in clock ticks.
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo "0 0"; }
+# timed NAME DIR OUT WRK-ARGS...: one wrk phase into DIR/NAME.txt, and a line "cpu NAME
+# server-user server-sys wrk" in OUT: CPU microseconds per answered request, of the server
+# (from /proc) and of wrk itself (bash's `time`: the load generator shares the two cores).
+timed() {
+  local name=$1 dir=$2 out=$3 s0 s1 n w TIMEFORMAT='%3U %3S'
+  shift 3
+  s0=$(cpu_ticks "$tpid")
+  w=$( { time wrk -t"$threads" -c"$conns" -d"$duration" "$@" >"$dir/$name.txt" 2>&1; } 2>&1 )
+  s1=$(cpu_ticks "$tpid")
+  n=$(awk '/requests in/ { print $1 }' "$dir/$name.txt")
+  awk -v n="${n:-0}" -v a="$s0" -v b="$s1" -v w="$w" -v t="$(getconf CLK_TCK)" -v name="$name" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); split(w, z, " ")
+    if (n > 0) printf "cpu %s %.1f %.1f %.1f\n", name, (y[1] - x[1]) * 1e6 / t / n, (y[2] - x[2]) * 1e6 / t / n, (z[1] + z[2]) * 1e6 / n }' >>"$out"
+}
+
 # One run of BINARY: writes "name rps p99" lines to OUT.
 measure() {
   local bin=$1 out=$2 port url d
@@ -75,10 +92,10 @@ measure() {
     if [ "$(summary "$d/warm.txt")" = "- -" ]; then echo "$s fails on $bin" >&2; cat "$d/tresor.out" >&2; exit 1; fi
   done
   : >"$out"
-  wrk -t"$threads" -c"$conns" -d"$duration" --latency "$url/health" >"$d/health.txt"
+  timed health "$d" "$out" --latency "$url/health"
   echo "health $(summary "$d/health.txt")" >>"$out"
   for s in gsv ref decrypt; do
-    wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$d/$s.lua" "$url" >"$d/$s.txt"
+    timed "$s" "$d" "$out" --latency -s "$d/$s.lua" "$url"
     echo "$s $(summary "$d/$s.txt")" >>"$out"
   done
   wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$d/gsv.lua" "$url" >"$d/mixed.txt" &
@@ -155,6 +172,17 @@ for b in "${!bins[@]}"; do
   done
   mr=$(for i in $(seq "$runs"); do awk -v m="$(field "$work/$l.$i" mixed 2)" -v g="$(field "$work/$l.$i" gsv 2)" 'BEGIN { if (g > 0) printf "%.3f\n", m / g }'; done | median)
   echo "$l: reads under 16 writers / reads alone: ${mr}x (target >= 0.8)"
+  # Where each request's CPU goes: the server's user and system time and wrk's own, in
+  # microseconds per request (medians of the runs). On two cores shared with wrk, a read's
+  # throughput ratio to /health is about the ratio of these totals, inverted.
+  printf '%-7s %-34s %11s %9s %9s %9s %9s\n' "$l" "CPU us/request:" "server usr" "sys" "wrk" "total" "1/ratio"
+  ht=$(for i in $(seq "$runs"); do awk '$1 == "cpu" && $2 == "health" { print $3 + $4 + $5 }' "$work/$l.$i"; done | median)
+  for n in 0 1 2 3; do
+    c=${names[$n]}
+    col() { for i in $(seq "$runs"); do awk -v c="$c" -v f="$1" '$1 == "cpu" && $2 == c { print $f }' "$work/$l.$i"; done | median; }
+    tot=$(for i in $(seq "$runs"); do awk -v c="$c" '$1 == "cpu" && $2 == c { print $3 + $4 + $5 }' "$work/$l.$i"; done | median)
+    printf '%-7s %-34s %11s %9s %9s %9s %9s\n' "$l" "  ${desc[$n]}" "$(col 3)" "$(col 4)" "$(col 5)" "$tot" "$(awk -v t="$tot" -v h="$ht" 'BEGIN { if (h > 0 && t != "-") printf "%.2f", t / h; else print "-" }')"
+  done
   [ "$runs" -gt 1 ] && for i in $(seq "$runs"); do echo "  run $i: $(tr '\n' ' ' <"$work/$l.$i")"; done
   if [ -f "$work/$l.$runs" ] && grep -q soak_rss_kb "$work/$l.$runs"; then
     read -r _ f la mx < <(grep soak_rss_kb "$work/$l.$runs")
