@@ -159,9 +159,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 if Instant::now() >= deadline {
                     return Poll::Ready(Err(timed_out()));
                 }
-                this.sleep.as_mut().reset(deadline);
+                // Moving the timer is a timer-wheel update, and the deadline moves with every
+                // request on a keep-alive connection. A timer armed for an earlier instant than
+                // the deadline only wakes this task early, to be armed again then; so it moves
+                // only when the deadline came closer or the armed instant has passed: about
+                // once an idle timeout, not once a request.
+                if deadline < this.sleep.deadline() || this.sleep.is_elapsed() {
+                    this.sleep.as_mut().reset(deadline);
+                }
                 if this.sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(timed_out()));
+                    // The armed instant passed; the deadline (checked above) has not.
+                    this.sleep.as_mut().reset(deadline);
+                    if this.sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(timed_out()));
+                    }
                 }
                 Poll::Pending
             }
@@ -392,6 +403,54 @@ mod tests {
         let e = g.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() >= idle);
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_timer_armed_earlier_than_the_deadline_wakes_early_but_does_not_time_out() {
+        let (client, server) = tokio::io::duplex(64);
+        let activity = Activity::new();
+        let header = Duration::from_millis(200);
+        let idle = Duration::from_millis(700);
+        // Armed for the header deadline when made; the first request is served at once, so
+        // the later idle deadline applies to the read below while that timer stays armed.
+        let mut g = Guarded::new(server, activity.clone(), header, idle);
+        let started = Instant::now();
+        activity.enter_service();
+        g.write_all(b"response").await.unwrap();
+        activity.leave_service();
+        let mut buf = [0u8; 8];
+        let e = g.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() >= idle,
+            "timed out at {:?}",
+            started.elapsed()
+        );
+
+        // Traffic moves the deadline later without moving the timer; the connection lives
+        // past the first armed instant for as long as bytes keep coming.
+        let (mut client2, server) = tokio::io::duplex(64);
+        let activity = Activity::new();
+        let mut g = Guarded::new(server, activity.clone(), header, idle);
+        activity.enter_service();
+        activity.leave_service();
+        let started = Instant::now();
+        let feeder = tokio::spawn(async move {
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                client2.write_all(b"x").await.unwrap();
+                // Each byte is a new request's head: served and answered at once.
+            }
+            client2
+        });
+        for _ in 0..4 {
+            assert_eq!(g.read(&mut buf).await.unwrap(), 1);
+            activity.enter_service();
+            activity.leave_service();
+        }
+        assert!(started.elapsed() >= Duration::from_millis(1200));
+        let _client2 = feeder.await.unwrap();
         drop(client);
     }
 }
