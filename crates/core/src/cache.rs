@@ -354,7 +354,8 @@ impl DataKeyCache {
         blob: &[u8],
         context: &std::collections::BTreeMap<String, String>,
     ) -> Vec<u8> {
-        let mut k = Vec::with_capacity(blob.len() + 64);
+        let context_len: usize = context.iter().map(|(n, v)| 16 + n.len() + v.len()).sum();
+        let mut k = Vec::with_capacity(8 + blob.len() + context_len);
         k.extend_from_slice(&(blob.len() as u64).to_le_bytes());
         k.extend_from_slice(blob);
         for (name, value) in context {

@@ -396,9 +396,10 @@ pub mod keys {
 
     /// `acct/<account>/region/<region>/secretsmanager/` followed by `rest`.
     fn under_base(account: &str, region: &str, rest: &[&str]) -> String {
-        let mut key = ["acct/", account, "/region/", region, "/secretsmanager/"].concat();
-        key.reserve(rest.iter().map(|s| s.len()).sum());
-        for part in rest {
+        let base = ["acct/", account, "/region/", region, "/secretsmanager/"];
+        let len = base.iter().chain(rest).map(|s| s.len()).sum();
+        let mut key = String::with_capacity(len);
+        for part in base.iter().chain(rest) {
             key.push_str(part);
         }
         key

@@ -191,10 +191,12 @@ pub fn camel_case_top(value: Value) -> Value {
 
 fn lower_first(k: &str) -> String {
     let mut chars = k.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+    let mut out = String::with_capacity(k.len() + 2);
+    if let Some(c) = chars.next() {
+        out.extend(c.to_lowercase());
+        out.push_str(chars.as_str());
     }
+    out
 }
 
 #[cfg(test)]
