@@ -28,11 +28,18 @@ pub fn canonical(name: &str) -> &str {
 }
 
 pub fn arn(account: &str, region: &str, name: &str) -> String {
-    format!(
-        "arn:{}:ssm:{region}:{account}:parameter/{}",
+    // Joined in one allocation: the reference path builds this on every read.
+    [
+        "arn:",
         tresor_policy::arn::partition_of_region(region),
-        canonical(name)
-    )
+        ":ssm:",
+        region,
+        ":",
+        account,
+        ":parameter/",
+        canonical(name),
+    ]
+    .concat()
 }
 
 /// The ARN of the caller's account and region for `name`.
@@ -159,7 +166,7 @@ pub fn read_target(ctx: &RequestCtx, raw: &str) -> Result<Target, SsmError> {
     Ok(Target::Parameter {
         name: name.to_string(),
         selector: selector_text.map(Selector::parse),
-        selector_text: selector_text.map(|s| format!(":{s}")),
+        selector_text: selector_text.map(|s| [":", s].concat()),
     })
 }
 
@@ -259,6 +266,14 @@ mod tests {
         assert_ne!(canonical("/Test/TestParam1"), canonical("TestParam1"));
         assert_eq!(arn("1", "r", "/a/b"), "arn:aws:ssm:r:1:parameter/a/b");
         assert_eq!(arn("1", "r", "x"), "arn:aws:ssm:r:1:parameter/x");
+        assert_eq!(
+            arn("1", "cn-north-1", "/x"),
+            "arn:aws-cn:ssm:cn-north-1:1:parameter/x"
+        );
+        assert_eq!(
+            arn("1", "us-gov-west-1", "x"),
+            "arn:aws-us-gov:ssm:us-gov-west-1:1:parameter/x"
+        );
     }
 
     #[test]

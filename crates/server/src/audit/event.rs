@@ -64,7 +64,7 @@ pub enum Outcome<'a> {
 }
 
 pub fn event_source(service: ServiceId) -> String {
-    format!("{}.amazonaws.com", service.signing_name())
+    [service.signing_name(), ".amazonaws.com"].concat()
 }
 
 /// CloudTrail's resource type for an ARN tresor serves.
@@ -570,6 +570,19 @@ impl<'a> Record<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_sources_are_the_services_endpoints_names() {
+        // CloudTrail's eventSource: "<service>.amazonaws.com" (AWS CloudTrail User Guide,
+        // "CloudTrail record contents").
+        assert_eq!(event_source(ServiceId::Ssm), "ssm.amazonaws.com");
+        assert_eq!(
+            event_source(ServiceId::SecretsManager),
+            "secretsmanager.amazonaws.com"
+        );
+        assert_eq!(event_source(ServiceId::Kms), "kms.amazonaws.com");
+        assert_eq!(event_source(ServiceId::Sts), "sts.amazonaws.com");
+    }
 
     /// `userIdentity` built as a map of values (as format 3 built it): the oracle of
     /// [`user_identity_json`].
