@@ -411,7 +411,8 @@ mod tests {
         let (client, server) = tokio::io::duplex(64);
         let activity = Activity::new();
         let header = Duration::from_millis(200);
-        let idle = Duration::from_millis(700);
+        // Well above the 300 ms between the bytes below, so a slow CI machine has margin.
+        let idle = Duration::from_millis(1000);
         // Armed for the header deadline when made; the first request is served at once, so
         // the later idle deadline applies to the read below while that timer stays armed.
         let mut g = Guarded::new(server, activity.clone(), header, idle);
