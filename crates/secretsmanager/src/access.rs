@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::errors::SecretsManagerError;
 use time::OffsetDateTime;
-use tresor_core::authz::{AuthzRequest, Condition, ResourcePolicy, cond};
+use tresor_core::authz::{AuthzRequest, Condition, ResourcePolicy, cond, owned_conditions};
 use tresor_core::{RequestCtx, Services, record};
 use tresor_store::{ReadTxn, WriteTxn};
 
@@ -174,7 +174,7 @@ pub fn authorize(
     extra: Vec<(String, String)>,
 ) -> Result<(), SecretsManagerError> {
     let mut context = secret_context(rec);
-    context.extend(extra.into_iter().map(|(k, v)| cond(k, v)));
+    context.extend(owned_conditions(extra));
     services
         .authorize(
             ctx,
@@ -219,7 +219,7 @@ pub fn load_authorized_shared(
         }
         None => {
             let mut context = vec![cond("secretsmanager:SecretId", t.shown_arn.as_str())];
-            context.extend(extra.into_iter().map(|(k, v)| cond(k, v)));
+            context.extend(owned_conditions(extra));
             services.authorize(
                 ctx,
                 &AuthzRequest {
