@@ -5,15 +5,17 @@
 #   - the server's CPU time per answered request (user + system, from /proc) and wrk's own
 #     (bash's `time`): on a machine whose cores wrk shares, throughput is about the inverse
 #     of their sum;
-#   - in a second run of the same load, a perf profile of the server (software clock, DWARF call graphs) split by
-#     bench/stages.py into the stages of a request (audit, sigv4, policy, kms, operation,
-#     kernel send/receive/other, http), as shares and as microseconds per request;
+#   - in a second run of the same load, a perf profile of the server (software clock, DWARF
+#     call graphs) split by bench/stages.py into the stages of a request (audit, sigv4,
+#     policy, kms, operation, kernel send/receive/other, http), as shares and as
+#     microseconds per request;
 #   - the ratio to /health as CPU per request, and what it would be if the audit log, SigV4,
 #     the policy evaluations and the KMS unwrap cost nothing at all.
 #
 #   bench/stages.sh [BINARY]        (default: a release build of this checkout)
-# Environment: DURATION (seconds of each of the two runs per request kind, 8), CONNECTIONS (64), THREADS (2),
-#   FREQ (perf samples a second, 500), NO_AUDIT (1 = --no-audit), TRESOR_BENCH_VENV.
+# Environment: DURATION (seconds of each of the two runs per request kind, 8), CONNECTIONS
+#   (64), THREADS (2), FREQ (perf samples a second, 500), NO_AUDIT (1 = --no-audit),
+#   TRESOR_BENCH_VENV.
 # Needs perf (Debian package linux-perf; installed when missing) and a binary with debug info
 # (the release profile keeps it).
 set -euo pipefail
@@ -70,13 +72,20 @@ for kind in "${kinds[@]}"; do
   )
   t1=$(server_ticks)
   n=$(awk '/requests in/ { print $1 }' "$work/$kind.wrk")
+  if grep -q "Non-2xx\|Socket errors" "$work/$kind.wrk" || [ "${n:-0}" -le 0 ]; then
+    echo "$kind: not every request was answered with a 2xx:" >&2; cat "$work/$kind.wrk" >&2; exit 1
+  fi
   rps=$(awk '/Requests\/sec/ { print $2 }' "$work/$kind.wrk")
   server_us=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
   wrk_us=$(awk -v n="$n" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$work/$kind.time")
   wrk -t"$threads" -c"$conns" -d"${duration}s" "${args[@]}" >"$work/$kind.profiled.wrk" 2>&1 &
   w=$!
   sleep 1
-  perf record -q -F "$freq" --call-graph dwarf,16384 -p "$tpid" -o "$work/$kind.perf" -- sleep $((duration - 2)) >/dev/null 2>&1
+  if ! perf record -q -F "$freq" --call-graph dwarf,16384 -p "$tpid" -o "$work/$kind.perf" \
+    -- sleep $((duration - 2)) >/dev/null 2>"$work/perf.err"; then
+    echo "perf record failed (root, or kernel.perf_event_paranoid <= 1, is needed):" >&2
+    cat "$work/perf.err" >&2; exit 1
+  fi
   wait "$w"
   perf script -i "$work/$kind.perf" -F comm,tid,ip,sym,dso --no-inline 2>/dev/null >"$work/$kind.txt"
   "$py" bench/stages.py "$work/$kind.txt" "$server_us" >"$work/$kind.stages"
