@@ -54,8 +54,7 @@ tpid=$!
 for _ in $(seq 100); do curl -fs "$url/health" >/dev/null 2>&1 && break; sleep 0.1; done
 "$py" bench/ceiling_setup.py "$url" "$work" >/dev/null
 
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$tpid/stat"; }
-hz=$(getconf CLK_TCK)
+. bench/lib.sh
 kinds=(health gsv ref decrypt)
 desc=("GET /health (ceiling)" "GetSecretValue (IAM user, CMK, RP)" "GetParameter /aws/reference/..." "KMS Decrypt 1 KiB")
 for kind in "${kinds[@]}"; do
@@ -65,20 +64,14 @@ for kind in "${kinds[@]}"; do
   if grep -q "Non-2xx\|Socket errors" "$work/warm.txt"; then echo "$kind fails on $bin" >&2; cat "$work/tresor.out" >&2; exit 1; fi
   # A run without the profiler gives the CPU time per request (perf's sampling would add its
   # own); a second run of the same load is profiled, for the shares.
-  t0=$(server_ticks)
-  (
-    TIMEFORMAT='%3U %3S'
-    { time wrk -t"$threads" -c"$conns" -d"${duration}s" "${args[@]}" >"$work/$kind.wrk" 2>&1; } 2>"$work/$kind.time"
-  )
-  t1=$(server_ticks)
-  n=$(awk '/requests in/ { print $1 }' "$work/$kind.wrk")
-  if grep -q "Non-2xx\|Socket errors" "$work/$kind.wrk" || [ "${n:-0}" -le 0 ]; then
-    echo "$kind: not every request was answered with a 2xx:" >&2; cat "$work/$kind.wrk" >&2; exit 1
+  timed "$kind" "$work" "$work/cpu" "${args[@]}"
+  n=$(awk '/requests in/ { print $1 }' "$work/$kind.txt")
+  if grep -q "Non-2xx\|Socket errors" "$work/$kind.txt" || [ "${n:-0}" -le 0 ]; then
+    echo "$kind: not every request was answered with a 2xx:" >&2; cat "$work/$kind.txt" >&2; exit 1
   fi
-  rps=$(awk '/Requests\/sec/ { print $2 }' "$work/$kind.wrk")
-  server_us=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
-  wrk_us=$(awk -v n="$n" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$work/$kind.time")
-  wrk -t"$threads" -c"$conns" -d"${duration}s" "${args[@]}" >"$work/$kind.profiled.wrk" 2>&1 &
+  rps=$(awk '/Requests\/sec/ { print $2 }' "$work/$kind.txt")
+  read -r server_us wrk_us < <(awk -v k="$kind" '$2 == k { printf "%.1f %s\n", $3 + $4, $5 }' "$work/cpu")
+  wrk -t"$threads" -c"$conns" -d"$duration" "${args[@]}" >"$work/$kind.profiled.wrk" 2>&1 &
   w=$!
   sleep 1
   if ! perf record -q -F "$freq" --call-graph dwarf,16384 -p "$tpid" -o "$work/$kind.perf" \
@@ -87,8 +80,8 @@ for kind in "${kinds[@]}"; do
     cat "$work/perf.err" >&2; exit 1
   fi
   wait "$w"
-  perf script -i "$work/$kind.perf" -F comm,tid,ip,sym,dso --no-inline 2>/dev/null >"$work/$kind.txt"
-  "$py" bench/stages.py "$work/$kind.txt" "$server_us" >"$work/$kind.stages"
+  perf script -i "$work/$kind.perf" -F comm,tid,ip,sym,dso --no-inline 2>/dev/null >"$work/$kind.stacks"
+  "$py" bench/stages.py "$work/$kind.stacks" "$server_us" >"$work/$kind.stages"
   echo "$kind $rps $server_us $wrk_us $(awk '/^security/ { print $NF }' "$work/$kind.stages")" >>"$work/summary"
 done
 

@@ -161,10 +161,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 }
                 // Moving the timer is a timer-wheel update, and the deadline moves with every
                 // request on a keep-alive connection. A timer armed for an earlier instant than
-                // the deadline only wakes this task early, to be armed again then; so it moves
-                // only when the deadline came closer or the armed instant has passed: about
-                // once an idle timeout, not once a request.
-                if deadline < this.sleep.deadline() || this.sleep.is_elapsed() {
+                // the deadline only wakes this task early, to be armed again then (below); so
+                // it moves here only when the deadline came closer: about once an idle
+                // timeout, not once a request.
+                if deadline < this.sleep.deadline() {
                     this.sleep.as_mut().reset(deadline);
                 }
                 if this.sleep.as_mut().poll(cx).is_ready() {
